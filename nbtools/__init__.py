@@ -1,0 +1,46 @@
+"""nbtools: run many LLM prompts at once from a notebook, with live timings.
+
+    import nbtools
+    result = nbtools.batch(["Hello!"] * 10, concurrency=10)   # the built-in simulator by default
+    result.summary()
+
+In IPython/Jupyter: ``%load_ext nbtools`` adds the ``%%llm_batch`` cell magic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .endpoints import PROFILES, Endpoint, resolve_endpoint
+from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from .limiter import Limiter
+from .options import BatchOptions
+from .results import BatchResult, RequestResult, Summary
+from .runner import abatch, batch, start
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "abatch",
+    "batch",
+    "start",
+    "BatchOptions",
+    "BatchResult",
+    "RequestResult",
+    "Summary",
+    "Limiter",
+    "Endpoint",
+    "PROFILES",
+    "resolve_endpoint",
+    "NbtoolsError",
+    "ConfigError",
+    "EndpointError",
+    "BatchInterrupted",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbtools``: IPython is imported only here, so the engine never needs it."""
+    from .magics import load
+
+    load(ipython)

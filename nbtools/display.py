@@ -1,0 +1,130 @@
+"""The live view of a running batch: header, progress with Cancel, rows, summary, timeline.
+
+One component, used by the magic and the panel. It reads the shared BatchResult on its own clock
+(never per request), so its cost does not grow with the request rate: progress at up to 10 Hz,
+and the heavier table/timeline render only as often as keeps it under ~5% of the kernel's time.
+In a notebook the progress bar and Cancel button are widgets; the rest is one display-data
+output updated in place, which static viewers and saved notebooks show as plain HTML.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from IPython.display import display, update_display
+
+from . import render
+from .results import BatchResult
+
+__all__ = ["LiveDisplay", "in_notebook"]
+
+TICK = 0.1  # seconds between refreshes: at most 10 updates a second
+RENDER_BUDGET = 0.05  # the heavy render may use at most this share of the wall time
+
+
+def in_notebook() -> bool:
+    """True under a Jupyter kernel (a frontend that can show widgets and update outputs)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class LiveDisplay:
+    """Shows ``result`` and keeps the view current until the batch ends. ``await view.follow()``."""
+
+    def __init__(self, result: BatchResult, *, limit: int = render.DISPLAY_LIMIT, title: str | None = None) -> None:
+        self.result = result
+        self.limit = limit
+        self.title = title
+        self.notebook = in_notebook()
+        self._bar: Any = None
+        self._button: Any = None
+        self._header: Any = None
+        self._body_id: str | None = None
+        self._next_render = 0.0
+        self._seen: tuple[int, int] = (-1, -1)
+
+    # -- building ---------------------------------------------------------------------------------
+    def show(self) -> None:
+        if self.notebook:
+            self._show_widgets()
+            self._body_id = display(self._bundle(), raw=True, display_id=True).display_id
+        else:
+            from tqdm.std import tqdm
+
+            print(render.header_text(self.result), file=sys.stderr)
+            self._bar = tqdm(total=len(self.result), desc=self.title or "requests", file=sys.stderr, leave=True)
+
+    def _show_widgets(self) -> None:
+        import ipywidgets as widgets
+        from tqdm.notebook import tqdm
+
+        self._header = widgets.HTML(self._header_html())
+        self._bar = tqdm(total=len(self.result), desc=self.title or "requests", display=False)
+        self._button = widgets.Button(description="Cancel", icon="stop", tooltip="Stop the batch; finished rows are kept")
+        self._button.on_click(lambda _: self.result.cancel())
+        display(widgets.VBox([self._header, widgets.HBox([self._bar.container, self._button])]))
+
+    def _header_html(self) -> str:
+        title = f"<b>{render.escape(self.title)}</b> · " if self.title else ""
+        return f"<div class='nbt'>{title}{render.header_html(self.result)}</div>"
+
+    def _bundle(self) -> dict[str, str]:
+        result = self.result
+        html = (
+            f"<div class='nbt'>{render.STYLE}{render.table_html(result, self.limit)}"
+            f"{render.summary_html(result)}{render.timeline_svg(result)}</div>"
+        )
+        text = render.summary_text(result) + "\n" + render.table_text(result, self.limit)
+        return {"text/plain": text, "text/html": html}
+
+    # -- updating ---------------------------------------------------------------------------------
+    async def follow(self) -> None:
+        """Refresh until the batch is done, then show the final state."""
+        try:
+            while not self.result.done:
+                self.refresh()
+                await asyncio.sleep(TICK)
+        finally:
+            self.finish()
+
+    def refresh(self) -> None:
+        result = self.result
+        done = result.completed_count
+        if self._bar is not None and done != self._bar.n:
+            self._bar.update(done - self._bar.n)
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"{result.in_flight} in flight", refresh=False)
+        if not self.notebook:
+            return
+        now = time.perf_counter()
+        state = (done, result.stream_chunks)
+        if now >= self._next_render and state != self._seen:
+            self._seen = state
+            if self._header is not None:
+                header = self._header_html()
+                if header != self._header.value:
+                    self._header.value = header
+            update_display(self._bundle(), raw=True, display_id=self._body_id)
+            cost = time.perf_counter() - now
+            self._next_render = now + max(TICK, cost / RENDER_BUDGET)
+
+    def finish(self) -> None:
+        result = self.result
+        if self._bar is not None:
+            self._bar.update(result.completed_count - self._bar.n)
+            if result.cancelled or result.failure:
+                self._bar.set_description(("cancelled" if result.cancelled else "failed") + f" {self._bar.desc}")
+            self._bar.close()
+        if self._button is not None:
+            self._button.disabled = True
+        if self.notebook:
+            if self._header is not None:
+                self._header.value = self._header_html()
+            update_display(self._bundle(), raw=True, display_id=self._body_id)
+        else:
+            print(render.summary_text(result), file=sys.stderr)

@@ -1,0 +1,156 @@
+"""Where requests go: provider profiles, API keys from the environment, the simulator default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+__all__ = ["Endpoint", "Profile", "PROFILES", "resolve_endpoint"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    base_url: str
+    key_env: str | None  # environment variable holding the key
+    key_required: bool
+    default_model: str | None  # None: ask the server's /v1/models
+    base_url_env: str | None = None  # lets a user point a profile elsewhere
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True, "gpt-4o-mini", "OPENAI_BASE_URL"),
+        Profile("xai", "https://api.x.ai/v1", "XAI_API_KEY", True, "grok-3-mini"),
+        Profile("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", True, "claude-haiku-4-5"),
+        Profile("ollama", "http://localhost:11434/v1", "OLLAMA_API_KEY", False, None, "OLLAMA_BASE_URL"),
+        Profile("vllm", "http://localhost:8000/v1", "VLLM_API_KEY", False, None, "VLLM_BASE_URL"),
+        Profile("sim", "", None, False, "sim-small"),
+    )
+}
+
+SIM_NOTE = (
+    "Simulated replies from the built-in simulator (no real model). To use one, set the key in the "
+    "environment (e.g. OPENAI_API_KEY) and pass provider='openai' (magic: --provider openai), "
+    "or set NBTOOLS_PROVIDER."
+)
+
+
+class Secret:
+    """An API key that never shows itself in a repr, a log line or an exception."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A resolved endpoint. ``api_key`` is a Secret; ``redact`` scrubs it from any text."""
+
+    provider: str  # a profile name, or "custom"
+    base_url: str
+    default_model: str | None
+    api_key: Secret | None = field(default=None, repr=False)
+    simulated: bool = False
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).netloc or self.base_url
+
+    @property
+    def note(self) -> str | None:
+        return SIM_NOTE if self.simulated else None
+
+    def headers(self) -> dict[str, str]:
+        if self.api_key:
+            return {"Authorization": f"Bearer {self.api_key.reveal()}"}
+        return {}
+
+    def redact(self, text: str) -> str:
+        if self.api_key and len(self.api_key.reveal()) >= 4:
+            return text.replace(self.api_key.reveal(), "***")
+        return text
+
+
+def _env_key(name: str | None) -> Secret | None:
+    value = os.environ.get(name, "") if name else ""
+    return Secret(value) if value else None
+
+
+def resolve_endpoint(
+    provider: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    api_key_env: str | None = None,
+) -> Endpoint:
+    """Turn the user's endpoint options into an Endpoint, or raise ConfigError saying how to fix them.
+
+    Nothing given: ``$NBTOOLS_PROVIDER`` if set, else the built-in simulator.
+    """
+    if api_key_env is not None and (not api_key_env or not api_key_env.replace("_", "").isalnum()):
+        raise ConfigError(
+            f"api_key_env={api_key_env!r} is not an environment variable name: pass the NAME of the "
+            "variable that holds the key (e.g. api_key_env='MY_API_KEY'), never the key itself"
+        )
+    key = Secret(api_key) if api_key else None
+    if api_key_env:
+        key = _env_key(api_key_env)
+        if key is None:
+            raise ConfigError(
+                f"api_key_env={api_key_env!r}: the environment variable {api_key_env} is not set; "
+                "set it before starting Jupyter (or with os.environ in a cell that does not show the key)"
+            )
+    if base_url is not None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"base_url={base_url!r} is not an http(s) URL: pass e.g. base_url='http://localhost:8000/v1'"
+            )
+        profile = PROFILES.get(provider) if provider else None
+        if provider and profile is None:
+            _unknown(provider)
+        if key is None and profile is not None:
+            key = _env_key(profile.key_env)
+        return Endpoint(provider or "custom", base_url.rstrip("/"), profile.default_model if profile else None, key)
+
+    name = provider or os.environ.get("NBTOOLS_PROVIDER") or "sim"
+    profile = PROFILES.get(name)
+    if profile is None:
+        _unknown(name)
+    if profile.name == "sim":
+        from .sim import shared_server  # started on first use only
+
+        return Endpoint("sim", shared_server().base_url, profile.default_model, None, simulated=True)
+    if key is None:
+        key = _env_key(profile.key_env)
+    if key is None and profile.key_required:
+        raise ConfigError(
+            f"provider {name!r} needs an API key in the environment variable {profile.key_env}, which is "
+            f"not set: set {profile.key_env} before starting Jupyter (never type the key into a cell), "
+            "or use provider='sim' for the built-in simulator"
+        )
+    url = os.environ.get(profile.base_url_env or "", "") or profile.base_url
+    return Endpoint(profile.name, url.rstrip("/"), profile.default_model, key)
+
+
+def _unknown(name: str) -> None:
+    raise ConfigError(
+        f"unknown provider {name!r}: choose one of {', '.join(PROFILES)}, "
+        "or pass base_url= for any other OpenAI-compatible server"
+    )

@@ -1,0 +1,37 @@
+"""The exceptions nbtools raises. One tree, so callers can catch ``NbtoolsError``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import BatchResult
+
+__all__ = ["NbtoolsError", "ConfigError", "EndpointError", "BatchInterrupted"]
+
+
+class NbtoolsError(Exception):
+    """Base class of every error nbtools raises on purpose."""
+
+
+class ConfigError(NbtoolsError, ValueError):
+    """A bad option or input. The message names the option, the bad value and the fix."""
+
+
+class EndpointError(NbtoolsError):
+    """The endpoint cannot be used at all (nothing listening, not OpenAI-compatible)."""
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or the kernel's stop button) ended a synchronous ``batch()``.
+
+    Still a KeyboardInterrupt, so scripts stop; the finished rows are kept in ``.result``.
+    """
+
+    def __init__(self, result: BatchResult) -> None:
+        self.result = result
+        done = result.summary().completed
+        super().__init__(
+            f"batch interrupted after {done} of {len(result)} requests; "
+            "the finished results are in this exception's .result"
+        )
