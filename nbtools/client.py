@@ -97,6 +97,8 @@ class ChatClient:
             message = f"{self.endpoint.host} closed the connection before answering"
         elif isinstance(exc, aiohttp.ClientPayloadError):
             message = f"{self.endpoint.host} dropped the connection mid-response"
+        elif isinstance(exc, aiohttp.ClientOSError):
+            message = f"connection to {self.endpoint.host} failed: {exc.strerror or exc}"
         else:
             message = f"connection error: {type(exc).__name__}: {exc}"
         return RequestFailed(self.endpoint.redact(message), retryable=True)

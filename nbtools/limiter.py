@@ -57,7 +57,7 @@ class Limiter:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot was handed over just as we were cancelled: give it back
-            else:
+            elif waiter in self._waiters:  # _wake may already have dropped it
                 self._waiters.remove(waiter)
             raise
 

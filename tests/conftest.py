@@ -1,0 +1,29 @@
+"""Shared fixtures: a real simulator over real HTTP on 127.0.0.1, one per test that asks for it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from nbtools.sim import SimServer, serve
+
+
+@pytest.fixture
+def make_sim() -> Iterator[Callable[..., SimServer]]:
+    """``make_sim(**knobs)`` starts a simulator with those knobs; all are stopped after the test."""
+    with ExitStack() as stack:
+
+        def start(**knobs: Any) -> SimServer:
+            knobs.setdefault("latency_spread", 0.0)
+            return stack.enter_context(serve(**knobs))
+
+        yield start
+
+
+@pytest.fixture
+def sim(make_sim: Callable[..., SimServer]) -> SimServer:
+    """A fast, fixed-latency simulator that echoes each prompt back."""
+    return make_sim(latency=0.05, reply="echo")

@@ -1,0 +1,227 @@
+"""The engine against the simulator over real HTTP: caps, order, errors, retries, cancel, streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+import nbtools
+from nbtools.sim import SimServer
+
+
+def run(coro):  # each test gets a fresh loop, as a script would
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize("cap", [1, 4, 25])
+def test_concurrency_cap_holds_from_the_servers_side(sim: SimServer, cap: int) -> None:
+    result = nbtools.batch([f"p{i}" for i in range(60)], base_url=sim.base_url, model="m", concurrency=cap)
+    stats = sim.stats()
+    assert stats["requests"] == 60
+    assert stats["peak_in_flight"] == cap  # reached, and never above
+    assert result.summary().max_concurrency == cap
+    assert all(r.ok for r in result)
+
+
+def test_results_come_back_in_input_order(make_sim) -> None:
+    server = make_sim(latency=0.05, latency_spread=0.8, reply="echo", seed=3)  # finish order is scrambled
+    prompts = [f"prompt number {i}" for i in range(40)]
+    result = nbtools.batch(prompts, base_url=server.base_url, model="m", concurrency=40)
+    assert [r.text for r in result] == prompts
+    assert [r.index for r in result] == list(range(40))
+    finish_order = sorted(result, key=lambda r: r.finished)
+    assert [r.index for r in finish_order] != list(range(40))
+
+
+def test_a_failing_request_does_not_affect_the_others(sim: SimServer) -> None:
+    prompts = ["fine 0", "broken [[sim:500]]", "fine 2", "reset [[sim:reset]]", "fine 4"]
+    result = nbtools.batch(prompts, base_url=sim.base_url, model="m", retries=1)
+    assert [r.status for r in result] == ["ok", "error", "ok", "error", "ok"]
+    assert "HTTP 500" in result[1].error and "after 2 attempts" in result[1].error
+    assert "closed the connection" in result[3].error or "reset by peer" in result[3].error
+    assert result[0].text == "fine 0" and result[4].text == "fine 4"
+    s = result.summary()
+    assert (s.ok, s.errors, s.retries) == (3, 2, 2)
+
+
+def test_transient_faults_are_retried_to_success(sim: SimServer) -> None:
+    result = nbtools.batch(["flaky [[sim:flaky=2]]"], base_url=sim.base_url, model="m", retries=2)
+    assert result[0].ok and result[0].attempts == 3
+    assert sim.stats()["status"] == {"503": 2, "200": 1}
+
+
+def test_retries_wait_for_retry_after_timed_on_the_server(make_sim) -> None:
+    server = make_sim(latency=0.01, retry_after=0.4, reply="echo")
+    result = nbtools.batch(["limited [[sim:429]]"], base_url=server.base_url, model="m", retries=2)
+    assert result[0].status == "error" and "HTTP 429" in result[0].error and result[0].attempts == 3
+    arrivals = [rec["t"] for rec in server.stats()["log"]]
+    assert len(arrivals) == 3
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert all(0.38 <= g < 0.8 for g in gaps), gaps  # Retry-After, not the 0.5 s/1 s backoff
+
+
+def test_cancel_keeps_finished_rows_and_leaves_no_tasks(make_sim) -> None:
+    server = make_sim(latency=0.2, reply="echo")
+
+    async def main() -> tuple[nbtools.BatchResult, float, set]:
+        result = nbtools.start([f"p{i}" for i in range(40)], base_url=server.base_url, model="m", concurrency=4)
+        await asyncio.sleep(0.5)
+        t = time.perf_counter()
+        result.cancel()
+        await result
+        took = time.perf_counter() - t
+        await asyncio.sleep(0)  # let finished tasks be collected
+        return result, took, asyncio.all_tasks() - {asyncio.current_task()}
+
+    result, took, leftover = run(main())
+    assert took < 1.0
+    assert leftover == set()
+    s = result.summary()
+    assert result.cancelled and 4 <= s.ok <= 12 and s.cancelled == 40 - s.ok
+    assert all(r.text == f"p{r.index}" for r in result if r.ok)
+    sent = server.stats()["requests"]
+    time.sleep(0.3)
+    assert server.stats()["requests"] == sent  # nothing is sent after the cancel
+    assert server.stats()["in_flight"] == 0
+
+
+def test_cancelling_the_awaiting_task_cancels_the_batch(make_sim) -> None:
+    server = make_sim(latency=0.3)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(nbtools.abatch(["x"] * 20, base_url=server.base_url, model="m", concurrency=2))
+        await asyncio.sleep(0.45)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+    run(main())
+    sent = server.stats()["requests"]
+    assert sent <= 4  # two rounds of two had started; the other 16 were never sent
+    time.sleep(0.4)
+    assert server.stats()["requests"] == sent
+
+
+def test_batch_works_inside_a_running_loop(sim: SimServer) -> None:
+    # In a subprocess: making the loop re-entrant patches asyncio for the whole process.
+    code = f"""
+import asyncio, nbtools
+async def cell():
+    r = nbtools.batch(["a", "b", "c"], base_url={sim.base_url!r}, model="m")
+    return [x.text for x in r]
+print(asyncio.run(cell()))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['a', 'b', 'c']"
+
+
+def test_streaming_gives_a_first_token_before_the_end(make_sim) -> None:
+    server = make_sim(latency=0.4)
+    plain = nbtools.batch(["tell me a story"], base_url=server.base_url, model="m")
+    streamed = nbtools.batch(["tell me a story"], base_url=server.base_url, model="m", stream=True)
+    row = streamed[0]
+    assert row.ok and row.text == plain[0].text  # same seed and messages: same reply
+    assert row.ttft is not None and row.ttft < 0.6 * row.latency
+    assert row.completion_tokens and row.completion_tokens > 0
+
+
+def test_changing_the_limit_mid_batch_changes_server_concurrency(make_sim) -> None:
+    server = make_sim(latency=0.1)
+
+    async def main() -> nbtools.BatchResult:
+        result = nbtools.start(["x"] * 80, base_url=server.base_url, model="m", concurrency=2)
+        await asyncio.sleep(0.35)
+        before = server.stats()["peak_in_flight"]
+        result.concurrency = 10
+        await asyncio.sleep(0.25)
+        server.reset()  # count from here: the new limit only
+        await asyncio.sleep(0.3)
+        assert before == 2
+        assert server.stats()["peak_in_flight"] == 10
+        result.concurrency = 3
+        await asyncio.sleep(0.25)
+        server.reset()
+        await asyncio.sleep(0.3)
+        assert server.stats()["peak_in_flight"] == 3
+        return await result
+
+    result = run(main())
+    assert result.summary().ok == 80 and result.summary().max_concurrency == 10
+
+
+def test_options_reach_the_request(make_sim) -> None:
+    server = make_sim(latency=0.01, reply="one two three four five six seven eight")
+    result = nbtools.batch(["hi"], base_url=server.base_url, model="sim-x", max_tokens=3, system="Be terse.",
+                           temperature=0.2, params={"seed": 7})
+    row = result[0]
+    assert row.text == "one two three" and row.finish_reason == "length" and row.model == "sim-x"
+    assert row.usage == {"prompt_tokens": row.prompt_tokens, "completion_tokens": 3}
+
+
+def test_repeat_and_chat_message_prompts(sim: SimServer) -> None:
+    chat = [{"role": "system", "content": "sys"}, {"role": "user", "content": "chat prompt"}]
+    result = nbtools.batch(["a", chat], base_url=sim.base_url, model="m", repeat=3)
+    assert [r.text for r in result] == ["a"] * 3 + ["chat prompt"] * 3
+    assert result[3].prompt is chat and result[3].prompt_text == "chat prompt"
+
+
+def test_exports(sim: SimServer, tmp_path) -> None:
+    result = nbtools.batch(["x", "y"], base_url=sim.base_url, model="m")
+    path = tmp_path / "out.jsonl"
+    assert result.to_jsonl(path) == 2
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["text"] for line in lines] == ["x", "y"] and lines[0]["latency"] > 0
+    frame = result.to_pandas()
+    assert list(frame["text"]) == ["x", "y"] and {"ttft", "queue_wait", "attempts"} <= set(frame.columns)
+
+
+def test_hostile_replies_are_escaped_in_html(sim: SimServer) -> None:
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)></table>"
+    result = nbtools.batch([evil], base_url=sim.base_url, model="m")
+    html = result._repr_html_()
+    assert result[0].text == evil
+    assert "<script>" not in html and "<img" not in html and "onerror=alert(2)>" not in html
+    assert "&lt;script&gt;" in html
+    assert evil in repr(result) or "<script>alert(1)" in repr(result)
+
+
+def test_unreachable_endpoint_is_a_row_error_not_a_crash() -> None:
+    result = nbtools.batch(["x"], base_url="http://127.0.0.1:9/v1", model="m", retries=0)
+    assert result[0].status == "error" and "cannot connect to 127.0.0.1:9" in result[0].error
+
+
+@pytest.mark.parametrize(
+    ("prompts", "options", "needle"),
+    [
+        ([], {}, "prompts is empty"),
+        (["x"], {"concurrency": 0}, "concurrency=0"),
+        (["x"], {"concurrency": -3}, "concurrency=-3"),
+        (["x"], {"provider": "nope"}, "unknown provider 'nope'"),
+        (["x"], {"provider": "xai"}, "XAI_API_KEY"),
+        (["x", 42], {}, "prompt 1 is int"),
+        (["x", ""], {}, "prompt 1 is empty"),
+        (["x"], {"temperature": 5}, "temperature=5"),
+        (["x"], {"params": {"model": "y"}}, "params sets model"),
+        (["x"], {"api_key_env": "sk-abc def"}, "api_key_env="),
+        (["x"], {"colour": "red"}, "colour"),
+        (["x"], {"base_url": "localhost:8000"}, "base_url="),
+    ],
+)
+def test_bad_input_names_the_option_and_the_fix(monkeypatch, prompts, options, needle) -> None:
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    with pytest.raises(nbtools.ConfigError) as info:
+        nbtools.batch(prompts, **options)
+    message = str(info.value)
+    assert needle in message and ":" in message and "\n" not in message
+
+
+def test_public_api_is_listed() -> None:
+    for name in nbtools.__all__:
+        assert hasattr(nbtools, name), name
