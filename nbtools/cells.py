@@ -60,6 +60,19 @@ def fill(template: str, namespace: Mapping[str, Any]) -> str:
         raise ConfigError(f"cannot fill the prompt template: {type(exc).__name__}: {exc}") from None
 
 
+class Record(dict):  # type: ignore[type-arg]
+    """A DataFrame row whose fields read as ``{item.name}`` or ``{item[name]}``.
+
+    (A pandas row Series would answer ``{item.name}`` with its index label instead.)
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the row has no column {name!r}; its columns: {', '.join(map(str, self))}") from None
+
+
 def items_of(value: Any, name: str) -> list[Any]:
     """The items ``--over`` iterates: a list, tuple, range, pandas Series, or a DataFrame's rows."""
     if isinstance(value, (str, bytes)) or isinstance(value, Mapping):
@@ -67,8 +80,8 @@ def items_of(value: Any, name: str) -> list[Any]:
             f"--over {name}: {name} is of type {type(value).__name__}, not a list of items: "
             f"pass a list, a tuple or a pandas Series"
         )
-    if hasattr(value, "iterrows"):  # a DataFrame: one item per row, fields by name
-        return [row for _, row in value.iterrows()]
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a DataFrame: one item per row
+        return [Record(row) for row in value.to_dict("records")]
     if not isinstance(value, Iterable):
         raise ConfigError(
             f"--over {name}: {name} is of type {type(value).__name__}, which cannot be iterated: "

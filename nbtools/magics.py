@@ -25,7 +25,8 @@ from .display import LiveDisplay
 from .errors import NbtoolsError
 from .options import BatchOptions
 from .results import BatchResult
-from .runner import make_reentrant, start
+from .blocking import run_blocking
+from .runner import start
 
 __all__ = ["LLMBatch", "load", "run_cell"]
 
@@ -104,7 +105,7 @@ class LLMBatch(Magics):
         if job.background:
             self._start_background(job)
             return
-        _run_blocking(self.run(job))
+        run_blocking(self.run(job))
 
     @line_magic
     def llm_cancel(self, line: str) -> None:
@@ -125,6 +126,9 @@ class LLMBatch(Magics):
     def parse(self, line: str, cell: str) -> Job:
         """Everything the cell asks for, checked up front: UsageError names the problem and the fix."""
         args = parse_argstring(LLMBatch.llm_batch, line)
+        for name, value in vars(args).items():
+            if isinstance(value, str):
+                setattr(args, name, _unquote(value))
         options = {name: getattr(self, name) for name in _OPTION_NAMES}
         for name in _OPTION_NAMES:
             value = getattr(args, name, None)
@@ -221,6 +225,13 @@ def _interrupted(result: BatchResult, out: str | None) -> str:
     return f"batch interrupted: {s.completed} of {s.total} requests had finished ({where})"
 
 
+def _unquote(value: str) -> str:
+    # IPython splits magic lines without removing quotes: -s "Be brief." arrives with its quotes.
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
 def _json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -229,31 +240,6 @@ def _json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise UsageError("--params must be a JSON object: e.g. --params '{\"seed\": 1, \"top_p\": 0.9}'")
     return value
-
-
-def _run_blocking(coro: Any) -> None:
-    """Run ``coro`` to the end from synchronous code, with or without a running loop."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    own = loop is None
-    if loop is None:
-        loop = asyncio.new_event_loop()
-    else:
-        make_reentrant(loop)
-    task = loop.create_task(coro)
-    try:
-        loop.run_until_complete(task)
-    except KeyboardInterrupt:
-        task.cancel()
-        loop.run_until_complete(asyncio.wait([task]))
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception() from None  # type: ignore[misc]
-        raise
-    finally:
-        if own:
-            loop.close()
 
 
 def _quiet(task: asyncio.Task[None]) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 from .client import ChatClient, RequestFailed
 from .endpoints import Endpoint, resolve_endpoint
-from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from .blocking import run_blocking
+from .errors import BatchInterrupted, ConfigError, EndpointError
 from .limiter import Limiter
 from .options import BatchOptions, Prompt, normalize_prompts
 from .results import CANCELLED, ERROR, OK, RUNNING, BatchResult, RequestResult
@@ -218,40 +219,15 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     """
     result = prepare(prompts, **options)
     run = _Run(result, on_result)
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = asyncio.new_event_loop()
-        try:
-            return _drive(loop, run)
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-    make_reentrant(loop)
-    return _drive(loop, run)
 
+    async def main() -> BatchResult:
+        run.main_task = asyncio.current_task()  # type: ignore[assignment]
+        return await run.main()
 
-def _drive(loop: asyncio.AbstractEventLoop, run: _Run) -> BatchResult:
-    run.main_task = loop.create_task(run.main())
     try:
-        return loop.run_until_complete(run.main_task)
+        return run_blocking(main(), cleanup=run.wait_closed)
     except KeyboardInterrupt:
-        run.cancel()
-        loop.run_until_complete(run.wait_closed())
-        raise BatchInterrupted(run.result) from None
-
-
-def make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
-    # The original nest_asyncio loses kernel messages on ipykernel 7; nest_asyncio2 does not.
-    import nest_asyncio2
-
-    try:
-        nest_asyncio2.apply(loop, error_on_mispatched=True)
-    except RuntimeError:
-        raise NbtoolsError(
-            "the event loop was already patched by the old nest_asyncio, which loses kernel messages: "
-            "restart the kernel without it, or use `await nbtools.abatch(...)` in this cell"
-        ) from None
+        raise BatchInterrupted(result) from None
 
 
 def _consume_exception(task: asyncio.Task[BatchResult]) -> None:

@@ -225,3 +225,23 @@ def test_bad_input_names_the_option_and_the_fix(monkeypatch, prompts, options, n
 def test_public_api_is_listed() -> None:
     for name in nbtools.__all__:
         assert hasattr(nbtools, name), name
+
+
+def test_ctrl_c_in_a_script_keeps_the_finished_rows(make_sim) -> None:
+    server = make_sim(latency=0.3)
+    code = f"""
+import os, signal, threading, time, nbtools
+threading.Timer(0.75, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+t = time.perf_counter()
+try:
+    nbtools.batch(["x"] * 40, base_url={server.base_url!r}, model="m", concurrency=4)
+except nbtools.BatchInterrupted as e:
+    print(round(time.perf_counter() - t, 2), e.result.summary().ok, e.result.summary().cancelled)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    took, ok, cancelled = out.stdout.split()
+    assert float(took) < 1.5 and int(ok) == 8 and int(cancelled) == 32
+    sent = server.stats()["requests"]
+    time.sleep(0.4)
+    assert server.stats()["requests"] == sent <= 12

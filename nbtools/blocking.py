@@ -1,0 +1,58 @@
+"""Running a coroutine to the end from synchronous code, whether or not a loop is already running.
+
+In a plain script there is no loop: we make one. In a notebook cell the kernel's loop is running:
+we re-enter it with nest_asyncio2 (the original nest_asyncio loses kernel messages on ipykernel 7).
+Ctrl-C / the stop button cancels the work and waits for it to wind down before re-raising.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from .errors import NbtoolsError
+
+__all__ = ["run_blocking", "make_reentrant"]
+
+T = TypeVar("T")
+
+
+def run_blocking(coro: Coroutine[Any, Any, T], cleanup: Callable[[], Awaitable[None]] | None = None) -> T:
+    """``coro``'s result. On KeyboardInterrupt: cancel it, await ``cleanup()``, then re-raise."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    own = loop is None
+    if loop is None:
+        loop = asyncio.new_event_loop()
+    else:
+        make_reentrant(loop)
+    task = loop.create_task(coro)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        task.cancel()
+        loop.run_until_complete(asyncio.wait([task]))
+        if cleanup is not None:
+            loop.run_until_complete(cleanup())
+        if not task.cancelled() and isinstance(task.exception(), KeyboardInterrupt):
+            raise task.exception() from None  # type: ignore[misc]  # it carries a better message
+        raise
+    finally:
+        if own:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+
+def make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
+    import nest_asyncio2
+
+    try:
+        nest_asyncio2.apply(loop, error_on_mispatched=True)
+    except RuntimeError:
+        raise NbtoolsError(
+            "the event loop was already patched by the old nest_asyncio, which loses kernel messages: "
+            "restart the kernel without it, or use `await nbtools.abatch(...)` in this cell"
+        ) from None

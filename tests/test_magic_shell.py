@@ -1,0 +1,146 @@
+"""%%llm_batch in a real IPython shell (no kernel): parsing, templating, options, errors."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import start_ipython
+
+from nbtools.compare import Comparison
+from nbtools.magics import transform_cell
+from nbtools.results import BatchResult
+from nbtools.sim import SimServer
+
+
+@pytest.fixture(scope="module")
+def ip():
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "nbtools")
+    return shell
+
+
+@pytest.fixture
+def cell(ip, sim: SimServer):
+    """Run a %%llm_batch cell against the echoing simulator and return what -o stored."""
+    ip.run_line_magic("config", f"LLMBatch.base_url = {sim.base_url!r}")
+    ip.run_line_magic("config", "LLMBatch.model = 'm'")
+
+    def run(line: str, body: str, out: str = "res") -> BatchResult:
+        ip.user_ns.pop(out, None)
+        ip.run_cell_magic("llm_batch", f"{line} -o {out}", body)
+        return ip.user_ns[out]
+
+    yield run
+    ip.run_line_magic("config", "LLMBatch.base_url = None")
+    ip.run_line_magic("config", "LLMBatch.model = None")
+    ip.run_line_magic("config", "LLMBatch.concurrency = 16")
+
+
+def test_each_line_is_a_prompt(cell) -> None:
+    result = cell("", "first prompt\n\n  second prompt  \nthird\n")
+    assert [r.text for r in result] == ["first prompt", "second prompt", "third"]
+    assert result.done and all(r.ok for r in result)
+
+
+def test_blocks_between_dashes_are_multiline_prompts(cell) -> None:
+    result = cell("", "line one\nline two\n---\nsecond block\n---\n")
+    assert [r.prompt for r in result] == ["line one\nline two", "second block"]
+
+
+def test_templates_fill_from_the_namespace_and_keep_double_braces(ip, cell) -> None:
+    ip.user_ns.update(topic="owls", info={"n": 3})
+    result = cell("", "About {topic}: {info[n]} facts, as JSON {{\"k\": 1}}")
+    assert result[0].text == 'About owls: 3 facts, as JSON {"k": 1}'
+
+
+def test_over_runs_the_body_once_per_item(ip, cell) -> None:
+    import pandas as pd
+
+    ip.user_ns["cities"] = pd.Series(["Oslo", "Lima"])
+    ip.user_ns["df"] = pd.DataFrame({"name": ["a", "b"], "size": [1, 2]})
+    assert cell("--over cities", "Describe {item}\nin one line.").texts == ["Describe Oslo\nin one line.", "Describe Lima\nin one line."]
+    assert cell("--over df", "{item.name} has size {item[size]}").texts == ["a has size 1", "b has size 2"]
+
+
+def test_options_and_config_defaults(ip, cell, sim: SimServer) -> None:
+    ip.run_line_magic("config", "LLMBatch.concurrency = 3")
+    result = cell("-n 4", "a\nb")
+    assert len(result) == 8 and sim.stats()["peak_in_flight"] == 3
+    sim.reset()
+    result = cell("-c 5 -s 'Be brief.' -t 0.3 --max-tokens 50 --params '{\"seed\": 1}' --retries 0 --timeout 5", "x\ny\nz\nw\nv\nu")
+    assert result.concurrency == 5 and result.options.system == "Be brief." and result.options.params == {"seed": 1}
+    assert sim.stats()["peak_in_flight"] == 5
+
+
+def test_config_lists_every_option(ip, capsys) -> None:
+    ip.run_line_magic("config", "LLMBatch")
+    out = capsys.readouterr().out
+    for name in ("model", "concurrency", "repeat", "system", "temperature", "max_tokens", "stream", "timeout",
+                 "retries", "params", "provider", "base_url", "api_key_env", "display_limit"):
+        assert f"LLMBatch.{name}" in out
+
+
+def test_help_documents_the_options() -> None:
+    from nbtools.magics import LLMBatch
+
+    doc = LLMBatch.llm_batch.__doc__
+    for flag in ("--model", "--concurrency", "--repeat", "--out", "--stream", "--background", "--compare", "--over",
+                 "--api-key-env", "--params"):
+        assert flag in doc
+
+
+def test_stream_and_compare(ip, cell) -> None:
+    result = cell("--stream", "streamed reply")
+    assert result[0].text == "streamed reply" and result[0].ttft is not None
+    ip.run_cell_magic("llm_batch", "--compare -n 6 -c 6 -o cmp", "hello")
+    comparison = ip.user_ns["cmp"]
+    assert isinstance(comparison, Comparison)
+    assert comparison.serial.summary().max_concurrency == 1 and comparison.concurrent.summary().max_concurrency == 6
+    assert comparison.speedup > 2
+    assert "faster" in comparison._repr_html_() and "<svg" in comparison._repr_html_()
+
+
+@pytest.mark.parametrize(
+    ("line", "body", "needle"),
+    [
+        ("--bogus", "x", "unrecognized arguments: --bogus"),
+        ("-c 0", "x", "concurrency=0"),
+        ("-c many", "x", "invalid int value"),
+        ("", "   \n  ", "empty body"),
+        ("", "hi {nobody}", "'nobody' is not defined"),
+        ("", "a lone { brace", "literal braces"),
+        ("--over missing", "{item}", "'missing' is not defined"),
+        ("--over number", "{item}", "number is of type int"),
+        ("--over word", "{item}", "not a list"),
+        ("--params '{bad'", "x", "--params is not valid JSON"),
+        ("--params '[1]'", "x", "must be a JSON object"),
+        ("--provider nope", "x", "unknown provider 'nope'"),
+        ("--provider openai --base-url ''", "x", "base_url"),
+        ("--api-key-env NBTOOLS_TEST_UNSET_KEY", "x", "NBTOOLS_TEST_UNSET_KEY is not set"),
+        ("-o 2bad", "x", "not a valid variable name"),
+        ("--background", "x", "--background needs a Jupyter kernel"),
+        ("--background --compare", "x", "cannot be combined"),
+        ("-t 9", "x", "temperature=9.0 is out of range"),
+    ],
+)
+def test_bad_input_is_a_one_line_usage_error(ip, line: str, body: str, needle: str) -> None:
+    ip.user_ns.update(number=5, word="abc")
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("llm_batch", line, body)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+    ip.run_cell("ok_after = 1")
+    assert ip.user_ns["ok_after"] == 1
+
+
+def test_missing_provider_key_is_a_usage_error(ip, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(UsageError, match="OPENAI_API_KEY, which is not set"):
+        ip.run_cell_magic("llm_batch", "--provider openai", "x")
+
+
+def test_input_transformer_turns_the_cell_into_an_await() -> None:
+    out = transform_cell(["%%llm_batch -c 2 -o r\n", "say 'hi'\n", "and \"bye\" {x}\n"])
+    assert len(out) == 1 and out[0].startswith("await ")
+    assert "run_cell('-c 2 -o r', 'say \\'hi\\'\\nand \"bye\" {x}\\n')" in out[0]
+    for untouched in (["%%llm_batch?\n"], ["%%llm_batchy\n", "x\n"], ["print(1)\n"], ["%%time\n", "x\n"]):
+        assert transform_cell(untouched) == untouched
