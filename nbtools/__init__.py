@@ -17,6 +17,7 @@ from .limiter import Limiter
 from .options import BatchOptions
 from .results import BatchResult, RequestResult, Summary
 from .runner import abatch, batch, start
+from .sweep import SweepResult, asweep, sweep
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,10 @@ __all__ = [
     "abatch",
     "batch",
     "start",
+    "sweep",
+    "asweep",
+    "SweepResult",
+    "Panel",
     "BatchOptions",
     "BatchResult",
     "RequestResult",
@@ -37,6 +42,15 @@ __all__ = [
     "EndpointError",
     "BatchInterrupted",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The panel needs ipywidgets: import it only when asked for, so the engine stays light.
+    if name == "Panel":
+        from .panel import Panel
+
+        return Panel
+    raise AttributeError(f"module 'nbtools' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

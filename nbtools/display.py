@@ -34,24 +34,32 @@ def in_notebook() -> bool:
 
 
 class LiveDisplay:
-    """Shows ``result`` and keeps the view current until the batch ends. ``await view.follow()``."""
+    """Shows ``result`` and keeps the view current until the batch ends.
 
-    def __init__(self, result: BatchResult, *, limit: int = render.DISPLAY_LIMIT, title: str | None = None) -> None:
+    ``show()`` puts it in the cell's output (the magic); with ``embed=True`` it is a widget,
+    ``view.widget``, for a container such as the panel. Then ``refresh()`` on a clock, ``finish()``.
+    """
+
+    def __init__(self, result: BatchResult, *, limit: int = render.DISPLAY_LIMIT, title: str | None = None,
+                 embed: bool = False, cancel_button: bool = True) -> None:
         self.result = result
         self.limit = limit
         self.title = title
-        self.notebook = in_notebook()
+        self.notebook = embed or in_notebook()
         self._bar: Any = None
         self._button: Any = None
         self._header: Any = None
-        self._body_id: str | None = None
+        self._body: Any = None  # an HTML widget when embedded
+        self._body_id: str | None = None  # else a display id
         self._next_render = 0.0
         self._seen: tuple[int, int] = (-1, -1)
+        self.widget: Any = self._build_widgets(cancel_button, embed) if self.notebook else None
 
     # -- building ---------------------------------------------------------------------------------
     def show(self) -> None:
+        """Display in the current cell's output: widgets for progress, one updatable HTML output."""
         if self.notebook:
-            self._show_widgets()
+            display(self.widget)
             self._body_id = display(self._bundle(), raw=True, display_id=True).display_id
         else:
             from tqdm.std import tqdm
@@ -59,15 +67,22 @@ class LiveDisplay:
             print(render.header_text(self.result), file=sys.stderr)
             self._bar = tqdm(total=len(self.result), desc=self.title or "requests", file=sys.stderr, leave=True)
 
-    def _show_widgets(self) -> None:
+    def _build_widgets(self, cancel_button: bool, embed: bool) -> Any:
         import ipywidgets as widgets
         from tqdm.notebook import tqdm
 
         self._header = widgets.HTML(self._header_html())
         self._bar = tqdm(total=len(self.result), desc=self.title or "requests", display=False)
-        self._button = widgets.Button(description="Cancel", icon="stop", tooltip="Stop the batch; finished rows are kept")
-        self._button.on_click(lambda _: self.result.cancel())
-        display(widgets.VBox([self._header, widgets.HBox([self._bar.container, self._button])]))
+        controls = [self._bar.container]
+        if cancel_button:
+            self._button = widgets.Button(description="Cancel", icon="stop", tooltip="Stop the batch; finished rows are kept")
+            self._button.on_click(lambda _: self.result.cancel())
+            controls.append(self._button)
+        children = [self._header, widgets.HBox(controls)]
+        if embed:
+            self._body = widgets.HTML(self._bundle()["text/html"])
+            children.append(self._body)
+        return widgets.VBox(children)
 
     def _header_html(self) -> str:
         title = f"<b>{render.escape(self.title)}</b> · " if self.title else ""
@@ -81,6 +96,13 @@ class LiveDisplay:
         )
         text = render.summary_text(result) + "\n" + render.table_text(result, self.limit)
         return {"text/plain": text, "text/html": html}
+
+    def _show_body(self) -> None:
+        bundle = self._bundle()
+        if self._body is not None:
+            self._body.value = bundle["text/html"]
+        elif self._body_id is not None:
+            update_display(bundle, raw=True, display_id=self._body_id)
 
     # -- updating ---------------------------------------------------------------------------------
     async def follow(self) -> None:
@@ -101,15 +123,14 @@ class LiveDisplay:
             self._bar.set_postfix_str(f"{result.in_flight} in flight", refresh=False)
         if not self.notebook:
             return
+        header = self._header_html()
+        if header != self._header.value:  # in-flight count and limit: cheap, so every tick
+            self._header.value = header
         now = time.perf_counter()
         state = (done, result.stream_chunks)
         if now >= self._next_render and state != self._seen:
             self._seen = state
-            if self._header is not None:
-                header = self._header_html()
-                if header != self._header.value:
-                    self._header.value = header
-            update_display(self._bundle(), raw=True, display_id=self._body_id)
+            self._show_body()
             cost = time.perf_counter() - now
             self._next_render = now + max(TICK, cost / RENDER_BUDGET)
 
@@ -125,6 +146,6 @@ class LiveDisplay:
         if self.notebook:
             if self._header is not None:
                 self._header.value = self._header_html()
-            update_display(self._bundle(), raw=True, display_id=self._body_id)
+            self._show_body()
         else:
             print(render.summary_text(result), file=sys.stderr)

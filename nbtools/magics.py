@@ -108,6 +108,29 @@ class LLMBatch(Magics):
         run_blocking(self.run(job))
 
     @line_magic
+    def llm_panel(self, line: str) -> Any:
+        """Open the widget panel; takes the same options as %%llm_batch for its initial values.
+
+        Example: ``%llm_panel -c 8 --provider sim``
+        """
+        from .panel import Panel
+
+        args = parse_argstring(LLMBatch.llm_batch, line)
+        options = {name: getattr(self, name) for name in _OPTION_NAMES}
+        for name in _OPTION_NAMES:
+            value = getattr(args, name, None)
+            if value is not None and name != "params":
+                options[name] = _unquote(value) if isinstance(value, str) else value
+        options["params"] = {**self.params, **(_json_object(_unquote(args.params)) if args.params else {})}
+        try:
+            panel = Panel(**options)
+        except NbtoolsError as exc:
+            raise UsageError(str(exc)) from None
+        if args.out:
+            self.shell.user_ns[_unquote(args.out)] = panel
+        return panel
+
+    @line_magic
     def llm_cancel(self, line: str) -> None:
         """Cancel running batches: all of them, or the one stored in VAR (``%llm_cancel VAR``)."""
         name = line.strip()

@@ -43,9 +43,10 @@ def header_text(result: BatchResult) -> str:
 
 def header_html(result: BatchResult) -> str:
     ep = result.endpoint
+    live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
     html = (
         f"<div><b>{escape(result.model or '?')}</b> @ {escape(ep.host)} · concurrency "
-        f"{result.concurrency} · {len(result)} requests</div>"
+        f"{result.concurrency}{live} · {len(result)} requests</div>"
     )
     if ep.note:
         html += f"<div class='note'>{escape(ep.note)}</div>"
@@ -190,8 +191,8 @@ def _concurrency_area(rows: list[RequestResult], span: float, now: float, width:
     for r in rows:
         assert r.started is not None
         end = r.finished if r.finished is not None else now
-        a = int(r.started / span * (buckets - 1))
-        b = int(end / span * (buckets - 1))
+        a = min(int(r.started / span * (buckets - 1)), buckets - 1)
+        b = min(int(end / span * (buckets - 1)), buckets - 1)
         for k in range(a, b + 1):
             counts[k] += 1
     top = max(max(counts), limit, 1)

@@ -1,0 +1,111 @@
+"""The widget panel, driven programmatically: values set on the widgets, clicks through button.click()."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import nbtools
+from nbtools.compare import Comparison
+from nbtools.sim import SimServer
+from nbtools.sweep import levels
+
+
+def make_panel(server: SimServer, **options) -> nbtools.Panel:
+    return nbtools.Panel(["a", "b", "c", "d"] * 10, base_url=server.base_url, model="m", **options)
+
+
+def test_controls_carry_the_batch_option_names(sim: SimServer) -> None:
+    panel = make_panel(sim, concurrency=7, repeat=2, stream=True, max_tokens=99, temperature=0.5)
+    options = panel.options()
+    assert options["concurrency"] == 7 and options["repeat"] == 2 and options["stream"] is True
+    assert options["max_tokens"] == 99 and options["temperature"] == 0.5 and options["base_url"] == sim.base_url
+    assert panel.provider.value == "custom" and panel.concurrency.max >= 512
+    nbtools.BatchOptions(**{k: v for k, v in options.items()})  # every control maps onto a real option
+
+
+def test_bad_initial_options_are_rejected() -> None:
+    with pytest.raises(nbtools.ConfigError, match="concurrency=0"):
+        nbtools.Panel("x", concurrency=0)
+
+
+def test_model_choices_come_from_the_endpoint(make_sim) -> None:
+    server = make_sim(latency=0.01, models=("alpha", "beta"))
+
+    async def main() -> None:
+        panel = make_panel(server)
+        await asyncio.sleep(0.3)
+        assert panel.model.options == ("alpha", "beta")
+        assert "2 models" in panel.status.value
+
+    asyncio.run(main())
+
+
+def test_slider_changes_the_running_limit_and_cancel_keeps_rows(make_sim) -> None:
+    server = make_sim(latency=0.15)
+
+    async def main() -> None:
+        panel = make_panel(server, concurrency=2)
+        panel.run_button.click()
+        assert panel.run_button.disabled and not panel.cancel_button.disabled
+        await asyncio.sleep(0.4)
+        assert server.stats()["peak_in_flight"] == 2
+        panel.concurrency.value = 6  # as if the user dragged the slider
+        await asyncio.sleep(0.2)
+        server.reset()
+        await asyncio.sleep(0.3)
+        assert server.stats()["peak_in_flight"] == 6
+        assert "6 in flight" in panel._views[-1]._header.value
+        panel.cancel_button.click()
+        t = asyncio.get_running_loop().time()
+        await panel._task
+        assert asyncio.get_running_loop().time() - t < 1.0
+        result = panel.result
+        assert result.cancelled and 0 < result.summary().ok < 40
+        assert "in flight" not in panel._views[-1]._header.value  # the view shows the final state
+        assert not panel.run_button.disabled and panel.cancel_button.disabled
+
+    asyncio.run(main())
+
+
+def test_compare_and_sweep_buttons(make_sim) -> None:
+    server = make_sim(latency=0.1)
+
+    async def main() -> None:
+        panel = nbtools.Panel("one\ntwo\nthree\nfour", base_url=server.base_url, model="m", concurrency=4)
+        panel.compare_button.click()
+        await panel._task
+        assert isinstance(panel.result, Comparison) and panel.result.speedup > 2
+        panel.max_sweep.value = 4
+        panel.sweep_button.click()
+        await panel._task
+        points = panel.sweep_result.points
+        assert [p.concurrency for p in points] == [1, 2, 4]
+        assert points[-1].throughput > 2 * points[0].throughput
+        assert "<svg" in panel.output.children[0].value and "concurrency" in repr(panel.sweep_result)
+
+    asyncio.run(main())
+
+
+def test_errors_show_in_the_status_line(sim: SimServer) -> None:
+    async def main() -> None:
+        panel = make_panel(sim)
+        panel.prompts.value = "   "
+        panel.run_button.click()
+        await panel._task
+        assert "no prompts" in panel.status.value and not panel.run_button.disabled
+
+    asyncio.run(main())
+
+
+def test_sweep_levels() -> None:
+    assert levels(1) == [1] and levels(8) == [1, 2, 4, 8] and levels(12) == [1, 2, 4, 8, 12]
+
+
+def test_sweep_api_flattens_at_the_servers_capacity(make_sim) -> None:
+    server = make_sim(latency=0.05, capacity=4)
+    result = nbtools.sweep(["x"] * 16, max_concurrency=16, base_url=server.base_url, model="m")
+    by_c = {p.concurrency: p.throughput for p in result.points}
+    assert by_c[4] > 3 * by_c[1]
+    assert by_c[16] < 1.3 * by_c[4]  # past the capacity, more concurrency buys nothing
