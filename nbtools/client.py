@@ -28,6 +28,14 @@ class Completion:
     prompt_tokens: int | None
     completion_tokens: int | None
     finish_reason: str | None
+    headers: Any = None  # the response headers (rate-limit hints); not kept in results
+
+
+_HINTS = {
+    401: "check the API key in the environment variable the provider uses",
+    403: "the key is not allowed to use this model or endpoint",
+    404: "check base_url (it usually ends in /v1) and the model name",
+}
 
 
 class RequestFailed(Exception):
@@ -83,8 +91,11 @@ class ChatClient:
                 if resp.status != 200:
                     raise await self._http_error(resp)
                 if body.get("stream"):
-                    return await self._read_stream(resp, on_delta)
-                return self._parse(await resp.read())
+                    completion = await self._read_stream(resp, on_delta)
+                else:
+                    completion = self._parse(await resp.read())
+                completion.headers = resp.headers
+                return completion
         except asyncio.TimeoutError:
             raise RequestFailed(f"timed out after {self._timeout.total:g} s", retryable=True) from None
         except aiohttp.ClientError as exc:
@@ -115,6 +126,9 @@ class ChatClient:
             pass
         detail = " ".join(detail.split())[:200]
         status = resp.status
+        hint = _HINTS.get(status)
+        if hint:
+            detail = f"{detail} ({hint})" if detail else hint
         return RequestFailed(
             self.endpoint.redact(f"HTTP {status} {resp.reason or ''}".rstrip() + (f": {detail}" if detail else "")),
             status=status,

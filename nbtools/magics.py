@@ -49,6 +49,18 @@ class Job:
     display: bool = True
 
 
+def _concurrency(value: str) -> int | str:
+    if value.strip("'\"") == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(value) from None  # argparse reports it with the name below
+
+
+_concurrency.__name__ = "concurrency (a whole number or 'auto')"
+
+
 @magics_class
 class LLMBatch(Magics):
     """Run many LLM prompts at once. Defaults: ``%config LLMBatch.<option> = value``."""
@@ -66,6 +78,10 @@ class LLMBatch(Magics):
     provider = Unicode(None, allow_none=True, help="openai, xai, anthropic, ollama, vllm or sim.").tag(config=True)
     base_url = Unicode(None, allow_none=True, help="Any OpenAI-compatible base URL.").tag(config=True)
     api_key_env = Unicode(None, allow_none=True, help="NAME of the environment variable holding the key.").tag(config=True)
+    rpm = Float(None, allow_none=True, help="Client-side budget: requests per minute, evenly spread.").tag(config=True)
+    tpm = Float(None, allow_none=True, help="Client-side budget: tokens per minute (estimated, then corrected).").tag(config=True)
+    cache = Bool(None, allow_none=True, help="Reuse replies to identical requests from the on-disk cache "
+                 "(default: on, except on the simulator).").tag(config=True)
     display_limit = Int(20, help="Most rows shown in the live table.").tag(config=True)
 
     def __init__(self, shell: Any) -> None:
@@ -74,7 +90,7 @@ class LLMBatch(Magics):
 
     @magic_arguments()
     @argument("-m", "--model", help="model name (default: the provider's default)")
-    @argument("-c", "--concurrency", type=int, help="most requests in flight at once")
+    @argument("-c", "--concurrency", type=_concurrency, help="most requests in flight at once, or 'auto' to adapt")
     @argument("-n", "--repeat", type=int, help="send each prompt N times")
     @argument("-s", "--system", help="system message, quoted: -s \"You are terse.\"")
     @argument("-t", "--temperature", type=float, help="sampling temperature, 0 to 2")
@@ -90,6 +106,10 @@ class LLMBatch(Magics):
     @argument("--timeout", type=float, help="seconds allowed per request attempt")
     @argument("--retries", type=int, help="retries for 408/409/429/5xx and connection errors")
     @argument("--params", metavar="JSON", help="extra request fields as JSON: --params '{\"seed\": 1}'")
+    @argument("--rpm", type=float, help="client-side budget in requests per minute (no burst)")
+    @argument("--tpm", type=float, help="client-side budget in tokens per minute")
+    @argument("--cache", action="store_true", default=None, help="answer identical requests from the on-disk cache")
+    @argument("--no-cache", dest="cache", action="store_false", help="always send, even if a reply is cached")
     @argument("--no-display", action="store_true", help="no live display (the result is still stored)")
     @cell_magic
     def llm_batch(self, line: str, cell: str) -> None:
@@ -194,8 +214,9 @@ class LLMBatch(Magics):
     async def run(self, job: Job) -> None:
         """Run the cell's batch to the end (or the stop button), showing it live."""
         if job.compare:
-            serial = await self._follow(job, self._launch(job, concurrency=1), "serial")
-            concurrent = await self._follow(job, self._launch(job), "concurrent")
+            # A timing lesson: replies from the cache would make both runs instant.
+            serial = await self._follow(job, self._launch(job, concurrency=1, cache=False), "serial")
+            concurrent = await self._follow(job, self._launch(job, cache=False), "concurrent")
             comparison = Comparison(serial, concurrent)
             if job.out:
                 self.shell.user_ns[job.out] = comparison

@@ -23,7 +23,7 @@ class BatchOptions:
     """Every option of a batch, with the names used by ``batch()``, ``%%llm_batch`` and the panel."""
 
     model: str | None = None
-    concurrency: int = 16
+    concurrency: int | str = 16  # or "auto": adapt to what the endpoint sustains
     repeat: int = 1
     system: str | None = None
     temperature: float | None = None
@@ -35,9 +35,22 @@ class BatchOptions:
     provider: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
+    rpm: float | None = None  # client-side budgets, spread evenly (no initial burst)
+    tpm: float | None = None
+    cache: bool | None = None  # None: on, except on the built-in simulator (where timing is the point)
 
     def __post_init__(self) -> None:
-        self.concurrency = _positive_int("concurrency", self.concurrency, "e.g. concurrency=16")
+        if self.concurrency != "auto":
+            self.concurrency = _positive_int("concurrency", self.concurrency, "e.g. concurrency=16, or 'auto'")
+        for name in ("rpm", "tpm"):
+            value = getattr(self, name)
+            if value is not None:
+                number = _number(name, value, f"e.g. {name}=600 (per minute)")
+                if number <= 0:
+                    raise ConfigError(f"{name}={value!r} must be above 0: e.g. {name}=600 (per minute), or leave it unset")
+                setattr(self, name, number)
+        if self.cache is not None and not isinstance(self.cache, bool):
+            raise ConfigError(f"cache={self.cache!r} must be True or False (or None for the default)")
         self.repeat = _positive_int("repeat", self.repeat, "e.g. repeat=10 to send each prompt 10 times")
         if self.retries is None or isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ConfigError(f"retries={self.retries!r} must be a whole number >= 0: e.g. retries=2 (0 turns retries off)")

@@ -207,13 +207,13 @@ class Panel:
         await self._follow(result)
 
     async def _compare(self) -> None:
-        serial = self._start("serial", concurrency=1)
+        serial = self._start("serial", concurrency=1, cache=False)  # timing is the point: no cached replies
         self.output.children = [self._views[-1].widget]
         await self._follow(serial)
         if serial.cancelled:
             self.result = serial
             return
-        concurrent = self._start("concurrent")
+        concurrent = self._start("concurrent", cache=False)
         self.output.children = [*self.output.children, self._views[-1].widget]
         await self._follow(concurrent)
         self.result = Comparison(serial, concurrent)

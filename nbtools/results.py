@@ -38,7 +38,7 @@ class RequestResult:
     # __slots__: a batch of 100,000 rows must stay small in memory.
     __slots__ = (
         "index", "prompt", "text", "error", "model", "prompt_tokens", "completion_tokens",
-        "finish_reason", "attempts", "status", "queued", "started", "first_token", "finished", "_parts",
+        "finish_reason", "attempts", "status", "queued", "started", "first_token", "finished", "cached", "_parts",
     )
 
     def __init__(self, index: int, prompt: Prompt, queued: float = 0.0) -> None:
@@ -56,6 +56,7 @@ class RequestResult:
         self.started: float | None = None
         self.first_token: float | None = None
         self.finished: float | None = None
+        self.cached = False  # answered from the cache, or by an identical request in the same batch
         self._parts: list[str] | None = None  # streamed text so far, while running
 
     @property
@@ -105,7 +106,7 @@ class RequestResult:
             "index": self.index, "prompt": self.prompt, "text": self.text, "error": self.error,
             "status": self.status, "model": self.model, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens, "finish_reason": self.finish_reason,
-            "attempts": self.attempts, "queued": self.queued, "started": self.started,
+            "attempts": self.attempts, "cached": self.cached, "queued": self.queued, "started": self.started,
             "first_token": self.first_token, "finished": self.finished, "queue_wait": self.queue_wait,
             "ttft": self.ttft, "latency": self.latency,
         }

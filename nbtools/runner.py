@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .client import ChatClient, RequestFailed
+from .adaptive import AUTO_START, AdaptiveConcurrency
+from .cache import ReplyCache, cache_key
+from .cache import enabled_by_default as cache_on
+from .client import ChatClient, Completion, RequestFailed
 from .endpoints import Endpoint, resolve_endpoint
 from .blocking import run_blocking
 from .errors import BatchInterrupted, ConfigError, EndpointError
 from .limiter import Limiter
+from .pacing import Pacer, estimate_prompt_tokens
 from .options import BatchOptions, Prompt, normalize_prompts
 from .results import CANCELLED, ERROR, OK, RUNNING, BatchResult, RequestResult
 from .retry import backoff_delay
@@ -24,6 +29,7 @@ from .retry import backoff_delay
 __all__ = ["abatch", "batch", "start"]
 
 OnResult = Callable[[RequestResult], Any]
+OVERLOAD_RETRIES = 10  # with concurrency="auto": how many 429/503 a request may meet before it fails
 _announced_sim = False
 
 
@@ -32,12 +38,19 @@ class _Run:
 
     def __init__(self, result: BatchResult, on_result: OnResult | None) -> None:
         self.result = result
-        self.options = result.options
-        self.limiter = Limiter(self.options.concurrency)
-        self.client = ChatClient(result.endpoint, timeout=self.options.timeout)
+        self.options = options = result.options
+        auto = options.concurrency == "auto"
+        self.limiter = Limiter(AUTO_START if auto else options.concurrency)  # type: ignore[arg-type]
+        self.pacer = Pacer(options.rpm, options.tpm)
+        self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer) if auto else None
+        use_cache = options.cache if options.cache is not None else (not result.endpoint.simulated and cache_on())
+        self.cache = ReplyCache() if use_cache else None
+        self.client = ChatClient(result.endpoint, timeout=options.timeout)
         self.on_result = on_result
         self.tasks: set[asyncio.Task[None]] = set()
         self.main_task: asyncio.Task[BatchResult] | None = None
+        self._followers: dict[str, list[RequestResult]] = {}  # identical requests waiting on the first
+        self._typical_completion = options.max_tokens or 256  # token estimate until usage is seen
         self._cancel_requested = False
         self._callback_error: BaseException | None = None
         result._controller = self
@@ -57,17 +70,31 @@ class _Run:
         await self._shutdown()
 
     async def main(self) -> BatchResult:
-        result = self.result
+        result, options = self.result, self.options
         try:
             async with self.client:
                 if result.model is None:
                     result.model = await self._discover_model()
+                model = result.model
+                keys = self._keys(model) if self.cache is not None else None
+                hits = self.cache.get_many(keys) if self.cache is not None and keys is not None else {}
+                loop = asyncio.get_running_loop()
                 for row in result.rows:
+                    body = options.request_body(options.messages(row.prompt), model)
+                    if keys is not None:
+                        key = keys[row.index]
+                        if key in hits:
+                            self._finish_row(row, hits[key], cached=True)
+                            continue
+                        if key in self._followers:  # an identical request is already on its way
+                            self._followers[key].append(row)
+                            continue
+                        self._followers[key] = []
                     await self.limiter.acquire()
                     row.started = result._now()
                     row.status = RUNNING
                     result.active[row.index] = row
-                    task = asyncio.get_running_loop().create_task(self._request(row))
+                    task = loop.create_task(self._request(row, body, keys[row.index] if keys else None))
                     self.tasks.add(task)
                     task.add_done_callback(self.tasks.discard)
                 while self.tasks:
@@ -85,6 +112,8 @@ class _Run:
             result.failure = exc
             await self._shutdown()
             raise
+        if self.cache is not None:
+            self.cache.close()
         result._finish()
         return result
 
@@ -96,6 +125,8 @@ class _Run:
             await asyncio.gather(*tasks, return_exceptions=True)
         if not self.result.done:
             self.result._finish(cancelled=True)
+        if self.cache is not None:
+            self.cache.close()  # what finished survives the interrupt: a re-run sends only the rest
 
     async def _discover_model(self) -> str:
         try:
@@ -106,31 +137,48 @@ class _Run:
             raise EndpointError(f"no model given and {self.client.endpoint.host} lists none: pass model= (magic: -m MODEL)")
         return models[0]
 
-    async def _request(self, row: RequestResult) -> None:
-        options, result, client = self.options, self.result, self.client
-        body = options.request_body(options.messages(row.prompt), result.model or "")
+    def _keys(self, model: str) -> list[str]:
+        options, url, repeat = self.options, self.result.endpoint.base_url, self.options.repeat
+        return [
+            cache_key(url, options.request_body(options.messages(row.prompt), model), row.index % repeat)
+            for row in self.result.rows
+        ]
+
+    async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None) -> None:
+        options, result, client, pacer, adaptive = self.options, self.result, self.client, self.pacer, self.adaptive
         on_delta = _streamer(row, result) if options.stream else None
+        estimate = estimate_prompt_tokens(body["messages"]) + self._typical_completion if pacer.active else 0
+        overloads = 0  # with concurrency="auto", 429/503 are signals to slow down, not failures
+        completion = None
         try:
             while True:
                 row.attempts += 1
                 if on_delta is not None:
                     row._parts, row.first_token = [], None
+                if pacer.active:
+                    await pacer.wait(estimate)
+                generation = adaptive.generation if adaptive is not None else 0
+                sent = time.perf_counter()
                 try:
                     completion = await client.complete(body, on_delta)
                 except RequestFailed as exc:
-                    if exc.retryable and row.attempts <= options.retries:
-                        await asyncio.sleep(backoff_delay(row.attempts, exc.retry_after))
+                    if adaptive is not None and exc.status in (429, 503) and overloads < OVERLOAD_RETRIES:
+                        overloads += 1
+                        adaptive.on_overload(generation, self.limiter.active, exc.headers)
+                        await asyncio.sleep(backoff_delay(overloads, exc.retry_after))
+                        continue
+                    if exc.retryable and row.attempts - overloads <= options.retries:
+                        await asyncio.sleep(backoff_delay(row.attempts - overloads, exc.retry_after))
                         continue
                     row.error = str(exc) + (f" (after {row.attempts} attempts)" if row.attempts > 1 else "")
                     row.status = ERROR
                     break
-                row.text = completion.text
-                # Share the batch's model string instead of keeping 100,000 equal copies.
-                row.model = result.model if completion.model in (None, result.model) else completion.model
-                row.prompt_tokens = completion.prompt_tokens
-                row.completion_tokens = completion.completion_tokens
-                row.finish_reason = completion.finish_reason
-                row.status = OK
+                if adaptive is not None:
+                    adaptive.on_success(time.perf_counter() - sent, completion.headers)
+                if pacer.active and completion.completion_tokens is not None:
+                    self._typical_completion = completion.completion_tokens
+                    pacer.settle(estimate, (completion.prompt_tokens or 0) + completion.completion_tokens)
+                self._fill(row, completion)
                 break
         except asyncio.CancelledError:
             row.status = CANCELLED
@@ -140,6 +188,35 @@ class _Run:
             row.finished = result._now()
             self.limiter.release()
             del result.active[row.index]
+        self._done(row)
+        if key is not None:
+            if completion is not None and self.cache is not None:
+                self.cache.put(key, completion)
+            for follower in self._followers.pop(key, ()):
+                self._finish_row(follower, completion, cached=True, error=row.error)
+
+    def _fill(self, row: RequestResult, completion: Completion) -> None:
+        model = self.result.model
+        row.text = completion.text
+        # Share the batch's model string instead of keeping 100,000 equal copies.
+        row.model = model if completion.model in (None, model) else completion.model
+        row.prompt_tokens = completion.prompt_tokens
+        row.completion_tokens = completion.completion_tokens
+        row.finish_reason = completion.finish_reason
+        row.status = OK
+
+    def _finish_row(self, row: RequestResult, completion: Completion | None, *, cached: bool, error: str | None = None) -> None:
+        """A row answered without a request of its own: from the cache or an identical request."""
+        row.started = row.finished = self.result._now()
+        row.cached = cached
+        if completion is not None:
+            self._fill(row, completion)
+        else:
+            row.error, row.status = error, ERROR
+        self._done(row)
+
+    def _done(self, row: RequestResult) -> None:
+        result = self.result
         result.completed_count += 1
         result.recent.append(row)
         if self.on_result is not None:

@@ -67,7 +67,7 @@ async def asweep(prompts: Prompt | Iterable[Prompt], *, max_concurrency: int = 6
     """Run ``prompts`` once per concurrency level. A cancelled level ends the sweep (its point is kept out)."""
     sweep_result = SweepResult()
     for c in levels(max_concurrency):
-        result = start(prompts, concurrency=c, **options)
+        result = start(prompts, **{**options, "concurrency": c, "cache": False})  # timing is the point
         if on_start is not None:
             on_start(result)
         await result

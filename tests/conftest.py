@@ -11,6 +11,12 @@ import pytest
 from nbtools.sim import SimServer, serve
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch) -> None:
+    """Each test gets its own reply cache, so no test is answered from another's replies."""
+    monkeypatch.setenv("NBTOOLS_CACHE", str(tmp_path / "replies.sqlite"))
+
+
 @pytest.fixture
 def make_sim() -> Iterator[Callable[..., SimServer]]:
     """``make_sim(**knobs)`` starts a simulator with those knobs; all are stopped after the test."""

@@ -94,7 +94,7 @@ def test_cancelling_the_awaiting_task_cancels_the_batch(make_sim) -> None:
     server = make_sim(latency=0.3)
 
     async def main() -> None:
-        task = asyncio.ensure_future(nbtools.abatch(["x"] * 20, base_url=server.base_url, model="m", concurrency=2))
+        task = asyncio.ensure_future(nbtools.abatch("x", repeat=20, base_url=server.base_url, model="m", concurrency=2))
         await asyncio.sleep(0.45)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -124,8 +124,8 @@ print(asyncio.run(cell()))
 
 def test_streaming_gives_a_first_token_before_the_end(make_sim) -> None:
     server = make_sim(latency=0.4)
-    plain = nbtools.batch(["tell me a story"], base_url=server.base_url, model="m")
-    streamed = nbtools.batch(["tell me a story"], base_url=server.base_url, model="m", stream=True)
+    plain = nbtools.batch(["tell me a story"], base_url=server.base_url, model="m", cache=False)
+    streamed = nbtools.batch(["tell me a story"], base_url=server.base_url, model="m", stream=True, cache=False)
     row = streamed[0]
     assert row.ok and row.text == plain[0].text  # same seed and messages: same reply
     assert row.ttft is not None and row.ttft < 0.6 * row.latency
@@ -136,7 +136,7 @@ def test_changing_the_limit_mid_batch_changes_server_concurrency(make_sim) -> No
     server = make_sim(latency=0.1)
 
     async def main() -> nbtools.BatchResult:
-        result = nbtools.start(["x"] * 80, base_url=server.base_url, model="m", concurrency=2)
+        result = nbtools.start("x", repeat=80, base_url=server.base_url, model="m", concurrency=2)
         await asyncio.sleep(0.35)
         before = server.stats()["peak_in_flight"]
         result.concurrency = 10
@@ -234,7 +234,7 @@ import os, signal, threading, time, nbtools
 threading.Timer(0.75, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 t = time.perf_counter()
 try:
-    nbtools.batch(["x"] * 40, base_url={server.base_url!r}, model="m", concurrency=4)
+    nbtools.batch("x", repeat=40, base_url={server.base_url!r}, model="m", concurrency=4)
 except nbtools.BatchInterrupted as e:
     print(round(time.perf_counter() - t, 2), e.result.summary().ok, e.result.summary().cancelled)
 """

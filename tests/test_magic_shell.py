@@ -105,7 +105,7 @@ def test_stream_and_compare(ip, cell) -> None:
     [
         ("--bogus", "x", "unrecognized arguments: --bogus"),
         ("-c 0", "x", "concurrency=0"),
-        ("-c many", "x", "invalid int value"),
+        ("-c many", "x", "invalid concurrency (a whole number or 'auto') value"),
         ("", "   \n  ", "empty body"),
         ("", "hi {nobody}", "'nobody' is not defined"),
         ("", "a lone { brace", "literal braces"),

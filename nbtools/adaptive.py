@@ -1,0 +1,74 @@
+"""``concurrency="auto"``: find the concurrency an endpoint sustains, and keep to it.
+
+Additive increase, multiplicative decrease, as TCP does for a network path:
+- slow start: double the limit every round (``limit`` successes) until the first sign of overload;
+- then +1 a round while requests succeed and latency holds (no server-side queueing);
+- on 429/503: back off once per round, to the in-flight count the server just refused
+  (its capacity) or by half, whichever keeps more; signals from requests sent before the
+  back-off are ignored, since they describe the old limit;
+- x-ratelimit-* headers, when present, turn on pacing at the server's own rate (see pacing.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .limiter import Limiter
+from .pacing import Pacer
+
+__all__ = ["AdaptiveConcurrency", "AUTO_START", "AUTO_CEILING"]
+
+AUTO_START = 4
+AUTO_CEILING = 1024
+LATENCY_SLACK = 2.0  # recent latency above this many times the best seen means the server queues
+
+
+class AdaptiveConcurrency:
+    def __init__(self, limiter: Limiter, pacer: Pacer, *, ceiling: int = AUTO_CEILING) -> None:
+        self.limiter = limiter
+        self.pacer = pacer
+        self.ceiling = ceiling
+        self.generation = 0  # bumped at each back-off
+        self._slow_start = True
+        self._successes = 0
+        self._best: float | None = None
+        self._recent: float | None = None  # moving average of latency
+
+    def on_success(self, latency: float, headers: Mapping[str, str] | None) -> None:
+        if headers is not None:
+            self._read_headers(headers)
+        self._best = latency if self._best is None else min(self._best, latency)
+        self._recent = latency if self._recent is None else 0.9 * self._recent + 0.1 * latency
+        self._successes += 1
+        if self._successes < self.limiter.limit:
+            return
+        self._successes = 0  # a round is over
+        if self._recent > LATENCY_SLACK * self._best + 0.05:
+            self._slow_start = False  # requests queue at the server: more in flight buys nothing
+            return
+        grown = self.limiter.limit * 2 if self._slow_start else self.limiter.limit + 1
+        self.limiter.limit = min(self.ceiling, grown)
+
+    def on_overload(self, generation: int, in_flight: int, headers: Mapping[str, str] | None) -> None:
+        """A 429 or 503 for a request started in ``generation`` while ``in_flight`` were out."""
+        if headers is not None:
+            self._read_headers(headers)
+        if generation != self.generation:
+            return  # sent under a limit we already gave up
+        self.generation += 1
+        self._slow_start = False
+        self._successes = 0
+        self.limiter.limit = max(1, min(self.limiter.limit - 1, max(in_flight - 1, self.limiter.limit // 2)))
+
+    def _read_headers(self, headers: Mapping[str, str]) -> None:
+        rpm = _number(headers.get("x-ratelimit-limit-requests"))
+        tpm = _number(headers.get("x-ratelimit-limit-tokens"))
+        if rpm or tpm:
+            self.pacer.adopt(rpm, tpm)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

@@ -1,0 +1,66 @@
+"""Request and token budgets per minute, spread evenly: a client that never bursts above them.
+
+Each request reserves its share of the budget on a virtual clock (GCRA): ``60 / rpm`` seconds for
+the request, ``tokens * 60 / tpm`` seconds for its estimated tokens. Starts are spaced by those
+reservations from the very first request, so there is no initial burst. Token estimates are made
+before sending and corrected with the real usage after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Pacer", "estimate_prompt_tokens"]
+
+
+def estimate_prompt_tokens(messages: list[Mapping[str, Any]]) -> int:
+    """About 4 characters a token, plus a few tokens of framing per message."""
+    return sum(len(str(m.get("content", ""))) // 4 + 4 for m in messages)
+
+
+class Pacer:
+    """``await pacer.wait(tokens)`` before each request; ``pacer.settle(estimate, actual)`` after."""
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+        self.rpm = rpm
+        self.tpm = tpm
+        self._requests_free_at = 0.0  # monotonic time from which the next request may start
+        self._tokens_free_at = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
+    def reserve(self, tokens: int) -> float:
+        """Book the next start and return how many seconds to wait for it."""
+        now = time.monotonic()
+        start = now
+        if self.rpm is not None:
+            start = max(start, self._requests_free_at)
+        if self.tpm is not None:
+            start = max(start, self._tokens_free_at)
+        if self.rpm is not None:
+            self._requests_free_at = start + 60.0 / self.rpm
+        if self.tpm is not None:
+            self._tokens_free_at = start + tokens * 60.0 / self.tpm
+        return start - now
+
+    async def wait(self, tokens: int) -> None:
+        delay = self.reserve(tokens)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """Correct the token clock once the real usage is known (more used: later; less: sooner)."""
+        if self.tpm is not None:
+            self._tokens_free_at += (actual - estimated) * 60.0 / self.tpm
+
+    def adopt(self, rpm: float | None = None, tpm: float | None = None) -> None:
+        """Take the server's own limits (from x-ratelimit-* headers) where we had none or a higher one."""
+        if rpm is not None and (self.rpm is None or rpm < self.rpm):
+            self.rpm = rpm
+        if tpm is not None and (self.tpm is None or tpm < self.tpm):
+            self.tpm = tpm
