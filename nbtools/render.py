@@ -37,7 +37,7 @@ def _secs(value: float | None) -> str:
 # -- header ----------------------------------------------------------------------------------------
 def header_text(result: BatchResult) -> str:
     ep = result.endpoint
-    line = f"{result.model or '?'} @ {ep.host} · concurrency {result.concurrency} · {len(result)} requests"
+    line = f"{result.model or '?'} @ {ep.host} · concurrency {_limit(result)} · {len(result)} requests"
     return line + (f"\n{ep.note}" if ep.note else "")
 
 
@@ -46,11 +46,15 @@ def header_html(result: BatchResult) -> str:
     live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
     html = (
         f"<div><b>{escape(result.model or '?')}</b> @ {escape(ep.host)} · concurrency "
-        f"{result.concurrency}{live} · {len(result)} requests</div>"
+        f"{_limit(result)}{live} · {len(result)} requests</div>"
     )
     if ep.note:
         html += f"<div class='note'>{escape(ep.note)}</div>"
     return html
+
+
+def _limit(result: BatchResult) -> str:
+    return f"auto ({result.concurrency} now)" if result.options.concurrency == "auto" else str(result.concurrency)
 
 
 # -- summary ---------------------------------------------------------------------------------------

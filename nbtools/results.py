@@ -166,6 +166,7 @@ class BatchResult(Sequence[RequestResult]):
         self.failure: BaseException | None = None  # what stopped the batch as a whole, if anything
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
+        self._last_limit: int | None = None
         # Kept up to date by the runner, so live views never scan all rows:
         self.completed_count = 0  # rows finished, ok or error
         self.stream_chunks = 0  # streamed pieces of text received so far
@@ -180,7 +181,10 @@ class BatchResult(Sequence[RequestResult]):
 
     @property
     def concurrency(self) -> int:
-        return self._controller.limiter.limit if self._controller else self.options.concurrency
+        """The limit in force (with concurrency="auto": the one it has found so far)."""
+        if self._controller is not None:
+            return self._controller.limiter.limit
+        return self._last_limit or self.options.concurrency  # type: ignore[return-value]
 
     @concurrency.setter
     def concurrency(self, value: int) -> None:
@@ -228,6 +232,7 @@ class BatchResult(Sequence[RequestResult]):
         self._t_end = time.perf_counter()
         if self._controller is not None:
             self._peak = self._controller.limiter.peak
+            self._last_limit = self._controller.limiter.limit
         self._controller = None
         self._done.set()
 

@@ -8,6 +8,7 @@ the rows that finished.
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -150,6 +151,7 @@ class _Run:
         estimate = estimate_prompt_tokens(body["messages"]) + self._typical_completion if pacer.active else 0
         overloads = 0  # with concurrency="auto", 429/503 are signals to slow down, not failures
         completion = None
+        holding = True  # the limiter slot taken for us by the dispatcher
         try:
             while True:
                 row.attempts += 1
@@ -164,8 +166,13 @@ class _Run:
                 except RequestFailed as exc:
                     if adaptive is not None and exc.status in (429, 503) and overloads < OVERLOAD_RETRIES:
                         overloads += 1
-                        adaptive.on_overload(generation, self.limiter.active, exc.headers)
-                        await asyncio.sleep(backoff_delay(overloads, exc.retry_after))
+                        adaptive.on_overload(generation, exc.headers)
+                        # Wait without a slot: the limit counts requests the server is handling.
+                        self.limiter.release()
+                        holding = False
+                        await asyncio.sleep(exc.retry_after if exc.retry_after is not None else overload_delay(overloads))
+                        await self.limiter.acquire()
+                        holding = True
                         continue
                     if exc.retryable and row.attempts - overloads <= options.retries:
                         await asyncio.sleep(backoff_delay(row.attempts - overloads, exc.retry_after))
@@ -186,7 +193,8 @@ class _Run:
         finally:
             row._parts = None
             row.finished = result._now()
-            self.limiter.release()
+            if holding:
+                self.limiter.release()
             del result.active[row.index]
         self._done(row)
         if key is not None:
@@ -227,6 +235,11 @@ class _Run:
                     self._callback_error = exc
                     if self.main_task is not None:
                         self.main_task.cancel()
+
+
+def overload_delay(attempt: int) -> float:
+    """A short, jittered pause after a 429/503 without Retry-After: the limit has already dropped."""
+    return min(1.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random())
 
 
 def _streamer(row: RequestResult, result: BatchResult) -> Callable[[str], None]:

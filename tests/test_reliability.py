@@ -1,0 +1,244 @@
+"""Faults, cache and resume, budgets, adaptive concurrency, secrets and escaping."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+import nbtools
+from nbtools.compare import Comparison
+from nbtools.display import LiveDisplay
+from nbtools.sim import SimServer
+from nbtools.sweep import SweepPoint, SweepResult
+
+from .conftest import serve_app
+
+FAKE_KEY = "sk-nbtools-FAKE-7f3e9c1d2b4a-not-a-real-key"
+
+
+# -- faults ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("directive", "stream", "cause"),
+    [
+        ("[[sim:429]]", False, "HTTP 429"),
+        ("[[sim:500]]", False, "HTTP 500"),
+        ("[[sim:503]]", False, "HTTP 503"),
+        ("[[sim:reset]]", False, "127.0.0.1"),
+        ("[[sim:disconnect]]", False, "127.0.0.1"),
+        ("[[sim:disconnect]]", True, "127.0.0.1"),
+        ("[[sim:slow]]", False, "timed out after 0.5 s"),
+        ("[[sim:malformed]]", False, "not JSON"),
+        ("[[sim:empty]]", False, "no choices"),
+    ],
+)
+def test_each_fault_is_recorded_with_its_cause(make_sim, directive: str, stream: bool, cause: str) -> None:
+    server = make_sim(latency=0.02, slow_delay=3, retry_after=0.05)
+    result = nbtools.batch([f"bad {directive}", "good"], base_url=server.base_url, model="m", retries=1,
+                           timeout=0.5, stream=stream, cache=False)
+    bad, good = result
+    assert bad.status == "error" and cause in bad.error and bad.attempts == 2, bad.error
+    assert good.ok
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_transient_faults_are_retried_to_success(sim: SimServer, stream: bool) -> None:
+    result = nbtools.batch(["ok [[sim:flaky=2]]"], base_url=sim.base_url, model="m", retries=2, stream=stream, cache=False)
+    assert result[0].ok and result[0].attempts == 3 and result[0].text == "ok [[sim:flaky=2]]"
+
+
+def test_missing_usage_is_not_an_error(sim: SimServer) -> None:
+    result = nbtools.batch(["no usage [[sim:nousage]]"], base_url=sim.base_url, model="m", cache=False)
+    assert result[0].ok and result[0].prompt_tokens is None and result[0].completion_tokens is None
+
+
+def test_ten_thousand_requests_with_ten_percent_faults_lose_nothing(tmp_path) -> None:
+    # The simulator in its own process, so the client has a core of its own.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nbtools.sim", "--port", "0", "--latency", "0", "--latency-spread", "0",
+         "--reply", "echo", "--fail-500", "0.04", "--fail-503", "0.03", "--fail-reset", "0.03", "--seed", "11"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        base_url = line.strip().rsplit(" ", 1)[-1]
+        prompts = [f"row {i}" for i in range(10_000)]
+        result = nbtools.batch(prompts, base_url=base_url, model="m", concurrency=100, retries=8, cache=False)
+        import urllib.request
+
+        stats = json.load(urllib.request.urlopen(base_url.removesuffix("/v1") + "/sim/stats"))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert [r.text for r in result] == prompts  # every row, in order, none lost or swapped
+    s = result.summary()
+    assert s.ok == 10_000 and s.errors == 0
+    assert stats["requests"] == sum(r.attempts for r in result)  # no request sent twice unaccounted
+    assert stats["completed"] == 10_000
+    assert 700 <= s.retries <= 1300  # about 10% of attempts were faults
+
+
+# -- cache and resume ------------------------------------------------------------------------------
+def test_rerun_is_answered_from_the_cache(sim: SimServer) -> None:
+    prompts = ["one", "two", "three"]
+    first = nbtools.batch(prompts, base_url=sim.base_url, model="m", cache=True)
+    assert sim.stats()["requests"] == 3 and not any(r.cached for r in first)
+    again = nbtools.batch(prompts, base_url=sim.base_url, model="m", cache=True)
+    assert sim.stats()["requests"] == 3
+    assert [r.text for r in again] == prompts and all(r.cached and r.ok for r in again)
+    nbtools.batch(prompts, base_url=sim.base_url, model="m", cache=False)
+    assert sim.stats()["requests"] == 6
+    nbtools.batch(prompts, base_url=sim.base_url, model="m", cache=True, temperature=0.5)  # other parameters
+    assert sim.stats()["requests"] == 9
+
+
+def test_identical_prompts_in_one_batch_are_sent_once(sim: SimServer) -> None:
+    result = nbtools.batch(["same", "other", "same", "same"], base_url=sim.base_url, model="m", cache=True)
+    assert sim.stats()["requests"] == 2
+    assert result.texts == ["same", "other", "same", "same"]
+    assert [r.cached for r in result] == [False, False, True, True]
+    repeated = nbtools.batch("sample", repeat=3, base_url=sim.base_url, model="m", cache=True)
+    assert sim.stats()["requests"] == 5 and len(repeated) == 3  # repeat asks for separate samples
+
+
+def test_rerunning_an_interrupted_batch_sends_only_the_missing_rows(make_sim) -> None:
+    server = make_sim(latency=0.2, reply="echo")
+    prompts = [f"p{i}" for i in range(30)]
+
+    async def interrupted() -> nbtools.BatchResult:
+        result = nbtools.start(prompts, base_url=server.base_url, model="m", concurrency=5, cache=True)
+        await asyncio.sleep(0.5)
+        await result.aclose()
+        return result
+
+    partial = asyncio.run(interrupted())
+    done = partial.summary().ok
+    assert 5 <= done < 30
+    before = server.stats()["requests"]
+    full = nbtools.batch(prompts, base_url=server.base_url, model="m", concurrency=5, cache=True)
+    assert server.stats()["requests"] - before == 30 - done
+    assert full.texts == prompts and sum(r.cached for r in full) == done
+
+
+def test_the_environment_can_turn_the_cache_off(sim: SimServer, monkeypatch) -> None:
+    monkeypatch.setenv("NBTOOLS_CACHE", "off")
+    nbtools.batch(["a"], base_url=sim.base_url, model="m")
+    nbtools.batch(["a"], base_url=sim.base_url, model="m")
+    assert sim.stats()["requests"] == 2
+
+
+# -- budgets and adaptive concurrency ---------------------------------------------------------------
+def test_rpm_budget_spaces_requests_without_an_initial_burst(make_sim) -> None:
+    server = make_sim(latency=0.01)
+    nbtools.batch([f"p{i}" for i in range(12)], base_url=server.base_url, model="m", concurrency=12, rpm=600, cache=False)
+    arrivals = [rec["t"] for rec in server.stats()["log"]]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert min(gaps) >= 0.09, gaps  # 600/min = one every 0.1 s, from the very first
+    assert arrivals[-1] - arrivals[0] < 1.4
+
+
+def test_tpm_budget_paces_by_tokens(make_sim) -> None:
+    server = make_sim(latency=0.01, reply="one two three four")
+    t = time.perf_counter()
+    result = nbtools.batch([f"p{i}" for i in range(6)], base_url=server.base_url, model="m", concurrency=6,
+                           tpm=3000, max_tokens=4, cache=False)
+    took = time.perf_counter() - t
+    per_request = result[0].prompt_tokens + result[0].completion_tokens
+    assert took >= 5 * per_request * 60 / 3000 * 0.8  # six requests' tokens at 50 tokens/s
+
+
+def test_auto_concurrency_finds_a_servers_capacity_without_failures(make_sim) -> None:
+    server = make_sim(latency=0.05, capacity=8, over_capacity="503")
+    result = nbtools.batch([f"p{i}" for i in range(300)], base_url=server.base_url, model="m",
+                           concurrency="auto", cache=False)
+    s = result.summary()
+    assert s.errors == 0 and s.ok == 300
+    assert 6 <= result.concurrency <= 9  # settled near the capacity
+    assert server.stats()["peak_processing"] <= 8
+
+
+def test_auto_concurrency_paces_at_a_servers_rate_limit(make_sim) -> None:
+    server = make_sim(latency=0.02, rpm=1200)
+    t = time.perf_counter()
+    result = nbtools.batch([f"p{i}" for i in range(60)], base_url=server.base_url, model="m",
+                           concurrency="auto", cache=False)
+    took = time.perf_counter() - t
+    assert result.summary().errors == 0
+    assert took < 60 / 20 * 1.35  # near the server's 20 requests/s
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+@pytest.fixture
+def key_echoing_server():
+    """An endpoint that answers 401 quoting the Authorization header back: the worst case for leaks."""
+
+    async def chat(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        return web.json_response({"error": {"message": f"Incorrect API key provided: {auth}", "code": "invalid_api_key"}},
+                                 status=401)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    with serve_app(app) as url:
+        yield url + "/v1"
+
+
+def test_the_key_never_leaks(sim: SimServer, key_echoing_server: str, monkeypatch, caplog, tmp_path: Path, capsys) -> None:
+    monkeypatch.setenv("NBTOOLS_TEST_KEY", FAKE_KEY)
+    caplog.set_level(logging.DEBUG)
+    places: dict[str, str] = {}
+    good = nbtools.batch(["hello"], base_url=sim.base_url, model="m", api_key_env="NBTOOLS_TEST_KEY", cache=True)
+    bad = nbtools.batch(["hello"], base_url=key_echoing_server, model="m", api_key_env="NBTOOLS_TEST_KEY", cache=True)
+    assert bad[0].status == "error" and "HTTP 401" in bad[0].error and "***" in bad[0].error
+    for name, result in (("good", good), ("bad", bad)):
+        places[f"{name} repr"] = repr(result) + repr(result[0]) + repr(result.endpoint) + repr(result.options)
+        places[f"{name} html"] = result._repr_html_()
+        places[f"{name} dicts"] = json.dumps(result.to_dicts(), default=str)
+        result.to_jsonl(tmp_path / f"{name}.jsonl")
+        places[f"{name} jsonl"] = (tmp_path / f"{name}.jsonl").read_text()
+        places[f"{name} live view"] = json.dumps(LiveDisplay(result, embed=True)._bundle())
+    try:
+        nbtools.batch(["x"], base_url="not a url", api_key_env="NBTOOLS_TEST_KEY")
+    except nbtools.ConfigError as exc:
+        places["exception"] = str(exc) + repr(exc)
+    places["logs"] = caplog.text
+    places["stdout/stderr"] = "".join(capsys.readouterr())
+    cache_file = Path(os.environ["NBTOOLS_CACHE"])
+    places["cache"] = b"".join(p.read_bytes() for p in cache_file.parent.glob(cache_file.name + "*")).decode("latin-1")
+    assert places["cache"]  # the cache was written
+    for place, text in places.items():
+        assert FAKE_KEY not in text, place
+        assert FAKE_KEY[8:30] not in text, place
+
+
+# -- escaping --------------------------------------------------------------------------------------
+HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)></table></svg><b>bold</b>"
+
+
+def test_hostile_replies_are_text_in_every_html(sim: SimServer) -> None:
+    result = nbtools.batch([HOSTILE, "fine"], base_url=sim.base_url, model=HOSTILE, cache=False)
+    assert result[0].text == HOSTILE
+    outputs = {
+        "result": result._repr_html_(),
+        "live": LiveDisplay(result, embed=True)._bundle()["text/html"],
+        "comparison": Comparison(result, result)._repr_html_(),
+        "sweep": SweepResult([SweepPoint(1, 1.0, 1.0, 0, 0)], [result])._repr_html_(),
+    }
+    for name, html in outputs.items():
+        for raw in ("<script", "<img", "</table></svg>", "<b>bold"):
+            assert raw not in html, (name, raw)
+    assert "&lt;script&gt;" in outputs["result"]
+
+
+def test_hostile_text_in_the_panel_status_is_escaped(sim: SimServer) -> None:
+    panel = nbtools.Panel("x", base_url=sim.base_url)
+    panel._say(HOSTILE, error=True)
+    assert "<script" not in panel.status.value and "&lt;script&gt;" in panel.status.value
