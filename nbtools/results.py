@@ -112,7 +112,9 @@ class RequestResult:
         }
 
     def __repr__(self) -> str:
-        body = f"error={self.error!r}" if self.error else f"text={_clip(self.partial_text, 60)!r}"
+        from .render import clip
+
+        body = f"error={self.error!r}" if self.error else f"text={clip(self.partial_text, 60)!r}"
         lat = f", latency={self.latency:.3f}s" if self.latency is not None else ""
         return f"RequestResult(#{self.index} {self.status}, {body}{lat}, attempts={self.attempts})"
 
@@ -328,9 +330,3 @@ def _quantile(sorted_values: list[float], q: float) -> float | None:
     lo = int(k)
     hi = min(lo + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
-
-
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 
 __all__ = ["RETRYABLE_STATUS", "backoff_delay", "parse_retry_after"]
 
@@ -23,24 +26,20 @@ def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random = 
     return min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)) * (1 - 0.25 * rng.random())
 
 
-def parse_retry_after(headers: object) -> float | None:
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date), if present."""
-    get = getattr(headers, "get")
-    ms = get("retry-after-ms")
+    ms = headers.get("retry-after-ms")
     if ms:
         try:
             return float(ms) / 1000
         except ValueError:
             pass
-    value = get("retry-after")
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
         return float(value)
     except ValueError:
-        from email.utils import parsedate_to_datetime
-        from datetime import datetime, timezone
-
         try:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):

@@ -18,7 +18,7 @@ from .adaptive import AUTO_START, AdaptiveConcurrency
 from .cache import ReplyCache, cache_key
 from .cache import enabled_by_default as cache_on
 from .client import ChatClient, Completion, RequestFailed
-from .endpoints import Endpoint, resolve_endpoint
+from .endpoints import resolve_endpoint
 from .blocking import run_blocking
 from .errors import BatchInterrupted, ConfigError, EndpointError
 from .limiter import Limiter
@@ -263,15 +263,16 @@ def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
         raise ConfigError(f"{exc}: see help(nbtools.batch) for the options") from None
     items = normalize_prompts(prompts)
     endpoint = resolve_endpoint(opts.provider, opts.base_url, api_key, opts.api_key_env)
-    _announce(endpoint, opts)
     repeat = opts.repeat
     rows = [RequestResult(i, items[i // repeat]) for i in range(len(items) * repeat)]
     return BatchResult(rows, opts, endpoint, opts.model or endpoint.default_model)
 
 
-def _announce(endpoint: Endpoint, options: BatchOptions) -> None:
+def _announce(result: BatchResult) -> None:
+    """Say once that replies are simulated; the magic and the panel say it in their header instead."""
     global _announced_sim
-    if endpoint.simulated and options.provider is None and not _announced_sim:
+    endpoint = result.endpoint
+    if endpoint.simulated and result.options.provider is None and not _announced_sim:
         _announced_sim = True
         print(f"nbtools: {endpoint.note}", file=sys.stderr)
 
@@ -297,6 +298,7 @@ async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | No
     with each finished row). Cancelling the awaiting task cancels the batch within a second.
     """
     result = start(prompts, on_result=on_result, **options)
+    _announce(result)
     assert result._controller is not None
     return await result._controller.main_task
 
@@ -308,6 +310,7 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     ``.result`` holds the finished rows.
     """
     result = prepare(prompts, **options)
+    _announce(result)
     run = _Run(result, on_result)
 
     async def main() -> BatchResult:

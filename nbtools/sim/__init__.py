@@ -1,0 +1,42 @@
+"""A built-in OpenAI-compatible chat-completions simulator.
+
+A real HTTP server (aiohttp) with realistic latency, SSE streaming, capacity
+limits, rate limits and faults. It is the default backend when no API key is
+set, the target of the tests (which read its counters) and of the benchmarks.
+
+    from nbtools.sim import serve
+    with serve(latency=0.2, rpm=600) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="anything")
+        ...
+        server.stats()["peak_in_flight"]
+
+Or from a shell: ``python -m nbtools.sim --port 8000 --latency 0.2``.
+
+Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /sim/stats``,
+``POST /sim/reset`` (zero the counters, restart the random stream, forget flaky
+counts and rate-limit windows), ``POST /sim/config`` (JSON object of knob
+changes, applied live; answers the whole config).
+
+Directives, written anywhere in the last user message, act on that request only
+(they override the random ``fail_*`` draws):
+
+- ``[[sim:500]]``, ``[[sim:503]]``: answer that error at once.
+- ``[[sim:429]]``: answer 429 with ``retry-after`` = the ``retry_after`` knob.
+- ``[[sim:reset]]``: close the connection (TCP RST) before any response byte.
+- ``[[sim:disconnect]]``: streaming: send about half the chunks, then hang up;
+  otherwise send the headers and half the body, then hang up.
+- ``[[sim:slow]]``: delay the first byte by the ``slow_delay`` knob.
+- ``[[sim:flaky=K]]``: the first K arrivals of that exact message content get
+  503, later ones succeed.
+- ``[[sim:latency=0.2]]``: this request takes exactly 0.2 s.
+- ``[[sim:malformed]]``: 200 with invalid JSON (or an invalid SSE event).
+- ``[[sim:empty]]``: 200 with ``"choices": []``.
+- ``[[sim:nousage]]``: no ``usage`` (nor usage chunk when streaming).
+
+An unknown directive is answered with 400, so typos do not pass silently.
+"""
+
+from .background import SimServer, serve, shared_server
+from .config import SimConfig
+
+__all__ = ["SimConfig", "SimServer", "serve", "shared_server"]

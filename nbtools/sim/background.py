@@ -1,0 +1,128 @@
+"""Running the simulator in-process, on a daemon thread with its own event loop.
+
+A separate loop keeps the server responsive whatever the caller's loop is doing
+(a notebook cell blocked in ``asyncio.run``, a synchronous test, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .config import SimConfig
+from .server import Simulator, start
+
+T = TypeVar("T")
+
+
+class SimServer:
+    """A simulator listening on ``host:port`` (0 = any free port) until ``stop()``."""
+
+    def __init__(self, config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._sim: Simulator
+        self.port = port
+        self._thread = threading.Thread(
+            target=self._run, args=(config or SimConfig(), host, port), name="nbtools-sim", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        self.host = host
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+        self.base_url = f"{self.url}/v1"
+
+    def _run(self, config: SimConfig, host: str, port: int) -> None:
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        try:
+            runner, self._sim, self.port = loop.run_until_complete(start(config, host, port))
+        except BaseException as exc:  # e.g. port in use: re-raised in the constructor
+            self._error = exc
+            loop.close()
+            return
+        finally:
+            self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            # Cancel replies still sleeping so the loop closes without "task destroyed" warnings.
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+            loop.close()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def config(self) -> SimConfig:
+        return self._sim.config
+
+    def stats(self) -> dict[str, Any]:
+        """The counters served at GET /sim/stats."""
+        return self._call(self._sim.stats.snapshot)
+
+    def reset(self) -> None:
+        """Zero the counters, restart the random stream, forget flaky counts and rate windows."""
+        self._call(self._sim.reset)
+
+    def configure(self, /, **knobs: Any) -> SimConfig:
+        """Change knobs live (validated; ValueError leaves the config untouched)."""
+        return self._call(functools.partial(self._sim.configure, **knobs))
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        # The state belongs to the server's loop: touch it only from there.
+        async def call() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
+
+    def __enter__(self) -> SimServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<SimServer {self.base_url} {'running' if self.running else 'stopped'}>"
+
+
+def serve(config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> SimServer:
+    """Start a simulator on a background thread; returns once it is listening.
+
+    ``knobs`` override fields of ``config`` (e.g. ``serve(latency=0.1, rpm=60)``).
+    """
+    return SimServer((config or SimConfig()).replace(**knobs), host=host, port=port)
+
+
+_shared: SimServer | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_server() -> SimServer:
+    """The process-wide simulator with default knobs, started on first use.
+
+    Restarted if someone stopped it (e.g. by using it as a context manager).
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None or not _shared.running:
+            _shared = SimServer()
+            atexit.register(_shared.stop)
+        return _shared

@@ -1,0 +1,118 @@
+"""The simulator's knobs: one frozen, validated dataclass.
+
+Frozen so a live change (``POST /sim/config``) builds and validates a whole new
+config before swapping it in: a bad knob never leaves the server half-changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+REPLY_MODES = ("varied", "echo")  # any other string is served verbatim
+OVER_CAPACITY_MODES = ("queue", "503")
+FAULT_KNOBS = ("fail_500", "fail_503", "fail_429", "fail_reset", "fail_disconnect", "fail_slow")
+
+
+def _knob(default: Any, help: str) -> Any:
+    # The help text lives next to the knob so the CLI's --help cannot drift from it.
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimConfig:
+    """Behaviour of the simulated OpenAI-compatible server."""
+
+    seed: int = _knob(0, "seed for reply text and for the latency/fault draws")
+    latency: float = _knob(0.55, "mean seconds for a whole non-streamed reply")
+    latency_spread: float = _knob(0.35, "lognormal sigma of the latency; 0 = always exactly --latency")
+    ttft: float | None = _knob(None, "seconds to the first streamed token (unset: 0.3 x the drawn latency)")
+    tokens_per_second: float | None = _knob(
+        None, "if set, a reply takes ttft + tokens / tokens_per_second instead of the drawn latency"
+    )
+    reply: str = _knob("varied", "'varied' (deterministic sentences), 'echo' (last user message) or a fixed text")
+    capacity: int | None = _knob(None, "max requests processed at once (unset: unlimited)")
+    over_capacity: str = _knob(
+        "queue", "past capacity: 'queue' (wait for a slot, like llama.cpp) or '503' (like Ollama)"
+    )
+    rpm: float | None = _knob(None, "requests per 60 s sliding window before 429s (unset: unlimited)")
+    tpm: float | None = _knob(
+        None, "tokens (prompt + completion) per 60 s sliding window before 429s (unset: unlimited)"
+    )
+    fail_500: float = _knob(0.0, "probability of a 500 per request")
+    fail_503: float = _knob(0.0, "probability of a 503 per request")
+    fail_429: float = _knob(0.0, "probability of a 429 (with retry-after) per request")
+    fail_reset: float = _knob(0.0, "probability of closing the connection before any response byte")
+    fail_disconnect: float = _knob(0.0, "probability of dropping the connection part-way through the reply")
+    fail_slow: float = _knob(0.0, "probability of delaying the first byte by --slow-delay seconds")
+    slow_delay: float = _knob(30.0, "seconds added before the first byte of a 'slow' request")
+    retry_after: float = _knob(1.0, "retry-after seconds sent with injected 429s")
+    models: tuple[str, ...] = _knob(("sim-small", "sim-large"), "model names listed by GET /v1/models")
+
+    def __post_init__(self) -> None:
+        _check_int("seed", self.seed)
+        for name in ("latency", "latency_spread", "slow_delay", "retry_after"):
+            _check_number(name, getattr(self, name), minimum=0.0)
+        _check_number("ttft", self.ttft, minimum=0.0, optional=True)
+        for name in ("tokens_per_second", "rpm", "tpm"):
+            _check_number(name, getattr(self, name), minimum=0.0, optional=True, exclusive=True)
+        if not isinstance(self.reply, str):
+            raise ValueError(f"reply={self.reply!r} is not a string; use 'varied', 'echo' or a fixed text")
+        if self.capacity is not None:
+            _check_int("capacity", self.capacity, minimum=1, hint="or None for unlimited")
+        if self.over_capacity not in OVER_CAPACITY_MODES:
+            raise ValueError(f"over_capacity={self.over_capacity!r} is not a mode; use 'queue' or '503'")
+        for name in FAULT_KNOBS:
+            value = getattr(self, name)
+            _check_number(name, value, minimum=0.0)
+            if value > 1:
+                raise ValueError(f"{name}={value!r} is a probability; use a value between 0 and 1")
+        total = sum(getattr(self, name) for name in FAULT_KNOBS)
+        if total > 1 + 1e-9:
+            raise ValueError(f"fault probabilities sum to {total:g}; lower fail_* so they add up to at most 1")
+        # JSON bodies and argparse hand over lists; normalise so configs compare and hash.
+        if isinstance(self.models, list):
+            object.__setattr__(self, "models", tuple(self.models))
+        if (
+            not isinstance(self.models, tuple)
+            or not self.models
+            or not all(isinstance(m, str) and m for m in self.models)
+        ):
+            raise ValueError(f"models={self.models!r} must be a non-empty tuple of non-empty model names")
+
+    def replace(self, /, **knobs: Any) -> SimConfig:
+        """A validated copy with ``knobs`` changed; unknown knob names raise ValueError."""
+        unknown = sorted(set(knobs) - set(knob_names()))
+        if unknown:
+            raise ValueError(f"unknown simulator knob(s) {unknown}; known knobs: {', '.join(knob_names())}")
+        return dataclasses.replace(self, **knobs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in knob_names()}
+
+
+def knob_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(SimConfig))
+
+
+def _check_int(name: str, value: Any, minimum: int | None = None, hint: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name}={value!r} is not an integer; pass a whole number")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name}={value!r} is too small; use an integer >= {minimum} {hint}".rstrip())
+
+
+def _check_number(
+    name: str, value: Any, *, minimum: float, optional: bool = False, exclusive: bool = False
+) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        fix = "a finite number" + (" or None" if optional else "")
+        raise ValueError(f"{name}={value!r} is not a number; use {fix}")
+    if value < minimum or (exclusive and value == minimum):
+        bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
+        fix = " (or None to disable)" if optional else ""
+        raise ValueError(f"{name}={value!r} is out of range; use a value {bound}{fix}")

@@ -1,0 +1,136 @@
+"""The OpenAI chat-completions wire format: request parsing and response bodies."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .replies import Reply
+
+DONE = b"data: [DONE]\n\n"
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class BadRequest(ValueError):
+    """A request the real API would refuse with 400; ``param`` names the culprit field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    messages: list[tuple[str, str]]  # (role, text)
+    last_user: str
+    model: str
+    stream: bool
+    include_usage: bool
+    max_tokens: int | None
+
+
+def parse_chat_request(body: bytes, default_model: str) -> ChatRequest:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    raw_messages = data.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise BadRequest("'messages' must be a non-empty list of {role, content} objects", "messages")
+    messages = []
+    last_user = ""
+    for i, message in enumerate(raw_messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or "content" not in message:
+            raise BadRequest(f"messages[{i}] must be an object with 'role' and 'content'", f"messages[{i}]")
+        text = _content_text(message["content"])
+        if text is None:
+            raise BadRequest(
+                f"messages[{i}].content must be a string or a list of text parts", f"messages[{i}].content"
+            )
+        messages.append((message["role"], text))
+        if message["role"] == "user":
+            last_user = text
+    model = data.get("model", default_model)
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' must be a non-empty string", "model")
+    stream = data.get("stream") or False
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be true or false", "stream")
+    max_tokens = data.get("max_completion_tokens", data.get("max_tokens"))
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise BadRequest("'max_tokens' must be a positive integer", "max_tokens")
+    options = data.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    return ChatRequest(messages, last_user, model, stream, include_usage, max_tokens)
+
+
+def _content_text(content: Any) -> str | None:
+    if isinstance(content, str):
+        return content
+    if content is None:  # assistant turns that only carried tool calls
+        return ""
+    if isinstance(content, list):  # multimodal form: [{"type": "text", "text": ...}, ...]
+        parts = [p.get("text") for p in content if isinstance(p, dict)]
+        if all(isinstance(p, str) or p is None for p in parts):
+            return " ".join(p for p in parts if p)
+    return None
+
+
+def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> bytes:
+    return _dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def completion_body(
+    cid: str, created: int, model: str, reply: Reply | None, finish: str, use: dict[str, int] | None
+) -> bytes:
+    """A chat.completion object; ``reply=None`` gives ``choices: []``, ``use=None`` omits usage."""
+    body: dict[str, Any] = {"id": cid, "object": "chat.completion", "created": created, "model": model}
+    body["choices"] = (
+        []
+        if reply is None
+        else [
+            {"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": finish}
+        ]
+    )
+    if use is not None:
+        body["usage"] = use
+    return _dumps(body).encode()
+
+
+class ChunkWriter:
+    """Encodes the SSE events of one stream; the constant head is built once per stream."""
+
+    def __init__(self, cid: str, created: int, model: str) -> None:
+        self._head = (
+            f'data: {{"id":"{cid}","object":"chat.completion.chunk","created":{created},"model":{_dumps(model)},'
+        )
+
+    def token(self, text: str, first: bool) -> str:
+        role = '"role":"assistant",' if first else ""
+        delta = f'{{{role}"content":{_dumps(text)}}}'
+        return f'{self._head}"choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}\n\n'
+
+    def finish(self, reason: str) -> str:
+        return f'{self._head}"choices":[{{"index":0,"delta":{{}},"finish_reason":"{reason}"}}]}}\n\n'
+
+    def usage(self, use: dict[str, int]) -> str:
+        return f'{self._head}"choices":[],"usage":{_dumps(use)}}}\n\n'
+
+    def no_choices(self) -> str:
+        return f'{self._head}"choices":[]}}\n\n'
+
+
+def models_body(models: tuple[str, ...], created: int) -> bytes:
+    data = [{"id": m, "object": "model", "created": created, "owned_by": "nbtools-sim"} for m in models]
+    return _dumps({"object": "list", "data": data}).encode()

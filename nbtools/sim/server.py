@@ -1,0 +1,375 @@
+"""The aiohttp application: routes, and the life of one chat-completion request.
+
+A request goes: parse (400) -> rate limits (429) -> instant faults (500/503/429/reset)
+-> capacity gate (queue or 503) -> latency -> reply (plain JSON or SSE stream).
+Everything runs on one event loop, so the state needs no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import math
+import random
+import socket
+import struct
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from . import directives as sim_directives
+from .config import FAULT_KNOBS, SimConfig
+from .limits import CapacityGate, RateLimiter, retry_headers
+from .protocol import (
+    DONE,
+    ChunkWriter,
+    completion_body,
+    error_body,
+    models_body,
+    parse_chat_request,
+    usage,
+)
+from .replies import Reply, ReplyMaker, count_words
+from .stats import Stats
+
+_JSON = "application/json"
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+_MALFORMED_SSE = b'data: {"id":"chatcmpl-broken","choices":[{"delta":\n\n' + DONE
+_INSTANT_FAULTS = {  # fault -> (status, message, type)
+    "500": (500, "The server had an error while processing your request. (simulated)", "server_error"),
+    "503": (503, "The server is overloaded or not ready yet. (simulated)", "server_error"),
+    "flaky": (503, "The server is overloaded or not ready yet. (simulated flaky)", "server_error"),
+}
+_SHUTDOWN_TIMEOUT = 0.25  # seconds; sleeping replies are simulated, no need to let them finish
+
+
+class Simulator:
+    """All mutable server state; lives on the server's event loop."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.t0 = time.monotonic()
+        self.stats = Stats()
+        self.gate = CapacityGate()
+        self._ids = itertools.count(1)
+        self._apply(config)
+        self.reset()
+
+    def configure(self, /, **knobs: Any) -> SimConfig:
+        """Validate and apply knob changes live; ValueError leaves the config untouched."""
+        old, new = self.config, self.config.replace(**knobs)
+        self._apply(new)
+        if new.seed != old.seed:
+            self.rng = random.Random(new.seed)
+        if (new.rpm, new.tpm) != (old.rpm, old.tpm):
+            self.limiter = _limiter(new)
+        return new
+
+    def reset(self) -> None:
+        """Zero the counters, restart the random stream, forget flaky counts and rate windows."""
+        self.stats.reset(processing=self.gate.processing)
+        self.rng = random.Random(self.config.seed)
+        self.limiter = _limiter(self.config)
+        self.flaky: Counter[str] = Counter()
+
+    def _apply(self, config: SimConfig) -> None:
+        # Precompute everything a request would otherwise derive from the config.
+        self.config = config
+        self.replies = ReplyMaker(config.seed, config.reply)
+        self.gate.capacity = config.capacity
+        self.gate.wake()
+        self._models = models_body(config.models, int(time.time()))
+        bound, self._fault_bounds = 0.0, []
+        for knob in FAULT_KNOBS:
+            if getattr(config, knob) > 0:
+                bound += getattr(config, knob)
+                self._fault_bounds.append((bound, knob.removeprefix("fail_")))
+
+    # -- routes -------------------------------------------------------------------------
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        record: dict[str, Any] = {"t": time.monotonic() - self.t0, "key": "", "status": None, "stream": False}
+        self.stats.arrive(record)
+        try:
+            return await self._chat(request, record)
+        finally:
+            self.stats.in_flight -= 1
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._models, content_type=_JSON)
+
+    async def get_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats.snapshot())
+
+    async def post_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"reset": True})
+
+    async def post_config(self, request: web.Request) -> web.Response:
+        try:
+            knobs = json.loads(await request.read() or b"{}")
+            if not isinstance(knobs, dict):
+                raise ValueError("the body must be a JSON object of knob changes, e.g. {\"latency\": 0.1}")
+            config = self.configure(**knobs)
+        except ValueError as exc:
+            return web.Response(status=400, body=error_body(str(exc), "invalid_request_error"), content_type=_JSON)
+        return web.json_response(config.to_dict())
+
+    # -- one chat completion ------------------------------------------------------------
+
+    async def _chat(self, request: web.Request, record: dict[str, Any]) -> web.StreamResponse:
+        config = self.config
+        try:
+            req = parse_chat_request(await request.read(), config.models[0])
+            directives = sim_directives.parse(req.last_user)
+        except ValueError as exc:  # BadRequest, or a bad [[sim:...]] directive
+            body = error_body(str(exc), "invalid_request_error", param=getattr(exc, "param", None))
+            headers = {} if self.limiter is None else self.limiter.headers(time.monotonic())
+            return await self._send(request, record, 400, body, headers)
+        record["key"] = req.last_user[:60]
+        record["stream"] = req.stream
+        # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
+        z, u = self.rng.gauss(0.0, 1.0), self.rng.random()
+
+        reply, finish = self.replies.make(req.messages, req.last_user), "stop"
+        if req.max_tokens is not None and req.max_tokens < len(reply.tokens):
+            reply, finish = reply.truncated(req.max_tokens), "length"
+        prompt_tokens = sum(count_words(text) for _, text in req.messages)
+
+        headers: dict[str, str] = {}
+        if self.limiter is not None:
+            now = time.monotonic()
+            refused = self.limiter.admit(now, prompt_tokens + len(reply.tokens))
+            headers = self.limiter.headers(now)
+            if refused is not None:
+                kind, wait = refused
+                message = f"Rate limit reached for {kind} per min. Please try again in {wait:.3f}s."
+                return await self._send_429(request, record, headers, message, kind, wait)
+
+        fault = directives.fault or self._draw_fault(u)
+        if fault is None and directives.flaky:
+            self.flaky[req.last_user] += 1
+            if self.flaky[req.last_user] <= directives.flaky:
+                fault = "flaky"
+        if fault is not None:
+            self.stats.faults[fault] += 1
+            if fault in _INSTANT_FAULTS:
+                status, message, kind = _INSTANT_FAULTS[fault]
+                return await self._send(request, record, status, error_body(message, kind), headers)
+            if fault == "429":
+                message = "Rate limit reached (simulated fault). Please try again later."
+                return await self._send_429(request, record, headers, message, "requests", config.retry_after)
+            if fault == "reset":
+                _drop(request, reset=True)
+                return web.Response()  # never sent: the connection is gone
+
+        gate = self.gate
+        if not gate.try_enter():
+            if config.over_capacity == "503":
+                body = error_body("Server busy: maximum concurrent requests exceeded. (simulated)", "server_error")
+                return await self._send(request, record, 503, body, headers)
+            await gate.enter()
+        if gate.processing > self.stats.peak_processing:
+            self.stats.peak_processing = gate.processing
+        try:
+            if fault == "slow":
+                await asyncio.sleep(config.slow_delay)
+            job = _Job(
+                request,
+                record,
+                req.model,
+                None if directives.empty else reply,
+                finish,
+                None if directives.nousage else usage(prompt_tokens, len(reply.tokens)),
+                req.include_usage,
+                directives.malformed,
+                fault == "disconnect",
+                headers,
+            )
+            ttft, total = self._timing(config, directives, z, len(reply.tokens))
+            if req.stream:
+                return await self._stream(job, ttft, total)
+            await asyncio.sleep(total)
+            return await self._reply(job)
+        finally:
+            gate.leave()
+
+    def _draw_fault(self, u: float) -> str | None:
+        for bound, kind in self._fault_bounds:
+            if u < bound:
+                return kind
+        return None
+
+    def _timing(
+        self, config: SimConfig, directives: sim_directives.Directives, z: float, n: int
+    ) -> tuple[float, float]:
+        """(seconds to first token, seconds to the end of the reply)."""
+        if directives.latency is not None:
+            latency = directives.latency
+        else:
+            sigma = config.latency_spread  # the -sigma²/2 shift keeps the mean at `latency`
+            latency = config.latency * math.exp(sigma * z - sigma * sigma / 2)
+        ttft = 0.3 * latency if config.ttft is None else config.ttft
+        if config.tokens_per_second is not None and directives.latency is None:
+            return ttft, ttft + n / config.tokens_per_second
+        return min(ttft, latency), latency
+
+    async def _reply(self, job: _Job) -> web.StreamResponse:
+        body = completion_body(
+            f"chatcmpl-sim{next(self._ids)}", int(time.time()), job.model, job.reply, job.finish, job.usage
+        )
+        if job.malformed:
+            return await self._send(job.request, job.record, 200, body[: len(body) // 2], job.headers)
+        if job.disconnect:  # announce the whole body, send half, hang up
+            response = web.StreamResponse(headers=job.headers)
+            response.content_type, response.content_length = _JSON, len(body)
+            try:
+                await response.prepare(job.request)
+                await response.write(body[: len(body) // 2])
+            except ConnectionError:
+                pass
+            _drop(job.request, reset=False)
+            return response
+        response = await self._send(job.request, job.record, 200, body, job.headers)
+        if job.record["status"] == 200 and job.reply is not None:
+            self._count_tokens(job.usage)
+        return response
+
+    async def _stream(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
+        await asyncio.sleep(ttft)
+        chunks = ChunkWriter(f"chatcmpl-sim{next(self._ids)}", int(time.time()), job.model)
+        try:
+            await response.prepare(job.request)
+            if job.malformed:
+                await response.write(_MALFORMED_SSE)
+            elif job.reply is None:  # [[sim:empty]]
+                await response.write(chunks.no_choices().encode() + DONE)
+            else:
+                tokens = job.reply.tokens or ("",)
+                end = max(1, len(tokens) // 2) if job.disconnect else len(tokens)
+                step = (total - ttft) / (len(tokens) - 1) if len(tokens) > 1 else 0.0
+                first = loop.time()
+                i = 0
+                while i < end:
+                    # Sleep until the next token is due, then send every token due by now in one write.
+                    wait = i * step - (loop.time() - first)
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    elapsed = loop.time() - first
+                    batch = []
+                    while i < end and i * step <= elapsed:
+                        batch.append(chunks.token(tokens[i], i == 0))
+                        i += 1
+                    if batch:
+                        await response.write("".join(batch).encode())
+                if job.disconnect:
+                    _drop(job.request, reset=False)
+                    return response
+                tail = chunks.finish(job.finish)
+                if job.include_usage and job.usage is not None:
+                    tail += chunks.usage(job.usage)
+                await response.write(tail.encode() + DONE)
+            await response.write_eof()
+        except ConnectionError:  # the client went away
+            return response
+        self.stats.finish(job.record, 200)
+        if job.reply is not None and not job.malformed:
+            self._count_tokens(job.usage)
+        return response
+
+    def _count_tokens(self, use: dict[str, int] | None) -> None:
+        if use is not None:
+            self.stats.prompt_tokens += use["prompt_tokens"]
+            self.stats.completion_tokens += use["completion_tokens"]
+
+    async def _send_429(
+        self,
+        request: web.Request,
+        record: dict[str, Any],
+        headers: dict[str, str],
+        message: str,
+        kind: str,
+        wait: float,
+    ) -> web.StreamResponse:
+        body = error_body(message, kind, code="rate_limit_exceeded")
+        return await self._send(request, record, 429, body, {**headers, **retry_headers(wait)})
+
+    async def _send(
+        self, request: web.Request, record: dict[str, Any], status: int, body: bytes, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Send a whole response now, so the counters know it was fully sent."""
+        response = web.Response(status=status, body=body, content_type=_JSON, headers=headers)
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:
+            return response
+        self.stats.finish(record, status)
+        return response
+
+
+@dataclass(slots=True)
+class _Job:
+    """What the reply phase of one request needs."""
+
+    request: web.Request
+    record: dict[str, Any]
+    model: str
+    reply: Reply | None  # None for [[sim:empty]]
+    finish: str
+    usage: dict[str, int] | None  # None for [[sim:nousage]]
+    include_usage: bool
+    malformed: bool
+    disconnect: bool
+    headers: dict[str, str]
+
+
+def _limiter(config: SimConfig) -> RateLimiter | None:
+    return None if config.rpm is None and config.tpm is None else RateLimiter(config.rpm, config.tpm)
+
+
+def _drop(request: web.Request, *, reset: bool) -> None:
+    """Hang up: ``reset`` sends a TCP RST at once, otherwise flush what was written and close."""
+    transport = request.transport
+    if transport is None:
+        return
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        transport.close()
+
+
+SIMULATOR = web.AppKey("simulator", Simulator)
+
+
+def make_app(config: SimConfig) -> web.Application:
+    sim = Simulator(config)
+    app = web.Application(client_max_size=16 * 2**20)
+    app[SIMULATOR] = sim
+    app.router.add_post("/v1/chat/completions", sim.chat)
+    app.router.add_get("/v1/models", sim.models)
+    app.router.add_get("/sim/stats", sim.get_stats)
+    app.router.add_post("/sim/reset", sim.post_reset)
+    app.router.add_post("/sim/config", sim.post_config)
+    return app
+
+
+async def start(config: SimConfig, host: str, port: int) -> tuple[web.AppRunner, Simulator, int]:
+    """Start listening; returns the runner (for cleanup), the simulator and the bound port."""
+    app = make_app(config)
+    # No access log: no per-request logging. Handler cancellation: a request whose client hung
+    # up stops at once (freeing its capacity slot), as real servers abort such requests.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096)
+    await site.start()
+    bound = runner.addresses[0][1]
+    return runner, app[SIMULATOR], bound
