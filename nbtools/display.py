@@ -22,7 +22,7 @@ from .results import BatchResult
 __all__ = ["LiveDisplay", "in_notebook"]
 
 TICK = 0.1  # seconds between refreshes: at most 10 updates a second
-RENDER_BUDGET = 0.05  # the heavy render may use at most this share of the wall time
+RENDER_BUDGET = 0.03  # the heavy render may use at most this share of the wall time
 
 
 def in_notebook() -> bool:
@@ -51,7 +51,7 @@ class LiveDisplay:
         self._header: Any = None
         self._body: Any = None  # an HTML widget when embedded
         self._body_id: str | None = None  # else a display id
-        self._next_render = 0.0
+        self._next_render = 0.0  # perf_counter time from which the body may render again
         self._seen: tuple[int, int] = (-1, -1)
         self.widget: Any = self._build_widgets(cancel_button, embed) if self.notebook else None
 
@@ -61,6 +61,7 @@ class LiveDisplay:
         if self.notebook:
             display(self.widget)
             self._body_id = display(self._bundle(), raw=True, display_id=True).display_id
+            self._seen = (self.result.completed_count, self.result.stream_chunks)  # shown just now
         else:
             from tqdm.std import tqdm
 
@@ -90,11 +91,12 @@ class LiveDisplay:
 
     def _bundle(self) -> dict[str, str]:
         result = self.result
+        summary = result.summary()
         html = (
             f"<div class='nbt'>{render.STYLE}{render.table_html(result, self.limit)}"
-            f"{render.summary_html(result)}{render.timeline_svg(result)}</div>"
+            f"{render.summary_html(result, summary)}{render.timeline_svg(result)}</div>"
         )
-        text = render.summary_text(result) + "\n" + render.table_text(result, self.limit)
+        text = render.summary_text(result, summary) + "\n" + render.table_text(result, self.limit)
         return {"text/plain": text, "text/html": html}
 
     def _show_body(self) -> None:
@@ -117,10 +119,10 @@ class LiveDisplay:
     def refresh(self) -> None:
         result = self.result
         done = result.completed_count
-        if self._bar is not None and done != self._bar.n:
-            self._bar.update(done - self._bar.n)
         if self._bar is not None:
             self._bar.set_postfix_str(f"{result.in_flight} in flight", refresh=False)
+            if done != self._bar.n:
+                self._bar.update(done - self._bar.n)
         if not self.notebook:
             return
         header = self._header_html()
@@ -131,8 +133,9 @@ class LiveDisplay:
         if now >= self._next_render and state != self._seen:
             self._seen = state
             self._show_body()
-            cost = time.perf_counter() - now
-            self._next_render = now + max(TICK, cost / RENDER_BUDGET)
+            # A render's wall time grows when the kernel is starved of CPU, so this budget
+            # shrinks with it: the display keeps the same share of the kernel's own time.
+            self._next_render = now + max(TICK, (time.perf_counter() - now) / RENDER_BUDGET)
 
     def finish(self) -> None:
         result = self.result

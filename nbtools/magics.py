@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -216,6 +217,8 @@ class LLMBatch(Magics):
         if job.compare:
             # A timing lesson: replies from the cache would make both runs instant.
             serial = await self._follow(job, self._launch(job, concurrency=1, cache=False), "serial")
+            if serial.cancelled:
+                return  # Cancel means stop, not "go on to the next half"
             concurrent = await self._follow(job, self._launch(job, cache=False), "concurrent")
             comparison = Comparison(serial, concurrent)
             if job.out:
@@ -299,8 +302,20 @@ def transform_cell(lines: list[str]) -> list[str]:
     head = lines[0].rstrip("\n")[len("%%llm_batch"):]
     if (head and not head[0].isspace()) or head.rstrip().endswith("?"):
         return lines  # another magic's name, or a help request
+    if _inside_a_cell_magic():
+        return lines  # e.g. the body of %%time: compiled outside any coroutine, so no await here
     body = "".join(lines[1:])
     return [f"await __import__('nbtools.magics', fromlist=['run_cell']).run_cell({head.strip()!r}, {body!r})\n"]
+
+
+def _inside_a_cell_magic() -> bool:
+    """True when another cell magic (%%time, %%capture...) is transforming its body, not IPython a cell."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "run_cell_magic":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 async def run_cell(line: str, cell: str) -> None:

@@ -10,7 +10,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .results import BatchResult, RequestResult
+    from .results import BatchResult, RequestResult, Summary
 
 __all__ = ["escape", "STYLE", "batch_html", "batch_text", "header_html", "summary_html", "table_html", "timeline_svg"]
 
@@ -37,7 +37,7 @@ def _secs(value: float | None) -> str:
 # -- header ----------------------------------------------------------------------------------------
 def header_text(result: BatchResult) -> str:
     ep = result.endpoint
-    line = f"{result.model or '?'} @ {ep.host} · concurrency {_limit(result)} · {len(result)} requests"
+    line = f"{result.model or '(default model)'} @ {ep.host} · concurrency {_limit(result)} · {len(result)} requests"
     return line + (f"\n{ep.note}" if ep.note else "")
 
 
@@ -45,7 +45,7 @@ def header_html(result: BatchResult) -> str:
     ep = result.endpoint
     live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
     html = (
-        f"<div><b>{escape(result.model or '?')}</b> @ {escape(ep.host)} · concurrency "
+        f"<div><b>{escape(result.model or '(default model)')}</b> @ {escape(ep.host)} · concurrency "
         f"{_limit(result)}{live} · {len(result)} requests</div>"
     )
     if ep.note:
@@ -58,14 +58,20 @@ def _limit(result: BatchResult) -> str:
 
 
 # -- summary ---------------------------------------------------------------------------------------
-def summary_text(result: BatchResult) -> str:
-    state = "cancelled: " if result.cancelled else ("" if result.done else "running: ")
-    return state + str(result.summary())
+def _state(result: BatchResult) -> str:
+    if result.failure is not None:
+        return "failed"
+    return "cancelled" if result.cancelled else ("done" if result.done else "running")
 
 
-def summary_html(result: BatchResult) -> str:
-    s = result.summary()
-    state = "cancelled" if result.cancelled else ("done" if result.done else "running")
+def summary_text(result: BatchResult, s: Summary | None = None) -> str:
+    state = _state(result)
+    return ("" if state == "done" else f"{state}: ") + str(s or result.summary())
+
+
+def summary_html(result: BatchResult, s: Summary | None = None) -> str:
+    s = s or result.summary()
+    state = _state(result)
     cells = [
         ("state", state),
         ("done", f"{s.completed}/{s.total}"),
@@ -191,14 +197,18 @@ def _bars(rows: list[RequestResult], span: float, now: float, width: int) -> tup
 def _concurrency_area(rows: list[RequestResult], span: float, now: float, width: int, limit: int) -> tuple[str, int]:
     height = 120
     buckets = width // 2
-    counts = [0] * buckets
+    # A difference array: +1 where a request starts, -1 after it ends; a running sum gives the count.
+    steps = [0] * (buckets + 1)
+    scale = (buckets - 1) / span
+    last = buckets - 1
     for r in rows:
-        assert r.started is not None
         end = r.finished if r.finished is not None else now
-        a = min(int(r.started / span * (buckets - 1)), buckets - 1)
-        b = min(int(end / span * (buckets - 1)), buckets - 1)
-        for k in range(a, b + 1):
-            counts[k] += 1
+        steps[min(int(r.started * scale), last)] += 1  # type: ignore[operator]
+        steps[min(int(end * scale), last) + 1] -= 1
+    counts, running = [], 0
+    for step in steps[:buckets]:
+        running += step
+        counts.append(running)
     top = max(max(counts), limit, 1)
     step = width / buckets
     points = " ".join(f"{k * step:.1f},{height - c / top * height:.1f}" for k, c in enumerate(counts))

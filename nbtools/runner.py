@@ -111,21 +111,21 @@ class _Run:
             raise
         except BaseException as exc:
             result.failure = exc
-            await self._shutdown()
+            await self._shutdown(cancelled=False)
             raise
         if self.cache is not None:
             self.cache.close()
         result._finish()
         return result
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, *, cancelled: bool = True) -> None:
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         if not self.result.done:
-            self.result._finish(cancelled=True)
+            self.result._finish(cancelled=cancelled)
         if self.cache is not None:
             self.cache.close()  # what finished survives the interrupt: a re-run sends only the rest
 
