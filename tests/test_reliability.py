@@ -140,9 +140,11 @@ def test_rpm_budget_spaces_requests_without_an_initial_burst(make_sim) -> None:
     server = make_sim(latency=0.01)
     nbtools.batch([f"p{i}" for i in range(12)], base_url=server.base_url, model="m", concurrency=12, rpm=600, cache=False)
     arrivals = [rec["t"] for rec in server.stats()["log"]]
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
-    assert min(gaps) >= 0.09, gaps  # 600/min = one every 0.1 s, from the very first
-    assert arrivals[-1] - arrivals[0] < 1.4
+    since_first = [t - arrivals[0] for t in arrivals]
+    # 600/min = one every 0.1 s from the very first: request k never arrives before k * 0.1 s
+    # (less a little scheduling jitter), so no burst above the budget at the start.
+    assert all(t >= 0.1 * k - 0.03 for k, t in enumerate(since_first)), since_first
+    assert since_first[-1] < 1.4
 
 
 def test_tpm_budget_paces_by_tokens(make_sim) -> None:

@@ -37,10 +37,11 @@ class SimConfig:
     over_capacity: str = _knob(
         "queue", "past capacity: 'queue' (wait for a slot, like llama.cpp) or '503' (like Ollama)"
     )
-    rpm: float | None = _knob(None, "requests per 60 s sliding window before 429s (unset: unlimited)")
+    rpm: float | None = _knob(None, "requests per minute before 429s, enforced per --rate-burst seconds (unset: unlimited)")
     tpm: float | None = _knob(
-        None, "tokens (prompt + completion) per 60 s sliding window before 429s (unset: unlimited)"
+        None, "tokens (prompt + completion) per minute before 429s, enforced like rpm (unset: unlimited)"
     )
+    rate_burst: float = _knob(1.0, "seconds of rpm/tpm budget the server lets a client spend at once")
     fail_500: float = _knob(0.0, "probability of a 500 per request")
     fail_503: float = _knob(0.0, "probability of a 503 per request")
     fail_429: float = _knob(0.0, "probability of a 429 (with retry-after) per request")
@@ -56,7 +57,7 @@ class SimConfig:
         for name in ("latency", "latency_spread", "slow_delay", "retry_after"):
             _check_number(name, getattr(self, name), minimum=0.0)
         _check_number("ttft", self.ttft, minimum=0.0, optional=True)
-        for name in ("tokens_per_second", "rpm", "tpm"):
+        for name in ("tokens_per_second", "rpm", "tpm", "rate_burst"):
             _check_number(name, getattr(self, name), minimum=0.0, optional=True, exclusive=True)
         if not isinstance(self.reply, str):
             raise ValueError(f"reply={self.reply!r} is not a string; use 'varied', 'echo' or a fixed text")

@@ -6,71 +6,69 @@ import asyncio
 import math
 from collections import deque
 
-WINDOW = 60.0  # seconds; rpm/tpm are counted over any sliding window this long
+class _Bucket:
+    """A token bucket: refills at ``rate`` per second up to ``capacity``; may run into debt."""
+
+    def __init__(self, per_minute: float, burst_seconds: float) -> None:
+        self.limit = per_minute
+        self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_seconds)
+        self.level = self.capacity
+        self.updated: float | None = None
+
+    def refill(self, now: float) -> None:
+        if self.updated is not None:
+            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def wait_for(self, cost: float) -> float:
+        """Seconds until ``cost`` fits (a cost above the capacity needs a full bucket)."""
+        need = min(cost, self.capacity)
+        return 0.0 if self.level >= need else (need - self.level) / self.rate
+
+    def headers(self, kind: str) -> dict[str, str]:
+        return {
+            f"x-ratelimit-limit-{kind}": _number(self.limit),
+            f"x-ratelimit-remaining-{kind}": str(max(0, math.floor(self.level))),
+            f"x-ratelimit-reset-{kind}": duration((self.capacity - self.level) / self.rate),
+        }
 
 
 class RateLimiter:
-    """Sliding 60 s windows: never more than ``rpm`` requests or ``tpm`` tokens in any window.
+    """Requests and tokens per minute, enforced as providers do: over short windows.
 
-    A sliding window (rather than a full token bucket) means no initial burst
-    beyond the limit: a client that respects "N per minute" never sees a 429.
+    Each limit is a token bucket that refills at limit/60 per second and holds ``burst_seconds``
+    of budget (at least one request), so "600 per minute" means about 10 a second, not 600 at
+    once: a client that sends evenly never sees a 429, one that bursts sees them within a second.
     """
 
-    def __init__(self, rpm: float | None, tpm: float | None) -> None:
+    def __init__(self, rpm: float | None, tpm: float | None, burst_seconds: float = 1.0) -> None:
         self.rpm, self.tpm = rpm, tpm
-        self._requests: deque[float] = deque()  # admission times
-        self._tokens: deque[tuple[float, int]] = deque()  # (admission time, cost)
-        self._token_sum = 0
+        self._requests = _Bucket(rpm, burst_seconds) if rpm is not None else None
+        self._tokens = _Bucket(tpm, burst_seconds) if tpm is not None else None
 
     def admit(self, now: float, cost: int) -> tuple[str, float] | None:
-        """Record and return None if the request fits; else (limit kind, seconds until it would)."""
-        self._expire(now)
-        if self.rpm is not None and len(self._requests) >= self.rpm:
-            # The request fits once enough of the oldest admissions leave the window.
-            oldest_needed = self._requests[math.floor(len(self._requests) - self.rpm)]
-            return "requests", oldest_needed + WINDOW - now
-        if self.tpm is not None and self._token_sum + cost > self.tpm:
-            return "tokens", self._token_wait(now, cost)
-        if self.rpm is not None:
-            self._requests.append(now)
-        if self.tpm is not None:
-            self._tokens.append((now, cost))
-            self._token_sum += cost
+        """Take the budget and return None if the request fits; else (limit kind, seconds until it would)."""
+        for kind, bucket, amount in (("requests", self._requests, 1), ("tokens", self._tokens, cost)):
+            if bucket is not None:
+                bucket.refill(now)
+                wait = bucket.wait_for(amount)
+                if wait > 0:
+                    return kind, wait
+        if self._requests is not None:
+            self._requests.level -= 1
+        if self._tokens is not None:
+            self._tokens.level -= cost
         return None
 
     def headers(self, now: float) -> dict[str, str]:
         """OpenAI's x-ratelimit-* headers for the limits that are set."""
-        self._expire(now)
-        out = {}
-        if self.rpm is not None:
-            out["x-ratelimit-limit-requests"] = _number(self.rpm)
-            out["x-ratelimit-remaining-requests"] = str(max(0, math.ceil(self.rpm - len(self._requests))))
-            newest = self._requests[-1] if self._requests else now - WINDOW
-            out["x-ratelimit-reset-requests"] = duration(newest + WINDOW - now)
-        if self.tpm is not None:
-            out["x-ratelimit-limit-tokens"] = _number(self.tpm)
-            out["x-ratelimit-remaining-tokens"] = str(max(0, math.floor(self.tpm - self._token_sum)))
-            newest = self._tokens[-1][0] if self._tokens else now - WINDOW
-            out["x-ratelimit-reset-tokens"] = duration(newest + WINDOW - now)
+        out: dict[str, str] = {}
+        for kind, bucket in (("requests", self._requests), ("tokens", self._tokens)):
+            if bucket is not None:
+                bucket.refill(now)
+                out.update(bucket.headers(kind))
         return out
-
-    def _expire(self, now: float) -> None:
-        cutoff = now - WINDOW
-        requests, tokens = self._requests, self._tokens
-        while requests and requests[0] <= cutoff:
-            requests.popleft()
-        while tokens and tokens[0][0] <= cutoff:
-            self._token_sum -= tokens.popleft()[1]
-
-    def _token_wait(self, now: float, cost: int) -> float:
-        if cost > self.tpm:  # type: ignore[operator]  # can never fit; ask for a full window
-            return WINDOW
-        used = self._token_sum
-        for t, spent in self._tokens:
-            used -= spent
-            if used + cost <= self.tpm:  # type: ignore[operator]
-                return t + WINDOW - now
-        return WINDOW
 
 
 def duration(seconds: float) -> str:

@@ -64,7 +64,7 @@ class Simulator:
         self._apply(new)
         if new.seed != old.seed:
             self.rng = random.Random(new.seed)
-        if (new.rpm, new.tpm) != (old.rpm, old.tpm):
+        if (new.rpm, new.tpm, new.rate_burst) != (old.rpm, old.tpm, old.rate_burst):
             self.limiter = _limiter(new)
         return new
 
@@ -330,7 +330,9 @@ class _Job:
 
 
 def _limiter(config: SimConfig) -> RateLimiter | None:
-    return None if config.rpm is None and config.tpm is None else RateLimiter(config.rpm, config.tpm)
+    if config.rpm is None and config.tpm is None:
+        return None
+    return RateLimiter(config.rpm, config.tpm, config.rate_burst)
 
 
 def _drop(request: web.Request, *, reset: bool) -> None:
