@@ -3,7 +3,7 @@
 Additive increase, multiplicative decrease, as TCP does for a network path:
 - slow start: double the limit every round (``limit`` successes) until the first sign of overload;
 - then +1 a round while requests succeed and latency holds (no server-side queueing);
-- on 429/503: back off by 10%, once per generation: signals from requests sent before the
+- on 429/503: back off by 5%, once per generation: signals from requests sent before the
   last back-off describe the old limit and are ignored. The gentle step keeps the limit within
   a request or two of what the server sustains, instead of halving it (TCP's 50%) and losing
   a quarter of the throughput on average;
@@ -22,7 +22,7 @@ __all__ = ["AdaptiveConcurrency", "AUTO_START", "AUTO_CEILING"]
 AUTO_START = 4
 AUTO_CEILING = 1024
 LATENCY_SLACK = 2.0  # recent latency above this many times the best seen means the server queues
-DECREASE = 0.9
+DECREASE = 0.95
 
 
 class AdaptiveConcurrency:
@@ -41,6 +41,8 @@ class AdaptiveConcurrency:
             self._read_headers(headers)
         self._best = latency if self._best is None else min(self._best, latency)
         self._recent = latency if self._recent is None else 0.9 * self._recent + 0.1 * latency
+        if not self.limiter.waiting:
+            return  # nothing waits for a slot: the limit is not what holds us back (a rate budget, the tail)
         self._successes += 1
         if self._successes < self.limiter.limit:
             return

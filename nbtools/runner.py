@@ -91,6 +91,8 @@ class _Run:
                             self._followers[key].append(row)
                             continue
                         self._followers[key] = []
+                    if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
+                        await self.pacer.wait(self._estimate(body))
                     await self.limiter.acquire()
                     row.started = result._now()
                     row.status = RUNNING
@@ -148,7 +150,7 @@ class _Run:
     async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None) -> None:
         options, result, client, pacer, adaptive = self.options, self.result, self.client, self.pacer, self.adaptive
         on_delta = _streamer(row, result) if options.stream else None
-        estimate = estimate_prompt_tokens(body["messages"]) + self._typical_completion if pacer.active else 0
+        estimate = self._estimate(body) if pacer.active else 0
         overloads = 0  # with concurrency="auto", 429/503 are signals to slow down, not failures
         completion = None
         holding = True  # the limiter slot taken for us by the dispatcher
@@ -157,7 +159,7 @@ class _Run:
                 row.attempts += 1
                 if on_delta is not None:
                     row._parts, row.first_token = [], None
-                if pacer.active:
+                if pacer.active and row.attempts > 1:  # the dispatcher paced the first attempt
                     await pacer.wait(estimate)
                 generation = adaptive.generation if adaptive is not None else 0
                 sent = time.perf_counter()
@@ -202,6 +204,9 @@ class _Run:
                 self.cache.put(key, completion)
             for follower in self._followers.pop(key, ()):
                 self._finish_row(follower, completion, cached=True, error=row.error)
+
+    def _estimate(self, body: dict[str, Any]) -> int:
+        return estimate_prompt_tokens(body["messages"]) + self._typical_completion
 
     def _fill(self, row: RequestResult, completion: Completion) -> None:
         model = self.result.model
