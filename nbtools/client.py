@@ -42,8 +42,9 @@ class RequestFailed(Exception):
     """One attempt failed. ``retryable`` says whether trying again may help."""
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None, headers: Any = None) -> None:
+                 retry_after: float | None = None, headers: Any = None, unreachable: bool = False) -> None:
         super().__init__(message)
+        self.unreachable = unreachable  # nothing answered at all: no server, wrong host or port
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
@@ -104,6 +105,7 @@ class ChatClient:
     def _connection_error(self, exc: aiohttp.ClientError) -> RequestFailed:
         if isinstance(exc, aiohttp.ClientConnectorError):
             message = f"cannot connect to {self.endpoint.host}: is the server running? ({exc.strerror or 'refused'})"
+            return RequestFailed(self.endpoint.redact(message), retryable=True, unreachable=True)
         elif isinstance(exc, aiohttp.ServerDisconnectedError):
             message = f"{self.endpoint.host} closed the connection before answering"
         elif isinstance(exc, aiohttp.ClientPayloadError):

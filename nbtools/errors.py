@@ -19,7 +19,12 @@ class ConfigError(NbtoolsError, ValueError):
 
 
 class EndpointError(NbtoolsError):
-    """The endpoint cannot be used at all (nothing listening, not OpenAI-compatible)."""
+    """The endpoint cannot be used at all (nothing listening, no model to use).
+
+    Raised for the whole batch; ``.result`` holds its rows when it had started.
+    """
+
+    result: BatchResult | None = None
 
 
 class BatchInterrupted(KeyboardInterrupt):

@@ -53,7 +53,8 @@ class _Run:
         self._followers: dict[str, list[RequestResult]] = {}  # identical requests waiting on the first
         self._typical_completion = options.max_tokens or 256  # token estimate until usage is seen
         self._cancel_requested = False
-        self._callback_error: BaseException | None = None
+        self._stop_error: BaseException | None = None
+        self._answered = False  # has the endpoint answered anything yet?
         result._controller = self
 
     def cancel(self) -> None:
@@ -103,9 +104,14 @@ class _Run:
                 while self.tasks:
                     await asyncio.wait(list(self.tasks))
         except asyncio.CancelledError:
+            if isinstance(self._stop_error, EndpointError):
+                result.failure = self._stop_error
+                self._stop_error.result = result  # what finished is not lost with the batch
+                await self._shutdown(cancelled=False)
+                raise self._stop_error from None
             await self._shutdown()
-            if self._callback_error is not None:
-                raise self._callback_error
+            if self._stop_error is not None:
+                raise self._stop_error
             if self._cancel_requested and self.main_task is not None:
                 if sys.version_info >= (3, 11):
                     self.main_task.uncancel()  # a cancel we asked for is not the caller's cancel
@@ -166,6 +172,7 @@ class _Run:
                 try:
                     completion = await client.complete(body, on_delta)
                 except RequestFailed as exc:
+                    self._answered = self._answered or not exc.unreachable
                     if adaptive is not None and exc.status in (429, 503) and overloads < OVERLOAD_RETRIES:
                         overloads += 1
                         adaptive.on_overload(generation, exc.headers)
@@ -181,7 +188,10 @@ class _Run:
                         continue
                     row.error = str(exc) + (f" (after {row.attempts} attempts)" if row.attempts > 1 else "")
                     row.status = ERROR
+                    if exc.unreachable and not self._answered:
+                        self._stop(EndpointError(f"{exc}: check base_url / the provider, then run again"))
                     break
+                self._answered = True
                 if adaptive is not None:
                     adaptive.on_success(time.perf_counter() - sent, completion.headers)
                 if pacer.active and completion.completion_tokens is not None:
@@ -236,10 +246,14 @@ class _Run:
             try:
                 self.on_result(row)
             except Exception as exc:  # a broken callback stops the batch and surfaces, rows kept
-                if self._callback_error is None:
-                    self._callback_error = exc
-                    if self.main_task is not None:
-                        self.main_task.cancel()
+                self._stop(exc)
+
+    def _stop(self, error: BaseException) -> None:
+        """End the whole batch with ``error`` (a broken callback, an endpoint that is not there)."""
+        if self._stop_error is None:
+            self._stop_error = error
+            if self.main_task is not None:
+                self.main_task.cancel()
 
 
 def overload_delay(attempt: int) -> float:

@@ -192,9 +192,14 @@ def test_hostile_replies_are_escaped_in_html(sim: SimServer) -> None:
     assert evil in repr(result) or "<script>alert(1)" in repr(result)
 
 
-def test_unreachable_endpoint_is_a_row_error_not_a_crash() -> None:
-    result = nbtools.batch(["x"], base_url="http://127.0.0.1:9/v1", model="m", retries=0)
-    assert result[0].status == "error" and "cannot connect to 127.0.0.1:9" in result[0].error
+def test_an_endpoint_with_nothing_listening_stops_the_batch_at_once() -> None:
+    t = time.perf_counter()
+    with pytest.raises(nbtools.EndpointError, match="cannot connect to 127.0.0.1:9: is the server running") as info:
+        nbtools.batch([f"p{i}" for i in range(200)], base_url="http://127.0.0.1:9/v1", model="m", retries=1, cache=False)
+    assert time.perf_counter() - t < 3  # not 200 rows of retries
+    result = info.value.result
+    assert result is not None and result.failure is info.value and not result.cancelled
+    assert result.summary().errors >= 1 and result.summary().ok == 0
 
 
 @pytest.mark.parametrize(
