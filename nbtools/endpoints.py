@@ -127,7 +127,9 @@ def resolve_endpoint(
             _unknown(provider)
         if key is None and profile is not None:
             key = _env_key(profile.key_env)
-        return Endpoint(provider or "custom", base_url.rstrip("/"), profile.default_model if profile else None, key)
+        url = base_url.rstrip("/")
+        return Endpoint(provider or "custom", url, profile.default_model if profile else None, key,
+                        simulated=_is_our_simulator(url))
 
     name = provider or os.environ.get("NBTOOLS_PROVIDER") or "sim"
     profile = PROFILES.get(name)
@@ -147,6 +149,13 @@ def resolve_endpoint(
         )
     url = os.environ.get(profile.base_url_env or "", "") or profile.base_url
     return Endpoint(profile.name, url.rstrip("/"), profile.default_model, key)
+
+
+def _is_our_simulator(url: str) -> bool:
+    import sys
+
+    sim = sys.modules.get("nbtools.sim")  # only if this process started one: never import it for this
+    return sim is not None and sim.is_simulator(url)
 
 
 def _unknown(name: str) -> None:

@@ -322,6 +322,7 @@ async def run_cell(line: str, cell: str) -> None:
     """What a transformed ``%%llm_batch`` cell awaits."""
     magics = _instance
     assert magics is not None, "%load_ext nbtools first"
+    line = magics.shell.var_expand(line)  # {name} and $name in the magic line, as run_cell_magic does
     job = magics.parse(line, cell)
     if job.background:
         magics._start_background(job)
@@ -333,5 +334,9 @@ def load(shell: Any) -> None:
     global _instance
     _instance = LLMBatch(shell)
     shell.register_magics(_instance)
-    if getattr(shell, "kernel", None) is not None and transform_cell not in shell.input_transformers_cleanup:
-        shell.input_transformers_cleanup.append(transform_cell)
+    if getattr(shell, "kernel", None) is not None:
+        import ipywidgets  # noqa: F401  # imported now, not in the middle of the first batch
+        import tqdm.notebook  # noqa: F401
+
+        if transform_cell not in shell.input_transformers_cleanup:
+            shell.input_transformers_cleanup.append(transform_cell)

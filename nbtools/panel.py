@@ -244,6 +244,12 @@ class Panel:
             await asyncio.sleep(0.1)
         view.finish()
 
+    async def wait(self) -> BatchResult | Comparison | None:
+        """Wait for the run started by Run, Compare or Sweep (if any); returns ``panel.result``."""
+        if self._task is not None:
+            await self._task
+        return self.result
+
     def cancel(self) -> None:
         """Stop the running batch (and a sweep or comparison it belongs to); finished rows are kept."""
         if self._current is not None:

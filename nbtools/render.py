@@ -18,8 +18,10 @@ DISPLAY_LIMIT = 20
 _COLORS = {"ok": "#4c78a8", "error": "#e45756", "cancelled": "#bab0ac", "running": "#f2b447", "pending": "#dddddd"}
 STYLE = (
     "<style>.nbt{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px}"
-    ".nbt table{border-collapse:collapse;margin:4px 0}.nbt th,.nbt td{padding:2px 8px;text-align:left;"
-    "vertical-align:top;border-bottom:1px solid #ddd}.nbt td.num{text-align:right;font-variant-numeric:tabular-nums}"
+    ".nbt table{border-collapse:collapse;margin:4px 0}.nbt th,.nbt td{padding:2px 8px;"
+    "vertical-align:top;border-bottom:1px solid #ddd}"
+    # As specific as JupyterLab's own `.jp-RenderedHTMLCommon td` rule (which right-aligns), and later.
+    ".nbt th:not(.num),.nbt td:not(.num){text-align:left}.nbt td.num{text-align:right;font-variant-numeric:tabular-nums}"
     ".nbt .note{background:#fff7e0;border-left:3px solid #f2b447;padding:2px 8px;margin:2px 0}"
     ".nbt .err{color:#c0392b}.nbt .muted{color:#888}</style>"
 )

@@ -73,6 +73,7 @@ class _Run:
 
     async def main(self) -> BatchResult:
         result, options = self.result, self.options
+        result._t0 = time.perf_counter()  # the clock starts now: setting up a display is not queueing
         try:
             async with self.client:
                 if result.model is None:

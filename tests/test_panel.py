@@ -61,7 +61,7 @@ def test_slider_changes_the_running_limit_and_cancel_keeps_rows(make_sim) -> Non
         assert shown and int(shown.group(1)) > 2  # the header follows the new limit
         panel.cancel_button.click()
         t = asyncio.get_running_loop().time()
-        await panel._task
+        await panel.wait()
         assert asyncio.get_running_loop().time() - t < 1.0
         result = panel.result
         assert result.cancelled and 0 < result.summary().ok < 40
@@ -77,11 +77,11 @@ def test_compare_and_sweep_buttons(make_sim) -> None:
     async def main() -> None:
         panel = nbtools.Panel("one\ntwo\nthree\nfour", base_url=server.base_url, model="m", concurrency=4)
         panel.compare_button.click()
-        await panel._task
+        await panel.wait()
         assert isinstance(panel.result, Comparison) and panel.result.speedup > 1.5  # ideal 4x; slack for a busy machine
         panel.max_sweep.value = 4
         panel.sweep_button.click()
-        await panel._task
+        await panel.wait()
         points = panel.sweep_result.points
         assert [p.concurrency for p in points] == [1, 2, 4]
         assert points[-1].throughput > 2 * points[0].throughput
@@ -95,7 +95,7 @@ def test_errors_show_in_the_status_line(sim: SimServer) -> None:
         panel = make_panel(sim)
         panel.prompts.value = "   "
         panel.run_button.click()
-        await panel._task
+        await panel.wait()
         assert "no prompts" in panel.status.value and not panel.run_button.disabled
 
     asyncio.run(main())

@@ -38,6 +38,7 @@ class SimServer:
         self.host = host
         self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
         self.base_url = f"{self.url}/v1"
+        _running_urls.add(self.base_url)
 
     def _run(self, config: SimConfig, host: str, port: int) -> None:
         loop = self._loop
@@ -82,6 +83,7 @@ class SimServer:
         return self._call(functools.partial(self._sim.configure, **knobs))
 
     def stop(self) -> None:
+        _running_urls.discard(self.base_url)
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
@@ -109,6 +111,14 @@ def serve(config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int
     ``knobs`` override fields of ``config`` (e.g. ``serve(latency=0.1, rpm=60)``).
     """
     return SimServer((config or SimConfig()).replace(**knobs), host=host, port=port)
+
+
+_running_urls: set[str] = set()  # base URLs of the simulators running in this process
+
+
+def is_simulator(base_url: str) -> bool:
+    """True if ``base_url`` is a simulator this process started (its replies are not worth caching)."""
+    return base_url.rstrip("/") in _running_urls
 
 
 _shared: SimServer | None = None
