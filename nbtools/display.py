@@ -86,8 +86,7 @@ class LiveDisplay:
         return widgets.VBox(children)
 
     def _header_html(self) -> str:
-        title = f"<b>{render.escape(self.title)}</b> · " if self.title else ""
-        return f"<div class='nbt'>{title}{render.header_html(self.result)}</div>"
+        return f"<div class='nbt'>{render.header_html(self.result, self.title)}</div>"
 
     def _bundle(self) -> dict[str, str]:
         result = self.result
@@ -140,6 +139,7 @@ class LiveDisplay:
     def finish(self) -> None:
         result = self.result
         if self._bar is not None:
+            self._bar.set_postfix_str("", refresh=False)  # nothing is in flight any more
             self._bar.update(result.completed_count - self._bar.n)
             if result.cancelled or result.failure:
                 self._bar.set_description(("cancelled" if result.cancelled else "failed") + f" {self._bar.desc}")

@@ -43,11 +43,12 @@ def header_text(result: BatchResult) -> str:
     return line + (f"\n{ep.note}" if ep.note else "")
 
 
-def header_html(result: BatchResult) -> str:
+def header_html(result: BatchResult, title: str | None = None) -> str:
     ep = result.endpoint
+    title_html = f"<b>{escape(title)}</b> · " if title else ""
     live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
     html = (
-        f"<div><b>{escape(result.model or '(default model)')}</b> @ {escape(ep.host)} · concurrency "
+        f"<div>{title_html}<b>{escape(result.model or '(default model)')}</b> @ {escape(ep.host)} · concurrency "
         f"{_limit(result)}{live} · {len(result)} requests</div>"
     )
     if ep.note:
@@ -87,6 +88,8 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
     ]
     if s.cancelled:
         cells.append(("cancelled", str(s.cancelled)))
+    if s.cached:
+        cells.append(("from cache", str(s.cached)))
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
     body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
     return f"<table><tr>{head}</tr><tr>{body}</tr></table>"

@@ -138,6 +138,7 @@ class Summary:
     completion_tokens: int
     tokens_per_s: float
     max_concurrency: int
+    cached: int = 0  # rows answered from the cache (or by an identical request): not in the latency figures
 
     def __str__(self) -> str:
         pct = f"p50 {self.p50:.2f} s, p95 {self.p95:.2f} s" if self.p50 is not None else "no latencies yet"
@@ -146,6 +147,7 @@ class Summary:
             f"(speedup {self.speedup:.1f}x); {pct}; {self.tokens_per_s:.0f} tokens/s; "
             f"{self.errors} errors, {self.retries} retries"
             + (f", {self.cancelled} cancelled" if self.cancelled else "")
+            + (f", {self.cached} from the cache" if self.cached else "")
         )
 
 
@@ -263,11 +265,15 @@ class BatchResult(Sequence[RequestResult]):
 
     # -- figures --------------------------------------------------------------------------------
     def summary(self) -> Summary:
-        latencies = sorted(lat for r in self.rows if r.done and (lat := r.latency) is not None and r.status != CANCELLED)
+        # Rows answered from the cache took no time and made no request: they would skew the figures.
+        latencies = sorted(
+            lat for r in self.rows if r.status != CANCELLED and not r.cached and (lat := r.latency) is not None
+        )
         wall = self.elapsed()
-        ok = errors = cancelled = retries = ptok = ctok = 0
+        ok = errors = cancelled = retries = ptok = ctok = cached = 0
         for r in self.rows:
             status = r.status
+            cached += r.cached
             if status == OK:
                 ok += 1
             elif status == ERROR:
@@ -286,7 +292,7 @@ class BatchResult(Sequence[RequestResult]):
             speedup=total_latency / wall if wall > 0 else 0.0,
             p50=_quantile(latencies, 0.50), p95=_quantile(latencies, 0.95),
             prompt_tokens=ptok, completion_tokens=ctok, tokens_per_s=ctok / wall if wall > 0 else 0.0,
-            max_concurrency=peak,
+            max_concurrency=peak, cached=cached,
         )
 
     # -- export ---------------------------------------------------------------------------------

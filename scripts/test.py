@@ -6,14 +6,33 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 from _bootstrap import ROOT, VENV, venv_python
 
 
+def ensure_chromium() -> None:
+    """tests/browser drives Debian's Chromium: install it with apt-get when it is missing (never fails the run)."""
+    chromium = os.environ.get("NBTOOLS_TEST_CHROMIUM", "/usr/bin/chromium")
+    if os.path.exists(chromium):
+        return
+    sudo = [] if not hasattr(os, "geteuid") or os.geteuid() == 0 else ["sudo", "-n"]
+    ok = False
+    if shutil.which("apt-get") and (not sudo or shutil.which("sudo")):
+        print(f"{chromium} is missing: installing chromium with apt-get for the browser tests ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        ok = (subprocess.call([*sudo, "apt-get", "update", "-q"], env=env) == 0
+              and subprocess.call([*sudo, "apt-get", "install", "-y", "-q", "chromium"], env=env) == 0
+              and os.path.exists(chromium))
+    print("chromium installed" if ok else f"could not install chromium at {chromium}: the browser tests will fail",
+          flush=True)
+
+
 def main() -> int:
     python = venv_python("test")
+    ensure_chromium()
     # The kernel that tests and notebooks start must be this venv's, whatever else the machine has.
     subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"], check=True,
                    stdout=subprocess.DEVNULL)
