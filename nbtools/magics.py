@@ -21,12 +21,12 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from traitlets import Bool, Dict, Float, Int, Unicode
 
 from . import cells
+from .blocking import run_blocking
 from .compare import Comparison
 from .display import LiveDisplay
 from .errors import NbtoolsError
 from .options import BatchOptions
 from .results import BatchResult
-from .blocking import run_blocking
 from .runner import start
 
 __all__ = ["LLMBatch", "load", "run_cell"]

@@ -15,15 +15,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .adaptive import AUTO_START, AdaptiveConcurrency
+from .blocking import run_blocking
 from .cache import ReplyCache, cache_key
 from .cache import enabled_by_default as cache_on
 from .client import ChatClient, Completion, RequestFailed
 from .endpoints import resolve_endpoint
-from .blocking import run_blocking
 from .errors import BatchInterrupted, ConfigError, EndpointError
 from .limiter import Limiter
-from .pacing import Pacer, estimate_prompt_tokens
 from .options import BatchOptions, Prompt, normalize_prompts
+from .pacing import Pacer, estimate_prompt_tokens
 from .results import CANCELLED, ERROR, OK, RUNNING, BatchResult, RequestResult
 from .retry import backoff_delay
 

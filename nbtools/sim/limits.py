@@ -1,10 +1,9 @@
-"""Rate limits (requests/tokens per minute) and the capacity gate."""
+"""Rate limits: requests and tokens per minute."""
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections import deque
+
 
 class _Bucket:
     """A token bucket: refills at ``rate`` per second up to ``capacity``; may run into debt."""
@@ -89,46 +88,3 @@ def retry_headers(wait: float) -> dict[str, str]:
 
 def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else str(value)
-
-
-class CapacityGate:
-    """Counts requests being processed; past ``capacity`` callers queue in FIFO order."""
-
-    def __init__(self) -> None:
-        self.capacity: int | None = None  # set live from the config
-        self.processing = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    def try_enter(self) -> bool:
-        if self._has_room() and not self._waiters:
-            self.processing += 1
-            return True
-        return False
-
-    async def enter(self) -> None:
-        """Wait for a slot (the releaser hands it over, so waiters cannot be overtaken)."""
-        if self.try_enter():
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():  # a slot was handed over just before
-                self.leave()
-            raise
-
-    def leave(self) -> None:
-        self.processing -= 1
-        self.wake()
-
-    def wake(self) -> None:
-        """Hand free slots to waiters; also called when capacity is raised live."""
-        while self._waiters and self._has_room():
-            waiter = self._waiters.popleft()
-            if not waiter.done():  # cancelled waiters are skipped
-                self.processing += 1
-                waiter.set_result(None)
-
-    def _has_room(self) -> bool:
-        return self.capacity is None or self.processing < self.capacity

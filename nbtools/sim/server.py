@@ -14,6 +14,7 @@ import math
 import random
 import socket
 import struct
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from typing import Any
 
 from aiohttp import web
 
+from ..limiter import Limiter
 from . import directives as sim_directives
 from .config import FAULT_KNOBS, SimConfig
-from .limits import CapacityGate, RateLimiter, retry_headers
+from .limits import RateLimiter, retry_headers
 from .protocol import (
     DONE,
     ChunkWriter,
@@ -46,6 +48,8 @@ _INSTANT_FAULTS = {  # fault -> (status, message, type)
 }
 _SHUTDOWN_TIMEOUT = 0.25  # seconds; sleeping replies are simulated, no need to let them finish
 
+UNLIMITED = sys.maxsize  # no capacity knob: the gate never makes anyone wait
+
 
 class Simulator:
     """All mutable server state; lives on the server's event loop."""
@@ -53,7 +57,7 @@ class Simulator:
     def __init__(self, config: SimConfig) -> None:
         self.t0 = time.monotonic()
         self.stats = Stats()
-        self.gate = CapacityGate()
+        self.gate = Limiter(UNLIMITED)  # the capacity gate: FIFO, slots handed over in order
         self._ids = itertools.count(1)
         self._apply(config)
         self.reset()
@@ -70,7 +74,7 @@ class Simulator:
 
     def reset(self) -> None:
         """Zero the counters, restart the random stream, forget flaky counts and rate windows."""
-        self.stats.reset(processing=self.gate.processing)
+        self.stats.reset(processing=self.gate.active)
         self.rng = random.Random(self.config.seed)
         self.limiter = _limiter(self.config)
         self.flaky: Counter[str] = Counter()
@@ -79,8 +83,7 @@ class Simulator:
         # Precompute everything a request would otherwise derive from the config.
         self.config = config
         self.replies = ReplyMaker(config.seed, config.reply)
-        self.gate.capacity = config.capacity
-        self.gate.wake()
+        self.gate.limit = config.capacity or UNLIMITED
         self._models = models_body(config.models, int(time.time()))
         bound, self._fault_bounds = 0.0, []
         for knob in FAULT_KNOBS:
@@ -167,13 +170,13 @@ class Simulator:
                 return web.Response()  # never sent: the connection is gone
 
         gate = self.gate
-        if not gate.try_enter():
+        if not gate.try_acquire():
             if config.over_capacity == "503":
                 body = error_body("Server busy: maximum concurrent requests exceeded. (simulated)", "server_error")
                 return await self._send(request, record, 503, body, headers)
-            await gate.enter()
-        if gate.processing > self.stats.peak_processing:
-            self.stats.peak_processing = gate.processing
+            await gate.acquire()
+        if gate.active > self.stats.peak_processing:
+            self.stats.peak_processing = gate.active
         try:
             if fault == "slow":
                 await asyncio.sleep(config.slow_delay)
@@ -195,7 +198,7 @@ class Simulator:
             await asyncio.sleep(total)
             return await self._reply(job)
         finally:
-            gate.leave()
+            gate.release()
 
     def _draw_fault(self, u: float) -> str | None:
         for bound, kind in self._fault_bounds:
