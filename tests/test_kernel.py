@@ -308,3 +308,28 @@ def test_cancel_button_during_compare_stops_the_cell(kernel: Kernel, slow: SimSe
     time.sleep(0.3)
     assert slow.stats()["requests"] == at_click, "requests went on after Cancel (the concurrent phase started)"
     assert kernel.value("type(cmp_btn).__name__") != "Comparison"
+
+
+# -- the panel ---------------------------------------------------------------------------------------------
+def test_panel_slider_and_buttons_work_through_comm_messages(kernel: Kernel, mid: SimServer) -> None:
+    mid.reset()
+    mark = kernel.mark()
+    kernel.ok(f"import nbtools\npanel = nbtools.Panel([f'q{{i}}' for i in range(60)], base_url={mid.base_url!r}, "
+              "model='sim-small', concurrency=2)\npanel")
+    run = kernel.widget_comm("ButtonModel", since=mark, description="Run")
+    cancel = kernel.widget_comm("ButtonModel", since=mark, description="Cancel")
+    slider = kernel.widget_comm("IntSliderModel", since=mark, description="concurrency")
+    kernel.click(run)  # as the browser sends it: a comm message on the shell channel
+    wait_for(lambda: mid.stats()["completed"] >= 4, 5, "the first requests at concurrency 2")
+    assert mid.stats()["peak_in_flight"] == 2
+    kernel.comm_msg(slider, {"method": "update", "state": {"value": 8}, "buffer_paths": []})
+    time.sleep(0.3)
+    mid.reset()  # from here on, only the new limit counts
+    wait_for(lambda: mid.stats()["completed"] >= 8, 5, "requests at the new limit")
+    assert mid.stats()["peak_in_flight"] == 8
+    kernel.click(cancel)
+    wait_for(lambda: kernel.value("panel.result.done and not panel.run_button.disabled"), 2, "the cancel")
+    assert kernel.value("[panel.result.cancelled, panel.result.concurrency]") == [True, 8]
+    sent = mid.stats()["requests"]
+    time.sleep(0.5)
+    assert mid.stats()["requests"] == sent
