@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, help="requests per run (default per scenario)")
     parser.add_argument("--skip-usual", action="store_true")
     args = parser.parse_args()
-    print("| scenario | client | wall (s) | throughput (req/s) | % of limit | failed | 429/503 seen |")
+    print("| scenario | client | wall (s) | answered per second | % of the limit | failed | 429/503 seen |")
     print("|---|---|---|---|---|---|---|")
     for name in args.scenario or list(SCENARIOS):
         spec = SCENARIOS[name]

@@ -1,7 +1,7 @@
 """``concurrency="auto"``: find the concurrency an endpoint sustains, and keep to it.
 
 Additive increase, multiplicative decrease, as TCP does for a network path:
-- slow start: double the limit every round (``limit`` successes) until the first sign of overload;
+- slow start: +1 per success (the limit doubles every round trip) until the first sign of overload;
 - then +1 a round while requests succeed and latency holds (no server-side queueing);
 - on 429/503: back off by 5%, once per generation: signals from requests sent before the
   last back-off describe the old limit and are ignored. The gentle step keeps the limit within
@@ -12,7 +12,7 @@ Additive increase, multiplicative decrease, as TCP does for a network path:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .limiter import Limiter
 from .pacing import Pacer
@@ -26,8 +26,9 @@ DECREASE = 0.95
 
 
 class AdaptiveConcurrency:
-    def __init__(self, limiter: Limiter, pacer: Pacer, *, ceiling: int = AUTO_CEILING) -> None:
+    def __init__(self, limiter: Limiter, pacer: Pacer, demand: Callable[[], bool], *, ceiling: int = AUTO_CEILING) -> None:
         self.limiter = limiter
+        self.demand = demand  # would more slots be used now? (requests left, and no rate budget holding them)
         self.pacer = pacer
         self.ceiling = ceiling
         self.generation = 0  # bumped at each back-off
@@ -41,8 +42,14 @@ class AdaptiveConcurrency:
             self._read_headers(headers)
         self._best = latency if self._best is None else min(self._best, latency)
         self._recent = latency if self._recent is None else 0.9 * self._recent + 0.1 * latency
-        if not self.limiter.waiting:
-            return  # nothing waits for a slot: the limit is not what holds us back (a rate budget, the tail)
+        if not self.demand():
+            return  # the limit is not what holds us back (a rate budget, or the batch's tail)
+        if self._slow_start:
+            if self._recent > LATENCY_SLACK * self._best + 0.05:
+                self._slow_start = False  # requests queue at the server: more in flight buys nothing
+            else:
+                self.limiter.limit = min(self.ceiling, self.limiter.limit + 1)
+            return
         self._successes += 1
         if self._successes < self.limiter.limit:
             return
@@ -50,8 +57,7 @@ class AdaptiveConcurrency:
         if self._recent > LATENCY_SLACK * self._best + 0.05:
             self._slow_start = False  # requests queue at the server: more in flight buys nothing
             return
-        grown = self.limiter.limit * 2 if self._slow_start else self.limiter.limit + 1
-        self.limiter.limit = min(self.ceiling, grown)
+        self.limiter.limit = min(self.ceiling, self.limiter.limit + 1)
 
     def on_overload(self, generation: int, headers: Mapping[str, str] | None) -> None:
         """A 429 or 503 for a request sent in ``generation``."""

@@ -48,10 +48,12 @@ class Pacer:
             self._tokens_free_at = start + tokens * 60.0 / self.tpm
         return start - now
 
-    async def wait(self, tokens: int) -> None:
+    async def wait(self, tokens: int) -> bool:
+        """Wait for the next start; True if the budget made us wait."""
         delay = self.reserve(tokens)
         if delay > 0:
             await asyncio.sleep(delay)
+        return delay > 0
 
     def settle(self, estimated: int, actual: int) -> None:
         """Correct the token clock once the real usage is known (more used: later; less: sooner)."""

@@ -43,7 +43,9 @@ class _Run:
         auto = options.concurrency == "auto"
         self.limiter = Limiter(AUTO_START if auto else options.concurrency)  # type: ignore[arg-type]
         self.pacer = Pacer(options.rpm, options.tpm)
-        self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer) if auto else None
+        self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots) if auto else None
+        self._left = len(result.rows)  # rows the dispatcher has not handled yet
+        self._paced = False  # did the rate budget hold back the last start?
         use_cache = options.cache if options.cache is not None else (not result.endpoint.simulated and cache_on())
         self.cache = ReplyCache() if use_cache else None
         self.client = ChatClient(result.endpoint, timeout=options.timeout)
@@ -83,6 +85,7 @@ class _Run:
                 hits = self.cache.get_many(keys) if self.cache is not None and keys is not None else {}
                 loop = asyncio.get_running_loop()
                 for row in result.rows:
+                    self._left -= 1
                     body = options.request_body(options.messages(row.prompt), model)
                     if keys is not None:
                         key = keys[row.index]
@@ -94,7 +97,7 @@ class _Run:
                             continue
                         self._followers[key] = []
                     if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
-                        await self.pacer.wait(self._estimate(body))
+                        self._paced = await self.pacer.wait(self._estimate(body))
                     await self.limiter.acquire()
                     row.started = result._now()
                     row.status = RUNNING
@@ -215,6 +218,9 @@ class _Run:
                 self.cache.put(key, completion)
             for follower in self._followers.pop(key, ()):
                 self._finish_row(follower, completion, cached=True, error=row.error)
+
+    def _wants_slots(self) -> bool:
+        return self._left > 0 and not self._paced
 
     def _estimate(self, body: dict[str, Any]) -> int:
         return estimate_prompt_tokens(body["messages"]) + self._typical_completion
