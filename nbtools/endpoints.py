@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -158,7 +159,7 @@ def _is_our_simulator(url: str) -> bool:
     return sim is not None and sim.is_simulator(url)
 
 
-def _unknown(name: str) -> None:
+def _unknown(name: str) -> NoReturn:
     raise ConfigError(
         f"unknown provider {name!r}: choose one of {', '.join(PROFILES)}, "
         "or pass base_url= for any other OpenAI-compatible server"

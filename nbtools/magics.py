@@ -34,7 +34,7 @@ __all__ = ["LLMBatch", "load", "run_cell"]
 _DEFAULTS = {f.name: f.default for f in fields(BatchOptions)}
 _OPTION_NAMES = [f.name for f in fields(BatchOptions)]
 _running: set[BatchResult] = set()
-_background: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Task[Any]] = set()
 _instance: LLMBatch | None = None
 
 
@@ -289,7 +289,7 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def _quiet(task: asyncio.Task[None]) -> None:
+def _quiet(task: asyncio.Task[Any]) -> None:
     # A background batch reports through its display and result; don't log "exception never retrieved".
     if not task.cancelled():
         task.exception()
