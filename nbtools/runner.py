@@ -30,6 +30,7 @@ from .retry import backoff_delay
 __all__ = ["abatch", "batch", "start"]
 
 OnResult = Callable[[RequestResult], Any]
+CHUNK = 500  # rows prepared (bodies, cache keys, one cache query) at a time
 OVERLOAD_RETRIES = 10  # with concurrency="auto": how many 429/503 a request may meet before it fails
 _announced_sim = False
 
@@ -81,30 +82,35 @@ class _Run:
                 if result.model is None:
                     result.model = await self._discover_model()
                 model = result.model
-                keys = self._keys(model) if self.cache is not None else None
-                hits = self.cache.get_many(keys) if self.cache is not None and keys is not None else {}
                 loop = asyncio.get_running_loop()
-                for row in result.rows:
-                    self._left -= 1
-                    body = options.request_body(options.messages(row.prompt), model)
-                    if keys is not None:
-                        key = keys[row.index]
-                        if key in hits:
-                            self._finish_row(row, hits[key], cached=True)
-                            continue
-                        if key in self._followers:  # an identical request is already on its way
-                            self._followers[key].append(row)
-                            continue
-                        self._followers[key] = []
-                    if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
-                        self._paced = await self.pacer.wait(self._estimate(body))
-                    await self.limiter.acquire()
-                    row.started = result._now()
-                    row.status = RUNNING
-                    result.active[row.index] = row
-                    task = loop.create_task(self._request(row, body, keys[row.index] if keys else None))
-                    self.tasks.add(task)
-                    task.add_done_callback(self.tasks.discard)
+                rows, url, repeat, cache = result.rows, result.endpoint.base_url, options.repeat, self.cache
+                for first in range(0, len(rows), CHUNK):
+                    chunk = rows[first : first + CHUNK]
+                    bodies = [options.request_body(options.messages(row.prompt), model) for row in chunk]
+                    keys: list[str | None] = [None] * len(chunk)
+                    hits: dict[str, Completion] = {}
+                    if cache is not None:  # one query per chunk, not one per row
+                        keys = [cache_key(url, body, row.index % repeat) for row, body in zip(chunk, bodies)]
+                        hits = cache.get_many(keys)  # type: ignore[arg-type]
+                    for row, body, key in zip(chunk, bodies, keys):
+                        self._left -= 1
+                        if key is not None:
+                            if key in hits:
+                                self._finish_row(row, hits[key], cached=True)
+                                continue
+                            if key in self._followers:  # an identical request is already on its way
+                                self._followers[key].append(row)
+                                continue
+                            self._followers[key] = []
+                        if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
+                            self._paced = await self.pacer.wait(self._estimate(body))
+                        await self.limiter.acquire()
+                        row.started = result._now()
+                        row.status = RUNNING
+                        result.active[row.index] = row
+                        task = loop.create_task(self._request(row, body, key))
+                        self.tasks.add(task)
+                        task.add_done_callback(self.tasks.discard)
                 while self.tasks:
                     await asyncio.wait(list(self.tasks))
         except asyncio.CancelledError:
@@ -149,13 +155,6 @@ class _Run:
         if not models:
             raise EndpointError(f"no model given and {self.client.endpoint.host} lists none: pass model= (magic: -m MODEL)")
         return models[0]
-
-    def _keys(self, model: str) -> list[str]:
-        options, url, repeat = self.options, self.result.endpoint.base_url, self.options.repeat
-        return [
-            cache_key(url, options.request_body(options.messages(row.prompt), model), row.index % repeat)
-            for row in self.result.rows
-        ]
 
     async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None) -> None:
         options, result, client, pacer, adaptive = self.options, self.result, self.client, self.pacer, self.adaptive

@@ -24,6 +24,13 @@ _OPENERS = (
     "Of course.",
     "I am doing well, thank you for asking.",
 )
+# A greeting gets a greeting back, so the classic "Hello, how are you?" lesson reads naturally.
+_GREETING = re.compile(r"^\W*(hello|hi|hey|good (morning|afternoon|evening))\b|how are you", re.IGNORECASE)
+_GREETING_OPENERS = (
+    "Hello! I am doing well, thank you for asking.",
+    "Hi there, I am doing great, thanks.",
+    "Hello! All good here, thank you.",
+)
 _MIDDLES = (
     "The short version is that it depends on what you are trying to achieve.",
     "Most people start with the simplest approach and refine it later.",
@@ -106,7 +113,7 @@ class ReplyMaker:
         key: bytes | str = last_user if self._mode == "echo" else self._digest(messages)
         reply = self._cache.get(key)
         if reply is None:
-            reply = Reply.of(last_user if self._mode == "echo" else self._varied(key))
+            reply = Reply.of(last_user if self._mode == "echo" else self._varied(key, bool(_GREETING.search(last_user))))
             if len(self._cache) >= _CACHE_LIMIT:  # bound memory under ever-new prompts
                 self._cache.clear()
             self._cache[key] = reply
@@ -122,9 +129,9 @@ class ReplyMaker:
         return h.digest()
 
     @staticmethod
-    def _varied(digest: bytes) -> str:
+    def _varied(digest: bytes | str, greeting: bool) -> str:
         rng = random.Random(digest)
-        opener, closer = rng.choice(_OPENERS), rng.choice(_CLOSERS)
+        opener, closer = rng.choice(_GREETING_OPENERS if greeting else _OPENERS), rng.choice(_CLOSERS)
         target = rng.randint(_MIN_WORDS, _MAX_WORDS)
         words = count_words(opener) + count_words(closer)
         middles = []
