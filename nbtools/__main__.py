@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider", default="sim", help="sim (default), openai, xai, anthropic, ollama, vllm")
     parser.add_argument("-m", "--model", default=None)
     args = parser.parse_args(argv)
-    options = dict(repeat=args.repeat, provider=args.provider, model=args.model)
+    options = dict(repeat=args.repeat, provider=args.provider, model=args.model, cache=False)  # timing is the point
     print(f"{args.repeat} x {args.prompt!r} on provider {args.provider!r}\n")
     print("serially (concurrency 1) ...", flush=True)
     serial = batch(args.prompt, concurrency=1, **options)

@@ -25,6 +25,7 @@ COMMIT_EVERY = 0.5  # seconds: finished rows reach the disk soon enough to survi
 
 
 _OFF = ("0", "off", "false", "no")
+_ON = ("", "1", "on", "true", "yes")  # on, at the default path
 
 
 def enabled_by_default() -> bool:
@@ -35,7 +36,7 @@ def enabled_by_default() -> bool:
 def default_path() -> Path:
     """``$NBTOOLS_CACHE`` if it names a file, else replies.sqlite in the user's cache directory."""
     override = os.environ.get("NBTOOLS_CACHE", "")
-    if override and override.lower() not in _OFF:
+    if override.lower() not in _OFF + _ON:
         return Path(override)
     from platformdirs import user_cache_dir
 
@@ -95,7 +96,3 @@ class ReplyCache:
             self.flush()
             self._db.close()
             self._db = None  # type: ignore[assignment]
-
-    def clear(self) -> None:
-        self._pending.clear()
-        self._db.execute("DELETE FROM replies")

@@ -31,6 +31,15 @@ class Completion:
     headers: Any = None  # the response headers (rate-limit hints); not kept in results
 
 
+def _text(content: Any) -> str:
+    """Message content as text: some servers send a list of parts ({"type": "text", "text": ...})."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return "" if content is None else str(content)
+
+
 _HINTS = {
     401: "check the API key in the environment variable the provider uses",
     403: "the key is not allowed to use this model or endpoint",
@@ -150,7 +159,7 @@ class ChatClient:
         choice = choices[0]
         usage = data.get("usage") or {}
         return Completion(
-            (choice.get("message") or {}).get("content") or "",
+            _text((choice.get("message") or {}).get("content")),
             data.get("model"),
             usage.get("prompt_tokens"),
             usage.get("completion_tokens"),
@@ -174,7 +183,7 @@ class ChatClient:
             model = chunk.get("model") or model
             usage = chunk.get("usage") or usage
             for choice in chunk.get("choices") or ():
-                delta = (choice.get("delta") or {}).get("content")
+                delta = _text((choice.get("delta") or {}).get("content"))
                 if delta:
                     parts.append(delta)
                     if on_delta is not None:

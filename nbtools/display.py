@@ -19,7 +19,7 @@ from IPython.display import display, update_display
 from . import render
 from .results import BatchResult
 
-__all__ = ["LiveDisplay", "in_notebook"]
+__all__ = ["LiveDisplay", "follow", "in_notebook"]
 
 TICK = 0.1  # seconds between refreshes: at most 10 updates a second
 RENDER_BUDGET = 0.03  # the heavy render may use at most this share of the wall time
@@ -52,7 +52,7 @@ class LiveDisplay:
         self._body: Any = None  # an HTML widget when embedded
         self._body_id: str | None = None  # else a display id
         self._next_render = 0.0  # perf_counter time from which the body may render again
-        self._seen: tuple[int, int] = (-1, -1)
+        self._seen: tuple[int, ...] = ()
         self.widget: Any = self._build_widgets(cancel_button, embed) if self.notebook else None
 
     # -- building ---------------------------------------------------------------------------------
@@ -61,7 +61,8 @@ class LiveDisplay:
         if self.notebook:
             display(self.widget)
             self._body_id = display(self._bundle(), raw=True, display_id=True).display_id
-            self._seen = (self.result.completed_count, self.result.stream_chunks)  # shown just now
+            r = self.result
+            self._seen = (r.completed_count, r.stream_chunks, len(r.active), int(r.elapsed()))  # shown just now
         else:
             from tqdm.std import tqdm
 
@@ -106,15 +107,6 @@ class LiveDisplay:
             update_display(bundle, raw=True, display_id=self._body_id)
 
     # -- updating ---------------------------------------------------------------------------------
-    async def follow(self) -> None:
-        """Refresh until the batch is done, then show the final state."""
-        try:
-            while not self.result.done:
-                self.refresh()
-                await asyncio.sleep(TICK)
-        finally:
-            self.finish()
-
     def refresh(self) -> None:
         result = self.result
         done = result.completed_count
@@ -128,7 +120,8 @@ class LiveDisplay:
         if header != self._header.value:  # in-flight count and limit: cheap, so every tick
             self._header.value = header
         now = time.perf_counter()
-        state = (done, result.stream_chunks)
+        # Redraw when rows finish, text streams in, requests start, or a second passes (bars grow).
+        state = (done, result.stream_chunks, len(result.active), int(result.elapsed()))
         if now >= self._next_render and state != self._seen:
             self._seen = state
             self._show_body()
@@ -152,3 +145,19 @@ class LiveDisplay:
             self._show_body()
         else:
             print(render.summary_text(result), file=sys.stderr)
+
+
+async def follow(result: BatchResult, view: LiveDisplay | None) -> None:
+    """Keep ``view`` current until ``result`` is done, then show its final state.
+
+    Waking every tick also lets a cancellation (the kernel's stop button) land at once, even while
+    every request is in the middle of a long reply.
+    """
+    try:
+        while not result.done:
+            if view is not None:
+                view.refresh()
+            await asyncio.sleep(TICK)
+    finally:
+        if view is not None:
+            view.finish()

@@ -73,11 +73,18 @@ class Endpoint:
 
     @property
     def host(self) -> str:
-        return urlsplit(self.base_url).netloc or self.base_url
+        """host:port, without any user:password@ the URL may carry."""
+        parts = urlsplit(self.base_url)
+        if not parts.hostname:
+            return "(no host)"
+        return parts.hostname + (f":{parts.port}" if parts.port else "")
 
     @property
     def note(self) -> str | None:
         return SIM_NOTE if self.simulated else None
+
+    def __repr__(self) -> str:  # host only: a base URL may carry user:password@
+        return f"Endpoint({self.provider!r}, host={self.host!r}, simulated={self.simulated})"
 
     def headers(self) -> dict[str, str]:
         if self.api_key:
@@ -85,8 +92,13 @@ class Endpoint:
         return {}
 
     def redact(self, text: str) -> str:
-        if self.api_key and len(self.api_key.reveal()) >= 4:
-            return text.replace(self.api_key.reveal(), "***")
+        """``text`` without the API key or a password from the base URL."""
+        secrets = [urlsplit(self.base_url).password or ""]
+        if self.api_key:
+            secrets.append(self.api_key.reveal())
+        for secret in secrets:
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
         return text
 
 
@@ -106,17 +118,17 @@ def resolve_endpoint(
     Nothing given: ``$NBTOOLS_PROVIDER`` if set, else the built-in simulator.
     """
     if api_key_env is not None and (not api_key_env or not api_key_env.replace("_", "").isalnum()):
-        raise ConfigError(
-            f"api_key_env={api_key_env!r} is not an environment variable name: pass the NAME of the "
-            "variable that holds the key (e.g. api_key_env='MY_API_KEY'), never the key itself"
+        raise ConfigError(  # the value is not repeated: it may be the key itself, pasted by mistake
+            "api_key_env is not an environment variable name: pass the NAME of the variable that holds "
+            "the key (e.g. api_key_env='MY_API_KEY'), never the key itself"
         )
     key = Secret(api_key) if api_key else None
     if api_key_env:
         key = _env_key(api_key_env)
         if key is None:
             raise ConfigError(
-                f"api_key_env={api_key_env!r}: the environment variable {api_key_env} is not set; "
-                "set it before starting Jupyter (or with os.environ in a cell that does not show the key)"
+                f"the environment variable {api_key_env} (api_key_env) is not set: set it before starting "
+                "Jupyter (or with os.environ in a cell that does not show the key)"
             )
     if base_url is not None:
         if not base_url.startswith(("http://", "https://")):

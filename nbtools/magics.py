@@ -18,12 +18,12 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Dict, Float, Int, Unicode
+from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, Union
 
 from . import cells
 from .blocking import run_blocking
 from .compare import Comparison
-from .display import LiveDisplay
+from .display import LiveDisplay, follow
 from .errors import NbtoolsError
 from .options import BatchOptions
 from .results import BatchResult
@@ -67,7 +67,8 @@ class LLMBatch(Magics):
     """Run many LLM prompts at once. Defaults: ``%config LLMBatch.<option> = value``."""
 
     model = Unicode(None, allow_none=True, help="Model name; default: the provider's default model.").tag(config=True)
-    concurrency = Int(_DEFAULTS["concurrency"], help="Most requests in flight at once.").tag(config=True)
+    concurrency = Union([Int(), Enum(["auto"])], default_value=_DEFAULTS["concurrency"],
+                        help="Most requests in flight at once, or 'auto'.").tag(config=True)
     repeat = Int(_DEFAULTS["repeat"], help="Send each prompt this many times.").tag(config=True)
     system = Unicode(None, allow_none=True, help="System message sent before each prompt.").tag(config=True)
     temperature = Float(None, allow_none=True, help="Sampling temperature (0-2).").tag(config=True)
@@ -145,7 +146,7 @@ class LLMBatch(Magics):
         options["params"] = {**self.params, **(_json_object(_unquote(args.params)) if args.params else {})}
         try:
             panel = Panel(**options)
-        except NbtoolsError as exc:
+        except (NbtoolsError, TraitError) as exc:
             raise UsageError(str(exc)) from None
         if args.out:
             self.shell.user_ns[_unquote(args.out)] = panel
@@ -220,6 +221,8 @@ class LLMBatch(Magics):
             if serial.cancelled:
                 return  # Cancel means stop, not "go on to the next half"
             concurrent = await self._follow(job, self._launch(job, cache=False), "concurrent")
+            if concurrent.cancelled:
+                return
             comparison = Comparison(serial, concurrent)
             if job.out:
                 self.shell.user_ns[job.out] = comparison
@@ -234,18 +237,14 @@ class LLMBatch(Magics):
         try:
             if view is not None:
                 view.show()
-            # Waking every tick lets the stop button's cancellation land at once, even mid-request.
-            while not result.done:
-                if view is not None:
-                    view.refresh()
-                await asyncio.sleep(0.1)
-        except asyncio.CancelledError:
+            await follow(result, view)
+        except asyncio.CancelledError:  # the stop button
             await result.aclose()
             raise KeyboardInterrupt(_interrupted(result, job.out)) from None
         finally:
             _running.discard(result)
-            if view is not None:
-                view.finish()
+            if not result.done:  # the display itself failed: don't leave the batch running unseen
+                await result.aclose()
         if result.failure is not None:
             raise UsageError(str(result.failure))
         return result

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 from .errors import ConfigError
@@ -50,7 +51,7 @@ class BatchOptions:
                     raise ConfigError(f"{name}={value!r} must be above 0: e.g. {name}=600 (per minute), or leave it unset")
                 setattr(self, name, number)
         if self.cache is not None and not isinstance(self.cache, bool):
-            raise ConfigError(f"cache={self.cache!r} must be True or False (or None for the default)")
+            raise ConfigError(f"cache={self.cache!r} must be True or False: e.g. cache=False to always send")
         self.repeat = _positive_int("repeat", self.repeat, "e.g. repeat=10 to send each prompt 10 times")
         if self.retries is None or isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ConfigError(f"retries={self.retries!r} must be a whole number >= 0: e.g. retries=2 (0 turns retries off)")
@@ -77,9 +78,10 @@ class BatchOptions:
         if clash:
             raise ConfigError(f"params sets {', '.join(clash)}, which nbtools sets itself: use the options model=, stream=, repeat= instead")
         self.params = dict(self.params)
-
-    def replace(self, **changes: Any) -> BatchOptions:
-        return BatchOptions(**{**asdict(self), **changes})
+        try:
+            json.dumps(self.params)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"params cannot be sent as JSON ({exc}): use plain numbers, strings, lists and dicts") from None
 
     def request_body(self, messages: list[Message], model: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, "messages": messages}

@@ -17,9 +17,9 @@ from . import cells
 from .blocking import run_blocking
 from .client import ChatClient, RequestFailed
 from .compare import Comparison
-from .display import LiveDisplay
+from .display import LiveDisplay, follow
 from .endpoints import PROFILES, resolve_endpoint
-from .errors import NbtoolsError
+from .errors import ConfigError, NbtoolsError
 from .options import BatchOptions
 from .render import escape
 from .results import BatchResult
@@ -37,7 +37,12 @@ class Panel:
 
     def __init__(self, prompts: str | list[str] = "Hello, how are you?", **options: Any) -> None:
         opts = BatchOptions(**options)  # same names and checks as batch()
-        text = prompts if isinstance(prompts, str) else "\n".join(prompts)
+        if opts.concurrency == "auto":
+            raise ConfigError("the panel's concurrency is a slider: pass a number, e.g. concurrency=8")
+        if isinstance(prompts, str):
+            text = prompts
+        else:  # one per line, unless a prompt has several lines: then blocks between --- lines
+            text = ("\n---\n" if any("\n" in p for p in prompts) else "\n").join(prompts)
         self.result: BatchResult | Comparison | None = None
         self.sweep_result: SweepResult | None = None
         self._task: asyncio.Task[None] | None = None
@@ -56,9 +61,14 @@ class Panel:
                                       ensure_option=False, style=style)
         self.concurrency = widgets.IntSlider(opts.concurrency, min=1, max=MAX_CONCURRENCY, description="concurrency",
                                              continuous_update=True, style=style, layout=widgets.Layout(width="420px"))
+        # Sent only when set: the provider's defaults stay in force otherwise (some models reject them).
         self.temperature = widgets.FloatSlider(opts.temperature if opts.temperature is not None else 1.0, min=0, max=2, step=0.1,
                                                description="temperature", style=style)
-        self.max_tokens = widgets.BoundedIntText(opts.max_tokens or 256, min=1, max=1_000_000, description="max_tokens", style=style,
+        self.temperature_set = widgets.Checkbox(opts.temperature is not None, description="send", indent=False,
+                                                layout=widgets.Layout(width="70px"))
+        self.temperature.observe(lambda _: setattr(self.temperature_set, "value", True), names="value")
+        self.max_tokens = widgets.BoundedIntText(opts.max_tokens or 0, min=0, max=1_000_000, description="max_tokens",
+                                                 tooltip="0: the provider's default", style=style,
                                                  layout=widgets.Layout(width="200px"))
         self.repeat = widgets.BoundedIntText(opts.repeat, min=1, max=100_000, description="repeat", style=style,
                                              layout=widgets.Layout(width="200px"))
@@ -71,8 +81,11 @@ class Panel:
         self.sweep_button = widgets.Button(description="Sweep", icon="line-chart", tooltip="concurrency 1, 2, 4, ...")
         self.status = widgets.HTML()
         self.output = widgets.VBox(layout=wide)
-        self._fixed = {k: v for k, v in (("system", opts.system), ("timeout", opts.timeout), ("retries", opts.retries),
-                                           ("params", opts.params), ("api_key_env", opts.api_key_env))}
+        # Options without a control of their own are kept as given.
+        self._fixed = {name: getattr(opts, name)
+                       for name in ("system", "timeout", "retries", "params", "api_key_env", "rpm", "tpm", "cache")}
+        self._models_task: asyncio.Task[None] | None = None
+        self._sweep_view: asyncio.Task[None] | None = None  # keeps the sweep's live view task referenced
 
         self.run_button.on_click(lambda _: self._launch(self._run()))
         self.compare_button.on_click(lambda _: self._launch(self._compare()))
@@ -85,7 +98,7 @@ class Panel:
             widgets.HBox([self.provider, self.base_url]),
             widgets.HBox([self.model, self.stream]),
             self.concurrency,
-            widgets.HBox([self.temperature, self.max_tokens, self.repeat]),
+            widgets.HBox([self.temperature, self.temperature_set, self.max_tokens, self.repeat]),
             widgets.HBox([self.run_button, self.cancel_button, self.compare_button, self.sweep_button, self.max_sweep]),
             self.status,
             self.output,
@@ -101,13 +114,16 @@ class Panel:
     def options(self) -> dict[str, Any]:
         """The controls' values, named as ``batch()`` names them."""
         custom = self.provider.value == _CUSTOM
+        base_url = self.base_url.value.strip() or None
+        if custom and base_url is None:
+            raise ConfigError("provider 'custom' needs a base_url: e.g. http://localhost:8000/v1")
         return {
             "provider": None if custom else self.provider.value,
-            "base_url": (self.base_url.value.strip() or None) if custom else None,
+            "base_url": base_url if custom else None,
             "model": self.model.value.strip() or None,
             "concurrency": self.concurrency.value,
-            "temperature": self.temperature.value,
-            "max_tokens": self.max_tokens.value,
+            "temperature": self.temperature.value if self.temperature_set.value else None,
+            "max_tokens": self.max_tokens.value or None,
             "repeat": self.repeat.value,
             "stream": self.stream.value,
             **self._fixed,
@@ -134,11 +150,13 @@ class Panel:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no kernel loop (a plain script): the model box stays free text
-        loop.create_task(self._list_models())
+        if self._models_task is not None:
+            self._models_task.cancel()  # a slower answer for the previous provider must not win
+        self._models_task = loop.create_task(self._list_models())
 
     async def _list_models(self) -> None:
-        opts = self.options()
         try:
+            opts = self.options()
             endpoint = resolve_endpoint(opts["provider"], opts["base_url"], None, opts["api_key_env"])
             async with ChatClient(endpoint, timeout=5) as client:
                 models = await client.list_models()
@@ -189,12 +207,7 @@ class Panel:
 
     async def _follow(self, result: BatchResult) -> BatchResult:
         view = next(v for v in self._views if v.result is result)
-        try:
-            while not result.done:
-                view.refresh()
-                await asyncio.sleep(0.1)
-        finally:
-            view.finish()
+        await follow(result, view)
         if result.failure is not None:
             raise NbtoolsError(str(result.failure))
         self._say(str(result.summary()))
@@ -216,6 +229,9 @@ class Panel:
         concurrent = self._start("concurrent", cache=False)
         self.output.children = [*self.output.children, self._views[-1].widget]
         await self._follow(concurrent)
+        if concurrent.cancelled:
+            self.result = concurrent
+            return
         self.result = Comparison(serial, concurrent)
         self.output.children = [*self.output.children, widgets.HTML(self.result._repr_html_())]
 
@@ -229,7 +245,7 @@ class Panel:
             view = LiveDisplay(result, title=f"concurrency {result.concurrency}", embed=True, cancel_button=False)
             self._views = [view]
             slot.children = [view.widget]
-            asyncio.get_running_loop().create_task(self._follow_quietly(view))
+            self._sweep_view = asyncio.get_running_loop().create_task(follow(result, view))
 
         sweep_result = await asweep(self._prompts(), max_concurrency=self.max_sweep.value, on_start=on_start,
                                     **{k: v for k, v in self.options().items() if k != "concurrency"})
@@ -237,12 +253,6 @@ class Panel:
         self.result = sweep_result.results[-1] if sweep_result.results else self._current
         chart.value = sweep_result._repr_html_()
         self._say(f"sweep done: {len(sweep_result.points)} levels")
-
-    async def _follow_quietly(self, view: LiveDisplay) -> None:
-        while not view.result.done:
-            view.refresh()
-            await asyncio.sleep(0.1)
-        view.finish()
 
     async def wait(self) -> BatchResult | Comparison | None:
         """Wait for the run started by Run, Compare or Sweep (if any); returns ``panel.result``."""

@@ -67,9 +67,15 @@ def _state(result: BatchResult) -> str:
     return "cancelled" if result.cancelled else ("done" if result.done else "running")
 
 
+def _failure(result: BatchResult) -> str:
+    failure = result.failure
+    return "" if failure is None else f"{type(failure).__name__}: {failure}"
+
+
 def summary_text(result: BatchResult, s: Summary | None = None) -> str:
     state = _state(result)
-    return ("" if state == "done" else f"{state}: ") + str(s or result.summary())
+    text = ("" if state == "done" else f"{state}: ") + str(s or result.summary())
+    return text + (f"\n{_failure(result)}" if result.failure is not None else "")
 
 
 def summary_html(result: BatchResult, s: Summary | None = None) -> str:
@@ -92,7 +98,8 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         cells.append(("from cache", str(s.cached)))
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
     body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
-    return f"<table><tr>{head}</tr><tr>{body}</tr></table>"
+    failed = f"<div class='err'>{escape(_failure(result))}</div>" if result.failure is not None else ""
+    return f"<table><tr>{head}</tr><tr>{body}</tr></table>{failed}"
 
 
 # -- table -----------------------------------------------------------------------------------------

@@ -192,8 +192,10 @@ class BatchResult(Sequence[RequestResult]):
 
     @concurrency.setter
     def concurrency(self, value: int) -> None:
+        """A number set by hand also ends ``concurrency="auto"``: you take over from the controller."""
         if self._controller is not None:
             self._controller.limiter.limit = value
+            self._controller.adaptive = None
         self.options.concurrency = value
 
     @property

@@ -25,7 +25,7 @@ from .limiter import Limiter
 from .options import BatchOptions, Prompt, normalize_prompts
 from .pacing import Pacer, estimate_prompt_tokens
 from .results import CANCELLED, ERROR, OK, RUNNING, BatchResult, RequestResult
-from .retry import backoff_delay
+from .retry import MAX_RETRY_AFTER, backoff_delay
 
 __all__ = ["abatch", "batch", "start"]
 
@@ -75,53 +75,25 @@ class _Run:
         await self._shutdown()
 
     async def main(self) -> BatchResult:
-        result, options = self.result, self.options
+        result = self.result
         result._t0 = time.perf_counter()  # the clock starts now: setting up a display is not queueing
         try:
             async with self.client:
-                if result.model is None:
-                    result.model = await self._discover_model()
-                model = result.model
-                loop = asyncio.get_running_loop()
-                rows, url, repeat, cache = result.rows, result.endpoint.base_url, options.repeat, self.cache
-                for first in range(0, len(rows), CHUNK):
-                    chunk = rows[first : first + CHUNK]
-                    bodies = [options.request_body(options.messages(row.prompt), model) for row in chunk]
-                    keys: list[str | None] = [None] * len(chunk)
-                    hits: dict[str, Completion] = {}
-                    if cache is not None:  # one query per chunk, not one per row
-                        keys = [cache_key(url, body, row.index % repeat) for row, body in zip(chunk, bodies)]
-                        hits = cache.get_many(keys)  # type: ignore[arg-type]
-                    for row, body, key in zip(chunk, bodies, keys):
-                        self._left -= 1
-                        if key is not None:
-                            if key in hits:
-                                self._finish_row(row, hits[key], cached=True)
-                                continue
-                            if key in self._followers:  # an identical request is already on its way
-                                self._followers[key].append(row)
-                                continue
-                            self._followers[key] = []
-                        if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
-                            self._paced = await self.pacer.wait(self._estimate(body))
-                        await self.limiter.acquire()
-                        row.started = result._now()
-                        row.status = RUNNING
-                        result.active[row.index] = row
-                        task = loop.create_task(self._request(row, body, key))
-                        self.tasks.add(task)
-                        task.add_done_callback(self.tasks.discard)
-                while self.tasks:
-                    await asyncio.wait(list(self.tasks))
+                try:
+                    await self._dispatch()
+                    while self.tasks:
+                        await asyncio.wait(list(self.tasks))
+                finally:
+                    await self._cancel_tasks()  # while the session is still open
         except asyncio.CancelledError:
-            if isinstance(self._stop_error, EndpointError):
-                result.failure = self._stop_error
-                self._stop_error.result = result  # what finished is not lost with the batch
-                await self._shutdown(cancelled=False)
-                raise self._stop_error from None
-            await self._shutdown()
-            if self._stop_error is not None:
-                raise self._stop_error
+            stop = self._stop_error
+            if stop is not None:  # we stopped it: an endpoint that is not there, a broken callback
+                result.failure = stop
+                if isinstance(stop, EndpointError):
+                    stop.result = result  # what finished is not lost with the batch
+                self._close(cancelled=False)
+                raise stop from None
+            self._close(cancelled=True)
             if self._cancel_requested and self.main_task is not None:
                 if sys.version_info >= (3, 11):
                     self.main_task.uncancel()  # a cancel we asked for is not the caller's cancel
@@ -129,28 +101,80 @@ class _Run:
             raise
         except BaseException as exc:
             result.failure = exc
-            await self._shutdown(cancelled=False)
+            self._close(cancelled=False)
             raise
-        if self.cache is not None:
-            self.cache.close()
-        result._finish()
+        self._close(cancelled=False)
         return result
 
-    async def _shutdown(self, *, cancelled: bool = True) -> None:
+    async def _dispatch(self) -> None:
+        """Start each row's request when the limiter (and the rate budget) has room."""
+        result, options, cache = self.result, self.options, self.cache
+        if result.model is None:
+            result.model = await self._discover_model()
+        model = result.model
+        loop = asyncio.get_running_loop()
+        rows, url, repeat = result.rows, result.endpoint.base_url, options.repeat
+        for first in range(0, len(rows), CHUNK):
+            chunk = rows[first : first + CHUNK]
+            bodies = [options.request_body(options.messages(row.prompt), model) for row in chunk]
+            keys: list[str | None] = [None] * len(chunk)
+            hits: dict[str, Completion] = {}
+            if cache is not None:  # one query per chunk, not one per row
+                keys = [cache_key(url, body, row.index % repeat) for row, body in zip(chunk, bodies)]
+                hits = cache.get_many(keys)  # type: ignore[arg-type]
+            for row, body, key in zip(chunk, bodies, keys):
+                self._left -= 1
+                if key is not None:
+                    if key in hits:
+                        self._finish_row(row, hits[key], cached=True)
+                        continue
+                    if key in self._followers:  # an identical request is already on its way
+                        self._followers[key].append(row)
+                        continue
+                    self._followers[key] = []
+                if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
+                    self._paced = await self.pacer.wait(self._estimate(body))
+                await self.limiter.acquire()
+                row.started = result._now()
+                row.status = RUNNING
+                result.active[row.index] = row
+                task = loop.create_task(self._request(row, body, key))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+    async def _cancel_tasks(self) -> None:
         tasks = list(self.tasks)
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _shutdown(self) -> None:
+        """After an interrupt that bypassed ``main``: stop what is left and close the result."""
+        try:
+            await self._cancel_tasks()
+        finally:
+            self._close(cancelled=True)
+
+    def _close(self, *, cancelled: bool) -> None:
+        """Mark the result finished (rows not done: cancelled) and flush the cache. Idempotent."""
         if not self.result.done:
             self.result._finish(cancelled=cancelled)
         if self.cache is not None:
-            self.cache.close()  # what finished survives the interrupt: a re-run sends only the rest
+            self.cache.close()  # what finished survives an interrupt: a re-run sends only the rest
+
+    def on_main_done(self, task: asyncio.Task[BatchResult]) -> None:
+        """The main task ended, possibly before it ever ran (cancelled at once): close the result anyway."""
+        self._close(cancelled=True)
+        if not task.cancelled():
+            task.exception()  # a failed background batch keeps its error on result.failure; don't log it
 
     async def _discover_model(self) -> str:
         try:
             models = await self.client.list_models()
         except RequestFailed as exc:
+            if exc.unreachable:
+                raise EndpointError(f"{exc}: check base_url / the provider, then run again") from None
             raise EndpointError(f"no model given and {exc}: pass model= (magic: -m MODEL)") from None
         if not models:
             raise EndpointError(f"no model given and {self.client.endpoint.host} lists none: pass model= (magic: -m MODEL)")
@@ -176,7 +200,8 @@ class _Run:
                     completion = await client.complete(body, on_delta)
                 except RequestFailed as exc:
                     self._answered = self._answered or not exc.unreachable
-                    if adaptive is not None and exc.status in (429, 503) and overloads < OVERLOAD_RETRIES:
+                    wait_ok = exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
+                    if adaptive is not None and exc.status in (429, 503) and overloads < OVERLOAD_RETRIES and wait_ok:
                         overloads += 1
                         adaptive.on_overload(generation, exc.headers)
                         # Wait without a slot: the limit counts requests the server is handling.
@@ -190,6 +215,8 @@ class _Run:
                         await asyncio.sleep(backoff_delay(row.attempts - overloads, exc.retry_after))
                         continue
                     row.error = str(exc) + (f" (after {row.attempts} attempts)" if row.attempts > 1 else "")
+                    if not wait_ok:
+                        row.error += f" (the server asked to wait {exc.retry_after:.0f} s)"
                     row.status = ERROR
                     if exc.unreachable and not self._answered:
                         self._stop(EndpointError(f"{exc}: check base_url / the provider, then run again"))
@@ -205,6 +232,9 @@ class _Run:
         except asyncio.CancelledError:
             row.status = CANCELLED
             raise
+        except Exception as exc:  # a bug or an odd reply: this row's error, not a lost batch
+            row.error, row.status = f"{type(exc).__name__}: {self.result.endpoint.redact(str(exc))}", ERROR
+            completion = None
         finally:
             row._parts = None
             row.finished = result._now()
@@ -214,7 +244,11 @@ class _Run:
         self._done(row)
         if key is not None:
             if completion is not None and self.cache is not None:
-                self.cache.put(key, completion)
+                try:
+                    self.cache.put(key, completion)
+                except Exception as exc:  # a full disk or a locked file must not cost the batch its rows
+                    print(f"nbtools: the reply cache stopped working ({exc}); going on without it", file=sys.stderr)
+                    self.cache = None
             for follower in self._followers.pop(key, ()):
                 self._finish_row(follower, completion, cached=True, error=row.error)
 
@@ -297,7 +331,8 @@ def _announce(result: BatchResult) -> None:
     """Say once that replies are simulated; the magic and the panel say it in their header instead."""
     global _announced_sim
     endpoint = result.endpoint
-    if endpoint.simulated and result.options.provider is None and not _announced_sim:
+    fallback = result.options.provider is None and result.options.base_url is None
+    if endpoint.simulated and fallback and not _announced_sim:
         _announced_sim = True
         print(f"nbtools: {endpoint.note}", file=sys.stderr)
 
@@ -311,7 +346,7 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     result = prepare(prompts, **options)
     run = _Run(result, on_result)
     run.main_task = loop.create_task(run.main())
-    run.main_task.add_done_callback(_consume_exception)
+    run.main_task.add_done_callback(run.on_main_done)
     return result
 
 
@@ -340,17 +375,10 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
 
     async def main() -> BatchResult:
         run.main_task = asyncio.current_task()  # type: ignore[assignment]
+        run.main_task.add_done_callback(run.on_main_done)  # type: ignore[union-attr]
         return await run.main()
 
     try:
         return run_blocking(main(), cleanup=run.wait_closed)
     except KeyboardInterrupt:
         raise BatchInterrupted(result) from None
-
-
-def _consume_exception(task: asyncio.Task[BatchResult]) -> None:
-    # A background batch that failed keeps its error on result.failure; don't log "never retrieved".
-    if not task.cancelled():
-        task.exception()
-
-

@@ -71,7 +71,9 @@ async def asweep(prompts: Prompt | Iterable[Prompt], *, max_concurrency: int = 6
         if on_start is not None:
             on_start(result)
         await result
-        if result.cancelled or result.failure is not None:
+        if result.failure is not None:
+            raise result.failure
+        if result.cancelled:
             break
         s = result.summary()
         sweep_result.results.append(result)

@@ -217,6 +217,9 @@ def test_an_endpoint_with_nothing_listening_stops_the_batch_at_once() -> None:
         (["x"], {"api_key_env": "sk-abc def"}, "api_key_env="),
         (["x"], {"colour": "red"}, "colour"),
         (["x"], {"base_url": "localhost:8000"}, "base_url="),
+        (["x"], {"params": {"seed": object()}}, "params cannot be sent as JSON"),
+        (["x"], {"rpm": -1}, "rpm=-1"),
+        (["x"], {"cache": "yes"}, "cache="),
     ],
 )
 def test_bad_input_names_the_option_and_the_fix(monkeypatch, prompts, options, needle) -> None:
@@ -250,3 +253,75 @@ except nbtools.BatchInterrupted as e:
     sent = server.stats()["requests"]
     time.sleep(0.4)
     assert server.stats()["requests"] == sent <= 12
+
+
+def test_cancel_before_the_batch_has_started(sim: SimServer) -> None:
+    async def main() -> nbtools.BatchResult:
+        result = nbtools.start(["a", "b"], base_url=sim.base_url, model="m")
+        result.cancel()  # before the batch's task has run at all
+        return await asyncio.wait_for(result, 2)
+
+    result = run(main())
+    assert result.done and result.cancelled and [r.status for r in result] == ["cancelled", "cancelled"]
+
+
+def test_a_second_cancel_while_shutting_down_still_ends_the_batch(make_sim) -> None:
+    server = make_sim(latency=0.3)
+
+    async def main() -> nbtools.BatchResult:
+        result = nbtools.start([f"p{i}" for i in range(8)], base_url=server.base_url, model="m", concurrency=4)
+        await asyncio.sleep(0.1)
+        result.cancel()
+        await asyncio.sleep(0)
+        result.cancel()
+        return await asyncio.wait_for(result, 2)
+
+    assert run(main()).cancelled
+
+
+def test_a_broken_on_result_callback_fails_the_batch_and_says_why(sim: SimServer) -> None:
+    def broken(row: nbtools.RequestResult) -> None:
+        raise ValueError("callback bug")
+
+    async def main() -> nbtools.BatchResult:
+        result = nbtools.start([f"p{i}" for i in range(5)], base_url=sim.base_url, model="m", on_result=broken)
+        with pytest.raises(ValueError, match="callback bug"):
+            await result._controller.main_task
+        return result
+
+    result = run(main())
+    assert result.done and not result.cancelled and isinstance(result.failure, ValueError)
+    assert "callback bug" in repr(result) and "callback bug" in result._repr_html_()
+
+
+def test_list_shaped_message_content_is_joined(make_sim) -> None:
+    from aiohttp import web
+
+    from .conftest import serve_app
+
+    async def chat(request: web.Request) -> web.Response:
+        parts = [{"type": "text", "text": "Hello "}, {"type": "text", "text": "world"}]
+        return web.json_response({"model": "m", "choices": [{"message": {"role": "assistant", "content": parts},
+                                                               "finish_reason": "stop"}]})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    with serve_app(app) as url:
+        result = nbtools.batch(["hi"], base_url=url + "/v1", model="m", cache=False)
+    assert result[0].ok and result[0].text == "Hello world"
+
+
+def test_auto_concurrency_gives_up_on_an_absurd_retry_after(make_sim) -> None:
+    server = make_sim(latency=0.01, retry_after=3600)
+    t = time.perf_counter()
+    result = nbtools.batch(["x [[sim:429]]"], base_url=server.base_url, model="m", concurrency="auto", retries=1)
+    assert time.perf_counter() - t < 5
+    assert result[0].status == "error" and "asked to wait 3600 s" in result[0].error
+
+
+def test_endpoint_host_hides_credentials_and_a_pasted_key_is_not_echoed() -> None:
+    endpoint = nbtools.resolve_endpoint(base_url="http://user:hunter2@example.test:8080/v1")
+    assert endpoint.host == "example.test:8080" and "hunter2" not in repr(endpoint)
+    with pytest.raises(nbtools.ConfigError) as info:
+        nbtools.resolve_endpoint(api_key_env="sk-proj-abc123-pasted-by-mistake")
+    assert "pasted" not in str(info.value) and "NAME of the variable" in str(info.value)

@@ -116,7 +116,7 @@ def test_stream_and_compare(ip, cell) -> None:
         ("--params '[1]'", "x", "must be a JSON object"),
         ("--provider nope", "x", "unknown provider 'nope'"),
         ("--provider openai --base-url ''", "x", "base_url"),
-        ("--api-key-env NBTOOLS_TEST_UNSET_KEY", "x", "NBTOOLS_TEST_UNSET_KEY is not set"),
+        ("--api-key-env NBTOOLS_TEST_UNSET_KEY", "x", "NBTOOLS_TEST_UNSET_KEY (api_key_env) is not set"),
         ("-o 2bad", "x", "not a valid variable name"),
         ("--background", "x", "--background needs a Jupyter kernel"),
         ("--background --compare", "x", "cannot be combined"),

@@ -111,3 +111,15 @@ def test_sweep_api_flattens_at_the_servers_capacity(make_sim) -> None:
     by_c = {p.concurrency: p.throughput for p in result.points}
     assert by_c[4] > 2.2 * by_c[1]  # ideal 4x
     assert by_c[16] < 1.3 * by_c[4]  # past the capacity, more concurrency buys nothing
+
+
+def test_panel_sends_only_what_was_set_and_keeps_multiline_prompts(sim: SimServer) -> None:
+    panel = nbtools.Panel(["line one\nline two", "second"], base_url=sim.base_url, rpm=600, cache=False)
+    options = panel.options()
+    assert options["temperature"] is None and options["max_tokens"] is None
+    assert options["rpm"] == 600 and options["cache"] is False
+    assert panel._prompts() == ["line one\nline two", "second"]
+    panel.temperature.value = 0.3  # moving the slider means "send it"
+    assert panel.options()["temperature"] == 0.3
+    with pytest.raises(nbtools.ConfigError, match="slider"):
+        nbtools.Panel("x", concurrency="auto")
