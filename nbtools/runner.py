@@ -181,7 +181,7 @@ class _Run:
         return models[0]
 
     async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None) -> None:
-        options, result, client, pacer, adaptive = self.options, self.result, self.client, self.pacer, self.adaptive
+        options, result, client, pacer = self.options, self.result, self.client, self.pacer
         on_delta = _streamer(row, result) if options.stream else None
         estimate = self._estimate(body) if pacer.active else 0
         overloads = 0  # with concurrency="auto", 429/503 are signals to slow down, not failures
@@ -194,6 +194,7 @@ class _Run:
                     row._parts, row.first_token = [], None
                 if pacer.active and row.attempts > 1:  # the dispatcher paced the first attempt
                     await pacer.wait(estimate)
+                adaptive = self.adaptive  # read each time: setting a number by hand turns it off
                 generation = adaptive.generation if adaptive is not None else 0
                 sent = time.perf_counter()
                 try:
@@ -222,7 +223,7 @@ class _Run:
                         self._stop(EndpointError(f"{exc}: check base_url / the provider, then run again"))
                     break
                 self._answered = True
-                if adaptive is not None:
+                if (adaptive := self.adaptive) is not None:
                     adaptive.on_success(time.perf_counter() - sent, completion.headers)
                 if pacer.active and completion.completion_tokens is not None:
                     self._typical_completion = completion.completion_tokens
