@@ -45,11 +45,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The panel needs ipywidgets: import it only when asked for, so the engine stays light.
+    # The panel needs ipywidgets, the simulator aiohttp's server: import them only when asked for.
     if name == "Panel":
         from .panel import Panel
 
         return Panel
+    if name == "sim":
+        import importlib
+
+        return importlib.import_module(".sim", __name__)
     raise AttributeError(f"module 'nbtools' has no attribute {name!r}")
 
 

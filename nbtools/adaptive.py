@@ -7,7 +7,8 @@ Additive increase, multiplicative decrease, as TCP does for a network path:
   last back-off describe the old limit and are ignored. The gentle step keeps the limit within
   a request or two of what the server sustains, instead of halving it (TCP's 50%) and losing
   a quarter of the throughput on average;
-- x-ratelimit-* headers, when present, turn on pacing at the server's own rate (see pacing.py).
+- x-ratelimit-limit-* headers, when present, turn on pacing at the server's own rate (see pacing.py),
+  and x-ratelimit-remaining-*/reset-* hold starts while the server's budget is spent (server_budget.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 from .limiter import Limiter
 from .pacing import Pacer
+from .server_budget import ServerBudget
 
 __all__ = ["AdaptiveConcurrency", "AUTO_START", "AUTO_CEILING"]
 
@@ -30,6 +32,7 @@ class AdaptiveConcurrency:
         self.limiter = limiter
         self.demand = demand  # would more slots be used now? (requests left, and no rate budget holding them)
         self.pacer = pacer
+        self.budget = ServerBudget()  # the runner takes each start from it
         self.ceiling = ceiling
         self.generation = 0  # bumped at each back-off
         self._slow_start = True
@@ -37,12 +40,13 @@ class AdaptiveConcurrency:
         self._best: float | None = None
         self._recent: float | None = None  # moving average of latency
 
-    def on_success(self, latency: float, headers: Mapping[str, str] | None) -> None:
+    def on_success(self, latency: float, headers: Mapping[str, str] | None, mark: tuple[float, float] = (0, 0)) -> None:
+        """A reply after ``latency`` s; ``mark``: ``budget.mark()`` when its request started."""
         if headers is not None:
-            self._read_headers(headers)
+            self._read_headers(headers, mark)
         self._best = latency if self._best is None else min(self._best, latency)
         self._recent = latency if self._recent is None else 0.9 * self._recent + 0.1 * latency
-        if not self.demand():
+        if not self.demand() or self.budget.limiting:
             return  # the limit is not what holds us back (a rate budget, or the batch's tail)
         if self._slow_start:
             if self._recent > LATENCY_SLACK * self._best + 0.05:
@@ -59,10 +63,10 @@ class AdaptiveConcurrency:
             return
         self.limiter.limit = min(self.ceiling, self.limiter.limit + 1)
 
-    def on_overload(self, generation: int, headers: Mapping[str, str] | None) -> None:
+    def on_overload(self, generation: int, headers: Mapping[str, str] | None, mark: tuple[float, float] = (0, 0)) -> None:
         """A 429 or 503 for a request sent in ``generation``."""
         if headers is not None:
-            self._read_headers(headers)
+            self._read_headers(headers, mark)
         if generation != self.generation:
             return  # sent under a limit we already gave up
         self.generation += 1
@@ -70,11 +74,12 @@ class AdaptiveConcurrency:
         self._successes = 0
         self.limiter.limit = max(1, min(self.limiter.limit - 1, int(self.limiter.limit * DECREASE)))
 
-    def _read_headers(self, headers: Mapping[str, str]) -> None:
+    def _read_headers(self, headers: Mapping[str, str], mark: tuple[float, float]) -> None:
         rpm = _number(headers.get("x-ratelimit-limit-requests"))
         tpm = _number(headers.get("x-ratelimit-limit-tokens"))
         if rpm or tpm:
             self.pacer.adopt(rpm, tpm)
+        self.budget.observe(headers, mark)
 
 
 def _number(value: str | None) -> float | None:

@@ -32,7 +32,8 @@ class _Formatter(string.Formatter):
     def get_value(self, key: int | str, args: Any, kwargs: Mapping[str, Any]) -> Any:
         if isinstance(key, int) or key == "":
             raise ConfigError(
-                "a prompt has '{}' with no name in it: write {{}} for literal braces, or {name} to fill in a variable"
+                "a prompt has braces with no variable name in them ({} or {0}): write {{ and }} for literal "
+                "braces, or {name} to fill in a variable"
             )
         try:
             return kwargs[key]

@@ -15,8 +15,9 @@ from typing import Any
 
 import aiohttp
 
-from .endpoints import Endpoint
+from .endpoints import PROFILES, Endpoint
 from .retry import RETRYABLE_STATUS, parse_retry_after
+from .sse import DONE, SSEDecoder, StreamError
 
 __all__ = ["ChatClient", "Completion", "RequestFailed"]
 
@@ -41,10 +42,18 @@ def _text(content: Any) -> str:
 
 
 _HINTS = {
-    401: "check the API key in the environment variable the provider uses",
     403: "the key is not allowed to use this model or endpoint",
     404: "check base_url (it usually ends in /v1) and the model name",
 }
+_NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
+KEEPALIVE = 4.0  # seconds: below the 5 s idle timeout of common servers (uvicorn), so we never reuse a closing socket
+
+
+def _key_hint(endpoint: Endpoint) -> str:
+    profile = PROFILES.get(endpoint.provider)
+    if profile is not None and profile.key_env:
+        return f"check the key in {profile.key_env}"
+    return "pass api_key_env='NAME' (magic: --api-key-env NAME), the variable that holds the key"
 
 
 class RequestFailed(Exception):
@@ -67,11 +76,15 @@ class ChatClient:
         self.endpoint = endpoint
         self._url = endpoint.base_url + "/chat/completions"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # A stream may take long in all, so its timeout is the longest silence, not the total.
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._secret = bool(endpoint.api_key) or "@" in endpoint.base_url
+        self._stream_options = True  # until the server refuses them (older Azure, strict proxies)
 
     async def __aenter__(self) -> ChatClient:
         headers = {"Content-Type": "application/json", **self.endpoint.headers()}
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=KEEPALIVE)
         self._session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
         return self
 
@@ -86,28 +99,56 @@ class ChatClient:
                 if resp.status != 200:
                     raise await self._http_error(resp)
                 data = json.loads(await resp.read())
+            return [self.endpoint.redact(str(m["id"])) for m in data["data"]]
+        except asyncio.TimeoutError:
+            raise RequestFailed(f"{self.endpoint.host}/models did not answer within {self._timeout.total:g} s",
+                                retryable=True) from None
         except aiohttp.ClientError as exc:
             raise self._connection_error(exc) from None
-        except (ValueError, KeyError) as exc:
-            raise RequestFailed(f"{self.endpoint.host}/models did not answer with a model list ({exc})") from None
-        return [m["id"] for m in data.get("data", [])]
+        except (ValueError, LookupError, TypeError):
+            raise RequestFailed(
+                f"{self.endpoint.host}/models did not answer with an OpenAI model list: is this an "
+                "OpenAI-compatible endpoint? (base_url usually ends in /v1)"
+            ) from None
 
     async def complete(self, body: dict[str, Any], on_delta: Callable[[str], None] | None = None) -> Completion:
         """One attempt. Raises RequestFailed on any failure, with the cause in one line."""
         assert self._session is not None
-        payload = json.dumps(body).encode()
+        if "stream_options" in body and not self._stream_options:
+            body = {k: v for k, v in body.items() if k != "stream_options"}
         try:
-            async with self._session.post(self._url, data=payload) as resp:
+            completion = await self._post(body, on_delta)
+        except RequestFailed as exc:
+            if exc.status in (400, 422) and "stream_options" in str(exc) and "stream_options" in body:
+                self._stream_options = False  # this server streams without them: no usage, but it works
+                return await self.complete(body, on_delta)
+            raise
+        if self._secret:  # a server that echoes the key back must not get it into results or the cache
+            completion.text = self.endpoint.redact(completion.text)
+            completion.model = completion.model and self.endpoint.redact(completion.model)
+        return completion
+
+    async def _post(self, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> Completion:
+        assert self._session is not None
+        stream = bool(body.get("stream"))
+        timeout = self._stream_timeout if stream else self._timeout
+        try:
+            async with self._session.post(self._url, data=json.dumps(body).encode(), timeout=timeout) as resp:
                 if resp.status != 200:
                     raise await self._http_error(resp)
-                if body.get("stream"):
+                if resp.content_type == "text/html":
+                    raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}")
+                if stream and resp.content_type != "application/json":  # some servers ignore stream: true
                     completion = await self._read_stream(resp, on_delta)
                 else:
                     completion = self._parse(await resp.read())
+                    if stream and on_delta is not None and completion.text:
+                        on_delta(completion.text)
                 completion.headers = resp.headers
                 return completion
         except asyncio.TimeoutError:
-            raise RequestFailed(f"timed out after {self._timeout.total:g} s", retryable=True) from None
+            what = f"nothing arrived for {timeout.sock_read:g} s" if stream else f"after {timeout.total:g} s"
+            raise RequestFailed(f"timed out: {what}" if stream else f"timed out {what}", retryable=True) from None
         except aiohttp.ClientError as exc:
             raise self._connection_error(exc) from None
 
@@ -127,17 +168,24 @@ class ChatClient:
 
     async def _http_error(self, resp: aiohttp.ClientResponse) -> RequestFailed:
         raw = await resp.read()
-        detail = raw[:300].decode("utf-8", "replace")
+        detail = raw[:65536].decode("utf-8", "replace")
         try:
-            error = json.loads(raw).get("error") or {}
-            detail = error.get("message") or detail
-            if error.get("code"):
-                detail = f"{error['code']}: {detail}"
+            error = json.loads(raw)
+            error = error.get("error") or error  # OpenAI: {"error": {"message", "code"}}; some: {"message"}
+            if isinstance(error, str):
+                detail = error
+            elif isinstance(error, dict) and (error.get("message") or error.get("detail")):
+                detail = str(error.get("message") or error.get("detail"))
+                if error.get("code"):
+                    detail = f"{error['code']}: {detail}"
         except (ValueError, AttributeError):
-            pass
-        detail = " ".join(detail.split())[:200]
+            if "html" in resp.headers.get("Content-Type", "") or detail.lstrip()[:1] == "<":
+                detail = ("an error page from a proxy or gateway in front of the server" if resp.status >= 500
+                          else f"a web page, not an OpenAI error: {_NOT_OPENAI}")
+        # Redact before cutting: a key cut in half would no longer match.
+        detail = self.endpoint.redact(" ".join(detail.split()))[:200]
         status = resp.status
-        hint = _HINTS.get(status)
+        hint = _key_hint(self.endpoint) if status == 401 else _HINTS.get(status)
         if hint:
             detail = f"{detail} ({hint})" if detail else hint
         return RequestFailed(
@@ -155,6 +203,9 @@ class ChatClient:
             raise RequestFailed("the server answered 200 with a body that is not JSON", retryable=True) from None
         choices = data.get("choices") if isinstance(data, dict) else None
         if not choices:
+            if isinstance(data, dict) and data.get("error"):
+                message = self.endpoint.redact(_error_text(data))
+                raise RequestFailed(f"the server answered 200 with an error: {message}", retryable=True)
             raise RequestFailed("the server answered 200 with no choices", retryable=True)
         choice = choices[0]
         usage = data.get("usage") or {}
@@ -168,28 +219,48 @@ class ChatClient:
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
         parts: list[str] = []
-        model = finish = None
-        usage: dict[str, Any] = {}
-        async for line in resp.content:
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                break
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                raise RequestFailed("the stream carried a chunk that is not JSON", retryable=True) from None
-            model = chunk.get("model") or model
-            usage = chunk.get("usage") or usage
-            for choice in chunk.get("choices") or ():
-                delta = _text((choice.get("delta") or {}).get("content"))
-                if delta:
-                    parts.append(delta)
-                    if on_delta is not None:
-                        on_delta(delta)
-                finish = choice.get("finish_reason") or finish
-        else:
-            if finish is None:  # no [DONE] and no finish_reason: the stream was cut short
-                raise RequestFailed(f"{self.endpoint.host} ended the stream before it was finished", retryable=True)
-        return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish)
+        state: dict[str, Any] = {"model": None, "finish": None, "usage": {}}
+
+        def take(chunk: Any) -> bool:
+            """Apply one event; True at [DONE]."""
+            if chunk is DONE:
+                return True
+            if isinstance(chunk, dict):
+                state["model"] = chunk.get("model") or state["model"]
+                state["usage"] = chunk.get("usage") or state["usage"]
+                for choice in chunk.get("choices") or ():
+                    delta = _text((choice.get("delta") or {}).get("content"))
+                    if delta:
+                        parts.append(delta)
+                        if on_delta is not None:
+                            on_delta(delta)
+                    state["finish"] = choice.get("finish_reason") or state["finish"]
+            return False
+
+        decoder = SSEDecoder()
+        done = False
+        try:
+            async for data in resp.content.iter_any():  # not line by line: a line can be longer than any buffer
+                if any(take(chunk) for chunk in decoder.feed(data)):
+                    done = True
+                    break
+            else:
+                done = any(take(chunk) for chunk in decoder.close())
+        except StreamError as exc:
+            message = self.endpoint.redact(" ".join(str(exc).split()))[:200]
+            retryable = exc.status is None or exc.status in RETRYABLE_STATUS
+            raise RequestFailed(f"the server reported an error mid-stream: {message}", status=exc.status,
+                                retryable=retryable) from None
+        except ValueError as exc:
+            raise RequestFailed(str(exc), retryable=True) from None
+        if not done and state["finish"] is None:  # no [DONE] and no finish_reason: the stream was cut short
+            raise RequestFailed(f"{self.endpoint.host} ended the stream before it was finished", retryable=True)
+        usage = state["usage"]
+        return Completion("".join(parts), state["model"], usage.get("prompt_tokens"), usage.get("completion_tokens"),
+                          state["finish"])
+
+
+def _error_text(data: dict[str, Any]) -> str:
+    error = data.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    return " ".join(str(message or error).split())[:200]

@@ -143,8 +143,8 @@ class LiveDisplay:
             if self._header is not None:
                 self._header.value = self._header_html()
             self._show_body()
-        else:
-            print(render.summary_text(result), file=sys.stderr)
+        else:  # a terminal: the rows too, so errors are seen and not only counted
+            print(render.table_text(result, self.limit) + "\n" + render.summary_text(result), file=sys.stderr)
 
 
 async def follow(result: BatchResult, view: LiveDisplay | None) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from base64 import b64encode
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .errors import ConfigError
 
@@ -91,13 +93,20 @@ class Endpoint:
             return {"Authorization": f"Bearer {self.api_key.reveal()}"}
         return {}
 
+    @cached_property
+    def _secrets(self) -> tuple[str, ...]:
+        """The key and URL password, as sent and as a server might echo them (URL- or base64-encoded)."""
+        found: list[str] = []
+        for secret in (self.api_key.reveal() if self.api_key else "", urlsplit(self.base_url).password or ""):
+            if len(secret) >= 4:
+                found += [secret, quote(secret, safe=""), b64encode(secret.encode()).decode().rstrip("="),
+                          b64encode(f"Bearer {secret}".encode()).decode().rstrip("=")]
+        return tuple(sorted(set(found), key=len, reverse=True))
+
     def redact(self, text: str) -> str:
         """``text`` without the API key or a password from the base URL."""
-        secrets = [urlsplit(self.base_url).password or ""]
-        if self.api_key:
-            secrets.append(self.api_key.reveal())
-        for secret in secrets:
-            if len(secret) >= 4:
+        for secret in self._secrets:
+            if secret in text:
                 text = text.replace(secret, "***")
         return text
 
@@ -117,24 +126,35 @@ def resolve_endpoint(
 
     Nothing given: ``$NBTOOLS_PROVIDER`` if set, else the built-in simulator.
     """
-    if api_key_env is not None and (not api_key_env or not api_key_env.replace("_", "").isalnum()):
+    if api_key_env is not None and (
+        not isinstance(api_key_env, str) or not api_key_env or not api_key_env.replace("_", "").isalnum()
+    ):
         raise ConfigError(  # the value is not repeated: it may be the key itself, pasted by mistake
             "api_key_env is not an environment variable name: pass the NAME of the variable that holds "
             "the key (e.g. api_key_env='MY_API_KEY'), never the key itself"
         )
+    if api_key is not None and not isinstance(api_key, str):
+        raise ConfigError("api_key must be a string: better, pass api_key_env='NAME' of the variable that holds it")
     key = Secret(api_key) if api_key else None
     if api_key_env:
         key = _env_key(api_key_env)
         if key is None:
+            # Variable names are upper case by custom; anything else may be a pasted key: don't repeat it.
+            name = f"{api_key_env} (api_key_env)" if api_key_env.isupper() else "named by api_key_env"
             raise ConfigError(
-                f"the environment variable {api_key_env} (api_key_env) is not set: set it before starting "
-                "Jupyter (or with os.environ in a cell that does not show the key)"
+                f"the environment variable {name} is not set: set it before starting Jupyter "
+                "(or with os.environ in a cell that does not show the key)"
             )
     if base_url is not None:
-        if not base_url.startswith(("http://", "https://")):
+        if not isinstance(base_url, str):
+            raise ConfigError(f"base_url must be a string URL, not {type(base_url).__name__}: e.g. base_url='http://localhost:8000/v1'")
+        parts = urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"base_url={base_url!r} is not an http(s) URL: pass e.g. base_url='http://localhost:8000/v1'"
+                f"base_url={_without_credentials(base_url)!r} is not an http(s) URL with a host: "
+                "pass e.g. base_url='http://localhost:8000/v1'"
             )
+        base_url = base_url.strip()
         profile = PROFILES.get(provider) if provider else None
         if provider and profile is None:
             _unknown(provider)
@@ -162,6 +182,15 @@ def resolve_endpoint(
         )
     url = os.environ.get(profile.base_url_env or "", "") or profile.base_url
     return Endpoint(profile.name, url.rstrip("/"), profile.default_model, key)
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` for an error message: any user:password@ is dropped (it may hold a key)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url if "@" not in url else "(a URL with credentials)"
+    netloc, slash, path = rest.partition("/")
+    return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
 
 
 def _is_our_simulator(url: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import keyword
 import sys
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -74,7 +75,7 @@ class LLMBatch(Magics):
     temperature = Float(None, allow_none=True, help="Sampling temperature (0-2).").tag(config=True)
     max_tokens = Int(None, allow_none=True, help="Most tokens per reply.").tag(config=True)
     stream = Bool(_DEFAULTS["stream"], help="Stream replies token by token.").tag(config=True)
-    timeout = Float(_DEFAULTS["timeout"], help="Seconds allowed per request attempt.").tag(config=True)
+    timeout = Float(_DEFAULTS["timeout"], help="Seconds allowed per request attempt (streaming: the longest silence).").tag(config=True)
     retries = Int(_DEFAULTS["retries"], help="Retries for 408/409/429/5xx and connection errors.").tag(config=True)
     params = Dict(help="Extra request fields, e.g. {'seed': 1}.").tag(config=True)
     provider = Unicode(None, allow_none=True, help="openai, xai, anthropic, ollama, vllm or sim.").tag(config=True)
@@ -105,7 +106,7 @@ class LLMBatch(Magics):
     @argument("--provider", help="openai, xai, anthropic, ollama, vllm or sim")
     @argument("--base-url", help="any OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
     @argument("--api-key-env", metavar="NAME", help="NAME of the environment variable holding the key")
-    @argument("--timeout", type=float, help="seconds allowed per request attempt")
+    @argument("--timeout", type=float, help="seconds allowed per request attempt (streaming: the longest silence)")
     @argument("--retries", type=int, help="retries for 408/409/429/5xx and connection errors")
     @argument("--params", metavar="JSON", help="extra request fields as JSON: --params '{\"seed\": 1}'")
     @argument("--rpm", type=float, help="client-side budget in requests per minute (no burst)")
@@ -137,7 +138,9 @@ class LLMBatch(Magics):
         """
         from .panel import Panel
 
-        args = parse_argstring(LLMBatch.llm_batch, line)
+        args = _parse_line(line)
+        if args.out is not None and not _is_variable_name(_unquote(args.out)):
+            raise UsageError(f"-o {args.out}: not a valid variable name; use e.g. -o panel")
         options = {name: getattr(self, name) for name in _OPTION_NAMES}
         for name in _OPTION_NAMES:
             value = getattr(args, name, None)
@@ -170,7 +173,7 @@ class LLMBatch(Magics):
     # -- parsing ----------------------------------------------------------------------------------
     def parse(self, line: str, cell: str) -> Job:
         """Everything the cell asks for, checked up front: UsageError names the problem and the fix."""
-        args = parse_argstring(LLMBatch.llm_batch, line)
+        args = _parse_line(line)
         for name, value in vars(args).items():
             if isinstance(value, str):
                 setattr(args, name, _unquote(value))
@@ -182,7 +185,7 @@ class LLMBatch(Magics):
         options["params"] = dict(self.params)
         if args.params is not None:
             options["params"].update(_json_object(args.params))
-        if args.out is not None and not args.out.isidentifier():
+        if args.out is not None and not _is_variable_name(args.out):
             raise UsageError(f"-o {args.out}: not a valid variable name; use e.g. -o answers")
         if not cell.strip():
             raise UsageError("%%llm_batch has an empty body: write one prompt per line below the magic line")
@@ -269,6 +272,25 @@ def _interrupted(result: BatchResult, out: str | None) -> str:
     s = result.summary()
     where = f"kept in {out}" if out else "use -o VAR to keep them next time"
     return f"batch interrupted: {s.completed} of {s.total} requests had finished ({where})"
+
+
+def _parse_line(line: str) -> Any:
+    try:
+        return parse_argstring(LLMBatch.llm_batch, line)
+    except UsageError as exc:
+        message = str(exc)
+        if message.startswith("unrecognized arguments:"):
+            words = message.split(":", 1)[1].split()
+            if words and words[0].startswith("-"):
+                raise UsageError(f"unknown option {words[0]}: %%llm_batch? lists the options") from None
+            raise UsageError(
+                f"{message}: quote values that have spaces, e.g. -s \"Be brief.\" --params '{{\"seed\": 1}}'"
+            ) from None
+        raise UsageError(f"{message} (%%llm_batch? lists the options)") from None
+
+
+def _is_variable_name(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
 
 
 def _unquote(value: str) -> str:

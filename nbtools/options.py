@@ -30,7 +30,7 @@ class BatchOptions:
     temperature: float | None = None
     max_tokens: int | None = None
     stream: bool = False
-    timeout: float = 60.0
+    timeout: float = 60.0  # seconds per attempt; when streaming, the longest silence allowed
     retries: int = 2
     params: dict[str, Any] = field(default_factory=dict)
     provider: str | None = None
@@ -50,6 +50,8 @@ class BatchOptions:
                 if number <= 0:
                     raise ConfigError(f"{name}={value!r} must be above 0: e.g. {name}=600 (per minute), or leave it unset")
                 setattr(self, name, number)
+        if not isinstance(self.stream, bool):
+            raise ConfigError(f"stream={self.stream!r} must be True or False: e.g. stream=True")
         if self.cache is not None and not isinstance(self.cache, bool):
             raise ConfigError(f"cache={self.cache!r} must be True or False: e.g. cache=False to always send")
         self.repeat = _positive_int("repeat", self.repeat, "e.g. repeat=10 to send each prompt 10 times")
@@ -109,6 +111,11 @@ def normalize_prompts(prompts: Prompt | Iterable[Prompt]) -> list[Prompt]:
     """A list of prompts (strings or message lists), checked one by one; a lone string is one prompt."""
     if isinstance(prompts, str):
         prompts = [prompts]
+    elif isinstance(prompts, Mapping):
+        raise ConfigError(
+            f"prompts={_short(prompts)} is a dict: pass a list of strings, e.g. list(d.values()), "
+            "or a list of chat message lists"
+        )
     elif _is_message_list(prompts):
         prompts = [prompts]  # type: ignore[list-item]
     try:

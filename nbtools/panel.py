@@ -41,6 +41,8 @@ class Panel:
             raise ConfigError("the panel's concurrency is a slider: pass a number, e.g. concurrency=8")
         if isinstance(prompts, str):
             text = prompts
+        elif not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
+            raise ConfigError(f"prompts={prompts!r:.40} must be a string or a list of strings: e.g. Panel(['Hello!'])")
         else:  # one per line, unless a prompt has several lines: then blocks between --- lines
             text = ("\n---\n" if any("\n" in p for p in prompts) else "\n").join(prompts)
         self.result: BatchResult | Comparison | None = None
@@ -59,7 +61,7 @@ class Panel:
                                      style=style, layout=widgets.Layout(width="420px", display="" if provider == _CUSTOM else "none"))
         self.model = widgets.Combobox(value=opts.model or "", options=[], description="model", placeholder="(default)",
                                       ensure_option=False, style=style)
-        self.concurrency = widgets.IntSlider(opts.concurrency, min=1, max=MAX_CONCURRENCY, description="concurrency",
+        self.concurrency = widgets.IntSlider(opts.concurrency, min=1, max=max(MAX_CONCURRENCY, opts.concurrency), description="concurrency",
                                              continuous_update=True, style=style, layout=widgets.Layout(width="420px"))
         # Sent only when set: the provider's defaults stay in force otherwise (some models reject them).
         self.temperature = widgets.FloatSlider(opts.temperature if opts.temperature is not None else 1.0, min=0, max=2, step=0.1,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from .cache import ReplyCache, cache_key
 from .cache import enabled_by_default as cache_on
 from .client import ChatClient, Completion, RequestFailed
 from .endpoints import resolve_endpoint
-from .errors import BatchInterrupted, ConfigError, EndpointError
+from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
 from .limiter import Limiter
 from .options import BatchOptions, Prompt, normalize_prompts
 from .pacing import Pacer, estimate_prompt_tokens
@@ -33,6 +34,7 @@ OnResult = Callable[[RequestResult], Any]
 CHUNK = 500  # rows prepared (bodies, cache keys, one cache query) at a time
 OVERLOAD_RETRIES = 10  # with concurrency="auto": how many 429/503 a request may meet before it fails
 _announced_sim = False
+_NOT_CHAT = re.compile(r"embed|rerank|whisper|tts|dall-e|moderation|bge-|minilm", re.IGNORECASE)
 
 
 class _Run:
@@ -175,15 +177,19 @@ class _Run:
         except RequestFailed as exc:
             if exc.unreachable:
                 raise EndpointError(f"{exc}: check base_url / the provider, then run again") from None
-            raise EndpointError(f"no model given and {exc}: pass model= (magic: -m MODEL)") from None
+            raise EndpointError(
+                f"no model given, and {self.client.endpoint.host} did not list one ({exc}): "
+                "pass model= (magic: -m MODEL), or check base_url"
+            ) from None
         if not models:
             raise EndpointError(f"no model given and {self.client.endpoint.host} lists none: pass model= (magic: -m MODEL)")
-        return models[0]
+        # Local servers list embedding and speech models too: take the first that can chat.
+        return next((m for m in models if not _NOT_CHAT.search(m)), models[0])
 
     async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None) -> None:
         options, result, client, pacer = self.options, self.result, self.client, self.pacer
         on_delta = _streamer(row, result) if options.stream else None
-        estimate = self._estimate(body) if pacer.active else 0
+        estimate = self._estimate(body) if pacer.active or self.adaptive is not None else 0
         overloads = 0  # with concurrency="auto", 429/503 are signals to slow down, not failures
         completion = None
         holding = True  # the limiter slot taken for us by the dispatcher
@@ -195,6 +201,11 @@ class _Run:
                 if pacer.active and row.attempts > 1:  # the dispatcher paced the first attempt
                     await pacer.wait(estimate)
                 adaptive = self.adaptive  # read each time: setting a number by hand turns it off
+                mark = (0.0, 0.0)
+                if adaptive is not None:  # the server's own x-ratelimit-remaining-* budget
+                    while (wait := adaptive.budget.take(estimate)) > 0:
+                        await asyncio.sleep(wait)
+                    mark = adaptive.budget.mark()
                 generation = adaptive.generation if adaptive is not None else 0
                 sent = time.perf_counter()
                 try:
@@ -204,7 +215,7 @@ class _Run:
                     wait_ok = exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
                     if adaptive is not None and exc.status in (429, 503) and overloads < OVERLOAD_RETRIES and wait_ok:
                         overloads += 1
-                        adaptive.on_overload(generation, exc.headers)
+                        adaptive.on_overload(generation, exc.headers, mark)
                         # Wait without a slot: the limit counts requests the server is handling.
                         self.limiter.release()
                         holding = False
@@ -224,7 +235,7 @@ class _Run:
                     break
                 self._answered = True
                 if (adaptive := self.adaptive) is not None:
-                    adaptive.on_success(time.perf_counter() - sent, completion.headers)
+                    adaptive.on_success(time.perf_counter() - sent, completion.headers, mark)
                 if pacer.active and completion.completion_tokens is not None:
                     self._typical_completion = completion.completion_tokens
                     pacer.settle(estimate, (completion.prompt_tokens or 0) + completion.completion_tokens)
@@ -315,8 +326,11 @@ def _streamer(row: RequestResult, result: BatchResult) -> Callable[[str], None]:
     return on_delta
 
 
-def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, **options: Any) -> BatchResult:
+def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, on_result: OnResult | None = None,
+            **options: Any) -> BatchResult:
     """Validate everything and build the (not yet started) result. Raises ConfigError on bad input."""
+    if on_result is not None and not callable(on_result):
+        raise ConfigError(f"on_result={on_result!r} must be a function taking one finished row: e.g. on_result=print")
     try:
         opts = BatchOptions(**options)
     except TypeError as exc:  # an unknown keyword
@@ -343,8 +357,11 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
 
     ``await`` the result for the end; ``result.cancel()`` stops it. Same options as ``batch``.
     """
-    loop = asyncio.get_running_loop()
-    result = prepare(prompts, **options)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise NbtoolsError("start() needs a running event loop (a notebook cell): in a script, use batch()") from None
+    result = prepare(prompts, on_result=on_result, **options)
     run = _Run(result, on_result)
     run.main_task = loop.create_task(run.main())
     run.main_task.add_done_callback(run.on_main_done)
@@ -370,7 +387,7 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     Ctrl-C / the kernel's stop button cancels the batch and raises BatchInterrupted, whose
     ``.result`` holds the finished rows.
     """
-    result = prepare(prompts, **options)
+    result = prepare(prompts, on_result=on_result, **options)
     _announce(result)
     run = _Run(result, on_result)
 

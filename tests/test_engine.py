@@ -220,6 +220,12 @@ def test_an_endpoint_with_nothing_listening_stops_the_batch_at_once() -> None:
         (["x"], {"params": {"seed": object()}}, "params cannot be sent as JSON"),
         (["x"], {"rpm": -1}, "rpm=-1"),
         (["x"], {"cache": "yes"}, "cache="),
+        (["x"], {"stream": "yes"}, "stream='yes' must be True or False"),
+        (["x"], {"base_url": 5}, "base_url must be a string"),
+        (["x"], {"base_url": "http://"}, "with a host"),
+        (["x"], {"api_key_env": 5}, "api_key_env is not an environment variable name"),
+        (["x"], {"on_result": 5}, "on_result=5 must be a function"),
+        ({"x": 1}, {}, "is a dict"),
     ],
 )
 def test_bad_input_names_the_option_and_the_fix(monkeypatch, prompts, options, needle) -> None:
@@ -325,3 +331,71 @@ def test_endpoint_host_hides_credentials_and_a_pasted_key_is_not_echoed() -> Non
     with pytest.raises(nbtools.ConfigError) as info:
         nbtools.resolve_endpoint(api_key_env="sk-proj-abc123-pasted-by-mistake")
     assert "pasted" not in str(info.value) and "NAME of the variable" in str(info.value)
+    with pytest.raises(nbtools.ConfigError) as info:  # a key that looks like a name is not repeated either
+        nbtools.resolve_endpoint(provider="openai", api_key_env="gsk_pastedByMistake123")
+    assert "pasted" not in str(info.value) and "named by api_key_env is not set" in str(info.value)
+    with pytest.raises(nbtools.ConfigError) as info:
+        nbtools.resolve_endpoint(base_url="ftp://user:hunter2@example.test/v1")
+    assert "hunter2" not in str(info.value) and "ftp://example.test/v1" in str(info.value)
+
+
+def test_servers_that_are_not_openai_compatible_are_named_as_such() -> None:
+    from aiohttp import web
+
+    from .conftest import serve_app
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<!DOCTYPE html><html><body><h1>Not here</h1></body></html>",
+                            content_type="text/html")
+
+    async def odd_models(request: web.Request) -> web.Response:
+        return web.json_response(["not", "a", "model", "list"])
+
+    app = web.Application()
+    app.router.add_get("/v1/models", odd_models)
+    app.router.add_route("*", "/{tail:.*}", page)
+    with serve_app(app) as url:
+        with pytest.raises(nbtools.EndpointError) as info:  # no model given: /v1/models is asked
+            nbtools.batch(["hi"], base_url=url + "/v1", cache=False)
+        assert "did not answer with an OpenAI model list" in str(info.value) and "pass model=" in str(info.value)
+        result = nbtools.batch(["hi"], base_url=url + "/v1", model="m", retries=0, cache=False)
+    error = result[0].error
+    assert error.startswith("HTTP 404") and "not an OpenAI error" in error and "<" not in error
+
+
+def test_a_server_that_never_answers_times_out_with_a_message(make_sim) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/v1"
+        with pytest.raises(nbtools.EndpointError, match=r"did not answer within 0.5 s"):
+            nbtools.batch(["hi"], base_url=url, timeout=0.5, cache=False)
+        result = nbtools.batch(["hi"], base_url=url, model="m", timeout=0.5, retries=0, cache=False)
+    assert result[0].error == "timed out after 0.5 s"
+
+
+def test_a_key_echoed_by_the_server_is_redacted_before_it_is_cut_or_kept() -> None:
+    import base64
+
+    from aiohttp import web
+
+    from .conftest import serve_app
+
+    key = "sk-FAKE-canary-1234567890"
+
+    async def chat(request: web.Request) -> web.Response:
+        auth = request.headers["Authorization"]
+        if "[[401]]" in await request.text():  # the key deep in a long message: redacted before the cut
+            return web.Response(status=401, text="x" * 170 + f" you sent {auth} " + "y" * 100)
+        echoed = f"{auth} {base64.b64encode(auth.encode()).decode()}"
+        return web.json_response({"model": f"m-{key}", "choices": [{"message": {"content": echoed}, "finish_reason": "stop"}]})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    with serve_app(app) as url:
+        result = nbtools.batch(["[[401]]", "hi"], base_url=url + "/v1", model="m", api_key=key, cache=False)
+    shown = repr(result) + result._repr_html_() + json.dumps(result.to_dicts())
+    assert result[0].error.startswith("HTTP 401") and result[1].text.startswith("Bearer ***")
+    assert "canary" not in shown and "sk-FAKE" not in shown and base64.b64encode(key.encode()).decode()[:12] not in shown

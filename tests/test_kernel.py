@@ -256,7 +256,7 @@ def test_compare_cell_stores_a_comparison(kernel: Kernel, mid: SimServer) -> Non
     ("cell", "expect"),
     [
         ("%%llm_batch -c 0\nhi", "concurrency=0 must be at least 1"),
-        ("%%llm_batch --bogus\nhi", "unrecognized arguments: --bogus"),
+        ("%%llm_batch --bogus\nhi", "unknown option --bogus"),
         ("%%llm_batch -o r_empty", "empty body"),
         ("%%llm_batch -o r_empty\n\n  \n", "empty body"),
         ("%%llm_batch\nhi {undefined_name}", "'undefined_name' is not defined"),

@@ -103,7 +103,7 @@ def test_stream_and_compare(ip, cell) -> None:
 @pytest.mark.parametrize(
     ("line", "body", "needle"),
     [
-        ("--bogus", "x", "unrecognized arguments: --bogus"),
+        ("--bogus", "x", "unknown option --bogus"),
         ("-c 0", "x", "concurrency=0"),
         ("-c many", "x", "invalid concurrency (a whole number or 'auto') value"),
         ("", "   \n  ", "empty body"),
@@ -121,6 +121,10 @@ def test_stream_and_compare(ip, cell) -> None:
         ("--background", "x", "--background needs a Jupyter kernel"),
         ("--background --compare", "x", "cannot be combined"),
         ("-t 9", "x", "temperature=9.0 is out of range"),
+        ("-s Be brief.", "x", "quote values that have spaces"),
+        ("-o class", "x", "not a valid variable name"),
+        ("--base-url http://", "x", "not an http(s) URL with a host"),
+        ("--stream --max-tokens 0", "x", "max_tokens=0 must be at least 1"),
     ],
 )
 def test_bad_input_is_a_one_line_usage_error(ip, line: str, body: str, needle: str) -> None:

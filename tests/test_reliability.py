@@ -177,6 +177,52 @@ def test_auto_concurrency_paces_at_a_servers_rate_limit(make_sim) -> None:
     assert took < 60 / 20 * 1.35  # near the server's 20 requests/s
 
 
+def test_auto_concurrency_holds_starts_when_the_servers_remaining_budget_is_spent() -> None:
+    """A server that sends only x-ratelimit-remaining/reset (no limit header) and 429s past them."""
+    window, per_window = 0.5, 5
+    state = {"start": time.monotonic(), "used": 0, "rejected": 0, "served": 0}
+
+    async def chat(request: web.Request) -> web.Response:
+        await request.read()
+        now = time.monotonic()
+        elapsed = now - state["start"]
+        if elapsed >= window:  # a fixed window, as some providers count
+            state["start"] += window * (elapsed // window)
+            state["used"] = 0
+        reset = f"{round((state['start'] + window - now) * 1000)}ms"
+        if state["used"] >= per_window:
+            state["rejected"] += 1
+            headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": reset}
+            return web.json_response({"error": {"message": "rate limited"}}, status=429, headers=headers)
+        state["used"] += 1
+        state["served"] += 1
+        await asyncio.sleep(0.02)
+        headers = {"x-ratelimit-remaining-requests": str(per_window - state["used"]), "x-ratelimit-reset-requests": reset}
+        body = {"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+        return web.json_response(body, headers=headers)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    with serve_app(app) as url:
+        state["start"] = time.monotonic()
+        t = time.perf_counter()
+        result = nbtools.batch([f"p{i}" for i in range(40)], base_url=url + "/v1", model="m",
+                               concurrency="auto", cache=False)
+        took = time.perf_counter() - t
+    s = result.summary()
+    assert s.ok == 40 and s.errors == 0
+    assert state["rejected"] <= 1, state  # at most the first burst's edge, not a 429 per window
+    assert took < 40 / per_window * window * 1.5  # near the server's 10 requests/s
+
+
+def test_reset_durations_read_as_providers_write_them() -> None:
+    from nbtools.server_budget import parse_duration
+
+    assert [parse_duration(v) for v in ("20ms", "1.5s", "6m0s", "1h2m3s", "2", "0.25")] == [0.02, 1.5, 360, 3723, 2, 0.25]
+    assert [parse_duration(v) for v in (None, "", "soon", "5 s", "-")] == [None] * 5
+
+
 # -- secrets ---------------------------------------------------------------------------------------
 @pytest.fixture
 def key_echoing_server():

@@ -1,0 +1,126 @@
+"""What the server says is left of its rate limit: x-ratelimit-remaining-* and x-ratelimit-reset-*.
+
+With ``concurrency="auto"``, each reply's headers update the picture; every start takes its share
+from it, and a start that does not fit waits until enough is back. Two ways a budget comes back:
+- a known rate (x-ratelimit-limit-* per minute, as OpenAI sends): it refills evenly;
+- otherwise a window: all of it at the reset time, and again each window after that.
+What a full budget holds is learned from the largest amount the server has reported left.
+
+Replies to requests sent together all report the same numbers, so a reply only counts for what
+was sent up to its own request: starts since then are taken off what it says is left.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+
+__all__ = ["ServerBudget", "parse_duration"]
+
+MAX_WAIT = 60.0  # seconds: a reset further away than this is a daily quota, not something to pace on
+_KINDS = ("requests", "tokens")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class _Budget:
+    """One kind of budget (requests or tokens) as the server last described it."""
+
+    def __init__(self) -> None:
+        self.left = 0.0  # what was left at time ``at``
+        self.at = 0.0
+        self.reset_at = 0.0  # when a window's budget is back in full
+        self.window = 0.0  # the longest reset seen: how long a window lasts
+        self.full = 0.0  # the most the server ever said was left (at least one request's worth)
+        self.per_second: float | None = None  # the refill rate, when the limit is known
+
+    def update(self, left: float, remaining: float, reset: float, limit: float | None, now: float) -> None:
+        self.left, self.at, self.reset_at = left, now, now + reset
+        self.window = max(self.window, reset)
+        self.full = max(self.full, remaining + 1)
+        self.per_second = limit / 60.0 if limit else None
+
+    def available(self, now: float) -> float:
+        if self.per_second:
+            return min(self.full, self.left + (now - self.at) * self.per_second)
+        if now >= self.reset_at:  # a new window has begun since the last reply said otherwise
+            return self.full
+        return self.left
+
+    def take(self, amount: float, now: float) -> None:
+        if not self.per_second and now >= self.reset_at:
+            windows = 1 + int((now - self.reset_at) // self.window) if self.window > 0 else 1
+            self.reset_at += windows * self.window
+        self.left, self.at = self.available(now) - amount, now
+
+    def wait_for(self, amount: float, now: float) -> float:
+        short = min(amount, self.full) - self.available(now)  # more than a full budget: wait for a full one
+        if short <= 0:
+            return 0.0
+        wait = max(0.0, self.reset_at - now)
+        if self.per_second:
+            wait = min(wait, short / self.per_second) if wait > 0 else short / self.per_second
+        return min(max(wait, 0.001), MAX_WAIT)
+
+
+class ServerBudget:
+    """``observe(headers, mark)`` on every reply; ``take(tokens)`` before every start (seconds to wait first)."""
+
+    def __init__(self) -> None:
+        self._budgets: dict[str, _Budget] = {}
+        self._taken = {"requests": 0.0, "tokens": 0.0}  # everything ever started, for ``mark``
+        self.limiting = False  # did the last ``take`` have to wait?
+
+    def mark(self) -> tuple[float, float]:
+        """Where the count of starts stands: give it back to ``observe`` with the reply."""
+        return self._taken["requests"], self._taken["tokens"]
+
+    def observe(self, headers: Mapping[str, str], mark: tuple[float, float]) -> None:
+        """A reply's headers; ``mark``: ``mark()`` as it was when that request started."""
+        now = time.monotonic()
+        for kind, since in zip(_KINDS, mark):
+            remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
+            reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
+            if remaining is None or reset is None:
+                continue
+            left = remaining - (self._taken[kind] - since)  # the server had not seen those yet
+            limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))
+            self._budgets.setdefault(kind, _Budget()).update(left, remaining, reset, limit, now)
+
+    def take(self, tokens: int) -> float:
+        """Take one request and ``tokens`` from the budget if they fit now; else the seconds to wait."""
+        needs = {"requests": 1.0, "tokens": float(max(tokens, 1))}
+        wait = 0.0
+        if self._budgets:
+            now = time.monotonic()
+            wait = max(b.wait_for(needs[kind], now) for kind, b in self._budgets.items())
+            if not wait:
+                for kind, budget in self._budgets.items():
+                    budget.take(needs[kind], now)
+        self.limiting = wait > 0
+        if not wait:
+            for kind in _KINDS:
+                self._taken[kind] += needs[kind]
+        return wait
+
+
+def parse_duration(value: str | None) -> float | None:
+    """Seconds from an x-ratelimit-reset-* value: OpenAI's '20ms', '1.5s', '6m0s', or a plain number."""
+    if not value:
+        return None
+    value = value.strip()
+    number = _number(value)
+    if number is not None:
+        return max(0.0, number)
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    return sum(float(n) * _UNIT[unit] for n, unit in parts)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
