@@ -32,7 +32,7 @@ from .runner import start
 
 __all__ = ["LLMBatch", "load", "run_cell"]
 
-_DEFAULTS = {f.name: f.default for f in fields(BatchOptions)}
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(BatchOptions)}
 _OPTION_NAMES = [f.name for f in fields(BatchOptions)]
 _running: set[BatchResult] = set()
 _background: set[asyncio.Task[Any]] = set()
@@ -90,6 +90,11 @@ class LLMBatch(Magics):
     def __init__(self, shell: Any) -> None:
         super().__init__(shell=shell)
         shell.configurables.append(self)  # so `%config LLMBatch` lists the options
+
+    @property
+    def _user_ns(self) -> dict[str, Any]:
+        assert self.shell is not None
+        return self.shell.user_ns
 
     @magic_arguments()
     @argument("-m", "--model", help="model name (default: the provider's default)")
@@ -152,7 +157,7 @@ class LLMBatch(Magics):
         except (NbtoolsError, TraitError) as exc:
             raise UsageError(str(exc)) from None
         if args.out:
-            self.shell.user_ns[_unquote(args.out)] = panel
+            self._user_ns[_unquote(args.out)] = panel
         return panel
 
     @line_magic
@@ -160,7 +165,7 @@ class LLMBatch(Magics):
         """Cancel running batches: all of them, or the one stored in VAR (``%llm_cancel VAR``)."""
         name = line.strip()
         if name:
-            target = self.shell.user_ns.get(name)
+            target = self._user_ns.get(name)
             if not isinstance(target, BatchResult):
                 raise UsageError(f"%llm_cancel {name}: {name} is not a batch result; use the variable given to -o")
             targets = [target] if not target.done else []
@@ -189,7 +194,7 @@ class LLMBatch(Magics):
             raise UsageError(f"-o {args.out}: not a valid variable name; use e.g. -o answers")
         if not cell.strip():
             raise UsageError("%%llm_batch has an empty body: write one prompt per line below the magic line")
-        namespace = self.shell.user_ns
+        namespace = self._user_ns
         try:
             if args.over is not None:
                 if args.over not in namespace:
@@ -212,7 +217,7 @@ class LLMBatch(Magics):
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
         if job.out:
-            self.shell.user_ns[job.out] = result  # bound at once, so an interrupt keeps what finished
+            self._user_ns[job.out] = result  # bound at once, so an interrupt keeps what finished
         _running.add(result)
         return result
 
@@ -228,7 +233,7 @@ class LLMBatch(Magics):
                 return
             comparison = Comparison(serial, concurrent)
             if job.out:
-                self.shell.user_ns[job.out] = comparison
+                self._user_ns[job.out] = comparison
             from IPython.display import display
 
             display(comparison)
@@ -343,6 +348,7 @@ async def run_cell(line: str, cell: str) -> None:
     """What a transformed ``%%llm_batch`` cell awaits."""
     magics = _instance
     assert magics is not None, "%load_ext nbtools first"
+    assert magics.shell is not None
     line = magics.shell.var_expand(line)  # {name} and $name in the magic line, as run_cell_magic does
     job = magics.parse(line, cell)
     if job.background:

@@ -109,17 +109,15 @@ class BatchOptions:
 
 def normalize_prompts(prompts: Prompt | Iterable[Prompt]) -> list[Prompt]:
     """A list of prompts (strings or message lists), checked one by one; a lone string is one prompt."""
-    if isinstance(prompts, str):
-        prompts = [prompts]
+    if isinstance(prompts, str) or _is_message_list(prompts):
+        prompts = [prompts]  # type: ignore[list-item,assignment]  # one prompt
     elif isinstance(prompts, Mapping):
         raise ConfigError(
             f"prompts={_short(prompts)} is a dict: pass a list of strings, e.g. list(d.values()), "
             "or a list of chat message lists"
         )
-    elif _is_message_list(prompts):
-        prompts = [prompts]  # type: ignore[list-item]
     try:
-        items = list(prompts)  # type: ignore[arg-type]
+        items: list[Prompt] = list(prompts)  # type: ignore[arg-type]
     except TypeError:
         raise ConfigError(
             f"prompts={_short(prompts)} is not a list: pass a list of strings or of chat message lists"

@@ -222,8 +222,8 @@ def _concurrency_area(rows: list[RequestResult], span: float, now: float, width:
         running += step
         counts.append(running)
     top = max(max(counts), limit, 1)
-    step = width / buckets
-    points = " ".join(f"{k * step:.1f},{height - c / top * height:.1f}" for k, c in enumerate(counts))
+    dx = width / buckets
+    points = " ".join(f"{k * dx:.1f},{height - c / top * height:.1f}" for k, c in enumerate(counts))
     ylimit = height - limit / top * height
     return (
         f"<polygon points='0,{height} {points} {width},{height}' fill='#4c78a8' opacity='0.8'/>"

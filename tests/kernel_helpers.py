@@ -14,8 +14,9 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
+from collections.abc import Callable
 
 from jupyter_client.manager import KernelManager
 
@@ -26,7 +27,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 class Execution:
     """One execute request: when it was sent, its reply, and every iopub message it caused."""
 
-    kernel: "Kernel"
+    kernel: Kernel
     msg_id: str
     code: str
     sent: float
@@ -62,7 +63,7 @@ class Execution:
         c = self.content
         return f"{c.get('ename')}: {c.get('evalue')}\n" + "\n".join(c.get("traceback", []))
 
-    def check_ok(self) -> "Execution":
+    def check_ok(self) -> Execution:
         assert self.status == "ok", f"cell failed:\n{self.code}\n{self.error_text()}\nstderr: {self.stderr}"
         return self
 

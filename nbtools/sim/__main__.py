@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             dest=field.name,
             default=field.default,
             help=field.metadata["help"] + ("" if field.default is None else " (default: %(default)s)"),
-            **_ARG_TYPES[str(field.type)],
+            **_ARG_TYPES[str(field.type)],  # type: ignore[arg-type]
         )
     return parser.parse_args(argv)
 

@@ -130,8 +130,8 @@ class Simulator:
             directives = sim_directives.parse(req.last_user)
         except ValueError as exc:  # BadRequest, or a bad [[sim:...]] directive
             body = error_body(str(exc), "invalid_request_error", param=getattr(exc, "param", None))
-            headers = {} if self.limiter is None else self.limiter.headers(time.monotonic())
-            return await self._send(request, record, 400, body, headers)
+            limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
+            return await self._send(request, record, 400, body, limits)
         record["key"] = req.last_user[:60]
         record["stream"] = req.stream
         # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
