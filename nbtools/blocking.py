@@ -27,8 +27,10 @@ def run_blocking(coro: Coroutine[Any, Any, T], cleanup: Callable[[], Awaitable[N
     own = loop is None
     if loop is None:
         loop = asyncio.new_event_loop()
+        queued = 0
     else:
         make_reentrant(loop)
+        queued = len(loop._ready)  # type: ignore[attr-defined]
     task = loop.create_task(coro)
     try:
         return loop.run_until_complete(task)
@@ -44,9 +46,29 @@ def run_blocking(coro: Coroutine[Any, Any, T], cleanup: Callable[[], Awaitable[N
         if own:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+        else:
+            _refill(loop, queued)
+
+
+def _refill(loop: asyncio.AbstractEventLoop, queued: int) -> None:
+    """Leave at least ``queued`` callbacks ready, as many as there were when the nested run began.
+
+    The loop iteration that called us may be asyncio's own ``_run_once`` (it is, until the first
+    iteration after the loop was made re-entrant): it pops a count of ready callbacks fixed before
+    our nested run, which may have run some of them already. No-ops make up the count, so that
+    iteration cannot pop from an empty queue and stop the kernel's loop.
+    """
+    ready = loop._ready  # type: ignore[attr-defined]
+    for _ in range(queued - len(ready)):
+        loop.call_soon(_nothing)
+
+
+def _nothing() -> None:
+    pass
 
 
 def make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
+    """Patch ``loop`` with nest_asyncio2 (once). Best done early, from a step that nests nothing."""
     import nest_asyncio2
 
     try:

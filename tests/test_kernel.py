@@ -333,3 +333,30 @@ def test_panel_slider_and_buttons_work_through_comm_messages(kernel: Kernel, mid
     sent = mid.stats()["requests"]
     time.sleep(0.5)
     assert mid.stats()["requests"] == sent
+
+
+# -- blocking calls while other work runs on the kernel's loop -----------------------------------------
+@pytest.mark.parametrize("background", ["magic", "own tasks"])
+def test_a_blocking_batch_while_other_work_runs_leaves_the_kernel_alive(fast: SimServer, background: str) -> None:
+    # The first blocking batch() in a kernel makes its loop re-entrant. If that happens while other
+    # callbacks are queued (a --background batch, a user's own tasks), the loop iteration already under
+    # way must survive the nested run. A fresh kernel each time: no earlier batch() may have done it.
+    k = Kernel(env={"NBTOOLS_CACHE": "off"})
+    try:
+        if background == "magic":
+            k.ok("%load_ext nbtools")
+            k.ok(magic(fast, "--background -o bg -c 50 -n 2000 -m sim-small"))
+        else:  # many ready callbacks in every loop iteration, none of them ours
+            k.ok("import asyncio\n"
+                 "async def spin():\n"
+                 "    while True:\n"
+                 "        await asyncio.sleep(0)\n"
+                 "spinners = [asyncio.get_running_loop().create_task(spin()) for _ in range(20)]")
+        k.ok(f"import nbtools\nR = nbtools.batch(['a'] * 20, base_url={fast.base_url!r}, model='m', concurrency=5)")
+        assert k.value("[sum(r.ok for r in R), 6 * 7]", timeout=15) == [20, 42]  # the kernel still answers
+        if background == "magic":
+            k.ok("%llm_cancel")
+        else:
+            k.ok("for t in spinners: t.cancel()")
+    finally:
+        k.shutdown()
