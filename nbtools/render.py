@@ -131,7 +131,7 @@ def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     lines = [" | ".join(_COLUMNS)] + [" | ".join(_row_cells(r)) for r in rows]
     more = len(result) - len(rows)
     if more > 0:
-        lines.append(f"… {more} more rows in the result")
+        lines.append(f"… {more} more row{'s' if more != 1 else ''} in the result")
     return "\n".join(lines)
 
 
@@ -150,7 +150,8 @@ def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     html = f"<table><tr>{head}</tr>{''.join(body)}</table>"
     more = len(result) - len(rows)
     if more > 0:
-        html += f"<div class='muted'>… {more} more rows in the result (e.g. <code>.to_pandas()</code>)</div>"
+        html += (f"<div class='muted'>… {more} more row{'s' if more != 1 else ''} in the result "
+                 "(e.g. <code>.to_pandas()</code>)</div>")
     return html
 
 
@@ -209,18 +210,7 @@ def _bars(rows: list[RequestResult], span: float, now: float, width: int) -> tup
 def _concurrency_area(rows: list[RequestResult], span: float, now: float, width: int, limit: int) -> tuple[str, int]:
     height = 120
     buckets = width // 2
-    # A difference array: +1 where a request starts, -1 after it ends; a running sum gives the count.
-    steps = [0] * (buckets + 1)
-    scale = (buckets - 1) / span
-    last = buckets - 1
-    for r in rows:
-        end = r.finished if r.finished is not None else now
-        steps[min(int(r.started * scale), last)] += 1  # type: ignore[operator]
-        steps[min(int(end * scale), last) + 1] -= 1
-    counts, running = [], 0
-    for step in steps[:buckets]:
-        running += step
-        counts.append(running)
+    counts = _peaks_in_flight(rows, now, buckets, span)
     top = max(max(counts), limit, 1)
     dx = width / buckets
     points = " ".join(f"{k * dx:.1f},{height - c / top * height:.1f}" for k, c in enumerate(counts))
@@ -231,6 +221,31 @@ def _concurrency_area(rows: list[RequestResult], span: float, now: float, width:
         f"<text x='{width - 4}' y='{max(10.0, ylimit - 3):.1f}' font-size='10' text-anchor='end' fill='#e45756'>"
         f"limit {limit}</text><text x='2' y='10' font-size='10' fill='#444'>peak {max(counts)} in flight</text>"
     ), height
+
+
+def _peaks_in_flight(rows: list[RequestResult], now: float, buckets: int, span: float) -> list[int]:
+    """The most requests in flight at any instant of each of ``buckets`` equal slices of ``span``.
+
+    An exact sweep over start and end times (ends first when equal): a request that ends and one that
+    starts within the same slice are never counted as both in flight.
+    """
+    events: list[tuple[float, int]] = []
+    for r in rows:
+        if r.started is not None:
+            events.append((r.started, 1))
+            events.append((r.finished if r.finished is not None else now, -1))
+    events.sort()
+    counts = [0] * buckets
+    level = i = 0
+    for b in range(buckets):
+        peak = level
+        end = span * (b + 1) / buckets if b < buckets - 1 else float("inf")
+        while i < len(events) and events[i][0] < end:
+            level += events[i][1]
+            peak = max(peak, level)
+            i += 1
+        counts[b] = peak
+    return counts
 
 
 def _axis(span: float, width: int, height: int) -> str:
