@@ -23,7 +23,10 @@ def main() -> int:
     subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"], check=True,
                    stdout=subprocess.DEVNULL)
     print(f"opening {NOTEBOOK} in JupyterLab (Ctrl-C to stop)", flush=True)
-    return subprocess.call([python, "-m", "jupyterlab", NOTEBOOK], cwd=ROOT, env={**os.environ, "JUPYTER_PATH": str(VENV / "share" / "jupyter")})
+    # JupyterLab refuses to start as root (containers, cloud VMs) unless told it is meant.
+    as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+    return subprocess.call([python, "-m", "jupyterlab", *as_root, NOTEBOOK], cwd=ROOT,
+                           env={**os.environ, "JUPYTER_PATH": str(VENV / "share" / "jupyter")})
 
 
 if __name__ == "__main__":
