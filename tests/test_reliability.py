@@ -267,6 +267,57 @@ def test_the_key_never_leaks(sim: SimServer, key_echoing_server: str, monkeypatc
         assert FAKE_KEY[8:30] not in text, place
 
 
+def test_the_key_never_reaches_a_saved_notebook(tmp_path: Path) -> None:
+    """A real kernel with the key in its environment runs a notebook against a server that quotes the key
+    back in its errors and in its replies; the saved notebook, the kernel's stderr and the cache are scanned."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    async def chat(request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if "fail" in await request.text():
+            return web.json_response({"error": {"message": f"Incorrect API key provided: {auth}"}}, status=401)
+        return web.json_response({"model": f"echo {auth}", "choices": [{"message": {"content": f"you sent {auth}"},
+                                                                         "finish_reason": "stop"}]})
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "m"}]})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/v1/models", models)
+    cache = tmp_path / "replies.sqlite"
+    with serve_app(app) as url:
+        cells = [
+            "%load_ext nbtools",
+            f"%%llm_batch --base-url {url}/v1 --api-key-env NBTOOLS_TEST_KEY -o r --cache\nhello\nfail please",
+            "r, r[0], r[1].error, r.to_pandas()",
+            f"import nbtools\nnbtools.batch(['hi', 'fail'], provider='openai', base_url='{url}/v1', cache=True)",
+            f"nbtools.Panel('hi', base_url='{url}/v1', api_key_env='NBTOOLS_TEST_KEY')",
+            "%%llm_batch --api-key-env NBTOOLS_UNSET_VARIABLE\nhi",
+        ]
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("NBTOOLS_", "OPENAI_"))},
+               "NBTOOLS_TEST_KEY": FAKE_KEY, "OPENAI_API_KEY": FAKE_KEY, "NBTOOLS_CACHE": str(cache)}
+        client = NotebookClient(notebook, timeout=60, kernel_name="python3", allow_errors=True)
+        client.km = client.create_kernel_manager()
+        client.start_new_kernel(env=env)
+        client.start_new_kernel_client()
+        try:
+            client.execute(cleanup_kc=False)  # the kernel stays up: nothing of the key may be sent after this
+        finally:
+            client._cleanup_kernel()
+    saved = tmp_path / "scanned.ipynb"
+    nbformat.write(notebook, saved)
+    text = saved.read_text()
+    assert "you sent Bearer ***" in text and "Incorrect API key provided: Bearer ***" in text  # it did run
+    cached = b"".join(p.read_bytes() for p in tmp_path.glob("replies.sqlite*")).decode("latin-1")
+    assert "you sent" in cached
+    for place, content in (("saved notebook", text), ("cache", cached)):
+        assert FAKE_KEY not in content, place
+        assert FAKE_KEY[8:30] not in content, place
+
+
 # -- escaping --------------------------------------------------------------------------------------
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)></table></svg><b>bold</b>"
 
