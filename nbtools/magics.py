@@ -146,6 +146,10 @@ class LLMBatch(Magics):
         args = _parse_line(line)
         if args.out is not None and not _is_variable_name(_unquote(args.out)):
             raise UsageError(f"-o {args.out}: not a valid variable name; use e.g. -o panel")
+        unused = [flag for flag, value in (("--background", args.background), ("--compare", args.compare),
+                                           ("--over", args.over), ("--no-display", args.no_display)) if value]
+        if unused:
+            raise UsageError(f"%llm_panel does not take {', '.join(unused)}: its buttons do that (Run, Compare)")
         options = {name: getattr(self, name) for name in _OPTION_NAMES}
         for name in _OPTION_NAMES:
             value = getattr(args, name, None)

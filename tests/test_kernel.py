@@ -188,7 +188,7 @@ def test_interrupt_stops_a_blocking_batch_at_once_and_keeps_finished_rows(kernel
     m = re.fullmatch(r"batch interrupted: (\d+) of 40 requests had finished \(kept in r_int\)", ex.content["evalue"])
     assert m, ex.content["evalue"]
     finished = int(m.group(1))
-    assert took < 1.5, f"the interrupt took {took:.2f} s to surface"
+    assert took < 1.0, f"the interrupt took {took:.2f} s to surface"  # measured 0.1-0.2 s
     assert 4 <= finished <= 6
 
     time.sleep(0.6)  # longer than a request: a leftover dispatcher would have sent more by now

@@ -148,3 +148,27 @@ def test_input_transformer_turns_the_cell_into_an_await() -> None:
     assert "run_cell('-c 2 -o r', 'say \\'hi\\'\\nand \"bye\" {x}\\n')" in out[0]
     for untouched in (["%%llm_batch?\n"], ["%%llm_batchy\n", "x\n"], ["print(1)\n"], ["%%time\n", "x\n"]):
         assert transform_cell(untouched) == untouched
+
+
+def test_llm_panel_takes_the_same_options_for_its_initial_values(ip, sim: SimServer) -> None:
+    panel = ip.run_line_magic("llm_panel", f'-c 8 -n 3 -s "Be brief." --params \'{{"seed": 1}}\' --base-url {sim.base_url} -o p')
+    assert ip.user_ns["p"] is panel
+    options = panel.options()
+    assert (panel.concurrency.value, panel.repeat.value, panel.provider.value) == (8, 3, "custom")
+    assert options["system"] == "Be brief." and options["params"] == {"seed": 1} and options["base_url"] == sim.base_url
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("--compare", "%llm_panel does not take --compare"),
+        ("--background --over xs", "%llm_panel does not take --background, --over"),
+        ("-o 1x", "not a valid variable name"),
+        ("-c 0", "concurrency=0"),
+        ("-c auto", "the panel's concurrency is a slider"),
+    ],
+)
+def test_llm_panel_bad_input_is_a_one_line_usage_error(ip, line: str, needle: str) -> None:
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("llm_panel", line)
+    assert needle in str(info.value) and "\n" not in str(info.value)
