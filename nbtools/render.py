@@ -229,21 +229,24 @@ def _peaks_in_flight(rows: list[RequestResult], now: float, buckets: int, span: 
     An exact sweep over start and end times (ends first when equal): a request that ends and one that
     starts within the same slice are never counted as both in flight.
     """
-    events: list[tuple[float, int]] = []
-    for r in rows:
-        if r.started is not None:
-            events.append((r.started, 1))
-            events.append((r.finished if r.finished is not None else now, -1))
-    events.sort()
+    starts = sorted(r.started for r in rows if r.started is not None)
+    ends = sorted(r.finished if r.finished is not None else now for r in rows if r.started is not None)
     counts = [0] * buckets
-    level = i = 0
+    level = i = j = 0
+    n = len(starts)
     for b in range(buckets):
         peak = level
-        end = span * (b + 1) / buckets if b < buckets - 1 else float("inf")
-        while i < len(events) and events[i][0] < end:
-            level += events[i][1]
-            peak = max(peak, level)
+        edge = span * (b + 1) / buckets if b < buckets - 1 else float("inf")
+        while i < n and starts[i] < edge:
+            while j < n and ends[j] <= starts[i]:  # what ended by then is no longer in flight
+                level -= 1
+                j += 1
+            level += 1
             i += 1
+            peak = max(peak, level)
+        while j < n and ends[j] < edge:
+            level -= 1
+            j += 1
         counts[b] = peak
     return counts
 
