@@ -158,6 +158,9 @@ async def follow(result: BatchResult, view: LiveDisplay | None) -> None:
             if view is not None:
                 view.refresh()
             await asyncio.sleep(TICK)
+    except asyncio.CancelledError:  # the stop button: stop the batch first, so the view ends showing that
+        await result.aclose()
+        raise
     finally:
         if view is not None:
             view.finish()

@@ -33,10 +33,14 @@ class BatchInterrupted(KeyboardInterrupt):
     Still a KeyboardInterrupt, so scripts stop; the finished rows are kept in ``.result``.
     """
 
-    def __init__(self, result: BatchResult) -> None:
+    def __init__(self, result: BatchResult, message: str | None = None) -> None:
         self.result = result
         done = result.summary().completed
-        super().__init__(
+        super().__init__(message or (
             f"batch interrupted after {done} of {len(result)} requests; "
             "the finished results are in this exception's .result"
-        )
+        ))
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the user asked for the stop; frames would only hide the message.
+        return [f"{type(self).__name__}: {self}"]

@@ -25,7 +25,7 @@ from . import cells
 from .blocking import run_blocking
 from .compare import Comparison
 from .display import LiveDisplay, follow
-from .errors import NbtoolsError
+from .errors import BatchInterrupted, NbtoolsError
 from .options import BatchOptions
 from .results import BatchResult
 from .runner import start
@@ -252,7 +252,7 @@ class LLMBatch(Magics):
             await follow(result, view)
         except asyncio.CancelledError:  # the stop button
             await result.aclose()
-            raise KeyboardInterrupt(_interrupted(result, job.out)) from None
+            raise BatchInterrupted(result, _interrupted(result, job.out)) from None
         finally:
             _running.discard(result)
             if not result.done:  # the display itself failed: don't leave the batch running unseen

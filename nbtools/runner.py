@@ -398,5 +398,7 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
 
     try:
         return run_blocking(main(), cleanup=run.wait_closed)
+    except BatchInterrupted:
+        raise
     except KeyboardInterrupt:
         raise BatchInterrupted(result) from None
