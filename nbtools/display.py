@@ -51,6 +51,7 @@ class LiveDisplay:
         self._header: Any = None
         self._body: Any = None  # an HTML widget when embedded
         self._body_id: str | None = None  # else a display id
+        self._header_text = ""  # what a terminal was shown at the start
         self._next_render = 0.0  # perf_counter time from which the body may render again
         self._seen: tuple[int, ...] = ()
         self.widget: Any = self._build_widgets(cancel_button, embed) if self.notebook else None
@@ -66,7 +67,8 @@ class LiveDisplay:
         else:
             from tqdm.std import tqdm
 
-            print(render.header_text(self.result), file=sys.stderr)
+            self._header_text = render.header_text(self.result)
+            print(self._header_text, file=sys.stderr)
             self._bar = tqdm(total=len(self.result), desc=self.title or "requests", file=sys.stderr, leave=True)
 
     def _build_widgets(self, cancel_button: bool, embed: bool) -> Any:
@@ -144,6 +146,9 @@ class LiveDisplay:
                 self._header.value = self._header_html()
             self._show_body()
         else:  # a terminal: the rows too, so errors are seen and not only counted
+            header = render.header_text(result)
+            if header != self._header_text:  # e.g. the model the server named once asked
+                print(header.splitlines()[0], file=sys.stderr)
             print(render.table_text(result, self.limit) + "\n" + render.summary_text(result), file=sys.stderr)
 
 
