@@ -40,10 +40,12 @@ class AdaptiveConcurrency:
         self._best: float | None = None
         self._recent: float | None = None  # moving average of latency
 
-    def on_success(self, latency: float, headers: Mapping[str, str] | None, mark: tuple[float, float] = (0, 0)) -> None:
-        """A reply after ``latency`` s; ``mark``: ``budget.mark()`` when its request started."""
+    def on_success(self, latency: float, headers: Mapping[str, str] | None, mark: tuple[float, float] = (0, 0),
+                   headers_at: float | None = None) -> None:
+        """A reply after ``latency`` s; ``mark``: ``budget.mark()`` when its request started;
+        ``headers_at``: when its headers came (monotonic)."""
         if headers is not None:
-            self._read_headers(headers, mark)
+            self._read_headers(headers, mark, headers_at)
         self._best = latency if self._best is None else min(self._best, latency)
         self._recent = latency if self._recent is None else 0.9 * self._recent + 0.1 * latency
         if not self.demand() or self.budget.limiting:
@@ -74,12 +76,12 @@ class AdaptiveConcurrency:
         self._successes = 0
         self.limiter.limit = max(1, min(self.limiter.limit - 1, int(self.limiter.limit * DECREASE)))
 
-    def _read_headers(self, headers: Mapping[str, str], mark: tuple[float, float]) -> None:
+    def _read_headers(self, headers: Mapping[str, str], mark: tuple[float, float], at: float | None = None) -> None:
         rpm = _number(headers.get("x-ratelimit-limit-requests"))
         tpm = _number(headers.get("x-ratelimit-limit-tokens"))
         if rpm or tpm:
             self.pacer.adopt(rpm, tpm)
-        self.budget.observe(headers, mark)
+        self.budget.observe(headers, mark, at)
 
 
 def _number(value: str | None) -> float | None:

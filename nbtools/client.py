@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ class Completion:
     completion_tokens: int | None
     finish_reason: str | None
     headers: Any = None  # the response headers (rate-limit hints); not kept in results
+    headers_at: float | None = None  # when they arrived (time.monotonic): a stream ends long after
 
 
 def _text(content: Any) -> str:
@@ -77,7 +79,7 @@ class ChatClient:
         self._url = endpoint.base_url + "/chat/completions"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         # A stream may take long in all, so its timeout is the longest silence, not the total.
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._secret = bool(endpoint.api_key) or "@" in endpoint.base_url
         self._stream_options = True  # until the server refuses them (older Azure, strict proxies)
@@ -136,6 +138,7 @@ class ChatClient:
             async with self._session.post(self._url, data=json.dumps(body).encode(), timeout=timeout) as resp:
                 if resp.status != 200:
                     raise await self._http_error(resp)
+                headers_at = time.monotonic()
                 if resp.content_type == "text/html":
                     raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}")
                 if stream and resp.content_type != "application/json":  # some servers ignore stream: true
@@ -143,8 +146,8 @@ class ChatClient:
                 else:
                     completion = self._parse(await resp.read())
                     if stream and on_delta is not None and completion.text:
-                        on_delta(completion.text)
-                completion.headers = resp.headers
+                        on_delta(self.endpoint.redact(completion.text) if self._secret else completion.text)
+                completion.headers, completion.headers_at = resp.headers, headers_at
                 return completion
         except asyncio.TimeoutError:
             what = f"nothing arrived for {timeout.sock_read:g} s" if stream else f"after {timeout.total:g} s"
@@ -204,7 +207,7 @@ class ChatClient:
         choices = data.get("choices") if isinstance(data, dict) else None
         if not choices:
             if isinstance(data, dict) and data.get("error"):
-                message = self.endpoint.redact(_error_text(data))
+                message = self.endpoint.redact(_error_text(data))[:200]  # redacted before it is cut
                 raise RequestFailed(f"the server answered 200 with an error: {message}", retryable=True)
             raise RequestFailed("the server answered 200 with no choices", retryable=True)
         choice = choices[0]
@@ -227,14 +230,20 @@ class ChatClient:
                 return True
             if isinstance(chunk, dict):
                 state["model"] = chunk.get("model") or state["model"]
-                state["usage"] = chunk.get("usage") or state["usage"]
+                usage = chunk.get("usage")
+                state["usage"] = usage if isinstance(usage, dict) else state["usage"]
                 for choice in chunk.get("choices") or ():
-                    delta = _text((choice.get("delta") or {}).get("content"))
-                    if delta:
-                        parts.append(delta)
+                    if not isinstance(choice, dict):
+                        continue
+                    delta = choice.get("delta")
+                    text = _text(delta.get("content")) if isinstance(delta, dict) else ""
+                    if text:
+                        parts.append(text)
                         if on_delta is not None:
-                            on_delta(delta)
+                            on_delta(text)
                     state["finish"] = choice.get("finish_reason") or state["finish"]
+                if state["finish"] == "error":  # OpenRouter: the upstream provider failed mid-reply
+                    raise StreamError("the reply ended with finish_reason 'error'")
             return False
 
         decoder = SSEDecoder()
@@ -263,4 +272,4 @@ class ChatClient:
 def _error_text(data: dict[str, Any]) -> str:
     error = data.get("error")
     message = error.get("message") if isinstance(error, dict) else error
-    return " ".join(str(message or error).split())[:200]
+    return " ".join(str(message or error).split())

@@ -7,7 +7,7 @@ from base64 import b64encode
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import ConfigError
 
@@ -96,11 +96,14 @@ class Endpoint:
     @cached_property
     def _secrets(self) -> tuple[str, ...]:
         """The key and URL password, as sent and as a server might echo them (URL- or base64-encoded)."""
+        parts = urlsplit(self.base_url)
+        user, password = unquote(parts.username or ""), parts.password or ""
         found: list[str] = []
-        for secret in (self.api_key.reveal() if self.api_key else "", urlsplit(self.base_url).password or ""):
+        for secret in (self.api_key.reveal() if self.api_key else "", password, unquote(password)):
             if len(secret) >= 4:
-                found += [secret, quote(secret, safe=""), b64encode(secret.encode()).decode().rstrip("="),
-                          b64encode(f"Bearer {secret}".encode()).decode().rstrip("=")]
+                found += [secret, quote(secret, safe=""), _b64(secret), _b64(f"Bearer {secret}")]
+        if len(password) >= 4:  # sent as HTTP Basic auth
+            found.append(_b64(f"{user}:{unquote(password)}"))
         return tuple(sorted(set(found), key=len, reverse=True))
 
     def redact(self, text: str) -> str:
@@ -109,6 +112,10 @@ class Endpoint:
             if secret in text:
                 text = text.replace(secret, "***")
         return text
+
+
+def _b64(text: str) -> str:
+    return b64encode(text.encode()).decode().rstrip("=")
 
 
 def _env_key(name: str | None) -> Secret | None:

@@ -6,6 +6,7 @@ Every piece of model or user text goes through ``html.escape``: replies are untr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -106,8 +107,9 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
 _COLUMNS = ("#", "prompt", "response", "latency", "ttft", "attempts", "status")
 
 
-def _row_cells(r: RequestResult) -> tuple[str, ...]:
-    reply = r.error if r.error else r.partial_text
+def _row_cells(r: RequestResult, redact: Callable[[str], str] = str) -> tuple[str, ...]:
+    # Streamed text is redacted only once complete (a key may span pieces): redact what is shown meanwhile.
+    reply = r.error if r.error else (redact(r.partial_text) if r._parts is not None else r.text or "")
     return (
         str(r.index), clip(r.prompt_text, 60), clip(reply or "", 120), _secs(r.latency), _secs(r.ttft),
         str(r.attempts), r.status,
@@ -128,7 +130,7 @@ def table_rows(result: BatchResult, limit: int) -> list[RequestResult]:
 
 def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     rows = table_rows(result, limit)
-    lines = [" | ".join(_COLUMNS)] + [" | ".join(_row_cells(r)) for r in rows]
+    lines = [" | ".join(_COLUMNS)] + [" | ".join(_row_cells(r, result.endpoint.redact)) for r in rows]
     more = len(result) - len(rows)
     if more > 0:
         lines.append(f"… {more} more row{'s' if more != 1 else ''} in the result")
@@ -140,7 +142,7 @@ def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
     body = []
     for r in rows:
-        idx, prompt, reply, lat, ttft, attempts, status = (escape(c) for c in _row_cells(r))
+        idx, prompt, reply, lat, ttft, attempts, status = (escape(c) for c in _row_cells(r, result.endpoint.redact))
         cls = " class='err'" if r.error else ""
         body.append(
             f"<tr><td class='num'>{idx}</td><td>{prompt}</td><td{cls}>{reply}</td><td class='num'>{lat}</td>"

@@ -235,7 +235,7 @@ class _Run:
                     break
                 self._answered = True
                 if (adaptive := self.adaptive) is not None:
-                    adaptive.on_success(time.perf_counter() - sent, completion.headers, mark)
+                    adaptive.on_success(time.perf_counter() - sent, completion.headers, mark, completion.headers_at)
                 if pacer.active and completion.completion_tokens is not None:
                     self._typical_completion = completion.completion_tokens
                     pacer.settle(estimate, (completion.prompt_tokens or 0) + completion.completion_tokens)

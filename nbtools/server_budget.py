@@ -49,10 +49,11 @@ class _Budget:
         return self.left
 
     def take(self, amount: float, now: float) -> None:
-        if not self.per_second and now >= self.reset_at:
+        left = self.available(now) - amount
+        if not self.per_second and now >= self.reset_at:  # a new window: its reset is one window on
             windows = 1 + int((now - self.reset_at) // self.window) if self.window > 0 else 1
             self.reset_at += windows * self.window
-        self.left, self.at = self.available(now) - amount, now
+        self.left, self.at = left, now
 
     def wait_for(self, amount: float, now: float) -> float:
         short = min(amount, self.full) - self.available(now)  # more than a full budget: wait for a full one
@@ -76,13 +77,17 @@ class ServerBudget:
         """Where the count of starts stands: give it back to ``observe`` with the reply."""
         return self._taken["requests"], self._taken["tokens"]
 
-    def observe(self, headers: Mapping[str, str], mark: tuple[float, float]) -> None:
-        """A reply's headers; ``mark``: ``mark()`` as it was when that request started."""
-        now = time.monotonic()
+    def observe(self, headers: Mapping[str, str], mark: tuple[float, float], at: float | None = None) -> None:
+        """A reply's headers, received at monotonic time ``at`` (a stream's come long before its end);
+        ``mark``: ``mark()`` as it was when that request started."""
+        now = time.monotonic() if at is None else at
         for kind, since in zip(_KINDS, mark):
             remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
             reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
             if remaining is None or reset is None:
+                continue
+            if reset > MAX_WAIT:  # a daily quota (or a timestamp): the 429s will say when, not us
+                self._budgets.pop(kind, None)
                 continue
             left = remaining - (self._taken[kind] - since)  # the server had not seen those yet
             limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))

@@ -33,11 +33,22 @@ class SSEDecoder:
 
     def __init__(self) -> None:
         self._buffer = b""
+        self._pending: list[bytes] = []  # pieces of a line longer than one chunk: joined once it ends
         self._data: list[str] = []  # data lines of the event being read
         self._event = ""
+        self._first = True
 
     def feed(self, chunk: bytes) -> list[Any]:
+        if b"\n" not in chunk and b"\r" not in chunk:  # still inside one line: keep it, scan nothing twice
+            self._pending.append(chunk)
+            return []
+        if self._pending:
+            chunk = b"".join(self._pending) + chunk
+            self._pending = []
         buffer = self._buffer + chunk
+        if self._first and buffer:
+            self._first = False
+            buffer = buffer.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark, which the spec allows
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n")
             # A lone \r is a line end too, unless it is the last byte: its \n may be in the next chunk.
@@ -54,7 +65,7 @@ class SSEDecoder:
 
     def close(self) -> list[Any]:
         """The stream ended: whatever event was still being read."""
-        events = self.feed(b"\n") if self._buffer else []
+        events = self.feed(b"\n") if self._buffer or self._pending else []
         if self._data:
             events.append(self._dispatch(strict=True))
         return [e for e in events if e is not None]
@@ -78,9 +89,11 @@ class SSEDecoder:
 
     def _dispatch(self, *, strict: bool) -> Any:
         text = "\n".join(self._data)
-        if text.strip() == "[DONE]":
-            self._data, self._event = [], ""
-            return DONE
+        if text.strip() in ("[DONE]", ""):  # the end, or an event with no data (the spec says: ignore it)
+            done = bool(text.strip())
+            if done or strict:
+                self._data, self._event = [], ""
+            return DONE if done else None
         try:
             chunk = json.loads(text)
         except ValueError:
@@ -88,7 +101,7 @@ class SSEDecoder:
                 raise ValueError("the stream carried a chunk that is not JSON") from None
             return None  # a JSON object continued on the next data: line
         event, self._data, self._event = self._event, [], ""
-        if event == "error" or (isinstance(chunk, dict) and chunk.get("error") and not chunk.get("choices")):
+        if event == "error" or (isinstance(chunk, dict) and chunk.get("error")):
             raise _error(chunk)
         return chunk
 

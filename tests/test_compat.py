@@ -64,6 +64,17 @@ def test_an_error_chunk_mid_stream_is_the_rows_error_not_a_short_reply() -> None
     assert result[0].error.startswith("the server reported an error mid-stream: CUDA out of memory")
 
 
+def test_an_error_chunk_that_also_has_choices_is_an_error() -> None:
+    async def openrouter(request: web.Request) -> web.StreamResponse:  # the upstream provider failed mid-reply
+        error = {"error": {"code": "server_error", "message": "Provider disconnected"},
+                 "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}
+        return await sse(request, [f"data: {json.dumps(chunk('partial'))}\n\n".encode(),
+                                   f"data: {json.dumps(error)}\n\n".encode(), b"data: [DONE]\n\n"])
+
+    result, _ = run(openrouter, ["hi"], stream=True, retries=0)
+    assert result[0].status == "error" and "Provider disconnected" in result[0].error
+
+
 def test_llama_cpp_error_lines_are_errors_and_a_4xx_one_is_not_retried() -> None:
     async def llama(request: web.Request) -> web.StreamResponse:  # llama.cpp: an `error:` line
         error = {"code": 400, "message": "the request exceeds the available context size", "type": "exceed_context_size_error"}
@@ -115,17 +126,20 @@ def test_what_real_servers_put_on_the_wire_is_read() -> None:
         "long": f"data: {json.dumps(chunk(long_text, 'stop'))}\n\ndata: [DONE]\n\n",
         "usage-last": f"data: {json.dumps(chunk('ab', 'stop'))}\n\n"
                       f"data: {json.dumps({'choices': [], 'usage': {'prompt_tokens': 4, 'completion_tokens': 1}})}\n\n",
+        "bom-and-empty": f"\ufeffdata: {json.dumps(chunk('a'))}\n\ndata:\n\ndata: \n\n"
+                         f"data: {json.dumps(chunk('b', 'stop'))}\n\ndata: [DONE]\n\n",
     }
 
     async def wire(request: web.Request) -> web.StreamResponse:
         text = variants[(await request.json())["messages"][-1]["content"]]
         data = text.encode()
-        pieces = [data[i : i + 7] for i in range(0, len(data), 7)] if len(data) < 5000 else [data]  # odd splits
+        size = 7 if len(data) < 5000 else 16_384  # odd splits; the long line in many pieces
+        pieces = [data[i : i + size] for i in range(0, len(data), size)]
         return await sse(request, pieces)
 
     result, _ = run(wire, list(variants), stream=True, retries=0)
     assert [r.error for r in result] == [None] * len(variants)
-    assert [r.text for r in result] == ["ab", "ab", "split b", long_text, "ab"]
+    assert [r.text for r in result] == ["ab", "ab", "split b", long_text, "ab", "ab"]
     assert result[4].usage == {"prompt_tokens": 4, "completion_tokens": 1}
 
 

@@ -389,13 +389,21 @@ def test_a_key_echoed_by_the_server_is_redacted_before_it_is_cut_or_kept() -> No
         auth = request.headers["Authorization"]
         if "[[401]]" in await request.text():  # the key deep in a long message: redacted before the cut
             return web.Response(status=401, text="x" * 170 + f" you sent {auth} " + "y" * 100)
+        if "[[200-error]]" in await request.text():
+            return web.json_response({"error": {"message": "x" * 166 + f" you sent {auth}"}})
         echoed = f"{auth} {base64.b64encode(auth.encode()).decode()}"
         return web.json_response({"model": f"m-{key}", "choices": [{"message": {"content": echoed}, "finish_reason": "stop"}]})
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     with serve_app(app) as url:
-        result = nbtools.batch(["[[401]]", "hi"], base_url=url + "/v1", model="m", api_key=key, cache=False)
+        result = nbtools.batch(["[[401]]", "hi", "[[200-error]]"], base_url=url + "/v1", model="m", api_key=key,
+                               retries=0, cache=False)
+        # A password in the URL goes out as HTTP Basic auth, percent-escapes decoded: echoed back, it is hidden too.
+        user_url = url.replace("http://", "http://user:p%40ss-canary-99@") + "/v1"
+        basic = nbtools.batch(["hi"], base_url=user_url, model="m", cache=False)
     shown = repr(result) + result._repr_html_() + json.dumps(result.to_dicts())
     assert result[0].error.startswith("HTTP 401") and result[1].text.startswith("Bearer ***")
+    assert result[2].error.startswith("the server answered 200 with an error") and "***" in result[2].error
+    assert basic[0].text.startswith("Basic ***") and "canary" not in repr(basic) + basic._repr_html_()
     assert "canary" not in shown and "sk-FAKE" not in shown and base64.b64encode(key.encode()).decode()[:12] not in shown

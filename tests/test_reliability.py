@@ -213,7 +213,17 @@ def test_auto_concurrency_holds_starts_when_the_servers_remaining_budget_is_spen
     s = result.summary()
     assert s.ok == 40 and s.errors == 0
     assert state["rejected"] <= 1, state  # at most the first burst's edge, not a 429 per window
-    assert took < 40 / per_window * window * 1.5  # near the server's 10 requests/s
+    assert took < 40 / per_window * window * 1.2  # near the server's 10 requests/s: a full window each time
+
+
+def test_a_budget_that_resets_in_hours_is_a_quota_not_pacing() -> None:
+    from nbtools.server_budget import ServerBudget
+
+    budget = ServerBudget()
+    budget.observe({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "3h"}, budget.mark())
+    assert budget.take(10) == 0.0  # no hour-long wait per row: the server's 429s (and retries) will say
+    budget.observe({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"}, budget.mark())
+    assert 1.9 < budget.take(10) <= 2.0
 
 
 def test_reset_durations_read_as_providers_write_them() -> None:
