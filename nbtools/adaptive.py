@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 from .limiter import Limiter
 from .pacing import Pacer
-from .server_budget import ServerBudget
+from .server_budget import ServerBudget, header_number
 
 __all__ = ["AdaptiveConcurrency", "AUTO_START", "AUTO_CEILING"]
 
@@ -77,15 +77,9 @@ class AdaptiveConcurrency:
         self.limiter.limit = max(1, min(self.limiter.limit - 1, int(self.limiter.limit * DECREASE)))
 
     def _read_headers(self, headers: Mapping[str, str], mark: tuple[float, float], at: float | None = None) -> None:
-        rpm = _number(headers.get("x-ratelimit-limit-requests"))
-        tpm = _number(headers.get("x-ratelimit-limit-tokens"))
+        rpm = header_number(headers.get("x-ratelimit-limit-requests"))
+        tpm = header_number(headers.get("x-ratelimit-limit-tokens"))
         if rpm or tpm:
             self.pacer.adopt(rpm, tpm)
         self.budget.observe(headers, mark, at)
 
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None

@@ -68,7 +68,7 @@ def _nothing() -> None:
 
 
 def make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
-    """Patch ``loop`` with nest_asyncio2 (once). Best done early, from a step that nests nothing."""
+    """Patch ``loop`` with nest_asyncio2 (once), so ``run_until_complete`` may nest inside it."""
     import nest_asyncio2
 
     try:

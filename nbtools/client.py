@@ -18,7 +18,7 @@ import aiohttp
 
 from .endpoints import PROFILES, Endpoint
 from .retry import RETRYABLE_STATUS, parse_retry_after
-from .sse import DONE, SSEDecoder, StreamError
+from .sse import DONE, SSEDecoder, StreamError, error_message
 
 __all__ = ["ChatClient", "Completion", "RequestFailed"]
 
@@ -155,6 +155,10 @@ class ChatClient:
         except aiohttp.ClientError as exc:
             raise self._connection_error(exc) from None
 
+    def _one_line(self, text: str) -> str:
+        """Server text for an error message: one line, the key redacted, then cut (a cut key would not match)."""
+        return self.endpoint.redact(" ".join(text.split()))[:200]
+
     def _connection_error(self, exc: aiohttp.ClientError) -> RequestFailed:
         if isinstance(exc, aiohttp.ClientConnectorError):
             message = f"cannot connect to {self.endpoint.host}: is the server running? ({exc.strerror or 'refused'})"
@@ -173,20 +177,14 @@ class ChatClient:
         raw = await resp.read()
         detail = raw[:65536].decode("utf-8", "replace")
         try:
-            error = json.loads(raw)
-            error = error.get("error") or error  # OpenAI: {"error": {"message", "code"}}; some: {"message"}
-            if isinstance(error, str):
-                detail = error
-            elif isinstance(error, dict) and (error.get("message") or error.get("detail")):
-                detail = str(error.get("message") or error.get("detail"))
-                if error.get("code"):
-                    detail = f"{error['code']}: {detail}"
-        except (ValueError, AttributeError):
+            message, code = error_message(json.loads(raw))
+            if message:
+                detail = f"{code}: {message}" if code else message
+        except ValueError:
             if "html" in resp.headers.get("Content-Type", "") or detail.lstrip()[:1] == "<":
                 detail = ("an error page from a proxy or gateway in front of the server" if resp.status >= 500
                           else f"a web page, not an OpenAI error: {_NOT_OPENAI}")
-        # Redact before cutting: a key cut in half would no longer match.
-        detail = self.endpoint.redact(" ".join(detail.split()))[:200]
+        detail = self._one_line(detail)
         status = resp.status
         hint = _key_hint(self.endpoint) if status == 401 else _HINTS.get(status)
         if hint:
@@ -207,7 +205,7 @@ class ChatClient:
         choices = data.get("choices") if isinstance(data, dict) else None
         if not choices:
             if isinstance(data, dict) and data.get("error"):
-                message = self.endpoint.redact(_error_text(data))[:200]  # redacted before it is cut
+                message = self._one_line(error_message(data)[0] or str(data["error"]))
                 raise RequestFailed(f"the server answered 200 with an error: {message}", retryable=True)
             raise RequestFailed("the server answered 200 with no choices", retryable=True)
         choice = choices[0]
@@ -222,16 +220,19 @@ class ChatClient:
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
         parts: list[str] = []
-        state: dict[str, Any] = {"model": None, "finish": None, "usage": {}}
+        model: str | None = None
+        finish: str | None = None
+        usage: dict[str, Any] = {}
 
         def take(chunk: Any) -> bool:
             """Apply one event; True at [DONE]."""
+            nonlocal model, finish, usage
             if chunk is DONE:
                 return True
             if isinstance(chunk, dict):
-                state["model"] = chunk.get("model") or state["model"]
-                usage = chunk.get("usage")
-                state["usage"] = usage if isinstance(usage, dict) else state["usage"]
+                model = chunk.get("model") or model
+                if isinstance(chunk.get("usage"), dict):
+                    usage = chunk["usage"]
                 for choice in chunk.get("choices") or ():
                     if not isinstance(choice, dict):
                         continue
@@ -241,8 +242,8 @@ class ChatClient:
                         parts.append(text)
                         if on_delta is not None:
                             on_delta(text)
-                    state["finish"] = choice.get("finish_reason") or state["finish"]
-                if state["finish"] == "error":  # OpenRouter: the upstream provider failed mid-reply
+                    finish = choice.get("finish_reason") or finish
+                if finish == "error":  # OpenRouter: the upstream provider failed mid-reply
                     raise StreamError("the reply ended with finish_reason 'error'")
             return False
 
@@ -256,20 +257,12 @@ class ChatClient:
             else:
                 done = any(take(chunk) for chunk in decoder.close())
         except StreamError as exc:
-            message = self.endpoint.redact(" ".join(str(exc).split()))[:200]
+            message = self._one_line(str(exc))
             retryable = exc.status is None or exc.status in RETRYABLE_STATUS
             raise RequestFailed(f"the server reported an error mid-stream: {message}", status=exc.status,
                                 retryable=retryable) from None
         except ValueError as exc:
             raise RequestFailed(str(exc), retryable=True) from None
-        if not done and state["finish"] is None:  # no [DONE] and no finish_reason: the stream was cut short
+        if not done and finish is None:  # no [DONE] and no finish_reason: the stream was cut short
             raise RequestFailed(f"{self.endpoint.host} ended the stream before it was finished", retryable=True)
-        usage = state["usage"]
-        return Completion("".join(parts), state["model"], usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                          state["finish"])
-
-
-def _error_text(data: dict[str, Any]) -> str:
-    error = data.get("error")
-    message = error.get("message") if isinstance(error, dict) else error
-    return " ".join(str(message or error).split())
+        return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish)

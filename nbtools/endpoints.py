@@ -155,13 +155,13 @@ def resolve_endpoint(
     if base_url is not None:
         if not isinstance(base_url, str):
             raise ConfigError(f"base_url must be a string URL, not {type(base_url).__name__}: e.g. base_url='http://localhost:8000/v1'")
-        parts = urlsplit(base_url.strip())
+        base_url = base_url.strip()
+        parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"base_url={_without_credentials(base_url)!r} is not an http(s) URL with a host: "
                 "pass e.g. base_url='http://localhost:8000/v1'"
             )
-        base_url = base_url.strip()
         profile = PROFILES.get(provider) if provider else None
         if provider and profile is None:
             _unknown(provider)

@@ -144,24 +144,17 @@ class LLMBatch(Magics):
         from .panel import Panel
 
         args = _parse_line(line)
-        if args.out is not None and not _is_variable_name(_unquote(args.out)):
-            raise UsageError(f"-o {args.out}: not a valid variable name; use e.g. -o panel")
         unused = [flag for flag, value in (("--background", args.background), ("--compare", args.compare),
                                            ("--over", args.over), ("--no-display", args.no_display)) if value]
         if unused:
             raise UsageError(f"%llm_panel does not take {', '.join(unused)}: its buttons do that (Run, Compare)")
-        options = {name: getattr(self, name) for name in _OPTION_NAMES}
-        for name in _OPTION_NAMES:
-            value = getattr(args, name, None)
-            if value is not None and name != "params":
-                options[name] = _unquote(value) if isinstance(value, str) else value
-        options["params"] = {**self.params, **(_json_object(_unquote(args.params)) if args.params else {})}
+        options = self._options(args)
         try:
             panel = Panel(**options)
         except (NbtoolsError, TraitError) as exc:
             raise UsageError(str(exc)) from None
         if args.out:
-            self._user_ns[_unquote(args.out)] = panel
+            self._user_ns[args.out] = panel
         return panel
 
     @line_magic
@@ -183,19 +176,7 @@ class LLMBatch(Magics):
     def parse(self, line: str, cell: str) -> Job:
         """Everything the cell asks for, checked up front: UsageError names the problem and the fix."""
         args = _parse_line(line)
-        for name, value in vars(args).items():
-            if isinstance(value, str):
-                setattr(args, name, _unquote(value))
-        options = {name: getattr(self, name) for name in _OPTION_NAMES}
-        for name in _OPTION_NAMES:
-            value = getattr(args, name, None)
-            if value is not None and name != "params":
-                options[name] = value
-        options["params"] = dict(self.params)
-        if args.params is not None:
-            options["params"].update(_json_object(args.params))
-        if args.out is not None and not _is_variable_name(args.out):
-            raise UsageError(f"-o {args.out}: not a valid variable name; use e.g. -o answers")
+        options = self._options(args)
         if not cell.strip():
             raise UsageError("%%llm_batch has an empty body: write one prompt per line below the magic line")
         namespace = self._user_ns
@@ -213,6 +194,16 @@ class LLMBatch(Magics):
         if args.background and args.compare:
             raise UsageError("--background and --compare cannot be combined: drop one of them")
         return Job(prompts, options, args.out, args.background, args.compare, not args.no_display)
+
+    def _options(self, args: Any) -> dict[str, Any]:
+        """The engine options: the %config defaults, overridden by what the line gives."""
+        options = {name: getattr(self, name) for name in _OPTION_NAMES}
+        for name in _OPTION_NAMES:
+            value = getattr(args, name, None)
+            if value is not None and name != "params":
+                options[name] = value
+        options["params"] = {**self.params, **(_json_object(args.params) if args.params is not None else {})}
+        return options
 
     # -- running ----------------------------------------------------------------------------------
     def _launch(self, job: Job, **overrides: Any) -> BatchResult:
@@ -284,8 +275,9 @@ def _interrupted(result: BatchResult, out: str | None) -> str:
 
 
 def _parse_line(line: str) -> Any:
+    """The magic line's options, unquoted, with ``-o`` checked."""
     try:
-        return parse_argstring(LLMBatch.llm_batch, line)
+        args = parse_argstring(LLMBatch.llm_batch, line)
     except UsageError as exc:
         message = str(exc)
         if message.startswith("unrecognized arguments:"):
@@ -296,6 +288,12 @@ def _parse_line(line: str) -> Any:
                 f"{message}: quote values that have spaces, e.g. -s \"Be brief.\" --params '{{\"seed\": 1}}'"
             ) from None
         raise UsageError(f"{message} (%%llm_batch? lists the options)") from None
+    for name, value in vars(args).items():
+        if isinstance(value, str):
+            setattr(args, name, _unquote(value))
+    if args.out is not None and not _is_variable_name(args.out):
+        raise UsageError(f"-o {args.out}: not a valid variable name; use e.g. -o answers")
+    return args
 
 
 def _is_variable_name(name: str) -> bool:

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Mapping
 
-__all__ = ["ServerBudget", "parse_duration"]
+__all__ = ["ServerBudget", "header_number", "parse_duration"]
 
 MAX_WAIT = 60.0  # seconds: a reset further away than this is a daily quota, not something to pace on
 _KINDS = ("requests", "tokens")
@@ -82,7 +82,7 @@ class ServerBudget:
         ``mark``: ``mark()`` as it was when that request started."""
         now = time.monotonic() if at is None else at
         for kind, since in zip(_KINDS, mark):
-            remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
+            remaining = header_number(headers.get(f"x-ratelimit-remaining-{kind}"))
             reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
             if remaining is None or reset is None:
                 continue
@@ -90,7 +90,7 @@ class ServerBudget:
                 self._budgets.pop(kind, None)
                 continue
             left = remaining - (self._taken[kind] - since)  # the server had not seen those yet
-            limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))
+            limit = header_number(headers.get(f"x-ratelimit-limit-{kind}"))
             self._budgets.setdefault(kind, _Budget()).update(left, remaining, reset, limit, now)
 
     def take(self, tokens: int) -> float:
@@ -115,7 +115,7 @@ def parse_duration(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    number = _number(value)
+    number = header_number(value)
     if number is not None:
         return max(0.0, number)
     parts = _DURATION_PART.findall(value)
@@ -124,7 +124,8 @@ def parse_duration(value: str | None) -> float | None:
     return sum(float(n) * _UNIT[unit] for n, unit in parts)
 
 
-def _number(value: str | None) -> float | None:
+def header_number(value: str | None) -> float | None:
+    """A header's number, or None when it is missing or not a number."""
     try:
         return float(value) if value else None
     except ValueError:

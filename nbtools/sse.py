@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["DONE", "SSEDecoder", "StreamError"]
+__all__ = ["DONE", "SSEDecoder", "StreamError", "error_message"]
 
 DONE = object()  # the ``data: [DONE]`` sentinel
 
@@ -89,11 +89,13 @@ class SSEDecoder:
 
     def _dispatch(self, *, strict: bool) -> Any:
         text = "\n".join(self._data)
-        if text.strip() in ("[DONE]", ""):  # the end, or an event with no data (the spec says: ignore it)
-            done = bool(text.strip())
-            if done or strict:
+        if text.strip() == "[DONE]":
+            self._data, self._event = [], ""
+            return DONE
+        if not text.strip():  # an event with no data: the spec says to ignore it
+            if strict:
                 self._data, self._event = [], ""
-            return DONE if done else None
+            return None
         try:
             chunk = json.loads(text)
         except ValueError:
@@ -106,16 +108,25 @@ class SSEDecoder:
         return chunk
 
 
+def error_message(payload: Any) -> tuple[str | None, Any]:
+    """(message, code) of an error body, in the shapes servers use: {"error": {"message", "code"}} (OpenAI,
+    vLLM), {"error": "text"} (Ollama, TGI), {"message"} or {"detail"} (FastAPI); (None, None) if none."""
+    if not isinstance(payload, dict):
+        return None, None
+    inner = payload.get("error") or payload
+    if isinstance(inner, dict):
+        message = inner.get("message") or inner.get("detail")
+        return (str(message) if message else None), inner.get("code")
+    return str(inner), None
+
+
 def _error(error: Any) -> StreamError:
-    """From an error chunk: {"error": {"message", "code"}}, {"message", "code"}, or plain text."""
+    """From an error chunk (parsed) or an ``error:`` line (text, usually JSON)."""
     if isinstance(error, str):
         try:
             error = json.loads(error)
         except ValueError:
             return StreamError(error.strip())
-    inner = error.get("error", error) if isinstance(error, dict) else error
-    if not isinstance(inner, dict):
-        return StreamError(str(inner))
-    code = inner.get("code")
+    message, code = error_message(error)
     status = code if isinstance(code, int) and 100 <= code < 600 else None
-    return StreamError(str(inner.get("message") or inner), status)
+    return StreamError(message or str(error), status)

@@ -363,7 +363,7 @@ def test_servers_that_are_not_openai_compatible_are_named_as_such() -> None:
     assert error.startswith("HTTP 404") and "not an OpenAI error" in error and "<" not in error
 
 
-def test_a_server_that_never_answers_times_out_with_a_message(make_sim) -> None:
+def test_a_server_that_never_answers_times_out_with_a_message() -> None:
     import socket
 
     with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
