@@ -9,39 +9,53 @@ In IPython/Jupyter: ``%load_ext nbtools`` adds the ``%%llm_batch`` cell magic.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from .endpoints import PROFILES, Endpoint, resolve_endpoint
+from . import endpoints
+from .compare import Comparison
 from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
-from .limiter import Limiter
-from .options import BatchOptions
 from .results import BatchResult, RequestResult, Summary
-from .runner import abatch, batch, start
+from .runner import abatch, amodels, batch, models, start
 from .sweep import SweepResult, asweep, sweep
 
 __version__ = "0.1.0"
 
+# What the README documents; tests/test_layers.py keeps the two in step.
 __all__ = [
     "abatch",
     "batch",
     "start",
+    "models",
+    "amodels",
     "sweep",
     "asweep",
-    "SweepResult",
     "Panel",
-    "BatchOptions",
     "BatchResult",
     "RequestResult",
     "Summary",
-    "Limiter",
-    "Endpoint",
-    "PROFILES",
-    "resolve_endpoint",
+    "Comparison",
+    "SweepResult",
     "NbtoolsError",
     "ConfigError",
     "EndpointError",
     "BatchInterrupted",
 ]
+
+
+def _start_simulator() -> str:
+    from .sim import shared_server  # aiohttp's server side, imported on first use only
+
+    return shared_server().base_url
+
+
+def _runs_simulator(url: str) -> bool:
+    sim = sys.modules.get("nbtools.sim")  # only if this process started one: never import it for this
+    return sim is not None and sim.is_simulator(url)
+
+
+# The package is where the engine and the simulator meet: the engine never imports the simulator.
+endpoints.use_simulator(endpoints.SimulatorHooks(_start_simulator, _runs_simulator))
 
 
 def __getattr__(name: str) -> Any:

@@ -8,8 +8,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import batch
+from .blocking import run_blocking
 from .compare import Comparison
+from .errors import NbtoolsError
+from .live import run_live
+from .results import BatchResult
+
+
+class _Timing:
+    """A terminal view: one line when a half starts, its wall time when it ends."""
+
+    def __init__(self, result: BatchResult, title: str | None) -> None:
+        self.result = result
+        what = "serially (concurrency 1)" if title == "serial" else f"concurrently (concurrency {result.concurrency})"
+        print(f"{what} ...", flush=True)
+
+    def refresh(self) -> None:
+        pass
+
+    def finish(self) -> None:
+        print(f"  {self.result.elapsed():.2f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,17 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider", default="sim", help="sim (default), openai, xai, anthropic, ollama, vllm")
     parser.add_argument("-m", "--model", default=None)
     args = parser.parse_args(argv)
-    options = dict(repeat=args.repeat, provider=args.provider, model=args.model, cache=False)  # timing is the point
+    options = dict(repeat=args.repeat, provider=args.provider, model=args.model, concurrency=args.concurrency)
     print(f"{args.repeat} x {args.prompt!r} on provider {args.provider!r}\n")
-    print("serially (concurrency 1) ...", flush=True)
-    serial = batch(args.prompt, concurrency=1, **options)
-    print(f"  {serial.elapsed():.2f} s\nconcurrently (concurrency {args.concurrency}) ...", flush=True)
-    concurrent = batch(args.prompt, concurrency=args.concurrency, **options)
-    print(f"  {concurrent.elapsed():.2f} s\n")
-    print(Comparison(serial, concurrent))
+    try:
+        outcome = run_blocking(run_live(args.prompt, options, view_for=_Timing, compare=True))
+    except NbtoolsError as exc:
+        print(f"nbtools: {exc}", file=sys.stderr)
+        return 1
+    if not isinstance(outcome, Comparison):
+        return 1  # cancelled
+    concurrent = outcome.concurrent
+    print(f"\n{outcome}")
     print("\nfirst reply:", concurrent[0].text if concurrent[0].ok else concurrent[0].error)
-    if serial.endpoint.simulated:
-        print(f"\n({serial.endpoint.note})")
+    if concurrent.endpoint.simulated:
+        print(f"\n({concurrent.endpoint.note})")
     return 0
 
 

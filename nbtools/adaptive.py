@@ -1,5 +1,8 @@
 """``concurrency="auto"``: find the concurrency an endpoint sustains, and keep to it.
 
+Also used under a fixed concurrency once the server pushes back (429/503): then the user's number
+is a ceiling the limit drops below and climbs back to, never past.
+
 Additive increase, multiplicative decrease, as TCP does for a network path:
 - slow start: +1 per success (the limit doubles every round trip) until the first sign of overload;
 - then +1 a round while requests succeed and latency holds (no server-side queueing);
@@ -28,14 +31,17 @@ DECREASE = 0.95
 
 
 class AdaptiveConcurrency:
-    def __init__(self, limiter: Limiter, pacer: Pacer, demand: Callable[[], bool], *, ceiling: int = AUTO_CEILING) -> None:
+    def __init__(self, limiter: Limiter, pacer: Pacer, demand: Callable[[], bool], *, ceiling: int = AUTO_CEILING,
+                 fixed: bool = False) -> None:
+        """``fixed``: the user chose ``ceiling``; back off under pressure, climb back to it, never past it."""
         self.limiter = limiter
+        self.fixed = fixed
         self.demand = demand  # would more slots be used now? (requests left, and no rate budget holding them)
         self.pacer = pacer
         self.budget = ServerBudget()  # the runner takes each start from it
         self.ceiling = ceiling
         self.generation = 0  # bumped at each back-off
-        self._slow_start = True
+        self._slow_start = not fixed
         self._successes = 0
         self._best: float | None = None
         self._recent: float | None = None  # moving average of latency
@@ -60,7 +66,7 @@ class AdaptiveConcurrency:
         if self._successes < self.limiter.limit:
             return
         self._successes = 0  # a round is over
-        if self._recent > LATENCY_SLACK * self._best + 0.05:
+        if not self.fixed and self._recent > LATENCY_SLACK * self._best + 0.05:
             self._slow_start = False  # requests queue at the server: more in flight buys nothing
             return
         self.limiter.limit = min(self.ceiling, self.limiter.limit + 1)

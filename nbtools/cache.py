@@ -2,8 +2,10 @@
 what it has not got yet.
 
 SQLite in the user's cache directory. The key is a hash of what determines a reply: the
-endpoint URL, the model, the messages and every request parameter (and the repeat number, so
-``repeat=10`` still means ten samples). The API key is never part of the key nor stored.
+endpoint URL, the model, the messages and every request parameter, and which sample of that
+request it is: the k-th identical request in a batch (a repeated prompt, or ``repeat=10``) has a
+key of its own, so ten identical prompts are ten samples, and a re-run gets the same ten back.
+The API key is never part of the key nor stored.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from .client import Completion
 
-__all__ = ["ReplyCache", "cache_key", "default_path", "enabled_by_default"]
+__all__ = ["ReplyCache", "request_digest", "default_path", "enabled_by_default"]
 
 _IGNORED = ("stream", "stream_options")  # how a reply travels, not what it says
 COMMIT_EVERY = 0.5  # seconds: finished rows reach the disk soon enough to survive a crash
@@ -43,9 +45,10 @@ def default_path() -> Path:
     return Path(user_cache_dir("nbtools")) / "replies.sqlite"
 
 
-def cache_key(base_url: str, body: dict[str, Any], repeat_index: int) -> str:
+def request_digest(base_url: str, body: dict[str, Any]) -> str:
+    """A hash of what determines a reply; ``f"{digest}:{k}"`` keys its k-th sample."""
     content = {k: v for k, v in body.items() if k not in _IGNORED}
-    blob = json.dumps([base_url, content, repeat_index], sort_keys=True, ensure_ascii=False, default=str)
+    blob = json.dumps([base_url, content], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from .endpoints import PROFILES, Endpoint
-from .retry import RETRYABLE_STATUS, parse_retry_after
+from . import failures
+from .endpoints import Endpoint
+from .retry import parse_retry_after
 from .sse import DONE, SSEDecoder, StreamError, error_message
 
 __all__ = ["ChatClient", "Completion", "RequestFailed"]
@@ -43,32 +44,22 @@ def _text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-_HINTS = {
-    403: "the key is not allowed to use this model or endpoint",
-    404: "check base_url (it usually ends in /v1) and the model name",
-}
 _NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
 KEEPALIVE = 4.0  # seconds: below the 5 s idle timeout of common servers (uvicorn), so we never reuse a closing socket
 
 
-def _key_hint(endpoint: Endpoint) -> str:
-    profile = PROFILES.get(endpoint.provider)
-    if profile is not None and profile.key_env:
-        return f"check the key in {profile.key_env}"
-    return "pass api_key_env='NAME' (magic: --api-key-env NAME), the variable that holds the key"
-
-
 class RequestFailed(Exception):
-    """One attempt failed. ``retryable`` says whether trying again may help."""
+    """One attempt failed; ``kind`` (nbtools.failures) says what it means for the batch."""
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
-                 retry_after: float | None = None, headers: Any = None, unreachable: bool = False) -> None:
+    def __init__(self, message: str, kind: str, *, status: int | None = None, retry_after: float | None = None,
+                 headers: Any = None, unreachable: bool = False, partial: str | None = None) -> None:
         super().__init__(message)
+        self.kind = kind
         self.unreachable = unreachable  # nothing answered at all: no server, wrong host or port
         self.status = status
-        self.retryable = retryable
         self.retry_after = retry_after
         self.headers = headers
+        self.partial = partial  # what arrived of a reply that was cut off
 
 
 class ChatClient:
@@ -104,13 +95,13 @@ class ChatClient:
             return [self.endpoint.redact(str(m["id"])) for m in data["data"]]
         except asyncio.TimeoutError:
             raise RequestFailed(f"{self.endpoint.host}/models did not answer within {self._timeout.total:g} s",
-                                retryable=True) from None
+                                failures.TIMEOUT) from None
         except aiohttp.ClientError as exc:
             raise self._connection_error(exc) from None
         except (ValueError, LookupError, TypeError):
             raise RequestFailed(
                 f"{self.endpoint.host}/models did not answer with an OpenAI model list: is this an "
-                "OpenAI-compatible endpoint? (base_url usually ends in /v1)"
+                "OpenAI-compatible endpoint? (base_url usually ends in /v1)", failures.NOT_FOUND
             ) from None
 
     async def complete(self, body: dict[str, Any], on_delta: Callable[[str], None] | None = None) -> Completion:
@@ -140,7 +131,8 @@ class ChatClient:
                     raise await self._http_error(resp)
                 headers_at = time.monotonic()
                 if resp.content_type == "text/html":
-                    raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}")
+                    raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}",
+                                        failures.NOT_FOUND)
                 if stream and resp.content_type != "application/json":  # some servers ignore stream: true
                     completion = await self._read_stream(resp, on_delta)
                 else:
@@ -151,7 +143,7 @@ class ChatClient:
                 return completion
         except asyncio.TimeoutError:
             what = f"nothing arrived for {timeout.sock_read:g} s" if stream else f"after {timeout.total:g} s"
-            raise RequestFailed(f"timed out: {what}" if stream else f"timed out {what}", retryable=True) from None
+            raise RequestFailed(f"timed out: {what}" if stream else f"timed out {what}", failures.TIMEOUT) from None
         except aiohttp.ClientError as exc:
             raise self._connection_error(exc) from None
 
@@ -162,7 +154,7 @@ class ChatClient:
     def _connection_error(self, exc: aiohttp.ClientError) -> RequestFailed:
         if isinstance(exc, aiohttp.ClientConnectorError):
             message = f"cannot connect to {self.endpoint.host}: is the server running? ({exc.strerror or 'refused'})"
-            return RequestFailed(self.endpoint.redact(message), retryable=True, unreachable=True)
+            return RequestFailed(self.endpoint.redact(message), failures.CONNECTION, unreachable=True)
         elif isinstance(exc, aiohttp.ServerDisconnectedError):
             message = f"{self.endpoint.host} closed the connection before answering"
         elif isinstance(exc, aiohttp.ClientPayloadError):
@@ -171,13 +163,15 @@ class ChatClient:
             message = f"connection to {self.endpoint.host} failed: {exc.strerror or exc}"
         else:
             message = f"connection error: {type(exc).__name__}: {exc}"
-        return RequestFailed(self.endpoint.redact(message), retryable=True)
+        return RequestFailed(self.endpoint.redact(message), failures.CONNECTION)
 
     async def _http_error(self, resp: aiohttp.ClientResponse) -> RequestFailed:
         raw = await resp.read()
         detail = raw[:65536].decode("utf-8", "replace")
+        body: Any = None
         try:
-            message, code = error_message(json.loads(raw))
+            body = json.loads(raw)
+            message, code = error_message(body)
             if message:
                 detail = f"{code}: {message}" if code else message
         except ValueError:
@@ -186,13 +180,11 @@ class ChatClient:
                           else f"a web page, not an OpenAI error: {_NOT_OPENAI}")
         detail = self._one_line(detail)
         status = resp.status
-        hint = _key_hint(self.endpoint) if status == 401 else _HINTS.get(status)
-        if hint:
-            detail = f"{detail} ({hint})" if detail else hint
+        kind = failures.classify(status, body, detail, resp.headers)
         return RequestFailed(
             self.endpoint.redact(f"HTTP {status} {resp.reason or ''}".rstrip() + (f": {detail}" if detail else "")),
+            kind,
             status=status,
-            retryable=status in RETRYABLE_STATUS,
             retry_after=parse_retry_after(resp.headers),
             headers=resp.headers,
         )
@@ -201,13 +193,14 @@ class ChatClient:
         try:
             data = json.loads(raw)
         except ValueError:
-            raise RequestFailed("the server answered 200 with a body that is not JSON", retryable=True) from None
+            raise RequestFailed("the server answered 200 with a body that is not JSON", failures.SERVER) from None
         choices = data.get("choices") if isinstance(data, dict) else None
         if not choices:
             if isinstance(data, dict) and data.get("error"):
                 message = self._one_line(error_message(data)[0] or str(data["error"]))
-                raise RequestFailed(f"the server answered 200 with an error: {message}", retryable=True)
-            raise RequestFailed("the server answered 200 with no choices", retryable=True)
+                kind = failures.classify(None, data, message, {})
+                raise RequestFailed(f"the server answered 200 with an error: {message}", kind)
+            raise RequestFailed("the server answered 200 with no choices", failures.SERVER)
         choice = choices[0]
         usage = data.get("usage") or {}
         return Completion(
@@ -258,11 +251,14 @@ class ChatClient:
                 done = any(take(chunk) for chunk in decoder.close())
         except StreamError as exc:
             message = self._one_line(str(exc))
-            retryable = exc.status is None or exc.status in RETRYABLE_STATUS
-            raise RequestFailed(f"the server reported an error mid-stream: {message}", status=exc.status,
-                                retryable=retryable) from None
+            kind = failures.classify(exc.status, None, message)
+            kind = failures.SERVER if kind == failures.CONNECTION else kind  # it did answer: an error chunk
+            raise RequestFailed(f"the server reported an error mid-stream: {message}", kind, status=exc.status,
+                                partial="".join(parts)) from None
         except ValueError as exc:
-            raise RequestFailed(str(exc), retryable=True) from None
-        if not done and finish is None:  # no [DONE] and no finish_reason: the stream was cut short
-            raise RequestFailed(f"{self.endpoint.host} ended the stream before it was finished", retryable=True)
+            raise RequestFailed(str(exc), failures.SERVER) from None
+        if finish is None:  # a reply that did not finish is not a reply, [DONE] or not (llama.cpp ends queued ones so)
+            how = "sent [DONE] without a finish_reason" if done else "ended the stream"
+            raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
+                                partial="".join(parts))
         return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish)

@@ -19,14 +19,14 @@ class Comparison:
 
     @property
     def speedup(self) -> float:
-        """Serial wall time / concurrent wall time."""
+        """Serial wall time / concurrent wall time: measured, not estimated."""
         wall = self.concurrent.elapsed()
         return self.serial.elapsed() / wall if wall > 0 else 0.0
 
     def __repr__(self) -> str:
         return (
             f"Comparison: serially {self.serial.elapsed():.2f} s, concurrently {self.concurrent.elapsed():.2f} s "
-            f"(concurrency {self.concurrent.concurrency}): {self.speedup:.1f}x faster"
+            f"(concurrency {self.concurrent.concurrency}): {self.speedup:.1f}x faster (measured)"
         )
 
     def _repr_html_(self) -> str:
@@ -38,7 +38,7 @@ class Comparison:
                 f"{render.timeline_svg(result, width=420, title=label, span=span)}</td>"
             )
         return (
-            f"<div class='nbt'>{render.STYLE}<div><b>{self.speedup:.1f}x faster</b> concurrently: "
+            f"<div class='nbt'>{render.STYLE}<div><b>{self.speedup:.1f}x faster</b> concurrently (measured): "
             f"{self.serial.elapsed():.2f} s serially vs {self.concurrent.elapsed():.2f} s "
             f"({len(self.concurrent)} requests; both timelines on the same time scale)</div>"
             f"<table><tr>{''.join(cells)}</tr></table></div>"

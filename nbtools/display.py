@@ -9,7 +9,6 @@ output updated in place, which static viewers and saved notebooks show as plain 
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from typing import Any
@@ -17,11 +16,10 @@ from typing import Any
 from IPython.display import display, update_display
 
 from . import render
+from .live import TICK
 from .results import BatchResult
 
-__all__ = ["LiveDisplay", "follow", "in_notebook"]
-
-TICK = 0.1  # seconds between refreshes: at most 10 updates a second
+__all__ = ["LiveDisplay", "in_notebook"]
 RENDER_BUDGET = 0.03  # the heavy render may use at most this share of the wall time
 
 
@@ -150,22 +148,5 @@ class LiveDisplay:
             if header != self._header_text:  # e.g. the model the server named once asked
                 print(header.splitlines()[0], file=sys.stderr)
             print(render.table_text(result, self.limit) + "\n" + render.summary_text(result), file=sys.stderr)
-
-
-async def follow(result: BatchResult, view: LiveDisplay | None) -> None:
-    """Keep ``view`` current until ``result`` is done, then show its final state.
-
-    Waking every tick also lets a cancellation (the kernel's stop button) land at once, even while
-    every request is in the middle of a long reply.
-    """
-    try:
-        while not result.done:
-            if view is not None:
-                view.refresh()
-            await asyncio.sleep(TICK)
-    except asyncio.CancelledError:  # the stop button: stop the batch first, so the view ends showing that
-        await result.aclose()
-        raise
-    finally:
-        if view is not None:
-            view.finish()
+            if result.failure is not None:
+                print(render.failure_text(result), file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from base64 import b64encode
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NoReturn
@@ -11,7 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Endpoint", "Profile", "PROFILES", "resolve_endpoint"]
+__all__ = ["Endpoint", "Profile", "PROFILES", "SimulatorHooks", "resolve_endpoint", "use_simulator"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,22 @@ class Endpoint:
         return text
 
 
+@dataclass(frozen=True)
+class SimulatorHooks:
+    """The built-in simulator, as this module sees it: plugged in by the package, so no import of it here."""
+
+    start: Callable[[], str]  # start it (once) and return its base URL
+    owns: Callable[[str], bool]  # is this URL one of the simulators this process runs?
+
+
+_simulator: SimulatorHooks | None = None
+
+
+def use_simulator(hooks: SimulatorHooks) -> None:
+    global _simulator
+    _simulator = hooks
+
+
 def _b64(text: str) -> str:
     return b64encode(text.encode()).decode().rstrip("=")
 
@@ -176,9 +193,9 @@ def resolve_endpoint(
     if profile is None:
         _unknown(name)
     if profile.name == "sim":
-        from .sim import shared_server  # started on first use only
-
-        return Endpoint("sim", shared_server().base_url, profile.default_model, None, simulated=True)
+        if _simulator is None:
+            raise ConfigError("provider 'sim' is not available here: import nbtools (the package) to plug it in")
+        return Endpoint("sim", _simulator.start(), profile.default_model, None, simulated=True)
     if key is None:
         key = _env_key(profile.key_env)
     if key is None and profile.key_required:
@@ -201,10 +218,7 @@ def _without_credentials(url: str) -> str:
 
 
 def _is_our_simulator(url: str) -> bool:
-    import sys
-
-    sim = sys.modules.get("nbtools.sim")  # only if this process started one: never import it for this
-    return sim is not None and sim.is_simulator(url)
+    return _simulator is not None and _simulator.owns(url)
 
 
 def _unknown(name: str) -> NoReturn:

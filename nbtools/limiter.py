@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from .checks import whole_number
+
 __all__ = ["Limiter"]
 
 
@@ -23,11 +25,7 @@ class Limiter:
 
     @staticmethod
     def _check(limit: int) -> int:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            from .errors import ConfigError
-
-            raise ConfigError(f"concurrency={limit!r} must be a whole number >= 1: e.g. concurrency=16")
-        return limit
+        return whole_number("concurrency", limit, 1, "e.g. concurrency=16")
 
     @property
     def limit(self) -> int:

@@ -10,33 +10,32 @@ magic drives the loop itself.
 from __future__ import annotations
 
 import asyncio
-import json
 import keyword
 import sys
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, Union
+from traitlets import Bool, Dict, Enum, Float, Int, TraitError, TraitType, Unicode, Union
 
 from . import cells
 from .blocking import run_blocking
-from .compare import Comparison
-from .display import LiveDisplay, follow
-from .errors import BatchInterrupted, NbtoolsError
-from .options import BatchOptions
+from .display import LiveDisplay
+from .errors import BatchInterrupted, ConfigError, NbtoolsError
+from .live import follow, run_live
+from .options import OPTIONS, BatchOptions, Concurrency, Flag, Number, OptionSpec, RequestFields, Text, WholeNumber
 from .results import BatchResult
 from .runner import start
 
 __all__ = ["LLMBatch", "load", "run_cell"]
 
-_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(BatchOptions)}
-_OPTION_NAMES = [f.name for f in fields(BatchOptions)]
 _running: set[BatchResult] = set()
 _background: set[asyncio.Task[Any]] = set()
 _instance: LLMBatch | None = None
+_SCALARS: dict[type, type[TraitType[Any, Any]]] = {Text: Unicode, WholeNumber: Int, Number: Float, Flag: Bool}
 
 
 @dataclass
@@ -51,40 +50,40 @@ class Job:
     display: bool = True
 
 
-def _concurrency(value: str) -> int | str:
-    if value.strip("'\"") == "auto":
-        return "auto"
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(value) from None  # argparse reports it with the name below
+def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
+    """The ``%config LLMBatch.<name>`` trait of an option (the engine checks the value when used)."""
+    if isinstance(spec.kind, Concurrency):
+        trait: TraitType[Any, Any] = Union([Int(), Enum(["auto"])], default_value=default, help=spec.help)
+    elif isinstance(spec.kind, RequestFields):
+        trait = Dict(help=spec.help)
+    else:
+        trait = _SCALARS[type(spec.kind)](default, allow_none=default is None, help=spec.help)
+    return trait.tag(config=True)
 
 
-_concurrency.__name__ = "concurrency (a whole number or 'auto')"
+def _option_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """The magic line's flag for every option that has one; values stay text until the option reads them."""
+    for name, (_, spec) in reversed(OPTIONS.items()):
+        if not spec.flags:
+            continue
+        if isinstance(spec.kind, Flag):
+            if spec.kind.negative:
+                magic = argument(spec.kind.negative, dest=name, action="store_false", help=f"not {spec.flags[-1]}")(magic)
+            magic = argument(*spec.flags, dest=name, action="store_true", default=None, help=spec.help)(magic)
+        else:
+            metavar = "JSON" if isinstance(spec.kind, RequestFields) else name.upper()
+            magic = argument(*spec.flags, dest=name, metavar=metavar, help=spec.help.replace("%", "%%"))(magic)
+    return magic
+
+
+# Traits generated from the option declarations; `%config LLMBatch` lists them (they are inherited).
+_OptionTraits: Any = cast(Any, type(Magics))("_OptionTraits", (Magics,), {name: _trait(d, s) for name, (d, s) in OPTIONS.items()})
 
 
 @magics_class
-class LLMBatch(Magics):
+class LLMBatch(_OptionTraits):  # type: ignore[misc]
     """Run many LLM prompts at once. Defaults: ``%config LLMBatch.<option> = value``."""
 
-    model = Unicode(None, allow_none=True, help="Model name; default: the provider's default model.").tag(config=True)
-    concurrency = Union([Int(), Enum(["auto"])], default_value=_DEFAULTS["concurrency"],
-                        help="Most requests in flight at once, or 'auto'.").tag(config=True)
-    repeat = Int(_DEFAULTS["repeat"], help="Send each prompt this many times.").tag(config=True)
-    system = Unicode(None, allow_none=True, help="System message sent before each prompt.").tag(config=True)
-    temperature = Float(None, allow_none=True, help="Sampling temperature (0-2).").tag(config=True)
-    max_tokens = Int(None, allow_none=True, help="Most tokens per reply.").tag(config=True)
-    stream = Bool(_DEFAULTS["stream"], help="Stream replies token by token.").tag(config=True)
-    timeout = Float(_DEFAULTS["timeout"], help="Seconds allowed per request attempt (streaming: the longest silence).").tag(config=True)
-    retries = Int(_DEFAULTS["retries"], help="Retries for 408/409/429/5xx and connection errors.").tag(config=True)
-    params = Dict(help="Extra request fields, e.g. {'seed': 1}.").tag(config=True)
-    provider = Unicode(None, allow_none=True, help="openai, xai, anthropic, ollama, vllm or sim.").tag(config=True)
-    base_url = Unicode(None, allow_none=True, help="Any OpenAI-compatible base URL.").tag(config=True)
-    api_key_env = Unicode(None, allow_none=True, help="NAME of the environment variable holding the key.").tag(config=True)
-    rpm = Float(None, allow_none=True, help="Client-side budget: requests per minute, evenly spread.").tag(config=True)
-    tpm = Float(None, allow_none=True, help="Client-side budget: tokens per minute (estimated, then corrected).").tag(config=True)
-    cache = Bool(None, allow_none=True, help="Reuse replies to identical requests from the on-disk cache "
-                 "(default: on, except on the simulator).").tag(config=True)
     display_limit = Int(20, help="Most rows shown in the live table.").tag(config=True)
 
     def __init__(self, shell: Any) -> None:
@@ -97,28 +96,12 @@ class LLMBatch(Magics):
         return self.shell.user_ns
 
     @magic_arguments()
-    @argument("-m", "--model", help="model name (default: the provider's default)")
-    @argument("-c", "--concurrency", type=_concurrency, help="most requests in flight at once, or 'auto' to adapt")
-    @argument("-n", "--repeat", type=int, help="send each prompt N times")
-    @argument("-s", "--system", help="system message, quoted: -s \"You are terse.\"")
-    @argument("-t", "--temperature", type=float, help="sampling temperature, 0 to 2")
-    @argument("--max-tokens", type=int, help="most tokens per reply")
     @argument("-o", "--out", metavar="VAR", help="store the BatchResult in this variable (set at once, filled live)")
-    @argument("--stream", action="store_true", default=None, help="stream replies; the table grows as tokens arrive")
     @argument("--background", action="store_true", help="return at once; stop with Cancel or %%llm_cancel")
     @argument("--compare", action="store_true", help="run serially, then concurrently, and compare")
     @argument("--over", metavar="NAME", help="run the body once per item of this list/Series ({item})")
-    @argument("--provider", help="openai, xai, anthropic, ollama, vllm or sim")
-    @argument("--base-url", help="any OpenAI-compatible base URL, e.g. http://localhost:8000/v1")
-    @argument("--api-key-env", metavar="NAME", help="NAME of the environment variable holding the key")
-    @argument("--timeout", type=float, help="seconds allowed per request attempt (streaming: the longest silence)")
-    @argument("--retries", type=int, help="retries for 408/409/429/5xx and connection errors")
-    @argument("--params", metavar="JSON", help="extra request fields as JSON: --params '{\"seed\": 1}'")
-    @argument("--rpm", type=float, help="client-side budget in requests per minute (no burst)")
-    @argument("--tpm", type=float, help="client-side budget in tokens per minute")
-    @argument("--cache", action="store_true", default=None, help="answer identical requests from the on-disk cache")
-    @argument("--no-cache", dest="cache", action="store_false", help="always send, even if a reply is cached")
     @argument("--no-display", action="store_true", help="no live display (the result is still stored)")
+    @_option_arguments
     @cell_magic
     def llm_batch(self, line: str, cell: str) -> None:
         """Send each line of the cell (or each block between --- lines) as a prompt, concurrently.
@@ -197,60 +180,62 @@ class LLMBatch(Magics):
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
-        options = {name: getattr(self, name) for name in _OPTION_NAMES}
-        for name in _OPTION_NAMES:
+        options = {name: getattr(self, name) for name in OPTIONS}
+        for name, (_, spec) in OPTIONS.items():
             value = getattr(args, name, None)
-            if value is not None and name != "params":
-                options[name] = value
-        options["params"] = {**self.params, **(_json_object(args.params) if args.params is not None else {})}
+            if value is None:
+                continue
+            if isinstance(value, str):
+                try:
+                    value = spec.kind.parse(name, value, spec.example)
+                except ConfigError as exc:
+                    raise UsageError(str(exc)) from None
+            options[name] = {**self.params, **value} if name == "params" else value
         return options
 
     # -- running ----------------------------------------------------------------------------------
-    def _launch(self, job: Job, **overrides: Any) -> BatchResult:
-        try:
-            result = start(job.prompts, **{**job.options, **overrides})
-        except NbtoolsError as exc:
-            raise UsageError(str(exc)) from None
-        if job.out:
-            self._user_ns[job.out] = result  # bound at once, so an interrupt keeps what finished
-        _running.add(result)
-        return result
+    def _started(self, job: Job) -> Callable[[BatchResult], None]:
+        def started(result: BatchResult) -> None:
+            if job.out:
+                self._user_ns[job.out] = result  # bound at once, so an interrupt keeps what finished
+            _running.add(result)
+
+        return started
+
+    def _view(self, job: Job) -> Callable[[BatchResult, str | None], LiveDisplay | None]:
+        def view(result: BatchResult, title: str | None) -> LiveDisplay | None:
+            if not job.display:
+                return None
+            live = LiveDisplay(result, limit=self.display_limit, title=title)
+            live.show()
+            return live
+
+        return view
 
     async def run(self, job: Job) -> None:
         """Run the cell's batch to the end (or the stop button), showing it live."""
-        if job.compare:
-            # A timing lesson: replies from the cache would make both runs instant.
-            serial = await self._follow(job, self._launch(job, concurrency=1, cache=False), "serial")
-            if serial.cancelled:
-                return  # Cancel means stop, not "go on to the next half"
-            concurrent = await self._follow(job, self._launch(job, cache=False), "concurrent")
-            if concurrent.cancelled:
-                return
-            comparison = Comparison(serial, concurrent)
-            if job.out:
-                self._user_ns[job.out] = comparison
-            from IPython.display import display
+        current: list[BatchResult] = []
 
-            display(comparison)
-            return
-        await self._follow(job, self._launch(job), None)
+        def started(result: BatchResult) -> None:
+            current.append(result)
+            self._started(job)(result)
 
-    async def _follow(self, job: Job, result: BatchResult, title: str | None) -> BatchResult:
-        view = LiveDisplay(result, limit=self.display_limit, title=title) if job.display else None
         try:
-            if view is not None:
-                view.show()
-            await follow(result, view)
+            outcome = await run_live(job.prompts, job.options, view_for=self._view(job), compare=job.compare,
+                                     on_start=started)
         except asyncio.CancelledError:  # the stop button
-            await result.aclose()
-            raise BatchInterrupted(result, _interrupted(result, job.out)) from None
+            raise BatchInterrupted(current[-1], _interrupted(current[-1], job.out)) from None
+        except NbtoolsError as exc:  # bad options, or what stopped the batch (its rows stay in -o VAR)
+            raise UsageError(str(exc)) from None
         finally:
-            _running.discard(result)
-            if not result.done:  # the display itself failed: don't leave the batch running unseen
-                await result.aclose()
-        if result.failure is not None:
-            raise UsageError(str(result.failure))
-        return result
+            _running.difference_update(current)
+        if isinstance(outcome, BatchResult):
+            return
+        if job.out:
+            self._user_ns[job.out] = outcome
+        from IPython.display import display
+
+        display(outcome)
 
     def _start_background(self, job: Job) -> None:
         try:
@@ -259,10 +244,15 @@ class LLMBatch(Magics):
             raise UsageError(
                 "--background needs a Jupyter kernel (no event loop runs here between cells): drop --background"
             ) from None
-        result = self._launch(job)
-        task = loop.create_task(self._follow(job, result, "background"))
+        try:
+            result = start(job.prompts, **job.options)  # now, so -o VAR is bound when the cell ends
+        except NbtoolsError as exc:
+            raise UsageError(str(exc)) from None
+        self._started(job)(result)
+        task = loop.create_task(follow(result, self._view(job)(result, "background")))
         _background.add(task)
         task.add_done_callback(_background.discard)
+        task.add_done_callback(lambda _: _running.discard(result))
         task.add_done_callback(_quiet)
         if not job.out:
             print("running in the background; %llm_cancel stops it (use -o VAR to keep the result)")
@@ -304,16 +294,6 @@ def _unquote(value: str) -> str:
     # IPython splits magic lines without removing quotes: -s "Be brief." arrives with its quotes.
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value[1:-1]
-    return value
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"--params is not valid JSON ({exc.args[0]}): e.g. --params '{{\"seed\": 1}}'") from None
-    if not isinstance(value, dict):
-        raise UsageError("--params must be a JSON object: e.g. --params '{\"seed\": 1, \"top_p\": 0.9}'")
     return value
 
 

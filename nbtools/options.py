@@ -1,89 +1,225 @@
-"""Batch options: one definition, validated up front, shared by the API, the magic and the widgets."""
+"""Batch options, each declared once: type, default, check, help, magic flags and panel control.
+
+``batch()``'s keywords, the ``%%llm_batch`` flags, ``%config LLMBatch`` traits, the panel's controls,
+the API docstrings and the README's option table all come from (or are tested against) OPTIONS.
+Adding an option means one ``option(...)`` line below plus the behaviour it controls.
+"""
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Union
+from collections.abc import Mapping
+from dataclasses import Field, dataclass, field, fields
+from typing import Any
 
+from .checks import number, whole_number
 from .errors import ConfigError
+from .prompts import Message, Prompt
 
-__all__ = ["BatchOptions", "Message", "Prompt", "normalize_prompts"]
-
-Message = Mapping[str, Any]
-Prompt = Union[str, Sequence[Message]]
+__all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_table"]
 
 # Request fields that nbtools sets itself; passing them in ``params`` would fight the options.
 _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
+
+
+# -- kinds: how a value is checked, and read from the text of a magic line ----------------------------
+class Kind:
+    """Checks a Python value (``check``) and turns magic-line text into one (``parse``)."""
+
+    def check(self, name: str, value: Any, example: str) -> Any:
+        return value
+
+    def parse(self, name: str, text: str, example: str) -> Any:
+        return self.check(name, text, example)
+
+
+class Text(Kind):
+    """A string; ``checked=False`` leaves it to its user (endpoint options check themselves, unechoed)."""
+
+    def __init__(self, *, nonempty: bool = False, checked: bool = True) -> None:
+        self.nonempty, self.checked = nonempty, checked
+
+    def check(self, name: str, value: Any, example: str) -> Any:
+        if self.checked and (not isinstance(value, str) or (self.nonempty and not value.strip())):
+            what = "a non-empty string" if self.nonempty else "a string"
+            raise ConfigError(f"{name}={value!r} must be {what}: {example}")
+        return value
+
+
+class WholeNumber(Kind):
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum
+
+    def check(self, name: str, value: Any, example: str) -> int:
+        return whole_number(name, value, self.minimum, example)
+
+    def parse(self, name: str, text: str, example: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"{name}={text!r} must be a whole number >= {self.minimum}: {example}") from None
+        return self.check(name, value, example)
+
+
+class Number(Kind):
+    def __init__(self, *, minimum: float | None = None, maximum: float | None = None, above: float | None = None) -> None:
+        self.bounds = {"minimum": minimum, "maximum": maximum, "above": above}
+
+    def check(self, name: str, value: Any, example: str) -> float:
+        return number(name, value, example, **self.bounds)
+
+    def parse(self, name: str, text: str, example: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ConfigError(f"{name}={text!r} must be a number: {example}") from None
+        return self.check(name, value, example)
+
+
+class Flag(Kind):
+    """True or False; on the magic line a bare flag (``--stream``), with an optional ``--no-`` form."""
+
+    def __init__(self, negative: str | None = None) -> None:
+        self.negative = negative
+
+    def check(self, name: str, value: Any, example: str) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r} must be True or False: {example}")
+        return value
+
+
+class Concurrency(Kind):
+    """A whole number >= 1, or "auto"."""
+
+    def check(self, name: str, value: Any, example: str) -> int | str:
+        return "auto" if value == "auto" else whole_number(name, value, 1, example)
+
+    def parse(self, name: str, text: str, example: str) -> int | str:
+        if text == "auto":
+            return text
+        try:
+            value = int(text)
+        except ValueError:
+            raise ConfigError(f"{name}={text!r} must be a whole number >= 1 or 'auto': {example}") from None
+        return self.check(name, value, example)
+
+
+class RequestFields(Kind):
+    """A dict of extra request fields, sent as JSON; on the magic line, a JSON object."""
+
+    def check(self, name: str, value: Any, example: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name}={value!r} must be a dict of extra request fields: {example}")
+        clash = sorted(_RESERVED_PARAMS & set(value))
+        if clash:
+            raise ConfigError(f"{name} sets {', '.join(clash)}, which nbtools sets itself: "
+                              "use the options model=, stream=, repeat= instead")
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name} cannot be sent as JSON ({exc}): use plain numbers, strings, lists and dicts") from None
+        return dict(value)
+
+    def parse(self, name: str, text: str, example: str) -> dict[str, Any]:
+        flag = "--" + name.replace("_", "-")
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{flag} is not valid JSON ({exc.args[0]}): e.g. {flag} '{{\"seed\": 1}}'") from None
+        if not isinstance(value, dict):
+            raise ConfigError(f"{flag} must be a JSON object: e.g. {flag} '{{\"seed\": 1, \"top_p\": 0.9}}'")
+        return self.check(name, value, example)
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """Everything about one option except its name and default (those are the dataclass field's)."""
+
+    help: str
+    kind: Kind
+    flags: tuple[str, ...] = ()  # on the magic line; () = Python API only
+    example: str = ""  # the fix shown in error messages
+    panel: bool = False  # the panel has a control of its own for it
+
+
+def option(default: Any, help: str, kind: Kind, *, flags: tuple[str, ...] = (), example: str = "",
+           panel: bool = False) -> Any:
+    spec = OptionSpec(help, kind, flags, example, panel)
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"spec": spec})
+    return field(default=default, metadata={"spec": spec})
 
 
 @dataclass
 class BatchOptions:
     """Every option of a batch, with the names used by ``batch()``, ``%%llm_batch`` and the panel."""
 
-    model: str | None = None
-    concurrency: int | str = 16  # or "auto": adapt to what the endpoint sustains
-    repeat: int = 1
-    system: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    stream: bool = False
-    timeout: float = 60.0  # seconds per attempt; when streaming, the longest silence allowed
-    retries: int = 2
-    params: dict[str, Any] = field(default_factory=dict)
-    provider: str | None = None
-    base_url: str | None = None
-    api_key_env: str | None = None
-    rpm: float | None = None  # client-side budgets, spread evenly (no initial burst)
-    tpm: float | None = None
-    cache: bool | None = None  # None: on, except on the built-in simulator (where timing is the point)
+    model: str | None = option(
+        None, "model name (default: the provider's default, or the server's first model)", Text(nonempty=True),
+        flags=("-m", "--model"), example="e.g. model='gpt-4o-mini'", panel=True)
+    concurrency: int | str = option(
+        16, "most requests in flight (default 16), or `auto` to adapt to the endpoint", Concurrency(),
+        flags=("-c", "--concurrency"), example="e.g. concurrency=16, or 'auto'", panel=True)
+    repeat: int = option(
+        1, "send each prompt n times (separate samples)", WholeNumber(1),
+        flags=("-n", "--repeat"), example="e.g. repeat=10 to send each prompt 10 times", panel=True)
+    system: str | None = option(
+        None, "system message", Text(),
+        flags=("-s", "--system"), example="the system message sent before each prompt, e.g. system='Be brief.'")
+    temperature: float | None = option(
+        None, "sampling temperature, 0 to 2", Number(minimum=0, maximum=2),
+        flags=("-t", "--temperature"), example="e.g. temperature=0.7", panel=True)
+    max_tokens: int | None = option(
+        None, "most tokens per reply", WholeNumber(1),
+        flags=("--max-tokens",), example="e.g. max_tokens=256, or leave it unset", panel=True)
+    params: dict[str, Any] = option(
+        {}, "extra request fields as a JSON object: `seed`, `top_p`, `response_format`, ...", RequestFields(),
+        flags=("--params",), example="e.g. params={'seed': 1}")
+    stream: bool = option(
+        False, "stream tokens; time to first token is recorded", Flag(),
+        flags=("--stream",), example="e.g. stream=True", panel=True)
+    timeout: float = option(
+        60.0, "seconds per attempt (streaming: the longest silence, so long replies are not cut)", Number(above=0),
+        flags=("--timeout",), example="e.g. timeout=60 (seconds per request)")
+    retries: int = option(
+        2, "retries for server errors (5xx), timeouts, dropped connections and cut-off streams", WholeNumber(0),
+        flags=("--retries",), example="e.g. retries=2 (0 turns retries off)")
+    max_wait: float = option(
+        300.0, "seconds a batch keeps waiting out rate limits (429) and overload (503/529) with no reply at all "
+        "before those rows fail; such waits never use up `retries`", Number(above=0),
+        flags=("--max-wait",), example="e.g. max_wait=600 (seconds)")
+    rpm: float | None = option(
+        None, "client-side budget in requests per minute, spread evenly (no initial burst)", Number(above=0),
+        flags=("--rpm",), example="e.g. rpm=600 (per minute), or leave it unset")
+    tpm: float | None = option(
+        None, "client-side budget in tokens per minute (estimated, then corrected)", Number(above=0),
+        flags=("--tpm",), example="e.g. tpm=100000 (per minute), or leave it unset")
+    cache: bool | None = option(
+        None, "answer identical requests from the on-disk cache (default: on, except on the simulator)",
+        Flag(negative="--no-cache"), flags=("--cache",), example="e.g. cache=False to always send")
+    dedupe: bool = option(
+        False, "send identical requests once and share the reply (e.g. labelling many duplicate rows at "
+        "temperature 0); by default each one is a sample of its own", Flag(),
+        flags=("--dedupe",), example="e.g. dedupe=True")
+    provider: str | None = option(
+        None, "openai, xai, anthropic, ollama, vllm or sim", Text(checked=False),
+        flags=("--provider",), panel=True)
+    base_url: str | None = option(
+        None, "any OpenAI-compatible base URL, e.g. http://localhost:8000/v1", Text(checked=False),
+        flags=("--base-url",), panel=True)
+    api_key_env: str | None = option(
+        None, "NAME of the environment variable holding the key (never the key)", Text(checked=False),
+        flags=("--api-key-env",))
 
     def __post_init__(self) -> None:
-        if self.concurrency != "auto":
-            self.concurrency = _positive_int("concurrency", self.concurrency, "e.g. concurrency=16, or 'auto'")
-        for name in ("rpm", "tpm"):
-            value = getattr(self, name)
-            if value is not None:
-                number = _number(name, value, f"e.g. {name}=600 (per minute)")
-                if number <= 0:
-                    raise ConfigError(f"{name}={value!r} must be above 0: e.g. {name}=600 (per minute), or leave it unset")
-                setattr(self, name, number)
-        if not isinstance(self.stream, bool):
-            raise ConfigError(f"stream={self.stream!r} must be True or False: e.g. stream=True")
-        if self.cache is not None and not isinstance(self.cache, bool):
-            raise ConfigError(f"cache={self.cache!r} must be True or False: e.g. cache=False to always send")
-        self.repeat = _positive_int("repeat", self.repeat, "e.g. repeat=10 to send each prompt 10 times")
-        if self.retries is None or isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
-            raise ConfigError(f"retries={self.retries!r} must be a whole number >= 0: e.g. retries=2 (0 turns retries off)")
-        if self.max_tokens is not None:
-            self.max_tokens = _positive_int("max_tokens", self.max_tokens, "e.g. max_tokens=256, or leave it unset")
-        if self.temperature is not None:
-            t = _number("temperature", self.temperature, "e.g. temperature=0.7")
-            if not 0 <= t <= 2:
-                raise ConfigError(f"temperature={t!r} is out of range: use a value from 0 to 2")
-            self.temperature = t
-        timeout = _number("timeout", self.timeout, "e.g. timeout=60 (seconds per request)")
-        if timeout <= 0:
-            raise ConfigError(f"timeout={timeout!r} must be above 0 seconds: e.g. timeout=60")
-        self.timeout = timeout
-        if self.model is not None and (not isinstance(self.model, str) or not self.model.strip()):
-            raise ConfigError(f"model={self.model!r} must be a non-empty model name: e.g. model='gpt-4o-mini'")
-        if self.system is not None and not isinstance(self.system, str):
-            raise ConfigError(f"system={self.system!r} must be a string: the system message sent before each prompt")
-        if self.params is None:
-            self.params = {}
-        if not isinstance(self.params, Mapping):
-            raise ConfigError(f"params={self.params!r} must be a dict of extra request fields: e.g. params={{'seed': 1}}")
-        clash = sorted(_RESERVED_PARAMS & set(self.params))
-        if clash:
-            raise ConfigError(f"params sets {', '.join(clash)}, which nbtools sets itself: use the options model=, stream=, repeat= instead")
-        self.params = dict(self.params)
-        try:
-            json.dumps(self.params)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"params cannot be sent as JSON ({exc}): use plain numbers, strings, lists and dicts") from None
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.default is None:
+                continue  # unset: the provider's or server's default
+            spec = spec_of(f)
+            setattr(self, f.name, spec.kind.check(f.name, value, spec.example))
 
     def request_body(self, messages: list[Message], model: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, "messages": messages}
@@ -107,60 +243,31 @@ class BatchOptions:
         return messages
 
 
-def normalize_prompts(prompts: Prompt | Iterable[Prompt]) -> list[Prompt]:
-    """A list of prompts (strings or message lists), checked one by one; a lone string is one prompt."""
-    if isinstance(prompts, str) or _is_message_list(prompts):
-        prompts = [prompts]  # type: ignore[list-item,assignment]  # one prompt
-    elif isinstance(prompts, Mapping):
-        raise ConfigError(
-            f"prompts={_short(prompts)} is a dict: pass a list of strings, e.g. list(d.values()), "
-            "or a list of chat message lists"
-        )
-    try:
-        items: list[Prompt] = list(prompts)  # type: ignore[arg-type]
-    except TypeError:
-        raise ConfigError(
-            f"prompts={_short(prompts)} is not a list: pass a list of strings or of chat message lists"
-        ) from None
-    if not items:
-        raise ConfigError("prompts is empty: pass at least one prompt, e.g. batch(['Hello!'])")
-    for i, item in enumerate(items):
-        if isinstance(item, str):
-            if not item.strip():
-                raise ConfigError(f"prompt {i} is empty: remove it or give it some text")
-        elif not _is_message_list(item):
-            raise ConfigError(
-                f"prompt {i} is {type(item).__name__} ({_short(item)}): each prompt must be a string or a list "
-                "of messages like [{'role': 'user', 'content': '...'}]; convert it with str() if it is data"
-            )
-    return items
+def spec_of(f: Field[Any]) -> OptionSpec:
+    return f.metadata["spec"]  # type: ignore[no-any-return]
 
 
-def _is_message_list(value: object) -> bool:
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) > 0
-        and all(isinstance(m, Mapping) and isinstance(m.get("role"), str) and "content" in m for m in value)
-    )
+OPTIONS: dict[str, tuple[Any, OptionSpec]] = {
+    f.name: (f.default_factory() if callable(f.default_factory) else f.default, spec_of(f))
+    for f in fields(BatchOptions)
+}
+"""name -> (default, spec), in declaration order."""
 
 
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def options_doc() -> str:
+    """The options as a docstring section, for ``batch``, ``abatch`` and ``start``."""
+    lines = ["", "    Options (the same names in ``%%llm_batch`` and the panel):"]
+    for name, (default, spec) in OPTIONS.items():
+        lines.append(f"        {name} = {default!r}: {spec.help}")
+    return "\n".join(lines) + "\n"
 
 
-def _positive_int(name: str, value: object, example: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ConfigError(f"{name}={value!r} must be a whole number >= 1: {example}")
-    if value < 1:
-        raise ConfigError(f"{name}={value!r} must be at least 1: {example}")
-    return value
-
-
-def _number(name: str, value: object, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name}={value!r} must be a number: {example}")
-    return float(value)
+def options_table() -> str:
+    """The README's option table (Markdown), one row per option; tests check the README holds it."""
+    rows = ["| option | Python API | meaning |", "|---|---|---|"]
+    for name, (_, spec) in OPTIONS.items():
+        flags = list(spec.flags)
+        if isinstance(spec.kind, Flag) and spec.kind.negative:
+            flags.append(spec.kind.negative)
+        rows.append(f"| {' '.join(f'`{flag}`' for flag in flags) or '(API only)'} | `{name}=` | {spec.help} |")
+    return "\n".join(rows)

@@ -17,13 +17,13 @@ from . import cells
 from .blocking import run_blocking
 from .client import ChatClient, RequestFailed
 from .compare import Comparison
-from .display import LiveDisplay, follow
+from .display import LiveDisplay
 from .endpoints import PROFILES, resolve_endpoint
 from .errors import ConfigError, NbtoolsError
-from .options import BatchOptions
+from .live import follow, run_live
+from .options import OPTIONS, BatchOptions
 from .render import escape
 from .results import BatchResult
-from .runner import start
 from .sweep import SweepResult, asweep
 
 __all__ = ["Panel"]
@@ -49,7 +49,6 @@ class Panel:
         self.sweep_result: SweepResult | None = None
         self._task: asyncio.Task[None] | None = None
         self._current: BatchResult | None = None
-        self._views: list[LiveDisplay] = []
 
         style = {"description_width": "90px"}
         wide = widgets.Layout(width="98%")
@@ -84,10 +83,9 @@ class Panel:
         self.status = widgets.HTML()
         self.output = widgets.VBox(layout=wide)
         # Options without a control of their own are kept as given.
-        self._fixed = {name: getattr(opts, name)
-                       for name in ("system", "timeout", "retries", "params", "api_key_env", "rpm", "tpm", "cache")}
+        self._fixed = {name: getattr(opts, name) for name, (_, spec) in OPTIONS.items() if not spec.panel}
         self._models_task: asyncio.Task[None] | None = None
-        self._sweep_view: asyncio.Task[None] | None = None  # keeps the sweep's live view task referenced
+        self._sweep_view: asyncio.Task[BatchResult] | None = None  # keeps the sweep's live view task referenced
 
         self.run_button.on_click(lambda _: self._launch(self._run()))
         self.compare_button.on_click(lambda _: self._launch(self._compare()))
@@ -200,42 +198,27 @@ class Panel:
         for button in (self.run_button, self.compare_button, self.sweep_button):
             button.disabled = busy
 
-    def _start(self, title: str | None, **overrides: Any) -> BatchResult:
-        result = start(self._prompts(), **{**self.options(), **overrides})
+    def _started(self, result: BatchResult) -> None:
         self._current = result
+
+    def _view(self, result: BatchResult, title: str | None) -> LiveDisplay:
+        """Each batch's live view, added below the previous one (a comparison shows both halves)."""
         view = LiveDisplay(result, title=title, embed=True, cancel_button=False)
-        self._views = [v for v in self._views if not v.result.done] + [view]
-        return result
+        self.output.children = [*self.output.children, view.widget]
+        return view
 
-    async def _follow(self, result: BatchResult) -> BatchResult:
-        view = next(v for v in self._views if v.result is result)
-        await follow(result, view)
-        if result.failure is not None:
-            raise NbtoolsError(str(result.failure))
-        self._say(str(result.summary()))
-        return result
-
-    async def _run(self) -> None:
-        result = self._start(None)
-        self.result = result
-        self.output.children = [self._views[-1].widget]
-        await self._follow(result)
+    async def _run(self, compare: bool = False) -> None:
+        self.output.children = []
+        outcome = await run_live(self._prompts(), self.options(), view_for=self._view, compare=compare,
+                                 on_start=self._started)
+        self.result = outcome
+        if isinstance(outcome, BatchResult):
+            self._say(str(outcome.summary()).replace("\n", " "))
+        else:
+            self.output.children = [*self.output.children, widgets.HTML(outcome._repr_html_())]
 
     async def _compare(self) -> None:
-        serial = self._start("serial", concurrency=1, cache=False)  # timing is the point: no cached replies
-        self.output.children = [self._views[-1].widget]
-        await self._follow(serial)
-        if serial.cancelled:
-            self.result = serial
-            return
-        concurrent = self._start("concurrent", cache=False)
-        self.output.children = [*self.output.children, self._views[-1].widget]
-        await self._follow(concurrent)
-        if concurrent.cancelled:
-            self.result = concurrent
-            return
-        self.result = Comparison(serial, concurrent)
-        self.output.children = [*self.output.children, widgets.HTML(self.result._repr_html_())]
+        await self._run(compare=True)
 
     async def _sweep(self) -> None:
         chart = widgets.HTML()
@@ -245,9 +228,10 @@ class Panel:
         def on_start(result: BatchResult) -> None:
             self._current = result
             view = LiveDisplay(result, title=f"concurrency {result.concurrency}", embed=True, cancel_button=False)
-            self._views = [view]
             slot.children = [view.widget]
             self._sweep_view = asyncio.get_running_loop().create_task(follow(result, view))
+            # The sweep itself reports a failure: the view's copy of it needs no second report.
+            self._sweep_view.add_done_callback(lambda task: task.cancelled() or task.exception())
 
         sweep_result = await asweep(self._prompts(), max_concurrency=self.max_sweep.value, on_start=on_start,
                                     **{k: v for k, v in self.options().items() if k != "concurrency"})

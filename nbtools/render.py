@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["escape", "STYLE", "batch_html", "batch_text", "header_html", "summary_html", "table_html", "timeline_svg"]
 
 DISPLAY_LIMIT = 20
-_COLORS = {"ok": "#4c78a8", "error": "#e45756", "cancelled": "#bab0ac", "running": "#f2b447", "pending": "#dddddd"}
+_COLORS = {"ok": "#4c78a8", "error": "#e45756", "cancelled": "#bab0ac", "running": "#f2b447", "pending": "#dddddd",
+           "not sent": "#bab0ac"}
 STYLE = (
     "<style>.nbt{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px}"
     ".nbt table{border-collapse:collapse;margin:4px 0}.nbt th,.nbt td{padding:2px 8px;"
@@ -40,8 +41,18 @@ def _secs(value: float | None) -> str:
 # -- header ----------------------------------------------------------------------------------------
 def header_text(result: BatchResult) -> str:
     ep = result.endpoint
-    line = f"{result.model or '(default model)'} @ {ep.host} · concurrency {_limit(result)} · {len(result)} requests"
+    line = f"{_model(result)} @ {ep.host} · concurrency {_limit(result)} · {len(result)} requests"
+    if result.failure is not None:
+        line += f"\n{failure_text(result)}"
     return line + (f"\n{ep.note}" if ep.note else "")
+
+
+def _model(result: BatchResult) -> str:
+    """The model asked for, else the one the server named in a reply, else that it is not known yet."""
+    if result.model:
+        return result.model
+    named = next((r.model for r in result.recent if r.model), None)
+    return named or "(model not known yet)"
 
 
 def header_html(result: BatchResult, title: str | None = None) -> str:
@@ -49,16 +60,23 @@ def header_html(result: BatchResult, title: str | None = None) -> str:
     title_html = f"<b>{escape(title)}</b> · " if title else ""
     live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
     html = (
-        f"<div>{title_html}<b>{escape(result.model or '(default model)')}</b> @ {escape(ep.host)} · concurrency "
+        f"<div>{title_html}<b>{escape(_model(result))}</b> @ {escape(ep.host)} · concurrency "
         f"{_limit(result)}{live} · {len(result)} requests</div>"
     )
+    if result.failure is not None:  # once, at the top: not as a column of red rows
+        html += f"<div class='err'><b>{escape(failure_text(result))}</b></div>"
     if ep.note:
         html += f"<div class='note'>{escape(ep.note)}</div>"
     return html
 
 
 def _limit(result: BatchResult) -> str:
-    return f"auto ({result.concurrency} now)" if result.options.concurrency == "auto" else str(result.concurrency)
+    chosen, now = result.options.concurrency, result.concurrency
+    if chosen == "auto":
+        return f"auto ({now} now)"
+    if not result.done and isinstance(chosen, int) and now < chosen:
+        return f"{chosen} ({now} now: the server is pushing back)"
+    return str(now)
 
 
 # -- summary ---------------------------------------------------------------------------------------
@@ -68,15 +86,14 @@ def _state(result: BatchResult) -> str:
     return "cancelled" if result.cancelled else ("done" if result.done else "running")
 
 
-def _failure(result: BatchResult) -> str:
+def failure_text(result: BatchResult) -> str:
     failure = result.failure
     return "" if failure is None else f"{type(failure).__name__}: {failure}"
 
 
 def summary_text(result: BatchResult, s: Summary | None = None) -> str:
     state = _state(result)
-    text = ("" if state == "done" else f"{state}: ") + str(s or result.summary())
-    return text + (f"\n{_failure(result)}" if result.failure is not None else "")
+    return ("" if state == "done" else f"{state}: ") + str(s or result.summary())
 
 
 def summary_html(result: BatchResult, s: Summary | None = None) -> str:
@@ -86,33 +103,50 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         ("state", state),
         ("done", f"{s.completed}/{s.total}"),
         ("wall time", f"{s.wall:.2f} s"),
-        ("serial (sum of latencies)", f"{s.sum_latency:.2f} s"),
-        ("speedup", f"{s.speedup:.1f}x"),
+        ("serial-equivalent (estimated)", "when done" if s.serial is None else f"{s.serial:.2f} s"),
+        ("speedup", "when done" if s.speedup is None else f"{s.speedup:.1f}x"),
         ("p50 / p95 latency", f"{_secs(s.p50) or '–'} / {_secs(s.p95) or '–'}"),
-        ("tokens/s", f"{s.tokens_per_s:.0f}"),
+        ("tokens/s", "unknown" if s.tokens_per_s is None else f"{s.tokens_per_s:.0f}"),
         ("errors", str(s.errors)),
         ("retries", str(s.retries)),
     ]
-    if s.cancelled:
-        cells.append(("cancelled", str(s.cancelled)))
-    if s.cached:
-        cells.append(("from cache", str(s.cached)))
+    for label, count in (("cancelled", s.cancelled), ("not sent", s.not_sent), ("from cache", s.cached),
+                         *((FINISH_SHORT.get(r, r), n) for r, n in s.finish_reasons.items())):
+        if count:
+            cells.append((label, str(count)))
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
     body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
-    failed = f"<div class='err'>{escape(_failure(result))}</div>" if result.failure is not None else ""
-    return f"<table><tr>{head}</tr><tr>{body}</tr></table>{failed}"
+    html = f"<table><tr>{head}</tr><tr>{body}</tr></table>"
+    if s.error_kinds:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
+        html += f"<div class='muted'>errors by kind: {escape(kinds)}</div>"
+    limit = s.server_limit()
+    if limit:
+        html += f"<div class='note'>{escape(limit)}</div>"
+    return html
 
 
 # -- table -----------------------------------------------------------------------------------------
 _COLUMNS = ("#", "prompt", "response", "latency", "ttft", "attempts", "status")
 
 
+FINISH_SHORT = {"length": "cut by max_tokens", "content_filter": "content filter"}
+
+
+def _status(r: RequestResult) -> str:
+    if r.error_kind is not None and r.status == "error":
+        return f"error: {r.error_kind}"
+    if r.status == "ok" and r.finish_reason in FINISH_SHORT:
+        return f"ok, {FINISH_SHORT[r.finish_reason]}"  # type: ignore[index]
+    return r.status
+
+
 def _row_cells(r: RequestResult, redact: Callable[[str], str] = str) -> tuple[str, ...]:
     # Streamed text is redacted only once complete (a key may span pieces): redact what is shown meanwhile.
-    reply = r.error if r.error else (redact(r.partial_text) if r._parts is not None else r.text or "")
+    reply = r.error if r.error else (redact(r.partial_text) if r.streaming else r.text or "")
     return (
         str(r.index), clip(r.prompt_text, 60), clip(reply or "", 120), _secs(r.latency), _secs(r.ttft),
-        str(r.attempts), r.status,
+        str(r.attempts), _status(r),
     )
 
 
@@ -143,7 +177,7 @@ def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     body = []
     for r in rows:
         idx, prompt, reply, lat, ttft, attempts, status = (escape(c) for c in _row_cells(r, result.endpoint.redact))
-        cls = " class='err'" if r.error else ""
+        cls = " class='err'" if r.error else (" class='note'" if r.finish_reason in FINISH_SHORT else "")
         body.append(
             f"<tr><td class='num'>{idx}</td><td>{prompt}</td><td{cls}>{reply}</td><td class='num'>{lat}</td>"
             f"<td class='num'>{ttft}</td><td class='num'>{attempts}</td>"

@@ -11,34 +11,54 @@ import asyncio
 import json
 import os
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from .endpoints import Endpoint
-from .options import BatchOptions, Prompt
+from .figures import estimate_serial
+from .options import BatchOptions
+from .prompts import Prompt
 
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["RequestResult", "BatchResult", "Summary"]
+__all__ = ["RequestResult", "BatchResult", "Summary", "Control"]
 
 PENDING, RUNNING, OK, ERROR, CANCELLED = "pending", "running", "ok", "error", "cancelled"
+NOT_SENT = "not sent"  # never sent: the batch stopped first (a bad key, the spending cap); a re-run sends it
+DONE_STATUSES = frozenset({OK, ERROR, CANCELLED, NOT_SENT})
+
+
+class Control(Protocol):
+    """What a BatchResult asks of the runner driving it (runner._Run implements it)."""
+
+    @property
+    def limit(self) -> int: ...
+    def set_limit(self, value: int) -> None: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def peak(self) -> int: ...
+    def cancel(self) -> None: ...
+    async def wait_closed(self) -> None: ...
 
 
 class RequestResult:
     """One request: its prompt, reply or error, usage, attempts and times.
 
     Times are seconds since the batch started: ``queued`` (submitted), ``started`` (first attempt
-    sent), ``first_token`` (streaming only), ``finished``.
+    sent), ``first_token`` (streaming only), ``finished``. A failed row keeps ``status_code`` and
+    ``error_kind`` (see nbtools.failures); ``partial`` is what arrived of a reply that was cut off.
     """
 
     # __slots__: a batch of 100,000 rows must stay small in memory.
     __slots__ = (
-        "index", "prompt", "text", "error", "model", "prompt_tokens", "completion_tokens",
-        "finish_reason", "attempts", "status", "queued", "started", "first_token", "finished", "cached", "_parts",
+        "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "model", "prompt_tokens",
+        "completion_tokens", "finish_reason", "attempts", "status", "queued", "started", "first_token", "finished",
+        "cached", "_parts",
     )
 
     def __init__(self, index: int, prompt: Prompt, queued: float = 0.0) -> None:
@@ -46,6 +66,9 @@ class RequestResult:
         self.prompt = prompt
         self.text: str | None = None
         self.error: str | None = None
+        self.error_kind: str | None = None
+        self.status_code: int | None = None
+        self.partial: str | None = None
         self.model: str | None = None
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
@@ -65,7 +88,12 @@ class RequestResult:
 
     @property
     def done(self) -> bool:
-        return self.status in (OK, ERROR, CANCELLED)
+        return self.status in DONE_STATUSES
+
+    @property
+    def streaming(self) -> bool:
+        """True while a streamed reply is arriving."""
+        return self._parts is not None
 
     @property
     def partial_text(self) -> str:
@@ -73,6 +101,19 @@ class RequestResult:
         if self._parts is not None:
             return "".join(self._parts)
         return self.text or ""
+
+    def begin_stream(self) -> None:
+        """A new attempt streams: forget what an earlier one sent."""
+        self._parts, self.first_token = [], None
+
+    def add_text(self, delta: str, now: float) -> None:
+        if self.first_token is None:
+            self.first_token = now
+        assert self._parts is not None
+        self._parts.append(delta)
+
+    def end_stream(self) -> None:
+        self._parts = None
 
     @property
     def queue_wait(self) -> float | None:
@@ -104,6 +145,7 @@ class RequestResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index, "prompt": self.prompt, "text": self.text, "error": self.error,
+            "error_kind": self.error_kind, "status_code": self.status_code, "partial": self.partial,
             "status": self.status, "model": self.model, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens, "finish_reason": self.finish_reason,
             "attempts": self.attempts, "cached": self.cached, "queued": self.queued, "started": self.started,
@@ -121,7 +163,14 @@ class RequestResult:
 
 @dataclass(frozen=True)
 class Summary:
-    """Figures for a whole batch. ``speedup`` = sum of latencies / wall time."""
+    """Figures for a whole batch.
+
+    ``serial`` is the serial-equivalent time: the sum of the time each request spent being served,
+    estimated once the batch is done with the time it waited in the server's own queue taken out
+    (see nbtools.figures); ``speedup`` = serial / wall. Both are None while the batch runs.
+    ``server_capacity``: how many requests the server appeared to process at once, when fewer than
+    were in flight (it queued the rest). Token figures are None when the server reported no usage.
+    """
 
     total: int
     completed: int
@@ -131,30 +180,65 @@ class Summary:
     retries: int
     wall: float
     sum_latency: float
-    speedup: float
+    serial: float | None
+    speedup: float | None
     p50: float | None
     p95: float | None
-    prompt_tokens: int
-    completion_tokens: int
-    tokens_per_s: float
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    tokens_per_s: float | None
     max_concurrency: int
-    cached: int = 0  # rows answered from the cache (or by an identical request): not in the latency figures
+    cached: int = 0  # rows answered from the cache: not in the latency figures
+    not_sent: int = 0
+    server_capacity: int | None = None
+    refused_at: int | None = None  # requests in flight when the server first turned one away (429/503)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    finish_reasons: dict[str, int] = field(default_factory=dict)  # the notable ones: length, content_filter
 
     def __str__(self) -> str:
         pct = f"p50 {self.p50:.2f} s, p95 {self.p95:.2f} s" if self.p50 is not None else "no latencies yet"
-        return (
-            f"{self.completed}/{self.total} done in {self.wall:.2f} s wall; serially ~{self.sum_latency:.2f} s "
-            f"(speedup {self.speedup:.1f}x); {pct}; {self.tokens_per_s:.0f} tokens/s; "
+        if self.speedup is not None and self.serial is not None:
+            serial = f"serially ~{self.serial:.2f} s (estimated; speedup {self.speedup:.1f}x)"
+        else:
+            serial = "speedup when done"
+        tokens = "tokens/s unknown (no usage reported)" if self.tokens_per_s is None else f"{self.tokens_per_s:.0f} tokens/s"
+        text = (
+            f"{self.completed}/{self.total} done in {self.wall:.2f} s wall; {serial}; {pct}; {tokens}; "
             f"{self.errors} errors, {self.retries} retries"
             + (f", {self.cancelled} cancelled" if self.cancelled else "")
+            + (f", {self.not_sent} not sent" if self.not_sent else "")
             + (f", {self.cached} from the cache" if self.cached else "")
         )
+        notable = "; ".join(f"{n} {_FINISH_LABELS.get(r, r)}" for r, n in self.finish_reasons.items())
+        if notable:
+            text += f"; {notable}"
+        if self.error_kinds:
+            text += "; errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in self.error_kinds.items())
+        limit = self.server_limit()
+        return text + (f"\n{limit}" if limit else "")
+
+    def server_limit(self) -> str | None:
+        """One line when the server, not the client, set the pace (a teaching moment)."""
+        if self.server_capacity is not None:
+            n = self.server_capacity
+            return (f"The server is the limit: it processed about {n} request{'s' if n != 1 else ''} at a time and "
+                    f"queued the rest (latency grew with the number in flight); concurrency above {n} buys nothing here.")
+        if self.refused_at is not None:
+            return (f"The server is the limit: it turned requests away (429/503) at about {self.refused_at} in flight; "
+                    "they waited and were sent again.")
+        return None
+
+
+_FINISH_LABELS = {"length": "cut off by max_tokens (finish_reason 'length')",
+                  "content_filter": "stopped by a content filter"}
+NOTABLE_FINISH = tuple(_FINISH_LABELS)
 
 
 class BatchResult(Sequence[RequestResult]):
     """The results of one batch, in input order, live while the batch runs.
 
-    ``await result`` waits for the end; ``result.cancel()`` stops it and keeps finished rows;
+    ``await result`` (or ``await result.wait()``) waits for the end and raises what stopped the
+    batch, as ``abatch`` does; ``result.cancel()`` stops it and keeps finished rows;
     ``result.concurrency = n`` changes the limit for requests not yet started.
     """
 
@@ -168,15 +252,69 @@ class BatchResult(Sequence[RequestResult]):
         self._t_end: float | None = None
         self.cancelled = False
         self.failure: BaseException | None = None  # what stopped the batch as a whole, if anything
+        self.refused_at: int | None = None  # in flight when the server first turned a request away
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None
-        # Kept up to date by the runner, so live views never scan all rows:
+        self._figures: Summary | None = None  # the final summary, computed once
+        # Kept up to date through the methods below, so live views never scan all rows:
         self.completed_count = 0  # rows finished, ok or error
         self.stream_chunks = 0  # streamed pieces of text received so far
         self.active: dict[int, RequestResult] = {}  # rows in flight, by index
         self.recent: deque[RequestResult] = deque(maxlen=100)  # the latest finished rows
-        self._controller: Any = None  # the running batch (runner._Run), while there is one
+        self._control: Control | None = None  # the runner, while the batch runs
+
+    # -- what the runner calls ------------------------------------------------------------------
+    def attach(self, control: Control) -> None:
+        """The runner that drives this result, until ``close()``."""
+        self._control = control
+
+    def start_clock(self) -> None:
+        """Time starts now: setting up a display is not queueing."""
+        self._t0 = time.perf_counter()
+
+    def now(self) -> float:
+        """Seconds since the batch started."""
+        return time.perf_counter() - self._t0
+
+    def row_started(self, row: RequestResult) -> None:
+        row.started = self.now()
+        row.status = RUNNING
+        self.active[row.index] = row
+
+    def row_streamed(self, row: RequestResult, delta: str) -> None:
+        self.stream_chunks += 1
+        row.add_text(delta, self.now())
+
+    def row_finished(self, row: RequestResult) -> None:
+        """A row left flight: if it ended ok or in error, it is counted and shown among the latest."""
+        row.end_stream()
+        if row.finished is None:
+            row.finished = self.now()
+        self.active.pop(row.index, None)
+        if row.status in (OK, ERROR):  # a cancelled one is not "done", and close() settles it
+            self.completed_count += 1
+            self.recent.append(row)
+
+    def close(self, *, cancelled: bool = False, not_sent: bool = False) -> None:
+        """The batch is over: rows still open become cancelled (or not sent, if never started)."""
+        now = self.now()
+        for row in self.rows:
+            if not row.done:
+                row.end_stream()
+                if row.started is not None:
+                    row.status = CANCELLED
+                    row.finished = now
+                else:
+                    row.status = NOT_SENT if not_sent else CANCELLED
+        self.active.clear()
+        self.cancelled = cancelled
+        self._t_end = time.perf_counter()
+        if self._control is not None:
+            self._peak = self._control.peak
+            self._last_limit = self._control.limit
+        self._control = None
+        self._done.set()
 
     # -- live control -------------------------------------------------------------------------
     @property
@@ -186,61 +324,46 @@ class BatchResult(Sequence[RequestResult]):
     @property
     def concurrency(self) -> int:
         """The limit in force (with concurrency="auto": the one it has found so far)."""
-        if self._controller is not None:
-            return self._controller.limiter.limit
+        if self._control is not None:
+            return self._control.limit
         return self._last_limit or self.options.concurrency  # type: ignore[return-value]
 
     @concurrency.setter
     def concurrency(self, value: int) -> None:
         """A number set by hand also ends ``concurrency="auto"``: you take over from the controller."""
-        if self._controller is not None:
-            self._controller.limiter.limit = value
-            self._controller.adaptive = None
+        if self._control is not None:
+            self._control.set_limit(value)
         self.options.concurrency = value
 
     @property
     def in_flight(self) -> int:
-        return self._controller.limiter.active if self._controller and not self.done else 0
+        return self._control.in_flight if self._control is not None and not self.done else 0
 
     def cancel(self) -> None:
         """Stop the batch: in-flight and pending requests are cancelled, finished rows stay."""
-        if self._controller is not None and not self.done:
-            self._controller.cancel()
+        if self._control is not None and not self.done:
+            self._control.cancel()
 
     async def aclose(self) -> None:
         """Cancel (if still running) and wait until nothing of the batch is left running."""
-        if self._controller is not None and not self.done:
-            self._controller.cancel()
-            await self._controller.wait_closed()
+        if self._control is not None and not self.done:
+            self._control.cancel()
+            await self._control.wait_closed()
 
     def __await__(self) -> Generator[Any, None, BatchResult]:
         if not self.done:
             yield from self._done.wait().__await__()
+        if self.failure is not None:
+            raise self.failure
         return self
+
+    async def wait(self) -> BatchResult:
+        """Wait for the end; raises what stopped the batch (``.result`` on it holds the rows)."""
+        return await self
 
     def elapsed(self) -> float:
         """Seconds since the batch started (the wall time once it is done)."""
         return (self._t_end if self._t_end is not None else time.perf_counter()) - self._t0
-
-    def _now(self) -> float:
-        return time.perf_counter() - self._t0
-
-    def _finish(self, *, cancelled: bool = False) -> None:
-        now = self._now()
-        for row in self.rows:
-            if not row.done:
-                row.status = CANCELLED
-                row._parts = None
-                if row.started is not None:
-                    row.finished = now
-        self.active.clear()
-        self.cancelled = cancelled
-        self._t_end = time.perf_counter()
-        if self._controller is not None:
-            self._peak = self._controller.limiter.peak
-            self._last_limit = self._controller.limiter.limit
-        self._controller = None
-        self._done.set()
 
     # -- sequence -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -267,35 +390,50 @@ class BatchResult(Sequence[RequestResult]):
 
     # -- figures --------------------------------------------------------------------------------
     def summary(self) -> Summary:
+        if self._figures is not None:
+            return self._figures
         # Rows answered from the cache took no time and made no request: they would skew the figures.
         latencies = sorted(
             lat for r in self.rows if r.status != CANCELLED and not r.cached and (lat := r.latency) is not None
         )
         wall = self.elapsed()
-        ok = errors = cancelled = retries = ptok = ctok = cached = 0
+        counts: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
+        finishes: Counter[str] = Counter()
+        retries = ptok = ctok = cached = reported = 0
         for r in self.rows:
-            status = r.status
+            counts[r.status] += 1
             cached += r.cached
-            if status == OK:
-                ok += 1
-            elif status == ERROR:
-                errors += 1
-            elif status == CANCELLED:
-                cancelled += 1
             if r.attempts > 1:
                 retries += r.attempts - 1
-            ptok += r.prompt_tokens or 0
-            ctok += r.completion_tokens or 0
-        total_latency = sum(latencies)
-        peak = self._controller.limiter.peak if self._controller else self._peak
-        return Summary(
-            total=len(self.rows), completed=ok + errors, ok=ok, errors=errors, cancelled=cancelled,
-            retries=retries, wall=wall, sum_latency=total_latency,
-            speedup=total_latency / wall if wall > 0 else 0.0,
+            if r.error_kind is not None:
+                kinds[r.error_kind] += 1
+            if r.finish_reason in NOTABLE_FINISH:
+                finishes[r.finish_reason] += 1  # type: ignore[index]
+            if r.completion_tokens is not None:
+                reported += 1
+                ptok += r.prompt_tokens or 0
+                ctok += r.completion_tokens
+        peak = self._control.peak if self._control is not None else self._peak
+        serial = capacity = None
+        if self.done:
+            estimate = estimate_serial(self.rows, peak)
+            if estimate is not None:
+                serial, capacity = estimate
+        ok, errors = counts[OK], counts[ERROR]
+        summary = Summary(
+            total=len(self.rows), completed=ok + errors, ok=ok, errors=errors, cancelled=counts[CANCELLED],
+            retries=retries, wall=wall, sum_latency=sum(latencies), serial=serial,
+            speedup=serial / wall if serial is not None and wall > 0 else None,
             p50=_quantile(latencies, 0.50), p95=_quantile(latencies, 0.95),
-            prompt_tokens=ptok, completion_tokens=ctok, tokens_per_s=ctok / wall if wall > 0 else 0.0,
-            max_concurrency=peak, cached=cached,
+            prompt_tokens=ptok if reported else None, completion_tokens=ctok if reported else None,
+            tokens_per_s=ctok / wall if reported and wall > 0 else None,
+            max_concurrency=peak, cached=cached, not_sent=counts[NOT_SENT], server_capacity=capacity,
+            refused_at=self.refused_at, error_kinds=dict(kinds.most_common()), finish_reasons=dict(finishes),
         )
+        if self.done:
+            self._figures = summary  # a finished batch does not change: figure it once
+        return summary
 
     # -- export ---------------------------------------------------------------------------------
     def to_dicts(self) -> list[dict[str, Any]]:

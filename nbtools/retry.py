@@ -1,18 +1,73 @@
-"""When to retry a failed request, and how long to wait first."""
+"""What to do after a failed attempt, and how long to wait first: the one retry policy.
+
+- A batch-wide failure (a refused key, no quota, a model that is not there) stops the batch:
+  every other request would get the same answer.
+- A rate limit or an overloaded server means "slower", not "fail": the request waits (without
+  holding a concurrency slot) and goes again, as often as it takes, until the batch has gone
+  ``max_wait`` seconds without a single reply.
+- A server error, timeout, dropped connection or cut-off stream is retried ``retries`` times,
+  with exponential backoff.
+- Anything else (a bad request, a content filter) is this row's error: sending it again would not help.
+"""
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
-__all__ = ["RETRYABLE_STATUS", "backoff_delay", "parse_retry_after"]
+from .failures import BATCH_WIDE, RETRYABLE, WAIT
 
-RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+__all__ = ["RetryPolicy", "Decision", "backoff_delay", "overload_delay", "parse_retry_after"]
+
 BASE_DELAY = 0.5
 MAX_DELAY = 8.0
 MAX_RETRY_AFTER = 120.0  # a server asking for longer than this is not worth waiting for inline
+STOP, WAIT_AGAIN, RETRY, FAIL = "stop", "wait", "retry", "fail"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # STOP, WAIT_AGAIN, RETRY or FAIL
+    delay: float = 0.0
+    why: str = ""  # for FAIL after waiting: why the waiting ended
+
+
+class RetryPolicy:
+    """Decides each failed attempt; ``replied()`` on every success resets the ``max_wait`` clock."""
+
+    def __init__(self, retries: int, max_wait: float) -> None:
+        self.retries = retries
+        self.max_wait = max_wait
+        self._last_reply = time.monotonic()
+
+    def replied(self) -> None:
+        self._last_reply = time.monotonic()
+
+    def decide(self, kind: str, *, errors: int, waits: int, retry_after: float | None) -> Decision:
+        """``errors``/``waits``: this row's failed attempts so far that counted as errors / as waits."""
+        if kind in BATCH_WIDE:
+            return Decision(STOP)
+        if kind in WAIT:
+            delay = retry_after if retry_after is not None else overload_delay(waits + 1)
+            if delay > self.max_wait:
+                return Decision(FAIL, why=f"the server asked to wait {delay:.0f} s, more than max_wait={self.max_wait:g} s")
+            starved = time.monotonic() - self._last_reply
+            if starved + delay > self.max_wait:
+                return Decision(FAIL, why=f"no reply for {starved:.0f} s while rate limited (max_wait={self.max_wait:g} s): "
+                                          "lower concurrency or rpm, or raise max_wait")
+            return Decision(WAIT_AGAIN, delay)
+        if kind in RETRYABLE and errors <= self.retries:
+            return Decision(RETRY, backoff_delay(errors, retry_after))
+        return Decision(FAIL)
+
+
+def overload_delay(waits: int) -> float:
+    """A jittered pause after a 429/503 that named no wait: short at first, up to ~4 s when it goes on."""
+    return min(4.0, 0.05 * 2 ** (waits - 1)) * (0.5 + random.random())
 
 
 def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]

@@ -2,43 +2,45 @@
 
 At most ``concurrency`` request tasks exist at once, so 100,000 prompts cost 100,000 small result
 rows, not 100,000 tasks. Cancelling stops the dispatcher and every in-flight request, and keeps
-the rows that finished.
+the rows that finished. What to do after a failed attempt is nbtools.retry's to decide.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .adaptive import AUTO_START, AdaptiveConcurrency
 from .blocking import run_blocking
-from .cache import ReplyCache, cache_key
+from .cache import ReplyCache, request_digest
 from .cache import enabled_by_default as cache_on
 from .client import ChatClient, Completion, RequestFailed
-from .endpoints import resolve_endpoint
+from .endpoints import Endpoint, resolve_endpoint
 from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from .failures import WAIT
 from .limiter import Limiter
-from .options import BatchOptions, Prompt, normalize_prompts
+from .options import BatchOptions, options_doc
 from .pacing import Pacer, estimate_prompt_tokens
-from .results import CANCELLED, ERROR, OK, RUNNING, BatchResult, RequestResult
-from .retry import MAX_RETRY_AFTER, backoff_delay
+from .prompts import Prompt, normalize_prompts
+from .results import CANCELLED, ERROR, OK, BatchResult, RequestResult
+from .retry import FAIL, RETRY, STOP, WAIT_AGAIN, RetryPolicy
+from .stops import stop_message
 
-__all__ = ["abatch", "batch", "start"]
+__all__ = ["abatch", "batch", "start", "models"]
 
 OnResult = Callable[[RequestResult], Any]
 CHUNK = 500  # rows prepared (bodies, cache keys, one cache query) at a time
-OVERLOAD_RETRIES = 10  # with concurrency="auto": how many 429/503 a request may meet before it fails
 _announced_sim = False
 _NOT_CHAT = re.compile(r"embed|rerank|whisper|tts|dall-e|moderation|bge-|minilm", re.IGNORECASE)
 
 
 class _Run:
-    """One running batch. Its BatchResult is the public face; this is the machinery behind it."""
+    """One running batch: the machinery behind its BatchResult (and its ``Control``)."""
 
     def __init__(self, result: BatchResult, on_result: OnResult | None) -> None:
         self.result = result
@@ -46,7 +48,9 @@ class _Run:
         auto = options.concurrency == "auto"
         self.limiter = Limiter(AUTO_START if auto else options.concurrency)  # type: ignore[arg-type]
         self.pacer = Pacer(options.rpm, options.tpm)
+        # "auto" adapts from the start; a fixed number only once the server pushes back (429/503).
         self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots) if auto else None
+        self.policy = RetryPolicy(options.retries, options.max_wait)
         self._left = len(result.rows)  # rows the dispatcher has not handled yet
         self._paced = False  # did the rate budget hold back the last start?
         use_cache = options.cache if options.cache is not None else (not result.endpoint.simulated and cache_on())
@@ -55,12 +59,30 @@ class _Run:
         self.on_result = on_result
         self.tasks: set[asyncio.Task[None]] = set()
         self.main_task: asyncio.Task[BatchResult] | None = None
-        self._followers: dict[str, list[RequestResult]] = {}  # identical requests waiting on the first
+        self._followers: dict[str, list[RequestResult]] = {}  # with dedupe: identical requests wait on the first
         self._typical_completion = options.max_tokens or 256  # token estimate until usage is seen
         self._cancel_requested = False
         self._stop_error: BaseException | None = None
         self._answered = False  # has the endpoint answered anything yet?
-        result._controller = self
+        result.attach(self)
+
+    # -- Control: what the result asks of us ---------------------------------------------------------
+    @property
+    def limit(self) -> int:
+        return self.limiter.limit
+
+    def set_limit(self, value: int) -> None:
+        """A number set by hand: the user takes over from any controller."""
+        self.limiter.limit = value
+        self.adaptive = None
+
+    @property
+    def in_flight(self) -> int:
+        return self.limiter.active
+
+    @property
+    def peak(self) -> int:
+        return self.limiter.peak
 
     def cancel(self) -> None:
         self._cancel_requested = True
@@ -76,9 +98,10 @@ class _Run:
             await asyncio.wait([self.main_task])
         await self._shutdown()
 
+    # -- the batch ----------------------------------------------------------------------------------
     async def main(self) -> BatchResult:
         result = self.result
-        result._t0 = time.perf_counter()  # the clock starts now: setting up a display is not queueing
+        result.start_clock()
         try:
             async with self.client:
                 try:
@@ -89,11 +112,11 @@ class _Run:
                     await self._cancel_tasks()  # while the session is still open
         except asyncio.CancelledError:
             stop = self._stop_error
-            if stop is not None:  # we stopped it: an endpoint that is not there, a broken callback
+            if stop is not None:  # we stopped it: a refused key, an endpoint that is not there, a broken callback
                 result.failure = stop
                 if isinstance(stop, EndpointError):
                     stop.result = result  # what finished is not lost with the batch
-                self._close(cancelled=False)
+                self._close(cancelled=False, not_sent=True)
                 raise stop from None
             self._close(cancelled=True)
             if self._cancel_requested and self.main_task is not None:
@@ -116,30 +139,38 @@ class _Run:
         model = result.model
         loop = asyncio.get_running_loop()
         rows, url, repeat = result.rows, result.endpoint.base_url, options.repeat
+        keyed = cache is not None or options.dedupe
+        samples: Counter[str] = Counter()  # the k-th identical request is sample k: its own cache entry
         for first in range(0, len(rows), CHUNK):
             chunk = rows[first : first + CHUNK]
             bodies = [options.request_body(options.messages(row.prompt), model) for row in chunk]
             keys: list[str | None] = [None] * len(chunk)
             hits: dict[str, Completion] = {}
-            if cache is not None:  # one query per chunk, not one per row
-                keys = [cache_key(url, body, row.index % repeat) for row, body in zip(chunk, bodies)]
-                hits = cache.get_many(keys)  # type: ignore[arg-type]
+            if keyed:
+                for i, (row, body) in enumerate(zip(chunk, bodies)):
+                    digest = request_digest(url, body)
+                    if options.dedupe:  # identical prompts share one request; repeat still means samples
+                        keys[i] = f"{digest}:{row.index % repeat}"
+                    else:
+                        keys[i] = f"{digest}:{samples[digest]}"
+                        samples[digest] += 1
+                if cache is not None:  # one query per chunk, not one per row
+                    hits = cache.get_many(keys)  # type: ignore[arg-type]
             for row, body, key in zip(chunk, bodies, keys):
                 self._left -= 1
                 if key is not None:
                     if key in hits:
-                        self._finish_row(row, hits[key], cached=True)
+                        self._answer(row, hits[key], cached=True)
                         continue
-                    if key in self._followers:  # an identical request is already on its way
-                        self._followers[key].append(row)
-                        continue
-                    self._followers[key] = []
+                    if options.dedupe:
+                        if key in self._followers:  # an identical request is already on its way
+                            self._followers[key].append(row)
+                            continue
+                        self._followers[key] = []
                 if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
                     self._paced = await self.pacer.wait(self._estimate(body))
                 await self.limiter.acquire()
-                row.started = result._now()
-                row.status = RUNNING
-                result.active[row.index] = row
+                result.row_started(row)
                 task = loop.create_task(self._request(row, body, key))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
@@ -158,10 +189,10 @@ class _Run:
         finally:
             self._close(cancelled=True)
 
-    def _close(self, *, cancelled: bool) -> None:
-        """Mark the result finished (rows not done: cancelled) and flush the cache. Idempotent."""
+    def _close(self, *, cancelled: bool, not_sent: bool = False) -> None:
+        """Mark the result finished and flush the cache. Idempotent."""
         if not self.result.done:
-            self.result._finish(cancelled=cancelled)
+            self.result.close(cancelled=cancelled, not_sent=not_sent)
         if self.cache is not None:
             self.cache.close()  # what finished survives an interrupt: a re-run sends only the rest
 
@@ -173,7 +204,7 @@ class _Run:
 
     async def _discover_model(self) -> str:
         try:
-            models = await self.client.list_models()
+            return await first_chat_model(self.client)
         except RequestFailed as exc:
             if exc.unreachable:
                 raise EndpointError(f"{exc}: check base_url / the provider, then run again") from None
@@ -181,78 +212,62 @@ class _Run:
                 f"no model given, and {self.client.endpoint.host} did not list one ({exc}): "
                 "pass model= (magic: -m MODEL), or check base_url"
             ) from None
-        if not models:
-            raise EndpointError(f"no model given and {self.client.endpoint.host} lists none: pass model= (magic: -m MODEL)")
-        # Local servers list embedding and speech models too: take the first that can chat.
-        return next((m for m in models if not _NOT_CHAT.search(m)), models[0])
 
+    # -- one request ---------------------------------------------------------------------------------
     async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None) -> None:
-        options, result, client, pacer = self.options, self.result, self.client, self.pacer
-        on_delta = _streamer(row, result) if options.stream else None
-        estimate = self._estimate(body) if pacer.active or self.adaptive is not None else 0
-        overloads = 0  # with concurrency="auto", 429/503 are signals to slow down, not failures
+        result = self.result
+        on_delta = (lambda delta: result.row_streamed(row, delta)) if self.options.stream else None
         completion = None
         holding = True  # the limiter slot taken for us by the dispatcher
+        errors = waits = 0  # failed attempts that count against `retries`, and rate-limit waits
         try:
             while True:
                 row.attempts += 1
                 if on_delta is not None:
-                    row._parts, row.first_token = [], None
-                if pacer.active and row.attempts > 1:  # the dispatcher paced the first attempt
-                    await pacer.wait(estimate)
-                adaptive = self.adaptive  # read each time: setting a number by hand turns it off
-                mark = (0.0, 0.0)
-                if adaptive is not None:  # the server's own x-ratelimit-remaining-* budget
-                    while (wait := adaptive.budget.take(estimate)) > 0:
-                        await asyncio.sleep(wait)
-                    mark = adaptive.budget.mark()
-                generation = adaptive.generation if adaptive is not None else 0
-                sent = time.perf_counter()
+                    row.begin_stream()
                 try:
-                    completion = await client.complete(body, on_delta)
+                    completion = await self._attempt(row, body, on_delta)
+                    break
                 except RequestFailed as exc:
                     self._answered = self._answered or not exc.unreachable
-                    wait_ok = exc.retry_after is None or exc.retry_after <= MAX_RETRY_AFTER
-                    if adaptive is not None and exc.status in (429, 503) and overloads < OVERLOAD_RETRIES and wait_ok:
-                        overloads += 1
-                        adaptive.on_overload(generation, exc.headers, mark)
+                    row.status_code, row.error_kind, row.partial = exc.status, exc.kind, exc.partial
+                    counted = exc.kind not in WAIT
+                    errors, waits = errors + counted, waits + (not counted)
+                    decision = self.policy.decide(exc.kind, errors=errors, waits=waits, retry_after=exc.retry_after)
+                    if decision.action == WAIT_AGAIN:
+                        self._pushed_back(exc, row)
                         # Wait without a slot: the limit counts requests the server is handling.
                         self.limiter.release()
                         holding = False
-                        await asyncio.sleep(exc.retry_after if exc.retry_after is not None else overload_delay(overloads))
+                        await asyncio.sleep(decision.delay)
                         await self.limiter.acquire()
                         holding = True
                         continue
-                    if exc.retryable and row.attempts - overloads <= options.retries:
-                        await asyncio.sleep(backoff_delay(row.attempts - overloads, exc.retry_after))
+                    if decision.action == RETRY:
+                        await asyncio.sleep(decision.delay)
                         continue
                     row.error = str(exc) + (f" (after {row.attempts} attempts)" if row.attempts > 1 else "")
-                    if not wait_ok:
-                        row.error += f" (the server asked to wait {exc.retry_after:.0f} s)"
+                    if decision.why:
+                        row.error += f"; {decision.why}"
                     row.status = ERROR
-                    if exc.unreachable and not self._answered:
+                    if decision.action == STOP:
+                        self._stop(EndpointError(stop_message(exc, result.endpoint, result.model, self.options.api_key_env)))
+                    elif exc.unreachable and not self._answered:
                         self._stop(EndpointError(f"{exc}: check base_url / the provider, then run again"))
+                    assert decision.action in (FAIL, STOP)
                     break
-                self._answered = True
-                if (adaptive := self.adaptive) is not None:
-                    adaptive.on_success(time.perf_counter() - sent, completion.headers, mark, completion.headers_at)
-                if pacer.active and completion.completion_tokens is not None:
-                    self._typical_completion = completion.completion_tokens
-                    pacer.settle(estimate, (completion.prompt_tokens or 0) + completion.completion_tokens)
+            if completion is not None:
                 self._fill(row, completion)
-                break
         except asyncio.CancelledError:
             row.status = CANCELLED
             raise
         except Exception as exc:  # a bug or an odd reply: this row's error, not a lost batch
-            row.error, row.status = f"{type(exc).__name__}: {self.result.endpoint.redact(str(exc))}", ERROR
+            row.error, row.status = f"{type(exc).__name__}: {result.endpoint.redact(str(exc))}", ERROR
             completion = None
         finally:
-            row._parts = None
-            row.finished = result._now()
             if holding:
                 self.limiter.release()
-            del result.active[row.index]
+            result.row_finished(row)
         self._done(row)
         if key is not None:
             if completion is not None and self.cache is not None:
@@ -262,7 +277,45 @@ class _Run:
                     print(f"nbtools: the reply cache stopped working ({exc}); going on without it", file=sys.stderr)
                     self.cache = None
             for follower in self._followers.pop(key, ()):
-                self._finish_row(follower, completion, cached=True, error=row.error)
+                self._answer(follower, completion, cached=True, failed=row)
+
+    async def _attempt(self, row: RequestResult, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> Completion:
+        """One try: wait for the rate budgets, send, and tell the controllers how it went."""
+        pacer, adaptive = self.pacer, self.adaptive  # read each time: setting a number by hand turns it off
+        estimate = self._estimate(body) if pacer.active or adaptive is not None else 0
+        if pacer.active and row.attempts > 1:  # the dispatcher paced the first attempt
+            await pacer.wait(estimate)
+        mark = (0.0, 0.0)
+        if adaptive is not None:  # the server's own x-ratelimit-remaining-* budget
+            while (wait := adaptive.budget.take(estimate)) > 0:
+                await asyncio.sleep(wait)
+            mark = adaptive.budget.mark()
+        generation = adaptive.generation if adaptive is not None else 0
+        sent = time.perf_counter()
+        try:
+            completion = await self.client.complete(body, on_delta)
+        except RequestFailed as exc:
+            if adaptive is not None and exc.kind in WAIT:
+                adaptive.on_overload(generation, exc.headers, mark)
+            raise
+        self._answered = True
+        self.policy.replied()
+        if adaptive is not None:
+            adaptive.on_success(time.perf_counter() - sent, completion.headers, mark, completion.headers_at)
+        if pacer.active and completion.completion_tokens is not None:
+            self._typical_completion = completion.completion_tokens
+            pacer.settle(estimate, (completion.prompt_tokens or 0) + completion.completion_tokens)
+        return completion
+
+    def _pushed_back(self, exc: RequestFailed, row: RequestResult) -> None:
+        """A 429/503: note where it happened, and let a fixed limit yield until the pressure is gone."""
+        if self.result.refused_at is None:
+            self.result.refused_at = self.limiter.active
+        if self.adaptive is None and self.options.concurrency != "auto":
+            # A fixed concurrency is a ceiling, not a promise: drop and climb back, never above it.
+            self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots,
+                                                ceiling=self.limiter.limit, fixed=True)
+            self.adaptive.on_overload(0, exc.headers, (0.0, 0.0))
 
     def _wants_slots(self) -> bool:
         return self._left > 0 and not self._paced
@@ -278,22 +331,23 @@ class _Run:
         row.prompt_tokens = completion.prompt_tokens
         row.completion_tokens = completion.completion_tokens
         row.finish_reason = completion.finish_reason
+        row.error = row.error_kind = row.status_code = row.partial = None  # an earlier attempt's failure is history
         row.status = OK
 
-    def _finish_row(self, row: RequestResult, completion: Completion | None, *, cached: bool, error: str | None = None) -> None:
+    def _answer(self, row: RequestResult, completion: Completion | None, *, cached: bool,
+                failed: RequestResult | None = None) -> None:
         """A row answered without a request of its own: from the cache or an identical request."""
-        row.started = row.finished = self.result._now()
+        row.started = self.result.now()
         row.cached = cached
         if completion is not None:
             self._fill(row, completion)
-        else:
-            row.error, row.status = error, ERROR
+        elif failed is not None:
+            row.error, row.error_kind, row.status_code = failed.error, failed.error_kind, failed.status_code
+            row.status = failed.status if failed.status == CANCELLED else ERROR
+        self.result.row_finished(row)
         self._done(row)
 
     def _done(self, row: RequestResult) -> None:
-        result = self.result
-        result.completed_count += 1
-        result.recent.append(row)
         if self.on_result is not None:
             try:
                 self.on_result(row)
@@ -301,29 +355,19 @@ class _Run:
                 self._stop(exc)
 
     def _stop(self, error: BaseException) -> None:
-        """End the whole batch with ``error`` (a broken callback, an endpoint that is not there)."""
+        """End the whole batch with ``error`` (a refused key, an endpoint that is not there, a broken callback)."""
         if self._stop_error is None:
             self._stop_error = error
             if self.main_task is not None:
                 self.main_task.cancel()
 
 
-def overload_delay(attempt: int) -> float:
-    """A short, jittered pause after a 429/503 without Retry-After: the limit has already dropped."""
-    return min(1.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random())
-
-
-def _streamer(row: RequestResult, result: BatchResult) -> Callable[[str], None]:
-    now = result._now
-
-    def on_delta(delta: str) -> None:
-        result.stream_chunks += 1
-        if row.first_token is None:
-            row.first_token = now()
-        assert row._parts is not None
-        row._parts.append(delta)
-
-    return on_delta
+async def first_chat_model(client: ChatClient) -> str:
+    """The first model the endpoint lists that can chat (local servers list embedding models too)."""
+    models = await client.list_models()
+    if not models:
+        raise EndpointError(f"no model given and {client.endpoint.host} lists none: pass model= (magic: -m MODEL)")
+    return next((m for m in models if not _NOT_CHAT.search(m)), models[0])
 
 
 def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, on_result: OnResult | None = None,
@@ -352,40 +396,44 @@ def _announce(result: BatchResult) -> None:
         print(f"nbtools: {endpoint.note}", file=sys.stderr)
 
 
-def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
-    """Start a batch on the running event loop and return its live BatchResult at once.
-
-    ``await`` the result for the end; ``result.cancel()`` stops it. Same options as ``batch``.
-    """
+def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> _Run:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         raise NbtoolsError("start() needs a running event loop (a notebook cell): in a script, use batch()") from None
-    result = prepare(prompts, on_result=on_result, **options)
-    run = _Run(result, on_result)
+    run = _Run(prepare(prompts, on_result=on_result, **options), on_result)
     run.main_task = loop.create_task(run.main())
     run.main_task.add_done_callback(run.on_main_done)
-    return result
+    return run
+
+
+def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
+    """Start a batch on the running event loop and return its live BatchResult at once.
+
+    ``await result`` waits for the end (and raises what stopped the batch); ``result.cancel()``
+    stops it. Same options as ``batch``.
+    """
+    return _launch(prompts, on_result, options).result
 
 
 async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
     """Send every prompt concurrently (at most ``concurrency`` at once) and return the results in order.
 
-    Options: model, concurrency, repeat, system, temperature, max_tokens, stream, timeout, retries,
-    params (extra request fields), provider, base_url, api_key_env (or api_key), on_result (called
-    with each finished row). Cancelling the awaiting task cancels the batch within a second.
+    ``on_result`` is called with each finished row; ``api_key=`` is accepted, ``api_key_env=`` is
+    better. Cancelling the awaiting task cancels the batch within a second.
     """
-    result = start(prompts, on_result=on_result, **options)
-    _announce(result)
-    assert result._controller is not None
-    return await result._controller.main_task
+    run = _launch(prompts, on_result, options)
+    _announce(run.result)
+    assert run.main_task is not None
+    return await run.main_task  # awaiting the task itself: cancelling us cancels the batch
 
 
 def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
     """Blocking ``abatch``: works in a script and inside a running loop (a notebook cell).
 
     Ctrl-C / the kernel's stop button cancels the batch and raises BatchInterrupted, whose
-    ``.result`` holds the finished rows.
+    ``.result`` holds the finished rows. A batch-wide failure (a refused key, a model that is not
+    there) raises EndpointError, whose ``.result`` holds the rows.
     """
     result = prepare(prompts, on_result=on_result, **options)
     _announce(result)
@@ -402,3 +450,22 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
         raise
     except KeyboardInterrupt:
         raise BatchInterrupted(result) from None
+
+
+async def amodels(provider: str | None = None, base_url: str | None = None, api_key_env: str | None = None) -> list[str]:
+    """The model names an endpoint lists (``GET /models``)."""
+    endpoint: Endpoint = resolve_endpoint(provider, base_url, None, api_key_env)
+    async with ChatClient(endpoint, timeout=10) as client:
+        try:
+            return await client.list_models()
+        except RequestFailed as exc:
+            raise EndpointError(str(exc)) from None
+
+
+def models(provider: str | None = None, base_url: str | None = None, api_key_env: str | None = None) -> list[str]:
+    """Blocking ``amodels``: e.g. ``nbtools.models(provider="openai")``."""
+    return run_blocking(amodels(provider, base_url, api_key_env))
+
+
+for _entry in (abatch, batch, start):
+    _entry.__doc__ = (_entry.__doc__ or "") + options_doc()

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .blocking import run_blocking
-from .errors import ConfigError
-from .options import Prompt
+from .checks import whole_number
+from .prompts import Prompt
 from .render import STYLE, escape
 from .results import BatchResult
 from .runner import start
@@ -66,16 +66,13 @@ def levels(max_concurrency: int) -> list[int]:
 async def asweep(prompts: Prompt | Iterable[Prompt], *, max_concurrency: int = 64,
                  on_start: Callable[[BatchResult], Any] | None = None, **options: Any) -> SweepResult:
     """Run ``prompts`` once per concurrency level. A cancelled level ends the sweep (its point is kept out)."""
-    if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-        raise ConfigError(f"max_concurrency={max_concurrency!r} must be a whole number >= 1: e.g. max_concurrency=64")
+    whole_number("max_concurrency", max_concurrency, 1, "e.g. max_concurrency=64")
     sweep_result = SweepResult()
     for c in levels(max_concurrency):
         result = start(prompts, **{**options, "concurrency": c, "cache": False})  # timing is the point
         if on_start is not None:
             on_start(result)
-        await result
-        if result.failure is not None:
-            raise result.failure
+        await result  # raises what stopped the batch
         if result.cancelled:
             break
         s = result.summary()

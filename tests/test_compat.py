@@ -50,7 +50,11 @@ def run(handler: Handler, prompts: list[str], **options) -> tuple[nbtools.BatchR
     app.router.add_post("/v1/chat/completions", chat)
     with serve_app(app) as url:
         options = {"model": "m", "cache": False, **options}
-        return nbtools.batch(prompts, base_url=url + "/v1", **options), seen
+        try:
+            return nbtools.batch(prompts, base_url=url + "/v1", **options), seen
+        except nbtools.EndpointError as stopped:  # a batch-wide failure: the rows are on the error
+            assert stopped.result is not None and stopped.result.failure is stopped
+            return stopped.result, seen
 
 
 def test_an_error_chunk_mid_stream_is_the_rows_error_not_a_short_reply() -> None:
@@ -156,9 +160,10 @@ def test_a_web_page_where_the_api_should_be_fails_at_once_and_says_so(stream: bo
     async def web_ui(request: web.Request) -> web.StreamResponse:  # a chat UI's fallback page at a wrong base_url
         return web.Response(text="<!doctype html><html><body>My Chat UI</body></html>", content_type="text/html")
 
-    result, seen = run(web_ui, ["hi"], stream=stream, retries=2)
-    assert result[0].attempts == 1 and len(seen) == 1
+    result, seen = run(web_ui, ["hi", "there"], stream=stream, retries=2, concurrency=1)
+    assert result[0].attempts == 1 and len(seen) == 1  # the route is wrong for every row: the batch stops
     assert "answered with a web page, not JSON: is base_url an OpenAI-compatible endpoint?" in result[0].error
+    assert result[1].status == "not sent" and "answered with a web page" in str(result.failure)
 
 
 def test_error_bodies_keep_the_servers_message() -> None:
@@ -175,14 +180,13 @@ def test_error_bodies_keep_the_servers_message() -> None:
         return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
                             content_type="text/html")
 
-    result, _ = run(errors, ["200-error", "401", "ollama", "fastapi", "gateway"], retries=0)
-    assert [r.error for r in result] == [
-        "the server answered 200 with an error: upstream failure",
-        "HTTP 401 Unauthorized: invalid_api_key: Incorrect API key (pass api_key_env='NAME' (magic: --api-key-env NAME), "
-        "the variable that holds the key)",
-        "HTTP 404 Not Found: model 'x' not found (check base_url (it usually ends in /v1) and the model name)",
-        "HTTP 403 Forbidden: Not authenticated (the key is not allowed to use this model or endpoint)",
-        "HTTP 502 Bad Gateway: an error page from a proxy or gateway in front of the server",
+    rows = [run(errors, [kind], retries=0)[0][0] for kind in ("200-error", "401", "ollama", "fastapi", "gateway")]
+    assert [(r.error, r.error_kind, r.status_code) for r in rows] == [
+        ("the server answered 200 with an error: upstream failure", "server", None),
+        ("HTTP 401 Unauthorized: invalid_api_key: Incorrect API key", "auth", 401),
+        ("HTTP 404 Not Found: model 'x' not found", "not_found", 404),
+        ("HTTP 403 Forbidden: Not authenticated", "permission", 403),
+        ("HTTP 502 Bad Gateway: an error page from a proxy or gateway in front of the server", "server", 502),
     ]
 
 

@@ -11,6 +11,7 @@ import time
 import pytest
 
 import nbtools
+from nbtools.endpoints import resolve_endpoint
 from nbtools.sim import SimServer
 
 
@@ -55,10 +56,12 @@ def test_transient_faults_are_retried_to_success(sim: SimServer) -> None:
     assert sim.stats()["status"] == {"503": 2, "200": 1}
 
 
-def test_retries_wait_for_retry_after_timed_on_the_server(make_sim) -> None:
+def test_rate_limits_wait_for_retry_after_until_max_wait_runs_out(make_sim) -> None:
     server = make_sim(latency=0.01, retry_after=0.4, reply="echo")
-    result = nbtools.batch(["limited [[sim:429]]"], base_url=server.base_url, model="m", retries=2)
-    assert result[0].status == "error" and "HTTP 429" in result[0].error and result[0].attempts == 3
+    result = nbtools.batch(["limited [[sim:429]]"], base_url=server.base_url, model="m", retries=0, max_wait=1.0)
+    row = result[0]
+    assert row.status == "error" and "HTTP 429" in row.error and row.attempts == 3 and "max_wait=1 s" in row.error
+    assert (row.error_kind, row.status_code) == ("rate_limit", 429)
     arrivals = [rec["t"] for rec in server.stats()["log"]]
     assert len(arrivals) == 3
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
@@ -292,7 +295,7 @@ def test_a_broken_on_result_callback_fails_the_batch_and_says_why(sim: SimServer
     async def main() -> nbtools.BatchResult:
         result = nbtools.start([f"p{i}" for i in range(5)], base_url=sim.base_url, model="m", on_result=broken)
         with pytest.raises(ValueError, match="callback bug"):
-            await result._controller.main_task
+            await result  # raises what stopped the batch, as abatch does
         return result
 
     result = run(main())
@@ -326,16 +329,16 @@ def test_auto_concurrency_gives_up_on_an_absurd_retry_after(make_sim) -> None:
 
 
 def test_endpoint_host_hides_credentials_and_a_pasted_key_is_not_echoed() -> None:
-    endpoint = nbtools.resolve_endpoint(base_url="http://user:hunter2@example.test:8080/v1")
+    endpoint = resolve_endpoint(base_url="http://user:hunter2@example.test:8080/v1")
     assert endpoint.host == "example.test:8080" and "hunter2" not in repr(endpoint)
     with pytest.raises(nbtools.ConfigError) as info:
-        nbtools.resolve_endpoint(api_key_env="sk-proj-abc123-pasted-by-mistake")
+        resolve_endpoint(api_key_env="sk-proj-abc123-pasted-by-mistake")
     assert "pasted" not in str(info.value) and "NAME of the variable" in str(info.value)
     with pytest.raises(nbtools.ConfigError) as info:  # a key that looks like a name is not repeated either
-        nbtools.resolve_endpoint(provider="openai", api_key_env="gsk_pastedByMistake123")
+        resolve_endpoint(provider="openai", api_key_env="gsk_pastedByMistake123")
     assert "pasted" not in str(info.value) and "named by api_key_env is not set" in str(info.value)
     with pytest.raises(nbtools.ConfigError) as info:
-        nbtools.resolve_endpoint(base_url="ftp://user:hunter2@example.test/v1")
+        resolve_endpoint(base_url="ftp://user:hunter2@example.test/v1")
     assert "hunter2" not in str(info.value) and "ftp://example.test/v1" in str(info.value)
 
 
@@ -358,7 +361,11 @@ def test_servers_that_are_not_openai_compatible_are_named_as_such() -> None:
         with pytest.raises(nbtools.EndpointError) as info:  # no model given: /v1/models is asked
             nbtools.batch(["hi"], base_url=url + "/v1", cache=False)
         assert "did not answer with an OpenAI model list" in str(info.value) and "pass model=" in str(info.value)
-        result = nbtools.batch(["hi"], base_url=url + "/v1", model="m", retries=0, cache=False)
+        with pytest.raises(nbtools.EndpointError) as stopped:  # a 404 stops the batch: every row would get it
+            nbtools.batch(["hi", "there"], base_url=url + "/v1", model="m", concurrency=1, cache=False)
+    assert "not an OpenAI error" in str(stopped.value) and "<" not in str(stopped.value)
+    result = stopped.value.result
+    assert result is not None and [r.status for r in result] == ["error", "not sent"]
     error = result[0].error
     assert error.startswith("HTTP 404") and "not an OpenAI error" in error and "<" not in error
 
@@ -397,13 +404,18 @@ def test_a_key_echoed_by_the_server_is_redacted_before_it_is_cut_or_kept() -> No
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     with serve_app(app) as url:
-        result = nbtools.batch(["[[401]]", "hi", "[[200-error]]"], base_url=url + "/v1", model="m", api_key=key,
+        with pytest.raises(nbtools.EndpointError) as refused:  # a 401 stops the batch, its message redacted too
+            nbtools.batch(["[[401]]"], base_url=url + "/v1", model="m", api_key=key, cache=False)
+        stopped = refused.value.result
+        assert stopped is not None
+        result = nbtools.batch(["hi", "[[200-error]]"], base_url=url + "/v1", model="m", api_key=key,
                                retries=0, cache=False)
         # A password in the URL goes out as HTTP Basic auth, percent-escapes decoded: echoed back, it is hidden too.
         user_url = url.replace("http://", "http://user:p%40ss-canary-99@") + "/v1"
         basic = nbtools.batch(["hi"], base_url=user_url, model="m", cache=False)
-    shown = repr(result) + result._repr_html_() + json.dumps(result.to_dicts())
-    assert result[0].error.startswith("HTTP 401") and result[1].text.startswith("Bearer ***")
-    assert result[2].error.startswith("the server answered 200 with an error") and "***" in result[2].error
+    shown = (repr(result) + result._repr_html_() + json.dumps(result.to_dicts()) + str(refused.value)
+             + repr(stopped) + stopped._repr_html_())
+    assert stopped[0].error.startswith("HTTP 401") and result[0].text.startswith("Bearer ***")
+    assert result[1].error.startswith("the server answered 200 with an error") and "***" in result[1].error
     assert basic[0].text.startswith("Basic ***") and "canary" not in repr(basic) + basic._repr_html_()
     assert "canary" not in shown and "sk-FAKE" not in shown and base64.b64encode(key.encode()).decode()[:12] not in shown

@@ -105,7 +105,7 @@ def test_stream_and_compare(ip, cell) -> None:
     [
         ("--bogus", "x", "unknown option --bogus"),
         ("-c 0", "x", "concurrency=0"),
-        ("-c many", "x", "invalid concurrency (a whole number or 'auto') value"),
+        ("-c many", "x", "concurrency='many' must be a whole number >= 1 or 'auto'"),
         ("", "   \n  ", "empty body"),
         ("", "hi {nobody}", "'nobody' is not defined"),
         ("", "a lone { brace", "literal braces"),

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import re
 
+import ipywidgets as widgets
 import pytest
 
 import nbtools
 from nbtools.compare import Comparison
+from nbtools.options import OPTIONS, BatchOptions
 from nbtools.sim import SimServer
 from nbtools.sweep import levels
+
+
+def _header(panel: nbtools.Panel) -> str:
+    """The header of the newest live view in the panel (the view's first widget)."""
+    return panel.output.children[-1].children[0].value
 
 
 def make_panel(server: SimServer, **options) -> nbtools.Panel:
@@ -23,7 +30,11 @@ def test_controls_carry_the_batch_option_names(sim: SimServer) -> None:
     assert options["concurrency"] == 7 and options["repeat"] == 2 and options["stream"] is True
     assert options["max_tokens"] == 99 and options["temperature"] == 0.5 and options["base_url"] == sim.base_url
     assert panel.provider.value == "custom" and panel.concurrency.max >= 512
-    nbtools.BatchOptions(**{k: v for k, v in options.items()})  # every control maps onto a real option
+    BatchOptions(**{k: v for k, v in options.items()})  # every control maps onto a real option
+    # The controls are exactly the options declared with a panel control; the rest are kept as given.
+    controls = {name for name, (_, spec) in OPTIONS.items() if spec.panel}
+    assert {name for name in OPTIONS if isinstance(getattr(panel, name, None), widgets.Widget)} == controls
+    assert set(options) == set(OPTIONS)
 
 
 def test_bad_initial_options_are_rejected() -> None:
@@ -57,7 +68,7 @@ def test_slider_changes_the_running_limit_and_cancel_keeps_rows(make_sim) -> Non
         server.reset()
         await asyncio.sleep(0.3)
         assert server.stats()["peak_in_flight"] == 6
-        shown = re.search(r"(\d+) in flight", panel._views[-1]._header.value)
+        shown = re.search(r"(\d+) in flight", _header(panel))
         assert shown and int(shown.group(1)) > 2  # the header follows the new limit
         panel.cancel_button.click()
         t = asyncio.get_running_loop().time()
@@ -65,7 +76,7 @@ def test_slider_changes_the_running_limit_and_cancel_keeps_rows(make_sim) -> Non
         assert asyncio.get_running_loop().time() - t < 1.0
         result = panel.result
         assert result.cancelled and 0 < result.summary().ok < 40
-        assert "in flight" not in panel._views[-1]._header.value  # the view shows the final state
+        assert "in flight" not in _header(panel)  # the view shows the final state
         assert not panel.run_button.disabled and panel.cancel_button.disabled
 
     asyncio.run(main())

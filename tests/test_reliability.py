@@ -29,9 +29,7 @@ FAKE_KEY = "sk-nbtools-FAKE-7f3e9c1d2b4a-not-a-real-key"
 @pytest.mark.parametrize(
     ("directive", "stream", "cause"),
     [
-        ("[[sim:429]]", False, "HTTP 429"),
         ("[[sim:500]]", False, "HTTP 500"),
-        ("[[sim:503]]", False, "HTTP 503"),
         ("[[sim:reset]]", False, "127.0.0.1"),
         ("[[sim:disconnect]]", False, "127.0.0.1"),
         ("[[sim:disconnect]]", True, "127.0.0.1"),
@@ -47,6 +45,16 @@ def test_each_fault_is_recorded_with_its_cause(make_sim, directive: str, stream:
     bad, good = result
     assert bad.status == "error" and cause in bad.error and bad.attempts == 2, bad.error
     assert good.ok
+
+
+@pytest.mark.parametrize(("directive", "kind"), [("[[sim:429]]", "rate_limit"), ("[[sim:503]]", "overloaded")])
+def test_rate_limits_wait_without_spending_retries_until_max_wait(make_sim, directive: str, kind: str) -> None:
+    server = make_sim(latency=0.02, retry_after=0.05)
+    result = nbtools.batch([f"bad {directive}", "good"], base_url=server.base_url, model="m", retries=0,
+                           max_wait=0.6, cache=False)
+    bad, good = result
+    assert good.ok and bad.status == "error" and bad.error_kind == kind and bad.attempts > 2
+    assert "max_wait=0.6 s" in bad.error and bad.status_code == int(directive[6:9])
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -100,13 +108,23 @@ def test_rerun_is_answered_from_the_cache(sim: SimServer) -> None:
     assert sim.stats()["requests"] == 9
 
 
-def test_identical_prompts_in_one_batch_are_sent_once(sim: SimServer) -> None:
-    result = nbtools.batch(["same", "other", "same", "same"], base_url=sim.base_url, model="m", cache=True)
+def test_identical_prompts_are_separate_samples_each_cached_as_its_own(sim: SimServer) -> None:
+    prompts = ["same", "other", "same", "same"]
+    result = nbtools.batch(prompts, base_url=sim.base_url, model="m", cache=True)
+    assert sim.stats()["requests"] == 4 and not any(r.cached for r in result)
+    again = nbtools.batch(prompts, base_url=sim.base_url, model="m", cache=True)  # each sample comes back
+    assert sim.stats()["requests"] == 4 and all(r.cached for r in again) and again.texts == result.texts
+    more = nbtools.batch(prompts + ["same"], base_url=sim.base_url, model="m", cache=True)  # a 4th sample is new
+    assert sim.stats()["requests"] == 5 and [r.cached for r in more] == [True, True, True, True, False]
+
+
+def test_dedupe_sends_identical_prompts_once(sim: SimServer) -> None:
+    result = nbtools.batch(["same", "other", "same", "same"], base_url=sim.base_url, model="m", cache=False, dedupe=True)
     assert sim.stats()["requests"] == 2
     assert result.texts == ["same", "other", "same", "same"]
     assert [r.cached for r in result] == [False, False, True, True]
-    repeated = nbtools.batch("sample", repeat=3, base_url=sim.base_url, model="m", cache=True)
-    assert sim.stats()["requests"] == 5 and len(repeated) == 3  # repeat asks for separate samples
+    repeated = nbtools.batch("sample", repeat=3, base_url=sim.base_url, model="m", dedupe=True)
+    assert sim.stats()["requests"] == 5 and len(repeated) == 3  # repeat still asks for separate samples
 
 
 def test_rerunning_an_interrupted_batch_sends_only_the_missing_rows(make_sim) -> None:
@@ -254,8 +272,12 @@ def test_the_key_never_leaks(sim: SimServer, key_echoing_server: str, monkeypatc
     caplog.set_level(logging.DEBUG)
     places: dict[str, str] = {}
     good = nbtools.batch(["hello"], base_url=sim.base_url, model="m", api_key_env="NBTOOLS_TEST_KEY", cache=True)
-    bad = nbtools.batch(["hello"], base_url=key_echoing_server, model="m", api_key_env="NBTOOLS_TEST_KEY", cache=True)
-    assert bad[0].status == "error" and "HTTP 401" in bad[0].error and "***" in bad[0].error
+    with pytest.raises(nbtools.EndpointError) as refused:  # a refused key stops the batch
+        nbtools.batch(["hello"], base_url=key_echoing_server, model="m", api_key_env="NBTOOLS_TEST_KEY", cache=True)
+    bad = refused.value.result
+    assert bad is not None and bad[0].status == "error" and "HTTP 401" in bad[0].error and "***" in bad[0].error
+    assert "the key in NBTOOLS_TEST_KEY" in str(refused.value)
+    places["stop message"] = str(refused.value) + repr(refused.value)
     for name, result in (("good", good), ("bad", bad)):
         places[f"{name} repr"] = repr(result) + repr(result[0]) + repr(result.endpoint) + repr(result.options)
         places[f"{name} html"] = result._repr_html_()
@@ -300,9 +322,9 @@ def test_the_key_never_reaches_a_saved_notebook(tmp_path: Path) -> None:
     with serve_app(app) as url:
         cells = [
             "%load_ext nbtools",
-            f"%%llm_batch --base-url {url}/v1 --api-key-env NBTOOLS_TEST_KEY -o r --cache\nhello\nfail please",
+            f"%%llm_batch --base-url {url}/v1 --api-key-env NBTOOLS_TEST_KEY -o r --cache -c 1\nhello\nfail please",
             "r, r[0], r[1].error, r.to_pandas()",
-            f"import nbtools\nnbtools.batch(['hi', 'fail'], provider='openai', base_url='{url}/v1', cache=True)",
+            f"import nbtools\nnbtools.batch(['hi', 'fail'], provider='openai', base_url='{url}/v1', cache=True, concurrency=1)",
             f"nbtools.Panel('hi', base_url='{url}/v1', api_key_env='NBTOOLS_TEST_KEY')",
             "%%llm_batch --api-key-env NBTOOLS_UNSET_VARIABLE\nhi",
         ]

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..checks import whole_number
+
 REPLY_MODES = ("varied", "echo")  # any other string is served verbatim
 OVER_CAPACITY_MODES = ("queue", "503")
 FAULT_KNOBS = ("fail_500", "fail_503", "fail_429", "fail_reset", "fail_disconnect", "fail_slow")
@@ -99,10 +101,7 @@ def knob_names() -> tuple[str, ...]:
 
 
 def _check_int(name: str, value: Any, minimum: int | None = None, hint: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}={value!r} is not an integer; pass a whole number")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name}={value!r} is too small; use an integer >= {minimum} {hint}".rstrip())
+    whole_number(name, value, minimum, hint)
 
 
 def _check_number(

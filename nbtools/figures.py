@@ -1,0 +1,95 @@
+"""The serial-equivalent time of a batch, without the time requests waited in the server's queue.
+
+A latency measured under concurrency includes any time the request sat in the server's own queue:
+against a server that runs one request at a time, 16 requests sent at once take 0.1, 0.2, ... 1.6 s,
+and their sum (13.6 s) would claim an 8.5x speedup that never happened. So each request's service
+time is estimated with the simplest model that explains the observed times: a first-come,
+first-served server with ``k`` slots. Replaying the batch through it (start times and finish times
+as observed) gives when each request could have begun service, and so its service time. Too few
+slots make service times collapse towards zero (requests "begin" after they have already finished)
+or make queued requests look faster than the rest; the smallest ``k`` free of both is the server's
+capacity. When it is the client's own peak concurrency, no queueing was seen and the latencies
+stand as measured.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .results import RequestResult
+
+__all__ = ["estimate_serial", "service_times"]
+
+MODEL_ROWS = 2000  # the first requests, in start order, are enough to find the capacity
+COLLAPSED = 0.2  # a service time below this share of the median is one a wrong model made up
+MOST_COLLAPSED = 0.02  # ... and more than this share of them rejects the model
+QUEUED_SHORTER = 0.9  # queued requests served this much faster than unqueued ones: a wrong model
+CLAIM_BELOW = 0.6  # say "the server is the limit" only when it ran well below the client's peak
+
+
+def service_times(spans: Sequence[tuple[float, float]], slots: int) -> tuple[list[float], list[bool]]:
+    """Each (start, finish)'s service time through a FIFO server with ``slots``, and whether it queued."""
+    free = [float("-inf")] * slots  # when each slot frees up
+    services, queued = [], []
+    for start, finish in spans:
+        begin = max(start, heapq.heappop(free))
+        heapq.heappush(free, finish)
+        services.append(finish - begin)
+        queued.append(begin > start)
+    return services, queued
+
+
+def _plausible(spans: Sequence[tuple[float, float]], slots: int) -> bool:
+    services, queued = service_times(spans, slots)
+    waited = [s for s, q in zip(services, queued) if q]
+    if not waited:
+        return True  # nothing queued: the latencies as measured
+    direct = [s for s, q in zip(services, queued) if not q]
+    # The scale to judge "collapsed" by: requests that began at once, if enough did, else all.
+    scale = sorted(direct if len(direct) >= 5 else services)
+    typical = scale[len(scale) // 2]
+    if typical <= 0:
+        return False
+    collapsed = sum(s < COLLAPSED * typical for s in waited)
+    if collapsed > MOST_COLLAPSED * len(services):
+        return False
+    if len(direct) < 5:
+        return True  # too few to compare with
+    return sum(waited) / len(waited) >= QUEUED_SHORTER * sum(direct) / len(direct)
+
+
+def _candidates(peak: int) -> list[int]:
+    """Slot counts to try, smallest first: each one up to 64, then steps of an eighth."""
+    slots, k = [], 1
+    while k < peak:
+        slots.append(k)
+        k = k + 1 if k < 64 else k + k // 8
+    return slots + [peak]
+
+
+def estimate_serial(rows: Iterable[RequestResult], peak: int) -> tuple[float, int | None] | None:
+    """(serial-equivalent seconds, the server's apparent capacity or None), or None with nothing timed.
+
+    Rows answered from the cache or cancelled mid-request are left out: they say nothing of service.
+    """
+    timed = [(r.started, r.index, r.finished) for r in rows
+             if not r.cached and r.status != "cancelled" and r.started is not None and r.finished is not None]
+    # In the order they were sent (ties: input order, as dispatched): the server serves in that order.
+    timed.sort()
+    spans: list[tuple[float, float]] = [(start, finish) for start, _, finish in timed]  # type: ignore[misc]
+    if not spans:
+        return None
+    latencies = sum(finish - start for start, finish in spans)
+    if peak <= 1:
+        return latencies, None
+    model = spans[:MODEL_ROWS]
+    low = next((k for k in _candidates(peak) if _plausible(model, k)), peak)
+    if low >= peak:
+        return latencies, None
+    services, _ = service_times(model, low)
+    served = sum(max(0.0, s) for s in services)
+    serial = served + (served / len(model)) * (len(spans) - len(model))  # the rest at the same mean
+    return serial, (low if low <= CLAIM_BELOW * peak else None)
