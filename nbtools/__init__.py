@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .endpoints import PROFILES, Endpoint, resolve_endpoint
+from .dryrun import DryRun, dry_run
 from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
 from .limiter import Limiter
 from .options import BatchOptions
@@ -25,6 +26,8 @@ __all__ = [
     "abatch",
     "batch",
     "start",
+    "dry_run",
+    "DryRun",
     "sweep",
     "asweep",
     "SweepResult",

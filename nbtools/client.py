@@ -30,6 +30,7 @@ class Completion:
     prompt_tokens: int | None
     completion_tokens: int | None
     finish_reason: str | None
+    cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache (billed lower)
     headers: Any = None  # the response headers (rate-limit hints); not kept in results
     headers_at: float | None = None  # when they arrived (time.monotonic): a stream ends long after
 
@@ -41,6 +42,14 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
     return "" if content is None else str(content)
+
+
+def _cached_tokens(usage: dict[str, Any]) -> int | None:
+    """usage.prompt_tokens_details.cached_tokens, where the server reports it (openai-python:
+    src/openai/types/completion_usage.py, PromptTokensDetails.cached_tokens)."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return cached if isinstance(cached, int) and not isinstance(cached, bool) else None
 
 
 _HINTS = {
@@ -216,6 +225,7 @@ class ChatClient:
             usage.get("prompt_tokens"),
             usage.get("completion_tokens"),
             choice.get("finish_reason"),
+            _cached_tokens(usage),
         )
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
@@ -265,4 +275,5 @@ class ChatClient:
             raise RequestFailed(str(exc), retryable=True) from None
         if not done and finish is None:  # no [DONE] and no finish_reason: the stream was cut short
             raise RequestFailed(f"{self.endpoint.host} ended the stream before it was finished", retryable=True)
-        return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish)
+        return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
+                          _cached_tokens(usage))

@@ -19,7 +19,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Unicode, Union
+from traitlets import Bool, Dict, Enum, Float, Int, TraitError, Tuple, Unicode, Union
 
 from . import cells
 from .blocking import run_blocking
@@ -85,6 +85,12 @@ class LLMBatch(Magics):
     tpm = Float(None, allow_none=True, help="Client-side budget: tokens per minute (estimated, then corrected).").tag(config=True)
     cache = Bool(None, allow_none=True, help="Reuse replies to identical requests from the on-disk cache "
                  "(default: on, except on the simulator).").tag(config=True)
+    # issue 13: prices, the spending cap, the dry run
+    price = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True,
+                  help="USD per million (input, output) tokens, e.g. '0.15,0.60' (default: genai-prices; "
+                  "local servers free).").tag(config=True)
+    max_cost = Float(None, allow_none=True, help="Spending cap in USD: no request starts that could pass it.").tag(config=True)
+    dry_run = Bool(False, help="Send nothing: show prompt tokens and the cost range.").tag(config=True)
     display_limit = Int(20, help="Most rows shown in the live table.").tag(config=True)
 
     def __init__(self, shell: Any) -> None:
@@ -119,6 +125,10 @@ class LLMBatch(Magics):
     @argument("--cache", action="store_true", default=None, help="answer identical requests from the on-disk cache")
     @argument("--no-cache", dest="cache", action="store_false", help="always send, even if a reply is cached")
     @argument("--no-display", action="store_true", help="no live display (the result is still stored)")
+    @argument("--price", metavar="IN,OUT", help="USD per million input,output tokens: --price 0.15,0.60 "
+              "(default: from genai-prices; local servers free)")
+    @argument("--max-cost", type=float, metavar="USD", help="spending cap: no request starts that could pass it")
+    @argument("--dry-run", action="store_true", default=None, help="send nothing: show prompt tokens and the cost range")
     @cell_magic
     def llm_batch(self, line: str, cell: str) -> None:
         """Send each line of the cell (or each block between --- lines) as a prompt, concurrently.
@@ -145,7 +155,8 @@ class LLMBatch(Magics):
 
         args = _parse_line(line)
         unused = [flag for flag, value in (("--background", args.background), ("--compare", args.compare),
-                                           ("--over", args.over), ("--no-display", args.no_display)) if value]
+                                           ("--over", args.over), ("--no-display", args.no_display),
+                                           ("--dry-run", args.dry_run)) if value]  # issue 13: --dry-run
         if unused:
             raise UsageError(f"%llm_panel does not take {', '.join(unused)}: its buttons do that (Run, Compare)")
         options = self._options(args)
@@ -193,6 +204,8 @@ class LLMBatch(Magics):
             raise UsageError(str(exc)) from None
         if args.background and args.compare:
             raise UsageError("--background and --compare cannot be combined: drop one of them")
+        if options["dry_run"] and (args.background or args.compare):  # issue 13
+            raise UsageError("--dry-run sends nothing, so it takes no --background or --compare: drop them")
         return Job(prompts, options, args.out, args.background, args.compare, not args.no_display)
 
     def _options(self, args: Any) -> dict[str, Any]:
@@ -218,6 +231,9 @@ class LLMBatch(Magics):
 
     async def run(self, job: Job) -> None:
         """Run the cell's batch to the end (or the stop button), showing it live."""
+        if job.options["dry_run"]:  # issue 13: nothing is sent
+            self._dry_run(job)
+            return
         if job.compare:
             # A timing lesson: replies from the cache would make both runs instant.
             serial = await self._follow(job, self._launch(job, concurrency=1, cache=False), "serial")
@@ -234,6 +250,19 @@ class LLMBatch(Magics):
             display(comparison)
             return
         await self._follow(job, self._launch(job), None)
+
+    def _dry_run(self, job: Job) -> None:
+        from IPython.display import display
+
+        from .dryrun import dry_run
+
+        try:
+            estimate = dry_run(job.prompts, **job.options)
+        except NbtoolsError as exc:
+            raise UsageError(str(exc)) from None
+        if job.out:
+            self._user_ns[job.out] = estimate
+        display(estimate)
 
     async def _follow(self, job: Job, result: BatchResult, title: str | None) -> BatchResult:
         view = LiveDisplay(result, limit=self.display_limit, title=title) if job.display else None

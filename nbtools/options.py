@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from .errors import ConfigError
+from .prices import parse_price
 
 __all__ = ["BatchOptions", "Message", "Prompt", "normalize_prompts"]
 
@@ -39,6 +40,10 @@ class BatchOptions:
     rpm: float | None = None  # client-side budgets, spread evenly (no initial burst)
     tpm: float | None = None
     cache: bool | None = None  # None: on, except on the built-in simulator (where timing is the point)
+    # issue 13: USD per million (input, output) tokens, or "0.15,0.60"; a cap in USD; send nothing
+    price: tuple[float, float] | str | None = None
+    max_cost: float | None = None
+    dry_run: bool = False
 
     def __post_init__(self) -> None:
         if self.concurrency != "auto":
@@ -54,6 +59,14 @@ class BatchOptions:
             raise ConfigError(f"stream={self.stream!r} must be True or False: e.g. stream=True")
         if self.cache is not None and not isinstance(self.cache, bool):
             raise ConfigError(f"cache={self.cache!r} must be True or False: e.g. cache=False to always send")
+        self.price = parse_price(self.price)  # issue 13
+        if self.max_cost is not None:
+            cap = _number("max_cost", self.max_cost, "e.g. max_cost=0.50 (USD)")
+            if cap < 0:
+                raise ConfigError(f"max_cost={self.max_cost!r} must be 0 or more (USD): e.g. max_cost=0.50")
+            self.max_cost = cap
+        if not isinstance(self.dry_run, bool):
+            raise ConfigError(f"dry_run={self.dry_run!r} must be True or False: e.g. dry_run=True to send nothing")
         self.repeat = _positive_int("repeat", self.repeat, "e.g. repeat=10 to send each prompt 10 times")
         if self.retries is None or isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             raise ConfigError(f"retries={self.retries!r} must be a whole number >= 0: e.g. retries=2 (0 turns retries off)")
@@ -96,6 +109,12 @@ class BatchOptions:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         return body
+
+    @property
+    def reply_bound(self) -> int | None:
+        """The most tokens a reply may have, as the request says (max_tokens, or max_completion_tokens)."""
+        bound = self.params.get("max_completion_tokens", self.max_tokens)
+        return bound if isinstance(bound, int) and not isinstance(bound, bool) else self.max_tokens
 
     def messages(self, prompt: Prompt) -> list[Message]:
         if isinstance(prompt, str):

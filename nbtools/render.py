@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["escape", "STYLE", "batch_html", "batch_text", "header_html", "summary_html", "table_html", "timeline_svg"]
 
 DISPLAY_LIMIT = 20
-_COLORS = {"ok": "#4c78a8", "error": "#e45756", "cancelled": "#bab0ac", "running": "#f2b447", "pending": "#dddddd"}
+_COLORS = {"ok": "#4c78a8", "error": "#e45756", "cancelled": "#bab0ac", "running": "#f2b447", "pending": "#dddddd",
+           "not sent": "#bab0ac"}  # issue 13
 STYLE = (
     "<style>.nbt{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px}"
     ".nbt table{border-collapse:collapse;margin:4px 0}.nbt th,.nbt td{padding:2px 8px;"
@@ -97,10 +98,23 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         cells.append(("cancelled", str(s.cancelled)))
     if s.cached:
         cells.append(("from cache", str(s.cached)))
+    cells.append(("cost", _cost_cell(s)))  # issue 13: live, from the usage each reply returned
+    if s.not_sent:
+        cells.append(("not sent", str(s.not_sent)))
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
     body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
     failed = f"<div class='err'>{escape(_failure(result))}</div>" if result.failure is not None else ""
-    return f"<table><tr>{head}</tr><tr>{body}</tr></table>{failed}"
+    money = f"<div class='{'note' if s.not_sent else 'muted'}'>{escape(s.cost_text)}</div>"  # issue 13
+    return f"<table><tr>{head}</tr><tr>{body}</tr></table>{money}{failed}"
+
+
+def _cost_cell(s: Summary) -> str:
+    """issue 13: the money spent so far; "unknown" (never a guess) when there is no price."""
+    from .prices import usd
+
+    if s.cost is None:
+        return "unknown"
+    return usd(s.cost) + ("+?" if s.cost_unknown else "")
 
 
 # -- table -----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, overload
 
 from .endpoints import Endpoint
+from .prices import Price, usd
 from .options import BatchOptions, Prompt
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["RequestResult", "BatchResult", "Summary"]
 
 PENDING, RUNNING, OK, ERROR, CANCELLED = "pending", "running", "ok", "error", "cancelled"
+NOT_SENT = "not sent"  # issue 13: held back by max_cost; done, not an error; a re-run sends it
 
 
 class RequestResult:
@@ -39,6 +41,7 @@ class RequestResult:
     __slots__ = (
         "index", "prompt", "text", "error", "model", "prompt_tokens", "completion_tokens",
         "finish_reason", "attempts", "status", "queued", "started", "first_token", "finished", "cached", "_parts",
+        "cached_tokens", "cost",  # issue 13
     )
 
     def __init__(self, index: int, prompt: Prompt, queued: float = 0.0) -> None:
@@ -58,6 +61,8 @@ class RequestResult:
         self.finished: float | None = None
         self.cached = False  # answered from the cache, or by an identical request in the same batch
         self._parts: list[str] | None = None  # streamed text so far, while running
+        self.cached_tokens: int | None = None  # prompt tokens the provider read from its prompt cache
+        self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
 
     @property
     def ok(self) -> bool:
@@ -65,7 +70,7 @@ class RequestResult:
 
     @property
     def done(self) -> bool:
-        return self.status in (OK, ERROR, CANCELLED)
+        return self.status in (OK, ERROR, CANCELLED, NOT_SENT)
 
     @property
     def partial_text(self) -> str:
@@ -105,7 +110,8 @@ class RequestResult:
         return {
             "index": self.index, "prompt": self.prompt, "text": self.text, "error": self.error,
             "status": self.status, "model": self.model, "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens, "finish_reason": self.finish_reason,
+            "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens, "cost": self.cost,
+            "finish_reason": self.finish_reason,
             "attempts": self.attempts, "cached": self.cached, "queued": self.queued, "started": self.started,
             "first_token": self.first_token, "finished": self.finished, "queue_wait": self.queue_wait,
             "ttft": self.ttft, "latency": self.latency,
@@ -139,6 +145,12 @@ class Summary:
     tokens_per_s: float
     max_concurrency: int
     cached: int = 0  # rows answered from the cache (or by an identical request): not in the latency figures
+    # issue 13: USD spent (None: price unknown); rows whose cost is unknown (no usage); the cap
+    cost: float | None = None
+    cost_unknown: int = 0
+    not_sent: int = 0
+    max_cost: float | None = None
+    price: str | None = None  # where the price came from, or why it is unknown
 
     def __str__(self) -> str:
         pct = f"p50 {self.p50:.2f} s, p95 {self.p95:.2f} s" if self.p50 is not None else "no latencies yet"
@@ -148,7 +160,22 @@ class Summary:
             f"{self.errors} errors, {self.retries} retries"
             + (f", {self.cancelled} cancelled" if self.cancelled else "")
             + (f", {self.cached} from the cache" if self.cached else "")
+            + f"; {self.cost_text}"
         )
+
+    @property
+    def cost_text(self) -> str:
+        """The money line: "cost $0.0123 (price source)", or why it is unknown; and the cap."""
+        if self.cost is None:
+            text = f"cost unknown ({self.price})" if self.price else "cost unknown"
+        else:
+            more = f" + {self.cost_unknown} replies without usage" if self.cost_unknown else ""
+            text = f"cost {usd(self.cost)}{more} ({self.price})"
+        if self.max_cost is not None:
+            text += f", max_cost {usd(self.max_cost)}"
+        if self.not_sent:
+            text += (f"; {self.not_sent} not sent: max_cost reached (raise it and run again to send them)")
+        return text
 
 
 class BatchResult(Sequence[RequestResult]):
@@ -177,6 +204,8 @@ class BatchResult(Sequence[RequestResult]):
         self.active: dict[int, RequestResult] = {}  # rows in flight, by index
         self.recent: deque[RequestResult] = deque(maxlen=100)  # the latest finished rows
         self._controller: Any = None  # the running batch (runner._Run), while there is one
+        self.price: Price | None = None  # issue 13: set by the runner once the model is known; None: unknown
+        self.price_note: str | None = None  # where the price came from, or why it is unknown
 
     # -- live control -------------------------------------------------------------------------
     @property
@@ -272,16 +301,23 @@ class BatchResult(Sequence[RequestResult]):
             lat for r in self.rows if r.status != CANCELLED and not r.cached and (lat := r.latency) is not None
         )
         wall = self.elapsed()
-        ok = errors = cancelled = retries = ptok = ctok = cached = 0
+        ok = errors = cancelled = retries = ptok = ctok = cached = not_sent = cost_unknown = 0
+        cost = 0.0
         for r in self.rows:
             status = r.status
             cached += r.cached
             if status == OK:
                 ok += 1
+                if r.cost is None:
+                    cost_unknown += 1
+                else:
+                    cost += r.cost
             elif status == ERROR:
                 errors += 1
             elif status == CANCELLED:
                 cancelled += 1
+            elif status == NOT_SENT:
+                not_sent += 1
             if r.attempts > 1:
                 retries += r.attempts - 1
             ptok += r.prompt_tokens or 0
@@ -295,6 +331,8 @@ class BatchResult(Sequence[RequestResult]):
             p50=_quantile(latencies, 0.50), p95=_quantile(latencies, 0.95),
             prompt_tokens=ptok, completion_tokens=ctok, tokens_per_s=ctok / wall if wall > 0 else 0.0,
             max_concurrency=peak, cached=cached,
+            cost=cost if self.price is not None else None, cost_unknown=cost_unknown, not_sent=not_sent,
+            max_cost=self.options.max_cost, price=self.price_note,
         )
 
     # -- export ---------------------------------------------------------------------------------

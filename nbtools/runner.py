@@ -13,7 +13,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .adaptive import AUTO_START, AdaptiveConcurrency
 from .blocking import run_blocking
@@ -25,8 +25,14 @@ from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
 from .limiter import Limiter
 from .options import BatchOptions, Prompt, normalize_prompts
 from .pacing import Pacer, estimate_prompt_tokens
-from .results import CANCELLED, ERROR, OK, RUNNING, BatchResult, RequestResult
+from .prices import price_for, usd
+from .results import CANCELLED, ERROR, NOT_SENT, OK, RUNNING, BatchResult, RequestResult
 from .retry import MAX_RETRY_AFTER, backoff_delay
+from .spending import SpendingGuard
+from .tokens import prompt_counter
+
+if TYPE_CHECKING:
+    from .dryrun import DryRun
 
 __all__ = ["abatch", "batch", "start"]
 
@@ -60,6 +66,7 @@ class _Run:
         self._cancel_requested = False
         self._stop_error: BaseException | None = None
         self._answered = False  # has the endpoint answered anything yet?
+        self.guard = SpendingGuard(options.max_cost) if options.max_cost is not None else None  # issue 13
         result._controller = self
 
     def cancel(self) -> None:
@@ -87,6 +94,10 @@ class _Run:
                         await asyncio.wait(list(self.tasks))
                 finally:
                     await self._cancel_tasks()  # while the session is still open
+            if self.guard is not None and self.guard.stopped:  # issue 13: say so, also in a script
+                s = result.summary()
+                print(f"nbtools: max_cost {usd(self.guard.max_cost)} reached: {s.not_sent} requests not sent "
+                      f"(spent {usd(self.guard.spent)}); raise max_cost and run again to send them", file=sys.stderr)
         except asyncio.CancelledError:
             stop = self._stop_error
             if stop is not None:  # we stopped it: an endpoint that is not there, a broken callback
@@ -114,6 +125,8 @@ class _Run:
         if result.model is None:
             result.model = await self._discover_model()
         model = result.model
+        self._set_price(model)  # issue 13
+        guard = self.guard
         loop = asyncio.get_running_loop()
         rows, url, repeat = result.rows, result.endpoint.base_url, options.repeat
         for first in range(0, len(rows), CHUNK):
@@ -134,13 +147,21 @@ class _Run:
                         self._followers[key].append(row)
                         continue
                     self._followers[key] = []
+                if guard is not None and guard.stopped:  # issue 13: max_cost reached, send no more
+                    self._not_sent(row, key)
+                    continue
                 if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
                     self._paced = await self.pacer.wait(self._estimate(body))
                 await self.limiter.acquire()
+                worst = self._worst_case(body) if guard is not None else 0.0  # issue 13
+                if guard is not None and not await guard.admit(worst):
+                    self.limiter.release()
+                    self._not_sent(row, key)
+                    continue
                 row.started = result._now()
                 row.status = RUNNING
                 result.active[row.index] = row
-                task = loop.create_task(self._request(row, body, key))
+                task = loop.create_task(self._request(row, body, key, worst))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
 
@@ -186,7 +207,7 @@ class _Run:
         # Local servers list embedding and speech models too: take the first that can chat.
         return next((m for m in models if not _NOT_CHAT.search(m)), models[0])
 
-    async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None) -> None:
+    async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None, worst: float = 0.0) -> None:
         options, result, client, pacer = self.options, self.result, self.client, self.pacer
         on_delta = _streamer(row, result) if options.stream else None
         estimate = self._estimate(body) if pacer.active or self.adaptive is not None else 0
@@ -253,6 +274,8 @@ class _Run:
             if holding:
                 self.limiter.release()
             del result.active[row.index]
+            if self.guard is not None:  # issue 13: a failed request is counted as free
+                self.guard.settle(worst, row.cost or 0.0)
         self._done(row)
         if key is not None:
             if completion is not None and self.cache is not None:
@@ -263,6 +286,36 @@ class _Run:
                     self.cache = None
             for follower in self._followers.pop(key, ()):
                 self._finish_row(follower, completion, cached=True, error=row.error)
+
+    # -- issue 13: prices and the spending cap ---------------------------------------------------------
+    def _set_price(self, model: str) -> None:
+        """Find the batch's price; with max_cost, refuse to start without one (or without a reply bound)."""
+        result, options = self.result, self.options
+        price = result.price = price_for(result.endpoint, model, options.price)  # type: ignore[arg-type]
+        if price is None:
+            result.price_note = (f"no price known for {model} at {result.endpoint.host}: "
+                                 "pass price=(input, output) in USD per million tokens (magic: --price 0.15,0.60)")
+        else:
+            result.price_note = price.source
+        if self.guard is None:
+            return
+        if price is None:
+            raise ConfigError(f"max_cost needs a price, and {result.price_note}")
+        if not price.free and options.reply_bound is None:
+            raise ConfigError(f"max_cost={options.max_cost:g} needs max_tokens= (the longest reply, so the worst "
+                              "case of each request is known): e.g. max_tokens=512 (magic: --max-tokens 512)")
+        self._count_prompt = prompt_counter(model)
+
+    def _worst_case(self, body: dict[str, Any]) -> float:
+        price = self.result.price
+        if price is None or price.free:
+            return 0.0
+        return price.cost(self._count_prompt(body["messages"]), self.options.reply_bound)
+
+    def _not_sent(self, row: RequestResult, key: str | None) -> None:
+        row.status = NOT_SENT
+        if key is not None:
+            self._followers.pop(key, None)  # rows identical to it come later and are held back too
 
     def _wants_slots(self) -> bool:
         return self._left > 0 and not self._paced
@@ -279,6 +332,10 @@ class _Run:
         row.completion_tokens = completion.completion_tokens
         row.finish_reason = completion.finish_reason
         row.status = OK
+        row.cached_tokens = completion.cached_tokens  # issue 13: cost from the usage the server returned
+        price = self.result.price
+        if price is not None and completion.prompt_tokens is not None and completion.completion_tokens is not None:
+            row.cost = price.cost(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
 
     def _finish_row(self, row: RequestResult, completion: Completion | None, *, cached: bool, error: str | None = None) -> None:
         """A row answered without a request of its own: from the cache or an identical request."""
@@ -286,6 +343,7 @@ class _Run:
         row.cached = cached
         if completion is not None:
             self._fill(row, completion)
+            row.cost = 0.0  # issue 13: no request was made for it
         else:
             row.error, row.status = error, ERROR
         self._done(row)
@@ -361,6 +419,8 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
         loop = asyncio.get_running_loop()
     except RuntimeError:
         raise NbtoolsError("start() needs a running event loop (a notebook cell): in a script, use batch()") from None
+    if options.get("dry_run"):  # issue 13
+        raise ConfigError("start() runs the batch: for a dry run use nbtools.dry_run(...) or batch(..., dry_run=True)")
     result = prepare(prompts, on_result=on_result, **options)
     run = _Run(result, on_result)
     run.main_task = loop.create_task(run.main())
@@ -368,25 +428,43 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     return result
 
 
-async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
+@overload
+async def abatch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+@overload
+async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
+async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
+                 **options: Any) -> BatchResult | DryRun:
     """Send every prompt concurrently (at most ``concurrency`` at once) and return the results in order.
 
     Options: model, concurrency, repeat, system, temperature, max_tokens, stream, timeout, retries,
     params (extra request fields), provider, base_url, api_key_env (or api_key), on_result (called
     with each finished row). Cancelling the awaiting task cancels the batch within a second.
     """
+    if options.get("dry_run"):  # issue 13: sends nothing
+        from .dryrun import dry_run
+
+        return dry_run(prompts, **options)
     result = start(prompts, on_result=on_result, **options)
     _announce(result)
     assert result._controller is not None
     return await result._controller.main_task
 
 
-def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
+@overload
+def batch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+@overload
+def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
+def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
+          **options: Any) -> BatchResult | DryRun:
     """Blocking ``abatch``: works in a script and inside a running loop (a notebook cell).
 
     Ctrl-C / the kernel's stop button cancels the batch and raises BatchInterrupted, whose
     ``.result`` holds the finished rows.
     """
+    if options.get("dry_run"):  # issue 13: sends nothing
+        from .dryrun import dry_run
+
+        return dry_run(prompts, **options)
     result = prepare(prompts, on_result=on_result, **options)
     _announce(result)
     run = _Run(result, on_result)
