@@ -22,6 +22,7 @@ from .tokens import prompt_counter
 __all__ = ["DryRun", "DryRunRow", "dry_run"]
 
 DISPLAY_LIMIT = 20
+NO_KEY = "(dry run: no key needed)"
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
     """Same arguments as ``batch()``; sends nothing and returns what the batch would cost."""
     from .runner import prepare  # the same validation and rows as a real run
 
+    if api_key is None and options.get("api_key_env") is None:
+        api_key = NO_KEY  # nothing is sent, so a provider's key need not be set to see its prices
     result = prepare(prompts, api_key=api_key, **options)
     opts, endpoint, model = result.options, result.endpoint, result.model
     price = price_for(endpoint, model, opts.price)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -128,6 +129,11 @@ def test_cached_prompt_tokens_are_priced_as_the_provider_prices_them() -> None:
     uncached = calc_price(LibraryUsage(input_tokens=100_000, output_tokens=10_000), "gpt-4o-mini", provider_id="openai")
     assert s.cost < float(uncached.total_price) * 50
     assert "genai-prices" in str(s)
+    # The data shipped in the package is used as it is: its downloader (opt-in) was never started.
+    from genai_prices import data_snapshot
+
+    assert data_snapshot._custom_snapshot is None
+    assert not any(t.name.startswith("genai_prices") for t in threading.enumerate())
 
 
 def test_an_unknown_price_is_shown_as_unknown_never_guessed() -> None:
@@ -317,3 +323,11 @@ def test_the_magic_prices_dry_runs_and_caps(ip, capsys) -> None:
     capped = ip.user_ns["capped"].summary()
     assert capped.not_sent > 0 and capped.ok + capped.not_sent == 10 and capped.ok <= 2 + 2
     assert [r.status for r in ip.user_ns["capped"]].count(OK) == capped.ok
+
+
+def test_a_dry_run_needs_no_key(monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(nbtools.ConfigError, match="OPENAI_API_KEY"):
+        nbtools.batch(["a"], provider="openai")
+    estimate = nbtools.dry_run(["a"] * 10, provider="openai", model="gpt-4o-mini", max_tokens=100)
+    assert estimate.price is not None and estimate.cost_high is not None and estimate.cost_high > 0
