@@ -129,11 +129,11 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
         api_key = NO_KEY  # nothing is sent, so a provider's key need not be set to see its prices
     result = prepare(prompts, api_key=api_key, **options)
     opts, endpoint, model = result.options, result.endpoint, result.model
-    price = price_for(endpoint, model, opts.price)  # type: ignore[arg-type]
-    note = price.source if price is not None else (
-        "no model given (the server would be asked for one): pass model=" if model is None else
-        f"no price known for {model} at {endpoint.host}: pass price=(input, output) in USD per million tokens"
-    )
+    if model is None:  # prepare() prices the batch once its model is known
+        result.price = price_for(endpoint, None, opts.price)  # type: ignore[arg-type]
+    price = result.price
+    note = result.price_note or (price.source if price is not None else
+                                 "no model given (the server would be asked for one): pass model=")
     counter = prompt_counter(model)
     bound = opts.reply_bound
     bodies = [opts.request_body(opts.messages(row.prompt), model or "") for row in result.rows]

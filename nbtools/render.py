@@ -113,7 +113,7 @@ def _cost_cell(s: Summary) -> str:
     from .prices import usd
 
     if s.cost is None:
-        return "unknown"
+        return "unknown" if s.price else "–"  # "–": the price is being looked up (the model is not known yet)
     return usd(s.cost) + ("+?" if s.cost_unknown else "")
 
 

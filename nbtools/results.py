@@ -167,7 +167,7 @@ class Summary:
     def cost_text(self) -> str:
         """The money line: "cost $0.0123 (price source)", or why it is unknown; and the cap."""
         if self.cost is None:
-            text = f"cost unknown ({self.price})" if self.price else "cost unknown"
+            text = f"cost unknown ({self.price})" if self.price else "cost not known yet"
         else:
             more = f" + {self.cost_unknown} replies without usage" if self.cost_unknown else ""
             text = f"cost {usd(self.cost)}{more} ({self.price})"

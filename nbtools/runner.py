@@ -289,22 +289,8 @@ class _Run:
 
     # -- issue 13: prices and the spending cap ---------------------------------------------------------
     def _set_price(self, model: str) -> None:
-        """Find the batch's price; with max_cost, refuse to start without one (or without a reply bound)."""
-        result, options = self.result, self.options
-        price = result.price = price_for(result.endpoint, model, options.price)  # type: ignore[arg-type]
-        if price is None:
-            result.price_note = (f"no price known for {model} at {result.endpoint.host}: "
-                                 "pass price=(input, output) in USD per million tokens (magic: --price 0.15,0.60)")
-        else:
-            result.price_note = price.source
-        if self.guard is None:
-            return
-        if price is None:
-            raise ConfigError(f"max_cost needs a price, and {result.price_note}")
-        if not price.free and options.reply_bound is None:
-            raise ConfigError(f"max_cost={options.max_cost:g} needs max_tokens= (the longest reply, so the worst "
-                              "case of each request is known): e.g. max_tokens=512 (magic: --max-tokens 512)")
-        self._count_prompt = prompt_counter(model)
+        _price_batch(self.result, model)
+        self._count_prompt = prompt_counter(model)  # for the worst case of each request, with max_cost
 
     def _worst_case(self, body: dict[str, Any]) -> float:
         price = self.result.price
@@ -366,6 +352,25 @@ class _Run:
                 self.main_task.cancel()
 
 
+def _price_batch(result: BatchResult, model: str) -> None:
+    """issue 13: the batch's price (or why it is unknown); with max_cost, refuse to run without a price
+    or without a bound on each reply's length."""
+    options = result.options
+    price = result.price = price_for(result.endpoint, model, options.price)  # type: ignore[arg-type]
+    if price is None:
+        result.price_note = (f"no price known for {model} at {result.endpoint.host}: "
+                             "pass price=(input, output) in USD per million tokens (magic: --price 0.15,0.60)")
+    else:
+        result.price_note = price.source
+    if options.max_cost is None:
+        return
+    if price is None:
+        raise ConfigError(f"max_cost needs a price, and {result.price_note}")
+    if not price.free and options.reply_bound is None:
+        raise ConfigError(f"max_cost={options.max_cost:g} needs max_tokens= (the longest reply, so the worst "
+                          "case of each request is known): e.g. max_tokens=512 (magic: --max-tokens 512)")
+
+
 def overload_delay(attempt: int) -> float:
     """A short, jittered pause after a 429/503 without Retry-After: the limit has already dropped."""
     return min(1.0, 0.05 * 2 ** (attempt - 1)) * (0.5 + random.random())
@@ -397,7 +402,10 @@ def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, o
     endpoint = resolve_endpoint(opts.provider, opts.base_url, api_key, opts.api_key_env)
     repeat = opts.repeat
     rows = [RequestResult(i, items[i // repeat]) for i in range(len(items) * repeat)]
-    return BatchResult(rows, opts, endpoint, opts.model or endpoint.default_model)
+    result = BatchResult(rows, opts, endpoint, opts.model or endpoint.default_model)
+    if result.model is not None:
+        _price_batch(result, result.model)  # issue 13: a cap that cannot work fails before anything is shown
+    return result
 
 
 def _announce(result: BatchResult) -> None:

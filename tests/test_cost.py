@@ -42,8 +42,9 @@ class Usage:
 
 
 @contextmanager
-def known_usage_server(usage: Usage, delay: float = 0.02) -> Iterator[str]:
-    """A chat-completions server whose every reply reports ``usage``; yields its base URL (…/v1)."""
+def known_usage_server(usage: Usage, delay: float = 0.02, gate: threading.Event | None = None) -> Iterator[str]:
+    """A chat-completions server whose every reply reports ``usage``; yields its base URL (…/v1).
+    With ``gate``, every request after the first waits until the gate is set."""
 
     @web.middleware
     async def count(request: web.Request, handler):  # type: ignore[no-untyped-def]
@@ -53,6 +54,8 @@ def known_usage_server(usage: Usage, delay: float = 0.02) -> Iterator[str]:
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await request.json()
         await asyncio.sleep(delay)  # so that requests overlap
+        if gate is not None and posts(usage) > 1:
+            await asyncio.get_running_loop().run_in_executor(None, gate.wait)
         text = "ok"
         if not body.get("stream"):
             return web.json_response({
@@ -146,6 +149,29 @@ def test_an_unknown_price_is_shown_as_unknown_never_guessed() -> None:
     html = result._repr_html_()
     assert "unknown" in html and "$" not in html.split("cost")[1][:40]
     assert result.to_dicts()[0]["cost"] is None
+
+
+def test_the_cost_is_live_while_the_batch_runs() -> None:
+    from nbtools import render
+
+    usage, gate = Usage(prompt=1000, completion=500), threading.Event()
+
+    async def main() -> None:
+        first = asyncio.Event()
+        result = nbtools.start([f"q{i}" for i in range(5)], base_url=url, model="m", price=(1.0, 1.0),
+                               concurrency=1, cache=False, on_result=lambda row: first.set())
+        await first.wait()
+        live = render.summary_html(result)
+        assert not result.done and "$0.00150" in live and "cost" in live  # one reply's worth, mid-batch
+        gate.set()
+        await result
+        assert result.summary().cost == pytest.approx(5 * 1500 / 1e6)
+
+    with known_usage_server(usage, gate=gate) as url:
+        try:
+            asyncio.run(main())
+        finally:
+            gate.set()
 
 
 def test_local_servers_cost_nothing_unless_priced(sim) -> None:
