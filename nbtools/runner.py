@@ -320,8 +320,11 @@ class _Run:
         row.status = OK
         row.cached_tokens = completion.cached_tokens  # issue 13: cost from the usage the server returned
         price = self.result.price
-        if price is not None and completion.prompt_tokens is not None and completion.completion_tokens is not None:
-            row.cost = price.cost(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+        if price is not None:
+            if completion.prompt_tokens is not None and completion.completion_tokens is not None:
+                row.cost = price.cost(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+            elif price.free:
+                row.cost = 0.0  # no usage, but nothing costs anything here
 
     def _finish_row(self, row: RequestResult, completion: Completion | None, *, cached: bool, error: str | None = None) -> None:
         """A row answered without a request of its own: from the cache or an identical request."""

@@ -186,6 +186,8 @@ def test_replies_missing_usage_are_counted_apart(make_sim) -> None:
     result = nbtools.batch(["a", "b [[sim:nousage]]"], base_url=sim.base_url, model="m", price=(1, 1))
     s = result.summary()
     assert s.cost_unknown == 1 and result[1].cost is None and "1 replies without usage" in str(s)
+    free = nbtools.batch(["a", "b [[sim:nousage]]"], base_url=sim.base_url, model="m")
+    assert free.summary().cost == 0.0 and free.summary().cost_unknown == 0
 
 
 # -- the spending cap --------------------------------------------------------------------------------
