@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .endpoints import PROFILES, Endpoint, resolve_endpoint
 from .dryrun import DryRun, dry_run
+from .endpoints import PROFILES, Endpoint, resolve_endpoint
 from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
 from .limiter import Limiter
 from .options import BatchOptions

@@ -40,7 +40,7 @@ class DryRun:
     """What a batch would send and cost. Renders itself (text and HTML); ``.to_dicts()`` per row."""
 
     def __init__(self, rows: list[DryRunRow], model: str | None, endpoint: Endpoint, price: Price | None,
-                 price_note: str, tokens_label: str, max_tokens: int | None) -> None:
+                 price_note: str, tokens_label: str, max_tokens: int | None, max_cost: float | None = None) -> None:
         self.rows = rows
         self.model = model
         self.endpoint = endpoint
@@ -48,6 +48,7 @@ class DryRun:
         self.price_note = price_note
         self.tokens_label = tokens_label
         self.max_tokens = max_tokens
+        self.max_cost = max_cost
         sent = [r for r in rows if not r.cached]
         self.requests = len(sent)
         self.cached = len(rows) - len(sent)
@@ -80,7 +81,21 @@ class DryRun:
         ]
         if self.price is not None:
             lines.append(("price", str(self.price)))
+        if self.max_cost is not None and self.cost_high is not None:
+            lines.append(("max_cost", f"{usd(self.max_cost)}: {self.fit_in_cap():,} of {self.requests:,} requests "
+                                      "fit even if every reply is max_tokens long"))
         return lines
+
+    def fit_in_cap(self) -> int:
+        """How many requests, in order, fit under max_cost at their worst case (more run if replies are shorter)."""
+        spent, fit = 0.0, 0
+        for r in self.rows:
+            if not r.cached and r.cost_high is not None:
+                if spent + r.cost_high > (self.max_cost or 0.0):
+                    break
+                spent += r.cost_high
+                fit += 1
+        return fit
 
     def _head(self) -> str:
         return f"dry run (nothing sent): {self.model or '(the server’s first model)'} @ {self.endpoint.host}"
@@ -153,4 +168,4 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
         low = None if price is None else price.cost(tokens, 0)
         high = None if price is None or bound is None else price.cost(tokens, bound)
         rows.append(DryRunRow(row.index, row.prompt_text, tokens, bound, low, high, row.index in cached))
-    return DryRun(rows, model, endpoint, price, note, counter.label, bound)
+    return DryRun(rows, model, endpoint, price, note, counter.label, bound, opts.max_cost)

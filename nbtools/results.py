@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, overload
 
 from .endpoints import Endpoint
-from .prices import Price, usd
 from .options import BatchOptions, Prompt
+from .prices import Price, usd
 
 if TYPE_CHECKING:
     import pandas

@@ -263,6 +263,10 @@ def test_a_dry_run_sends_nothing_and_shows_tokens_and_the_cost_range() -> None:
     assert "nothing sent" in text and "estimated" in text and " to $" in text
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert no_model.price is not None and no_model.cost_high is None and "no upper bound" in repr(no_model)
+    worst = estimate.rows[0].cost_high
+    capped = nbtools.dry_run(prompts, base_url=url, model="m", price=(1.0, 2.0), max_tokens=100,
+                             max_cost=estimate.cost_high - 0.5 * worst)  # the last row's worst case does not fit
+    assert capped.fit_in_cap() == 2 and "2 of 3 requests fit" in repr(capped)
 
 
 def test_a_dry_run_counts_with_the_models_tokenizer_when_one_is_installed() -> None:
