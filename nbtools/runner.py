@@ -290,7 +290,8 @@ class _Run:
     # -- issue 13: prices and the spending cap ---------------------------------------------------------
     def _set_price(self, model: str) -> None:
         _price_batch(self.result, model)
-        self._count_prompt = prompt_counter(model)  # for the worst case of each request, with max_cost
+        if self.guard is not None:  # the worst case of each request needs its prompt tokens
+            self._count_prompt = prompt_counter(model)
 
     def _worst_case(self, body: dict[str, Any]) -> float:
         price = self.result.price

@@ -363,3 +363,21 @@ def test_a_dry_run_needs_no_key(monkeypatch) -> None:
         nbtools.batch(["a"], provider="openai")
     estimate = nbtools.dry_run(["a"] * 10, provider="openai", model="gpt-4o-mini", max_tokens=100)
     assert estimate.price is not None and estimate.cost_high is not None and estimate.cost_high > 0
+
+
+# -- price lookup (pure logic: no request is involved) -------------------------------------------------
+def test_prices_by_provider_by_url_batch_rates_and_unknown() -> None:
+    from nbtools.endpoints import resolve_endpoint
+    from nbtools.prices import price_for
+
+    openai = resolve_endpoint("openai", api_key="test")
+    standard, batch = price_for(openai, "gpt-4o-mini", None), price_for(openai, "gpt-4o-mini", None, batch_api=True)
+    assert standard is not None and batch is not None and batch.input == standard.input / 2
+    assert standard.cached_input is not None and standard.cached_input < standard.input
+    assert price_for(resolve_endpoint(base_url="https://openrouter.ai/api/v1"), "openai/gpt-4o-mini", None) is not None
+    private = resolve_endpoint(base_url="https://llm.example.edu/v1")
+    assert price_for(private, "gpt-4o-mini", None) is None  # a private deployment: unknown, not OpenAI's price
+    assert price_for(private, "x", (0.2, 0.8)) == price_for(openai, "x", (0.2, 0.8))
+    local = price_for(resolve_endpoint(base_url="http://127.0.0.1:8080/v1"), "gpt-oss-20b", None)
+    assert local is not None and local.free
+    assert price_for(resolve_endpoint("openai", base_url="http://127.0.0.1:4000/v1"), "gpt-4o-mini", None) == standard
