@@ -381,3 +381,20 @@ def test_prices_by_provider_by_url_batch_rates_and_unknown() -> None:
     local = price_for(resolve_endpoint(base_url="http://127.0.0.1:8080/v1"), "gpt-oss-20b", None)
     assert local is not None and local.free
     assert price_for(resolve_endpoint("openai", base_url="http://127.0.0.1:4000/v1"), "gpt-4o-mini", None) == standard
+
+
+def test_a_price_tiered_by_prompt_size_is_summed_by_the_library() -> None:
+    from genai_prices import Usage as LibraryUsage
+    from genai_prices import calc_price
+
+    from nbtools.endpoints import resolve_endpoint
+    from nbtools.prices import price_for
+
+    gemini = price_for(resolve_endpoint(base_url="https://generativelanguage.googleapis.com/v1beta/openai"),
+                       "gemini-2.5-pro", None)
+    assert gemini is not None and "tiered" in gemini.source
+    for prompt in (100_000, 300_000):  # below and above the 200k-token tier
+        expected = calc_price(LibraryUsage(input_tokens=prompt, output_tokens=1000), "gemini-2.5-pro",
+                              provider_id="google").total_price
+        assert gemini.cost(prompt, 1000) == pytest.approx(float(expected))
+    assert gemini.cost(300_000, 1000) / 300_000 > gemini.cost(100_000, 1000) / 100_000
