@@ -450,7 +450,9 @@ async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | No
 
     Options: model, concurrency, repeat, system, temperature, max_tokens, stream, timeout, retries,
     params (extra request fields), provider, base_url, api_key_env (or api_key), on_result (called
-    with each finished row). Cancelling the awaiting task cancels the batch within a second.
+    with each finished row), price (USD per million input and output tokens), max_cost (a spending
+    cap in USD), dry_run (send nothing: returns a DryRun). Cancelling the awaiting task cancels the
+    batch within a second.
     """
     if options.get("dry_run"):  # issue 13: sends nothing
         from .dryrun import dry_run
