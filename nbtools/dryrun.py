@@ -16,12 +16,11 @@ from .cache import enabled_by_default as cache_on
 from .endpoints import Endpoint
 from .options import Prompt
 from .prices import Price, price_for, usd
-from .render import STYLE, clip, escape
+from .render import DISPLAY_LIMIT, STYLE, clip, escape
 from .tokens import prompt_counter
 
 __all__ = ["DryRun", "DryRunRow", "dry_run"]
 
-DISPLAY_LIMIT = 20
 NO_KEY = "(dry run: no key needed)"
 
 

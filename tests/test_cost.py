@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
+from IPython.terminal.interactiveshell import TerminalInteractiveShell
 
 import nbtools
 from nbtools.dryrun import DryRun
@@ -320,7 +320,9 @@ def test_bad_cost_options_are_one_line_errors(sim, options: dict, needle: str) -
 # -- the magic ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    # The one shell of this process, whichever test module made it first (globalipapp's start_ipython
+    # answers only its first caller).
+    shell = TerminalInteractiveShell.instance()
     shell.run_line_magic("load_ext", "nbtools")
     return shell
 
