@@ -4,6 +4,7 @@ real local server that answers every request with a known usage."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,9 @@ from nbtools.dryrun import DryRun
 from nbtools.results import NOT_SENT, OK
 
 from .conftest import serve_app
+
+# genai-prices needs Python >= 3.11: without it, only user prices and local servers are priced.
+needs_prices = pytest.mark.skipif(importlib.util.find_spec("genai_prices") is None, reason="genai-prices not installed")
 
 
 @dataclass
@@ -114,6 +118,7 @@ def test_summary_cost_is_tokens_times_price_to_the_cent(stream: bool, tmp_path) 
     assert sum(r["cost"] for r in rows) == pytest.approx(12.0)
 
 
+@needs_prices
 def test_cached_prompt_tokens_are_priced_as_the_provider_prices_them() -> None:
     from genai_prices import Usage as LibraryUsage
     from genai_prices import calc_price
@@ -269,6 +274,7 @@ def test_a_dry_run_sends_nothing_and_shows_tokens_and_the_cost_range() -> None:
     assert capped.fit_in_cap() == 2 and "2 of 3 requests fit" in repr(capped)
 
 
+@needs_prices
 def test_a_dry_run_counts_with_the_models_tokenizer_when_one_is_installed() -> None:
     quicktok = pytest.importorskip("quicktok")
     usage = Usage()
@@ -359,6 +365,7 @@ def test_the_magic_prices_dry_runs_and_caps(ip, capsys) -> None:
     assert [r.status for r in ip.user_ns["capped"]].count(OK) == capped.ok
 
 
+@needs_prices
 def test_a_dry_run_needs_no_key(monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(nbtools.ConfigError, match="OPENAI_API_KEY"):
@@ -368,6 +375,7 @@ def test_a_dry_run_needs_no_key(monkeypatch) -> None:
 
 
 # -- price lookup (pure logic: no request is involved) -------------------------------------------------
+@needs_prices
 def test_prices_by_provider_by_url_batch_rates_and_unknown() -> None:
     from nbtools.endpoints import resolve_endpoint
     from nbtools.prices import price_for
@@ -385,6 +393,7 @@ def test_prices_by_provider_by_url_batch_rates_and_unknown() -> None:
     assert price_for(resolve_endpoint("openai", base_url="http://127.0.0.1:4000/v1"), "gpt-4o-mini", None) == standard
 
 
+@needs_prices
 def test_a_price_tiered_by_prompt_size_is_summed_by_the_library() -> None:
     from genai_prices import Usage as LibraryUsage
     from genai_prices import calc_price
