@@ -199,6 +199,7 @@ def child(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     if args.child.startswith("nbtools"):
         extra = {"cache": False} if args.child == "nbtools-nocache" else {}
+        extra.update(json.loads(args.nbtools_options))
         result = asyncio.run(
             nbtools.abatch(prompts, model=MODEL, concurrency=args.c, base_url=args.url, api_key=API_KEY,
                            retries=args.retries, timeout=args.timeout, **extra)
@@ -302,7 +303,8 @@ def run_child(client: str, sc: Scenario, sim: Simulator, args: argparse.Namespac
     sim.reset()
     time.sleep(0.3)  # let the previous client's sockets settle
     cmd = [sys.executable, os.path.abspath(__file__), "--child", client, "--url", sim.base_url,
-           "--n", str(sc.n), "--c", str(sc.c), "--retries", str(args.retries), "--timeout", str(args.timeout)]
+           "--n", str(sc.n), "--c", str(sc.c), "--retries", str(args.retries), "--timeout", str(args.timeout),
+           "--nbtools-options", args.nbtools_options]
     with tempfile.TemporaryDirectory(prefix="nbtools-bench-") as tmp:
         # nbtools' reply cache (on by default for a base_url) goes to a fresh file: every run is a
         # cold first run, and the user's own cache is never touched.
@@ -461,6 +463,8 @@ def main() -> None:
                    help="also run the usual recipe on N=100000 (skipped by default: it takes many minutes)")
     p.add_argument("--retries", type=int, default=2, help="nbtools retries (the usual recipe keeps its default 2)")
     p.add_argument("--timeout", type=float, default=120.0, help="nbtools per-request timeout, seconds")
+    p.add_argument("--nbtools-options", default="{}", metavar="JSON",
+                   help="extra nbtools options, e.g. '{\"price\": [1, 1], \"max_tokens\": 64, \"max_cost\": 1000}'")
     p.add_argument("--child-timeout", type=float, default=1800.0, help="kill a client run after this many seconds")
     p.add_argument("--server-cmd", default=f"{shlex.quote(sys.executable)} -m nbtools.sim",
                    help="the simulator command; --port/--latency/--latency-spread/--seed/--reply are appended")

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import endpoints
 from .compare import Comparison
+from .dryrun import DryRun, dry_run
 from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
 from .results import BatchResult, RequestResult, Summary
 from .runner import abatch, amodels, batch, models, start
@@ -26,6 +27,8 @@ __all__ = [
     "abatch",
     "batch",
     "start",
+    "dry_run",
+    "DryRun",
     "models",
     "amodels",
     "sweep",

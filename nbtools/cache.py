@@ -20,7 +20,7 @@ from typing import Any
 
 from .client import Completion
 
-__all__ = ["ReplyCache", "request_digest", "default_path", "enabled_by_default"]
+__all__ = ["ReplyCache", "SampleKeys", "request_digest", "default_path", "enabled_by_default"]
 
 _IGNORED = ("stream", "stream_options")  # how a reply travels, not what it says
 COMMIT_EVERY = 0.5  # seconds: finished rows reach the disk soon enough to survive a crash
@@ -50,6 +50,26 @@ def request_digest(base_url: str, body: dict[str, Any]) -> str:
     content = {k: v for k, v in body.items() if k not in _IGNORED}
     blob = json.dumps([base_url, content], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class SampleKeys:
+    """Cache keys for one batch's requests, in order: the k-th identical request is sample k.
+
+    With ``dedupe``, identical prompts share a key (and so one request), while ``repeat`` copies stay
+    samples of their own.
+    """
+
+    def __init__(self, base_url: str, repeat: int, dedupe: bool) -> None:
+        self.base_url, self.repeat, self.dedupe = base_url, repeat, dedupe
+        self._seen: dict[str, int] = {}
+
+    def key(self, index: int, body: dict[str, Any]) -> str:
+        digest = request_digest(self.base_url, body)
+        if self.dedupe:
+            return f"{digest}:{index % self.repeat}"
+        sample = self._seen.get(digest, 0)
+        self._seen[digest] = sample + 1
+        return f"{digest}:{sample}"
 
 
 class ReplyCache:

@@ -31,6 +31,7 @@ class Completion:
     prompt_tokens: int | None
     completion_tokens: int | None
     finish_reason: str | None
+    cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache (billed lower)
     headers: Any = None  # the response headers (rate-limit hints); not kept in results
     headers_at: float | None = None  # when they arrived (time.monotonic): a stream ends long after
 
@@ -42,6 +43,14 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
     return "" if content is None else str(content)
+
+
+def _cached_tokens(usage: dict[str, Any]) -> int | None:
+    """usage.prompt_tokens_details.cached_tokens, where the server reports it (openai-python:
+    src/openai/types/completion_usage.py, PromptTokensDetails.cached_tokens)."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return cached if isinstance(cached, int) and not isinstance(cached, bool) else None
 
 
 _NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
@@ -209,6 +218,7 @@ class ChatClient:
             usage.get("prompt_tokens"),
             usage.get("completion_tokens"),
             choice.get("finish_reason"),
+            _cached_tokens(usage),
         )
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
@@ -261,4 +271,5 @@ class ChatClient:
             how = "sent [DONE] without a finish_reason" if done else "ended the stream"
             raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
                                 partial="".join(parts))
-        return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish)
+        return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
+                          _cached_tokens(usage))

@@ -136,6 +136,8 @@ class LiveDisplay:
             self._bar.update(result.completed_count - self._bar.n)
             if result.cancelled or result.failure:
                 self._bar.set_description(("cancelled" if result.cancelled else "failed") + f" {self._bar.desc}")
+            elif result.capped:  # the bar stops short because of the spending cap
+                self._bar.set_description(f"max_cost reached {self._bar.desc}")
             self._bar.close()
         if self._button is not None:
             self._button.disabled = True

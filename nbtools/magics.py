@@ -19,14 +19,25 @@ from typing import Any, cast
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Dict, Enum, Float, Int, TraitError, TraitType, Unicode, Union
+from traitlets import Bool, Dict, Enum, Float, Int, TraitError, TraitType, Tuple, Unicode, Union
 
 from . import cells
 from .blocking import run_blocking
 from .display import LiveDisplay
 from .errors import BatchInterrupted, ConfigError, NbtoolsError
 from .live import follow, run_live
-from .options import OPTIONS, BatchOptions, Concurrency, Flag, Number, OptionSpec, RequestFields, Text, WholeNumber
+from .options import (
+    OPTIONS,
+    BatchOptions,
+    Concurrency,
+    Flag,
+    Number,
+    OptionSpec,
+    Price,
+    RequestFields,
+    Text,
+    WholeNumber,
+)
 from .results import BatchResult
 from .runner import start
 
@@ -56,6 +67,8 @@ def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
         trait: TraitType[Any, Any] = Union([Int(), Enum(["auto"])], default_value=default, help=spec.help)
     elif isinstance(spec.kind, RequestFields):
         trait = Dict(help=spec.help)
+    elif isinstance(spec.kind, Price):
+        trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
     else:
         trait = _SCALARS[type(spec.kind)](default, allow_none=default is None, help=spec.help)
     return trait.tag(config=True)
@@ -128,7 +141,8 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
 
         args = _parse_line(line)
         unused = [flag for flag, value in (("--background", args.background), ("--compare", args.compare),
-                                           ("--over", args.over), ("--no-display", args.no_display)) if value]
+                                           ("--over", args.over), ("--no-display", args.no_display),
+                                           ("--dry-run", args.dry_run)) if value]
         if unused:
             raise UsageError(f"%llm_panel does not take {', '.join(unused)}: its buttons do that (Run, Compare)")
         options = self._options(args)
@@ -176,6 +190,8 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             raise UsageError(str(exc)) from None
         if args.background and args.compare:
             raise UsageError("--background and --compare cannot be combined: drop one of them")
+        if options["dry_run"] and (args.background or args.compare):
+            raise UsageError("--dry-run sends nothing, so it takes no --background or --compare: drop them")
         return Job(prompts, options, args.out, args.background, args.compare, not args.no_display)
 
     def _options(self, args: Any) -> dict[str, Any]:
@@ -188,8 +204,9 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             if isinstance(value, str):
                 try:
                     value = spec.kind.parse(name, value, spec.example)
-                except ConfigError as exc:
-                    raise UsageError(str(exc)) from None
+                except ConfigError as exc:  # the flag as typed, then what is wrong with its value
+                    flag = spec.flags[-1]
+                    raise UsageError(str(exc) if str(exc).startswith(flag) else f"{flag}: {exc}") from None
             options[name] = {**self.params, **value} if name == "params" else value
         return options
 
@@ -214,6 +231,9 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
 
     async def run(self, job: Job) -> None:
         """Run the cell's batch to the end (or the stop button), showing it live."""
+        if job.options["dry_run"]:  # nothing is sent
+            self._dry_run(job)
+            return
         current: list[BatchResult] = []
 
         def started(result: BatchResult) -> None:
@@ -236,6 +256,19 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         from IPython.display import display
 
         display(outcome)
+
+    def _dry_run(self, job: Job) -> None:
+        from IPython.display import display
+
+        from .dryrun import dry_run
+
+        try:
+            estimate = dry_run(job.prompts, **job.options)
+        except NbtoolsError as exc:
+            raise UsageError(str(exc)) from None
+        if job.out:
+            self._user_ns[job.out] = estimate
+        display(estimate)
 
     def _start_background(self, job: Job) -> None:
         try:

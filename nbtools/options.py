@@ -14,9 +14,11 @@ from typing import Any
 
 from .checks import number, whole_number
 from .errors import ConfigError
+from .prices import parse_price
 from .prompts import Message, Prompt
 
-__all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_table"]
+__all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_table", "Kind", "Text", "WholeNumber",
+           "Number", "Flag", "Concurrency", "RequestFields", "Price"]
 
 # Request fields that nbtools sets itself; passing them in ``params`` would fight the options.
 _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
@@ -133,6 +135,13 @@ class RequestFields(Kind):
         return self.check(name, value, example)
 
 
+class Price(Kind):
+    """USD per million (input, output) tokens: a pair, or the text "0.15,0.60"."""
+
+    def check(self, name: str, value: Any, example: str) -> tuple[float, float] | None:
+        return parse_price(value)
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """Everything about one option except its name and default (those are the dataclass field's)."""
@@ -203,6 +212,15 @@ class BatchOptions:
         False, "send identical requests once and share the reply (e.g. labelling many duplicate rows at "
         "temperature 0); by default each one is a sample of its own", Flag(),
         flags=("--dedupe",), example="e.g. dedupe=True")
+    price: tuple[float, float] | None = option(
+        None, "USD per million input and output tokens, e.g. `0.15,0.60` (default: from genai-prices; local "
+        "servers free)", Price(), flags=("--price",))
+    max_cost: float | None = option(
+        None, "spending cap in USD: no request starts that could take the batch past it", Number(minimum=0),
+        flags=("--max-cost",), example="e.g. max_cost=0.50 (USD)")
+    dry_run: bool = option(
+        False, "send nothing: show prompt tokens, the worst case and the cost range", Flag(),
+        flags=("--dry-run",), example="e.g. dry_run=True to send nothing")
     provider: str | None = option(
         None, "openai, xai, anthropic, ollama, vllm or sim", Text(checked=False),
         flags=("--provider",), panel=True)
@@ -232,6 +250,12 @@ class BatchOptions:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
         return body
+
+    @property
+    def reply_bound(self) -> int | None:
+        """The most tokens a reply may have, as the request says (max_tokens, or max_completion_tokens)."""
+        bound = self.params.get("max_completion_tokens", self.max_tokens)
+        return bound if isinstance(bound, int) and not isinstance(bound, bool) else self.max_tokens
 
     def messages(self, prompt: Prompt) -> list[Message]:
         if isinstance(prompt, str):

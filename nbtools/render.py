@@ -10,6 +10,8 @@ from collections.abc import Callable
 from html import escape
 from typing import TYPE_CHECKING
 
+from .prices import usd
+
 if TYPE_CHECKING:
     from .results import BatchResult, RequestResult, Summary
 
@@ -114,9 +116,11 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
                          *((FINISH_SHORT.get(r, r), n) for r, n in s.finish_reasons.items())):
         if count:
             cells.append((label, str(count)))
+    cells.append(("cost", _cost_cell(s)))  # live, from the usage each reply returned
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
     body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
     html = f"<table><tr>{head}</tr><tr>{body}</tr></table>"
+    html += f"<div class='{'note' if s.capped and s.not_sent else 'muted'}'>{escape(s.cost_text)}</div>"
     if s.error_kinds:
         kinds = ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
         html += f"<div class='muted'>errors by kind: {escape(kinds)}</div>"
@@ -128,6 +132,13 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
 
 # -- table -----------------------------------------------------------------------------------------
 _COLUMNS = ("#", "prompt", "response", "latency", "ttft", "attempts", "status")
+
+
+def _cost_cell(s: Summary) -> str:
+    """The money spent so far; "unknown" (never a guess) when there is no price."""
+    if s.cost is None:
+        return "unknown" if s.price else "–"  # "–": the price is being looked up (the model is not known yet)
+    return usd(s.cost) + ("+?" if s.cost_unknown else "")
 
 
 FINISH_SHORT = {"length": "cut by max_tokens", "content_filter": "content filter"}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, overload
 
 from .endpoints import Endpoint
 from .figures import estimate_serial
+from .prices import Price, usd
 from .options import BatchOptions
 from .prompts import Prompt
 
@@ -57,8 +58,8 @@ class RequestResult:
     # __slots__: a batch of 100,000 rows must stay small in memory.
     __slots__ = (
         "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "model", "prompt_tokens",
-        "completion_tokens", "finish_reason", "attempts", "status", "queued", "started", "first_token", "finished",
-        "cached", "_parts",
+        "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "status", "queued", "started",
+        "first_token", "finished", "cached", "_parts",
     )
 
     def __init__(self, index: int, prompt: Prompt, queued: float = 0.0) -> None:
@@ -81,6 +82,8 @@ class RequestResult:
         self.finished: float | None = None
         self.cached = False  # answered from the cache, or by an identical request in the same batch
         self._parts: list[str] | None = None  # streamed text so far, while running
+        self.cached_tokens: int | None = None  # prompt tokens the provider read from its prompt cache
+        self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
 
     @property
     def ok(self) -> bool:
@@ -147,7 +150,8 @@ class RequestResult:
             "index": self.index, "prompt": self.prompt, "text": self.text, "error": self.error,
             "error_kind": self.error_kind, "status_code": self.status_code, "partial": self.partial,
             "status": self.status, "model": self.model, "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens, "finish_reason": self.finish_reason,
+            "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens, "cost": self.cost,
+            "finish_reason": self.finish_reason,
             "attempts": self.attempts, "cached": self.cached, "queued": self.queued, "started": self.started,
             "first_token": self.first_token, "finished": self.finished, "queue_wait": self.queue_wait,
             "ttft": self.ttft, "latency": self.latency,
@@ -194,6 +198,11 @@ class Summary:
     refused_at: int | None = None  # requests in flight when the server first turned one away (429/503)
     error_kinds: dict[str, int] = field(default_factory=dict)
     finish_reasons: dict[str, int] = field(default_factory=dict)  # the notable ones: length, content_filter
+    cost: float | None = None  # USD spent; None: the price is unknown
+    cost_unknown: int = 0  # replies whose usage (so cost) is unknown
+    max_cost: float | None = None
+    price: str | None = None  # where the price came from, or why it is unknown
+    capped: bool = False  # max_cost held back the rows not sent
 
     def __str__(self) -> str:
         pct = f"p50 {self.p50:.2f} s, p95 {self.p95:.2f} s" if self.p50 is not None else "no latencies yet"
@@ -214,8 +223,23 @@ class Summary:
             text += f"; {notable}"
         if self.error_kinds:
             text += "; errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in self.error_kinds.items())
+        text += f"; {self.cost_text}"
         limit = self.server_limit()
         return text + (f"\n{limit}" if limit else "")
+
+    @property
+    def cost_text(self) -> str:
+        """The money line: "cost $0.0123 (price source)", or why it is unknown; and the cap."""
+        if self.cost is None:
+            text = f"cost unknown ({self.price})" if self.price else "cost not known yet"
+        else:
+            more = f" + {self.cost_unknown} replies without usage" if self.cost_unknown else ""
+            text = f"cost {usd(self.cost)}{more} ({self.price})"
+        if self.max_cost is not None:
+            text += f", max_cost {usd(self.max_cost)}"
+        if self.capped and self.not_sent:
+            text += f"; {self.not_sent} not sent: max_cost reached (raise it and run again to send them)"
+        return text
 
     def server_limit(self) -> str | None:
         """One line when the server, not the client, set the pace (a teaching moment)."""
@@ -253,6 +277,9 @@ class BatchResult(Sequence[RequestResult]):
         self.cancelled = False
         self.failure: BaseException | None = None  # what stopped the batch as a whole, if anything
         self.refused_at: int | None = None  # in flight when the server first turned a request away
+        self.price: Price | None = None  # set by the runner once the model is known; None: unknown
+        self.price_note: str | None = None  # where the price came from, or why it is unknown
+        self.capped = False  # max_cost stopped new requests
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None
@@ -400,9 +427,15 @@ class BatchResult(Sequence[RequestResult]):
         counts: Counter[str] = Counter()
         kinds: Counter[str] = Counter()
         finishes: Counter[str] = Counter()
-        retries = ptok = ctok = cached = reported = 0
+        retries = ptok = ctok = cached = reported = cost_unknown = 0
+        cost = 0.0
         for r in self.rows:
             counts[r.status] += 1
+            if r.status == OK:
+                if r.cost is None:
+                    cost_unknown += 1
+                else:
+                    cost += r.cost
             cached += r.cached
             if r.attempts > 1:
                 retries += r.attempts - 1
@@ -430,6 +463,8 @@ class BatchResult(Sequence[RequestResult]):
             tokens_per_s=ctok / wall if reported and wall > 0 else None,
             max_concurrency=peak, cached=cached, not_sent=counts[NOT_SENT], server_capacity=capacity,
             refused_at=self.refused_at, error_kinds=dict(kinds.most_common()), finish_reasons=dict(finishes),
+            cost=cost if self.price is not None else None, cost_unknown=cost_unknown, max_cost=self.options.max_cost,
+            price=self.price_note, capped=self.capped,
         )
         if self.done:
             self._figures = summary  # a finished batch does not change: figure it once

@@ -11,13 +11,12 @@ import asyncio
 import re
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .adaptive import AUTO_START, AdaptiveConcurrency
 from .blocking import run_blocking
-from .cache import ReplyCache, request_digest
+from .cache import ReplyCache, SampleKeys
 from .cache import enabled_by_default as cache_on
 from .client import ChatClient, Completion, RequestFailed
 from .endpoints import Endpoint, resolve_endpoint
@@ -26,10 +25,16 @@ from .failures import WAIT
 from .limiter import Limiter
 from .options import BatchOptions, options_doc
 from .pacing import Pacer, estimate_prompt_tokens
+from .prices import price_for, usd
 from .prompts import Prompt, normalize_prompts
 from .results import CANCELLED, ERROR, OK, BatchResult, RequestResult
 from .retry import FAIL, RETRY, STOP, WAIT_AGAIN, RetryPolicy
+from .spending import SpendingGuard
 from .stops import stop_message
+from .tokens import prompt_counter
+
+if TYPE_CHECKING:
+    from .dryrun import DryRun
 
 __all__ = ["abatch", "batch", "start", "models"]
 
@@ -64,6 +69,8 @@ class _Run:
         self._cancel_requested = False
         self._stop_error: BaseException | None = None
         self._answered = False  # has the endpoint answered anything yet?
+        self.guard = SpendingGuard(options.max_cost) if options.max_cost is not None else None
+        self._count_prompt: Callable[[list[Any]], int] | None = None
         result.attach(self)
 
     # -- Control: what the result asks of us ---------------------------------------------------------
@@ -110,6 +117,10 @@ class _Run:
                         await asyncio.wait(list(self.tasks))
                 finally:
                     await self._cancel_tasks()  # while the session is still open
+            if self.guard is not None and self.guard.stopped:  # say so, also in a script
+                held = sum(row.started is None and not row.done for row in result.rows)
+                print(f"nbtools: max_cost {usd(self.guard.max_cost)} reached: {held} requests not sent "
+                      f"(spent {usd(self.guard.spent)}); raise max_cost and run again to send them", file=sys.stderr)
         except asyncio.CancelledError:
             stop = self._stop_error
             if stop is not None:  # we stopped it: a refused key, an endpoint that is not there, a broken callback
@@ -128,7 +139,7 @@ class _Run:
             result.failure = exc
             self._close(cancelled=False)
             raise
-        self._close(cancelled=False)
+        self._close(cancelled=False, not_sent=True)  # rows never started: held back by max_cost
         return result
 
     async def _dispatch(self) -> None:
@@ -137,23 +148,20 @@ class _Run:
         if result.model is None:
             result.model = await self._discover_model()
         model = result.model
+        price_batch(result, model)
+        guard = self.guard
+        if guard is not None:  # each request's worst case needs its prompt tokens
+            self._count_prompt = prompt_counter(model)
         loop = asyncio.get_running_loop()
         rows, url, repeat = result.rows, result.endpoint.base_url, options.repeat
-        keyed = cache is not None or options.dedupe
-        samples: Counter[str] = Counter()  # the k-th identical request is sample k: its own cache entry
+        samples = SampleKeys(url, repeat, options.dedupe) if cache is not None or options.dedupe else None
         for first in range(0, len(rows), CHUNK):
             chunk = rows[first : first + CHUNK]
             bodies = [options.request_body(options.messages(row.prompt), model) for row in chunk]
             keys: list[str | None] = [None] * len(chunk)
             hits: dict[str, Completion] = {}
-            if keyed:
-                for i, (row, body) in enumerate(zip(chunk, bodies)):
-                    digest = request_digest(url, body)
-                    if options.dedupe:  # identical prompts share one request; repeat still means samples
-                        keys[i] = f"{digest}:{row.index % repeat}"
-                    else:
-                        keys[i] = f"{digest}:{samples[digest]}"
-                        samples[digest] += 1
+            if samples is not None:
+                keys = [samples.key(row.index, body) for row, body in zip(chunk, bodies)]
                 if cache is not None:  # one query per chunk, not one per row
                     hits = cache.get_many(keys)  # type: ignore[arg-type]
             for row, body, key in zip(chunk, bodies, keys):
@@ -170,8 +178,18 @@ class _Run:
                 if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
                     self._paced = await self.pacer.wait(self._estimate(body))
                 await self.limiter.acquire()
+                worst = self._worst_case(body) if guard is not None else 0.0
+                try:
+                    admitted = guard is None or await guard.admit(worst)
+                except BaseException:  # cancelled while waiting for room under the cap
+                    self.limiter.release()
+                    raise
+                if not admitted:
+                    self.limiter.release()
+                    result.capped = True
+                    return  # the cap is reached: what is left is "not sent"
                 result.row_started(row)
-                task = loop.create_task(self._request(row, body, key))
+                task = loop.create_task(self._request(row, body, key, worst))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
 
@@ -214,7 +232,7 @@ class _Run:
             ) from None
 
     # -- one request ---------------------------------------------------------------------------------
-    async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None) -> None:
+    async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None, worst: float = 0.0) -> None:
         result = self.result
         on_delta = (lambda delta: result.row_streamed(row, delta)) if self.options.stream else None
         completion = None
@@ -268,6 +286,8 @@ class _Run:
             if holding:
                 self.limiter.release()
             result.row_finished(row)
+            if self.guard is not None:  # a failed request is counted as free
+                self.guard.settle(worst, row.cost or 0.0)
         self._done(row)
         if key is not None:
             if completion is not None and self.cache is not None:
@@ -317,6 +337,12 @@ class _Run:
                                                 ceiling=self.limiter.limit, fixed=True)
             self.adaptive.on_overload(0, exc.headers, (0.0, 0.0))
 
+    def _worst_case(self, body: dict[str, Any]) -> float:
+        price = self.result.price
+        if price is None or price.free or self._count_prompt is None:
+            return 0.0
+        return price.cost(self._count_prompt(body["messages"]), self.options.reply_bound)
+
     def _wants_slots(self) -> bool:
         return self._left > 0 and not self._paced
 
@@ -333,6 +359,13 @@ class _Run:
         row.finish_reason = completion.finish_reason
         row.error = row.error_kind = row.status_code = row.partial = None  # an earlier attempt's failure is history
         row.status = OK
+        row.cached_tokens = completion.cached_tokens
+        price = self.result.price  # cost from the usage the server returned
+        if price is not None:
+            if completion.prompt_tokens is not None and completion.completion_tokens is not None:
+                row.cost = price.cost(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+            elif price.free:
+                row.cost = 0.0  # no usage, but nothing costs anything here
 
     def _answer(self, row: RequestResult, completion: Completion | None, *, cached: bool,
                 failed: RequestResult | None = None) -> None:
@@ -341,6 +374,7 @@ class _Run:
         row.cached = cached
         if completion is not None:
             self._fill(row, completion)
+            row.cost = 0.0  # no request was made for it
         elif failed is not None:
             row.error, row.error_kind, row.status_code = failed.error, failed.error_kind, failed.status_code
             row.status = failed.status if failed.status == CANCELLED else ERROR
@@ -370,6 +404,25 @@ async def first_chat_model(client: ChatClient) -> str:
     return next((m for m in models if not _NOT_CHAT.search(m)), models[0])
 
 
+def price_batch(result: BatchResult, model: str) -> None:
+    """The batch's price (or why it is unknown); with max_cost, refuse to run without a price or
+    without a bound on each reply's length."""
+    options = result.options
+    price = result.price = price_for(result.endpoint, model, options.price)  # type: ignore[arg-type]
+    if price is None:
+        result.price_note = (f"no price known for {model} at {result.endpoint.host}: "
+                             "pass price=(input, output) in USD per million tokens (magic: --price 0.15,0.60)")
+    else:
+        result.price_note = price.source
+    if options.max_cost is None:
+        return
+    if price is None:
+        raise ConfigError(f"max_cost needs a price, and {result.price_note}")
+    if not price.free and options.reply_bound is None:
+        raise ConfigError(f"max_cost={options.max_cost:g} needs max_tokens= (the longest reply, so the worst "
+                          "case of each request is known): e.g. max_tokens=512 (magic: --max-tokens 512)")
+
+
 def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, on_result: OnResult | None = None,
             **options: Any) -> BatchResult:
     """Validate everything and build the (not yet started) result. Raises ConfigError on bad input."""
@@ -383,7 +436,10 @@ def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, o
     endpoint = resolve_endpoint(opts.provider, opts.base_url, api_key, opts.api_key_env)
     repeat = opts.repeat
     rows = [RequestResult(i, items[i // repeat]) for i in range(len(items) * repeat)]
-    return BatchResult(rows, opts, endpoint, opts.model or endpoint.default_model)
+    result = BatchResult(rows, opts, endpoint, opts.model or endpoint.default_model)
+    if result.model is not None:
+        price_batch(result, result.model)  # a cap that cannot work fails before anything is shown
+    return result
 
 
 def _announce(result: BatchResult) -> None:
@@ -401,6 +457,8 @@ def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, opti
         loop = asyncio.get_running_loop()
     except RuntimeError:
         raise NbtoolsError("start() needs a running event loop (a notebook cell): in a script, use batch()") from None
+    if options.get("dry_run"):
+        raise ConfigError("start() runs the batch: for a dry run use nbtools.dry_run(...) or batch(..., dry_run=True)")
     run = _Run(prepare(prompts, on_result=on_result, **options), on_result)
     run.main_task = loop.create_task(run.main())
     run.main_task.add_done_callback(run.on_main_done)
@@ -416,25 +474,44 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     return _launch(prompts, on_result, options).result
 
 
-async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
+@overload
+async def abatch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+@overload
+async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
+async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
+                 **options: Any) -> BatchResult | DryRun:
     """Send every prompt concurrently (at most ``concurrency`` at once) and return the results in order.
 
     ``on_result`` is called with each finished row; ``api_key=`` is accepted, ``api_key_env=`` is
-    better. Cancelling the awaiting task cancels the batch within a second.
+    better. Cancelling the awaiting task cancels the batch within a second. With ``dry_run=True``
+    nothing is sent: a DryRun says what the batch would cost.
     """
+    if options.get("dry_run"):
+        from .dryrun import dry_run
+
+        return dry_run(prompts, **options)
     run = _launch(prompts, on_result, options)
     _announce(run.result)
     assert run.main_task is not None
     return await run.main_task  # awaiting the task itself: cancelling us cancels the batch
 
 
-def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
+@overload
+def batch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+@overload
+def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
+def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
+          **options: Any) -> BatchResult | DryRun:
     """Blocking ``abatch``: works in a script and inside a running loop (a notebook cell).
 
     Ctrl-C / the kernel's stop button cancels the batch and raises BatchInterrupted, whose
     ``.result`` holds the finished rows. A batch-wide failure (a refused key, a model that is not
     there) raises EndpointError, whose ``.result`` holds the rows.
     """
+    if options.get("dry_run"):
+        from .dryrun import dry_run
+
+        return dry_run(prompts, **options)
     result = prepare(prompts, on_result=on_result, **options)
     _announce(result)
     run = _Run(result, on_result)

@@ -1,0 +1,171 @@
+"""A dry run: what a batch would cost, with nothing sent.
+
+Per row and in total: the prompt tokens (counted with the model's tokenizer where one is installed,
+else estimated, and labelled as such), the worst case from max_tokens, and the cost range from a
+reply of no tokens to one of max_tokens. Rows the reply cache would answer cost nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .cache import ReplyCache, SampleKeys
+from .cache import enabled_by_default as cache_on
+from .endpoints import Endpoint
+from .prompts import Prompt
+from .prices import Price, price_for, usd
+from .render import DISPLAY_LIMIT, STYLE, clip, escape
+from .tokens import prompt_counter
+
+__all__ = ["DryRun", "DryRunRow", "dry_run"]
+
+NO_KEY = "(dry run: no key needed)"
+
+
+@dataclass(frozen=True)
+class DryRunRow:
+    index: int
+    prompt: str  # the prompt as one line (its last user message)
+    prompt_tokens: int
+    max_completion_tokens: int | None  # the worst case: max_tokens, if set
+    cost_low: float | None  # a reply of no tokens; None: price unknown
+    cost_high: float | None  # a reply of max_tokens; None: price unknown or no max_tokens
+    cached: bool  # the reply cache holds the answer: no request, no cost
+
+
+class DryRun:
+    """What a batch would send and cost. Renders itself (text and HTML); ``.to_dicts()`` per row."""
+
+    def __init__(self, rows: list[DryRunRow], model: str | None, endpoint: Endpoint, price: Price | None,
+                 price_note: str, tokens_label: str, max_tokens: int | None, max_cost: float | None = None) -> None:
+        self.rows = rows
+        self.model = model
+        self.endpoint = endpoint
+        self.price = price
+        self.price_note = price_note
+        self.tokens_label = tokens_label
+        self.max_tokens = max_tokens
+        self.max_cost = max_cost
+        sent = [r for r in rows if not r.cached]
+        self.requests = len(sent)
+        self.cached = len(rows) - len(sent)
+        self.prompt_tokens = sum(r.prompt_tokens for r in sent)
+        self.max_completion_tokens = None if max_tokens is None else max_tokens * len(sent)
+        self.cost_low = None if price is None else sum(r.cost_low or 0.0 for r in sent)
+        self.cost_high = None if price is None or max_tokens is None else sum(r.cost_high or 0.0 for r in sent)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [r.__dict__.copy() for r in self.rows]
+
+    # -- figures as text ----------------------------------------------------------------------------
+    def _lines(self) -> list[tuple[str, str]]:
+        worst = (f"{self.max_completion_tokens:,} ({self.max_tokens:,} per reply, from max_tokens)"
+                 if self.max_completion_tokens is not None else "no bound: set max_tokens to know the worst case")
+        if self.price is None:
+            cost = f"unknown: {self.price_note}"
+        elif self.cost_high is None:
+            cost = f"at least {usd(self.cost_low or 0.0)} (the prompts alone); no upper bound without max_tokens"
+        else:
+            cost = f"{usd(self.cost_low or 0.0)} to {usd(self.cost_high)}"
+        lines = [
+            ("requests", f"{self.requests:,}" + (f" ({self.cached:,} more from the reply cache, free)" if self.cached else "")),
+            ("prompt tokens", f"{self.prompt_tokens:,}, {self.tokens_label}"),
+            ("reply tokens at most", worst),
+            ("cost", cost),
+        ]
+        if self.price is not None:
+            lines.append(("price", str(self.price)))
+        if self.max_cost is not None and self.cost_high is not None:
+            lines.append(("max_cost", f"{usd(self.max_cost)}: {self.fit_in_cap():,} of {self.requests:,} requests "
+                                      "fit even if every reply is max_tokens long"))
+        return lines
+
+    def fit_in_cap(self) -> int:
+        """How many requests, in order, fit under max_cost at their worst case (more run if replies are shorter)."""
+        spent, fit = 0.0, 0
+        for r in self.rows:
+            if not r.cached and r.cost_high is not None:
+                if spent + r.cost_high > (self.max_cost or 0.0):
+                    break
+                spent += r.cost_high
+                fit += 1
+        return fit
+
+    def _head(self) -> str:
+        return f"dry run (nothing sent): {self.model or '(the server’s first model)'} @ {self.endpoint.host}"
+
+    def __repr__(self) -> str:
+        out = [self._head()] + [f"  {k}: {v}" for k, v in self._lines()]
+        out.append("#  | prompt tokens | cost | prompt")
+        for r in self.rows[:DISPLAY_LIMIT]:
+            out.append(f"{r.index} | {r.prompt_tokens} | {_range(r)} | {clip(r.prompt, 60)}")
+        if len(self.rows) > DISPLAY_LIMIT:
+            out.append(f"… {len(self.rows) - DISPLAY_LIMIT} more rows (.to_dicts())")
+        return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        facts = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in self._lines())
+        head = "<tr><th>#</th><th>prompt</th><th>prompt tokens</th><th>reply tokens at most</th><th>cost</th></tr>"
+        body = "".join(
+            f"<tr><td class='num'>{r.index}</td><td>{escape(clip(r.prompt, 60))}</td>"
+            f"<td class='num'>{r.prompt_tokens:,}</td><td class='num'>{_worst(r)}</td>"
+            f"<td class='num'>{escape(_range(r))}</td></tr>"
+            for r in self.rows[:DISPLAY_LIMIT]
+        )
+        more = len(self.rows) - DISPLAY_LIMIT
+        tail = f"<div class='muted'>… {more:,} more rows (<code>.to_dicts()</code>)</div>" if more > 0 else ""
+        return (f"<div class='nbt'>{STYLE}<div><b>{escape(self._head())}</b></div><table>{facts}</table>"
+                f"<table>{head}{body}</table>{tail}</div>")
+
+
+def _worst(r: DryRunRow) -> str:
+    return "–" if r.max_completion_tokens is None else f"{r.max_completion_tokens:,}"
+
+
+def _range(r: DryRunRow) -> str:
+    if r.cached:
+        return "$0.00 (cached)"
+    if r.cost_low is None:
+        return "unknown"
+    return f"{usd(r.cost_low)} – {usd(r.cost_high)}" if r.cost_high is not None else f"≥ {usd(r.cost_low)}"
+
+
+def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, **options: Any) -> DryRun:
+    """Same arguments as ``batch()``; sends nothing and returns what the batch would cost."""
+    from .runner import prepare  # the same validation and rows as a real run
+
+    if api_key is None and options.get("api_key_env") is None:
+        api_key = NO_KEY  # nothing is sent, so a provider's key need not be set to see its prices
+    result = prepare(prompts, api_key=api_key, **options)
+    opts, endpoint, model = result.options, result.endpoint, result.model
+    if model is None:  # prepare() prices the batch once its model is known
+        result.price = price_for(endpoint, None, opts.price)  # type: ignore[arg-type]
+    price = result.price
+    note = result.price_note or (price.source if price is not None else
+                                 "no model given (the server would be asked for one): pass model=")
+    counter = prompt_counter(model)
+    bound = opts.reply_bound
+    bodies = [opts.request_body(opts.messages(row.prompt), model or "") for row in result.rows]
+    cached: set[int] = set()
+    use_cache = opts.cache if opts.cache is not None else (not endpoint.simulated and cache_on())
+    if use_cache and model is not None:  # reading the local cache sends nothing
+        samples = SampleKeys(endpoint.base_url, opts.repeat, opts.dedupe)
+        keys = [samples.key(row.index, body) for row, body in zip(result.rows, bodies)]
+        cache = ReplyCache()
+        try:
+            hits = cache.get_many(keys)
+        finally:
+            cache.close()
+        cached = {i for i, key in enumerate(keys) if key in hits}
+    rows = []
+    for row, body in zip(result.rows, bodies):
+        tokens = counter(body["messages"])
+        low = None if price is None else price.cost(tokens, 0)
+        high = None if price is None or bound is None else price.cost(tokens, bound)
+        rows.append(DryRunRow(row.index, row.prompt_text, tokens, bound, low, high, row.index in cached))
+    return DryRun(rows, model, endpoint, price, note, counter.label, bound, opts.max_cost)
