@@ -17,6 +17,7 @@ Prompt = Union[str, Sequence[Message]]
 
 # Request fields that nbtools sets itself; passing them in ``params`` would fight the options.
 _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
+VIA = ("online", "batch")  # issue 15
 
 
 @dataclass
@@ -39,8 +40,13 @@ class BatchOptions:
     rpm: float | None = None  # client-side budgets, spread evenly (no initial burst)
     tpm: float | None = None
     cache: bool | None = None  # None: on, except on the built-in simulator (where timing is the point)
+    # -- issue 15 (Batch API): how the prompts travel; "batch" = the provider's Batch API (nbtools/batchapi)
+    via: str = "online"
+    poll_interval: float | None = None  # first seconds between job polls (grows); None: by endpoint
+    job_size: int | None = None  # most requests per job (None: the provider's limit); more are split
 
     def __post_init__(self) -> None:
+        self._check_via()
         if self.concurrency != "auto":
             self.concurrency = _positive_int("concurrency", self.concurrency, "e.g. concurrency=16, or 'auto'")
         for name in ("rpm", "tpm"):
@@ -84,6 +90,24 @@ class BatchOptions:
             json.dumps(self.params)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"params cannot be sent as JSON ({exc}): use plain numbers, strings, lists and dicts") from None
+
+    def _check_via(self) -> None:
+        """Issue 15: ``via`` is online or batch; batch refuses what only an online run can do."""
+        if self.via not in VIA:
+            raise ConfigError(f"via={self.via!r} is not a way to send: use via='online' (default) or via='batch' (the provider's Batch API)")
+        if self.poll_interval is not None:
+            if _number("poll_interval", self.poll_interval, "e.g. poll_interval=5 (seconds)") <= 0:
+                raise ConfigError(f"poll_interval={self.poll_interval!r} must be above 0 seconds: e.g. poll_interval=5")
+            self.poll_interval = float(self.poll_interval)
+        if self.job_size is not None:
+            self.job_size = _positive_int("job_size", self.job_size, "e.g. job_size=10000 requests per job")
+        if self.via == "batch":
+            refused = [name for name, bad in (("stream", self.stream is True), ("rpm", self.rpm is not None),
+                                              ("tpm", self.tpm is not None),
+                                              ("concurrency", self.concurrency not in (16, "auto"))) if bad]
+            if refused:
+                raise ConfigError(f"{', '.join(refused)} cannot be used with via='batch' (the provider runs the "
+                                  "batch at its own pace): drop them, or use via='online'")
 
     def request_body(self, messages: list[Message], model: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, "messages": messages}

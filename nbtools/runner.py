@@ -342,6 +342,15 @@ def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, o
     return BatchResult(rows, opts, endpoint, opts.model or endpoint.default_model)
 
 
+def _make_run(result: BatchResult, on_result: OnResult | None) -> Any:
+    """Issue 15: via="batch" runs through the provider's Batch API, with the same controller interface."""
+    if result.options.via == "batch":
+        from .batchapi import BatchJobRun
+
+        return BatchJobRun(result, on_result)
+    return _Run(result, on_result)
+
+
 def _announce(result: BatchResult) -> None:
     """Say once that replies are simulated; the magic and the panel say it in their header instead."""
     global _announced_sim
@@ -362,7 +371,7 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     except RuntimeError:
         raise NbtoolsError("start() needs a running event loop (a notebook cell): in a script, use batch()") from None
     result = prepare(prompts, on_result=on_result, **options)
-    run = _Run(result, on_result)
+    run = _make_run(result, on_result)
     run.main_task = loop.create_task(run.main())
     run.main_task.add_done_callback(run.on_main_done)
     return result
@@ -389,7 +398,7 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     """
     result = prepare(prompts, on_result=on_result, **options)
     _announce(result)
-    run = _Run(result, on_result)
+    run = _make_run(result, on_result)
 
     async def main() -> BatchResult:
         run.main_task = asyncio.current_task()  # type: ignore[assignment]
