@@ -49,6 +49,11 @@ class Job:
     background: bool = False
     compare: bool = False
     display: bool = True
+    wait: bool = False  # issue 15: via="batch" blocks the cell until the job ends
+
+    @property
+    def batch_api(self) -> bool:
+        return self.options.get("via") == "batch"
 
 
 def _concurrency(value: str) -> int | str:
@@ -85,6 +90,11 @@ class LLMBatch(Magics):
     tpm = Float(None, allow_none=True, help="Client-side budget: tokens per minute (estimated, then corrected).").tag(config=True)
     cache = Bool(None, allow_none=True, help="Reuse replies to identical requests from the on-disk cache "
                  "(default: on, except on the simulator).").tag(config=True)
+    # issue 15: the providers' Batch APIs
+    via = Enum(["online", "batch"], default_value="online", help="'online' (requests now) or 'batch' (the provider's "
+               "Batch API: half price, results within 24 h, re-run reattaches).").tag(config=True)
+    poll_interval = Float(None, allow_none=True, help="via batch: first seconds between job polls (they grow).").tag(config=True)
+    job_size = Int(None, allow_none=True, help="via batch: most requests per job (default: the provider's limit).").tag(config=True)
     display_limit = Int(20, help="Most rows shown in the live table.").tag(config=True)
 
     def __init__(self, shell: Any) -> None:
@@ -119,6 +129,11 @@ class LLMBatch(Magics):
     @argument("--cache", action="store_true", default=None, help="answer identical requests from the on-disk cache")
     @argument("--no-cache", dest="cache", action="store_false", help="always send, even if a reply is cached")
     @argument("--no-display", action="store_true", help="no live display (the result is still stored)")
+    @argument("--via", choices=["online", "batch"], help="batch: the provider's Batch API (half price, within 24 h); "
+              "the cell returns once the job is submitted, a re-run reattaches")
+    @argument("--wait", action="store_true", help="--via batch: block the cell until the job ends")
+    @argument("--poll-interval", type=float, help="--via batch: first seconds between job polls (they grow)")
+    @argument("--job-size", type=int, help="--via batch: most requests per job (default: the provider's limit)")
     @cell_magic
     def llm_batch(self, line: str, cell: str) -> None:
         """Send each line of the cell (or each block between --- lines) as a prompt, concurrently.
@@ -132,6 +147,9 @@ class LLMBatch(Magics):
         job = self.parse(line, cell)
         if job.background:
             self._start_background(job)
+            return
+        if job.batch_api and not job.wait and _loop_running():  # issue 15: return once submitted
+            run_blocking(self._submit_batch(job))
             return
         run_blocking(self.run(job))
 
@@ -172,6 +190,30 @@ class LLMBatch(Magics):
             result.cancel()
         print(f"cancelled {len(targets)} running batch{'es' if len(targets) != 1 else ''}")
 
+    @line_magic
+    def llm_jobs(self, line: str) -> Any:
+        """List Batch API jobs (provider, status, counts, age); ``%llm_jobs cancel ID`` or ``%llm_jobs forget ID``.
+
+        ID is the first column of the list, or a provider's job id. Issue 15.
+        """
+        from .batchapi import cancel_job, forget_job, jobs
+
+        words = line.split()
+        try:
+            if not words:
+                return jobs()
+            if len(words) == 2 and words[0] == "cancel":
+                for state in cancel_job(words[1]):
+                    print(state)
+                return None
+            if len(words) == 2 and words[0] == "forget":
+                forget_job(words[1])
+                print(f"forgotten: {words[1]} (running the same cell again submits a new job)")
+                return None
+        except NbtoolsError as exc:
+            raise UsageError(str(exc)) from None
+        raise UsageError("%llm_jobs takes nothing, 'cancel ID' or 'forget ID' (ID: the first column of %llm_jobs)")
+
     # -- parsing ----------------------------------------------------------------------------------
     def parse(self, line: str, cell: str) -> Job:
         """Everything the cell asks for, checked up front: UsageError names the problem and the fix."""
@@ -193,7 +235,11 @@ class LLMBatch(Magics):
             raise UsageError(str(exc)) from None
         if args.background and args.compare:
             raise UsageError("--background and --compare cannot be combined: drop one of them")
-        return Job(prompts, options, args.out, args.background, args.compare, not args.no_display)
+        if options.get("via") == "batch" and args.compare:  # issue 15
+            raise UsageError("--compare times online requests: drop --via batch (or --compare)")
+        if args.wait and options.get("via") != "batch":
+            raise UsageError("--wait is for --via batch (an online cell always waits): drop --wait")
+        return Job(prompts, options, args.out, args.background, args.compare, not args.no_display, args.wait)
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
@@ -203,6 +249,8 @@ class LLMBatch(Magics):
             if value is not None and name != "params":
                 options[name] = value
         options["params"] = {**self.params, **(_json_object(args.params) if args.params is not None else {})}
+        if options.get("via") == "batch" and args.concurrency is None:
+            options.pop("concurrency")  # issue 15: a %config concurrency is for online runs only
         return options
 
     # -- running ----------------------------------------------------------------------------------
@@ -252,6 +300,24 @@ class LLMBatch(Magics):
             raise UsageError(str(result.failure))
         return result
 
+    async def _submit_batch(self, job: Job) -> None:
+        """Issue 15: start a Batch API run, follow it in the background, return once its jobs are submitted."""
+        result = self._launch(job)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._follow(job, result, "Batch API"))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        task.add_done_callback(_quiet)
+        controller = result._controller
+        if controller is not None:
+            await controller.submitted.wait()
+        if result.failure is not None:
+            raise UsageError(str(result.failure))
+        if not result.done:
+            name = job.out or "the result (-o VAR)"
+            print(f"submitted; the view above updates in the background. `await {name}` or {name}.wait() blocks "
+                  "until the job ends; running this cell again reattaches to the job; %llm_jobs lists jobs")
+
     def _start_background(self, job: Job) -> None:
         try:
             loop = asyncio.get_running_loop()
@@ -266,6 +332,14 @@ class LLMBatch(Magics):
         task.add_done_callback(_quiet)
         if not job.out:
             print("running in the background; %llm_cancel stops it (use -o VAR to keep the result)")
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False  # a terminal IPython: nothing runs between cells, so the cell waits for the job
+    return True
 
 
 def _interrupted(result: BatchResult, out: str | None) -> str:
@@ -355,6 +429,9 @@ async def run_cell(line: str, cell: str) -> None:
     job = magics.parse(line, cell)
     if job.background:
         magics._start_background(job)
+        return
+    if job.batch_api and not job.wait:  # issue 15
+        await magics._submit_batch(job)
         return
     await magics.run(job)
 

@@ -41,6 +41,9 @@ def _secs(value: float | None) -> str:
 def header_text(result: BatchResult) -> str:
     ep = result.endpoint
     line = f"{result.model or '(default model)'} @ {ep.host} · concurrency {_limit(result)} · {len(result)} requests"
+    job = getattr(result, "batch_job", None)  # issue 15: a via="batch" run's job states
+    if job is not None:
+        line += "\n" + job.describe()
     return line + (f"\n{ep.note}" if ep.note else "")
 
 
@@ -52,6 +55,9 @@ def header_html(result: BatchResult, title: str | None = None) -> str:
         f"<div>{title_html}<b>{escape(result.model or '(default model)')}</b> @ {escape(ep.host)} · concurrency "
         f"{_limit(result)}{live} · {len(result)} requests</div>"
     )
+    job = getattr(result, "batch_job", None)  # issue 15: a via="batch" run's job states
+    if job is not None:
+        html += f"<div class='batchjob'>{escape(job.describe())}</div>"
     if ep.note:
         html += f"<div class='note'>{escape(ep.note)}</div>"
     return html

@@ -213,6 +213,15 @@ class BatchResult(Sequence[RequestResult]):
             self._controller.cancel()
             await self._controller.wait_closed()
 
+    def wait(self) -> BatchResult:
+        """Block until the batch ends (e.g. a via="batch" job that updates in the background). Issue 15."""
+        from .blocking import run_blocking
+
+        async def until_done() -> BatchResult:
+            return await self
+
+        return run_blocking(until_done())
+
     def __await__(self) -> Generator[Any, None, BatchResult]:
         if not self.done:
             yield from self._done.wait().__await__()

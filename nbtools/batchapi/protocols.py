@@ -219,7 +219,8 @@ class OpenAIBatches(BatchClient):
             return Outcome(index, _chat_completion(response["body"]))
         if isinstance(error, dict) and error.get("code") in ("batch_expired", "batch_cancelled"):
             return Outcome(index, error=f"{error.get('code')}: {error.get('message')}", not_sent=True)
-        body = response.get("body") if isinstance(response.get("body"), dict) else {}
+        raw_body = response.get("body")
+        body: dict[str, Any] = raw_body if isinstance(raw_body, dict) else {}
         message, kind = error_message(body) if body else (None, None)
         if isinstance(body.get("error"), dict):
             kind = body["error"].get("type") or kind  # the class, e.g. invalid_request_error

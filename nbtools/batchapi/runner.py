@@ -243,9 +243,9 @@ class BatchJobRun:
                 by_index[o.index] = o
         stored = []
         for row in rows:
-            o = by_index.get(row.index)
-            if o is None:  # the provider said nothing about it: it was never run
-                o = Outcome(row.index, error=f"not sent: job {state.id} ended {state.status} without it", not_sent=True)
+            found = by_index.get(row.index)
+            # The provider said nothing about it: it was never run.
+            o = found if found is not None else Outcome(row.index, error=f"not sent: job {state.id} ended {state.status} without it", not_sent=True)
             stored.append(StoredRow(row.index, o.completion, o.error, o.not_sent))
         self._fill(rows, stored, cached=False)
         return stored

@@ -63,6 +63,12 @@ class JobRecord:
     stored: bool  # are its rows' results in the store?
 
 
+def _record(row: tuple[object, ...]) -> JobRecord:
+    values = list(row)
+    values[16] = bool(values[16])
+    return JobRecord(*values)  # type: ignore[arg-type]
+
+
 @dataclass(slots=True)
 class StoredRow:
     index: int
@@ -91,12 +97,12 @@ class JobStore:
     def parts(self, key: str) -> dict[int, JobRecord]:
         with self._db() as db:
             rows = db.execute("SELECT * FROM jobs WHERE key = ? ORDER BY part", (key,)).fetchall()
-        return {row[1]: JobRecord(*row[:16], bool(row[16])) for row in rows}
+        return {row[1]: _record(row) for row in rows}
 
     def all(self) -> list[JobRecord]:
         with self._db() as db:
             rows = db.execute("SELECT * FROM jobs ORDER BY created, key, part").fetchall()
-        return [JobRecord(*row[:16], bool(row[16])) for row in rows]
+        return [_record(row) for row in rows]
 
     def add(self, key: str, part: int, parts: int, provider: str, base_url: str, model: str, job_id: str,
             file_id: str | None, first: int, count: int) -> None:

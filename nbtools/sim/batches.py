@@ -124,7 +124,8 @@ class BatchSim:
         job.finished = finished
         if status == "failed":
             return
-        answers, errors = [], []
+        answers: list[bytes] = []
+        errors: list[bytes] = []
         for i, line in enumerate(job.lines):
             if i >= finished:
                 errors.append(self._not_run(job, line, "expired" if status == "expired" else "cancelled"))
