@@ -41,7 +41,13 @@ __all__ = [
     "ConfigError",
     "EndpointError",
     "BatchInterrupted",
+    "jobs",
+    "cancel_job",
+    "forget_job",
+    "resend",
 ]
+
+_BATCH_API = ("jobs", "cancel_job", "forget_job", "resend")  # issue 15: the Batch API's job store
 
 
 def __getattr__(name: str) -> Any:
@@ -50,6 +56,10 @@ def __getattr__(name: str) -> Any:
         from .panel import Panel
 
         return Panel
+    if name in _BATCH_API:
+        from . import batchapi
+
+        return getattr(batchapi, name)
     if name == "sim":
         import importlib
 

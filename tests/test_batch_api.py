@@ -186,6 +186,14 @@ def test_an_expired_job_keeps_what_finished_and_the_rest_is_sent_again_with_one_
     assert result.texts == prompts and all(r.ok for r in result)
     assert server.stats()["requests"] == 40 - first_missing  # online: only what the job did not run
 
+    again = nbtools.batch([f"f{i}" for i in range(40)], via="batch", base_url=server.base_url, model="sim-small",
+                          poll_interval=0.05)
+    missing = sum(r.status == "cancelled" for r in again)
+    server.configure(batch_expire=None)
+    nbtools.resend(again, via="batch", poll_interval=0.05)  # or as a new batch job
+    assert again.texts == [f"f{i}" for i in range(40)]
+    assert server.batch_stats()["jobs"] == 3 and missing > 0
+
 
 def test_cancel_stops_the_providers_job_and_keeps_what_finished(make_sim) -> None:
     server = make_sim(batch_delay=30.0, reply="echo")

@@ -72,6 +72,7 @@ class BatchJobRun:
         self.status = "preparing"  # for the live view: see ``describe()``
         self.reattached = 0
         self.submitted_jobs = 0
+        self.timings = {"build": 0.0, "submit": 0.0, "results": 0.0}  # client-side seconds, summed over parts
         self.submitted = asyncio.Event()  # every part submitted or reattached (or the run ended)
         self._cancel_requested = False
         self._wake = asyncio.Event()
@@ -135,7 +136,9 @@ class BatchJobRun:
         result, options = self.result, self.options
         assert result.model is not None
         self.status = "building requests"
+        t = time.perf_counter()
         parts = build_parts(result.rows, options, result.model, client.protocol, max_requests=options.job_size)
+        self.timings["build"] = time.perf_counter() - t
         self.key = key = job_key(client.protocol, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)
         known = self.store.parts(key)
@@ -181,7 +184,9 @@ class BatchJobRun:
                     self._ready(i)
                     self._not_sent(rows, "not sent: the batch was cancelled before this job was submitted")
                     return
+                t = time.perf_counter()
                 job_id, file_id = await client.submit(part, {"nbtools_key": key[:16], "nbtools_part": f"{i + 1}/{n}"})
+                self.timings["submit"] += time.perf_counter() - t
                 self.store.add(key, i, n, self.result.endpoint.provider, self.result.endpoint.base_url,
                                self.result.model or "", job_id, file_id, part.first, part.count)
                 self.submitted_jobs += 1
@@ -192,8 +197,10 @@ class BatchJobRun:
                 self._fail(rows, f"the provider failed the job {state.id}: {state.errors or 'no reason given'}")
                 stored = [StoredRow(r.index, None, r.error, False) for r in rows]
             elif state.ended:
+                t = time.perf_counter()
                 outcomes = await client.results(state)
                 stored = self._apply(rows, outcomes, state)
+                self.timings["results"] += time.perf_counter() - t
             else:  # cancelled by us, and still cancelling: what it finished is read on the next run
                 self._not_sent(rows, f"not sent: job {state.id} is {state.status}; run again to collect what it finished")
                 return
