@@ -40,8 +40,9 @@ def _secs(value: float | None) -> str:
 # -- header ----------------------------------------------------------------------------------------
 def header_text(result: BatchResult) -> str:
     ep = result.endpoint
-    line = f"{result.model or '(default model)'} @ {ep.host} · concurrency {_limit(result)} · {len(result)} requests"
     job = getattr(result, "batch_job", None)  # issue 15: a via="batch" run's job states
+    how = "via the Batch API" if job is not None else f"concurrency {_limit(result)}"
+    line = f"{result.model or '(default model)'} @ {ep.host} · {how} · {len(result)} requests"
     if job is not None:
         line += "\n" + job.describe()
     return line + (f"\n{ep.note}" if ep.note else "")
@@ -51,11 +52,12 @@ def header_html(result: BatchResult, title: str | None = None) -> str:
     ep = result.endpoint
     title_html = f"<b>{escape(title)}</b> · " if title else ""
     live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
-    html = (
-        f"<div>{title_html}<b>{escape(result.model or '(default model)')}</b> @ {escape(ep.host)} · concurrency "
-        f"{_limit(result)}{live} · {len(result)} requests</div>"
-    )
     job = getattr(result, "batch_job", None)  # issue 15: a via="batch" run's job states
+    how = "via the Batch API" if job is not None else f"concurrency {_limit(result)}"
+    html = (
+        f"<div>{title_html}<b>{escape(result.model or '(default model)')}</b> @ {escape(ep.host)} · {how}"
+        f"{live} · {len(result)} requests</div>"
+    )
     if job is not None:
         html += f"<div class='batchjob'>{escape(job.describe())}</div>"
     if ep.note:
