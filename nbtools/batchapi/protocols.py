@@ -22,7 +22,9 @@ the runner never looks at provider shapes. Sources of the shapes:
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,7 @@ from ..endpoints import Endpoint
 from ..errors import EndpointError, NbtoolsError
 from ..retry import RETRYABLE_STATUS, backoff_delay, parse_retry_after
 from ..sse import error_message
+from .outcome import Outcome
 from .requests import ANTHROPIC, CHAT_URL, OPENAI, Part, Protocol, row_index
 
 __all__ = ["BatchAPIError", "BatchClient", "JobState", "Outcome", "client_for", "protocol_for"]
@@ -65,16 +68,6 @@ class JobState:
     @property
     def ended(self) -> bool:
         return self.status in ENDED
-
-
-@dataclass(slots=True)
-class Outcome:
-    """One result line: a completion, or an error with its class, or ``not_sent`` (expired/cancelled)."""
-
-    index: int
-    completion: Completion | None = None
-    error: str | None = None
-    not_sent: bool = False
 
 
 def protocol_for(endpoint: Endpoint) -> Protocol:
@@ -158,7 +151,8 @@ class BatchClient:
     async def cancel(self, job_id: str) -> JobState:
         raise NotImplementedError
 
-    async def results(self, state: JobState) -> list[Outcome]:
+    async def results(self, state: JobState) -> Iterator[Outcome]:
+        """The job's result lines, parsed one at a time as they are read (no list of 100,000 lines)."""
         raise NotImplementedError
 
 
@@ -198,14 +192,10 @@ class OpenAIBatches(BatchClient):
                         {"output": job.get("output_file_id"), "error": job.get("error_file_id")},
                         errors and self.endpoint.redact(errors))
 
-    async def results(self, state: JobState) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        for kind in ("output", "error"):
-            file_id = state.refs.get(kind)
-            if file_id:
-                content = await self.call("GET", f"/files/{file_id}/content", raw=True)
-                outcomes.extend(self._outcome(line) for line in content.splitlines() if line.strip())
-        return [o for o in outcomes if o.index >= 0]
+    async def results(self, state: JobState) -> Iterator[Outcome]:
+        files = [await self.call("GET", f"/files/{file_id}/content", raw=True)
+                 for kind in ("output", "error") if (file_id := state.refs.get(kind))]
+        return (o for content in files for o in map(self._outcome, _lines(content)) if o.index >= 0)
 
     def _outcome(self, line: bytes) -> Outcome:
         record = json.loads(line)
@@ -262,11 +252,10 @@ class AnthropicBatches(BatchClient):
         return JobState(str(job["id"]), status, sum(n.values()), n["succeeded"], n["errored"],
                         {"results_url": job.get("results_url")})
 
-    async def results(self, state: JobState) -> list[Outcome]:
+    async def results(self, state: JobState) -> Iterator[Outcome]:
         url = state.refs.get("results_url") or f"/messages/batches/{state.id}/results"
         content = await self.call("GET", url, raw=True)
-        outcomes = (self._outcome(line) for line in content.splitlines() if line.strip())
-        return [o for o in outcomes if o.index >= 0]
+        return (o for o in map(self._outcome, _lines(content)) if o.index >= 0)
 
     def _outcome(self, line: bytes) -> Outcome:
         record = json.loads(line)
@@ -286,6 +275,10 @@ class AnthropicBatches(BatchClient):
         inner = (result.get("error") or {}).get("error") or result.get("error") or {}
         return Outcome(index, error=self.endpoint.redact(
             f"{inner.get('type') or 'error'} (batch): {inner.get('message') or 'no message'}"))
+
+
+def _lines(content: bytes) -> Iterator[bytes]:
+    return (line for line in io.BytesIO(content) if line.strip())
 
 
 def _chat_completion(body: dict[str, Any]) -> Completion:

@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..errors import ConfigError
 from ..results import CANCELLED, ERROR, OK, BatchResult, RequestResult
-from .protocols import BatchAPIError, BatchClient, JobState, Outcome, client_for
+from .outcome import Outcome
+from .protocols import BatchAPIError, BatchClient, JobState, client_for
 from .requests import Part, build_parts, job_key
-from .store import JobRecord, JobStore, StoredRow
+from .store import JobRecord, JobStore
 
 __all__ = ["BatchJobRun", "poll_schedule"]
 
@@ -195,7 +196,7 @@ class BatchJobRun:
             self.status = "reading results"
             if state.status == "failed":
                 self._fail(rows, f"the provider failed the job {state.id}: {state.errors or 'no reason given'}")
-                stored = [StoredRow(r.index, None, r.error, False) for r in rows]
+                stored = [Outcome(r.index, None, r.error, False) for r in rows]
             elif state.ended:
                 t = time.perf_counter()
                 outcomes = await client.results(state)
@@ -242,22 +243,16 @@ class BatchJobRun:
             state = None
 
     # -- rows --------------------------------------------------------------------------------------
-    def _apply(self, rows: list[RequestResult], outcomes: list[Outcome], state: JobState) -> list[StoredRow]:
-        first = rows[0].index if rows else 0
-        by_index: dict[int, Outcome] = {}
-        for o in outcomes:
-            if first <= o.index < first + len(rows):
-                by_index[o.index] = o
-        stored = []
-        for row in rows:
-            found = by_index.get(row.index)
-            # The provider said nothing about it: it was never run.
-            o = found if found is not None else Outcome(row.index, error=f"not sent: job {state.id} ended {state.status} without it", not_sent=True)
-            stored.append(StoredRow(row.index, o.completion, o.error, o.not_sent))
+    def _apply(self, rows: list[RequestResult], outcomes: Iterable[Outcome], state: JobState) -> list[Outcome]:
+        first, end = (rows[0].index, rows[-1].index + 1) if rows else (0, 0)
+        by_index: dict[int, Outcome | None] = {o.index: o for o in outcomes if first <= o.index < end}
+        # A row the provider said nothing about was never run.
+        stored = [by_index.pop(row.index, None) or Outcome(row.index, error=f"not sent: job {state.id} ended "
+                                                            f"{state.status} without it", not_sent=True) for row in rows]
         self._fill(rows, stored, cached=False)
         return stored
 
-    def _fill(self, rows: list[RequestResult], stored: list[StoredRow], *, cached: bool) -> None:
+    def _fill(self, rows: list[RequestResult], stored: list[Outcome], *, cached: bool) -> None:
         by_index = {s.index: s for s in stored}
         now = self.result._now()
         model = self.result.model
@@ -281,10 +276,10 @@ class BatchJobRun:
             self._done(row)
 
     def _fail(self, rows: list[RequestResult], message: str) -> None:
-        self._fill(rows, [StoredRow(r.index, None, message, False) for r in rows], cached=False)
+        self._fill(rows, [Outcome(r.index, None, message, False) for r in rows], cached=False)
 
     def _not_sent(self, rows: list[RequestResult], message: str) -> None:
-        self._fill(rows, [StoredRow(r.index, None, message, True) for r in rows], cached=False)
+        self._fill(rows, [Outcome(r.index, None, message, True) for r in rows], cached=False)
 
     def _done(self, row: RequestResult) -> None:
         self.result.completed_count += 1

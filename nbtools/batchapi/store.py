@@ -20,6 +20,7 @@ from pathlib import Path
 from ..cache import _OFF, _ON, default_path
 from ..client import Completion
 from ..endpoints import _without_credentials
+from .outcome import Outcome
 
 __all__ = ["JobRecord", "JobStore", "store_path"]
 
@@ -69,14 +70,6 @@ def _record(row: tuple[object, ...]) -> JobRecord:
     return JobRecord(*values)  # type: ignore[arg-type]
 
 
-@dataclass(slots=True)
-class StoredRow:
-    index: int
-    completion: Completion | None
-    error: str | None
-    not_sent: bool
-
-
 class JobStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else store_path()
@@ -117,7 +110,7 @@ class JobStore:
             db.execute("UPDATE jobs SET status = ?, total = ?, done = ?, failed = ?, updated = ? WHERE key = ? AND part = ?",
                        (status, total, done, failed, time.time(), key, part))
 
-    def save_results(self, key: str, part: int, rows: list[StoredRow]) -> None:
+    def save_results(self, key: str, part: int, rows: list[Outcome]) -> None:
         with self._db() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -126,11 +119,11 @@ class JobStore:
                   r.error, int(r.not_sent)) for r in rows))
             db.execute("UPDATE jobs SET stored = 1 WHERE key = ? AND part = ?", (key, part))
 
-    def results(self, key: str, first: int, count: int) -> list[StoredRow]:
+    def results(self, key: str, first: int, count: int) -> list[Outcome]:
         with self._db() as db:
             rows = db.execute("SELECT idx, text, model, prompt_tokens, completion_tokens, finish_reason, error, not_sent "
                               "FROM results WHERE key = ? AND idx >= ? AND idx < ?", (key, first, first + count)).fetchall()
-        return [StoredRow(idx, None if error is not None or not_sent else Completion(text or "", model, ptok, ctok, finish),
+        return [Outcome(idx, None if error is not None or not_sent else Completion(text or "", model, ptok, ctok, finish),
                           error, bool(not_sent)) for idx, text, model, ptok, ctok, finish, error, not_sent in rows]
 
     def forget(self, key: str) -> int:
