@@ -120,6 +120,9 @@ def test_a_job_the_provider_refuses_fails_its_rows_with_the_reason(openai_server
     result = openai_batch(openai_server, [f"t{i}" for i in range(12)])
     assert all(r.status == "error" for r in result)
     assert "batch_too_large" in result[0].error and "failed the job" in result[0].error
+    openai_server.max_requests = 50_000  # say the refusal was the provider's passing state: nothing ran, so
+    again = openai_batch(openai_server, [f"t{i}" for i in range(12)])  # the same call submits again
+    assert all(r.ok for r in again) and openai_server.creates == 2
 
 
 def test_repeat_system_and_params_reach_every_line(openai_server) -> None:

@@ -194,10 +194,11 @@ class BatchJobRun:
             part.lines = []  # sent: the request bytes are not needed any more
             state = await self._poll(client, i, job_id, first_poll, state)
             self.status = "reading results"
-            if state.status == "failed":
+            if state.status == "failed":  # refused as a whole, nothing ran: a re-run may submit it again
                 self._fail(rows, f"the provider failed the job {state.id}: {state.errors or 'no reason given'}")
-                stored = [Outcome(r.index, None, r.error, False) for r in rows]
-            elif state.ended:
+                self.store.forget_part(key, i)
+                return
+            if state.ended:
                 t = time.perf_counter()
                 outcomes = await client.results(state)
                 stored = self._apply(rows, outcomes, state)

@@ -126,6 +126,10 @@ class JobStore:
         return [Outcome(idx, None if error is not None or not_sent else Completion(text or "", model, ptok, ctok, finish),
                           error, bool(not_sent)) for idx, text, model, ptok, ctok, finish, error, not_sent in rows]
 
+    def forget_part(self, key: str, part: int) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM jobs WHERE key = ? AND part = ?", (key, part))
+
     def forget(self, key: str) -> int:
         with self._db() as db:
             n = db.execute("DELETE FROM jobs WHERE key = ?", (key,)).rowcount
