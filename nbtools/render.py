@@ -83,8 +83,17 @@ def _failure(result: BatchResult) -> str:
 
 def summary_text(result: BatchResult, s: Summary | None = None) -> str:
     state = _state(result)
-    text = ("" if state == "done" else f"{state}: ") + str(s or result.summary())
+    s = s or result.summary()
+    body = _batch_api_text(s) if getattr(result, "batch_job", None) is not None else str(s)
+    text = ("" if state == "done" else f"{state}: ") + body
     return text + (f"\n{_failure(result)}" if result.failure is not None else "")
+
+
+def _batch_api_text(s: Summary) -> str:
+    """Issue 15: a Batch API run's figures (its rows share one job: no latency or speedup of their own)."""
+    return (f"{s.completed}/{s.total} done in {s.wall:.2f} s wall via the Batch API; "
+            f"{s.prompt_tokens + s.completion_tokens} tokens; {s.errors} errors"
+            + (f", {s.cancelled} not sent" if s.cancelled else "") + (f", {s.cached} from the job store" if s.cached else ""))
 
 
 def summary_html(result: BatchResult, s: Summary | None = None) -> str:
@@ -105,6 +114,9 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         cells.append(("cancelled", str(s.cancelled)))
     if s.cached:
         cells.append(("from cache", str(s.cached)))
+    if getattr(result, "batch_job", None) is not None:  # issue 15: one job, no per-request latencies
+        dropped = ("serial (sum of latencies)", "speedup", "p50 / p95 latency", "retries")
+        cells = [(k, v) for k, v in cells if k not in dropped]
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
     body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
     failed = f"<div class='err'>{escape(_failure(result))}</div>" if result.failure is not None else ""

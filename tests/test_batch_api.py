@@ -56,6 +56,10 @@ def test_300_prompts_come_back_in_order_from_one_upload_and_one_job(openai_serve
     assert result[0].prompt_tokens == 7 and result[0].completion_tokens == 3 and result[0].finish_reason == "stop"
     frame = result.to_pandas()
     assert list(frame["text"])[:2] == ["answer: question 0", "answer: question 1"]
+    shown = repr(result)  # one job: its figures, not a per-request speedup
+    assert "via the Batch API" in shown and "300/300 done" in shown and "speedup" not in shown
+    assert "batch_0001" in shown and "completed" in shown
+    assert "speedup" not in result._repr_html_() and "via the Batch API" in result._repr_html_()
 
 
 def test_the_same_call_in_a_new_process_creates_no_second_job(openai_server, tmp_path) -> None:
