@@ -266,3 +266,24 @@ def test_no_key_runs_against_the_simulator_and_says_so() -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ok", "True"]
     assert "Simulated replies from the built-in simulator" in out.stderr
+
+
+def test_over_50000_requests_the_openai_protocol_splits_into_jobs_transparently(make_sim) -> None:
+    server = make_sim(batch_delay=0.2, reply="echo")
+    prompts = [f"n{i}" for i in range(50_001)]  # OpenAI's documented limit is 50,000 requests per job
+    result = nbtools.batch(prompts, via="batch", base_url=server.base_url, model="sim-small", poll_interval=0.1)
+    assert result.texts == prompts
+    assert server.batch_stats()["jobs"] == 2 and server.batch_stats()["uploads"] == 2
+
+
+def test_parts_respect_the_byte_limit_and_keep_every_line_in_order() -> None:
+    from nbtools.batchapi.requests import OPENAI, build_parts
+    from nbtools.options import BatchOptions
+    from nbtools.results import RequestResult
+
+    rows = [RequestResult(i, f"prompt {i} " + "x" * (i % 50)) for i in range(200)]
+    parts = build_parts(rows, BatchOptions(), "m", OPENAI, max_bytes=2_000)
+    assert len(parts) > 1 and all(p.size <= 2_000 for p in parts)
+    ids = [json.loads(line)["custom_id"] for p in parts for line in p.lines]
+    assert ids == [f"r{i}" for i in range(200)]
+    assert [p.first for p in parts] == [sum(q.count for q in parts[:k]) for k in range(len(parts))]
