@@ -43,6 +43,7 @@ class OpenAIBatchServer:
     key: str = "sk-test-openai"
     max_requests: int = 50_000
     expire: bool = False
+    lose_create_answers: bool = False  # create the job, then answer 500 (an answer lost on the way)
     uploads: int = 0
     creates: int = 0
     cancels: int = 0
@@ -115,6 +116,8 @@ class OpenAIBatchServer:
             "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
             "_lines": lines, "_errors": errors,
         }
+        if self.lose_create_answers:
+            return self._error(500, "The server had an error while processing your request.", "server_error")
         return web.json_response(self._public(self.batches[batch_id]))
 
     @staticmethod

@@ -287,3 +287,22 @@ def test_parts_respect_the_byte_limit_and_keep_every_line_in_order() -> None:
     ids = [json.loads(line)["custom_id"] for p in parts for line in p.lines]
     assert ids == [f"r{i}" for i in range(200)]
     assert [p.first for p in parts] == [sum(q.count for q in parts[:k]) for k in range(len(parts))]
+
+
+def test_a_wrong_key_and_a_missing_server_are_one_line_errors(openai_server, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-123456")
+    with pytest.raises(nbtools.NbtoolsError) as error:
+        openai_batch(openai_server, ["x"])
+    message = str(error.value)
+    assert "HTTP 401" in message and "OPENAI_API_KEY" in message and "sk-wrong-key-123456" not in message
+    with pytest.raises(nbtools.EndpointError, match="cannot connect to 127.0.0.1:9"):
+        nbtools.batch(["x"], via="batch", base_url="http://127.0.0.1:9/v1", model="m", **FAST)
+    assert jobs() == []  # nothing was submitted, nothing recorded
+
+
+def test_a_create_that_may_have_run_is_never_retried(openai_server) -> None:
+    """A 500 on create may hide a job the provider made: trying again could pay twice."""
+    openai_server.lose_create_answers = True
+    with pytest.raises(nbtools.NbtoolsError, match="HTTP 500"):
+        openai_batch(openai_server, ["x"])
+    assert openai_server.creates == 1

@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from ..client import Completion
+from ..client import Completion, _key_hint
 from ..endpoints import Endpoint
 from ..errors import EndpointError, NbtoolsError
 from ..retry import RETRYABLE_STATUS, backoff_delay, parse_retry_after
@@ -87,6 +87,7 @@ class BatchClient:
         self.endpoint = endpoint
         self._timeout = aiohttp.ClientTimeout(total=max(timeout, 300.0))  # uploads and downloads are big
         self._session: aiohttp.ClientSession | None = None
+        self._answered = False  # has the endpoint answered anything yet?
 
     def _headers(self) -> dict[str, str]:
         return self.endpoint.headers()
@@ -99,30 +100,37 @@ class BatchClient:
         if self._session is not None:
             await self._session.close()
 
-    async def call(self, method: str, url: str, *, json_body: Any = None, data: Any = None, raw: bool = False) -> Any:
-        """One control call with retries for 429/5xx/dropped connections; JSON (or bytes with ``raw``)."""
+    async def call(self, method: str, url: str, *, json_body: Any = None, data: Any = None, raw: bool = False,
+                   creates_job: bool = False) -> Any:
+        """One control call with retries for 429/5xx/dropped connections; JSON (or bytes with ``raw``).
+
+        A call that ``creates_job`` is retried only when the server cannot have acted on it (429, or no
+        connection at all): a job created whose answer was lost would be paid for twice.
+        """
         assert self._session is not None
         if not url.startswith("http"):
             url = self.endpoint.base_url + url
         for attempt in range(1, CONTROL_RETRIES + 2):
             retry_after = None
             try:
-                body = data() if callable(data) else data  # a multipart form can be sent only once
+                body = data() if callable(data) else data  # a payload is built afresh for each attempt
                 async with self._session.request(method, url, json=json_body, data=body) as resp:
                     content = await resp.read()
+                    self._answered = True
                     if resp.status < 300:
                         return content if raw else json.loads(content)
                     error = self._http_error(resp.status, content)
-                    if resp.status not in RETRYABLE_STATUS or attempt > CONTROL_RETRIES:
+                    retryable = resp.status == 429 if creates_job else resp.status in RETRYABLE_STATUS
+                    if not retryable or attempt > CONTROL_RETRIES:
                         raise error
                     retry_after = parse_retry_after(resp.headers)
             except aiohttp.ClientConnectorError as exc:
-                if attempt > CONTROL_RETRIES:
+                if attempt > CONTROL_RETRIES or not self._answered:  # nothing there at all: say so now
                     raise EndpointError(self.endpoint.redact(
                         f"cannot connect to {self.endpoint.host} ({exc.strerror or 'refused'}): check base_url / "
-                        "the provider, then run again (the job, if submitted, is kept)")) from None
+                        "the provider, then run again (a job already submitted is kept)")) from None
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                if attempt > CONTROL_RETRIES:
+                if attempt > CONTROL_RETRIES or creates_job:
                     raise BatchAPIError(self.endpoint.redact(f"{self.endpoint.host}: {type(exc).__name__} {exc}")) from None
             except ValueError:
                 raise BatchAPIError(f"{self.endpoint.host} answered {method} {url.rsplit('/v1', 1)[-1]} "
@@ -137,7 +145,7 @@ class BatchClient:
             detail = f"{code}: {message}" if code and message else (message or detail)
         except ValueError:
             pass
-        hint = " (does this endpoint have a Batch API?)" if status == 404 else ""
+        hint = {401: f" ({_key_hint(self.endpoint)})", 404: " (does this endpoint have a Batch API?)"}.get(status, "")
         return BatchAPIError(self.endpoint.redact(f"HTTP {status} from {self.endpoint.host}: {' '.join(detail.split())[:300]}{hint}"), status)
 
     # -- the protocol --------------------------------------------------------------------------------
@@ -170,7 +178,7 @@ class OpenAIBatches(BatchClient):
             return data
 
         uploaded = await self.call("POST", "/files", data=form)
-        job = await self.call("POST", "/batches", json_body={
+        job = await self.call("POST", "/batches", creates_job=True, json_body={
             "input_file_id": uploaded["id"], "endpoint": CHAT_URL, "completion_window": "24h", "metadata": metadata})
         return str(job["id"]), str(uploaded["id"])
 
@@ -234,7 +242,8 @@ class AnthropicBatches(BatchClient):
     async def submit(self, part: Part, metadata: dict[str, str]) -> tuple[str, str | None]:
         # The lines already are request objects: join them into the JSON array without re-encoding.
         payload = b'{"requests":[' + b",".join(line.rstrip(b"\n") for line in part.lines) + b"]}"
-        job = await self.call("POST", "/messages/batches", data=aiohttp.BytesPayload(payload, content_type="application/json"))
+        job = await self.call("POST", "/messages/batches", creates_job=True,
+                              data=lambda: aiohttp.BytesPayload(payload, content_type="application/json"))
         return str(job["id"]), None
 
     async def retrieve(self, job_id: str) -> JobState:
