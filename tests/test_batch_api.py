@@ -306,3 +306,13 @@ def test_a_create_that_may_have_run_is_never_retried(openai_server) -> None:
     with pytest.raises(nbtools.NbtoolsError, match="HTTP 500"):
         openai_batch(openai_server, ["x"])
     assert openai_server.creates == 1
+
+
+def test_an_expired_openai_job_from_the_reference_server_keeps_what_ran(openai_server) -> None:
+    openai_server.expire = True
+    result = openai_batch(openai_server, [f"x{i}" for i in range(10)])
+    assert [r.status for r in result] == ["ok"] * 5 + ["cancelled"] * 5
+    assert result[9].error.startswith("batch_expired") and result.summary().cancelled == 5
+    openai_server.expire = False
+    nbtools.resend(result, via="batch", **FAST)
+    assert result.texts == [f"answer: x{i}" for i in range(10)] and openai_server.creates == 2
