@@ -2,9 +2,10 @@
 
 Per part (one provider job): reattach if the store knows it, else submit and record it at once; poll
 with a growing interval; when it ends, read its result lines into the rows (input order, by custom_id)
-and store them, so the next run answers from the store. ``cancel()`` cancels the provider's jobs and
-keeps what finished; interrupting the wait (the stop button) only detaches: the job keeps running and
-the next run reattaches to it.
+and store them, so the next run answers from the store. ``cancel()`` (``result.cancel()``, the Cancel
+button, the stop button on a ``--wait`` cell) cancels the provider's jobs and keeps what finished. A run
+that is torn down instead (Ctrl-C in ``batch()``, Ctrl-C in ``result.wait()``, a dead kernel) only
+detaches: the jobs keep running and the next run reattaches to them.
 """
 
 from __future__ import annotations
