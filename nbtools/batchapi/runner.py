@@ -80,6 +80,7 @@ class BatchJobRun:
         self._wake = asyncio.Event()
         self._n_parts = 0
         self._ready_parts: set[int] = set()
+        self._reading = asyncio.Lock()
         result._controller = self
         result.batch_job = self  # type: ignore[attr-defined]  # issue 15: read by render for the job line
 
@@ -200,14 +201,14 @@ class BatchJobRun:
                 self.store.forget_part(key, i)
                 return
             if state.ended:
-                t = time.perf_counter()
-                outcomes = await client.results(state)
-                stored = self._apply(rows, outcomes, state)
-                self.timings["results"] += time.perf_counter() - t
+                async with self._reading:  # one result file in memory at a time
+                    t = time.perf_counter()
+                    outcomes = await client.results(state)
+                    stored = self._apply(rows, outcomes, state)
+                    self.timings["results"] += time.perf_counter() - t
+                    self.store.save_results(key, i, stored)
             else:  # cancelled by us, and still cancelling: what it finished is read on the next run
                 self._not_sent(rows, f"not sent: job {state.id} is {state.status}; run again to collect what it finished")
-                return
-            self.store.save_results(key, i, stored)
         finally:
             self.limiter.active -= part.count
 
