@@ -56,6 +56,7 @@ class OpenAIBatchServer:
         app.router.add_post("/v1/files", self.upload)
         app.router.add_get("/v1/files/{id}/content", self.content)
         app.router.add_post("/v1/batches", self.create)
+        app.router.add_get("/v1/batches", self.list)
         app.router.add_get("/v1/batches/{id}", self.retrieve)
         app.router.add_post("/v1/batches/{id}/cancel", self.cancel)
         app.router.add_post("/v1/chat/completions", self.chat)
@@ -123,6 +124,15 @@ class OpenAIBatchServer:
     @staticmethod
     def _public(batch: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in batch.items() if not k.startswith("_")}
+
+    async def list(self, request: web.Request) -> web.Response:
+        """``GET /v1/batches?limit=N``: a cursor page, newest first."""
+        if not self._authorized(request):
+            return self._error(401, "Incorrect API key provided.")
+        limit = int(request.query.get("limit", "20"))
+        data = [self._public(b) for b in reversed(list(self.batches.values()))][:limit]
+        return web.json_response({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                                  "last_id": data[-1]["id"] if data else None, "has_more": len(self.batches) > limit})
 
     async def retrieve(self, request: web.Request) -> web.Response:
         if not self._authorized(request):

@@ -7,7 +7,7 @@ the runner never looks at provider shapes. Sources of the shapes:
   validating, failed, in_progress, finalizing, completed, expired, cancelling, cancelled;
   ``request_counts`` total/completed/failed; ``output_file_id`` / ``error_file_id``) and
   https://platform.openai.com/docs/api-reference/files (multipart upload with ``purpose=batch``,
-  ``GET /files/{id}/content``); openai-python ``src/openai/types/batch.py``, ``batch_request_counts.py``.
+  ``GET /files/{id}/content``; ``GET /batches`` lists recent jobs with their ``metadata``); openai-python ``src/openai/types/batch.py``, ``batch_request_counts.py``.
   Output and error lines: ``{"id", "custom_id", "response": {"status_code", "request_id", "body"},
   "error": {"code", "message"} | null}`` (openapi ``BatchRequestOutput``). xAI serves the same routes
   (https://docs.x.ai/developers/advanced-api-usage/batch-api, as used by LiteLLM's xai_batches).
@@ -178,9 +178,28 @@ class OpenAIBatches(BatchClient):
             return data
 
         uploaded = await self.call("POST", "/files", data=form)
-        job = await self.call("POST", "/batches", creates_job=True, json_body={
-            "input_file_id": uploaded["id"], "endpoint": CHAT_URL, "completion_window": "24h", "metadata": metadata})
+        try:
+            job = await self.call("POST", "/batches", creates_job=True, json_body={
+                "input_file_id": uploaded["id"], "endpoint": CHAT_URL, "completion_window": "24h", "metadata": metadata})
+        except BatchAPIError as exc:
+            if exc.status is not None and exc.status < 500:
+                raise  # refused: no job was made
+            found = await self._find(metadata)  # made, perhaps, and only its answer lost: look before anyone retries
+            if found is None:
+                raise
+            return found, str(uploaded["id"])
         return str(job["id"]), str(uploaded["id"])
+
+    async def _find(self, metadata: dict[str, str]) -> str | None:
+        """The id of a recent batch carrying exactly this ``metadata`` (``GET /batches``, newest first)."""
+        try:
+            page = await self.call("GET", "/batches?limit=100")
+        except BatchAPIError:
+            return None
+        for job in page.get("data") or ():
+            if job.get("metadata") == metadata:
+                return str(job["id"])
+        return None
 
     async def retrieve(self, job_id: str) -> JobState:
         return self._state(await self.call("GET", f"/batches/{job_id}"))
