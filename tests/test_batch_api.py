@@ -87,7 +87,7 @@ def test_a_restart_while_the_job_runs_loses_nothing(openai_server) -> None:
         async def main():
             r = nbtools.start({prompts!r}, via="batch", provider="openai", base_url={openai_server.url!r},
                               model="gpt-4o-mini", poll_interval=30)
-            await r._controller.submitted.wait()
+            await r.batch_job.submitted.wait()
             os._exit(0)  # a kernel restart: no cleanup at all
         asyncio.run(main())
     """)
@@ -208,7 +208,7 @@ def test_cancel_stops_the_providers_job_and_keeps_what_finished(make_sim) -> Non
     async def main() -> nbtools.BatchResult:
         result = nbtools.start([f"c{i}" for i in range(10)], via="batch", base_url=server.base_url, model="sim-small",
                                poll_interval=0.05)
-        await result._controller.submitted.wait()
+        await result.batch_job.submitted.wait()
         result.cancel()
         return await result
 
@@ -223,8 +223,8 @@ def test_jobs_can_be_listed_cancelled_and_forgotten(openai_server) -> None:
     async def submit() -> None:
         result = nbtools.start(["j1", "j2"], via="batch", provider="openai", base_url=openai_server.url,
                                model="gpt-4o-mini", poll_interval=30)
-        await result._controller.submitted.wait()
-        result._controller.main_task.cancel()  # leave it running on the provider's side, as a closed kernel would
+        await result.batch_job.submitted.wait()
+        result.batch_job.main_task.cancel()  # leave it running on the provider's side, as a closed kernel would
 
     asyncio.run(submit())
     (job,) = jobs()
