@@ -27,6 +27,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -281,7 +282,9 @@ class AnthropicBatches(BatchClient):
                         {"results_url": job.get("results_url")})
 
     async def results(self, state: JobState) -> Iterator[Outcome]:
-        url = state.refs.get("results_url") or f"/messages/batches/{state.id}/results"
+        url = state.refs.get("results_url") or ""
+        if urlsplit(url).netloc != urlsplit(self.endpoint.base_url).netloc:  # the key goes only to the endpoint's host
+            url = f"/messages/batches/{state.id}/results"
         content = await self.call("GET", url, raw=True)
         return (o for o in map(self._outcome, _lines(content)) if o.index >= 0)
 
