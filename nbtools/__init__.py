@@ -43,7 +43,13 @@ __all__ = [
     "ConfigError",
     "EndpointError",
     "BatchInterrupted",
+    "jobs",
+    "cancel_job",
+    "forget_job",
+    "resend",
 ]
+
+_BATCH_API = ("jobs", "cancel_job", "forget_job", "resend")  # issue 15: the Batch API's job store
 
 
 def _start_simulator() -> str:
@@ -67,6 +73,10 @@ def __getattr__(name: str) -> Any:
         from .panel import Panel
 
         return Panel
+    if name in _BATCH_API:
+        from . import batchapi
+
+        return getattr(batchapi, name)
     if name == "sim":
         import importlib
 

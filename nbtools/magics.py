@@ -29,6 +29,7 @@ from .live import follow, run_live
 from .options import (
     OPTIONS,
     BatchOptions,
+    Choice,
     Concurrency,
     Flag,
     Number,
@@ -59,6 +60,11 @@ class Job:
     background: bool = False
     compare: bool = False
     display: bool = True
+    wait: bool = False  # via="batch": block the cell until the job ends
+
+    @property
+    def batch_api(self) -> bool:
+        return self.options.get("via") == "batch"
 
 
 def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
@@ -67,6 +73,8 @@ def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
         trait: TraitType[Any, Any] = Union([Int(), Enum(["auto"])], default_value=default, help=spec.help)
     elif isinstance(spec.kind, RequestFields):
         trait = Dict(help=spec.help)
+    elif isinstance(spec.kind, Choice):
+        trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
     elif isinstance(spec.kind, Price):
         trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
     else:
@@ -114,6 +122,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
     @argument("--compare", action="store_true", help="run serially, then concurrently, and compare")
     @argument("--over", metavar="NAME", help="run the body once per item of this list/Series ({item})")
     @argument("--no-display", action="store_true", help="no live display (the result is still stored)")
+    @argument("--wait", action="store_true", help="--via batch: block the cell until the job ends")
     @_option_arguments
     @cell_magic
     def llm_batch(self, line: str, cell: str) -> None:
@@ -128,6 +137,9 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         job = self.parse(line, cell)
         if job.background:
             self._start_background(job)
+            return
+        if job.batch_api and not job.wait and _loop_running():  # return once submitted
+            run_blocking(self._submit_batch(job))
             return
         run_blocking(self.run(job))
 
@@ -169,6 +181,30 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             result.cancel()
         print(f"cancelled {len(targets)} running batch{'es' if len(targets) != 1 else ''}")
 
+    @line_magic
+    def llm_jobs(self, line: str) -> Any:
+        """List Batch API jobs (provider, status, counts, age); ``%llm_jobs cancel ID`` or ``%llm_jobs forget ID``.
+
+        ID is the first column of the list, or a provider's job id.
+        """
+        from .batchapi import cancel_job, forget_job, jobs
+
+        words = line.split()
+        try:
+            if not words:
+                return jobs()
+            if len(words) == 2 and words[0] == "cancel":
+                for state in cancel_job(words[1]):
+                    print(state)
+                return None
+            if len(words) == 2 and words[0] == "forget":
+                forget_job(words[1])
+                print(f"forgotten: {words[1]} (running the same cell again submits a new job)")
+                return None
+        except NbtoolsError as exc:
+            raise UsageError(str(exc)) from None
+        raise UsageError("%llm_jobs takes nothing, 'cancel ID' or 'forget ID' (ID: the first column of %llm_jobs)")
+
     # -- parsing ----------------------------------------------------------------------------------
     def parse(self, line: str, cell: str) -> Job:
         """Everything the cell asks for, checked up front: UsageError names the problem and the fix."""
@@ -192,7 +228,11 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             raise UsageError("--background and --compare cannot be combined: drop one of them")
         if options["dry_run"] and (args.background or args.compare):
             raise UsageError("--dry-run sends nothing, so it takes no --background or --compare: drop them")
-        return Job(prompts, options, args.out, args.background, args.compare, not args.no_display)
+        if options["via"] == "batch" and args.compare:
+            raise UsageError("--compare times online requests: drop --via batch (or --compare)")
+        if args.wait and options["via"] != "batch":
+            raise UsageError("--wait is for --via batch (an online cell always waits): drop --wait")
+        return Job(prompts, options, args.out, args.background, args.compare, not args.no_display, args.wait)
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
@@ -208,6 +248,8 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
                     flag = spec.flags[-1]
                     raise UsageError(str(exc) if str(exc).startswith(flag) else f"{flag}: {exc}") from None
             options[name] = {**self.params, **value} if name == "params" else value
+        if options["via"] == "batch" and args.concurrency is None:
+            options.pop("concurrency")  # a %config concurrency is for online runs only
         return options
 
     # -- running ----------------------------------------------------------------------------------
@@ -270,6 +312,26 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             self._user_ns[job.out] = estimate
         display(estimate)
 
+    async def _submit_batch(self, job: Job) -> None:
+        """Start a Batch API run, follow it in the background, return once its jobs are submitted."""
+        try:
+            result = start(job.prompts, **job.options)
+        except NbtoolsError as exc:
+            raise UsageError(str(exc)) from None
+        self._started(job)(result)
+        task = asyncio.get_running_loop().create_task(follow(result, self._view(job)(result, "Batch API")))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        task.add_done_callback(lambda _: _running.discard(result))
+        task.add_done_callback(_quiet)
+        await result.batch_job.submitted.wait()
+        if result.failure is not None:
+            raise UsageError(str(result.failure))
+        if not result.done:
+            name = job.out or "the result (-o VAR)"
+            print(f"submitted; the view above updates in the background. `await {name}` or {name}.wait() blocks "
+                  "until the job ends; running this cell again reattaches to the job; %llm_jobs lists jobs")
+
     def _start_background(self, job: Job) -> None:
         try:
             loop = asyncio.get_running_loop()
@@ -289,6 +351,14 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         task.add_done_callback(_quiet)
         if not job.out:
             print("running in the background; %llm_cancel stops it (use -o VAR to keep the result)")
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False  # a terminal IPython: nothing runs between cells, so the cell waits for the job
+    return True
 
 
 def _interrupted(result: BatchResult, out: str | None) -> str:
@@ -368,6 +438,9 @@ async def run_cell(line: str, cell: str) -> None:
     job = magics.parse(line, cell)
     if job.background:
         magics._start_background(job)
+        return
+    if job.batch_api and not job.wait:
+        await magics._submit_batch(job)
         return
     await magics.run(job)
 

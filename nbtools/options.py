@@ -18,7 +18,7 @@ from .prices import parse_price
 from .prompts import Message, Prompt
 
 __all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_table", "Kind", "Text", "WholeNumber",
-           "Number", "Flag", "Concurrency", "RequestFields", "Price"]
+           "Number", "Flag", "Concurrency", "RequestFields", "Price", "Choice"]
 
 # Request fields that nbtools sets itself; passing them in ``params`` would fight the options.
 _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
@@ -135,6 +135,18 @@ class RequestFields(Kind):
         return self.check(name, value, example)
 
 
+class Choice(Kind):
+    """One of a few words."""
+
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+
+    def check(self, name: str, value: Any, example: str) -> str:
+        if value not in self.choices:
+            raise ConfigError(f"{name}={value!r} is not one of {', '.join(map(repr, self.choices))}: {example}")
+        return value  # type: ignore[no-any-return]
+
+
 class Price(Kind):
     """USD per million (input, output) tokens: a pair, or the text "0.15,0.60"."""
 
@@ -221,6 +233,16 @@ class BatchOptions:
     dry_run: bool = option(
         False, "send nothing: show prompt tokens, the worst case and the cost range", Flag(),
         flags=("--dry-run",), example="e.g. dry_run=True to send nothing")
+    via: str = option(
+        "online", "`online` (requests from here, default) or `batch` (the provider's Batch API: about half price, "
+        "results within 24 h; re-running the cell reattaches)", Choice("online", "batch"),
+        flags=("--via",), example="via='online' (default) or via='batch' (the provider's Batch API)")
+    poll_interval: float | None = option(
+        None, "with via='batch': first seconds between polls of the job (it grows; default by endpoint)",
+        Number(above=0), flags=("--poll-interval",), example="e.g. poll_interval=5 (seconds)")
+    job_size: int | None = option(
+        None, "with via='batch': most requests per job (default: the provider's limit); more are split",
+        WholeNumber(1), flags=("--job-size",), example="e.g. job_size=10000 requests per job")
     provider: str | None = option(
         None, "openai, xai, anthropic, ollama, vllm or sim", Text(checked=False),
         flags=("--provider",), panel=True)
@@ -238,6 +260,13 @@ class BatchOptions:
                 continue  # unset: the provider's or server's default
             spec = spec_of(f)
             setattr(self, f.name, spec.kind.check(f.name, value, spec.example))
+        if self.via == "batch":  # the provider runs a job at its own pace
+            refused = [name for name, bad in (("stream", self.stream), ("rpm", self.rpm is not None),
+                                              ("tpm", self.tpm is not None),
+                                              ("concurrency", self.concurrency not in (16, "auto"))) if bad]
+            if refused:
+                raise ConfigError(f"{', '.join(refused)} cannot be used with via='batch' (the provider runs the "
+                                  "batch at its own pace): drop them, or use via='online'")
 
     def request_body(self, messages: list[Message], model: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, "messages": messages}

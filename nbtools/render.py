@@ -43,7 +43,10 @@ def _secs(value: float | None) -> str:
 # -- header ----------------------------------------------------------------------------------------
 def header_text(result: BatchResult) -> str:
     ep = result.endpoint
-    line = f"{_model(result)} @ {ep.host} · concurrency {_limit(result)} · {len(result)} requests"
+    job = result.batch_job
+    line = f"{_model(result)} @ {ep.host} · {_how(result)} · {len(result)} requests"
+    if job is not None:
+        line += "\n" + job.describe()
     if result.failure is not None:
         line += f"\n{failure_text(result)}"
     return line + (f"\n{ep.note}" if ep.note else "")
@@ -62,14 +65,20 @@ def header_html(result: BatchResult, title: str | None = None) -> str:
     title_html = f"<b>{escape(title)}</b> · " if title else ""
     live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
     html = (
-        f"<div>{title_html}<b>{escape(_model(result))}</b> @ {escape(ep.host)} · concurrency "
-        f"{_limit(result)}{live} · {len(result)} requests</div>"
+        f"<div>{title_html}<b>{escape(_model(result))}</b> @ {escape(ep.host)} · {_how(result)}"
+        f"{live} · {len(result)} requests</div>"
     )
+    if result.batch_job is not None:
+        html += f"<div class='batchjob'>{escape(result.batch_job.describe())}</div>"
     if result.failure is not None:  # once, at the top: not as a column of red rows
         html += f"<div class='err'><b>{escape(failure_text(result))}</b></div>"
     if ep.note:
         html += f"<div class='note'>{escape(ep.note)}</div>"
     return html
+
+
+def _how(result: BatchResult) -> str:
+    return "via the Batch API" if result.batch_job is not None else f"concurrency {_limit(result)}"
 
 
 def _limit(result: BatchResult) -> str:
@@ -95,7 +104,17 @@ def failure_text(result: BatchResult) -> str:
 
 def summary_text(result: BatchResult, s: Summary | None = None) -> str:
     state = _state(result)
-    return ("" if state == "done" else f"{state}: ") + str(s or result.summary())
+    s = s or result.summary()
+    body = _batch_api_text(s) if result.batch_job is not None else str(s)
+    return ("" if state == "done" else f"{state}: ") + body
+
+
+def _batch_api_text(s: Summary) -> str:
+    """A Batch API run's figures (its rows share one job: no latency or speedup of their own)."""
+    tokens = "tokens unknown" if s.completion_tokens is None else f"{(s.prompt_tokens or 0) + s.completion_tokens} tokens"
+    return (f"{s.completed}/{s.total} done in {s.wall:.2f} s wall via the Batch API; {tokens}; {s.errors} errors"
+            + (f", {s.not_sent} not sent" if s.not_sent else "") + (f", {s.cached} from the job store" if s.cached else "")
+            + f"; {s.cost_text}")
 
 
 def summary_html(result: BatchResult, s: Summary | None = None) -> str:
@@ -117,6 +136,9 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         if count:
             cells.append((label, str(count)))
     cells.append(("cost", _cost_cell(s)))  # live, from the usage each reply returned
+    if result.batch_job is not None:  # one job: no per-request latencies
+        dropped = ("serial-equivalent (estimated)", "speedup", "p50 / p95 latency", "retries")
+        cells = [(k, v) for k, v in cells if k not in dropped]
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
     body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
     html = f"<table><tr>{head}</tr><tr>{body}</tr></table>"

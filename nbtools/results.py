@@ -261,7 +261,7 @@ NOTABLE_FINISH = tuple(_FINISH_LABELS)
 class BatchResult(Sequence[RequestResult]):
     """The results of one batch, in input order, live while the batch runs.
 
-    ``await result`` (or ``await result.wait()``) waits for the end and raises what stopped the
+    ``await result`` (or, blocking, ``result.wait()``) waits for the end and raises what stopped the
     batch, as ``abatch`` does; ``result.cancel()`` stops it and keeps finished rows;
     ``result.concurrency = n`` changes the limit for requests not yet started.
     """
@@ -280,6 +280,7 @@ class BatchResult(Sequence[RequestResult]):
         self.price: Price | None = None  # set by the runner once the model is known; None: unknown
         self.price_note: str | None = None  # where the price came from, or why it is unknown
         self.capped = False  # max_cost stopped new requests
+        self.batch_job: Any = None  # with via="batch": its jobs (batchapi.BatchJobRun), for the job line
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None
@@ -384,9 +385,15 @@ class BatchResult(Sequence[RequestResult]):
             raise self.failure
         return self
 
-    async def wait(self) -> BatchResult:
-        """Wait for the end; raises what stopped the batch (``.result`` on it holds the rows)."""
-        return await self
+    def wait(self) -> BatchResult:
+        """Block until the batch ends (e.g. a via="batch" job updating in the background); raises what
+        stopped it, as ``await result`` does. Works in a script and in a notebook cell."""
+        from .blocking import run_blocking
+
+        async def until_done() -> BatchResult:
+            return await self
+
+        return run_blocking(until_done())
 
     def elapsed(self) -> float:
         """Seconds since the batch started (the wall time once it is done)."""

@@ -34,6 +34,7 @@ from .stops import stop_message
 from .tokens import prompt_counter
 
 if TYPE_CHECKING:
+    from .batchapi import BatchJobRun
     from .dryrun import DryRun
 
 __all__ = ["abatch", "batch", "start", "models"]
@@ -452,14 +453,23 @@ def _announce(result: BatchResult) -> None:
         print(f"nbtools: {endpoint.note}", file=sys.stderr)
 
 
-def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> _Run:
+def _make_run(result: BatchResult, on_result: OnResult | None) -> _Run | BatchJobRun:
+    """via="batch" runs through the provider's Batch API, behind the same Control."""
+    if result.options.via == "batch":
+        from .batchapi import BatchJobRun
+
+        return BatchJobRun(result, on_result)
+    return _Run(result, on_result)
+
+
+def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> _Run | BatchJobRun:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         raise NbtoolsError("start() needs a running event loop (a notebook cell): in a script, use batch()") from None
     if options.get("dry_run"):
         raise ConfigError("start() runs the batch: for a dry run use nbtools.dry_run(...) or batch(..., dry_run=True)")
-    run = _Run(prepare(prompts, on_result=on_result, **options), on_result)
+    run = _make_run(prepare(prompts, on_result=on_result, **options), on_result)
     run.main_task = loop.create_task(run.main())
     run.main_task.add_done_callback(run.on_main_done)
     return run
@@ -514,7 +524,7 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
         return dry_run(prompts, **options)
     result = prepare(prompts, on_result=on_result, **options)
     _announce(result)
-    run = _Run(result, on_result)
+    run = _make_run(result, on_result)
 
     async def main() -> BatchResult:
         run.main_task = asyncio.current_task()  # type: ignore[assignment]

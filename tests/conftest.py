@@ -1,18 +1,27 @@
-"""Shared fixtures: a real simulator over real HTTP on 127.0.0.1, one per test that asks for it."""
+"""Shared fixtures: a real simulator over real HTTP on 127.0.0.1, one per test that asks for it; the IPython shell.
+
+Helpers that tests import live in helpers.py (and kernel_helpers.py), never here."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from typing import Any
-
-from aiohttp import web
 
 import pytest
 
 from nbtools.sim import SimServer, serve
+
+
+@pytest.fixture(scope="session")
+def ip() -> Any:
+    """The one real IPython shell of this test process (IPython allows one), with nbtools loaded."""
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+
+    shell = start_ipython() or get_ipython()  # start_ipython answers only its first caller
+    shell.run_line_magic("load_ext", "nbtools")
+    return shell
 
 
 @pytest.fixture(autouse=True)
@@ -37,23 +46,3 @@ def make_sim() -> Iterator[Callable[..., SimServer]]:
 def sim(make_sim: Callable[..., SimServer]) -> SimServer:
     """A fast, fixed-latency simulator that echoes each prompt back."""
     return make_sim(latency=0.05, reply="echo")
-
-
-@contextmanager
-def serve_app(app: web.Application) -> Iterator[str]:
-    """Serve an aiohttp app on 127.0.0.1 from a background thread; yields its base URL."""
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()

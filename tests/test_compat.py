@@ -12,7 +12,7 @@ from aiohttp import web
 
 import nbtools
 
-from .conftest import serve_app
+from .helpers import serve_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

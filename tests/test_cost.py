@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 from IPython.core.error import UsageError
-from IPython.terminal.interactiveshell import TerminalInteractiveShell
 
 import nbtools
 from nbtools.dryrun import DryRun
 from nbtools.results import NOT_SENT, OK
 
-from .conftest import serve_app
+from .helpers import serve_app
 
 # genai-prices needs Python >= 3.11: without it, only user prices and local servers are priced.
 needs_prices = pytest.mark.skipif(importlib.util.find_spec("genai_prices") is None, reason="genai-prices not installed")
@@ -324,15 +323,6 @@ def test_bad_cost_options_are_one_line_errors(sim, options: dict, needle: str) -
 
 
 # -- the magic ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ip():
-    # The one shell of this process, whichever test module made it first (globalipapp's start_ipython
-    # answers only its first caller).
-    shell = TerminalInteractiveShell.instance()
-    shell.run_line_magic("load_ext", "nbtools")
-    return shell
-
-
 @pytest.mark.parametrize("line, needle", [
     ("--max-cost -1", "max_cost=-1.0 must be at least 0"),
     ("--max-cost lots", "--max-cost"),

@@ -16,7 +16,7 @@ from nbtools.failures import (
 )
 from nbtools.sse import DONE, SSEDecoder
 
-from .conftest import serve_app
+from .helpers import serve_app
 from .provider_errors import (
     ALL, FAKE_KEY, LLAMA_CPP_COMPLETE_STREAM, LLAMA_CPP_CUT_STREAM, STREAM_ERRORS, ErrorReply, StreamError,
 )

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
 
 from nbtools.compare import Comparison
 from nbtools.magics import transform_cell
 from nbtools.results import BatchResult
 from nbtools.sim import SimServer
-
-
-@pytest.fixture(scope="module")
-def ip():
-    shell = start_ipython()
-    shell.run_line_magic("load_ext", "nbtools")
-    return shell
 
 
 @pytest.fixture

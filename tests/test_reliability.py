@@ -20,7 +20,7 @@ from nbtools.display import LiveDisplay
 from nbtools.sim import SimServer
 from nbtools.sweep import SweepPoint, SweepResult
 
-from .conftest import serve_app
+from .helpers import serve_app
 
 FAKE_KEY = "sk-nbtools-FAKE-7f3e9c1d2b4a-not-a-real-key"
 

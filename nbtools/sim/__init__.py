@@ -17,6 +17,12 @@ Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /sim/stats``,
 counts and rate-limit windows), ``POST /sim/config`` (JSON object of knob
 changes, applied live; answers the whole config).
 
+Batch APIs (``sim/batches.py``), in compressed time (knobs ``batch_delay``, ``batch_expire``,
+``batch_max_requests``): OpenAI's ``POST /v1/files``, ``GET /v1/files/{id}/content``, ``POST /v1/batches``,
+``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``; Anthropic's ``POST /v1/messages/batches``,
+``GET /v1/messages/batches/{id}``, ``.../cancel``, ``.../results``; ``GET /sim/batches`` (counters). A
+directive such as ``[[sim:500]]`` fails that line in the job's result file.
+
 Directives, written anywhere in the last user message, act on that request only
 (they override the random ``fail_*`` draws):
 

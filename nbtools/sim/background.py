@@ -74,6 +74,10 @@ class SimServer:
         """The counters served at GET /sim/stats."""
         return self._call(self._sim.stats.snapshot)
 
+    def batch_stats(self) -> dict[str, int]:
+        """Batch API counters: uploads, jobs created, lines run, cancels (issue 15)."""
+        return self._call(self._sim.batches.snapshot)
+
     def reset(self) -> None:
         """Zero the counters, restart the random stream, forget flaky counts and rate windows."""
         self._call(self._sim.reset)

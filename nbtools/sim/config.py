@@ -52,6 +52,10 @@ class SimConfig:
     fail_slow: float = _knob(0.0, "probability of delaying the first byte by --slow-delay seconds")
     slow_delay: float = _knob(30.0, "seconds added before the first byte of a 'slow' request")
     retry_after: float = _knob(1.0, "retry-after seconds sent with injected 429s")
+    # Batch APIs (sim/batches.py): compressed time, and the providers' limits unless set lower.
+    batch_delay: float = _knob(1.0, "seconds from creating a batch job to its completion (validating, in progress, finalizing)")
+    batch_expire: float | None = _knob(None, "seconds after creation when an unfinished batch job expires (unset: never)")
+    batch_max_requests: int | None = _knob(None, "most requests per batch job (unset: the providers' 50,000 / 100,000)")
     models: tuple[str, ...] = _knob(("sim-small", "sim-large"), "model names listed by GET /v1/models")
 
     def __post_init__(self) -> None:
@@ -59,6 +63,10 @@ class SimConfig:
         for name in ("latency", "latency_spread", "slow_delay", "retry_after"):
             _check_number(name, getattr(self, name), minimum=0.0)
         _check_number("ttft", self.ttft, minimum=0.0, optional=True)
+        _check_number("batch_delay", self.batch_delay, minimum=0.0)
+        _check_number("batch_expire", self.batch_expire, minimum=0.0, optional=True)
+        if self.batch_max_requests is not None:
+            _check_int("batch_max_requests", self.batch_max_requests, minimum=1, hint="or None for the providers' limits")
         for name in ("tokens_per_second", "rpm", "tpm", "rate_burst"):
             _check_number(name, getattr(self, name), minimum=0.0, optional=True, exclusive=True)
         if not isinstance(self.reply, str):

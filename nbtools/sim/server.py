@@ -24,6 +24,7 @@ from aiohttp import web
 
 from ..limiter import Limiter
 from . import directives as sim_directives
+from .batches import BatchSim
 from .config import FAULT_KNOBS, SimConfig
 from .limits import RateLimiter, retry_headers
 from .protocol import (
@@ -53,6 +54,8 @@ UNLIMITED = sys.maxsize  # no capacity knob: the gate never makes anyone wait
 
 class Simulator:
     """All mutable server state; lives on the server's event loop."""
+
+    batches: BatchSim  # the Batch APIs, mounted by make_app (issue 15)
 
     def __init__(self, config: SimConfig) -> None:
         self.t0 = time.monotonic()
@@ -364,6 +367,8 @@ def make_app(config: SimConfig) -> web.Application:
     app.router.add_get("/sim/stats", sim.get_stats)
     app.router.add_post("/sim/reset", sim.post_reset)
     app.router.add_post("/sim/config", sim.post_config)
+    sim.batches = BatchSim(sim)  # issue 15: the Batch APIs, on the same server
+    sim.batches.mount(app)
     return app
 
 

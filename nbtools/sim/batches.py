@@ -1,0 +1,377 @@
+"""The simulator's Batch APIs: OpenAI files + batches (also xAI's) and Anthropic Message Batches.
+
+Compressed time: a job is validating for the first tenth of ``batch_delay``, in progress (its lines
+finishing in order, evenly) until nine tenths, finalizing, then completed. ``batch_expire`` seconds
+after creation an unfinished job expires with what it had finished; a cancel ends it the same way.
+Per-line failures come from the prompt's directives (``[[sim:500]]`` fails that line with a 500 in
+the error file; ``[[sim:429]]``, ``[[sim:503]]`` likewise), and a model the server does not list fails
+its line with 404. Limits are checked like the providers': too many requests, a duplicate
+``custom_id`` (OpenAI: the job fails validation; Anthropic: 400 at create), an oversized file.
+
+Shapes follow the providers' references (see nbtools/batchapi/protocols.py for the sources).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from . import directives as sim_directives
+from .protocol import completion_body, error_body, parse_chat_request, usage
+from .replies import count_words
+
+if TYPE_CHECKING:
+    from .server import Simulator
+
+_JSON = "application/json"
+OPENAI_MAX_REQUESTS = 50_000  # https://platform.openai.com/docs/api-reference/batch/create
+OPENAI_MAX_BYTES = 200 * 2**20
+ANTHROPIC_MAX_REQUESTS = 100_000  # https://docs.claude.com/en/api/creating-message-batches
+ANTHROPIC_MAX_BYTES = 256 * 2**20
+_FAILS = {"500": (500, "server_error"), "503": (503, "server_error"), "429": (429, "rate_limit_error"),
+          "flaky": (503, "server_error")}
+
+
+@dataclass
+class _Line:
+    custom_id: str
+    body: dict[str, Any]  # the chat-completions body (Anthropic params converted back)
+
+
+@dataclass
+class _Job:
+    id: str
+    kind: str  # "openai" or "anthropic"
+    lines: list[_Line]
+    created: float
+    input_file_id: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)  # validation failures (OpenAI)
+    ended_at: float | None = None
+    end_status: str | None = None  # completed, expired, cancelled, failed
+    cancel_at: float | None = None
+    output: dict[str, bytes] = field(default_factory=dict)  # file kind -> JSONL
+    metadata: dict[str, Any] = field(default_factory=dict)
+    finished: int = 0  # lines run (answered or failed)
+    failed: int = 0  # lines run that failed
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class BatchSim:
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.files: dict[str, bytes] = {}
+        self.jobs: dict[str, _Job] = {}
+        self.counts = {"uploads": 0, "jobs": 0, "lines": 0, "cancels": 0}
+        self._ids = itertools.count(1)
+
+    def mount(self, app: web.Application) -> None:
+        r = app.router
+        r.add_post("/v1/files", self.upload)
+        r.add_get("/v1/files/{id}/content", self.file_content)
+        r.add_post("/v1/batches", self.create_openai)
+        r.add_get("/v1/batches", self.list_openai)
+        r.add_get("/v1/batches/{id}", self.get_openai)
+        r.add_post("/v1/batches/{id}/cancel", self.cancel_openai)
+        r.add_post("/v1/messages/batches", self.create_anthropic)
+        r.add_get("/v1/messages/batches/{id}", self.get_anthropic)
+        r.add_post("/v1/messages/batches/{id}/cancel", self.cancel_anthropic)
+        r.add_get("/v1/messages/batches/{id}/results", self.results_anthropic)
+        r.add_get("/sim/batches", self.stats)
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.counts)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.snapshot())
+
+    # -- time ------------------------------------------------------------------------------------------
+    def _progress(self, job: _Job, now: float) -> tuple[str, int]:
+        """(status, lines finished) of ``job`` at ``now``; ends it (and writes its files) when due."""
+        delay = self.sim.config.batch_delay
+        if job.end_status is None:
+            elapsed = now - job.created
+            expire = self.sim.config.batch_expire
+            if job.errors and elapsed >= 0.1 * delay:
+                self._end(job, "failed", 0, now)
+            elif job.cancel_at is not None:
+                self._end(job, "cancelled", self._done_at(job, job.cancel_at), now)
+            elif elapsed >= delay:
+                self._end(job, "completed", len(job.lines), now)
+            elif expire is not None and elapsed >= expire:
+                self._end(job, "expired", self._done_at(job, job.created + expire), now)
+        if job.end_status is not None:
+            return job.end_status, job.finished
+        elapsed = now - job.created
+        status = "validating" if elapsed < 0.1 * delay else ("in_progress" if elapsed < 0.9 * delay else "finalizing")
+        return status, self._done_at(job, now)
+
+    def _done_at(self, job: _Job, t: float) -> int:
+        delay = self.sim.config.batch_delay
+        share = 1.0 if delay <= 0 else min(1.0, max(0.0, (t - job.created - 0.1 * delay) / (0.8 * delay)))
+        return int(len(job.lines) * share)
+
+    def _end(self, job: _Job, status: str, finished: int, now: float) -> None:
+        job.end_status, job.ended_at = status, now
+        job.finished = finished
+        if status == "failed":
+            return
+        answers: list[bytes] = []
+        errors: list[bytes] = []
+        for i, line in enumerate(job.lines):
+            if i >= finished:
+                errors.append(self._not_run(job, line, "expired" if status == "expired" else "cancelled"))
+                continue
+            ok, record = self._answer(job, line)
+            (answers if ok else errors).append(record)
+            job.failed += not ok
+        if job.kind == "anthropic":
+            job.output["results"] = b"".join(answers + errors)
+        else:
+            job.output["output"], job.output["error"] = b"".join(answers), b"".join(errors)
+            for kind in ("output", "error"):
+                if job.output[kind]:
+                    self.files[f"{job.id}-{kind}"] = job.output[kind]
+        self.counts["lines"] += finished
+
+    def _answer(self, job: _Job, line: _Line) -> tuple[bool, bytes]:
+        """(succeeded?, the result line) for one request the job ran."""
+        config = self.sim.config
+        raw = json.dumps(line.body).encode()
+        try:
+            req = parse_chat_request(raw, config.models[0])
+            fault = sim_directives.parse(req.last_user).fault
+        except ValueError as exc:
+            return False, self._line_error(job, line, 400, "invalid_request_error", str(exc))
+        if req.model not in config.models:
+            return False, self._line_error(job, line, 404, "not_found_error" if job.kind == "anthropic" else "invalid_request_error",
+                                           f"The model `{req.model}` does not exist (simulated; this server lists "
+                                           f"{', '.join(config.models)})")
+        if fault in _FAILS:
+            status, kind = _FAILS[fault]
+            return False, self._line_error(job, line, status, kind, f"The server had an error processing this line. (simulated {fault})")
+        reply, finish = self.sim.replies.make(req.messages, req.last_user), "stop"
+        if req.max_tokens is not None and req.max_tokens < len(reply.tokens):
+            reply, finish = reply.truncated(req.max_tokens), "length"
+        prompt_tokens = sum(count_words(text) for _, text in req.messages)
+        n = next(self._ids)
+        if job.kind == "anthropic":
+            message = {"id": f"msg_sim{n}", "type": "message", "role": "assistant", "model": req.model,
+                       "content": [{"type": "text", "text": reply.text}],
+                       "stop_reason": "max_tokens" if finish == "length" else "end_turn", "stop_sequence": None,
+                       "usage": {"input_tokens": prompt_tokens, "output_tokens": len(reply.tokens)}}
+            record: dict[str, Any] = {"custom_id": line.custom_id, "result": {"type": "succeeded", "message": message}}
+        else:
+            body = json.loads(completion_body(f"chatcmpl-sim{n}", int(time.time()), req.model, reply, finish,
+                                              usage(prompt_tokens, len(reply.tokens))))
+            record = {"id": f"batch_req_sim{n}", "custom_id": line.custom_id,
+                      "response": {"status_code": 200, "request_id": f"req_sim{n}", "body": body}, "error": None}
+        return True, json.dumps(record).encode() + b"\n"
+
+    def _line_error(self, job: _Job, line: _Line, status: int, kind: str, message: str) -> bytes:
+        n = next(self._ids)
+        if job.kind == "anthropic":
+            record: dict[str, Any] = {"custom_id": line.custom_id, "result": {
+                "type": "errored", "error": {"type": "error", "error": {"type": kind, "message": message}}}}
+        else:
+            record = {"id": f"batch_req_sim{n}", "custom_id": line.custom_id, "response": {
+                "status_code": status, "request_id": f"req_sim{n}",
+                "body": json.loads(error_body(message, kind))}, "error": None}
+        return json.dumps(record).encode() + b"\n"
+
+    def _not_run(self, job: _Job, line: _Line, why: str) -> bytes:
+        if job.kind == "anthropic":
+            record: dict[str, Any] = {"custom_id": line.custom_id, "result": {"type": "canceled" if why == "cancelled" else "expired"}}
+        else:
+            record = {"id": f"batch_req_sim{next(self._ids)}", "custom_id": line.custom_id, "response": None,
+                      "error": {"code": f"batch_{why}", "message": f"This request could not be executed before the batch was {why}."}}
+        return json.dumps(record).encode() + b"\n"
+
+    # -- OpenAI: files ---------------------------------------------------------------------------------
+    async def upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload, purpose = form.get("file"), form.get("purpose")
+        if purpose != "batch" or not hasattr(upload, "file"):
+            return _error(400, "invalid_request_error", "expected multipart fields 'file' and purpose='batch' (simulated)")
+        content = upload.file.read()  # type: ignore[union-attr]
+        limit = OPENAI_MAX_BYTES
+        if len(content) > limit:
+            return _error(400, "invalid_request_error", f"File is too large: {len(content)} bytes, the limit is {limit} (simulated)")
+        file_id = f"file-sim{next(self._ids)}"
+        self.files[file_id] = content
+        self.counts["uploads"] += 1
+        return web.json_response({"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                                  "filename": getattr(upload, "filename", "input.jsonl"), "purpose": "batch"})
+
+    async def file_content(self, request: web.Request) -> web.Response:
+        content = self.files.get(request.match_info["id"])
+        if content is None:
+            return _error(404, "invalid_request_error", "No such File object (simulated)")
+        return web.Response(body=content, content_type="application/octet-stream")
+
+    # -- OpenAI: batches -------------------------------------------------------------------------------
+    async def create_openai(self, request: web.Request) -> web.Response:
+        try:
+            ask = json.loads(await request.read())
+        except ValueError:
+            return _error(400, "invalid_request_error", "the body is not JSON (simulated)")
+        content = self.files.get(ask.get("input_file_id"))
+        if content is None:
+            return _error(404, "invalid_request_error", f"No such File object: {ask.get('input_file_id')} (simulated)")
+        if ask.get("endpoint") != "/v1/chat/completions" or ask.get("completion_window") != "24h":
+            return _error(400, "invalid_request_error", "this simulator batches endpoint='/v1/chat/completions' with completion_window='24h'")
+        lines, errors = [], []
+        for n, raw in enumerate(content.splitlines(), 1):
+            try:
+                record = json.loads(raw)
+                lines.append(_Line(str(record["custom_id"]), record["body"]))
+            except (ValueError, KeyError, TypeError):
+                errors.append({"code": "invalid_json_line", "message": "This line is not valid JSON with custom_id and body.", "line": n})
+        limit = self.sim.config.batch_max_requests or OPENAI_MAX_REQUESTS
+        if len(lines) > limit:
+            errors.append({"code": "too_many_requests", "message": f"The batch has {len(lines)} requests; the limit is {limit}.", "line": None})
+        seen: set[str] = set()
+        for n, line in enumerate(lines, 1):
+            if line.custom_id in seen:
+                errors.append({"code": "duplicate_custom_id", "message": f"The custom_id {line.custom_id!r} is used more than once.", "line": n})
+                break
+            seen.add(line.custom_id)
+        job = self._new("openai", lines, ask.get("metadata") or {})
+        job.input_file_id, job.errors = ask["input_file_id"], errors
+        return web.json_response(self._openai_view(job))
+
+    async def get_openai(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["id"])
+        if job is None or job.kind != "openai":
+            return _error(404, "invalid_request_error", "No such Batch object (simulated)")
+        return web.json_response(self._openai_view(job))
+
+    async def list_openai(self, request: web.Request) -> web.Response:
+        data = [self._openai_view(j) for j in self.jobs.values() if j.kind == "openai"]
+        return web.json_response({"object": "list", "data": data, "has_more": False})
+
+    async def cancel_openai(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["id"])
+        if job is None or job.kind != "openai":
+            return _error(404, "invalid_request_error", "No such Batch object (simulated)")
+        view = self._openai_view(job)
+        if job.end_status is None and job.cancel_at is None:
+            job.cancel_at = time.time()
+            self.counts["cancels"] += 1
+            view["status"] = "cancelling"  # the next retrieve says cancelled
+        return web.json_response(view)
+
+    def _openai_view(self, job: _Job) -> dict[str, Any]:
+        now = time.time()
+        status, finished = self._progress(job, now)
+        failed = job.failed
+        created = int(job.created)
+        return {
+            "id": job.id, "object": "batch", "endpoint": "/v1/chat/completions",
+            "errors": {"object": "list", "data": job.errors} if job.errors else None,
+            "input_file_id": job.input_file_id, "completion_window": "24h", "status": status,
+            "output_file_id": f"{job.id}-output" if job.output.get("output") else None,
+            "error_file_id": f"{job.id}-error" if job.output.get("error") else None,
+            "created_at": created, "in_progress_at": None, "expires_at": created + 86400,
+            "finalizing_at": None, "completed_at": int(job.ended_at) if status == "completed" and job.ended_at else None,
+            "failed_at": None, "expired_at": None, "cancelling_at": None, "cancelled_at": None,
+            "request_counts": {"total": len(job.lines), "completed": finished - failed, "failed": failed},
+            "metadata": job.metadata,
+        }
+
+    # -- Anthropic message batches ---------------------------------------------------------------------
+    async def create_anthropic(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            requests = json.loads(raw)["requests"]
+            lines = [_Line(str(r["custom_id"]), _from_anthropic(r["params"])) for r in requests]
+        except (ValueError, KeyError, TypeError):
+            return _anthropic_error(400, "invalid_request_error", "requests: each needs custom_id and params (simulated)")
+        limit = self.sim.config.batch_max_requests or ANTHROPIC_MAX_REQUESTS
+        if len(lines) > limit or len(raw) > ANTHROPIC_MAX_BYTES:
+            return _anthropic_error(400, "invalid_request_error", f"requests: at most {limit} requests and 256 MB per batch (simulated)")
+        ids = [line.custom_id for line in lines]
+        if len(set(ids)) != len(ids):
+            return _anthropic_error(400, "invalid_request_error", "requests: custom_id values must be unique (simulated)")
+        job = self._new("anthropic", lines, {})
+        return web.json_response(self._anthropic_view(job, request))
+
+    async def get_anthropic(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["id"])
+        if job is None or job.kind != "anthropic":
+            return _anthropic_error(404, "not_found_error", "message batch not found (simulated)")
+        return web.json_response(self._anthropic_view(job, request))
+
+    async def cancel_anthropic(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["id"])
+        if job is None or job.kind != "anthropic":
+            return _anthropic_error(404, "not_found_error", "message batch not found (simulated)")
+        if job.end_status is None and job.cancel_at is None:
+            job.cancel_at = time.time()
+            self.counts["cancels"] += 1
+            view = self._anthropic_view(job, request)
+            view["processing_status"] = "canceling"
+            return web.json_response(view)
+        return web.json_response(self._anthropic_view(job, request))
+
+    async def results_anthropic(self, request: web.Request) -> web.Response:
+        job = self.jobs.get(request.match_info["id"])
+        if job is None or job.kind != "anthropic":
+            return _anthropic_error(404, "not_found_error", "message batch not found (simulated)")
+        self._progress(job, time.time())
+        if job.end_status is None:
+            return _anthropic_error(400, "invalid_request_error", "the batch is still processing (simulated)")
+        return web.Response(body=job.output.get("results", b""), content_type="application/binary")
+
+    def _anthropic_view(self, job: _Job, request: web.Request) -> dict[str, Any]:
+        status, finished = self._progress(job, time.time())
+        counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        if job.end_status is None:
+            counts["succeeded"], counts["processing"] = finished, len(job.lines) - finished
+        else:
+            for line in job.output.get("results", b"").splitlines():
+                kind = json.loads(line)["result"]["type"]
+                counts[kind] += 1
+        ended = job.end_status is not None
+        base = f"{request.scheme}://{request.host}"
+        return {
+            "id": job.id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
+            "request_counts": counts, "ended_at": _iso(job.ended_at) if ended and job.ended_at else None,
+            "created_at": _iso(job.created), "expires_at": _iso(job.created + 86400), "archived_at": None,
+            "cancel_initiated_at": _iso(job.cancel_at) if job.cancel_at else None,
+            "results_url": f"{base}/v1/messages/batches/{job.id}/results" if ended else None,
+        }
+
+    def _new(self, kind: str, lines: list[_Line], metadata: dict[str, Any]) -> _Job:
+        prefix = "msgbatch_sim" if kind == "anthropic" else "batch_sim"
+        job = _Job(f"{prefix}{next(self._ids)}", kind, lines, time.time(), metadata=dict(metadata))
+        self.jobs[job.id] = job
+        self.counts["jobs"] += 1
+        return job
+
+
+def _from_anthropic(params: dict[str, Any]) -> dict[str, Any]:
+    """Native Messages params as a chat body, so one parser checks both."""
+    messages = list(params["messages"])
+    if params.get("system"):
+        system = params["system"]
+        text = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
+        messages.insert(0, {"role": "system", "content": text})
+    return {"model": params["model"], "messages": messages, "max_tokens": params["max_tokens"]}
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return web.Response(status=status, body=error_body(message, kind), content_type=_JSON)
+
+
+def _anthropic_error(status: int, kind: str, message: str) -> web.Response:
+    # https://docs.claude.com/en/api/errors: {"type": "error", "error": {"type", "message"}}
+    return web.json_response({"type": "error", "error": {"type": kind, "message": message}}, status=status)
