@@ -317,10 +317,11 @@ def options_doc() -> str:
 
 def options_table() -> str:
     """The README's option table (Markdown), one row per option; tests check the README holds it."""
-    rows = ["| option | Python API | meaning |", "|---|---|---|"]
-    for name, (_, spec) in OPTIONS.items():
+    rows = ["| magic | Python API | default | meaning |", "|---|---|---|---|"]
+    for name, (default, spec) in OPTIONS.items():
         flags = list(spec.flags)
         if isinstance(spec.kind, Flag) and spec.kind.negative:
             flags.append(spec.kind.negative)
-        rows.append(f"| {' '.join(f'`{flag}`' for flag in flags) or '(API only)'} | `{name}=` | {spec.help} |")
+        shown = "" if default is None or default == {} else f"`{default!r}`"
+        rows.append(f"| {', '.join(f'`{flag}`' for flag in flags) or '(API only)'} | `{name}=` | {shown} | {spec.help} |")
     return "\n".join(rows)

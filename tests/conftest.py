@@ -13,6 +13,13 @@ import pytest
 from nbtools.sim import SimServer, serve
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser and Binder tests are slow too: `-m "not slow"` is the whole fast tier."""
+    for item in items:
+        if item.get_closest_marker("browser") or item.get_closest_marker("binder"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ip() -> Any:
     """The one real IPython shell of this test process (IPython allows one), with nbtools loaded."""

@@ -11,7 +11,7 @@ try:
 except ImportError:  # run as a plain module
     from kernel_helpers import Kernel
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]  # real kernels
 
 CELL = "%%llm_batch --via batch -m sim-small --poll-interval 0.1 --base-url {url} -o job {flags}\nfirst\nsecond\nthird\n"
 

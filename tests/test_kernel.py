@@ -22,7 +22,7 @@ try:  # tests/ may or may not be a package
 except ImportError:
     from kernel_helpers import WIDGET_VIEW, Kernel
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]  # real kernels
 
 
 @pytest.fixture(scope="module")

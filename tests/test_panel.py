@@ -14,6 +14,8 @@ from nbtools.options import OPTIONS, BatchOptions
 from nbtools.sim import SimServer
 from nbtools.sweep import levels
 
+from .helpers import until
+
 
 def _header(panel: nbtools.Panel) -> str:
     """The header of the newest live view in the panel (the view's first widget)."""
@@ -47,8 +49,7 @@ def test_model_choices_come_from_the_endpoint(make_sim) -> None:
 
     async def main() -> None:
         panel = make_panel(server)
-        await asyncio.sleep(0.3)
-        assert panel.model.options == ("alpha", "beta")
+        await until(lambda: panel.model.options == ("alpha", "beta"), what="the model list")
         assert "2 models" in panel.status.value
 
     asyncio.run(main())
@@ -61,12 +62,12 @@ def test_slider_changes_the_running_limit_and_cancel_keeps_rows(make_sim) -> Non
         panel = make_panel(server, concurrency=2)
         panel.run_button.click()
         assert panel.run_button.disabled and not panel.cancel_button.disabled
-        await asyncio.sleep(0.4)
+        await until(lambda: server.stats()["requests"] >= 4, what="two rounds at concurrency 2")
         assert server.stats()["peak_in_flight"] == 2
         panel.concurrency.value = 6  # as if the user dragged the slider
-        await asyncio.sleep(0.2)
+        await until(lambda: server.stats()["in_flight"] == 6, what="6 in flight after the slider moved")
         server.reset()
-        await asyncio.sleep(0.3)
+        await until(lambda: server.stats()["requests"] >= 12, what="two rounds at concurrency 6")
         assert server.stats()["peak_in_flight"] == 6
         shown = re.search(r"(\d+) in flight", _header(panel))
         assert shown and int(shown.group(1)) > 2  # the header follows the new limit

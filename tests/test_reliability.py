@@ -68,6 +68,7 @@ def test_missing_usage_is_not_an_error(sim: SimServer) -> None:
     assert result[0].ok and result[0].prompt_tokens is None and result[0].completion_tokens is None
 
 
+@pytest.mark.slow
 def test_ten_thousand_requests_with_ten_percent_faults_lose_nothing(tmp_path) -> None:
     # The simulator in its own process, so the client has a core of its own.
     proc = subprocess.Popen(
@@ -299,6 +300,7 @@ def test_the_key_never_leaks(sim: SimServer, key_echoing_server: str, monkeypatc
         assert FAKE_KEY[8:30] not in text, place
 
 
+@pytest.mark.slow  # a real kernel
 def test_the_key_never_reaches_a_saved_notebook(tmp_path: Path) -> None:
     """A real kernel with the key in its environment runs a notebook against a server that quotes the key
     back in its errors and in its replies; the saved notebook, the kernel's stderr and the cache are scanned."""
