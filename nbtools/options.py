@@ -28,11 +28,20 @@ _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
 class Kind:
     """Checks a Python value (``check``) and turns magic-line text into one (``parse``)."""
 
+    expects = "a value"  # what the text must be, for the error when it cannot be read
+
     def check(self, name: str, value: Any, example: str) -> Any:
         return value
 
+    def convert(self, text: str) -> Any:
+        return text
+
     def parse(self, name: str, text: str, example: str) -> Any:
-        return self.check(name, text, example)
+        try:
+            value = self.convert(text)
+        except ValueError:
+            raise ConfigError(f"{name}={text!r} must be {self.expects}: {example}") from None
+        return self.check(name, value, example)
 
 
 class Text(Kind):
@@ -51,31 +60,26 @@ class Text(Kind):
 class WholeNumber(Kind):
     def __init__(self, minimum: int) -> None:
         self.minimum = minimum
+        self.expects = f"a whole number >= {minimum}"
 
     def check(self, name: str, value: Any, example: str) -> int:
         return whole_number(name, value, self.minimum, example)
 
-    def parse(self, name: str, text: str, example: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"{name}={text!r} must be a whole number >= {self.minimum}: {example}") from None
-        return self.check(name, value, example)
+    def convert(self, text: str) -> int:
+        return int(text)
 
 
 class Number(Kind):
+    expects = "a number"
+
     def __init__(self, *, minimum: float | None = None, maximum: float | None = None, above: float | None = None) -> None:
         self.bounds = {"minimum": minimum, "maximum": maximum, "above": above}
 
     def check(self, name: str, value: Any, example: str) -> float:
         return number(name, value, example, **self.bounds)
 
-    def parse(self, name: str, text: str, example: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise ConfigError(f"{name}={text!r} must be a number: {example}") from None
-        return self.check(name, value, example)
+    def convert(self, text: str) -> float:
+        return float(text)
 
 
 class Flag(Kind):
@@ -93,17 +97,13 @@ class Flag(Kind):
 class Concurrency(Kind):
     """A whole number >= 1, or "auto"."""
 
+    expects = "a whole number >= 1 or 'auto'"
+
     def check(self, name: str, value: Any, example: str) -> int | str:
         return "auto" if value == "auto" else whole_number(name, value, 1, example)
 
-    def parse(self, name: str, text: str, example: str) -> int | str:
-        if text == "auto":
-            return text
-        try:
-            value = int(text)
-        except ValueError:
-            raise ConfigError(f"{name}={text!r} must be a whole number >= 1 or 'auto': {example}") from None
-        return self.check(name, value, example)
+    def convert(self, text: str) -> int | str:
+        return text if text == "auto" else int(text)
 
 
 class RequestFields(Kind):
