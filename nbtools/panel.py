@@ -199,7 +199,7 @@ class Panel:
             button.disabled = busy
 
     def _started(self, result: BatchResult) -> None:
-        self._current = result
+        self._current = self.result = result  # at once: the batch (or half of a comparison) now running
 
     def _view(self, result: BatchResult, title: str | None) -> LiveDisplay:
         """Each batch's live view, added below the previous one (a comparison shows both halves)."""
