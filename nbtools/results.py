@@ -323,6 +323,7 @@ class BatchResult(Sequence[RequestResult]):
         if row.status in (OK, ERROR):  # a cancelled one is not "done", and close() settles it
             self.completed_count += 1
             self.recent.append(row)
+        self._figures = None  # rows can be filled after the end too (nbtools.resend)
 
     def close(self, *, cancelled: bool = False, not_sent: bool = False) -> None:
         """The batch is over: rows still open become cancelled (or not sent, if never started)."""
