@@ -236,7 +236,8 @@ class LLMBatch(Magics):
         await self._follow(job, self._launch(job), None)
 
     async def _follow(self, job: Job, result: BatchResult, title: str | None) -> BatchResult:
-        view = LiveDisplay(result, limit=self.display_limit, title=title) if job.display else None
+        view = LiveDisplay(result, limit=self.display_limit, title=title,
+                           blocking=not job.background) if job.display else None  # compat: stop hint on old kernels
         try:
             if view is not None:
                 view.show()
