@@ -83,7 +83,8 @@ class LiveDisplay:
         self._bar = tqdm(total=len(self.result), desc=self.title or "requests", display=False)
         controls = [self._bar.container]
         if cancel_button and self._stop_hint:
-            hint = f"<span title='{render.escape(_compat.STOP_TOOLTIP)}'>{render.escape(_compat.STOP_HINT)}</span>"
+            hint = (f"<span style='margin-left:1em' title='{render.escape(_compat.STOP_TOOLTIP)}'>"
+                    f"{render.escape(_compat.STOP_HINT)}</span>")
             controls.append(widgets.HTML(hint))
         elif cancel_button:
             self._button = widgets.Button(description="Cancel", icon="stop", tooltip="Stop the batch; finished rows are kept")
