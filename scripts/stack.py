@@ -3,7 +3,7 @@
     python3 scripts/stack.py tests/stacks/colab.txt [pytest arguments]
 
 A stack file lists ``name==version`` pins, as a hosted notebook has them preinstalled, and says
-which Python it runs (``# python: 3.13``). The venv (``.venv-stacks/<name>``) gets the pins first,
+which Python it runs (``# python: 3.13``) and may name its tests (``# tests: tests/test_kernel.py``). The venv (``.venv-stacks/<name>``) gets the pins first,
 then nbtools and the test tools installed *under the pins as constraints*: pip must fit nbtools
 into the host as it is, changing none of its packages (tests/test_stacks.py checks that it did).
 Without pytest arguments, it runs what differs between kernel stacks: the real-kernel tests, the
@@ -26,6 +26,12 @@ from _bootstrap import ROOT
 
 STACK_TESTS = ["tests/test_kernel.py", "tests/test_stacks.py", "tests/browser/test_browser_classic.py",
                "--nbval-lax", "notebooks"]
+
+
+def stack_tests(stack: Path) -> list[str]:
+    """The pytest arguments of the stack file's ``# tests:`` line, else STACK_TESTS."""
+    found = re.search(r"^#\s*tests:(.*)$", stack.read_text(), re.MULTILINE)
+    return found.group(1).split() if found else STACK_TESTS
 
 
 def stack_python_version(stack: Path) -> str | None:
@@ -76,7 +82,7 @@ def run(stack: Path, args: list[str]) -> int:
                    stdout=subprocess.DEVNULL)
     env = {**os.environ, "JUPYTER_PATH": str(venv / "share" / "jupyter"), "NBTOOLS_TEST_STACK": str(stack),
            "PYTHONWARNINGS": "ignore::DeprecationWarning"}  # old Jupyter packages on new Python: noise only
-    command = [str(python), "-m", "pytest", *(args or STACK_TESTS), "-p", "no:cacheprovider"]
+    command = [str(python), "-m", "pytest", *(args or stack_tests(stack)), "-p", "no:cacheprovider"]
     print(" ".join(command), flush=True)
     t0 = time.perf_counter()
     code = subprocess.call(command, cwd=ROOT, env=env)

@@ -1,6 +1,11 @@
 """The whole test suite: installs everything into ./.venv, then runs pytest over tests/ and notebooks/.
 
     python3 scripts/test.py [extra pytest arguments]
+
+Then the kernel tests, notebooks and a classic-Notebook browser test on Colab's pinned kernel stack
+(ipykernel 6, IPython 7, ipywidgets 7), and the kernel tests on Kaggle's (the same with ipywidgets 8),
+each in its own venv: scripts/stack.py, tests/stacks/.
+With extra pytest arguments only the main run happens (they name tests of the main venv).
 """
 
 from __future__ import annotations
@@ -10,7 +15,11 @@ import shutil
 import subprocess
 import sys
 
+import stack
 from _bootstrap import ROOT, VENV, venv_python
+
+# Hosts whose old kernel stacks every run covers: Colab (ipywidgets 7), Kaggle (ipywidgets 8 on the same kernel).
+STACKS = [ROOT / "tests" / "stacks" / "colab.txt", ROOT / "tests" / "stacks" / "kaggle.txt"]
 
 
 def ensure_chromium() -> None:
@@ -40,7 +49,12 @@ def main() -> int:
     env = {**os.environ, "JUPYTER_PATH": os.pathsep.join(filter(None, [str(VENV / "share" / "jupyter"), os.environ.get("JUPYTER_PATH")]))}
     command = [python, "-m", "pytest", "tests", "--nbval-lax", "notebooks", "-p", "no:cacheprovider", *sys.argv[1:]]
     print(" ".join(map(str, command)), flush=True)
-    return subprocess.call(command, cwd=ROOT, env=env)
+    code = subprocess.call(command, cwd=ROOT, env=env)
+    if sys.argv[1:]:
+        return code
+    for host in STACKS:
+        code = stack.run(host, []) or code
+    return code
 
 
 if __name__ == "__main__":
