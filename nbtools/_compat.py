@@ -5,15 +5,15 @@ ipywidgets 7 and 8), the newest stack ipykernel 7.4+ and IPython 9. Measured wit
 both (tests/test_kernel.py, tests/stacks/), the differences that matter to nbtools are:
 
 - ipykernel < 7.4 handles no widget message while a cell runs: a click on Cancel waits until the
-  blocking cell has ended (9.5 s late on a 10 s batch). The kernel's stop button still cancels the
-  batch at once, and a ``--background`` batch keeps a live Cancel, so the blocking view says so
-  where its Cancel button would be.
+  blocking cell has ended (clicked 1 s into a 10 s batch, the cell ended 9.5 s later). The kernel's
+  stop button still cancels the batch at once, and a ``--background`` batch keeps a live Cancel, so
+  the blocking view says so where its Cancel button would be.
 - ipykernel < 7 tags every output with the latest request, not with the cell whose task sends it:
   a background batch's view updates are sent under the header of the cell that started it.
 - the original nest_asyncio 1.6 is safe on ipykernel 6 (cells queued behind a nested run all get
   replies) and loses messages from ipykernel 7.1 on (/work/shared/notes/event-loop.md).
 
-Front-end only: IPython is imported inside the functions, never by the engine.
+It never imports IPython itself (no IPython loaded means no kernel), so the engine may ask it too.
 """
 
 from __future__ import annotations
