@@ -18,6 +18,7 @@ It never imports IPython itself (no IPython loaded means no kernel), so the engi
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 from collections.abc import Iterator
@@ -30,8 +31,9 @@ __all__ = ["kernel_version", "widgets_live_during_cell", "old_nest_asyncio_is_sa
 
 
 STOP_HINT = "to stop: interrupt the kernel (\u25a0)"
-STOP_TOOLTIP = ("This kernel (ipykernel < 7.4) holds button clicks until the cell ends. The kernel's stop "
-                "(interrupt) button stops the batch at once and keeps finished rows; --background keeps a live Cancel.")
+STOP_TOOLTIP = ("This kernel (ipykernel < 7.4, or a cell magic around this one) holds button clicks until the "
+                "cell ends. The kernel's stop (interrupt) button stops the batch at once and keeps finished rows; "
+                "--background keeps a live Cancel.")
 
 
 @lru_cache(maxsize=None)
@@ -51,9 +53,15 @@ def _kernel() -> Any:
 
 
 def widgets_live_during_cell() -> bool:
-    """True where a click reaches the kernel while an awaiting cell runs: ipykernel >= 7.4, or no kernel."""
+    """True where a click reaches the kernel while the cell runs: ipykernel >= 7.4 in an awaiting cell, or no kernel."""
     if _kernel() is None:
         return True  # terminal IPython, scripts: no widgets to wait for
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if getattr(loop, "_num_runs_pending", 0) > 1:
+        return False  # a nested run (e.g. %%time around the magic): clicks wait for the cell on any kernel
     version = kernel_version()
     return version is None or version >= (7, 4)
 

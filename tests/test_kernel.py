@@ -315,6 +315,10 @@ def test_time_magic_around_llm_batch(kernel: Kernel, fast: SimServer) -> None:
     ex = kernel.run("%%time\n" + magic(fast, "-o r_time -n 3 -m sim-small"), timeout=10)
     assert ex.status == "ok", ex.error_text()
     assert kernel.value("[r_time.done, sum(x.ok for x in r_time)]") == [True, 3]
+    # A nested run holds clicks until the cell ends on any kernel: how to stop, not a dead Cancel button.
+    models = [m["content"]["data"]["state"] for m in ex.of_type("comm_open") if "state" in m["content"]["data"]]
+    assert any("interrupt the kernel" in str(state.get("value", "")) for state in models)
+    assert not any(state.get("_model_name") == "ButtonModel" for state in models)
 
 
 def test_a_failed_batch_is_not_reported_as_cancelled(kernel: Kernel) -> None:
