@@ -3,8 +3,8 @@
     python3 scripts/test.py [extra pytest arguments]
 
 Then the kernel tests, notebooks and a classic-Notebook browser test on Colab's pinned kernel stack
-(ipykernel 6, IPython 7, ipywidgets 7), and the kernel tests on Kaggle's (the same with ipywidgets 8),
-each in its own venv: scripts/stack.py, tests/stacks/.
+(ipykernel 6, IPython 7, ipywidgets 7), and the kernel tests on Kaggle's (the same with ipywidgets 8)
+and on the lowest versions declared, each in its own venv: scripts/stack.py, tests/stacks/.
 With extra pytest arguments only the main run happens (they name tests of the main venv).
 """
 
@@ -18,8 +18,9 @@ import sys
 import stack
 from _bootstrap import ROOT, VENV, venv_python
 
-# Hosts whose old kernel stacks every run covers: Colab (ipywidgets 7), Kaggle (ipywidgets 8 on the same kernel).
-STACKS = [ROOT / "tests" / "stacks" / "colab.txt", ROOT / "tests" / "stacks" / "kaggle.txt"]
+# Old kernel stacks every run covers: Colab's (ipywidgets 7), Kaggle's (ipywidgets 8 on the same kernel),
+# and the lowest versions pyproject.toml declares.
+STACKS = [ROOT / "tests" / "stacks" / f"{name}.txt" for name in ("colab", "kaggle", "minimum")]
 
 
 def ensure_chromium() -> None:
