@@ -1,7 +1,8 @@
 """Running a coroutine to the end from synchronous code, whether or not a loop is already running.
 
 In a plain script there is no loop: we make one. In a notebook cell the kernel's loop is running:
-we re-enter it with nest_asyncio2 (the original nest_asyncio loses kernel messages on ipykernel 7).
+we re-enter it with nest_asyncio2 (the original nest_asyncio loses kernel messages on ipykernel 7;
+on ipykernel 6 a loop it already patched is used as it is).
 Ctrl-C / the stop button cancels the work and waits for it to wind down before re-raising.
 """
 
@@ -11,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from ._compat import old_nest_asyncio_is_safe
 from .errors import NbtoolsError
 
 __all__ = ["run_blocking", "make_reentrant"]
@@ -74,6 +76,8 @@ def make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
     try:
         nest_asyncio2.apply(loop, error_on_mispatched=True)
     except RuntimeError:
+        if getattr(loop, "_nest_patched", False) and old_nest_asyncio_is_safe():
+            return  # nest_asyncio 1.6 (Colab pins it) made it re-entrant, and ipykernel 6 loses nothing to it
         raise NbtoolsError(
             "the event loop was already patched by the old nest_asyncio, which loses kernel messages: "
             "restart the kernel without it, or use `await nbtools.abatch(...)` in this cell"

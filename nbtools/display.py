@@ -15,7 +15,7 @@ from typing import Any
 
 from IPython.display import display, update_display
 
-from . import render
+from . import _compat, render
 from .live import TICK
 from .results import BatchResult
 
@@ -39,7 +39,7 @@ class LiveDisplay:
     """
 
     def __init__(self, result: BatchResult, *, limit: int = render.DISPLAY_LIMIT, title: str | None = None,
-                 embed: bool = False, cancel_button: bool = True) -> None:
+                 embed: bool = False, cancel_button: bool = True, blocking: bool = False) -> None:
         self.result = result
         self.limit = limit
         self.title = title
@@ -52,14 +52,18 @@ class LiveDisplay:
         self._header_text = ""  # what a terminal was shown at the start
         self._next_render = 0.0  # perf_counter time from which the body may render again
         self._seen: tuple[int, ...] = ()
+        self._parent = _compat.cell_parent()  # old kernels: where output sent after the cell ended belongs
+        # A blocking cell on an old kernel gets clicks only once it has ended: say how to stop it instead.
+        self._stop_hint = blocking and not _compat.widgets_live_during_cell()
         self.widget: Any = self._build_widgets(cancel_button, embed) if self.notebook else None
 
     # -- building ---------------------------------------------------------------------------------
     def show(self) -> None:
         """Display in the current cell's output: widgets for progress, one updatable HTML output."""
         if self.notebook:
-            display(self.widget)
-            self._body_id = display(self._bundle(), raw=True, display_id=True).display_id
+            with _compat.sent_as(self._parent):
+                display(self.widget)
+                self._body_id = display(self._bundle(), raw=True, display_id=True).display_id
             r = self.result
             self._seen = (r.completed_count, r.stream_chunks, len(r.active), int(r.elapsed()))  # shown just now
         else:
@@ -76,7 +80,11 @@ class LiveDisplay:
         self._header = widgets.HTML(self._header_html())
         self._bar = tqdm(total=len(self.result), desc=self.title or "requests", display=False)
         controls = [self._bar.container]
-        if cancel_button:
+        if cancel_button and self._stop_hint:
+            hint = (f"<span style='margin-left:1em' title='{render.escape(_compat.STOP_TOOLTIP)}'>"
+                    f"{render.escape(_compat.STOP_HINT)}</span>")
+            controls.append(widgets.HTML(hint))
+        elif cancel_button:
             self._button = widgets.Button(description="Cancel", icon="stop", tooltip="Stop the batch; finished rows are kept")
             self._button.on_click(lambda _: self.result.cancel())
             controls.append(self._button)
@@ -104,7 +112,8 @@ class LiveDisplay:
         if self._body is not None:
             self._body.value = bundle["text/html"]
         elif self._body_id is not None:
-            update_display(bundle, raw=True, display_id=self._body_id)
+            with _compat.sent_as(self._parent):
+                update_display(bundle, raw=True, display_id=self._body_id)
 
     # -- updating ---------------------------------------------------------------------------------
     def refresh(self) -> None:

@@ -265,7 +265,8 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         def view(result: BatchResult, title: str | None) -> LiveDisplay | None:
             if not job.display:
                 return None
-            live = LiveDisplay(result, limit=self.display_limit, title=title)
+            # blocking: on kernels that hold clicks until the cell ends, a stop hint replaces Cancel
+            live = LiveDisplay(result, limit=self.display_limit, title=title, blocking=not job.background)
             live.show()
             return live
 

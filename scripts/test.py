@@ -1,6 +1,11 @@
 """The whole test suite: installs everything into ./.venv, then runs pytest over tests/ and notebooks/.
 
     python3 scripts/test.py [extra pytest arguments]
+
+Then the kernel tests, notebooks and a classic-Notebook browser test on Colab's pinned kernel stack
+(ipykernel 6, IPython 7, ipywidgets 7), and the kernel tests on Kaggle's (the same with ipywidgets 8)
+and on the lowest versions declared, each in its own venv: scripts/stack.py, tests/stacks/.
+With extra pytest arguments only the main run happens (they name tests of the main venv).
 """
 
 from __future__ import annotations
@@ -10,7 +15,12 @@ import shutil
 import subprocess
 import sys
 
+import stack
 from _bootstrap import ROOT, VENV, venv_python
+
+# Old kernel stacks every run covers: Colab's (ipywidgets 7), Kaggle's (ipywidgets 8 on the same kernel),
+# and the lowest versions pyproject.toml declares.
+STACKS = [ROOT / "tests" / "stacks" / f"{name}.txt" for name in ("colab", "kaggle", "minimum")]
 
 
 def ensure_chromium() -> None:
@@ -40,7 +50,12 @@ def main() -> int:
     env = {**os.environ, "JUPYTER_PATH": os.pathsep.join(filter(None, [str(VENV / "share" / "jupyter"), os.environ.get("JUPYTER_PATH")]))}
     command = [python, "-m", "pytest", "tests", "--nbval-lax", "notebooks", "-p", "no:cacheprovider", *sys.argv[1:]]
     print(" ".join(map(str, command)), flush=True)
-    return subprocess.call(command, cwd=ROOT, env=env)
+    code = subprocess.call(command, cwd=ROOT, env=env)
+    if sys.argv[1:]:
+        return code
+    for host in STACKS:
+        code = stack.run(host, []) or code
+    return code
 
 
 if __name__ == "__main__":

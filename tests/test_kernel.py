@@ -206,7 +206,14 @@ def test_interrupt_stops_a_blocking_batch_at_once_and_keeps_finished_rows(kernel
     assert kernel.value("'still usable'") == "still usable"
 
 
+def live_clicks(kernel: Kernel) -> bool:
+    """Whether this kernel handles a widget click while a cell awaits (ipykernel >= 7.4)."""
+    return kernel.value("__import__('nbtools._compat', fromlist=['_']).widgets_live_during_cell()")
+
+
 def test_cancel_button_works_live_during_a_blocking_cell(kernel: Kernel, slow: SimServer) -> None:
+    if not live_clicks(kernel):
+        pytest.skip("this kernel holds clicks until the cell ends: test_old_kernel_shows_how_to_stop covers it")
     slow.reset()
     mark = kernel.mark()
     ex = kernel.send(magic(slow, "-o r_btn -c 2 -n 40 -m sim-small", "long request"))
@@ -229,6 +236,31 @@ def test_cancel_button_works_live_during_a_blocking_cell(kernel: Kernel, slow: S
     assert state_of(ex.of_type("update_display_data")[-1]) == "cancelled"
     time.sleep(0.6)
     assert slow.stats()["requests"] == after["requests"]
+
+
+def test_old_kernel_shows_how_to_stop_where_cancel_would_be(kernel: Kernel, slow: SimServer) -> None:
+    if live_clicks(kernel):
+        pytest.skip("this kernel handles clicks during a cell: the Cancel button is tested live")
+    slow.reset()
+    mark = kernel.mark()
+    ex = kernel.send(magic(slow, "-o r_hint -c 2 -n 40 -m sim-small", "long request"))
+    hint = kernel.wait_iopub(
+        lambda m: m["msg_type"] == "comm_open"
+        and m["content"]["data"].get("state", {}).get("_model_name") == "HTMLModel"
+        and "interrupt the kernel" in m["content"]["data"]["state"].get("value", ""),
+        timeout=10, since=mark)
+    assert "--background keeps a live Cancel" in hint["content"]["data"]["state"]["value"]  # its tooltip
+    wait_for(lambda: slow.stats()["completed"] >= 2, 5, "the first pair of requests")
+    kernel.interrupt()  # what the hint says: the stop button cancels the batch and keeps finished rows
+    kernel.wait(ex, timeout=10)
+    assert ex.content["ename"] == "BatchInterrupted", ex.error_text()
+    buttons = [m for m in ex.of_type("comm_open")
+               if m["content"]["data"].get("state", {}).get("_model_name") == "ButtonModel"]
+    assert not buttons, "a Cancel button that cannot act while the cell runs"
+    sent = slow.stats()["requests"]
+    time.sleep(0.6)
+    assert slow.stats()["requests"] == sent
+    assert kernel.value("[r_hint.cancelled, r_hint.completed_count >= 2]") == [True, True]
 
 
 # -- other modes ---------------------------------------------------------------------------------------
@@ -283,6 +315,10 @@ def test_time_magic_around_llm_batch(kernel: Kernel, fast: SimServer) -> None:
     ex = kernel.run("%%time\n" + magic(fast, "-o r_time -n 3 -m sim-small"), timeout=10)
     assert ex.status == "ok", ex.error_text()
     assert kernel.value("[r_time.done, sum(x.ok for x in r_time)]") == [True, 3]
+    # A nested run holds clicks until the cell ends on any kernel: how to stop, not a dead Cancel button.
+    models = [m["content"]["data"]["state"] for m in ex.of_type("comm_open") if "state" in m["content"]["data"]]
+    assert any("interrupt the kernel" in str(state.get("value", "")) for state in models)
+    assert not any(state.get("_model_name") == "ButtonModel" for state in models)
 
 
 def test_a_failed_batch_is_not_reported_as_cancelled(kernel: Kernel) -> None:
@@ -299,6 +335,8 @@ def test_a_failed_batch_is_not_reported_as_cancelled(kernel: Kernel) -> None:
 
 
 def test_cancel_button_during_compare_stops_the_cell(kernel: Kernel, slow: SimServer) -> None:
+    if not live_clicks(kernel):
+        pytest.skip("this kernel holds clicks until the cell ends: the interrupt is tested instead")
     slow.reset()
     mark = kernel.mark()
     ex = kernel.send(magic(slow, "--compare -o cmp_btn -c 5 -n 10 -m sim-small"))
@@ -361,5 +399,44 @@ def test_a_blocking_batch_while_other_work_runs_leaves_the_kernel_alive(fast: Si
             k.ok("%llm_cancel")
         else:
             k.ok("for t in spinners: t.cancel()")
+    finally:
+        k.shutdown()
+
+
+# -- kernel stacks: what differs on the old kernels of Colab and Kaggle (ipykernel 6) ----------------------
+def test_a_background_view_stays_in_its_cell_when_later_cells_run_at_once(kernel: Kernel, mid: SimServer) -> None:
+    # "Run All" sends every cell at once: the background task's view must not land in a later cell
+    # (ipykernel 6 tags output with the latest request unless told otherwise).
+    mark = kernel.mark()
+    sent = [kernel.send(magic(mid, "--background -o bg_all -c 2 -n 6 -m sim-small")),
+            kernel.send("y_all = 2"), kernel.send("print(y_all)")]
+    done = [kernel.wait(ex, timeout=20) for ex in sent]
+    assert [ex.status for ex in done] == ["ok", "ok", "ok"]
+    kernel.ok("await bg_all", timeout=10)
+    kernel.wait_iopub(lambda m: m["msg_type"] == "update_display_data" and "<table" in html_of(m)
+                      and state_of(m) == "done", timeout=5, since=mark)  # the view's last refresh
+    views = [m for _, m in kernel.all_iopub()[mark:]
+             if m["msg_type"] in ("display_data", "update_display_data") and "<table" in html_of(m)]
+    assert {m["parent_header"]["msg_id"] for m in views} == {sent[0].msg_id}
+
+
+def test_a_loop_patched_by_the_old_nest_asyncio(fast: SimServer) -> None:
+    # Colab pins nest_asyncio 1.6, and its users apply it. On ipykernel 6 that loop loses nothing:
+    # nbtools uses it as it is. From ipykernel 7.1 it loses messages: nbtools refuses, saying why.
+    k = Kernel(env={"NBTOOLS_CACHE": "off"})
+    try:
+        k.ok("import nest_asyncio\nnest_asyncio.apply()")
+        k.ok("%load_ext nbtools")
+        safe = k.value("__import__('nbtools._compat', fromlist=['_']).old_nest_asyncio_is_safe()")
+        sent = [k.send(f"import nbtools\nR = nbtools.batch(['a'] * 10, base_url={fast.base_url!r}, model='m', concurrency=2)"),
+                k.send("x = 1"), k.send("print(x + 1)")]
+        done = [k.wait(ex, timeout=20) for ex in sent]
+        if safe:
+            assert [ex.status for ex in done] == ["ok", "ok", "ok"], [ex.error_text() for ex in done]
+            assert done[2].stdout == "2\n"
+            assert k.value("sum(r.ok for r in R)") == 10
+        else:
+            assert done[0].status == "error" and "the old nest_asyncio" in done[0].content["evalue"]
+        assert k.value("'usable'") == "usable"
     finally:
         k.shutdown()

@@ -14,7 +14,7 @@ JUPYTER = ("IPython", "ipywidgets", "traitlets", "tqdm.notebook")
 
 # Lowest first. A module may import its own layer and those below it, never one above.
 LAYERS: list[set[str]] = [
-    {"errors", "checks", "prompts", "failures", "retry", "sse", "limiter", "pacing", "server_budget", "endpoints",
+    {"_compat", "errors", "checks", "prompts", "failures", "retry", "sse", "limiter", "pacing", "server_budget", "endpoints",
      "prices", "tokens", "spending", "figures", "options", "cache", "client", "adaptive", "blocking", "stops", "cells"},
     {"results", "render", "compare"},  # the result objects and how they render themselves
     {"runner", "live", "sweep", "dryrun", "batchapi"},  # engines and the front-end path

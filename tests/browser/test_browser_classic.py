@@ -1,0 +1,244 @@
+"""``%%llm_batch`` and the panel in classic Notebook 6.5 with ipywidgets 7, in headless Chromium.
+
+Classic Notebook 6.5 with ipywidgets 7 on ipykernel 6 is the open frontend closest to Colab's, so
+this runs in the Colab stack's venv (``python3 scripts/stack.py tests/stacks/colab.txt``, which the
+README's test command runs); elsewhere (Notebook 7 is JupyterLab's frontend) it is skipped.
+A person's actions only: Shift+Enter in a cell, clicks on buttons, arrow keys on the slider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbtools.sim import SimServer
+
+from .browser_lab import ARTIFACTS, ROWS_JS, SUMMARY_JS, VIEWPORT, free_port, notebook_json
+
+notebook = pytest.importorskip("notebook")
+if int(notebook.__version__.split(".")[0]) >= 7:
+    pytest.skip("classic Notebook 6.5 runs in the Colab stack (scripts/stack.py tests/stacks/colab.txt)",
+                allow_module_level=True)
+
+from playwright.sync_api import expect  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+HEADER = ".widget-html-content .nbt"
+BODY = ".output_html .nbt"  # the display_data output: rows, summary, timeline
+
+
+class ClassicServer:
+    """``jupyter notebook`` (classic, 6.5) on 127.0.0.1 in a temporary root, with this venv's kernel."""
+
+    def __init__(self, home: Path) -> None:
+        self.root = home / "notebooks"
+        self.root.mkdir(parents=True)
+        self.port = free_port()
+        self.token = secrets.token_hex(16)
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("NBTOOLS_", "OPENAI_", "XAI_", "ANTHROPIC_", "PYTEST_", "JUPYTER", "IPYTHONDIR"))}
+        env.update(JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"), JUPYTER_CONFIG_DIR=str(home / "config"),
+                   JUPYTER_DATA_DIR=str(home / "data"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+                   IPYTHONDIR=str(home / "ipython"), NBTOOLS_CACHE=str(home / "replies.sqlite"), PYTHONUNBUFFERED="1")
+        self.log_path = home / "notebook.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "notebook", "--NotebookApp.ip=127.0.0.1", f"--NotebookApp.port={self.port}",
+             "--NotebookApp.port_retries=0", f"--NotebookApp.token={self.token}", "--no-browser",
+             f"--NotebookApp.notebook_dir={self.root}", "--KernelSpecManager.ensure_native_kernel=False",
+             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
+            cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"jupyter notebook exited:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"jupyter notebook did not answer within {timeout} s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # its own session: the server and its kernels
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self._log.close()
+
+
+class ClassicPage:
+    """One notebook in classic Notebook: run a cell with Shift+Enter, read its output, take screenshots."""
+
+    def __init__(self, browser: Any, server: ClassicServer, name: str, cells: list[str]) -> None:
+        (server.root / f"{name}.ipynb").write_text(notebook_json(cells))
+        self.shots = ARTIFACTS / f"classic_{name}"
+        shutil.rmtree(self.shots, ignore_errors=True)
+        self.shots.mkdir(parents=True)
+        self._shot = 0
+        self.errors: list[str] = []
+        self.page = browser.new_context(viewport=VIEWPORT).new_page()
+        self.page.set_default_timeout(30_000)
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.goto(f"{server.url}/notebooks/{name}.ipynb?token={server.token}")
+        self.page.wait_for_selector("#kernel_indicator_icon.kernel_idle_icon", timeout=90_000)
+
+    def cell(self, index: int) -> Any:
+        return self.page.locator("#notebook-container .cell").nth(index)
+
+    def output(self, index: int) -> Any:
+        return self.cell(index).locator(".output_wrapper")
+
+    def run(self, index: int, *, wait: bool = True, timeout: float = 60) -> None:
+        self.cell(index).locator(".CodeMirror").click()
+        self.page.keyboard.press("Shift+Enter")
+        if wait:
+            self.page.wait_for_function(
+                "cell => /In\\s*\\[\\d+\\]/.test(cell.querySelector('.input_prompt').textContent)",
+                arg=self.cell(index).element_handle(), timeout=timeout * 1000)
+
+    def wait_summary(self, index: int, condition: str, timeout: float = 30) -> dict[str, str]:
+        return self.page.wait_for_function(
+            f"cell => {{ const s = ({SUMMARY_JS})(cell); return s && ({condition}) && s; }}",
+            arg=self.cell(index).element_handle(), timeout=timeout * 1000).json_value()
+
+    def rows(self, index: int) -> list[dict[str, str]]:
+        return self.cell(index).evaluate(ROWS_JS)
+
+    def screenshot(self, step: str, show: Any = None) -> Path:
+        if show is not None:
+            show.scroll_into_view_if_needed()
+        self._shot += 1
+        path = self.shots / f"{self._shot:02d}-{step}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def close(self) -> None:
+        self.page.context.close()
+
+
+@pytest.fixture(scope="module")
+def classic() -> Iterator[ClassicServer]:
+    home = Path(tempfile.mkdtemp(prefix="nbtools-classic-"))
+    server = ClassicServer(home)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def button(root: Any, label: str) -> Any:
+    return root.locator("button.widget-button").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+
+
+def test_magic_live_view_stop_hint_and_background_in_classic_notebook(browser: Any, classic: ClassicServer,
+                                                                      slow_echo_sim: SimServer) -> None:
+    url = slow_echo_sim.base_url
+    nb = ClassicPage(browser, classic, "magic", [
+        "%load_ext nbtools",
+        f"%%llm_batch -o r -c 2 -n 12 -m m --base-url {url}\nHello",
+        f"%%llm_batch --background -o bg -c 3 -n 9 -m m --base-url {url}\nHi",
+        "await bg\nprint(sum(x.ok for x in r), sum(x.ok for x in bg))",
+    ])
+    try:
+        nb.run(0)
+        nb.run(1, wait=False)
+        out = nb.output(1)
+        # While it runs: the widgets render (ipywidgets 7), and where Cancel would be, how to stop.
+        expect(out.locator(f"{HEADER} .inflight")).to_have_text(re.compile(r"^[12] in flight$"))
+        expect(out.locator(".widget-hprogress")).to_have_count(1)
+        expect(out).to_contain_text("to stop: interrupt the kernel (\u25a0)")
+        expect(button(out, "Cancel")).to_have_count(0)
+        nb.screenshot("magic-running", show=out)
+        final = nb.wait_summary(1, "s.state === 'done'")
+        assert final["done"] == "12/12", final
+        assert all(row["status"] == "ok" for row in nb.rows(1))
+        nb.screenshot("magic-done", show=out)
+
+        nb.run(2)  # returns at once; its view keeps updating in its own cell while the next cell runs
+        nb.run(3)
+        expect(nb.output(3)).to_contain_text("12 9")
+        final = nb.wait_summary(2, "s.state === 'done'")
+        assert final["done"] == "9/9", final
+        expect(button(nb.output(2), "Cancel")).to_be_disabled()  # background: a live Cancel, now done
+        expect(nb.output(3).locator(".nbt")).to_have_count(0)  # nothing of it landed in the later cell
+        nb.screenshot("background-done", show=nb.output(2))
+        assert not nb.errors, nb.errors
+    finally:
+        nb.close()
+
+
+def test_panel_slider_and_cancel_in_classic_notebook(browser: Any, classic: ClassicServer,
+                                                     slow_echo_sim: SimServer) -> None:
+    nb = ClassicPage(browser, classic, "panel", [
+        "%load_ext nbtools",
+        f"%llm_panel -c 2 -n 200 --base-url {slow_echo_sim.base_url} -m m -o panel",
+    ])
+    try:
+        slow_echo_sim.reset()
+        nb.run(0)
+        nb.run(1)
+        out = nb.output(1)
+        slider = out.locator(".widget-slider", has=nb.page.locator("label", has_text="concurrency"))
+        readout = slider.locator(".widget-readout")
+        run, cancel = button(out, "Run"), button(out, "Cancel")
+        expect(readout).to_have_text("2")
+        nb.screenshot("panel", show=out)
+
+        run.click()
+        header = out.locator(HEADER).first
+        expect(header.locator(".inflight")).to_have_text("2 in flight")
+        slider.locator(".ui-slider-handle, .noUi-handle").focus()  # ipywidgets 7: jQuery UI; 8: noUiSlider
+        for _ in range(4):
+            nb.page.keyboard.press("ArrowRight")
+        expect(readout).to_have_text("6")
+        expect(header.locator(".inflight")).to_have_text("6 in flight")
+        nb.screenshot("panel-running-at-6", show=header)
+
+        cancel.click()
+        final = nb.wait_summary(1, "s.state === 'cancelled'")
+        done = int(final["done"].split("/")[0])
+        assert 0 < done < 200, final
+        expect(run).to_be_enabled()
+        expect(cancel).to_be_disabled()
+        assert slow_echo_sim.stats()["peak_in_flight"] == 6
+        nb.screenshot("panel-cancelled", show=header)
+        assert not nb.errors, nb.errors
+    finally:
+        nb.close()
+
+
+def test_the_widgets_frontend_is_ipywidgets_7() -> None:
+    import ipywidgets
+
+    # The point of this module: the frontend closest to Colab's (its ipywidgets 7 nbextension).
+    assert ipywidgets.__version__.startswith("7."), ipywidgets.__version__
+    config = Path(sys.prefix) / "etc" / "jupyter" / "nbconfig" / "notebook.d" / "widgetsnbextension.json"
+    assert json.loads(config.read_text())["load_extensions"]["jupyter-js-widgets/extension"] is True
