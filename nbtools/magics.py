@@ -253,13 +253,11 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         return options
 
     # -- running ----------------------------------------------------------------------------------
-    def _started(self, job: Job) -> Callable[[BatchResult], None]:
-        def started(result: BatchResult) -> None:
-            if job.out:
-                self._user_ns[job.out] = result  # bound at once, so an interrupt keeps what finished
-            _running.add(result)
-
-        return started
+    def _bind(self, job: Job, result: BatchResult) -> None:
+        """A batch has started: bound to -o VAR at once (an interrupt keeps what finished), and cancellable."""
+        if job.out:
+            self._user_ns[job.out] = result
+        _running.add(result)
 
     def _view(self, job: Job) -> Callable[[BatchResult, str | None], LiveDisplay | None]:
         def view(result: BatchResult, title: str | None) -> LiveDisplay | None:
@@ -281,12 +279,14 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
 
         def started(result: BatchResult) -> None:
             current.append(result)
-            self._started(job)(result)
+            self._bind(job, result)
 
         try:
             outcome = await run_live(job.prompts, job.options, view_for=self._view(job), compare=job.compare,
                                      on_start=started)
         except asyncio.CancelledError:  # the stop button
+            if not current:
+                raise
             raise BatchInterrupted(current[-1], _interrupted(current[-1], job.out)) from None
         except NbtoolsError as exc:  # bad options, or what stopped the batch (its rows stay in -o VAR)
             raise UsageError(str(exc)) from None
@@ -319,12 +319,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             result = start(job.prompts, **job.options)
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
-        self._started(job)(result)
-        task = asyncio.get_running_loop().create_task(follow(result, self._view(job)(result, "Batch API")))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        task.add_done_callback(lambda _: _running.discard(result))
-        task.add_done_callback(_quiet)
+        self._follow_in_background(job, result, "Batch API")
         await result.batch_job.submitted.wait()
         if result.failure is not None:
             raise UsageError(str(result.failure))
@@ -333,23 +328,25 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             print(f"submitted; the view above updates in the background. `await {name}` or {name}.wait() blocks "
                   "until the job ends; running this cell again reattaches to the job; %llm_jobs lists jobs")
 
-    def _start_background(self, job: Job) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise UsageError(
-                "--background needs a Jupyter kernel (no event loop runs here between cells): drop --background"
-            ) from None
-        try:
-            result = start(job.prompts, **job.options)  # now, so -o VAR is bound when the cell ends
-        except NbtoolsError as exc:
-            raise UsageError(str(exc)) from None
-        self._started(job)(result)
-        task = loop.create_task(follow(result, self._view(job)(result, "background")))
+    def _follow_in_background(self, job: Job, result: BatchResult, title: str) -> None:
+        """Bind ``result`` and keep its view current from a task of the kernel's loop, after the cell ends."""
+        self._bind(job, result)
+        task = asyncio.get_running_loop().create_task(follow(result, self._view(job)(result, title)))
         _background.add(task)
         task.add_done_callback(_background.discard)
         task.add_done_callback(lambda _: _running.discard(result))
         task.add_done_callback(_quiet)
+
+    def _start_background(self, job: Job) -> None:
+        if not _loop_running():
+            raise UsageError(
+                "--background needs a Jupyter kernel (no event loop runs here between cells): drop --background"
+            )
+        try:
+            result = start(job.prompts, **job.options)  # now, so -o VAR is bound when the cell ends
+        except NbtoolsError as exc:
+            raise UsageError(str(exc)) from None
+        self._follow_in_background(job, result, "background")
         if not job.out:
             print("running in the background; %llm_cancel stops it (use -o VAR to keep the result)")
 
