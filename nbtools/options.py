@@ -263,10 +263,12 @@ class BatchOptions:
         if self.via == "batch":  # the provider runs a job at its own pace
             refused = [name for name, bad in (("stream", self.stream), ("rpm", self.rpm is not None),
                                               ("tpm", self.tpm is not None),
+                                              ("max_cost", self.max_cost is not None),
                                               ("concurrency", self.concurrency not in (16, "auto"))) if bad]
             if refused:
                 raise ConfigError(f"{', '.join(refused)} cannot be used with via='batch' (the provider runs the "
-                                  "batch at its own pace): drop them, or use via='online'")
+                                  "job whole, at its own pace): drop them (see the cost first with dry_run=True), "
+                                  "or use via='online'")
 
     def request_body(self, messages: list[Message], model: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, "messages": messages}

@@ -409,7 +409,8 @@ def price_batch(result: BatchResult, model: str) -> None:
     """The batch's price (or why it is unknown); with max_cost, refuse to run without a price or
     without a bound on each reply's length."""
     options = result.options
-    price = result.price = price_for(result.endpoint, model, options.price)  # type: ignore[arg-type]
+    price = result.price = price_for(result.endpoint, model, options.price,  # type: ignore[arg-type]
+                                     batch_api=options.via == "batch")  # a Batch API job has its own rates
     if price is None:
         result.price_note = (f"no price known for {model} at {result.endpoint.host}: "
                              "pass price=(input, output) in USD per million tokens (magic: --price 0.15,0.60)")

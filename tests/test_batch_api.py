@@ -317,3 +317,22 @@ def test_an_expired_openai_job_from_the_reference_server_keeps_what_ran(openai_s
     openai_server.expire = False
     nbtools.resend(result, via="batch", **FAST)
     assert result.texts == [f"answer: x{i}" for i in range(10)] and openai_server.creates == 2
+
+
+def test_rows_cost_the_providers_batch_rates_and_a_rerun_from_the_store_costs_nothing(openai_server) -> None:
+    from nbtools.prices import price_for
+
+    result = openai_batch(openai_server, ["a", "b"])
+    batch_rate = price_for(result.endpoint, "gpt-4o-mini", None, batch_api=True)
+    online_rate = price_for(result.endpoint, "gpt-4o-mini", None)
+    assert batch_rate is not None and online_rate is not None
+    assert batch_rate.cost(7, 3) < online_rate.cost(7, 3)  # about half price: the point of a Batch API
+    assert result[0].cost == pytest.approx(batch_rate.cost(7, 3)) and result.summary().cost == pytest.approx(
+        2 * batch_rate.cost(7, 3))
+    again = openai_batch(openai_server, ["a", "b"])  # answered from the job store: nothing new is paid
+    assert openai_server.creates == 1 and again.summary().cost == 0.0
+
+
+def test_a_spending_cap_is_refused_with_a_batch_job_which_runs_whole() -> None:
+    with pytest.raises(ConfigError, match="max_cost cannot be used with via='batch'.*dry_run=True"):
+        nbtools.batch(["a"], via="batch", model="sim-small", max_cost=1.0, max_tokens=10)

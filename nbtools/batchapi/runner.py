@@ -280,6 +280,12 @@ class BatchJobRun:
                 row.text, row.prompt_tokens, row.completion_tokens = c.text, c.prompt_tokens, c.completion_tokens
                 row.model = model if c.model in (None, model) else c.model
                 row.finish_reason, row.status = c.finish_reason, OK
+                row.cached_tokens = c.cached_tokens
+                price = self.result.price  # the batch rates (runner.price_batch); nothing more for a stored one
+                if cached:
+                    row.cost = 0.0
+                elif price is not None and c.prompt_tokens is not None and c.completion_tokens is not None:
+                    row.cost = price.cost(c.prompt_tokens, c.completion_tokens, c.cached_tokens)
             else:
                 row.error, row.status = s.error, ERROR
             self._done(row)
