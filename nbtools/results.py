@@ -446,7 +446,7 @@ class BatchResult(Sequence[RequestResult]):
             cached += r.cached
             if r.attempts > 1:
                 retries += r.attempts - 1
-            if r.error_kind is not None:
+            if r.error_kind is not None and r.status == ERROR:  # issue 11: a row cancelled while rate limited did not fail
                 kinds[r.error_kind] += 1
             if r.finish_reason in NOTABLE_FINISH:
                 finishes[r.finish_reason] += 1  # type: ignore[index]

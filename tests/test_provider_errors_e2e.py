@@ -238,3 +238,17 @@ def test_a_bad_max_wait_on_the_magic_line_is_a_one_line_usage_error(ip) -> None:
         ip.run_cell_magic("llm_batch", "--max-wait x", "hi")
     message = str(info.value)
     assert "max" in message and "'x'" in message and "e.g." in message and "\n" not in message, message
+
+
+def test_a_stop_after_rate_limits_counts_only_the_failed_rows_by_kind(serve) -> None:
+    """Rows cancelled while they waited out a 429 did not fail: the summary's kinds count failed rows only."""
+    quota = _by_id(pe.OPENAI, "openai-insufficient_quota")
+    server, url = serve(lambda number, body: RATE_LIMIT_50MS if number <= 30 else quota)
+    with pytest.raises(nbtools.EndpointError, match="no quota or credit left") as info:
+        run(url, "openai", prompts(), concurrency=20)
+    result = info.value.result
+    statuses = Counter(row.status for row in result.rows)
+    # Started: 20 at first, one more per 429 (a waiting row gives its slot back), one after the stop.
+    assert statuses["ok"] == 0 and statuses["not sent"] >= N - 20 - 30 - 1
+    summary = result.summary()
+    assert summary.errors == statuses["error"] and summary.error_kinds == {failures.QUOTA: statuses["error"]}
