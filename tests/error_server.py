@@ -9,7 +9,6 @@ here (xAI, Anthropic's OpenAI SDK compatibility layer, Ollama's /v1, vLLM, llama
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,10 +43,9 @@ class ProviderServer:
         self.latency = latency
         self.calls = 0
         self.errors = 0
+        self.in_flight = 0
         self.prompts: list[str] = []
         self.authorization: set[str] = set()
-        self.first_at: float | None = None
-        self.last_at: float | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -57,13 +55,15 @@ class ProviderServer:
     async def _chat(self, request: web.Request) -> web.Response:
         self.calls += 1  # counted on arrival: a request cancelled in flight was still sent
         number = self.calls
-        self.last_at = time.monotonic()
-        self.first_at = self.first_at or self.last_at
         self.authorization.add(request.headers.get("Authorization", ""))
         body = await request.json()
         self.prompts.append(str(body["messages"][-1]["content"]))
-        await asyncio.sleep(self.latency)
-        reply = self.script(number, body)
+        self.in_flight += 1
+        try:
+            reply = self.script(number, body)  # decided on arrival, answered after the latency
+            await asyncio.sleep(self.latency)
+        finally:
+            self.in_flight -= 1
         if reply is not None:
             self.errors += 1
             return web.Response(status=reply.status, body=reply.raw(), headers=reply.headers)
