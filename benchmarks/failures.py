@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ STOPS: list[tuple[str, pe.ErrorReply, str | None, int | str]] = [
 RATE_50MS = dataclasses.replace(_reply(pe.OPENAI, "rate_limit_requests"),
                                 headers={**pe.OPENAI_HEADERS, "retry-after-ms": "50"})
 OVERLOADED = _reply(pe.ANTHROPIC, "overloaded_error")
+CONCURRENCIES: tuple[int | str, ...] = (20, "auto")
 CAPACITY = 10  # the load-dependent scenario: 429 to a request that arrives while 10 are in flight
 # (label, reply, provider=, share of requests)
 PUSHBACKS: list[tuple[str, pe.ErrorReply, str, float]] = [
@@ -133,7 +135,7 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; n={n}, server latency {latency} s, median of {args.repeat} run(s)\n")
 
-    stop_runs = rounds([lambda r=reply, p=provider, c=c: run_once(every(1, r), p, n, c, latency)
+    stop_runs = rounds([partial(run_once, every(1, reply), provider, n, c, latency)
                         for _, reply, provider, c in STOPS], args.repeat)
     print(f"## Batch-wide failures: {n} prompts\n")
     print("| failure | concurrency | requests sent | rows error / not sent | seconds until stopped |")
@@ -144,13 +146,13 @@ def main() -> None:
               f"{median(runs, 'not_sent'):.0f} | {median(runs, 'seconds'):.2f} |")
 
     jobs: list[Callable[[], dict[str, Any]]] = []
-    for c in (20, "auto"):
-        jobs.append(lambda c=c: run_once(None, "openai", n, c, latency))  # the ideal: no push-back
+    for c in CONCURRENCIES:
+        jobs.append(partial(run_once, None, "openai", n, c, latency))  # the ideal: no push-back
         for _, reply, provider, fraction in PUSHBACKS:
-            jobs.append(lambda r=reply, p=provider, f=fraction, c=c: run_once(share(f, r), p, n, c, latency))
-    for c in (20, "auto"):  # a load-dependent limit, as a real server has: AIMD can find it
-        jobs.append(lambda c=c: run_on(beyond(CAPACITY, RATE_50MS, latency), "openai", n, c))
-    jobs.append(lambda: run_once(None, "openai", n, CAPACITY, latency))  # the ideal: exactly the capacity
+            jobs.append(partial(run_once, share(fraction, reply), provider, n, c, latency))
+    for c in CONCURRENCIES:  # a load-dependent limit, as a real server has: AIMD can find it
+        jobs.append(lambda c=c: run_on(beyond(CAPACITY, RATE_50MS, latency), "openai", n, c))  # type: ignore[misc]
+    jobs.append(partial(run_once, None, "openai", n, CAPACITY, latency))  # the ideal: exactly the capacity
     push_runs = rounds(jobs, args.repeat)
     print(f"\n## Rate limits and overload: {n} prompts, retry-after-ms 50 on the 429s, none on the 529s\n")
     print("| server | concurrency | failed rows | requests sent per row | wall s | ideal wall s | wall / ideal |")
@@ -162,14 +164,14 @@ def main() -> None:
               f"{ideal:.2f} | {wall / ideal:.2f} |")
 
     per = len(PUSHBACKS) + 1
-    for block, c in enumerate((20, "auto")):
+    for block, c in enumerate(CONCURRENCIES):
         ideal = median(push_runs[block * per], "seconds")
         row("never pushes back (the ideal)", c, push_runs[block * per], ideal)
         for (label, _, _, _), runs in zip(PUSHBACKS, push_runs[block * per + 1 : (block + 1) * per]):
             row(label, c, runs, ideal)
     ideal = median(push_runs[-1], "seconds")
     row("never pushes back (the ideal at the capacity)", CAPACITY, push_runs[-1], ideal)
-    for c, runs in zip((20, "auto"), push_runs[2 * per : 2 * per + 2]):
+    for c, runs in zip(CONCURRENCIES, push_runs[2 * per : 2 * per + 2]):
         row(f"429 beyond {CAPACITY} in flight", c, runs, ideal)
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ def test_max_wait_runs_out_when_every_request_is_rate_limited(serve) -> None:
     result = run(url, "openai", items, concurrency=3, max_wait=0.5)
     for row in result.rows:
         assert row.status == "error" and row.error_kind == failures.RATE_LIMIT and row.status_code == 429
-        assert "max_wait=0.5 s" in row.error, row.error
+        assert row.error is not None and "max_wait=0.5 s" in row.error, row.error
         # Each wait is >= 50 ms and the batch gives up 0.5 s after its last reply: a bounded number of tries.
         assert 2 <= row.attempts <= 0.5 / 0.05 + 2, row.attempts
     assert server.calls == sum(row.attempts for row in result.rows)
@@ -247,6 +247,7 @@ def test_a_stop_after_rate_limits_counts_only_the_failed_rows_by_kind(serve) -> 
     with pytest.raises(nbtools.EndpointError, match="no quota or credit left") as info:
         run(url, "openai", prompts(), concurrency=20)
     result = info.value.result
+    assert result is not None
     statuses = Counter(row.status for row in result.rows)
     # Started: 20 at first, one more per 429 (a waiting row gives its slot back), one after the stop.
     assert statuses["ok"] == 0 and statuses["not sent"] >= N - 20 - 30 - 1
