@@ -460,6 +460,8 @@ class BatchResult(Sequence[RequestResult]):
             estimate = estimate_serial(self.rows, peak)
             if estimate is not None:
                 serial, capacity = estimate
+                if self.failure is not None:  # issue 11: a stopped batch timed refusals, not the server's capacity
+                    capacity = None
         ok, errors = counts[OK], counts[ERROR]
         summary = Summary(
             total=len(self.rows), completed=ok + errors, ok=ok, errors=errors, cancelled=counts[CANCELLED],

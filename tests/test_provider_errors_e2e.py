@@ -121,6 +121,7 @@ def test_a_batch_wide_error_stops_the_batch_at_once(serve, tmp_path: Path, reply
     assert statuses["not sent"] == N - started >= N - limit - 1
     summary = result.summary()
     assert summary.not_sent == statuses["not sent"] and summary.error_kinds == {reply.kind: statuses["error"]}
+    assert summary.server_capacity is None and summary.server_limit() is None  # a stop says nothing of capacity
 
     html = result._repr_html_()
     assert html.count("batch stopped: ") == 1  # shown once, at the top
