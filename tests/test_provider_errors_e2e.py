@@ -132,6 +132,21 @@ def test_a_batch_wide_error_stops_the_batch_at_once(serve, tmp_path: Path, reply
     assert_no_key([message, repr(exc), repr(result), str(summary), html, json.dumps(dicts), path.read_text()])
 
 
+def test_the_magic_stops_with_one_line_and_keeps_the_rows(ip, serve, capsys: pytest.CaptureFixture[str]) -> None:
+    server, url = serve(every(1, _by_id(pe.XAI, "xai-incorrect_api_key")))
+    ip.user_ns.pop("stopped", None)
+    with pytest.raises(UsageError) as info:
+        ip.run_cell_magic("llm_batch", f"--provider xai --base-url {url} -m {MODEL} --api-key-env {KEY_ENV} "
+                                       "-c 20 -o stopped", "\n".join(prompts()))
+    message = str(info.value)
+    assert message.startswith("batch stopped: ") and f"refused the key in {KEY_ENV}" in message and "\n" not in message
+    assert server.calls <= 21
+    result = ip.user_ns["stopped"]
+    assert len(result.rows) == N and sum(row.status == "not sent" for row in result.rows) >= N - 21
+    shown = capsys.readouterr()
+    assert_no_key([message, shown.out, shown.err, result._repr_html_()])
+
+
 def test_the_stop_names_the_providers_key_variable(serve, monkeypatch: pytest.MonkeyPatch) -> None:
     """No api_key_env: the key came from the profile's variable, and the message names that one."""
     monkeypatch.setenv("OPENAI_API_KEY", pe.FAKE_KEY)
@@ -161,6 +176,7 @@ def test_a_rate_limit_on_every_third_request_fails_no_row(serve, concurrency: in
     assert summary.errors == 0 and summary.refused_at is not None
     if concurrency == 20:  # a ceiling the limit drops below and climbs back to, never past
         assert summary.max_concurrency <= 20
+    assert summary.server_limit() is not None  # the display says the server set the pace
 
 
 def test_retry_after_in_seconds_is_waited_out(serve) -> None:
