@@ -270,3 +270,13 @@ def test_a_stop_after_rate_limits_counts_only_the_failed_rows_by_kind(serve) -> 
     assert statuses["ok"] == 0 and statuses["not sent"] >= N - 20 - 30 - 1
     summary = result.summary()
     assert summary.errors == statuses["error"] and summary.error_kinds == {failures.QUOTA: statuses["error"]}
+
+
+def test_a_wait_longer_than_max_wait_fails_the_row_at_once(serve) -> None:
+    """Anthropic's 429 asks for 13 s (retry-after): more than max_wait, so the row fails now, naming both."""
+    server, url = serve(every(1, _by_id(pe.ANTHROPIC, "anthropic-rate_limit_error")))
+    result = run(url, "anthropic", prompts(3), concurrency=3, max_wait=5)
+    for row in result.rows:
+        assert row.status == "error" and row.error_kind == failures.RATE_LIMIT and row.attempts == 1
+        assert row.error is not None and "wait 13 s, more than max_wait=5 s" in row.error, row.error
+    assert server.calls == 3
