@@ -280,3 +280,11 @@ def test_a_wait_longer_than_max_wait_fails_the_row_at_once(serve) -> None:
         assert row.status == "error" and row.error_kind == failures.RATE_LIMIT and row.attempts == 1
         assert row.error is not None and "wait 13 s, more than max_wait=5 s" in row.error, row.error
     assert server.calls == 3
+
+
+def test_a_streamed_batch_stops_the_same_way(serve) -> None:
+    server, url = serve(every(1, _by_id(pe.LLAMA_CPP, "llama.cpp-invalid_api_key")))
+    with pytest.raises(nbtools.EndpointError, match=f"refused the key in {KEY_ENV}") as info:
+        run(url, None, prompts(), concurrency=20, stream=True)
+    assert server.calls <= 21 and info.value.result is not None
+    assert sum(row.status == "not sent" for row in info.value.result.rows) >= N - 21
