@@ -89,7 +89,9 @@ def estimate_serial(rows: Iterable[RequestResult], peak: int) -> tuple[float, in
     low = next((k for k in _candidates(peak) if _plausible(model, k)), peak)
     if low >= peak:
         return latencies, None
-    services, _ = service_times(model, low)
+    services, queued = service_times(model, low)
     served = sum(max(0.0, s) for s in services)
     serial = served + (served / len(model)) * (len(spans) - len(model))  # the rest at the same mean
-    return serial, (low if low <= CLAIM_BELOW * peak else None)
+    # No request queued even at ``low`` slots: the client never had more in flight, so nothing was seen
+    # of the server's limit (e.g. a batch stopped after one reply; the rest were cancelled).
+    return serial, (low if low <= CLAIM_BELOW * peak and any(queued) else None)

@@ -447,7 +447,7 @@ class BatchResult(Sequence[RequestResult]):
             cached += r.cached
             if r.attempts > 1:
                 retries += r.attempts - 1
-            if r.error_kind is not None:
+            if r.error_kind is not None and r.status == ERROR:  # issue 11: a row cancelled while rate limited did not fail
                 kinds[r.error_kind] += 1
             if r.finish_reason in NOTABLE_FINISH:
                 finishes[r.finish_reason] += 1  # type: ignore[index]
@@ -461,6 +461,8 @@ class BatchResult(Sequence[RequestResult]):
             estimate = estimate_serial(self.rows, peak)
             if estimate is not None:
                 serial, capacity = estimate
+                if self.failure is not None:  # issue 11: a stopped batch timed refusals, not the server's capacity
+                    capacity = None
         ok, errors = counts[OK], counts[ERROR]
         summary = Summary(
             total=len(self.rows), completed=ok + errors, ok=ok, errors=errors, cancelled=counts[CANCELLED],
