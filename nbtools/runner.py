@@ -279,6 +279,7 @@ class _Run:
                 self._fill(row, completion)
         except asyncio.CancelledError:
             row.status = CANCELLED
+            row.error_kind = row.status_code = None  # a wait it was in (a 429) is not how it ended
             raise
         except Exception as exc:  # a bug or an odd reply: this row's error, not a lost batch
             row.error, row.status = f"{type(exc).__name__}: {result.endpoint.redact(str(exc))}", ERROR
