@@ -56,6 +56,9 @@ class AdaptiveConcurrency:
         self._recent = latency if self._recent is None else 0.9 * self._recent + 0.1 * latency
         if not self.demand() or self.budget.limiting:
             return  # the limit is not what holds us back (a rate budget, or the batch's tail)
+        if self.fixed:  # +1 a success (doubling a round trip) back to the user's number, whatever the latency
+            self.limiter.limit = min(self.ceiling, self.limiter.limit + 1)
+            return
         if self._slow_start:
             if self._recent > LATENCY_SLACK * self._best + 0.05:
                 self._slow_start = False  # requests queue at the server: more in flight buys nothing
@@ -66,7 +69,7 @@ class AdaptiveConcurrency:
         if self._successes < self.limiter.limit:
             return
         self._successes = 0  # a round is over
-        if not self.fixed and self._recent > LATENCY_SLACK * self._best + 0.05:
+        if self._recent > LATENCY_SLACK * self._best + 0.05:
             self._slow_start = False  # requests queue at the server: more in flight buys nothing
             return
         self.limiter.limit = min(self.ceiling, self.limiter.limit + 1)

@@ -156,6 +156,11 @@ class ChatClient:
         except aiohttp.ClientError as exc:
             raise self._connection_error(exc) from None
 
+    def _kept(self, parts: list[str]) -> str:
+        """What arrived of a reply that was cut off, as kept on its row: without the key, if echoed."""
+        text = "".join(parts)
+        return self.endpoint.redact(text) if self._secret else text
+
     def _one_line(self, text: str) -> str:
         """Server text for an error message: one line, the key redacted, then cut (a cut key would not match)."""
         return self.endpoint.redact(" ".join(text.split()))[:200]
@@ -264,12 +269,16 @@ class ChatClient:
             kind = failures.classify(exc.status, None, message)
             kind = failures.SERVER if kind == failures.CONNECTION else kind  # it did answer: an error chunk
             raise RequestFailed(f"the server reported an error mid-stream: {message}", kind, status=exc.status,
-                                partial="".join(parts)) from None
+                                partial=self._kept(parts)) from None
+        except aiohttp.ClientPayloadError:  # the connection dropped part-way through the reply
+            raise RequestFailed(f"{self.endpoint.host} dropped the connection mid-reply (cut off)", failures.CUT,
+                                partial=self._kept(parts)) from None
         except ValueError as exc:
             raise RequestFailed(str(exc), failures.SERVER) from None
-        if finish is None:  # a reply that did not finish is not a reply, [DONE] or not (llama.cpp ends queued ones so)
+        # A reply that did not finish is not a reply, [DONE] or not (llama.cpp ends queued ones so).
+        if failures.classify_finish(finish, stream=True) == failures.CUT:
             how = "sent [DONE] without a finish_reason" if done else "ended the stream"
             raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
-                                partial="".join(parts))
+                                partial=self._kept(parts))
         return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
                           _cached_tokens(usage))

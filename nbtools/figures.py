@@ -70,20 +70,21 @@ def _candidates(peak: int) -> list[int]:
     return slots + [peak]
 
 
-def estimate_serial(rows: Iterable[RequestResult], peak: int) -> tuple[float, int | None] | None:
+def estimate_serial(rows: Iterable[RequestResult], peak: int, *, queue_model: bool = True) -> tuple[float, int | None] | None:
     """(serial-equivalent seconds, the server's apparent capacity or None), or None with nothing timed.
 
-    Rows answered from the cache or cancelled mid-request are left out: they say nothing of service.
+    Only answered requests count, each from when its last attempt went out (a wait after a 429, or a
+    retry's backoff, is not service); rows from the cache, failed or cancelled say nothing of service.
     """
-    timed = [(r.started, r.index, r.finished) for r in rows
-             if not r.cached and r.status != "cancelled" and r.started is not None and r.finished is not None]
+    timed = [(r.sent if r.sent is not None else r.started, r.index, r.finished) for r in rows
+             if r.status == "ok" and not r.cached and r.started is not None and r.finished is not None]
     # In the order they were sent (ties: input order, as dispatched): the server serves in that order.
     timed.sort()
     spans: list[tuple[float, float]] = [(start, finish) for start, _, finish in timed]  # type: ignore[misc]
     if not spans:
         return None
     latencies = sum(finish - start for start, finish in spans)
-    if peak <= 1:
+    if peak <= 1 or not queue_model:  # e.g. after 429s: the client's own waits, not a queue, shaped the times
         return latencies, None
     model = spans[:MODEL_ROWS]
     low = next((k for k in _candidates(peak) if _plausible(model, k)), peak)

@@ -27,6 +27,7 @@ from .display import LiveDisplay
 from .errors import BatchInterrupted, ConfigError, NbtoolsError
 from .live import follow, run_live
 from .options import (
+    ONLINE_ONLY,
     OPTIONS,
     BatchOptions,
     Choice,
@@ -248,8 +249,10 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
                     flag = spec.flags[-1]
                     raise UsageError(str(exc) if str(exc).startswith(flag) else f"{flag}: {exc}") from None
             options[name] = {**self.params, **value} if name == "params" else value
-        if options["via"] == "batch" and args.concurrency is None:
-            options.pop("concurrency")  # a %config concurrency is for online runs only
+        if options["via"] == "batch":  # %config defaults of online-only options are for online runs
+            for name in ONLINE_ONLY:
+                if getattr(args, name, None) is None:
+                    options.pop(name)
         return options
 
     # -- running ----------------------------------------------------------------------------------

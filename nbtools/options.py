@@ -44,6 +44,14 @@ class Kind:
         return self.check(name, value, example)
 
 
+def _whole(text: str) -> int:
+    """``"4"`` or ``"4.0"`` as 4, as the API takes 4.0; anything else is a ValueError."""
+    value = float(text)
+    if not value.is_integer():
+        raise ValueError(text)
+    return int(value)
+
+
 class Text(Kind):
     """A string; ``checked=False`` leaves it to its user (endpoint options check themselves, unechoed)."""
 
@@ -66,7 +74,7 @@ class WholeNumber(Kind):
         return whole_number(name, value, self.minimum, example)
 
     def convert(self, text: str) -> int:
-        return int(text)
+        return _whole(text)
 
 
 class Number(Kind):
@@ -103,7 +111,7 @@ class Concurrency(Kind):
         return "auto" if value == "auto" else whole_number(name, value, 1, example)
 
     def convert(self, text: str) -> int | str:
-        return text if text == "auto" else int(text)
+        return text if text == "auto" else _whole(text)
 
 
 class RequestFields(Kind):
@@ -261,10 +269,7 @@ class BatchOptions:
             spec = spec_of(f)
             setattr(self, f.name, spec.kind.check(f.name, value, spec.example))
         if self.via == "batch":  # the provider runs a job at its own pace
-            refused = [name for name, bad in (("stream", self.stream), ("rpm", self.rpm is not None),
-                                              ("tpm", self.tpm is not None),
-                                              ("max_cost", self.max_cost is not None),
-                                              ("concurrency", self.concurrency not in (16, "auto"))) if bad]
+            refused = [name for name in ONLINE_ONLY if getattr(self, name) != OPTIONS[name][0]]
             if refused:
                 raise ConfigError(f"{', '.join(refused)} cannot be used with via='batch' (the provider runs the "
                                   "job whole, at its own pace): drop them (see the cost first with dry_run=True), "
@@ -301,6 +306,8 @@ class BatchOptions:
 def spec_of(f: Field[Any]) -> OptionSpec:
     return f.metadata["spec"]  # type: ignore[no-any-return]
 
+
+ONLINE_ONLY = ("stream", "rpm", "tpm", "max_cost", "concurrency")  # what a Batch API job cannot do
 
 OPTIONS: dict[str, tuple[Any, OptionSpec]] = {
     f.name: (f.default_factory() if callable(f.default_factory) else f.default, spec_of(f))

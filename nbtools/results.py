@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, overload
 
+from .checks import whole_number
 from .endpoints import Endpoint
 from .figures import estimate_serial
 from .prices import Price, usd
@@ -59,7 +60,7 @@ class RequestResult:
     __slots__ = (
         "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "model", "prompt_tokens",
         "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "status", "queued", "started",
-        "first_token", "finished", "cached", "_parts",
+        "sent", "first_token", "finished", "cached", "_parts",
     )
 
     def __init__(self, index: int, prompt: Prompt, queued: float = 0.0) -> None:
@@ -78,6 +79,7 @@ class RequestResult:
         self.status = PENDING
         self.queued = queued
         self.started: float | None = None
+        self.sent: float | None = None  # when its last attempt went out (after any rate-limit wait or backoff)
         self.first_token: float | None = None
         self.finished: float | None = None
         self.cached = False  # answered from the cache, or by an identical request in the same batch
@@ -360,6 +362,7 @@ class BatchResult(Sequence[RequestResult]):
     @concurrency.setter
     def concurrency(self, value: int) -> None:
         """A number set by hand also ends ``concurrency="auto"``: you take over from the controller."""
+        value = whole_number("concurrency", value, 1, "e.g. result.concurrency = 16")
         if self._control is not None:
             self._control.set_limit(value)
         self.options.concurrency = value
@@ -458,11 +461,11 @@ class BatchResult(Sequence[RequestResult]):
         peak = self._control.peak if self._control is not None else self._peak
         serial = capacity = None
         if self.done:
-            estimate = estimate_serial(self.rows, peak)
+            estimate = estimate_serial(self.rows, peak, queue_model=self.refused_at is None)
             if estimate is not None:
                 serial, capacity = estimate
-                if self.failure is not None:  # issue 11: a stopped batch timed refusals, not the server's capacity
-                    capacity = None
+                if self.failure is not None or self.refused_at is not None:
+                    capacity = None  # its times are of refusals and waits: it says so itself (server_limit)
         ok, errors = counts[OK], counts[ERROR]
         summary = Summary(
             total=len(self.rows), completed=ok + errors, ok=ok, errors=errors, cancelled=counts[CANCELLED],

@@ -56,10 +56,10 @@ class RetryPolicy:
             if delay > self.max_wait:
                 return Decision(FAIL, why=f"the server asked to wait {delay:.0f} s, more than max_wait={self.max_wait:g} s")
             starved = time.monotonic() - self._last_reply
-            if starved + delay > self.max_wait:
+            if starved >= self.max_wait:
                 return Decision(FAIL, why=f"no reply for {starved:.0f} s while rate limited (max_wait={self.max_wait:g} s): "
                                           "lower concurrency or rpm, or raise max_wait")
-            return Decision(WAIT_AGAIN, delay)
+            return Decision(WAIT_AGAIN, min(delay, self.max_wait - starved))  # one last try at max_wait
         if kind in RETRYABLE and errors <= self.retries:
             return Decision(RETRY, backoff_delay(errors, retry_after))
         return Decision(FAIL)

@@ -178,17 +178,18 @@ class _Run:
                         self._followers[key] = []
                 if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
                     self._paced = await self.pacer.wait(self._estimate(body))
-                await self.limiter.acquire()
+                # Room under the cap first, then a slot: a request waiting for a slot to send again (after
+                # a 429) must be able to settle, and let the cap admit the next one.
                 worst = self._worst_case(body) if guard is not None else 0.0
-                try:
-                    admitted = guard is None or await guard.admit(worst)
-                except BaseException:  # cancelled while waiting for room under the cap
-                    self.limiter.release()
-                    raise
-                if not admitted:
-                    self.limiter.release()
+                if guard is not None and not await guard.admit(worst):
                     result.capped = True
                     return  # the cap is reached: what is left is "not sent"
+                try:
+                    await self.limiter.acquire()
+                except BaseException:  # cancelled while waiting for a slot: give the reservation back
+                    if guard is not None:
+                        guard.settle(worst, 0.0)
+                    raise
                 result.row_started(row)
                 task = loop.create_task(self._request(row, body, key, worst))
                 self.tasks.add(task)
@@ -288,8 +289,8 @@ class _Run:
             if holding:
                 self.limiter.release()
             result.row_finished(row)
-            if self.guard is not None:  # a failed request is counted as free
-                self.guard.settle(worst, row.cost or 0.0)
+            if self.guard is not None:  # a failed request is free; a reply without usage costs its worst case
+                self.guard.settle(worst, row.cost if row.cost is not None else worst if row.status == OK else 0.0)
         self._done(row)
         if key is not None:
             if completion is not None and self.cache is not None:
@@ -313,6 +314,7 @@ class _Run:
                 await asyncio.sleep(wait)
             mark = adaptive.budget.mark()
         generation = adaptive.generation if adaptive is not None else 0
+        row.sent = self.result.now()
         sent = time.perf_counter()
         try:
             completion = await self.client.complete(body, on_delta)
@@ -346,7 +348,8 @@ class _Run:
         return price.cost(self._count_prompt(body["messages"]), self.options.reply_bound)
 
     def _wants_slots(self) -> bool:
-        return self._left > 0 and not self._paced
+        """Would more slots be used now? Rows not dispatched yet, or rows waiting to send again."""
+        return (self._left > 0 or self.limiter.waiting > 0) and not self._paced
 
     def _estimate(self, body: dict[str, Any]) -> int:
         return estimate_prompt_tokens(body["messages"]) + self._typical_completion

@@ -164,3 +164,22 @@ def test_llm_panel_bad_input_is_a_one_line_usage_error(ip, line: str, needle: st
     with pytest.raises(UsageError) as info:
         ip.run_line_magic("llm_panel", line)
     assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_magic_reads_numbers_as_the_api_does(ip, sim: SimServer) -> None:
+    ip.run_cell_magic("llm_batch", f"-c 4.0 --max-tokens 50.0 -n 2.0 --no-display -o same --base-url {sim.base_url} -m m", "x")
+    result = ip.user_ns["same"]
+    assert (result.options.concurrency, result.options.max_tokens, len(result)) == (4, 50, 2) and result[0].ok
+
+
+def test_online_only_config_defaults_do_not_block_a_batch_job(ip, make_sim) -> None:
+    server = make_sim(batch_delay=0.2, reply="echo")
+    ip.run_line_magic("config", "LLMBatch.stream = True")
+    try:
+        ip.run_cell_magic("llm_batch", f"--via batch --wait --poll-interval 0.05 --no-display -o job "
+                                       f"--base-url {server.base_url} -m sim-small", "hello")
+    finally:
+        ip.run_line_magic("config", "LLMBatch.stream = False")
+    assert ip.user_ns["job"][0].text == "hello"
+    with pytest.raises(UsageError, match="stream cannot be used with via='batch'"):  # said on the line: refused
+        ip.run_cell_magic("llm_batch", f"--via batch --stream --base-url {server.base_url} -m sim-small", "hello")

@@ -124,8 +124,8 @@ def cancel_job(job: str) -> list[str]:
     return run_blocking(cancel_all())
 
 
-_COPIED = ("text", "error", "status", "model", "prompt_tokens", "completion_tokens", "finish_reason", "attempts",
-           "cached", "started", "finished")
+_COPIED = ("text", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
+           "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "cached", "started", "finished")
 
 
 def resend(result: BatchResult, via: str = "online", **options: Any) -> BatchResult:
@@ -142,7 +142,8 @@ def resend(result: BatchResult, via: str = "online", **options: Any) -> BatchRes
     if not todo:
         return result
     base = {k: getattr(result.options, k) for k in ("model", "system", "temperature", "max_tokens", "params",
-                                                    "provider", "base_url", "api_key_env", "timeout", "retries")}
+                                                    "provider", "base_url", "api_key_env", "timeout", "retries",
+                                                    "max_wait", "price", "cache", "dedupe")}
     if result.model:
         base["model"] = result.model
     target = {i: row for i, row in enumerate(todo)}

@@ -273,7 +273,7 @@ class BatchJobRun:
             row.cached = cached
             if s is None or s.not_sent:
                 row.status, row.error = NOT_SENT, (s.error if s else "not sent")
-                row.attempts = 0
+                row.attempts, row.started, row.finished = 0, None, None  # never ran: no time of its own
                 continue
             if s.completion is not None:
                 c = s.completion
