@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["estimate_serial", "service_times"]
 
 MODEL_ROWS = 2000  # the first requests, in start order, are enough to find the capacity
-COLLAPSED = 0.2  # a service time below this share of the median is one a wrong model made up
+COLLAPSED = 0.4  # a service time below this share of the median is one a wrong model made up
 MOST_COLLAPSED = 0.02  # ... and more than this share of them rejects the model
 QUEUED_SHORTER = 0.9  # queued requests served this much faster than unqueued ones: a wrong model
 CLAIM_BELOW = 0.6  # say "the server is the limit" only when it ran well below the client's peak
@@ -48,8 +48,9 @@ def _plausible(spans: Sequence[tuple[float, float]], slots: int) -> bool:
     if not waited:
         return True  # nothing queued: the latencies as measured
     direct = [s for s, q in zip(services, queued) if not q]
-    # The scale to judge "collapsed" by: requests that began at once, if enough did, else all.
-    scale = sorted(direct if len(direct) >= 5 else services)
+    # The scale to judge "collapsed" by: requests that began at once (the first always does). They queued
+    # under no smaller model either, so a wrong model cannot shrink its own yardstick, as all services would.
+    scale = sorted(direct)
     typical = scale[len(scale) // 2]
     if typical <= 0:
         return False
