@@ -74,23 +74,27 @@ def _candidates(peak: int) -> list[int]:
 def estimate_serial(rows: Iterable[RequestResult], peak: int) -> tuple[float, int | None] | None:
     """(serial-equivalent seconds, the server's apparent capacity or None), or None with nothing timed.
 
-    Rows answered from the cache or cancelled mid-request are left out: they say nothing of service.
+    Rows answered from the cache or cancelled mid-request are left out: they say nothing of service. So
+    are rows sent more than once (when others were not): their time holds the waits between attempts (a
+    429's Retry-After, a backoff), which is not service; they count at the mean of the rest.
     """
-    timed = [(r.started, r.index, r.finished) for r in rows
-             if not r.cached and r.status != "cancelled" and r.started is not None and r.finished is not None]
-    # In the order they were sent (ties: input order, as dispatched): the server serves in that order.
-    timed.sort()
-    spans: list[tuple[float, float]] = [(start, finish) for start, _, finish in timed]  # type: ignore[misc]
-    if not spans:
+    done = [r for r in rows
+            if not r.cached and r.status != "cancelled" and r.started is not None and r.finished is not None]
+    if not done:
         return None
+    once = [r for r in done if r.attempts <= 1] or done
+    # In the order they were sent (ties: input order, as dispatched): the server serves in that order.
+    timed = sorted((r.started, r.index, r.finished) for r in once)
+    spans: list[tuple[float, float]] = [(start, finish) for start, _, finish in timed]  # type: ignore[misc]
+    scale = len(done) / len(spans)  # the rows left out, at the same mean
     latencies = sum(finish - start for start, finish in spans)
     if peak <= 1:
-        return latencies, None
+        return latencies * scale, None
     model = spans[:MODEL_ROWS]
     low = next((k for k in _candidates(peak) if _plausible(model, k)), peak)
-    if low >= peak:
-        return latencies, None
-    services, _ = service_times(model, low)
+    services, queued = service_times(model, low)
+    if low >= peak or not any(queued):  # no queueing seen: no capacity to claim (e.g. only the first wave was timed)
+        return latencies * scale, None
     served = sum(max(0.0, s) for s in services)
-    serial = served + (served / len(model)) * (len(spans) - len(model))  # the rest at the same mean
+    serial = (served / len(model)) * len(done)  # the rest at the same mean
     return serial, (low if low <= CLAIM_BELOW * peak else None)

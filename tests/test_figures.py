@@ -271,3 +271,31 @@ def test_the_summary_of_a_finished_batch_uses_the_estimate(make_sim: Callable[..
     s = result.summary()
     assert s.serial is not None and s.serial < 0.6 * s.sum_latency  # the queue is not counted as work
     assert "(estimated; speedup" in str(s) and "serial-equivalent (estimated)" in render.summary_html(result)
+
+
+def test_time_spent_waiting_out_429s_is_not_service(make_sim: Callable[..., SimServer]) -> None:
+    """A rate limit is the server's limit too, but not a queue: the rows that waited count at the others' mean."""
+    server = make_sim(rpm=300, latency=0.2, latency_spread=0.0)
+    result = nbtools.batch([f"q{i}" for i in range(10)], base_url=server.base_url, concurrency=10, cache=False)
+    s = result.summary()
+    waited = [r for r in result if r.attempts > 1]
+    assert s.ok == 10 and waited and server.stats()["status"].get("429")
+    assert s.serial == pytest.approx(10 * 0.2, rel=0.25) and s.serial < 0.8 * s.sum_latency
+    assert s.server_capacity is None and s.refused_at == 10
+    assert "The server is the limit: it turned requests away (429/503) at about 10 in flight" in str(s)
+
+    server.reset()  # max_wait bounds the waiting: a Retry-After longer than it fails the row, and says why
+    result = nbtools.batch([f"q{i}" for i in range(10)], base_url=server.base_url, concurrency=10, max_wait=0.1, cache=False)
+    failed = [r for r in result if r.status == "error"]
+    assert failed and all(r.error_kind == "rate_limit" and "more than max_wait=0.1 s" in r.error for r in failed)
+    assert all("wait 0 s" not in r.error for r in failed)
+
+
+def test_rows_sent_more_than_once_count_at_the_mean_of_the_rest() -> None:
+    rows = _timeline([0.2] * 8, client=8, server=8)
+    for row in rows[4:]:  # these waited 1 s for a Retry-After, then took 0.2 s
+        row.attempts, row.finished = 2, row.finished + 1.0  # type: ignore[operator]
+    assert estimate_serial(rows, peak=8) == (pytest.approx(1.6), None)
+    for row in rows:  # all of them: nothing else to go by, so they are all used
+        row.attempts = 2
+    assert estimate_serial(rows, peak=1) == (pytest.approx(0.8 + 4 * 1.2), None)
