@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["estimate_serial", "service_times"]
 
 MODEL_ROWS = 2000  # the first requests, in start order, are enough to find the capacity
-COLLAPSED = 0.4  # a service time below this share of the median is one a wrong model made up
+COLLAPSED = 0.3  # a service time below this share of the typical one is one a wrong model made up
+COLLAPSED_ONE = 0.1  # ... when only one request began at once (it may have been a slow one)
 MOST_COLLAPSED = 0.02  # ... and more than this share of them rejects the model
-QUEUED_SHORTER = 0.9  # queued requests served this much faster than unqueued ones: a wrong model
+QUEUED_SHORTER = 0.7  # queued requests served this much faster than unqueued ones: a wrong model
 CLAIM_BELOW = 0.6  # say "the server is the limit" only when it ran well below the client's peak
 
 
@@ -44,22 +45,22 @@ def service_times(spans: Sequence[tuple[float, float]], slots: int) -> tuple[lis
 
 def _plausible(spans: Sequence[tuple[float, float]], slots: int) -> bool:
     services, queued = service_times(spans, slots)
-    waited = [s for s, q in zip(services, queued) if q]
+    waited = sorted(s for s, q in zip(services, queued) if q)
     if not waited:
         return True  # nothing queued: the latencies as measured
-    direct = [s for s, q in zip(services, queued) if not q]
-    # The scale to judge "collapsed" by: requests that began at once (the first always does). They queued
-    # under no smaller model either, so a wrong model cannot shrink its own yardstick, as all services would.
-    scale = sorted(direct)
-    typical = scale[len(scale) // 2]
+    direct = sorted(s for s, q in zip(services, queued) if not q)
+    # The yardstick: requests that began at once (the first always does; their lower median, as they also
+    # set up the connections). They queued under no smaller model either, so a wrong model cannot shrink
+    # it, as it shrinks all services. One alone may be a slow one: then a smaller share of it.
+    typical = direct[(len(direct) - 1) // 2]
+    share = COLLAPSED if len(direct) >= 2 else COLLAPSED_ONE
     if typical <= 0:
         return False
-    collapsed = sum(s < COLLAPSED * typical for s in waited)
+    collapsed = sum(s < share * typical for s in waited)
     if collapsed > MOST_COLLAPSED * len(services):
         return False
-    if len(direct) < 5:
-        return True  # too few to compare with
-    return sum(waited) / len(waited) >= QUEUED_SHORTER * sum(direct) / len(direct)
+    # Too few slots also shorten every queued request a little: their median against the yardstick.
+    return len(direct) < 2 or waited[len(waited) // 2] >= QUEUED_SHORTER * typical
 
 
 def _candidates(peak: int) -> list[int]:
