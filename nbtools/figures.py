@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 __all__ = ["estimate_serial", "service_times"]
 
 MODEL_ROWS = 2000  # the first requests, in start order, are enough to find the capacity
-COLLAPSED = 0.2  # a service time below this share of the median is one a wrong model made up
+COLLAPSED = 0.3  # a service time below this share of the typical one is one a wrong model made up
+COLLAPSED_ONE = 0.1  # ... when only one request began at once (it may have been a slow one)
 MOST_COLLAPSED = 0.02  # ... and more than this share of them rejects the model
-QUEUED_SHORTER = 0.9  # queued requests served this much faster than unqueued ones: a wrong model
+QUEUED_SHORTER = 0.7  # queued requests served this much faster than unqueued ones: a wrong model
 CLAIM_BELOW = 0.6  # say "the server is the limit" only when it ran well below the client's peak
 
 
@@ -44,21 +45,22 @@ def service_times(spans: Sequence[tuple[float, float]], slots: int) -> tuple[lis
 
 def _plausible(spans: Sequence[tuple[float, float]], slots: int) -> bool:
     services, queued = service_times(spans, slots)
-    waited = [s for s, q in zip(services, queued) if q]
+    waited = sorted(s for s, q in zip(services, queued) if q)
     if not waited:
         return True  # nothing queued: the latencies as measured
-    direct = [s for s, q in zip(services, queued) if not q]
-    # The scale to judge "collapsed" by: requests that began at once, if enough did, else all.
-    scale = sorted(direct if len(direct) >= 5 else services)
-    typical = scale[len(scale) // 2]
+    direct = sorted(s for s, q in zip(services, queued) if not q)
+    # The yardstick: requests that began at once (the first always does; their lower median, as they also
+    # set up the connections). They queued under no smaller model either, so a wrong model cannot shrink
+    # it, as it shrinks all services. One alone may be a slow one: then a smaller share of it.
+    typical = direct[(len(direct) - 1) // 2]
+    share = COLLAPSED if len(direct) >= 2 else COLLAPSED_ONE
     if typical <= 0:
         return False
-    collapsed = sum(s < COLLAPSED * typical for s in waited)
+    collapsed = sum(s < share * typical for s in waited)
     if collapsed > MOST_COLLAPSED * len(services):
         return False
-    if len(direct) < 5:
-        return True  # too few to compare with
-    return sum(waited) / len(waited) >= QUEUED_SHORTER * sum(direct) / len(direct)
+    # Too few slots also shorten every queued request a little: their median against the yardstick.
+    return len(direct) < 2 or waited[len(waited) // 2] >= QUEUED_SHORTER * typical
 
 
 def _candidates(peak: int) -> list[int]:
@@ -74,25 +76,27 @@ def estimate_serial(rows: Iterable[RequestResult], peak: int, *, queue_model: bo
     """(serial-equivalent seconds, the server's apparent capacity or None), or None with nothing timed.
 
     Only answered requests count, each from when its last attempt went out (a wait after a 429, or a
-    retry's backoff, is not service); rows from the cache, failed or cancelled say nothing of service.
+    retry's backoff, is not service); a row sent more than once with no record of when is left out and
+    counts at the mean of the rest. Rows from the cache, failed or cancelled say nothing of service.
+    ``queue_model=False`` (e.g. after 429s, when the client's own waits shaped the times) keeps the
+    latencies as measured.
     """
-    timed = [(r.sent if r.sent is not None else r.started, r.index, r.finished) for r in rows
-             if r.status == "ok" and not r.cached and r.started is not None and r.finished is not None]
-    # In the order they were sent (ties: input order, as dispatched): the server serves in that order.
-    timed.sort()
-    spans: list[tuple[float, float]] = [(start, finish) for start, _, finish in timed]  # type: ignore[misc]
-    if not spans:
+    done = [r for r in rows if r.status == "ok" and not r.cached and r.started is not None and r.finished is not None]
+    if not done:
         return None
+    timed_rows = [r for r in done if r.sent is not None or r.attempts <= 1] or done
+    # In the order they were sent (ties: input order, as dispatched): the server serves in that order.
+    timed = sorted((r.sent if r.sent is not None else r.started, r.index, r.finished) for r in timed_rows)
+    spans: list[tuple[float, float]] = [(start, finish) for start, _, finish in timed]  # type: ignore[misc]
+    scale = len(done) / len(spans)  # the rows left out, at the same mean
     latencies = sum(finish - start for start, finish in spans)
-    if peak <= 1 or not queue_model:  # e.g. after 429s: the client's own waits, not a queue, shaped the times
-        return latencies, None
+    if peak <= 1 or not queue_model:
+        return latencies * scale, None
     model = spans[:MODEL_ROWS]
     low = next((k for k in _candidates(peak) if _plausible(model, k)), peak)
-    if low >= peak:
-        return latencies, None
     services, queued = service_times(model, low)
+    if low >= peak or not any(queued):  # no queueing seen: no capacity to claim (e.g. only the first wave was timed)
+        return latencies * scale, None
     served = sum(max(0.0, s) for s in services)
-    serial = served + (served / len(model)) * (len(spans) - len(model))  # the rest at the same mean
-    # No request queued even at ``low`` slots: the client never had more in flight, so nothing was seen
-    # of the server's limit (e.g. a batch stopped after one reply; the rest were cancelled).
-    return serial, (low if low <= CLAIM_BELOW * peak and any(queued) else None)
+    serial = (served / len(model)) * len(done)  # the rest at the same mean
+    return serial, (low if low <= CLAIM_BELOW * peak else None)

@@ -54,7 +54,7 @@ class RetryPolicy:
         if kind in WAIT:
             delay = retry_after if retry_after is not None else overload_delay(waits + 1)
             if delay > self.max_wait:
-                return Decision(FAIL, why=f"the server asked to wait {delay:.0f} s, more than max_wait={self.max_wait:g} s")
+                return Decision(FAIL, why=f"the server asked to wait {round(delay, 3):g} s, more than max_wait={self.max_wait:g} s")
             starved = time.monotonic() - self._last_reply
             if starved >= self.max_wait:
                 return Decision(FAIL, why=f"no reply for {starved:.0f} s while rate limited (max_wait={self.max_wait:g} s): "
