@@ -202,7 +202,43 @@ def widget_button(root: Any, label: str) -> Any:
 KERNEL_IDLE = '.jp-StatusBar-TextItem[title^="Change kernel"]:has-text("| Idle")'
 
 
-class NotebookPage:
+class CellPage:
+    """What a notebook page offers in any frontend once ``cell(index)`` finds a cell: the batch's summary
+    and rows as shown, and screenshots. Subclasses set ``page`` and ``shots`` and define ``cell``."""
+
+    page: Any
+    shots: Path
+    _shot = 0
+
+    def cell(self, index: int) -> Any:
+        raise NotImplementedError
+
+    def summary(self, index: int) -> dict[str, str] | None:
+        return self.cell(index).evaluate(SUMMARY_JS)
+
+    def wait_summary(self, index: int, condition: str, timeout: float = 30) -> dict[str, str]:
+        """Wait until ``condition`` (a JS expression over ``s``, the summary dict) holds; return ``s``."""
+        return self.page.wait_for_function(
+            f"cell => {{ const s = ({SUMMARY_JS})(cell); return s && ({condition}) && s; }}",
+            arg=self.cell(index).element_handle(), timeout=timeout * 1000).json_value()
+
+    def rows(self, index: int) -> list[dict[str, str]]:
+        return self.cell(index).evaluate(ROWS_JS)
+
+    def screenshot(self, step: str, show: Any = None) -> Path:
+        """Save the page as ``NN-step.png`` in this test's folder, ``show`` (a locator) scrolled into view."""
+        if show is not None:
+            show.scroll_into_view_if_needed()
+        self._shot += 1
+        path = self.shots / f"{self._shot:02d}-{step}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+    def close(self) -> None:
+        self.page.context.close()
+
+
+class NotebookPage(CellPage):
     """A Playwright page showing one notebook of a LabServer: run cells, read outputs, screenshots."""
 
     def __init__(self, page: Any, lab: LabServer, name: str, cells: list[str], shots: Path) -> None:
@@ -265,27 +301,7 @@ class NotebookPage:
             timeout=timeout * 1000,
         ).json_value()
 
-    def summary(self, index: int) -> dict[str, str] | None:
-        return self.cell(index).evaluate(SUMMARY_JS)
-
-    def wait_summary(self, index: int, condition: str, timeout: float = 30) -> dict[str, str]:
-        """Wait until ``condition`` (a JS expression over ``s``, the summary dict) holds; return ``s``."""
-        return self.wait_js(index, f"cell => {{ const s = ({SUMMARY_JS})(cell); return s && ({condition}) && s; }}",
-                            timeout=timeout)
-
-    def rows(self, index: int) -> list[dict[str, str]]:
-        return self.cell(index).evaluate(ROWS_JS)
-
     # -- evidence ---------------------------------------------------------------------------------
-    def screenshot(self, step: str, show: Any = None) -> Path:
-        """Save the page as ``NN-step.png`` in this test's folder, ``show`` (a locator) scrolled into view."""
-        if show is not None:
-            show.scroll_into_view_if_needed()
-        self._shot += 1
-        path = self.shots / f"{self._shot:02d}-{step}.png"
-        self.page.screenshot(path=str(path))
-        return path
-
     def screenshot_on_failure(self) -> None:
         """The page as the failure left it, plus its JS errors and dialogs, for whoever debugs it."""
         from playwright.sync_api import Error as PlaywrightError
@@ -295,9 +311,6 @@ class NotebookPage:
             (self.shots / "FAILED.txt").write_text(f"dialogs: {self.dialogs!r}\nerrors: {self.errors!r}\n")
         except (PlaywrightError, OSError) as exc:  # the page may be gone: the test's own error says more
             print(f"no screenshot of the failure: {exc}")
-
-    def close(self) -> None:
-        self.page.context.close()
         self.lab.shutdown_kernels(self.name)
 
 

@@ -28,7 +28,7 @@ import pytest
 
 from nbtools.sim import SimServer
 
-from .browser_lab import ARTIFACTS, ROWS_JS, SUMMARY_JS, VIEWPORT, free_port, notebook_json
+from .browser_lab import ARTIFACTS, VIEWPORT, CellPage, free_port, notebook_json
 
 notebook = pytest.importorskip("notebook")
 if int(notebook.__version__.split(".")[0]) >= 7:
@@ -92,7 +92,7 @@ class ClassicServer:
         self._log.close()
 
 
-class ClassicPage:
+class ClassicPage(CellPage):
     """One notebook in classic Notebook: run a cell with Shift+Enter, read its output, take screenshots."""
 
     def __init__(self, browser: Any, server: ClassicServer, name: str, cells: list[str]) -> None:
@@ -121,25 +121,6 @@ class ClassicPage:
             self.page.wait_for_function(
                 "cell => /In\\s*\\[\\d+\\]/.test(cell.querySelector('.input_prompt').textContent)",
                 arg=self.cell(index).element_handle(), timeout=timeout * 1000)
-
-    def wait_summary(self, index: int, condition: str, timeout: float = 30) -> dict[str, str]:
-        return self.page.wait_for_function(
-            f"cell => {{ const s = ({SUMMARY_JS})(cell); return s && ({condition}) && s; }}",
-            arg=self.cell(index).element_handle(), timeout=timeout * 1000).json_value()
-
-    def rows(self, index: int) -> list[dict[str, str]]:
-        return self.cell(index).evaluate(ROWS_JS)
-
-    def screenshot(self, step: str, show: Any = None) -> Path:
-        if show is not None:
-            show.scroll_into_view_if_needed()
-        self._shot += 1
-        path = self.shots / f"{self._shot:02d}-{step}.png"
-        self.page.screenshot(path=str(path))
-        return path
-
-    def close(self) -> None:
-        self.page.context.close()
 
 
 @pytest.fixture(scope="module")
