@@ -131,7 +131,8 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         ("errors", str(s.errors)),
         ("retries", str(s.retries)),
     ]
-    for label, count in (("cancelled", s.cancelled), ("not sent", s.not_sent), ("from cache", s.cached),
+    for label, count in (("rate-limit waits", s.waits), ("cancelled", s.cancelled), ("not sent", s.not_sent),
+                         ("from cache", s.cached),
                          *((FINISH_SHORT.get(r, r), n) for r, n in s.finish_reasons.items())):
         if count:
             cells.append((label, str(count)))

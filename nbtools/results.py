@@ -59,7 +59,7 @@ class RequestResult:
     # __slots__: a batch of 100,000 rows must stay small in memory.
     __slots__ = (
         "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "model", "prompt_tokens",
-        "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "status", "queued", "started",
+        "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "waits", "status", "queued", "started",
         "sent", "first_token", "finished", "cached", "_parts",
     )
 
@@ -76,6 +76,7 @@ class RequestResult:
         self.completion_tokens: int | None = None
         self.finish_reason: str | None = None
         self.attempts = 0
+        self.waits = 0  # attempts a rate limit or overload (429/503/529) sent back to wait: not retries
         self.status = PENDING
         self.queued = queued
         self.started: float | None = None
@@ -154,7 +155,7 @@ class RequestResult:
             "status": self.status, "model": self.model, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens, "cost": self.cost,
             "finish_reason": self.finish_reason,
-            "attempts": self.attempts, "cached": self.cached, "queued": self.queued, "started": self.started,
+            "attempts": self.attempts, "waits": self.waits, "cached": self.cached, "queued": self.queued, "started": self.started,
             "first_token": self.first_token, "finished": self.finished, "queue_wait": self.queue_wait,
             "ttft": self.ttft, "latency": self.latency,
         }
@@ -195,6 +196,7 @@ class Summary:
     tokens_per_s: float | None
     max_concurrency: int
     cached: int = 0  # rows answered from the cache: not in the latency figures
+    waits: int = 0  # attempts sent back by a rate limit or overload, to wait and go again (not retries)
     not_sent: int = 0
     server_capacity: int | None = None
     refused_at: int | None = None  # requests in flight when the server first turned one away (429/503)
@@ -216,6 +218,7 @@ class Summary:
         text = (
             f"{self.completed}/{self.total} done in {self.wall:.2f} s wall; {serial}; {pct}; {tokens}; "
             f"{self.errors} errors, {self.retries} retries"
+            + (f", {self.waits} waits for rate limits" if self.waits else "")
             + (f", {self.cancelled} cancelled" if self.cancelled else "")
             + (f", {self.not_sent} not sent" if self.not_sent else "")
             + (f", {self.cached} from the cache" if self.cached else "")
@@ -438,7 +441,7 @@ class BatchResult(Sequence[RequestResult]):
         counts: Counter[str] = Counter()
         kinds: Counter[str] = Counter()
         finishes: Counter[str] = Counter()
-        retries = ptok = ctok = cached = reported = cost_unknown = 0
+        retries = waits = ptok = ctok = cached = reported = cost_unknown = 0
         cost = 0.0
         for r in self.rows:
             counts[r.status] += 1
@@ -448,8 +451,9 @@ class BatchResult(Sequence[RequestResult]):
                 else:
                     cost += r.cost
             cached += r.cached
+            waits += r.waits
             if r.attempts > 1:
-                retries += r.attempts - 1
+                retries += r.attempts - 1 - r.waits
             if r.error_kind is not None and r.status == ERROR:  # issue 11: a row cancelled while rate limited did not fail
                 kinds[r.error_kind] += 1
             if r.finish_reason in NOTABLE_FINISH:
@@ -474,7 +478,7 @@ class BatchResult(Sequence[RequestResult]):
             p50=_quantile(latencies, 0.50), p95=_quantile(latencies, 0.95),
             prompt_tokens=ptok if reported else None, completion_tokens=ctok if reported else None,
             tokens_per_s=ctok / wall if reported and wall > 0 else None,
-            max_concurrency=peak, cached=cached, not_sent=counts[NOT_SENT], server_capacity=capacity,
+            max_concurrency=peak, cached=cached, waits=waits, not_sent=counts[NOT_SENT], server_capacity=capacity,
             refused_at=self.refused_at, error_kinds=dict(kinds.most_common()), finish_reasons=dict(finishes),
             cost=cost if self.price is not None else None, cost_unknown=cost_unknown, max_cost=self.options.max_cost,
             price=self.price_note, capped=self.capped,

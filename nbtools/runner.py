@@ -239,7 +239,7 @@ class _Run:
         on_delta = (lambda delta: result.row_streamed(row, delta)) if self.options.stream else None
         completion = None
         holding = True  # the limiter slot taken for us by the dispatcher
-        errors = waits = 0  # failed attempts that count against `retries`, and rate-limit waits
+        errors = 0  # failed attempts that count against `retries` (a rate limit's waits do not)
         try:
             while True:
                 row.attempts += 1
@@ -251,9 +251,11 @@ class _Run:
                 except RequestFailed as exc:
                     self._answered = self._answered or not exc.unreachable
                     row.status_code, row.error_kind, row.partial = exc.status, exc.kind, exc.partial
-                    counted = exc.kind not in WAIT
-                    errors, waits = errors + counted, waits + (not counted)
-                    decision = self.policy.decide(exc.kind, errors=errors, waits=waits, retry_after=exc.retry_after)
+                    if exc.kind in WAIT:
+                        row.waits += 1
+                    else:
+                        errors += 1
+                    decision = self.policy.decide(exc.kind, errors=errors, waits=row.waits, retry_after=exc.retry_after)
                     if decision.action == WAIT_AGAIN:
                         self._pushed_back(exc, row)
                         # Wait without a slot: the limit counts requests the server is handling.

@@ -92,7 +92,7 @@ def test_ten_thousand_requests_with_ten_percent_faults_lose_nothing(tmp_path) ->
     assert s.ok == 10_000 and s.errors == 0
     assert stats["requests"] == sum(r.attempts for r in result)  # no request sent twice unaccounted
     assert stats["completed"] == 10_000
-    assert 700 <= s.retries <= 1300  # about 10% of attempts were faults
+    assert 700 <= s.retries + s.waits <= 1300  # about 10% of attempts were faults (429/503: waits)
 
 
 # -- cache and resume ------------------------------------------------------------------------------

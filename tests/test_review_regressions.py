@@ -94,3 +94,13 @@ def test_a_stream_dropped_mid_reply_is_cut_and_keeps_what_arrived(make_sim) -> N
                            cache=False)
     row = result[0]
     assert row.status == "error" and row.error_kind == "cut" and row.partial and "cut off" in row.error
+
+
+def test_rate_limit_waits_are_counted_apart_from_retries() -> None:
+    app, counts = _first_attempt_rate_limited()
+    with serve_app(app) as url:
+        result = nbtools.batch([f"q{i}" for i in range(6)], base_url=url + "/v1", model="m", concurrency=3,
+                               retries=0, cache=False)
+    s = result.summary()
+    assert s.ok == 6 and s.retries == 0 and s.waits == 6 and all(r.waits == 1 for r in result)
+    assert "6 waits for rate limits" in str(s) and "rate-limit waits" in result._repr_html_()

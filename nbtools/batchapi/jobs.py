@@ -125,7 +125,7 @@ def cancel_job(job: str) -> list[str]:
 
 
 _COPIED = ("text", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
-           "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "cached", "started", "finished")
+           "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "waits", "cached", "started", "finished")
 
 
 def resend(result: BatchResult, via: str = "online", **options: Any) -> BatchResult:
