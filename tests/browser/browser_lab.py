@@ -18,14 +18,18 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_JUPYTER = Path(sys.prefix) / "share" / "jupyter"
+ServerT = TypeVar("ServerT", bound="JupyterServer")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("NBTOOLS_TEST_CHROMIUM", "/usr/bin/chromium")
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -65,45 +69,37 @@ def notebook_json(cells: list[str]) -> str:
     }, indent=1)
 
 
-class LabServer:
-    """``jupyter lab`` in ``home`` (root dir ``home/notebooks``) until ``stop()``."""
+class JupyterServer:
+    """A Jupyter server of this venv on 127.0.0.1 in ``home`` (root dir ``home/notebooks``): its own port,
+    token, config, data and runtime dirs, reply cache and log, and no key in its environment."""
 
     def __init__(self, home: Path) -> None:
         self.home = home
         self.root = home / "notebooks"
         self.root.mkdir(parents=True)
-        settings = home / "lab-settings"
-        for name, value in LAB_SETTINGS.items():
-            path = settings / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(value))
         self.port = free_port()
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("NBTOOLS_", "OPENAI_", "XAI_", "ANTHROPIC_", "PYTEST_", "JUPYTER", "IPYTHONDIR"))}
-        env.update(
-            JUPYTER_PATH=str(VENV_JUPYTER),  # the venv's python3 kernelspec and lab extensions win
-            JUPYTER_CONFIG_DIR=str(home / "config"),
-            JUPYTER_DATA_DIR=str(home / "data"),
-            JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-            JUPYTERLAB_SETTINGS_DIR=str(settings),
-            JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
-            IPYTHONDIR=str(home / "ipython"),
-            NBTOOLS_CACHE=str(home / "replies.sqlite"),  # the reply cache stays out of the user's cache dir
+
+    def _launch(self, args: list[str], log_name: str, **env: str) -> None:
+        """``python -m ARGS`` in its own session (so ``stop()`` ends its kernels too), output to ``log_name``."""
+        clean = {k: v for k, v in os.environ.items()
+                 if not k.startswith(("NBTOOLS_", "OPENAI_", "XAI_", "ANTHROPIC_", "PYTEST_", "JUPYTER", "IPYTHONDIR"))}
+        clean.update(
+            JUPYTER_PATH=str(VENV_JUPYTER),  # the venv's python3 kernelspec and extensions win
+            JUPYTER_CONFIG_DIR=str(self.home / "config"),
+            JUPYTER_DATA_DIR=str(self.home / "data"),
+            JUPYTER_RUNTIME_DIR=str(self.home / "runtime"),
+            IPYTHONDIR=str(self.home / "ipython"),
+            NBTOOLS_CACHE=str(self.home / "replies.sqlite"),  # the reply cache stays out of the user's cache dir
             PYTHONUNBUFFERED="1",
+            **env,
         )
-        self.log_path = home / "jupyterlab.log"
+        self.log_path = self.home / log_name
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab",
-             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
-             "--ServerApp.open_browser=False", "--LabApp.news_url=", "--KernelSpecManager.ensure_native_kernel=False",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
-             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
-            cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        as_root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+        self.process = subprocess.Popen([sys.executable, "-m", *args, *as_root], cwd=self.root, env=clean,
+                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
@@ -111,22 +107,73 @@ class LabServer:
         except OSError:
             return ""
 
+    def _answers(self) -> bool:
+        """True once the server serves what the tests need."""
+        raise NotImplementedError
+
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.process.args[2]} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if self.api("GET", "/api/status") is not None:
-                    # the lab page itself (its HTML is built on the first request)
-                    with urllib.request.urlopen(f"{self.url}/lab?token={self.token}", timeout=10) as r:
-                        if r.status == 200:
-                            return
+                if self._answers():
+                    return
             except (urllib.error.URLError, OSError):
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"jupyter lab did not answer at {self.url} within {timeout} s:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.process.args[2]} did not answer at {self.url} within {timeout} s:\n"
+                                   f"{self.log_tail()}")
             time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # its own session: the server and its kernels
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self._log.close()
+
+
+@contextmanager
+def serving(server_class: type[ServerT], prefix: str) -> Iterator[ServerT]:
+    """A server of ``server_class`` in a fresh temporary home, answering, until the block ends."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    server = server_class(home)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+class LabServer(JupyterServer):
+    """``jupyter lab`` with its own settings (no news toast, no windowing: every cell is in the DOM)."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(home)
+        settings = home / "lab-settings"
+        for name, value in LAB_SETTINGS.items():
+            path = settings / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(value))
+        self._launch(
+            ["jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
+             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+             "--ServerApp.open_browser=False", "--LabApp.news_url=", "--KernelSpecManager.ensure_native_kernel=False",
+             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly"],
+            "jupyterlab.log", JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+        )
+
+    def _answers(self) -> bool:
+        if self.api("GET", "/api/status") is None:
+            return False
+        # the lab page itself (its HTML is built on the first request)
+        with urllib.request.urlopen(f"{self.url}/lab?token={self.token}", timeout=10) as r:
+            return r.status == 200
 
     def api(self, method: str, path: str) -> Any:
         request = urllib.request.Request(f"{self.url}{path}", method=method,
@@ -151,17 +198,6 @@ class LabServer:
                     self.api("DELETE", f"/api/sessions/{session['id']}")
         except (urllib.error.URLError, OSError):
             pass
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # its own session: the server and its kernels
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        self._log.close()
-
 
 # -- the page ---------------------------------------------------------------------------------------
 # The summary table of an nbtools view ({"state": "done", "done": "8/8", ...}) inside ``root``;

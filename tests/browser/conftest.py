@@ -7,8 +7,6 @@ tests fail (they do not skip), saying how to install it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,20 +15,14 @@ import pytest
 
 from nbtools.sim import SimServer, serve
 
-from .browser_lab import CHROMIUM, CHROMIUM_ARGS, LabServer, NotebookPage, open_notebook
+from .browser_lab import CHROMIUM, CHROMIUM_ARGS, LabServer, NotebookPage, open_notebook, serving
 
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[LabServer]:
     """JupyterLab on 127.0.0.1 (free port, token, temporary root dir), answering before the tests start."""
-    home = Path(tempfile.mkdtemp(prefix="nbtools-lab-"))
-    server = LabServer(home)
-    try:
-        server.wait_ready()
+    with serving(LabServer, "nbtools-lab-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")

@@ -9,15 +9,9 @@ A person's actions only: Shift+Enter in a cell, clicks on buttons, arrow keys on
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +22,7 @@ import pytest
 
 from nbtools.sim import SimServer
 
-from .browser_lab import ARTIFACTS, VIEWPORT, CellPage, free_port, notebook_json
+from .browser_lab import ARTIFACTS, VIEWPORT, CellPage, JupyterServer, notebook_json, serving, widget_button
 
 notebook = pytest.importorskip("notebook")
 if int(notebook.__version__.split(".")[0]) >= 7:
@@ -43,53 +37,19 @@ HEADER = ".widget-html-content .nbt"
 BODY = ".output_html .nbt"  # the display_data output: rows, summary, timeline
 
 
-class ClassicServer:
-    """``jupyter notebook`` (classic, 6.5) on 127.0.0.1 in a temporary root, with this venv's kernel."""
+class ClassicServer(JupyterServer):
+    """``jupyter notebook`` (classic, 6.5) with this venv's kernel."""
 
     def __init__(self, home: Path) -> None:
-        self.root = home / "notebooks"
-        self.root.mkdir(parents=True)
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("NBTOOLS_", "OPENAI_", "XAI_", "ANTHROPIC_", "PYTEST_", "JUPYTER", "IPYTHONDIR"))}
-        env.update(JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"), JUPYTER_CONFIG_DIR=str(home / "config"),
-                   JUPYTER_DATA_DIR=str(home / "data"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-                   IPYTHONDIR=str(home / "ipython"), NBTOOLS_CACHE=str(home / "replies.sqlite"), PYTHONUNBUFFERED="1")
-        self.log_path = home / "notebook.log"
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "notebook", "--NotebookApp.ip=127.0.0.1", f"--NotebookApp.port={self.port}",
-             "--NotebookApp.port_retries=0", f"--NotebookApp.token={self.token}", "--no-browser",
-             f"--NotebookApp.notebook_dir={self.root}", "--KernelSpecManager.ensure_native_kernel=False",
-             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
-            cwd=self.root, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        super().__init__(home)
+        self._launch(["notebook", "--NotebookApp.ip=127.0.0.1", f"--NotebookApp.port={self.port}",
+                      "--NotebookApp.port_retries=0", f"--NotebookApp.token={self.token}", "--no-browser",
+                      f"--NotebookApp.notebook_dir={self.root}", "--KernelSpecManager.ensure_native_kernel=False"],
+                     "notebook.log")
 
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter notebook exited:\n{self.log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=5) as r:
-                    if r.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"jupyter notebook did not answer within {timeout} s")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # its own session: the server and its kernels
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(5)
-        self._log.close()
+    def _answers(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=5) as r:
+            return r.status == 200
 
 
 class ClassicPage(CellPage):
@@ -125,18 +85,8 @@ class ClassicPage(CellPage):
 
 @pytest.fixture(scope="module")
 def classic() -> Iterator[ClassicServer]:
-    home = Path(tempfile.mkdtemp(prefix="nbtools-classic-"))
-    server = ClassicServer(home)
-    try:
-        server.wait_ready()
+    with serving(ClassicServer, "nbtools-classic-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def button(root: Any, label: str) -> Any:
-    return root.locator("button.widget-button").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
 
 
 def test_magic_live_view_stop_hint_and_background_in_classic_notebook(browser: Any, classic: ClassicServer,
@@ -156,7 +106,7 @@ def test_magic_live_view_stop_hint_and_background_in_classic_notebook(browser: A
         expect(out.locator(f"{HEADER} .inflight")).to_have_text(re.compile(r"^[12] in flight$"))
         expect(out.locator(".widget-hprogress")).to_have_count(1)
         expect(out).to_contain_text("to stop: interrupt the kernel (\u25a0)")
-        expect(button(out, "Cancel")).to_have_count(0)
+        expect(widget_button(out, "Cancel")).to_have_count(0)
         nb.screenshot("magic-running", show=out)
         final = nb.wait_summary(1, "s.state === 'done'")
         assert final["done"] == "12/12", final
@@ -168,7 +118,7 @@ def test_magic_live_view_stop_hint_and_background_in_classic_notebook(browser: A
         expect(nb.output(3)).to_contain_text("12 9")
         final = nb.wait_summary(2, "s.state === 'done'")
         assert final["done"] == "9/9", final
-        expect(button(nb.output(2), "Cancel")).to_be_disabled()  # background: a live Cancel, now done
+        expect(widget_button(nb.output(2), "Cancel")).to_be_disabled()  # background: a live Cancel, now done
         expect(nb.output(3).locator(".nbt")).to_have_count(0)  # nothing of it landed in the later cell
         nb.screenshot("background-done", show=nb.output(2))
         assert not nb.errors, nb.errors
@@ -189,7 +139,7 @@ def test_panel_slider_and_cancel_in_classic_notebook(browser: Any, classic: Clas
         out = nb.output(1)
         slider = out.locator(".widget-slider", has=nb.page.locator("label", has_text="concurrency"))
         readout = slider.locator(".widget-readout")
-        run, cancel = button(out, "Run"), button(out, "Cancel")
+        run, cancel = widget_button(out, "Run"), widget_button(out, "Cancel")
         expect(readout).to_have_text("2")
         nb.screenshot("panel", show=out)
 
