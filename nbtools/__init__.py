@@ -12,13 +12,14 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from . import endpoints
-from .compare import Comparison
-from .dryrun import DryRun, dry_run
-from .errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
-from .results import BatchResult, RequestResult, Summary
-from .runner import abatch, amodels, batch, models, start
-from .sweep import SweepResult, asweep, sweep
+from nbtools.api import abatch, amodels, batch, models, start
+from nbtools.compare import Comparison
+from nbtools.dryrun import DryRun, dry_run
+from nbtools.engine import endpoints
+from nbtools.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from nbtools.results import BatchResult, RequestResult
+from nbtools.summary import Summary
+from nbtools.sweep import SweepResult, asweep, sweep
 
 __version__ = "0.1.0"
 
@@ -53,7 +54,7 @@ _BATCH_API = ("jobs", "cancel_job", "forget_job", "resend")  # issue 15: the Bat
 
 
 def _start_simulator() -> str:
-    from .sim import shared_server  # aiohttp's server side, imported on first use only
+    from nbtools.sim import shared_server  # aiohttp's server side, imported on first use only
 
     return shared_server().base_url
 
@@ -70,13 +71,13 @@ endpoints.use_simulator(endpoints.SimulatorHooks(_start_simulator, _runs_simulat
 def __getattr__(name: str) -> Any:
     # The panel needs ipywidgets, the simulator aiohttp's server: import them only when asked for.
     if name == "Panel":
-        from .panel import Panel
+        from nbtools.notebook.panel import Panel
 
         return Panel
     if name in _BATCH_API:
-        from . import batchapi
+        from nbtools import batch_jobs
 
-        return getattr(batchapi, name)
+        return getattr(batch_jobs, name)
     if name == "sim":
         import importlib
 
@@ -86,6 +87,6 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbtools``: IPython is imported only here, so the engine never needs it."""
-    from .magics import load
+    from nbtools.notebook.magics import load
 
     load(ipython)

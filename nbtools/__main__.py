@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .blocking import run_blocking
-from .compare import Comparison
-from .errors import NbtoolsError
-from .live import run_live
-from .results import BatchResult
+from nbtools.compare import Comparison
+from nbtools.engine.blocking import run_blocking
+from nbtools.errors import NbtoolsError
+from nbtools.live import run_live
+from nbtools.results import BatchResult
 
 
 class _Timing:

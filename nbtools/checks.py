@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-from .errors import ConfigError
+from nbtools.errors import ConfigError
 
-__all__ = ["whole_number", "number"]
+__all__ = ["number", "parse_price", "whole_number"]
 
 
 def whole_number(name: str, value: object, minimum: int | None = 1, example: str = "") -> int:
@@ -36,3 +37,27 @@ def number(name: str, value: object, example: str = "", *, minimum: float | None
         raise ConfigError(f"{name}={value!r} is out of range: use a value {low}to {maximum:g}{fix}" if maximum is not None
                           else f"{name}={value!r} must be at least {minimum:g}{fix}")
     return result
+
+
+PRICE_EXAMPLE = "e.g. price=(0.15, 0.60): USD per million input and output tokens (magic: --price 0.15,0.60)"
+
+
+def parse_price(value: object) -> tuple[float, float] | None:
+    """``price=`` as given: (input, output) USD per million tokens, or the text "0.15,0.60"."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts: Sequence[object] = [p for p in value.replace(" ", "").split(",") if p]
+        try:
+            parts = [float(p) for p in parts]  # type: ignore[arg-type]
+        except ValueError:
+            raise ConfigError(f"price={value!r} is not two numbers: {PRICE_EXAMPLE}") from None
+    elif isinstance(value, (tuple, list)):
+        parts = value
+    else:
+        raise ConfigError(f"price={value!r} must be two numbers (input, output): {PRICE_EXAMPLE}")
+    if len(parts) != 2 or not all(
+        isinstance(p, (int, float)) and not isinstance(p, bool) and math.isfinite(p) and p >= 0 for p in parts
+    ):
+        raise ConfigError(f"price={value!r} must be two numbers >= 0 (input, output): {PRICE_EXAMPLE}")
+    return float(parts[0]), float(parts[1])  # type: ignore[arg-type]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import render
-from .results import BatchResult
+from nbtools.results import BatchResult
+from nbtools.views import report as render
 
 __all__ = ["Comparison"]
 

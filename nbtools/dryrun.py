@@ -11,13 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .cache import ReplyCache, SampleKeys
-from .cache import enabled_by_default as cache_on
-from .endpoints import Endpoint
-from .prompts import Prompt
-from .prices import Price, price_for, usd
-from .render import DISPLAY_LIMIT, STYLE, clip, escape
-from .tokens import prompt_counter
+from nbtools.engine.cache import ReplyCache, SampleKeys
+from nbtools.engine.cache import enabled_by_default as cache_on
+from nbtools.engine.endpoints import Endpoint
+from nbtools.engine.prepare import prepare_batch
+from nbtools.engine.prices import Price, price_for, usd
+from nbtools.engine.state import BatchState
+from nbtools.engine.tokens import prompt_counter
+from nbtools.prompts import Prompt
+from nbtools.views.report import DISPLAY_LIMIT, STYLE, clip, escape
 
 __all__ = ["DryRun", "DryRunRow", "dry_run"]
 
@@ -137,11 +139,9 @@ def _range(r: DryRunRow) -> str:
 
 def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, **options: Any) -> DryRun:
     """Same arguments as ``batch()``; sends nothing and returns what the batch would cost."""
-    from .runner import prepare  # the same validation and rows as a real run
-
     if api_key is None and options.get("api_key_env") is None:
         api_key = NO_KEY  # nothing is sent, so a provider's key need not be set to see its prices
-    result = prepare(prompts, api_key=api_key, **options)
+    result = prepare_batch(prompts, BatchState, api_key=api_key, **options)  # as a real run: the same checks and rows
     opts, endpoint, model = result.options, result.endpoint, result.model
     if model is None:  # prepare() prices the batch once its model is known
         result.price = price_for(endpoint, None, opts.price)  # type: ignore[arg-type]

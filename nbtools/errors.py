@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .results import BatchResult
+    from nbtools.engine.state import BatchState
+    from nbtools.results import BatchResult
 
 __all__ = ["NbtoolsError", "ConfigError", "EndpointError", "BatchInterrupted"]
 
@@ -24,7 +25,7 @@ class EndpointError(NbtoolsError):
     Raised for the whole batch; ``.result`` holds its rows when it had started.
     """
 
-    result: BatchResult | None = None
+    result: BatchState | None = None  # a BatchResult, once it reaches the caller
 
 
 class BatchInterrupted(KeyboardInterrupt):

@@ -10,10 +10,10 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .compare import Comparison
-from .prompts import Prompt
-from .results import BatchResult
-from .runner import start
+from nbtools.api import start
+from nbtools.compare import Comparison
+from nbtools.prompts import Prompt
+from nbtools.results import BatchResult
 
 __all__ = ["View", "follow", "run_live", "TICK"]
 

@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
-from .checks import number, whole_number
-from .errors import ConfigError
-from .prices import parse_price
-from .prompts import Message, Prompt
+from nbtools.checks import number, parse_price, whole_number
+from nbtools.errors import ConfigError
+from nbtools.prompts import Message, Prompt
 
 __all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_table", "Kind", "Text", "WholeNumber",
            "Number", "Flag", "Concurrency", "RequestFields", "Price", "Choice"]

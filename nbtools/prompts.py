@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
-from .errors import ConfigError
+from nbtools.errors import ConfigError
 
 __all__ = ["Message", "Prompt", "normalize_prompts"]
 

@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .blocking import run_blocking
-from .checks import whole_number
-from .prompts import Prompt
-from .render import STYLE, escape
-from .results import BatchResult
-from .runner import start
+from nbtools.api import start
+from nbtools.checks import whole_number
+from nbtools.engine.blocking import run_blocking
+from nbtools.prompts import Prompt
+from nbtools.results import BatchResult
+from nbtools.views.report import STYLE, escape
 
 __all__ = ["SweepPoint", "SweepResult", "asweep", "sweep", "levels"]
 

@@ -16,8 +16,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtools.failures import (
-    AUTH, BAD_REQUEST, CONTENT_FILTER, NOT_FOUND, OVERLOADED, PERMISSION, QUOTA, RATE_LIMIT, SERVER, TIMEOUT,
+from nbtools.engine.failures import (
+    AUTH,
+    BAD_REQUEST,
+    CONTENT_FILTER,
+    NOT_FOUND,
+    OVERLOADED,
+    PERMISSION,
+    QUOTA,
+    RATE_LIMIT,
+    SERVER,
+    TIMEOUT,
 )
 
 FAKE_KEY = "sk-nbtools-FAKE-7f3e9c1d2b4a-not-a-real-key"

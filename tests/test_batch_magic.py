@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from IPython.core.error import UsageError
 
-from nbtools.batchapi import JobList
-from nbtools import magics
-from nbtools.magics import run_cell
+from nbtools.batch_jobs import JobList
+from nbtools.notebook import magics
+from nbtools.notebook.magics import run_cell
 
 
 @pytest.fixture

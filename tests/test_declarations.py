@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import nbtools
-from nbtools.magics import LLMBatch
+from nbtools.notebook.magics import LLMBatch
 from nbtools.options import OPTIONS, BatchOptions, Flag, options_table
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""nbtools.failures.classify over every provider's documented error replies, and the edge cases."""
+"""nbtools.engine.failures.classify over every provider's documented error replies, and the edge cases."""
 
 from __future__ import annotations
 
@@ -9,16 +9,34 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from nbtools import failures, sse
-from nbtools.failures import (
-    AUTH, BAD_REQUEST, CONNECTION, CONTENT_FILTER, CUT, NOT_FOUND, OVERLOADED, PERMISSION, QUOTA, RATE_LIMIT,
-    SERVER, TIMEOUT, classify, classify_finish,
+from nbtools.engine import failures, sse
+from nbtools.engine.failures import (
+    AUTH,
+    BAD_REQUEST,
+    CONNECTION,
+    CONTENT_FILTER,
+    CUT,
+    NOT_FOUND,
+    OVERLOADED,
+    PERMISSION,
+    QUOTA,
+    RATE_LIMIT,
+    SERVER,
+    TIMEOUT,
+    classify,
+    classify_finish,
 )
-from nbtools.sse import DONE, SSEDecoder
+from nbtools.engine.sse import DONE, SSEDecoder
 
 from .helpers import serve_app
 from .provider_errors import (
-    ALL, FAKE_KEY, LLAMA_CPP_COMPLETE_STREAM, LLAMA_CPP_CUT_STREAM, STREAM_ERRORS, ErrorReply, StreamError,
+    ALL,
+    FAKE_KEY,
+    LLAMA_CPP_COMPLETE_STREAM,
+    LLAMA_CPP_CUT_STREAM,
+    STREAM_ERRORS,
+    ErrorReply,
+    StreamError,
 )
 
 

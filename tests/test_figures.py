@@ -17,13 +17,13 @@ import pytest
 from aiohttp import web
 
 import nbtools
-from nbtools import render
 from nbtools.compare import Comparison
-from nbtools.figures import estimate_serial
 from nbtools.live import run_live
 from nbtools.prompts import Prompt
 from nbtools.results import BatchResult, RequestResult
 from nbtools.sim import SimServer
+from nbtools.summary import estimate_serial
+from nbtools.views import report as render
 
 from .helpers import serve_app
 from .provider_errors import LLAMA_CPP_COMPLETE_STREAM, LLAMA_CPP_CUT_STREAM

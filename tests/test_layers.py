@@ -1,5 +1,6 @@
-"""The package's shape holds: layers import only downward, only the Jupyter layer touches IPython,
-ipywidgets or traitlets, and the public API is what the README documents."""
+"""The package's shape holds: each folder imports only the folders below it, nothing imports in a
+circle (imports inside functions included), only notebook/ touches IPython, ipywidgets, traitlets or
+tqdm.notebook, only views/ writes markup, and the public API is what the README documents."""
 
 from __future__ import annotations
 
@@ -11,34 +12,45 @@ import nbtools
 
 PACKAGE = Path(nbtools.__file__).parent
 JUPYTER = ("IPython", "ipywidgets", "traitlets", "tqdm.notebook")
+# What users pass in: the options, prompts and errors every part of the package speaks.
+BASE = {"errors", "checks", "prompts", "options"}
+ENTRY = {"__init__", "__main__"}  # where the parts meet: may import anything
+# Each part and the parts it may import (besides itself). The root is what users call and get back.
+ALLOWED: dict[str, set[str]] = {
+    "base": set(),
+    "engine": {"base"},
+    "views": {"base", "engine"},
+    "root": {"base", "engine", "views"},
+    "notebook": {"base", "engine", "views", "root"},
+    "sim": {"base", "engine"},  # a server of its own, sharing the engine's limiter and checks
+    "entry": {"base", "engine", "views", "root", "notebook", "sim"},
+}
+MARKUP = re.compile(r"<(div|span|table|tr|td|th|svg|rect|style|b|br|code|details|summary)[\s>/]|style=['\"]")
 
-# Lowest first. A module may import its own layer and those below it, never one above.
-LAYERS: list[set[str]] = [
-    {"_compat", "errors", "checks", "prompts", "failures", "retry", "sse", "limiter", "pacing", "server_budget", "endpoints",
-     "prices", "tokens", "spending", "figures", "options", "cache", "client", "adaptive", "blocking", "stops", "cells"},
-    {"results", "render", "compare"},  # the result objects and how they render themselves
-    {"runner", "live", "sweep", "dryrun", "batchapi"},  # engines and the front-end path
-    {"display", "magics", "panel"},  # the Jupyter layer
-    {"__init__", "__main__"},
-]
-SIMULATOR = "sim"  # a server of its own: may use the lowest layer only
 
-
-def _layer(module: str) -> int:
+def part(module: str) -> str:
+    """The part of the package a dotted module name (without ``nbtools.``) belongs to."""
     top = module.split(".")[0]
-    if top == SIMULATOR:
-        return 0
-    return next(i for i, layer in enumerate(LAYERS) if top in layer)
+    if top in ("engine", "views", "notebook", "sim"):
+        return top
+    if top in BASE:
+        return "base"
+    if top in ENTRY or top == "":
+        return "entry"
+    return "root"
 
 
-def _imports(path: Path, root: Path = PACKAGE.parent) -> list[tuple[str, int]]:
-    """(imported module, line) for every import that runs (not those under ``if TYPE_CHECKING:``)."""
+def imports(path: Path, root: Path = PACKAGE.parent) -> list[tuple[str, int]]:
+    """(imported module, line) for every import that runs, inside functions too (not those under
+    ``if TYPE_CHECKING:``). ``from package import name`` counts as importing ``package.name`` when that
+    is a module."""
     tree = ast.parse(path.read_text())
     skipped: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             skipped |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
-    package = path.relative_to(root).with_suffix("").parts[:-1]
+    package = path.relative_to(root).with_suffix("").parts
+    package = package[:-1]
     found = []
     for node in ast.walk(tree):
         if id(node) in skipped:
@@ -48,45 +60,129 @@ def _imports(path: Path, root: Path = PACKAGE.parent) -> list[tuple[str, int]]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = ".".join(package[: len(package) - node.level + 1] + ((node.module,) if node.module else ()))
-                names = [base] if node.module else [f"{base}.{a.name}" for a in node.names]
             else:
-                names = [node.module or ""]
-            found += [(name, node.lineno) for name in names]
+                base = node.module or ""
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                is_module = (root.joinpath(*sub.split(".")).with_suffix(".py").exists()
+                             or root.joinpath(*sub.split("."), "__init__.py").exists())
+                found.append((sub if is_module else base, node.lineno))
     return found
 
 
-def _modules() -> list[tuple[str, Path]]:
-    return [(".".join(p.relative_to(PACKAGE).with_suffix("").parts), p) for p in sorted(PACKAGE.rglob("*.py"))]
+def modules(package: Path = PACKAGE) -> list[tuple[str, Path]]:
+    """(dotted name under nbtools, path) of every module; a package is its ``__init__``."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package).with_suffix("").parts
+        found.append((".".join(parts[:-1] if parts[-1] == "__init__" else parts), path))
+    return found
 
 
-def test_every_module_has_a_layer() -> None:
-    for name, _ in _modules():
-        assert _layer(name.replace(".__init__", "") if name != "__init__" else name) >= 0, name
-
-
-def test_layers_import_only_downward_and_only_the_jupyter_layer_touches_jupyter() -> None:
+def layer_violations(package: Path = PACKAGE) -> list[str]:
     wrong = []
-    for name, path in _modules():
-        own = name.split(".")[0]
-        mine = _layer(own)
-        for target, line in _imports(path):
-            if target.startswith(JUPYTER) and own not in LAYERS[3] | LAYERS[4]:
-                wrong.append(f"{name}:{line} imports {target}: only display, magics and panel may")
-            if target.startswith("nbtools."):
-                theirs = _layer(target.removeprefix("nbtools."))
-                if own == SIMULATOR and not target.startswith("nbtools.sim") and theirs > 0:
-                    wrong.append(f"{name}:{line} imports {target}: the simulator uses only the lowest layer")
-                elif own != SIMULATOR and theirs > mine:
-                    wrong.append(f"{name}:{line} imports {target}, a layer above it")
-    assert not wrong, "\n".join(wrong)
+    for name, path in modules(package):
+        mine = part(name)
+        for target, line in imports(path, package.parent):
+            if target.startswith(JUPYTER) and mine not in ("notebook", "entry"):
+                wrong.append(f"{name}:{line} imports {target}: only notebook/ may")
+            if target == "nbtools" or target.startswith("nbtools."):
+                theirs = part(target.removeprefix("nbtools").removeprefix("."))
+                if theirs != mine and theirs not in ALLOWED[mine]:
+                    wrong.append(f"{name}:{line} imports {target}: {mine} may import only {sorted(ALLOWED[mine])}")
+    return wrong
 
 
-def test_the_layer_check_sees_an_upward_import(tmp_path: Path) -> None:
-    bad = tmp_path / "nbtools" / "limiter.py"
-    bad.parent.mkdir()
-    bad.write_text("from .runner import batch\nimport IPython\nif TYPE_CHECKING:\n    from .magics import x\n")
-    found = [target for target, _ in _imports(bad, tmp_path)]
-    assert "nbtools.runner" in found and "IPython" in found and "nbtools.magics" not in found
+def import_cycles(package: Path = PACKAGE) -> list[list[str]]:
+    """Every circle of runtime imports between the package's modules (Tarjan's strongly connected parts)."""
+    names = {name for name, _ in modules(package)}
+    graph: dict[str, set[str]] = {name: set() for name in names}
+    for name, path in modules(package):
+        for target, _ in imports(path, package.parent):
+            target = target.removeprefix("nbtools").removeprefix(".")
+            if target.startswith(tuple(JUPYTER)) or not (target in names or target == ""):
+                continue
+            if target != name:
+                graph[name].add(target)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_each_folder_imports_only_the_folders_below_it() -> None:
+    assert not layer_violations(), "\n".join(layer_violations())
+
+
+def test_no_module_imports_in_a_circle() -> None:
+    assert not import_cycles(), import_cycles()
+
+
+def test_only_views_write_markup() -> None:
+    wrong = []
+    for name, path in modules():
+        if part(name) in ("views", "sim"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and MARKUP.search(node.value):
+                wrong.append(f"{name}:{node.lineno}: {node.value[:60]!r}")
+    assert not wrong, "HTML outside views/:\n" + "\n".join(wrong)
+
+
+def _package(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "nbtools"
+    for name, text in {"__init__.py": "", "engine/__init__.py": "", "views/__init__.py": "", **files}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_the_layer_check_sees_an_upward_import_even_inside_a_function(tmp_path: Path) -> None:
+    root = _package(tmp_path, {
+        "engine/limiter.py": "def f():\n    from nbtools.views import report\n    import IPython\n"
+                             "if TYPE_CHECKING:\n    from nbtools.notebook import magics\n",
+        "views/report.py": "",
+    })
+    wrong = layer_violations(root)
+    assert any("imports nbtools.views.report" in w for w in wrong) and any("imports IPython" in w for w in wrong)
+    assert not any("magics" in w for w in wrong)
+
+
+def test_the_cycle_check_sees_a_circle_made_inside_a_function(tmp_path: Path) -> None:
+    root = _package(tmp_path, {
+        "api.py": "from nbtools.dryrun import dry_run\n",
+        "dryrun.py": "def dry_run():\n    from nbtools.api import prepare\n",
+        "engine/run.py": "from nbtools.engine import limiter\n",
+        "engine/limiter.py": "",
+    })
+    assert import_cycles(root) == [["api", "dryrun"]]
 
 
 def test_the_public_api_is_what_the_readme_documents() -> None:

@@ -6,7 +6,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from nbtools.compare import Comparison
-from nbtools.magics import transform_cell
+from nbtools.notebook.magics import transform_cell
 from nbtools.results import BatchResult
 from nbtools.sim import SimServer
 
@@ -73,7 +73,7 @@ def test_config_lists_every_option(ip, capsys) -> None:
 
 
 def test_help_documents_the_options() -> None:
-    from nbtools.magics import LLMBatch
+    from nbtools.notebook.magics import LLMBatch
 
     doc = LLMBatch.llm_batch.__doc__
     for flag in ("--model", "--concurrency", "--repeat", "--out", "--stream", "--background", "--compare", "--over",

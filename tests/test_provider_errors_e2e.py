@@ -19,8 +19,8 @@ import pytest
 from IPython.core.error import UsageError
 
 import nbtools
-from nbtools import failures
-from nbtools.adaptive import AUTO_START
+from nbtools.engine import failures
+from nbtools.engine.gates.adaptive import AUTO_START
 
 from . import provider_errors as pe
 from .error_server import ProviderServer, Script, every, when_prompt_has

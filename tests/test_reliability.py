@@ -16,7 +16,7 @@ from aiohttp import web
 
 import nbtools
 from nbtools.compare import Comparison
-from nbtools.display import LiveDisplay
+from nbtools.notebook.display import LiveDisplay
 from nbtools.sim import SimServer
 from nbtools.sweep import SweepPoint, SweepResult
 
@@ -236,7 +236,7 @@ def test_auto_concurrency_holds_starts_when_the_servers_remaining_budget_is_spen
 
 
 def test_a_budget_that_resets_in_hours_is_a_quota_not_pacing() -> None:
-    from nbtools.server_budget import ServerBudget
+    from nbtools.engine.gates.server_budget import ServerBudget
 
     budget = ServerBudget()
     budget.observe({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "3h"}, budget.mark())
@@ -246,7 +246,7 @@ def test_a_budget_that_resets_in_hours_is_a_quota_not_pacing() -> None:
 
 
 def test_reset_durations_read_as_providers_write_them() -> None:
-    from nbtools.server_budget import parse_duration
+    from nbtools.engine.gates.server_budget import parse_duration
 
     assert [parse_duration(v) for v in ("20ms", "1.5s", "6m0s", "1h2m3s", "2", "0.25")] == [0.02, 1.5, 360, 3723, 2, 0.25]
     assert [parse_duration(v) for v in (None, "", "soon", "5 s", "-")] == [None] * 5

@@ -53,7 +53,6 @@ def resolved(report: Path) -> dict[str, str]:
 @pytest.mark.parametrize("stack", STACKS, ids=[s.stem for s in STACKS])
 def test_the_resolver_fits_nbtools_into_the_pins(stack: Path, tmp_path: Path) -> None:
     import tomllib
-
     from packaging.requirements import Requirement
 
     # pip evaluates environment markers with this Python, not --python-version: do it for the stack's.

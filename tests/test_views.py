@@ -6,8 +6,8 @@ import asyncio
 import re
 
 import nbtools
-from nbtools import render
 from nbtools.sim import SimServer
+from nbtools.views import report as render
 
 
 def test_a_small_batch_gets_one_bar_per_request(sim: SimServer) -> None:

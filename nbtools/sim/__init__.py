@@ -42,7 +42,7 @@ Directives, written anywhere in the last user message, act on that request only
 An unknown directive is answered with 400, so typos do not pass silently.
 """
 
-from .background import SimServer, is_simulator, serve, shared_server
-from .config import SimConfig
+from nbtools.sim.background import SimServer, is_simulator, serve, shared_server
+from nbtools.sim.config import SimConfig
 
 __all__ = ["SimConfig", "SimServer", "is_simulator", "serve", "shared_server"]

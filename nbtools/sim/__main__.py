@@ -8,8 +8,8 @@ import dataclasses
 import signal
 import sys
 
-from .config import SimConfig
-from .server import start
+from nbtools.sim.config import SimConfig
+from nbtools.sim.server import start
 
 # How each annotation of SimConfig is read from the command line.
 _ARG_TYPES: dict[str, dict[str, object]] = {

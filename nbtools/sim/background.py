@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .config import SimConfig
-from .server import Simulator, start
+from nbtools.sim.config import SimConfig
+from nbtools.sim.server import Simulator, start
 
 T = TypeVar("T")
 

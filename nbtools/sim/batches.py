@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from . import directives as sim_directives
-from .protocol import completion_body, error_body, parse_chat_request, usage
-from .replies import count_words
+from nbtools.sim import directives as sim_directives
+from nbtools.sim.protocol import completion_body, error_body, parse_chat_request, usage
+from nbtools.sim.replies import count_words
 
 if TYPE_CHECKING:
-    from .server import Simulator
+    from nbtools.sim.server import Simulator
 
 _JSON = "application/json"
 OPENAI_MAX_REQUESTS = 50_000  # https://platform.openai.com/docs/api-reference/batch/create

@@ -11,7 +11,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from .config import REPLY_MODES
+from nbtools.sim.config import REPLY_MODES
 
 # A reply = one opener + some middles + one closer, 20-60 words in all.
 _OPENERS = (

@@ -22,22 +22,14 @@ from typing import Any
 
 from aiohttp import web
 
-from ..limiter import Limiter
-from . import directives as sim_directives
-from .batches import BatchSim
-from .config import FAULT_KNOBS, SimConfig
-from .limits import RateLimiter, retry_headers
-from .protocol import (
-    DONE,
-    ChunkWriter,
-    completion_body,
-    error_body,
-    models_body,
-    parse_chat_request,
-    usage,
-)
-from .replies import Reply, ReplyMaker, count_words
-from .stats import Stats
+from nbtools.engine.gates.limiter import Limiter
+from nbtools.sim import directives as sim_directives
+from nbtools.sim.batches import BatchSim
+from nbtools.sim.config import FAULT_KNOBS, SimConfig
+from nbtools.sim.limits import RateLimiter, retry_headers
+from nbtools.sim.protocol import DONE, ChunkWriter, completion_body, error_body, models_body, parse_chat_request, usage
+from nbtools.sim.replies import Reply, ReplyMaker, count_words
+from nbtools.sim.stats import Stats
 
 _JSON = "application/json"
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}

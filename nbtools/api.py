@@ -1,0 +1,143 @@
+"""What users call to run a batch: batch, abatch, start and models.
+
+This is the one place that chooses how a batch runs: online (nbtools.engine.online), through the
+provider's Batch API (nbtools.engine.batchapi) or as a dry run (nbtools.dryrun).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterable
+from typing import Any, Literal, overload
+
+from nbtools.dryrun import DryRun, dry_run
+from nbtools.engine.batchapi import BatchJobRun
+from nbtools.engine.blocking import run_blocking
+from nbtools.engine.client import ChatClient, RequestFailed
+from nbtools.engine.endpoints import Endpoint, resolve_endpoint
+from nbtools.engine.online import OnlineRun, OnResult
+from nbtools.engine.prepare import prepare_batch
+from nbtools.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from nbtools.options import options_doc
+from nbtools.prompts import Prompt
+from nbtools.results import BatchResult
+
+__all__ = ["abatch", "amodels", "batch", "models", "prepare", "start"]
+
+_announced_sim = False
+
+
+def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, on_result: OnResult | None = None,
+            **options: Any) -> BatchResult:
+    """Validate everything and build the (not yet started) result. Raises ConfigError on bad input."""
+    return prepare_batch(prompts, BatchResult, api_key=api_key, on_result=on_result, **options)
+
+
+def _announce(result: BatchResult) -> None:
+    """Say once that replies are simulated; the magic and the panel say it in their header instead."""
+    global _announced_sim
+    endpoint = result.endpoint
+    fallback = result.options.provider is None and result.options.base_url is None
+    if endpoint.simulated and fallback and not _announced_sim:
+        _announced_sim = True
+        print(f"nbtools: {endpoint.note}", file=sys.stderr)
+
+
+def _make_run(result: BatchResult, on_result: OnResult | None) -> OnlineRun[BatchResult] | BatchJobRun[BatchResult]:
+    """via="batch" runs through the provider's Batch API, behind the same Control."""
+    if result.options.via == "batch":
+        return BatchJobRun(result, on_result)
+    return OnlineRun(result, on_result)
+
+
+def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> OnlineRun[BatchResult] | BatchJobRun[BatchResult]:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise NbtoolsError("start() needs a running event loop (a notebook cell): in a script, use batch()") from None
+    if options.get("dry_run"):
+        raise ConfigError("start() runs the batch: for a dry run use nbtools.dry_run(...) or batch(..., dry_run=True)")
+    run = _make_run(prepare(prompts, on_result=on_result, **options), on_result)
+    run.main_task = loop.create_task(run.main())
+    run.main_task.add_done_callback(run.on_main_done)
+    return run
+
+
+def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
+    """Start a batch on the running event loop and return its live BatchResult at once.
+
+    ``await result`` waits for the end (and raises what stopped the batch); ``result.cancel()``
+    stops it. Same options as ``batch``.
+    """
+    return _launch(prompts, on_result, options).result
+
+
+@overload
+async def abatch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+@overload
+async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
+async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
+                 **options: Any) -> BatchResult | DryRun:
+    """Send every prompt concurrently (at most ``concurrency`` at once) and return the results in order.
+
+    ``on_result`` is called with each finished row; ``api_key=`` is accepted, ``api_key_env=`` is
+    better. Cancelling the awaiting task cancels the batch within a second. With ``dry_run=True``
+    nothing is sent: a DryRun says what the batch would cost.
+    """
+    if options.get("dry_run"):
+        return dry_run(prompts, **options)
+    run = _launch(prompts, on_result, options)
+    _announce(run.result)
+    assert run.main_task is not None
+    return await run.main_task  # awaiting the task itself: cancelling us cancels the batch
+
+
+@overload
+def batch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+@overload
+def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
+def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
+          **options: Any) -> BatchResult | DryRun:
+    """Blocking ``abatch``: works in a script and inside a running loop (a notebook cell).
+
+    Ctrl-C / the kernel's stop button cancels the batch and raises BatchInterrupted, whose
+    ``.result`` holds the finished rows. A batch-wide failure (a refused key, a model that is not
+    there) raises EndpointError, whose ``.result`` holds the rows.
+    """
+    if options.get("dry_run"):
+        return dry_run(prompts, **options)
+    result = prepare(prompts, on_result=on_result, **options)
+    _announce(result)
+    run = _make_run(result, on_result)
+
+    async def main() -> BatchResult:
+        run.main_task = asyncio.current_task()  # type: ignore[assignment]
+        run.main_task.add_done_callback(run.on_main_done)  # type: ignore[union-attr]
+        return await run.main()
+
+    try:
+        return run_blocking(main(), cleanup=run.wait_closed)
+    except BatchInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise BatchInterrupted(result) from None
+
+
+async def amodels(provider: str | None = None, base_url: str | None = None, api_key_env: str | None = None) -> list[str]:
+    """The model names an endpoint lists (``GET /models``)."""
+    endpoint: Endpoint = resolve_endpoint(provider, base_url, None, api_key_env)
+    async with ChatClient(endpoint, timeout=10) as client:
+        try:
+            return await client.list_models()
+        except RequestFailed as exc:
+            raise EndpointError(str(exc)) from None
+
+
+def models(provider: str | None = None, base_url: str | None = None, api_key_env: str | None = None) -> list[str]:
+    """Blocking ``amodels``: e.g. ``nbtools.models(provider="openai")``."""
+    return run_blocking(amodels(provider, base_url, api_key_env))
+
+
+for _entry in (abatch, batch, start):
+    _entry.__doc__ = (_entry.__doc__ or "") + options_doc()

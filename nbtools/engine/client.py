@@ -1,0 +1,284 @@
+"""The HTTP layer: one aiohttp session speaking the OpenAI chat-completions protocol.
+
+A bare aiohttp client costs a fraction of the CPU of the openai SDK per request (see
+benchmarks/README.md), and its connection pool is unbounded here: requests wait on our Limiter,
+never inside the pool, so a pool timeout can never start counting while a request is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from nbtools.engine import failures
+from nbtools.engine.endpoints import Endpoint
+from nbtools.engine.retry import parse_retry_after
+from nbtools.engine.sse import DONE, SSEDecoder, StreamError, error_message
+
+__all__ = ["ChatClient", "Completion", "RequestFailed"]
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    finish_reason: str | None
+    cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache (billed lower)
+    headers: Any = None  # the response headers (rate-limit hints); not kept in results
+    headers_at: float | None = None  # when they arrived (time.monotonic): a stream ends long after
+
+
+def _text(content: Any) -> str:
+    """Message content as text: some servers send a list of parts ({"type": "text", "text": ...})."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return "" if content is None else str(content)
+
+
+def _cached_tokens(usage: dict[str, Any]) -> int | None:
+    """usage.prompt_tokens_details.cached_tokens, where the server reports it (openai-python:
+    src/openai/types/completion_usage.py, PromptTokensDetails.cached_tokens)."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return cached if isinstance(cached, int) and not isinstance(cached, bool) else None
+
+
+_NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
+KEEPALIVE = 4.0  # seconds: below the 5 s idle timeout of common servers (uvicorn), so we never reuse a closing socket
+
+
+class RequestFailed(Exception):
+    """One attempt failed; ``kind`` (nbtools.failures) says what it means for the batch."""
+
+    def __init__(self, message: str, kind: str, *, status: int | None = None, retry_after: float | None = None,
+                 headers: Any = None, unreachable: bool = False, partial: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.unreachable = unreachable  # nothing answered at all: no server, wrong host or port
+        self.status = status
+        self.retry_after = retry_after
+        self.headers = headers
+        self.partial = partial  # what arrived of a reply that was cut off
+
+
+class ChatClient:
+    """Sends chat-completion requests to one endpoint. Use as ``async with ChatClient(...)``."""
+
+    def __init__(self, endpoint: Endpoint, *, timeout: float) -> None:
+        self.endpoint = endpoint
+        self._url = endpoint.base_url + "/chat/completions"
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # A stream may take long in all, so its timeout is the longest silence, not the total.
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._secret = bool(endpoint.api_key) or "@" in endpoint.base_url
+        self._stream_options = True  # until the server refuses them (older Azure, strict proxies)
+
+    async def __aenter__(self) -> ChatClient:
+        headers = {"Content-Type": "application/json", **self.endpoint.headers()}
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=KEEPALIVE)
+        self._session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def list_models(self) -> list[str]:
+        assert self._session is not None
+        try:
+            async with self._session.get(self.endpoint.base_url + "/models") as resp:
+                if resp.status != 200:
+                    raise await self._http_error(resp)
+                data = json.loads(await resp.read())
+            return [self.endpoint.redact(str(m["id"])) for m in data["data"]]
+        except asyncio.TimeoutError:
+            raise RequestFailed(f"{self.endpoint.host}/models did not answer within {self._timeout.total:g} s",
+                                failures.TIMEOUT) from None
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc) from None
+        except (ValueError, LookupError, TypeError):
+            raise RequestFailed(
+                f"{self.endpoint.host}/models did not answer with an OpenAI model list: is this an "
+                "OpenAI-compatible endpoint? (base_url usually ends in /v1)", failures.NOT_FOUND
+            ) from None
+
+    async def complete(self, body: dict[str, Any], on_delta: Callable[[str], None] | None = None) -> Completion:
+        """One attempt. Raises RequestFailed on any failure, with the cause in one line."""
+        assert self._session is not None
+        if "stream_options" in body and not self._stream_options:
+            body = {k: v for k, v in body.items() if k != "stream_options"}
+        try:
+            completion = await self._post(body, on_delta)
+        except RequestFailed as exc:
+            if exc.status in (400, 422) and "stream_options" in str(exc) and "stream_options" in body:
+                self._stream_options = False  # this server streams without them: no usage, but it works
+                return await self.complete(body, on_delta)
+            raise
+        if self._secret:  # a server that echoes the key back must not get it into results or the cache
+            completion.text = self.endpoint.redact(completion.text)
+            completion.model = completion.model and self.endpoint.redact(completion.model)
+        return completion
+
+    async def _post(self, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> Completion:
+        assert self._session is not None
+        stream = bool(body.get("stream"))
+        timeout = self._stream_timeout if stream else self._timeout
+        try:
+            async with self._session.post(self._url, data=json.dumps(body).encode(), timeout=timeout) as resp:
+                if resp.status != 200:
+                    raise await self._http_error(resp)
+                headers_at = time.monotonic()
+                if resp.content_type == "text/html":
+                    raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}",
+                                        failures.NOT_FOUND)
+                if stream and resp.content_type != "application/json":  # some servers ignore stream: true
+                    completion = await self._read_stream(resp, on_delta)
+                else:
+                    completion = self._parse(await resp.read())
+                    if stream and on_delta is not None and completion.text:
+                        on_delta(self.endpoint.redact(completion.text) if self._secret else completion.text)
+                completion.headers, completion.headers_at = resp.headers, headers_at
+                return completion
+        except asyncio.TimeoutError:
+            what = f"nothing arrived for {timeout.sock_read:g} s" if stream else f"after {timeout.total:g} s"
+            raise RequestFailed(f"timed out: {what}" if stream else f"timed out {what}", failures.TIMEOUT) from None
+        except aiohttp.ClientError as exc:
+            raise self._connection_error(exc) from None
+
+    def _kept(self, parts: list[str]) -> str:
+        """What arrived of a reply that was cut off, as kept on its row: without the key, if echoed."""
+        text = "".join(parts)
+        return self.endpoint.redact(text) if self._secret else text
+
+    def _one_line(self, text: str) -> str:
+        """Server text for an error message: one line, the key redacted, then cut (a cut key would not match)."""
+        return self.endpoint.redact(" ".join(text.split()))[:200]
+
+    def _connection_error(self, exc: aiohttp.ClientError) -> RequestFailed:
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            message = f"cannot connect to {self.endpoint.host}: is the server running? ({exc.strerror or 'refused'})"
+            return RequestFailed(self.endpoint.redact(message), failures.CONNECTION, unreachable=True)
+        elif isinstance(exc, aiohttp.ServerDisconnectedError):
+            message = f"{self.endpoint.host} closed the connection before answering"
+        elif isinstance(exc, aiohttp.ClientPayloadError):
+            message = f"{self.endpoint.host} dropped the connection mid-response"
+        elif isinstance(exc, aiohttp.ClientOSError):
+            message = f"connection to {self.endpoint.host} failed: {exc.strerror or exc}"
+        else:
+            message = f"connection error: {type(exc).__name__}: {exc}"
+        return RequestFailed(self.endpoint.redact(message), failures.CONNECTION)
+
+    async def _http_error(self, resp: aiohttp.ClientResponse) -> RequestFailed:
+        raw = await resp.read()
+        detail = raw[:65536].decode("utf-8", "replace")
+        body: Any = None
+        try:
+            body = json.loads(raw)
+            message, code = error_message(body)
+            if message:
+                detail = f"{code}: {message}" if code else message
+        except ValueError:
+            if "html" in resp.headers.get("Content-Type", "") or detail.lstrip()[:1] == "<":
+                detail = ("an error page from a proxy or gateway in front of the server" if resp.status >= 500
+                          else f"a web page, not an OpenAI error: {_NOT_OPENAI}")
+        detail = self._one_line(detail)
+        status = resp.status
+        kind = failures.classify(status, body, detail, resp.headers)
+        return RequestFailed(
+            self.endpoint.redact(f"HTTP {status} {resp.reason or ''}".rstrip() + (f": {detail}" if detail else "")),
+            kind,
+            status=status,
+            retry_after=parse_retry_after(resp.headers),
+            headers=resp.headers,
+        )
+
+    def _parse(self, raw: bytes) -> Completion:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise RequestFailed("the server answered 200 with a body that is not JSON", failures.SERVER) from None
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not choices:
+            if isinstance(data, dict) and data.get("error"):
+                message = self._one_line(error_message(data)[0] or str(data["error"]))
+                kind = failures.classify(None, data, message, {})
+                raise RequestFailed(f"the server answered 200 with an error: {message}", kind)
+            raise RequestFailed("the server answered 200 with no choices", failures.SERVER)
+        choice = choices[0]
+        usage = data.get("usage") or {}
+        return Completion(
+            _text((choice.get("message") or {}).get("content")),
+            data.get("model"),
+            usage.get("prompt_tokens"),
+            usage.get("completion_tokens"),
+            choice.get("finish_reason"),
+            _cached_tokens(usage),
+        )
+
+    async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
+        parts: list[str] = []
+        model: str | None = None
+        finish: str | None = None
+        usage: dict[str, Any] = {}
+
+        def take(chunk: Any) -> bool:
+            """Apply one event; True at [DONE]."""
+            nonlocal model, finish, usage
+            if chunk is DONE:
+                return True
+            if isinstance(chunk, dict):
+                model = chunk.get("model") or model
+                if isinstance(chunk.get("usage"), dict):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    if not isinstance(choice, dict):
+                        continue
+                    delta = choice.get("delta")
+                    text = _text(delta.get("content")) if isinstance(delta, dict) else ""
+                    if text:
+                        parts.append(text)
+                        if on_delta is not None:
+                            on_delta(text)
+                    finish = choice.get("finish_reason") or finish
+                if finish == "error":  # OpenRouter: the upstream provider failed mid-reply
+                    raise StreamError("the reply ended with finish_reason 'error'")
+            return False
+
+        decoder = SSEDecoder()
+        done = False
+        try:
+            async for data in resp.content.iter_any():  # not line by line: a line can be longer than any buffer
+                if any(take(chunk) for chunk in decoder.feed(data)):
+                    done = True
+                    break
+            else:
+                done = any(take(chunk) for chunk in decoder.close())
+        except StreamError as exc:
+            message = self._one_line(str(exc))
+            kind = failures.classify(exc.status, None, message)
+            kind = failures.SERVER if kind == failures.CONNECTION else kind  # it did answer: an error chunk
+            raise RequestFailed(f"the server reported an error mid-stream: {message}", kind, status=exc.status,
+                                partial=self._kept(parts)) from None
+        except aiohttp.ClientPayloadError:  # the connection dropped part-way through the reply
+            raise RequestFailed(f"{self.endpoint.host} dropped the connection mid-reply (cut off)", failures.CUT,
+                                partial=self._kept(parts)) from None
+        except ValueError as exc:
+            raise RequestFailed(str(exc), failures.SERVER) from None
+        # A reply that did not finish is not a reply, [DONE] or not (llama.cpp ends queued ones so).
+        if failures.classify_finish(finish, stream=True) == failures.CUT:
+            how = "sent [DONE] without a finish_reason" if done else "ended the stream"
+            raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
+                                partial=self._kept(parts))
+        return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
+                          _cached_tokens(usage))
