@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +12,7 @@ from nbtools.engine.endpoints import PROFILES, resolve_endpoint
 from nbtools.engine.rows import NOT_SENT, RequestResult
 from nbtools.errors import ConfigError
 from nbtools.results import BatchResult
-from nbtools.views.report import escape
+from nbtools.views.job_table import job_list_html, job_list_text
 
 __all__ = ["JobInfo", "JobList", "cancel_job", "forget_job", "jobs", "resend"]
 
@@ -33,38 +32,15 @@ class JobInfo:
     failed: int
     created: float
 
-    @property
-    def age(self) -> str:
-        seconds = time.time() - self.created
-        if seconds < 120:
-            return f"{seconds:.0f} s"
-        return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-    def cells(self) -> list[str]:
-        ids = ", ".join(self.job_ids[:2]) + (f" +{len(self.job_ids) - 2}" if len(self.job_ids) > 2 else "")
-        return [self.id, self.provider, self.host, self.model, ids, self.status,
-                f"{self.done}/{self.total}", str(self.failed), self.age]
-
-
-_HEAD = ["id", "provider", "host", "model", "jobs", "status", "done", "failed", "age"]
-
 
 class JobList(list[JobInfo]):
     """What ``jobs()`` returns: a list that shows itself as a table."""
 
     def __repr__(self) -> str:
-        if not self:
-            return "no Batch API jobs recorded"
-        rows = [_HEAD] + [j.cells() for j in self]
-        widths = [max(len(r[c]) for r in rows) for c in range(len(_HEAD))]
-        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+        return job_list_text(self)
 
     def _repr_html_(self) -> str:
-        if not self:
-            return "<p>no Batch API jobs recorded</p>"
-        head = "".join(f"<th>{h}</th>" for h in _HEAD)
-        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in j.cells()) + "</tr>" for j in self)
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return job_list_html(self)
 
 
 def _group(records: list[JobRecord]) -> dict[str, list[JobRecord]]:

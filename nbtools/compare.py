@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nbtools.results import BatchResult
-from nbtools.views import report as render
+from nbtools.views.comparison import comparison_html, comparison_text
 
 __all__ = ["Comparison"]
 
@@ -24,22 +24,7 @@ class Comparison:
         return self.serial.elapsed() / wall if wall > 0 else 0.0
 
     def __repr__(self) -> str:
-        return (
-            f"Comparison: serially {self.serial.elapsed():.2f} s, concurrently {self.concurrent.elapsed():.2f} s "
-            f"(concurrency {self.concurrent.concurrency}): {self.speedup:.1f}x faster (measured)"
-        )
+        return comparison_text(self)
 
     def _repr_html_(self) -> str:
-        span = max(self.serial.elapsed(), self.concurrent.elapsed())
-        cells = []
-        for label, result in (("serial (concurrency 1)", self.serial), (f"concurrent (concurrency {self.concurrent.concurrency})", self.concurrent)):
-            cells.append(
-                f"<td style='vertical-align:top'><b>{render.escape(label)}</b>: {result.elapsed():.2f} s wall"
-                f"{render.timeline_svg(result, width=420, title=label, span=span)}</td>"
-            )
-        return (
-            f"<div class='nbt'>{render.STYLE}<div><b>{self.speedup:.1f}x faster</b> concurrently (measured): "
-            f"{self.serial.elapsed():.2f} s serially vs {self.concurrent.elapsed():.2f} s "
-            f"({len(self.concurrent)} requests; both timelines on the same time scale)</div>"
-            f"<table><tr>{''.join(cells)}</tr></table></div>"
-        )
+        return comparison_html(self)

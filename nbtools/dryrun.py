@@ -15,11 +15,11 @@ from nbtools.engine.cache import ReplyCache, SampleKeys
 from nbtools.engine.cache import enabled_by_default as cache_on
 from nbtools.engine.endpoints import Endpoint
 from nbtools.engine.prepare import prepare_batch
-from nbtools.engine.prices import Price, price_for, usd
+from nbtools.engine.prices import Price, price_for
 from nbtools.engine.state import BatchState
 from nbtools.engine.tokens import prompt_counter
 from nbtools.prompts import Prompt
-from nbtools.views.report import DISPLAY_LIMIT, STYLE, clip, escape
+from nbtools.views.cost_estimate import dry_run_html, dry_run_text
 
 __all__ = ["DryRun", "DryRunRow", "dry_run"]
 
@@ -64,29 +64,6 @@ class DryRun:
     def to_dicts(self) -> list[dict[str, Any]]:
         return [r.__dict__.copy() for r in self.rows]
 
-    # -- figures as text ----------------------------------------------------------------------------
-    def _lines(self) -> list[tuple[str, str]]:
-        worst = (f"{self.max_completion_tokens:,} ({self.max_tokens:,} per reply, from max_tokens)"
-                 if self.max_completion_tokens is not None else "no bound: set max_tokens to know the worst case")
-        if self.price is None:
-            cost = f"unknown: {self.price_note}"
-        elif self.cost_high is None:
-            cost = f"at least {usd(self.cost_low or 0.0)} (the prompts alone); no upper bound without max_tokens"
-        else:
-            cost = f"{usd(self.cost_low or 0.0)} to {usd(self.cost_high)}"
-        lines = [
-            ("requests", f"{self.requests:,}" + (f" ({self.cached:,} more from the reply cache, free)" if self.cached else "")),
-            ("prompt tokens", f"{self.prompt_tokens:,}, {self.tokens_label}"),
-            ("reply tokens at most", worst),
-            ("cost", cost),
-        ]
-        if self.price is not None:
-            lines.append(("price", str(self.price)))
-        if self.max_cost is not None and self.cost_high is not None:
-            lines.append(("max_cost", f"{usd(self.max_cost)}: {self.fit_in_cap():,} of {self.requests:,} requests "
-                                      "fit even if every reply is max_tokens long"))
-        return lines
-
     def fit_in_cap(self) -> int:
         """How many requests, in order, fit under max_cost at their worst case (more run if replies are shorter)."""
         spent, fit = 0.0, 0
@@ -98,43 +75,11 @@ class DryRun:
                 fit += 1
         return fit
 
-    def _head(self) -> str:
-        return f"dry run (nothing sent): {self.model or '(the server’s first model)'} @ {self.endpoint.host}"
-
     def __repr__(self) -> str:
-        out = [self._head()] + [f"  {k}: {v}" for k, v in self._lines()]
-        out.append("#  | prompt tokens | cost | prompt")
-        for r in self.rows[:DISPLAY_LIMIT]:
-            out.append(f"{r.index} | {r.prompt_tokens} | {_range(r)} | {clip(r.prompt, 60)}")
-        if len(self.rows) > DISPLAY_LIMIT:
-            out.append(f"… {len(self.rows) - DISPLAY_LIMIT} more rows (.to_dicts())")
-        return "\n".join(out)
+        return dry_run_text(self)
 
     def _repr_html_(self) -> str:
-        facts = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in self._lines())
-        head = "<tr><th>#</th><th>prompt</th><th>prompt tokens</th><th>reply tokens at most</th><th>cost</th></tr>"
-        body = "".join(
-            f"<tr><td class='num'>{r.index}</td><td>{escape(clip(r.prompt, 60))}</td>"
-            f"<td class='num'>{r.prompt_tokens:,}</td><td class='num'>{_worst(r)}</td>"
-            f"<td class='num'>{escape(_range(r))}</td></tr>"
-            for r in self.rows[:DISPLAY_LIMIT]
-        )
-        more = len(self.rows) - DISPLAY_LIMIT
-        tail = f"<div class='muted'>… {more:,} more rows (<code>.to_dicts()</code>)</div>" if more > 0 else ""
-        return (f"<div class='nbt'>{STYLE}<div><b>{escape(self._head())}</b></div><table>{facts}</table>"
-                f"<table>{head}{body}</table>{tail}</div>")
-
-
-def _worst(r: DryRunRow) -> str:
-    return "–" if r.max_completion_tokens is None else f"{r.max_completion_tokens:,}"
-
-
-def _range(r: DryRunRow) -> str:
-    if r.cached:
-        return "$0.00 (cached)"
-    if r.cost_low is None:
-        return "unknown"
-    return f"{usd(r.cost_low)} – {usd(r.cost_high)}" if r.cost_high is not None else f"≥ {usd(r.cost_low)}"
+        return dry_run_html(self)
 
 
 def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, **options: Any) -> DryRun:

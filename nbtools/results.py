@@ -16,7 +16,7 @@ from nbtools.checks import whole_number
 from nbtools.engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RequestResult
 from nbtools.engine.state import BatchState
 from nbtools.summary import Summary, estimate_serial
-from nbtools.views import labels
+from nbtools.views import labels, report
 
 if TYPE_CHECKING:
     import pandas
@@ -190,16 +190,10 @@ class BatchResult(BatchState, Sequence[RequestResult]):
 
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        from nbtools.views.report import batch_text
-
-        return batch_text(self)
+        return report.batch_text(self)
 
     def _repr_html_(self) -> str:
-        from nbtools.views.report import batch_html
-
-        return batch_html(self)
-
-
+        return report.batch_html(self)
 
 
 def _quantile(sorted_values: list[float], q: float) -> float | None:

@@ -20,9 +20,8 @@ import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from nbtools.engine.prices import usd
 from nbtools.engine.rows import RequestResult
-from nbtools.views import labels
+from nbtools.views import report
 
 __all__ = ["Summary", "estimate_serial", "service_times"]
 
@@ -111,7 +110,7 @@ class Summary:
 
     ``serial`` is the serial-equivalent time: the sum of the time each request spent being served,
     estimated once the batch is done with the time it waited in the server's own queue taken out
-    (see nbtools.figures); ``speedup`` = serial / wall. Both are None while the batch runs.
+    (see ``estimate_serial``); ``speedup`` = serial / wall. Both are None while the batch runs.
     ``server_capacity``: how many requests the server appeared to process at once, when fewer than
     were in flight (it queued the rest). Token figures are None when the server reported no usage.
     """
@@ -146,50 +145,13 @@ class Summary:
     capped: bool = False  # max_cost held back the rows not sent
 
     def __str__(self) -> str:
-        pct = f"p50 {self.p50:.2f} s, p95 {self.p95:.2f} s" if self.p50 is not None else "no latencies yet"
-        if self.speedup is not None and self.serial is not None:
-            serial = f"serially ~{self.serial:.2f} s (estimated; speedup {self.speedup:.1f}x)"
-        else:
-            serial = "speedup when done"
-        tokens = "tokens/s unknown (no usage reported)" if self.tokens_per_s is None else f"{self.tokens_per_s:.0f} tokens/s"
-        text = (
-            f"{self.completed}/{self.total} done in {self.wall:.2f} s wall; {serial}; {pct}; {tokens}; "
-            f"{self.errors} errors, {self.retries} retries"
-            + (f", {self.waits} waits for rate limits" if self.waits else "")
-            + (f", {self.cancelled} cancelled" if self.cancelled else "")
-            + (f", {self.not_sent} not sent" if self.not_sent else "")
-            + (f", {self.cached} from the cache" if self.cached else "")
-        )
-        notable = "; ".join(f"{n} {labels.FINISH[r].long if r in labels.FINISH else r}" for r, n in self.finish_reasons.items())
-        if notable:
-            text += f"; {notable}"
-        if self.error_kinds:
-            text += "; errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in self.error_kinds.items())
-        text += f"; {self.cost_text}"
-        limit = self.server_limit()
-        return text + (f"\n{limit}" if limit else "")
+        return report.summary_line(self)
 
     @property
     def cost_text(self) -> str:
         """The money line: "cost $0.0123 (price source)", or why it is unknown; and the cap."""
-        if self.cost is None:
-            text = f"cost unknown ({self.price})" if self.price else "cost not known yet"
-        else:
-            more = f" + {self.cost_unknown} replies without usage" if self.cost_unknown else ""
-            text = f"cost {usd(self.cost)}{more} ({self.price})"
-        if self.max_cost is not None:
-            text += f", max_cost {usd(self.max_cost)}"
-        if self.capped and self.not_sent:
-            text += f"; {self.not_sent} not sent: max_cost reached (raise it and run again to send them)"
-        return text
+        return report.cost_text(self)
 
     def server_limit(self) -> str | None:
         """One line when the server, not the client, set the pace (a teaching moment)."""
-        if self.server_capacity is not None:
-            n = self.server_capacity
-            return (f"The server is the limit: it processed about {n} request{'s' if n != 1 else ''} at a time and "
-                    f"queued the rest (latency grew with the number in flight); concurrency above {n} buys nothing here.")
-        if self.refused_at is not None:
-            return (f"The server is the limit: it turned requests away (429/503) at about {self.refused_at} in flight; "
-                    "they waited and were sent again.")
-        return None
+        return report.server_limit(self)

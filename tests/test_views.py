@@ -8,11 +8,12 @@ import re
 import nbtools
 from nbtools.sim import SimServer
 from nbtools.views import report as render
+from nbtools.views.timeline import timeline_svg
 
 
 def test_a_small_batch_gets_one_bar_per_request(sim: SimServer) -> None:
     result = nbtools.batch([f"p{i}" for i in range(10)], base_url=sim.base_url, model="m", concurrency=3)
-    svg = render.timeline_svg(result)
+    svg = timeline_svg(result)
     assert svg.count("<title>") == 10 and "one bar per request" in svg
     waits = [float(w) for w in re.findall(r"waited (\d+\.\d+) s", svg)]
     assert sum(w > 0.02 for w in waits) >= 6  # past the first 3, requests waited for a slot: the limit shows
@@ -21,7 +22,7 @@ def test_a_small_batch_gets_one_bar_per_request(sim: SimServer) -> None:
 def test_a_large_batch_shows_the_true_peak_in_flight_under_the_limit(make_sim) -> None:
     server = make_sim(latency=0.02)
     result = nbtools.batch([f"p{i}" for i in range(600)], base_url=server.base_url, model="m", concurrency=50)
-    svg = render.timeline_svg(result)
+    svg = timeline_svg(result)
     peak = int(re.search(r"peak (\d+) in flight", svg).group(1))
     assert "limit 50" in svg and svg.count("<rect") == 0  # an area chart, not 600 bars
     assert peak == result.summary().max_concurrency == server.stats()["peak_in_flight"] == 50

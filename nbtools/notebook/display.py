@@ -18,7 +18,7 @@ from IPython.display import display, update_display
 from nbtools.live import TICK
 from nbtools.notebook import kernel as _compat
 from nbtools.results import BatchResult
-from nbtools.views import report as render
+from nbtools.views import live_view, report
 
 __all__ = ["LiveDisplay", "in_notebook"]
 RENDER_BUDGET = 0.03  # the heavy render may use at most this share of the wall time
@@ -39,7 +39,7 @@ class LiveDisplay:
     ``view.widget``, for a container such as the panel. Then ``refresh()`` on a clock, ``finish()``.
     """
 
-    def __init__(self, result: BatchResult, *, limit: int = render.DISPLAY_LIMIT, title: str | None = None,
+    def __init__(self, result: BatchResult, *, limit: int = report.DISPLAY_LIMIT, title: str | None = None,
                  embed: bool = False, cancel_button: bool = True, blocking: bool = False) -> None:
         self.result = result
         self.limit = limit
@@ -70,7 +70,7 @@ class LiveDisplay:
         else:
             from tqdm.std import tqdm
 
-            self._header_text = render.header_text(self.result)
+            self._header_text = report.header_text(self.result)
             print(self._header_text, file=sys.stderr)
             self._bar = tqdm(total=len(self.result), desc=self.title or "requests", file=sys.stderr, leave=True)
 
@@ -82,9 +82,7 @@ class LiveDisplay:
         self._bar = tqdm(total=len(self.result), desc=self.title or "requests", display=False)
         controls = [self._bar.container]
         if cancel_button and self._stop_hint:
-            hint = (f"<span style='margin-left:1em' title='{render.escape(_compat.STOP_TOOLTIP)}'>"
-                    f"{render.escape(_compat.STOP_HINT)}</span>")
-            controls.append(widgets.HTML(hint))
+            controls.append(widgets.HTML(live_view.stop_hint_html(_compat.STOP_HINT, _compat.STOP_TOOLTIP)))
         elif cancel_button:
             self._button = widgets.Button(description="Cancel", icon="stop", tooltip="Stop the batch; finished rows are kept")
             self._button.on_click(lambda _: self.result.cancel())
@@ -96,17 +94,10 @@ class LiveDisplay:
         return widgets.VBox(children)
 
     def _header_html(self) -> str:
-        return f"<div class='nbt'>{render.header_html(self.result, self.title)}</div>"
+        return live_view.live_header_html(self.result, self.title)
 
     def _bundle(self) -> dict[str, str]:
-        result = self.result
-        summary = result.summary()
-        html = (
-            f"<div class='nbt'>{render.STYLE}{render.table_html(result, self.limit)}"
-            f"{render.summary_html(result, summary)}{render.timeline_svg(result)}</div>"
-        )
-        text = render.summary_text(result, summary) + "\n" + render.table_text(result, self.limit)
-        return {"text/plain": text, "text/html": html}
+        return live_view.live_body(self.result, self.limit)
 
     def _show_body(self) -> None:
         bundle = self._bundle()
@@ -156,9 +147,9 @@ class LiveDisplay:
                 self._header.value = self._header_html()
             self._show_body()
         else:  # a terminal: the rows too, so errors are seen and not only counted
-            header = render.header_text(result)
+            header = report.header_text(result)
             if header != self._header_text:  # e.g. the model the server named once asked
                 print(header.splitlines()[0], file=sys.stderr)
-            print(render.table_text(result, self.limit) + "\n" + render.summary_text(result), file=sys.stderr)
+            print(live_view.live_end_text(result, self.limit), file=sys.stderr)
             if result.failure is not None:
-                print(render.failure_text(result), file=sys.stderr)
+                print(report.failure_text(result), file=sys.stderr)

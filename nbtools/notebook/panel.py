@@ -24,7 +24,7 @@ from nbtools.notebook.display import LiveDisplay
 from nbtools.options import OPTIONS, BatchOptions
 from nbtools.results import BatchResult
 from nbtools.sweep import SweepResult, asweep
-from nbtools.views.report import escape
+from nbtools.views.panel_status import status_html
 
 __all__ = ["Panel"]
 
@@ -168,8 +168,7 @@ class Panel:
         self._say(f"{len(models)} models at {endpoint.host}" + (" (simulated)" if endpoint.simulated else ""))
 
     def _say(self, message: str, *, error: bool = False) -> None:
-        color = "#c0392b" if error else "#555"
-        self.status.value = f"<span style='color:{color}'>{escape(message)}</span>"
+        self.status.value = status_html(message, error=error)
 
     # -- running ----------------------------------------------------------------------------------
     def _launch(self, work: Coroutine[Any, Any, None]) -> None:

@@ -1,41 +1,28 @@
-"""Text and HTML views of a BatchResult: header, summary, table and timeline.
+"""Text and HTML views of a BatchResult and its Summary: header, summary, table, and the whole.
 
 Pure functions of the result, shared by ``_repr_html_``/``__repr__`` and the live display.
-Every piece of model or user text goes through ``html.escape``: replies are untrusted.
+Every piece of model or user text goes through ``escape``: replies are untrusted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from html import escape
 from typing import TYPE_CHECKING
 
 from nbtools.engine.prices import usd
 from nbtools.views import labels
+from nbtools.views.escaping import clip, escape
+from nbtools.views.style import COLORS, framed
+from nbtools.views.timeline import timeline_svg
 
 if TYPE_CHECKING:
     from nbtools.results import BatchResult, RequestResult
     from nbtools.summary import Summary
 
-__all__ = ["escape", "STYLE", "batch_html", "batch_text", "header_html", "summary_html", "table_html", "timeline_svg"]
+__all__ = ["DISPLAY_LIMIT", "batch_html", "batch_text", "cost_text", "failure_text", "header_html", "header_text",
+           "server_limit", "summary_html", "summary_line", "summary_text", "table_html", "table_rows", "table_text"]
 
 DISPLAY_LIMIT = 20
-_COLORS = {"ok": "#4c78a8", "error": "#e45756", "cancelled": "#bab0ac", "running": "#f2b447", "pending": "#dddddd",
-           "not sent": "#bab0ac"}
-STYLE = (
-    "<style>.nbt{font-family:var(--jp-ui-font-family,system-ui,sans-serif);font-size:13px}"
-    ".nbt table{border-collapse:collapse;margin:4px 0}.nbt th,.nbt td{padding:2px 8px;"
-    "vertical-align:top;border-bottom:1px solid #ddd}"
-    # As specific as JupyterLab's own `.jp-RenderedHTMLCommon td` rule (which right-aligns), and later.
-    ".nbt th:not(.num),.nbt td:not(.num){text-align:left}.nbt td.num{text-align:right;font-variant-numeric:tabular-nums}"
-    ".nbt .note{background:#fff7e0;border-left:3px solid #f2b447;padding:2px 8px;margin:2px 0}"
-    ".nbt .err{color:#c0392b}.nbt .muted{color:#888}</style>"
-)
-
-
-def clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _secs(value: float | None) -> str:
@@ -107,7 +94,7 @@ def failure_text(result: BatchResult) -> str:
 def summary_text(result: BatchResult, s: Summary | None = None) -> str:
     state = _state(result)
     s = s or result.summary()
-    body = _batch_api_text(s) if result.batch_job is not None else str(s)
+    body = _batch_api_text(s) if result.batch_job is not None else summary_line(s)
     return ("" if state == "done" else f"{state}: ") + body
 
 
@@ -116,7 +103,59 @@ def _batch_api_text(s: Summary) -> str:
     tokens = "tokens unknown" if s.completion_tokens is None else f"{(s.prompt_tokens or 0) + s.completion_tokens} tokens"
     return (f"{s.completed}/{s.total} done in {s.wall:.2f} s wall via the Batch API; {tokens}; {s.errors} errors"
             + (f", {s.not_sent} not sent" if s.not_sent else "") + (f", {s.cached} from the job store" if s.cached else "")
-            + f"; {s.cost_text}")
+            + f"; {cost_text(s)}")
+
+
+def summary_line(s: Summary) -> str:
+    """A Summary as text (``str(summary)``): the figures on one line, then the server's limit if it set the pace."""
+    pct = f"p50 {s.p50:.2f} s, p95 {s.p95:.2f} s" if s.p50 is not None else "no latencies yet"
+    if s.speedup is not None and s.serial is not None:
+        serial = f"serially ~{s.serial:.2f} s (estimated; speedup {s.speedup:.1f}x)"
+    else:
+        serial = "speedup when done"
+    tokens = "tokens/s unknown (no usage reported)" if s.tokens_per_s is None else f"{s.tokens_per_s:.0f} tokens/s"
+    text = (
+        f"{s.completed}/{s.total} done in {s.wall:.2f} s wall; {serial}; {pct}; {tokens}; "
+        f"{s.errors} errors, {s.retries} retries"
+        + (f", {s.waits} waits for rate limits" if s.waits else "")
+        + (f", {s.cancelled} cancelled" if s.cancelled else "")
+        + (f", {s.not_sent} not sent" if s.not_sent else "")
+        + (f", {s.cached} from the cache" if s.cached else "")
+    )
+    notable = "; ".join(f"{n} {labels.FINISH[r].long if r in labels.FINISH else r}" for r, n in s.finish_reasons.items())
+    if notable:
+        text += f"; {notable}"
+    if s.error_kinds:
+        text += "; errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
+    text += f"; {cost_text(s)}"
+    limit = server_limit(s)
+    return text + (f"\n{limit}" if limit else "")
+
+
+def cost_text(s: Summary) -> str:
+    """The money line: "cost $0.0123 (price source)", or why it is unknown; and the cap."""
+    if s.cost is None:
+        text = f"cost unknown ({s.price})" if s.price else "cost not known yet"
+    else:
+        more = f" + {s.cost_unknown} replies without usage" if s.cost_unknown else ""
+        text = f"cost {usd(s.cost)}{more} ({s.price})"
+    if s.max_cost is not None:
+        text += f", max_cost {usd(s.max_cost)}"
+    if s.capped and s.not_sent:
+        text += f"; {s.not_sent} not sent: max_cost reached (raise it and run again to send them)"
+    return text
+
+
+def server_limit(s: Summary) -> str | None:
+    """One line when the server, not the client, set the pace (a teaching moment)."""
+    if s.server_capacity is not None:
+        n = s.server_capacity
+        return (f"The server is the limit: it processed about {n} request{'s' if n != 1 else ''} at a time and "
+                f"queued the rest (latency grew with the number in flight); concurrency above {n} buys nothing here.")
+    if s.refused_at is not None:
+        return (f"The server is the limit: it turned requests away (429/503) at about {s.refused_at} in flight; "
+                "they waited and were sent again.")
+    return None
 
 
 def summary_html(result: BatchResult, s: Summary | None = None) -> str:
@@ -145,11 +184,11 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
     body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
     html = f"<table><tr>{head}</tr><tr>{body}</tr></table>"
-    html += f"<div class='{'note' if s.capped and s.not_sent else 'muted'}'>{escape(s.cost_text)}</div>"
+    html += f"<div class='{'note' if s.capped and s.not_sent else 'muted'}'>{escape(cost_text(s))}</div>"
     if s.error_kinds:
         kinds = ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
         html += f"<div class='muted'>errors by kind: {escape(kinds)}</div>"
-    limit = s.server_limit()
+    limit = server_limit(s)
     if limit:
         html += f"<div class='note'>{escape(limit)}</div>"
     return html
@@ -164,8 +203,6 @@ def _cost_cell(s: Summary) -> str:
     if s.cost is None:
         return "unknown" if s.price else "–"  # "–": the price is being looked up (the model is not known yet)
     return usd(s.cost) + ("+?" if s.cost_unknown else "")
-
-
 
 
 def _status(r: RequestResult) -> str:
@@ -216,7 +253,7 @@ def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
         body.append(
             f"<tr><td class='num'>{idx}</td><td>{prompt}</td><td{cls}>{reply}</td><td class='num'>{lat}</td>"
             f"<td class='num'>{ttft}</td><td class='num'>{attempts}</td>"
-            f"<td style='color:{_COLORS.get(r.status, '#000')}'>{status}</td></tr>"
+            f"<td style='color:{COLORS.get(r.status, '#000')}'>{status}</td></tr>"
         )
     html = f"<table><tr>{head}</tr>{''.join(body)}</table>"
     more = len(result) - len(rows)
@@ -226,131 +263,10 @@ def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     return html
 
 
-# -- timeline --------------------------------------------------------------------------------------
-PER_REQUEST_MAX = 200  # above this, one bar per request is unreadable: draw concurrency over time
-
-
-def timeline_svg(result: BatchResult, width: int = 640, title: str = "timeline", span: float | None = None) -> str:
-    """Inline SVG (no scripts, no external assets), so it renders in every frontend and static viewer.
-
-    ``span`` (seconds) fixes the time scale, so two timelines can be compared by eye.
-    """
-    now = result.elapsed()
-    span = max(span or now, 1e-3)
-    started = [r for r in result.rows if r.started is not None]
-    if len(result) <= PER_REQUEST_MAX:
-        body, height = _bars(result.rows, span, now, width)
-    else:
-        body, height = _concurrency_area(started, span, now, width, result.concurrency)
-    axis = _axis(span, width, height)
-    return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + 34}' "
-        f"viewBox='0 0 {width} {height + 34}' role='img' aria-label='{escape(title)}'>"
-        f"<text x='0' y='11' font-size='11' fill='#444'>{escape(title)}: "
-        f"{'one bar per request, queued → running' if len(result) <= PER_REQUEST_MAX else 'requests in flight over time'}"
-        f"</text><g transform='translate(0,16)'>{body}{axis}</g></svg>"
-    )
-
-
-def _bars(rows: list[RequestResult], span: float, now: float, width: int) -> tuple[str, int]:
-    lane = max(2.0, min(14.0, 280 / max(len(rows), 1)))
-    scale = width / span
-    parts = []
-    for i, r in enumerate(rows):
-        y = i * lane
-        h = max(1.0, lane - 1)
-        start = r.started if r.started is not None else now if not r.done else r.queued
-        parts.append(
-            f"<rect x='{r.queued * scale:.1f}' y='{y:.1f}' width='{max(0.0, start - r.queued) * scale:.1f}' "
-            f"height='{h:.1f}' fill='#eeeeee'/>"
-        )
-        if r.started is not None:
-            end = r.finished if r.finished is not None else now
-            tip = f"#{r.index} {r.status}: waited {r.started - r.queued:.2f} s, ran {end - r.started:.2f} s"
-            if r.attempts > 1:
-                tip += f", {r.attempts} attempts"
-            parts.append(
-                f"<rect x='{r.started * scale:.1f}' y='{y:.1f}' width='{max(1.0, (end - r.started) * scale):.1f}' "
-                f"height='{h:.1f}' fill='{_COLORS.get(r.status, '#999')}'><title>{escape(tip)}</title></rect>"
-            )
-            if r.first_token is not None:
-                parts.append(f"<rect x='{r.first_token * scale:.1f}' y='{y:.1f}' width='1.5' height='{h:.1f}' fill='#222'/>")
-    return "".join(parts), int(len(rows) * lane) + 2
-
-
-def _concurrency_area(rows: list[RequestResult], span: float, now: float, width: int, limit: int) -> tuple[str, int]:
-    height = 120
-    buckets = width // 2
-    counts = _peaks_in_flight(rows, now, buckets, span)
-    top = max(max(counts), limit, 1)
-    dx = width / buckets
-    points = " ".join(f"{k * dx:.1f},{height - c / top * height:.1f}" for k, c in enumerate(counts))
-    ylimit = height - limit / top * height
-    return (
-        f"<polygon points='0,{height} {points} {width},{height}' fill='#4c78a8' opacity='0.8'/>"
-        f"<line x1='0' x2='{width}' y1='{ylimit:.1f}' y2='{ylimit:.1f}' stroke='#e45756' stroke-dasharray='4 3'/>"
-        f"<text x='{width - 4}' y='{max(10.0, ylimit - 3):.1f}' font-size='10' text-anchor='end' fill='#e45756'>"
-        f"limit {limit}</text><text x='2' y='10' font-size='10' fill='#444'>peak {max(counts)} in flight</text>"
-    ), height
-
-
-def _peaks_in_flight(rows: list[RequestResult], now: float, buckets: int, span: float) -> list[int]:
-    """The most requests in flight at any instant of each of ``buckets`` equal slices of ``span``.
-
-    An exact sweep over start and end times (ends first when equal): a request that ends and one that
-    starts within the same slice are never counted as both in flight.
-    """
-    starts = sorted(r.started for r in rows if r.started is not None)
-    ends = sorted(r.finished if r.finished is not None else now for r in rows if r.started is not None)
-    counts = [0] * buckets
-    level = i = j = 0
-    n = len(starts)
-    for b in range(buckets):
-        peak = level
-        edge = span * (b + 1) / buckets if b < buckets - 1 else float("inf")
-        while i < n and starts[i] < edge:
-            while j < n and ends[j] <= starts[i]:  # what ended by then is no longer in flight
-                level -= 1
-                j += 1
-            level += 1
-            i += 1
-            peak = max(peak, level)
-        while j < n and ends[j] < edge:
-            level -= 1
-            j += 1
-        counts[b] = peak
-    return counts
-
-
-def _axis(span: float, width: int, height: int) -> str:
-    ticks = []
-    step = _nice_step(span / 6)
-    t = 0.0
-    while t <= span + 1e-9:
-        x = t / span * width
-        anchor = "start" if t == 0 else "end" if x > width - 20 else "middle"
-        ticks.append(
-            f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{height}' y2='{height + 4}' stroke='#888'/>"
-            f"<text x='{x:.1f}' y='{height + 14}' font-size='10' text-anchor='{anchor}' fill='#666'>{t:g} s</text>"
-        )
-        t = round(t + step, 6)
-    return f"<line x1='0' x2='{width}' y1='{height}' y2='{height}' stroke='#888'/>" + "".join(ticks)
-
-
-def _nice_step(raw: float) -> float:
-    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600):
-        if step >= raw:
-            return step
-    return 1200.0
-
-
 # -- whole -----------------------------------------------------------------------------------------
 def batch_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     return "\n".join(["BatchResult: " + header_text(result), summary_text(result), table_text(result, limit)])
 
 
 def batch_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
-    return (
-        f"<div class='nbt'>{STYLE}{header_html(result)}{summary_html(result)}"
-        f"{table_html(result, limit)}{timeline_svg(result)}</div>"
-    )
+    return framed(f"{header_html(result)}{summary_html(result)}{table_html(result, limit)}{timeline_svg(result)}")

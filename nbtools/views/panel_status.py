@@ -1,0 +1,12 @@
+"""The panel's status line: what it says after an action, in red when something went wrong."""
+
+from __future__ import annotations
+
+from nbtools.views.escaping import escape
+
+__all__ = ["status_html"]
+
+
+def status_html(message: str, *, error: bool = False) -> str:
+    color = "#c0392b" if error else "#555"
+    return f"<span style='color:{color}'>{escape(message)}</span>"
