@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 import nbtools
+from nbtools.batch_jobs import JobInfo, JobList
 from nbtools.compare import Comparison
 from nbtools.notebook.display import LiveDisplay
 from nbtools.sim import SimServer
@@ -362,8 +363,11 @@ def test_hostile_replies_are_text_in_every_html(sim: SimServer) -> None:
     outputs = {
         "result": result._repr_html_(),
         "live": LiveDisplay(result, embed=True)._bundle()["text/html"],
+        "live header": LiveDisplay(result, embed=True, title=HOSTILE)._header_html(),
         "comparison": Comparison(result, result)._repr_html_(),
         "sweep": SweepResult([SweepPoint(1, 1.0, 1.0, 0, 0)], [result])._repr_html_(),
+        "dry run": nbtools.dry_run([HOSTILE], base_url=sim.base_url, model=HOSTILE, cache=False)._repr_html_(),
+        "jobs": JobList([JobInfo(HOSTILE, HOSTILE, HOSTILE, HOSTILE, (HOSTILE,), HOSTILE, 1, 0, 0, time.time())])._repr_html_(),
     }
     for name, html in outputs.items():
         for raw in ("<script", "<img", "</table></svg>", "<b>bold"):
