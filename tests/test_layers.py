@@ -156,6 +156,24 @@ def test_only_views_write_markup() -> None:
     assert not wrong, "HTML outside views/:\n" + "\n".join(wrong)
 
 
+def escaping_elsewhere(package: Path = PACKAGE) -> list[str]:
+    """Where untrusted text could be escaped or clipped other than by views/escaping.py: the stdlib's
+    ``html`` imported, or an ``escape`` / ``clip`` of its own defined."""
+    wrong = []
+    for name, path in modules(package):
+        if name == "views.escaping" or part(name) == "sim":
+            continue
+        wrong += [f"{name}:{line} imports {target}" for target, line in imports(path, package.parent)
+                  if target.split(".")[0] in ("html", "markupsafe")]
+        wrong += [f"{name}:{node.lineno} defines {node.name}" for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, ast.FunctionDef) and node.name in ("escape", "clip")]
+    return wrong
+
+
+def test_untrusted_text_is_escaped_and_clipped_in_one_place() -> None:
+    assert not escaping_elsewhere(), "\n".join(escaping_elsewhere())
+
+
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:
     root = tmp_path / "nbtools"
     for name, text in {"__init__.py": "", "engine/__init__.py": "", "views/__init__.py": "", **files}.items():
@@ -183,6 +201,15 @@ def test_the_cycle_check_sees_a_circle_made_inside_a_function(tmp_path: Path) ->
         "engine/limiter.py": "",
     })
     assert import_cycles(root) == [["api", "dryrun"]]
+
+
+def test_the_escaping_check_sees_a_second_escape(tmp_path: Path) -> None:
+    root = _package(tmp_path, {
+        "views/escaping.py": "import html\ndef escape(text):\n    return html.escape(text)\n",
+        "views/report.py": "from html import escape\n",
+        "dryrun.py": "def clip(text, width):\n    return text[:width]\n",
+    })
+    assert sorted(escaping_elsewhere(root)) == ["dryrun:1 defines clip", "views.report:1 imports html"]
 
 
 def test_the_public_api_is_what_the_readme_documents() -> None:
