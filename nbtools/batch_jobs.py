@@ -10,8 +10,9 @@ from nbtools.api import batch
 from nbtools.engine.batchapi.protocols import client_for
 from nbtools.engine.batchapi.store import JobRecord, JobStore
 from nbtools.engine.endpoints import PROFILES, resolve_endpoint
-from nbtools.engine.rows import NOT_SENT, RequestResult
+from nbtools.engine.rows import NOT_SENT, RequestResult, copy_outcome
 from nbtools.errors import ConfigError
+from nbtools.options import RESENT
 from nbtools.results import BatchResult
 from nbtools.views.report import escape
 
@@ -126,10 +127,6 @@ def cancel_job(job: str) -> list[str]:
     return run_blocking(cancel_all())
 
 
-_COPIED = ("text", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
-           "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "waits", "cached", "started", "finished")
-
-
 def resend(result: BatchResult, via: str = "online", **options: Any) -> BatchResult:
     """Send again the rows a job did not run (expired, cancelled), online or as a new batch job.
 
@@ -141,17 +138,14 @@ def resend(result: BatchResult, via: str = "online", **options: Any) -> BatchRes
     todo = [row for row in result.rows if row.status == NOT_SENT]
     if not todo:
         return result
-    base = {k: getattr(result.options, k) for k in ("model", "system", "temperature", "max_tokens", "params",
-                                                    "provider", "base_url", "api_key_env", "timeout", "retries",
-                                                    "max_wait", "price", "cache", "dedupe")}
+    base = {name: getattr(result.options, name) for name in RESENT}
     if result.model:
         base["model"] = result.model
     target = {i: row for i, row in enumerate(todo)}
 
     def copy_back(row: RequestResult) -> None:
         original = target[row.index]
-        for name in _COPIED:
-            setattr(original, name, getattr(row, name))
+        copy_outcome(row, original)
         result.row_finished(original)
 
     batch([row.prompt for row in todo], via=via, on_result=copy_back, **{**base, **options})

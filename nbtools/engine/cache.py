@@ -16,11 +16,14 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtools.engine.client import Completion
 
-__all__ = ["ReplyCache", "SampleKeys", "request_digest", "default_path", "enabled_by_default"]
+if TYPE_CHECKING:
+    from nbtools.engine.endpoints import Endpoint
+
+__all__ = ["ReplyCache", "SampleKeys", "request_digest", "default_path", "enabled_by_default", "cache_is_on"]
 
 _IGNORED = ("stream", "stream_options")  # how a reply travels, not what it says
 COMMIT_EVERY = 0.5  # seconds: finished rows reach the disk soon enough to survive a crash
@@ -33,6 +36,12 @@ _ON = ("", "1", "on", "true", "yes")  # on, at the default path
 def enabled_by_default() -> bool:
     """``NBTOOLS_CACHE=off`` turns the cache off unless a batch asks for it."""
     return os.environ.get("NBTOOLS_CACHE", "").lower() not in _OFF
+
+
+def cache_is_on(choice: bool | None, endpoint: Endpoint) -> bool:
+    """The ``cache=`` option if set, else on, except on the simulator (its replies cost nothing) or
+    when ``NBTOOLS_CACHE=off``."""
+    return choice if choice is not None else (not endpoint.simulated and enabled_by_default())
 
 
 def default_path() -> Path:

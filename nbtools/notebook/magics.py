@@ -36,7 +36,7 @@ from nbtools.options import (
     Flag,
     Number,
     OptionSpec,
-    Price,
+    Rates,
     RequestFields,
     Text,
     WholeNumber,
@@ -76,7 +76,7 @@ def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
         trait = Dict(help=spec.help)
     elif isinstance(spec.kind, Choice):
         trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
-    elif isinstance(spec.kind, Price):
+    elif isinstance(spec.kind, Rates):
         trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
     else:
         trait = _SCALARS[type(spec.kind)](default, allow_none=default is None, help=spec.help)
@@ -95,6 +95,39 @@ def _option_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
         else:
             metavar = "JSON" if isinstance(spec.kind, RequestFields) else name.upper()
             magic = argument(*spec.flags, dest=name, metavar=metavar, help=spec.help.replace("%", "%%"))(magic)
+    return magic
+
+
+@dataclass(frozen=True)
+class CellFlag:
+    """A flag of the cell magic that is not a batch option: what to do with the run, not how to send it."""
+
+    flags: tuple[str, ...]
+    help: str
+    metavar: str | None = None  # takes a value; None: a bare switch
+    panel_takes: bool = True  # False: the panel's buttons do that, and %llm_panel refuses the flag
+
+    @property
+    def name(self) -> str:
+        return self.flags[-1].lstrip("-").replace("-", "_")
+
+
+CELL_FLAGS = (
+    CellFlag(("-o", "--out"), "store the BatchResult in this variable (set at once, filled live)", "VAR"),
+    CellFlag(("--background",), "return at once; stop with Cancel or %%llm_cancel", panel_takes=False),
+    CellFlag(("--compare",), "run serially, then concurrently, and compare", panel_takes=False),
+    CellFlag(("--over",), "run the body once per item of this list/Series ({item})", "NAME", panel_takes=False),
+    CellFlag(("--no-display",), "no live display (the result is still stored)", panel_takes=False),
+    CellFlag(("--wait",), "--via batch: block the cell until the job ends"),
+)
+
+
+def _cell_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
+    for flag in reversed(CELL_FLAGS):
+        if flag.metavar is None:
+            magic = argument(*flag.flags, action="store_true", help=flag.help)(magic)
+        else:
+            magic = argument(*flag.flags, metavar=flag.metavar, help=flag.help)(magic)
     return magic
 
 
@@ -118,12 +151,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         return self.shell.user_ns
 
     @magic_arguments()
-    @argument("-o", "--out", metavar="VAR", help="store the BatchResult in this variable (set at once, filled live)")
-    @argument("--background", action="store_true", help="return at once; stop with Cancel or %%llm_cancel")
-    @argument("--compare", action="store_true", help="run serially, then concurrently, and compare")
-    @argument("--over", metavar="NAME", help="run the body once per item of this list/Series ({item})")
-    @argument("--no-display", action="store_true", help="no live display (the result is still stored)")
-    @argument("--wait", action="store_true", help="--via batch: block the cell until the job ends")
+    @_cell_arguments
     @_option_arguments
     @cell_magic
     def llm_batch(self, line: str, cell: str) -> None:
@@ -153,9 +181,9 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         from nbtools.notebook.panel import Panel
 
         args = _parse_line(line)
-        unused = [flag for flag, value in (("--background", args.background), ("--compare", args.compare),
-                                           ("--over", args.over), ("--no-display", args.no_display),
-                                           ("--dry-run", args.dry_run)) if value]
+        refused = [(spec.flags[-1], name) for name, (_, spec) in OPTIONS.items() if not spec.panel_takes]
+        refused += [(flag.flags[-1], flag.name) for flag in CELL_FLAGS if not flag.panel_takes]
+        unused = [shown for shown, name in refused if getattr(args, name, None)]
         if unused:
             raise UsageError(f"%llm_panel does not take {', '.join(unused)}: its buttons do that (Run, Compare)")
         options = self._options(args)

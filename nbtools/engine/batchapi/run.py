@@ -20,7 +20,7 @@ from nbtools.engine.batchapi.outcome import Outcome
 from nbtools.engine.batchapi.protocols import BatchAPIError, BatchClient, JobState, client_for
 from nbtools.engine.batchapi.requests import Part, build_parts, job_key
 from nbtools.engine.batchapi.store import JobRecord, JobStore
-from nbtools.engine.rows import ERROR, NOT_SENT, OK, RequestResult
+from nbtools.engine.rows import ERROR, NOT_SENT, RequestResult, fill_reply
 from nbtools.engine.state import State
 from nbtools.errors import ConfigError
 
@@ -276,17 +276,8 @@ class BatchJobRun(Generic[State]):
                 row.status, row.error = NOT_SENT, (s.error if s else "not sent")
                 row.attempts, row.started, row.finished = 0, None, None  # never ran: no time of its own
                 continue
-            if s.completion is not None:
-                c = s.completion
-                row.text, row.prompt_tokens, row.completion_tokens = c.text, c.prompt_tokens, c.completion_tokens
-                row.model = model if c.model in (None, model) else c.model
-                row.finish_reason, row.status = c.finish_reason, OK
-                row.cached_tokens = c.cached_tokens
-                price = self.result.price  # the batch rates (runner.price_batch); nothing more for a stored one
-                if cached:
-                    row.cost = 0.0
-                elif price is not None and c.prompt_tokens is not None and c.completion_tokens is not None:
-                    row.cost = price.cost(c.prompt_tokens, c.completion_tokens, c.cached_tokens)
+            if s.completion is not None:  # the batch rates (price_batch); nothing more for a stored one
+                fill_reply(row, s.completion, model, self.result.price, charged=not cached)
             else:
                 row.error, row.status = s.error, ERROR
             self._done(row)
