@@ -333,6 +333,41 @@ def test_rows_cost_the_providers_batch_rates_and_a_rerun_from_the_store_costs_no
     assert openai_server.creates == 1 and again.summary().cost == 0.0
 
 
+# The same usage in each provider's shape: 100 prompt tokens, 40 of them read from the prompt cache, 10 out.
+OPENAI_CACHED_USAGE = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110,
+                       "prompt_tokens_details": {"cached_tokens": 40, "audio_tokens": 0}}
+ANTHROPIC_CACHED_USAGE = {"input_tokens": 60, "cache_read_input_tokens": 40, "cache_creation_input_tokens": 0,
+                          "output_tokens": 10}
+
+
+def _online_row_with_cached_usage(openai_server: OpenAIBatchServer, model: str) -> nbtools.RequestResult:
+    openai_server.usage = OPENAI_CACHED_USAGE
+    online = nbtools.batch(["a"], provider="openai", base_url=openai_server.url, model=model, cache=False)
+    assert online[0].ok and online[0].cached_tokens == 40
+    return online[0]
+
+
+@pytest.mark.parametrize("provider, model", [("openai", "gpt-5-mini"), ("anthropic", "claude-3-5-haiku-latest")])
+def test_batch_api_rows_keep_cached_prompt_tokens_and_pay_the_cached_input_price(
+        provider, model, openai_server, anthropic_server) -> None:
+    online = _online_row_with_cached_usage(openai_server, model="gpt-5-mini")
+    if provider == "openai":
+        server: OpenAIBatchServer | AnthropicBatchServer = openai_server
+    else:
+        server = anthropic_server
+        server.usage = ANTHROPIC_CACHED_USAGE
+    result = nbtools.batch(["a", "b"], via="batch", provider=provider, base_url=server.url, model=model, **FAST)
+    price = result.price
+    assert price is not None and price.cached_input is not None and price.cached_input < price.input
+    for row in result:
+        assert row.ok and (row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (100, 10, 40)
+        # What an online row with the same usage costs at these (batch) rates: cached tokens at the cached rate.
+        assert row.cost == pytest.approx(price.cost(online.prompt_tokens, online.completion_tokens, online.cached_tokens))
+        assert row.cost < price.cost(100, 10)
+    again = nbtools.batch(["a", "b"], via="batch", provider=provider, base_url=server.url, model=model, **FAST)
+    assert all(r.cached and r.cached_tokens == 40 and r.cost == 0.0 for r in again)  # from the job store
+
+
 def test_a_spending_cap_is_refused_with_a_batch_job_which_runs_whole() -> None:
     with pytest.raises(ConfigError, match="max_cost cannot be used with via='batch'.*dry_run=True"):
         nbtools.batch(["a"], via="batch", model="sim-small", max_cost=1.0, max_tokens=10)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtools.engine.client import Completion
+from nbtools.engine.private import private_database
 
 if TYPE_CHECKING:
     from nbtools.engine.endpoints import Endpoint
@@ -81,10 +82,15 @@ class SampleKeys:
         return f"{digest}:{sample}"
 
 
+def in_own_folder() -> bool:
+    """Do the default files live in nbtools' own folder (not one chosen through ``$NBTOOLS_CACHE``)?"""
+    return os.environ.get("NBTOOLS_CACHE", "").lower() in _OFF + _ON
+
+
 class ReplyCache:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path, own_folder=path is None and in_own_folder())
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

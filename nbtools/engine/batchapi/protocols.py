@@ -34,7 +34,7 @@ import aiohttp
 from nbtools.engine import failures
 from nbtools.engine.batchapi.outcome import Outcome
 from nbtools.engine.batchapi.requests import ANTHROPIC, CHAT_URL, OPENAI, Part, Protocol, row_index
-from nbtools.engine.client import Completion
+from nbtools.engine.client import Completion, cached_tokens_of
 from nbtools.engine.endpoints import PROFILES, Endpoint
 from nbtools.engine.retry import backoff_delay, parse_retry_after
 from nbtools.engine.sse import error_message
@@ -314,10 +314,11 @@ class AnthropicBatches(BatchClient):
         kind = result.get("type")
         if kind == "succeeded":
             message = result.get("message") or {}
-            usage = message.get("usage") or {}
             text = "".join(b.get("text", "") for b in message.get("content") or () if isinstance(b, dict) and b.get("type") == "text")
-            return Outcome(index, Completion(text, message.get("model"), usage.get("input_tokens"),
-                                             usage.get("output_tokens"), message.get("stop_reason")))
+            prompt_tokens, cached = _anthropic_prompt_tokens(message.get("usage") or {})
+            return Outcome(index, Completion(text, message.get("model"), prompt_tokens,
+                                             (message.get("usage") or {}).get("output_tokens"), message.get("stop_reason"),
+                                             cached))
         if kind in ("canceled", "expired"):
             return Outcome(index, error=f"batch_{kind}", not_sent=True)
         inner = (result.get("error") or {}).get("error") or result.get("error") or {}
@@ -336,4 +337,21 @@ def _chat_completion(body: dict[str, Any]) -> Completion:
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     usage = body.get("usage") or {}
     return Completion(content or "", body.get("model"), usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                      choice.get("finish_reason"))
+                      choice.get("finish_reason"), cached_tokens_of(usage))
+
+
+def _anthropic_prompt_tokens(usage: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(all prompt tokens, those read from the prompt cache), counted as OpenAI counts them.
+
+    Anthropic's ``input_tokens`` leaves out the tokens read from and written to its cache: the whole prompt
+    is ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``
+    (https://docs.claude.com/en/docs/build-with-claude/prompt-caching, "Tracking cache performance";
+    anthropic-sdk-python ``types/usage.py``). Cache writes are counted at the input rate.
+    """
+    uncached = usage.get("input_tokens")
+    if not isinstance(uncached, int):
+        return None, None
+    read, written = (usage.get(k) for k in ("cache_read_input_tokens", "cache_creation_input_tokens"))
+    read = read if isinstance(read, int) and not isinstance(read, bool) else None
+    written = written if isinstance(written, int) and not isinstance(written, bool) else 0
+    return uncached + (read or 0) + written, read
