@@ -49,12 +49,17 @@ class _Timing:
         print(f"  {self.result.elapsed():.2f} s", flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nbtools", description=__doc__)
+def parser() -> argparse.ArgumentParser:
+    """The command line: the demo's options, with their flags and help as declared, and the prompt."""
+    command = argparse.ArgumentParser(prog="python -m nbtools", description=__doc__)
     for name, default in DEMO.items():
-        _add_option(parser, name, default)
-    parser.add_argument("--prompt", default="Hello, how are you?", help="the prompt sent (default: %(default)r)")
-    args = parser.parse_args(argv)
+        _add_option(command, name, default)
+    command.add_argument("--prompt", default="Hello, how are you?", help="the prompt sent (default: %(default)r)")
+    return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     options = dict(repeat=args.repeat, provider=args.provider, model=args.model, concurrency=args.concurrency)
     print(f"{args.repeat} x {args.prompt!r} on provider {args.provider!r}\n")
     try:

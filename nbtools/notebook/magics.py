@@ -181,8 +181,8 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         from nbtools.notebook.panel import Panel
 
         args = _parse_line(line)
-        refused = [(spec.flags[-1], name) for name, (_, spec) in OPTIONS.items() if not spec.panel_takes]
-        refused += [(flag.flags[-1], flag.name) for flag in CELL_FLAGS if not flag.panel_takes]
+        refused = [(flag.flags[-1], flag.name) for flag in CELL_FLAGS if not flag.panel_takes]
+        refused += [(spec.flags[-1], name) for name, (_, spec) in OPTIONS.items() if not spec.panel_takes]
         unused = [shown for shown, name in refused if getattr(args, name, None)]
         if unused:
             raise UsageError(f"%llm_panel does not take {', '.join(unused)}: its buttons do that (Run, Compare)")
