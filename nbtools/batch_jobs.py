@@ -1,4 +1,8 @@
-"""The job store seen by a user: list jobs, cancel or forget them, send again what a job did not run."""
+"""The job store seen by a user: list Batch API runs, cancel or forget them, send again what they did not run.
+
+A run is one ``via="batch"`` call: one provider job per part (a part holds at most the provider's
+requests per job). ``jobs()`` lists runs; ``cancel_job`` and ``forget_job`` take a run's id or any of its jobs' ids.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbtools.api import batch
-from nbtools.engine.batchapi.protocols import client_for
+from nbtools.engine.batchapi.clients import client_for
 from nbtools.engine.batchapi.store import JobRecord, JobStore
 from nbtools.engine.endpoints import PROFILES, resolve_endpoint
 from nbtools.engine.rows import NOT_SENT, RequestResult, copy_outcome
@@ -16,12 +20,12 @@ from nbtools.options import RESENT
 from nbtools.results import BatchResult
 from nbtools.views.report import escape
 
-__all__ = ["JobInfo", "JobList", "cancel_job", "forget_job", "jobs", "resend"]
+__all__ = ["RecordedRun", "RecordedRuns", "cancel_job", "forget_job", "jobs", "resend"]
 
 
 @dataclass(frozen=True)
-class JobInfo:
-    """One submitted run (all its parts): ``id`` is what cancel_job / forget_job take."""
+class RecordedRun:
+    """One recorded Batch API run (all its jobs): ``id`` is what cancel_job / forget_job take."""
 
     id: str
     provider: str
@@ -50,7 +54,7 @@ class JobInfo:
 _HEAD = ["id", "provider", "host", "model", "jobs", "status", "done", "failed", "age"]
 
 
-class JobList(list[JobInfo]):
+class RecordedRuns(list[RecordedRun]):
     """What ``jobs()`` returns: a list that shows itself as a table."""
 
     def __repr__(self) -> str:
@@ -75,42 +79,43 @@ def _group(records: list[JobRecord]) -> dict[str, list[JobRecord]]:
     return groups
 
 
-def jobs(store: JobStore | None = None) -> JobList:
-    """Every recorded Batch API run, oldest first, as last seen (a running cell keeps them current)."""
+def jobs(store: JobStore | None = None) -> RecordedRuns:
+    """Every recorded Batch API run with its jobs, oldest first, as last seen (a running cell keeps them current)."""
     store = store or JobStore()
-    found = JobList()
+    found = RecordedRuns()
     for key, parts in _group(store.all()).items():
         statuses = sorted({p.status for p in parts})
         missing = parts[0].parts - len(parts)
         status = "/".join(statuses) + (f" ({missing} part(s) not submitted)" if missing else "")
         host = parts[0].base_url.split("://", 1)[-1].split("/", 1)[0]
-        found.append(JobInfo(key[:12], parts[0].provider, host, parts[0].model, tuple(p.job_id for p in parts), status,
+        found.append(RecordedRun(key[:12], parts[0].provider, host, parts[0].model, tuple(p.job_id for p in parts), status,
                              sum(p.total for p in parts), sum(p.done for p in parts), sum(p.failed for p in parts),
                              min(p.created for p in parts)))
     return found
 
 
-def _find(job: str, store: JobStore) -> list[JobRecord]:
-    job = job.strip()
+def _find_run(ref: str, store: JobStore) -> list[JobRecord]:
+    """The jobs of the run ``ref`` names: the run's id as jobs() shows it, or one of its provider job ids."""
+    ref = ref.strip()
     for key, parts in _group(store.all()).items():
-        if key.startswith(job) and len(job) >= 6 or any(p.job_id == job for p in parts):
+        if key.startswith(ref) and len(ref) >= 6 or any(p.job_id == ref for p in parts):
             return parts
-    raise ConfigError(f"no recorded Batch API job {job!r}: nbtools.jobs() (magic: %llm_jobs) lists them")
+    raise ConfigError(f"no recorded Batch API job {ref!r}: nbtools.jobs() (magic: %llm_jobs) lists them")
 
 
 def forget_job(job: str) -> int:
-    """Drop a job (by the id jobs() shows, or a provider job id) from the store; a re-run submits anew."""
+    """Drop a run (by the id jobs() shows, or one of its provider job ids) from the store; a re-run submits anew."""
     store = JobStore()
-    parts = _find(job, store)
+    parts = _find_run(job, store)
     return store.forget(parts[0].key)
 
 
 def cancel_job(job: str) -> list[str]:
-    """Ask the provider to cancel every part of a recorded job; returns their states."""
+    """Ask the provider to cancel every job of a recorded run (by either id, as forget_job); returns their states."""
     from nbtools.engine.blocking import run_blocking
 
     store = JobStore()
-    parts = _find(job, store)
+    parts = _find_run(job, store)
     first = parts[0]
     provider = first.provider if first.provider in PROFILES else None
     endpoint = resolve_endpoint(provider, first.base_url)

@@ -52,7 +52,7 @@ _SCALARS: dict[type, type[TraitType[Any, Any]]] = {Text: Unicode, WholeNumber: I
 
 
 @dataclass
-class Job:
+class ParsedCell:
     """A parsed cell: the prompts, the engine options, and what to do with the result."""
 
     prompts: list[str]
@@ -163,14 +163,14 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             Summarize {topic} in one line.
             Name three facts about {topic}.
         """
-        job = self.parse(line, cell)
-        if job.background:
-            self._start_background(job)
+        parsed = self.parse(line, cell)
+        if parsed.background:
+            self._start_background(parsed)
             return
-        if job.batch_api and not job.wait and _loop_running():  # return once submitted
-            run_blocking(self._submit_batch(job))
+        if parsed.batch_api and not parsed.wait and _loop_running():  # return once submitted
+            run_blocking(self._submit_batch(parsed))
             return
-        run_blocking(self.run(job))
+        run_blocking(self.run(parsed))
 
     @line_magic
     def llm_panel(self, line: str) -> Any:
@@ -235,7 +235,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         raise UsageError("%llm_jobs takes nothing, 'cancel ID' or 'forget ID' (ID: the first column of %llm_jobs)")
 
     # -- parsing ----------------------------------------------------------------------------------
-    def parse(self, line: str, cell: str) -> Job:
+    def parse(self, line: str, cell: str) -> ParsedCell:
         """Everything the cell asks for, checked up front: UsageError names the problem and the fix."""
         args = _parse_line(line)
         options = self._options(args)
@@ -261,7 +261,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             raise UsageError("--compare times online requests: drop --via batch (or --compare)")
         if args.wait and options["via"] != "batch":
             raise UsageError("--wait is for --via batch (an online cell always waits): drop --wait")
-        return Job(prompts, options, args.out, args.background, args.compare, not args.no_display, args.wait)
+        return ParsedCell(prompts, options, args.out, args.background, args.compare, not args.no_display, args.wait)
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
@@ -284,101 +284,101 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         return options
 
     # -- running ----------------------------------------------------------------------------------
-    def _bind(self, job: Job, result: BatchResult) -> None:
+    def _bind(self, parsed: ParsedCell, result: BatchResult) -> None:
         """A batch has started: bound to -o VAR at once (an interrupt keeps what finished), and cancellable."""
-        if job.out:
-            self._user_ns[job.out] = result
+        if parsed.out:
+            self._user_ns[parsed.out] = result
         _running.add(result)
 
-    def _view(self, job: Job) -> Callable[[BatchResult, str | None], LiveDisplay | None]:
+    def _view(self, parsed: ParsedCell) -> Callable[[BatchResult, str | None], LiveDisplay | None]:
         def view(result: BatchResult, title: str | None) -> LiveDisplay | None:
-            if not job.display:
+            if not parsed.display:
                 return None
             # blocking: on kernels that hold clicks until the cell ends, a stop hint replaces Cancel
-            live = LiveDisplay(result, limit=self.display_limit, title=title, blocking=not job.background)
+            live = LiveDisplay(result, limit=self.display_limit, title=title, blocking=not parsed.background)
             live.show()
             return live
 
         return view
 
-    async def run(self, job: Job) -> None:
+    async def run(self, parsed: ParsedCell) -> None:
         """Run the cell's batch to the end (or the stop button), showing it live."""
-        if job.options["dry_run"]:  # nothing is sent
-            self._dry_run(job)
+        if parsed.options["dry_run"]:  # nothing is sent
+            self._dry_run(parsed)
             return
         current: list[BatchResult] = []
 
         def started(result: BatchResult) -> None:
             current.append(result)
-            self._bind(job, result)
+            self._bind(parsed, result)
 
         try:
-            outcome = await run_live(job.prompts, job.options, view_for=self._view(job), compare=job.compare,
+            outcome = await run_live(parsed.prompts, parsed.options, view_for=self._view(parsed), compare=parsed.compare,
                                      on_start=started)
         except asyncio.CancelledError:  # the stop button
             if not current:
                 raise
-            raise BatchInterrupted(current[-1], _interrupted(current[-1], job.out)) from None
+            raise BatchInterrupted(current[-1], _interrupted(current[-1], parsed.out)) from None
         except NbtoolsError as exc:  # bad options, or what stopped the batch (its rows stay in -o VAR)
             raise UsageError(str(exc)) from None
         finally:
             _running.difference_update(current)
         if isinstance(outcome, BatchResult):
             return
-        if job.out:
-            self._user_ns[job.out] = outcome
+        if parsed.out:
+            self._user_ns[parsed.out] = outcome
         from IPython.display import display
 
         display(outcome)
 
-    def _dry_run(self, job: Job) -> None:
+    def _dry_run(self, parsed: ParsedCell) -> None:
         from IPython.display import display
 
         from nbtools.dryrun import dry_run
 
         try:
-            estimate = dry_run(job.prompts, **job.options)
+            estimate = dry_run(parsed.prompts, **parsed.options)
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
-        if job.out:
-            self._user_ns[job.out] = estimate
+        if parsed.out:
+            self._user_ns[parsed.out] = estimate
         display(estimate)
 
-    async def _submit_batch(self, job: Job) -> None:
+    async def _submit_batch(self, parsed: ParsedCell) -> None:
         """Start a Batch API run, follow it in the background, return once its jobs are submitted."""
         try:
-            result = start(job.prompts, **job.options)
+            result = start(parsed.prompts, **parsed.options)
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
-        self._follow_in_background(job, result, "Batch API")
-        await result.batch_job.submitted.wait()
+        self._follow_in_background(parsed, result, "Batch API")
+        await result.batch_run.submitted.wait()
         if result.failure is not None:
             raise UsageError(str(result.failure))
         if not result.done:
-            name = job.out or "the result (-o VAR)"
+            name = parsed.out or "the result (-o VAR)"
             print(f"submitted; the view above updates in the background. `await {name}` or {name}.wait() blocks "
                   "until the job ends; running this cell again reattaches to the job; %llm_jobs lists jobs")
 
-    def _follow_in_background(self, job: Job, result: BatchResult, title: str) -> None:
+    def _follow_in_background(self, parsed: ParsedCell, result: BatchResult, title: str) -> None:
         """Bind ``result`` and keep its view current from a task of the kernel's loop, after the cell ends."""
-        self._bind(job, result)
-        task = asyncio.get_running_loop().create_task(follow(result, self._view(job)(result, title)))
+        self._bind(parsed, result)
+        task = asyncio.get_running_loop().create_task(follow(result, self._view(parsed)(result, title)))
         _background.add(task)
         task.add_done_callback(_background.discard)
         task.add_done_callback(lambda _: _running.discard(result))
         task.add_done_callback(_quiet)
 
-    def _start_background(self, job: Job) -> None:
+    def _start_background(self, parsed: ParsedCell) -> None:
         if not _loop_running():
             raise UsageError(
                 "--background needs a Jupyter kernel (no event loop runs here between cells): drop --background"
             )
         try:
-            result = start(job.prompts, **job.options)  # now, so -o VAR is bound when the cell ends
+            result = start(parsed.prompts, **parsed.options)  # now, so -o VAR is bound when the cell ends
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
-        self._follow_in_background(job, result, "background")
-        if not job.out:
+        self._follow_in_background(parsed, result, "background")
+        if not parsed.out:
             print("running in the background; %llm_cancel stops it (use -o VAR to keep the result)")
 
 
@@ -464,14 +464,14 @@ async def run_cell(line: str, cell: str) -> None:
     assert magics is not None, "%load_ext nbtools first"
     assert magics.shell is not None
     line = magics.shell.var_expand(line)  # {name} and $name in the magic line, as run_cell_magic does
-    job = magics.parse(line, cell)
-    if job.background:
-        magics._start_background(job)
+    parsed = magics.parse(line, cell)
+    if parsed.background:
+        magics._start_background(parsed)
         return
-    if job.batch_api and not job.wait:
-        await magics._submit_batch(job)
+    if parsed.batch_api and not parsed.wait:
+        await magics._submit_batch(parsed)
         return
-    await magics.run(job)
+    await magics.run(parsed)
 
 
 def load(shell: Any) -> None:
