@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from nbtools.prompts import Prompt
@@ -25,6 +26,8 @@ FIELDS = (
 )
 DERIVED = ("queue_wait", "ttft", "latency")
 _INTERNAL = ("sent", "_parts")  # stored, not exported: when the last attempt went out; the stream so far
+_EXPORTED = FIELDS + DERIVED
+_export = attrgetter(*_EXPORTED)  # one call for all: to_pandas() exports 100,000 rows
 _IDENTITY = ("index", "prompt", "queued")  # which row it is and when it was asked: never copied from another
 
 
@@ -125,7 +128,7 @@ class RequestResult:
         return str(self.prompt[-1].get("content"))
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in FIELDS + DERIVED}
+        return dict(zip(_EXPORTED, _export(self)))
 
     def __repr__(self) -> str:
         text = self.partial_text
