@@ -29,11 +29,8 @@ def private_database(path: Path, *, own_folder: bool) -> None:
         os.chmod(folder, FOLDER_MODE)  # mkdir's mode passes through the umask
     elif own_folder and folder.stat().st_mode & 0o777 != FOLDER_MODE:
         os.chmod(folder, FOLDER_MODE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)  # created private, never readable for a moment
-    try:
-        os.fchmod(fd, FILE_MODE)  # an existing file, or a umask that took bits away
-    finally:
-        os.close(fd)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))  # created private, never readable for a moment
+    os.chmod(path, FILE_MODE)  # an existing file, or a umask that took bits away
     for suffix in SIDE_FILES:
         side = path.with_name(path.name + suffix)
         if side.exists():
