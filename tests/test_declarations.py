@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import nbtools
-from nbtools.notebook.magics import LLMBatch
+from nbtools.notebook.magics import CELL_FLAGS, LLMBatch
 from nbtools.options import OPTIONS, BatchOptions, Flag, options_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ class _Shell:
     user_ns: dict = {}
 
 
-MAGIC_ONLY = {"out", "background", "compare", "over", "no_display", "wait", "help"}
+MAGIC_ONLY = {flag.name for flag in CELL_FLAGS} | {"help"}  # the cell's own flags, declared in magics.py
 
 
 def _parser_actions() -> dict[str, list]:
@@ -140,8 +140,6 @@ def test_a_batch_api_job_refuses_exactly_the_options_declared_online_only() -> N
 
 def test_llm_panel_refuses_exactly_the_flags_declared_not_for_the_panel(ip) -> None:
     from IPython.core.error import UsageError
-
-    from nbtools.notebook.magics import CELL_FLAGS
 
     refused = {spec.flags[-1] for _, (_, spec) in OPTIONS.items() if not spec.panel_takes}
     refused |= {flag.flags[-1] for flag in CELL_FLAGS if not flag.panel_takes}

@@ -123,6 +123,7 @@ CELL_FLAGS = (
 
 
 def _cell_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """The magic line's flag for each of CELL_FLAGS, in their order."""
     for flag in reversed(CELL_FLAGS):
         if flag.metavar is None:
             magic = argument(*flag.flags, action="store_true", help=flag.help)(magic)
