@@ -96,8 +96,10 @@ class ReplyCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT, text TEXT, "
-            "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, created REAL)"
+            "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, created REAL, cached_tokens INTEGER)"
         )
+        if "cached_tokens" not in {row[1] for row in self._db.execute("PRAGMA table_info(replies)")}:
+            self._db.execute("ALTER TABLE replies ADD COLUMN cached_tokens INTEGER")  # a cache from before
         self._pending: list[tuple[Any, ...]] = []
         self._last_commit = time.monotonic()
 
@@ -107,24 +109,25 @@ class ReplyCache:
         for i in range(0, len(unique), 500):  # SQLite caps the number of bound parameters
             chunk = unique[i : i + 500]
             rows = self._db.execute(
-                "SELECT key, text, model, prompt_tokens, completion_tokens, finish_reason FROM replies "
+                "SELECT key, text, model, prompt_tokens, completion_tokens, finish_reason, cached_tokens FROM replies "
                 f"WHERE key IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for key, text, model, ptok, ctok, finish in rows:
-                found[key] = Completion(text, model, ptok, ctok, finish)
+            for key, text, model, ptok, ctok, finish, cached in rows:
+                found[key] = Completion(text, model, ptok, ctok, finish, cached)
         return found
 
     def put(self, key: str, completion: Completion) -> None:
         self._pending.append((key, completion.model, completion.text, completion.prompt_tokens,
-                              completion.completion_tokens, completion.finish_reason, time.time()))
+                              completion.completion_tokens, completion.finish_reason, time.time(),
+                              completion.cached_tokens))
         if time.monotonic() - self._last_commit >= COMMIT_EVERY:
             self.flush()
 
     def flush(self) -> None:
         if self._pending:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)", self._pending)
+            self._db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending)
             self._db.execute("COMMIT")
             self._pending.clear()
         self._last_commit = time.monotonic()
