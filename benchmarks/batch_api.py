@@ -47,7 +47,7 @@ wall = time.perf_counter() - t0
 usage = resource.getrusage(resource.RUSAGE_SELF)
 cpu = usage.ru_utime - usage0.ru_utime + usage.ru_stime - usage0.ru_stime
 ok = sum(r.ok for r in result)
-job = getattr(result, "batch_job", None)
+job = getattr(result, "batch_run", None)
 print(json.dumps({"wall": wall, "cpu": cpu, "rss_mb": usage.ru_maxrss / 1024, "ok": ok,
                   "in_order": result.texts == prompts, "jobs": len(job.jobs) if job else 0,
                   "timings": job.timings if job else {}}))

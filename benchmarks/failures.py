@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Real providers' errors, measured side by side in one run (issue 11).
+"""Real providers' errors, measured side by side in one run.
 
 A local server (tests/error_server.py, on 127.0.0.1 in a thread of this process) answers with the
 documented error replies of tests/provider_errors.py. Two tables:

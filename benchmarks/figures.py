@@ -9,11 +9,11 @@ concurrency 1, 4 and 16, one run after the other. It prints, per run:
   claimed       Summary.speedup: the estimated serial-equivalent time (server queueing taken out,
                 nbtools.figures) / wall; what the summary line says
   measured      the wall time at concurrency 1 / this run's wall time (what ``--compare`` measures)
-  sum/wall      the sum of latencies / wall: what the summary claimed before issue 12
+  sum/wall      the sum of latencies / wall: what the summary claimed before taking queueing out
   capacity      Summary.server_capacity: how many at a time the summary says the server processed
                 ("-": the server was not the limit)
 
-Targets (issue 12): capacity 1, no claimed speedup above 1.3x; capacities 4 and 16, the claimed
+Targets: capacity 1, no claimed speedup above 1.3x; capacities 4 and 16, the claimed
 speedup within 20% of the measured one.
 
     python benchmarks/figures.py [--n N] [--latency SECONDS] [--spread SIGMA]

@@ -50,7 +50,7 @@ __all__ = [
     "resend",
 ]
 
-_BATCH_API = ("jobs", "cancel_job", "forget_job", "resend")  # issue 15: the Batch API's job store
+_BATCH_API = ("jobs", "cancel_job", "forget_job", "resend")  # the Batch API's job store
 
 
 def _start_simulator() -> str:

@@ -7,12 +7,31 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from nbtools.compare import Comparison
 from nbtools.engine.blocking import run_blocking
-from nbtools.errors import NbtoolsError
+from nbtools.errors import ConfigError, NbtoolsError
 from nbtools.live import run_live
+from nbtools.options import OPTIONS
 from nbtools.results import BatchResult
+
+
+DEMO = {"repeat": 10, "concurrency": 10, "provider": "sim", "model": None}  # the demo's options, its defaults
+
+
+def _add_option(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
+    """The option's flags and help as declared (nbtools.options), read by the option's own kind."""
+    _, spec = OPTIONS[name]
+
+    def read(text: str) -> Any:
+        try:
+            return spec.kind.parse(name, text, spec.example)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    shown = "" if default is None else f" (this demo: {default})"
+    parser.add_argument(*spec.flags, dest=name, type=read, default=default, help=spec.help.replace("%", "%%") + shown)
 
 
 class _Timing:
@@ -30,14 +49,17 @@ class _Timing:
         print(f"  {self.result.elapsed():.2f} s", flush=True)
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line: the demo's options, with their flags and help as declared, and the prompt."""
+    command = argparse.ArgumentParser(prog="python -m nbtools", description=__doc__)
+    for name, default in DEMO.items():
+        _add_option(command, name, default)
+    command.add_argument("--prompt", default="Hello, how are you?", help="the prompt sent (default: %(default)r)")
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nbtools", description=__doc__)
-    parser.add_argument("-n", "--repeat", type=int, default=10, help="how many identical prompts (default 10)")
-    parser.add_argument("-c", "--concurrency", type=int, default=10, help="requests at once (default 10)")
-    parser.add_argument("--prompt", default="Hello, how are you?")
-    parser.add_argument("--provider", default="sim", help="sim (default), openai, xai, anthropic, ollama, vllm")
-    parser.add_argument("-m", "--model", default=None)
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     options = dict(repeat=args.repeat, provider=args.provider, model=args.model, concurrency=args.concurrency)
     print(f"{args.repeat} x {args.prompt!r} on provider {args.provider!r}\n")
     try:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any, Literal, overload
 
 from nbtools.dryrun import DryRun, dry_run
-from nbtools.engine.batchapi import BatchJobRun
+from nbtools.engine.batchapi import BatchAPIRun
 from nbtools.engine.blocking import run_blocking
 from nbtools.engine.client import ChatClient, RequestFailed
 from nbtools.engine.endpoints import Endpoint, resolve_endpoint
@@ -44,14 +44,14 @@ def _announce(result: BatchResult) -> None:
         print(f"nbtools: {endpoint.note}", file=sys.stderr)
 
 
-def _make_run(result: BatchResult, on_result: OnResult | None) -> OnlineRun[BatchResult] | BatchJobRun[BatchResult]:
+def _make_run(result: BatchResult, on_result: OnResult | None) -> OnlineRun[BatchResult] | BatchAPIRun[BatchResult]:
     """via="batch" runs through the provider's Batch API, behind the same Control."""
     if result.options.via == "batch":
-        return BatchJobRun(result, on_result)
+        return BatchAPIRun(result, on_result)
     return OnlineRun(result, on_result)
 
 
-def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> OnlineRun[BatchResult] | BatchJobRun[BatchResult]:
+def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> OnlineRun[BatchResult] | BatchAPIRun[BatchResult]:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

@@ -1,4 +1,8 @@
-"""The job store seen by a user: list jobs, cancel or forget them, send again what a job did not run."""
+"""The job store seen by a user: list Batch API runs, cancel or forget them, send again what they did not run.
+
+A run is one ``via="batch"`` call: one provider job per part (a part holds at most the provider's
+requests per job). ``jobs()`` lists runs; ``cancel_job`` and ``forget_job`` take a run's id or any of its jobs' ids.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from nbtools.api import batch
-from nbtools.engine.batchapi.protocols import client_for
+from nbtools.engine.batchapi.clients import client_for
 from nbtools.engine.batchapi.store import JobRecord, JobStore
 from nbtools.engine.endpoints import PROFILES, resolve_endpoint
-from nbtools.engine.rows import NOT_SENT, RequestResult
+from nbtools.engine.rows import NOT_SENT, RequestResult, copy_outcome
 from nbtools.errors import ConfigError
+from nbtools.options import RESENT
 from nbtools.results import BatchResult
-from nbtools.views.job_table import job_list_html, job_list_text
+from nbtools.views.run_table import runs_html, runs_text
 
-__all__ = ["JobInfo", "JobList", "cancel_job", "forget_job", "jobs", "resend"]
+__all__ = ["RecordedRun", "RecordedRuns", "cancel_job", "forget_job", "jobs", "resend"]
 
 
 @dataclass(frozen=True)
-class JobInfo:
-    """One submitted run (all its parts): ``id`` is what cancel_job / forget_job take."""
+class RecordedRun:
+    """One recorded Batch API run (all its jobs): ``id`` is what cancel_job / forget_job take."""
 
     id: str
     provider: str
@@ -33,14 +38,14 @@ class JobInfo:
     created: float
 
 
-class JobList(list[JobInfo]):
+class RecordedRuns(list[RecordedRun]):
     """What ``jobs()`` returns: a list that shows itself as a table."""
 
     def __repr__(self) -> str:
-        return job_list_text(self)
+        return runs_text(self)
 
     def _repr_html_(self) -> str:
-        return job_list_html(self)
+        return runs_html(self)
 
 
 def _group(records: list[JobRecord]) -> dict[str, list[JobRecord]]:
@@ -50,42 +55,43 @@ def _group(records: list[JobRecord]) -> dict[str, list[JobRecord]]:
     return groups
 
 
-def jobs(store: JobStore | None = None) -> JobList:
-    """Every recorded Batch API run, oldest first, as last seen (a running cell keeps them current)."""
+def jobs(store: JobStore | None = None) -> RecordedRuns:
+    """Every recorded Batch API run with its jobs, oldest first, as last seen (a running cell keeps them current)."""
     store = store or JobStore()
-    found = JobList()
+    found = RecordedRuns()
     for key, parts in _group(store.all()).items():
         statuses = sorted({p.status for p in parts})
         missing = parts[0].parts - len(parts)
         status = "/".join(statuses) + (f" ({missing} part(s) not submitted)" if missing else "")
         host = parts[0].base_url.split("://", 1)[-1].split("/", 1)[0]
-        found.append(JobInfo(key[:12], parts[0].provider, host, parts[0].model, tuple(p.job_id for p in parts), status,
+        found.append(RecordedRun(key[:12], parts[0].provider, host, parts[0].model, tuple(p.job_id for p in parts), status,
                              sum(p.total for p in parts), sum(p.done for p in parts), sum(p.failed for p in parts),
                              min(p.created for p in parts)))
     return found
 
 
-def _find(job: str, store: JobStore) -> list[JobRecord]:
-    job = job.strip()
+def _find_run(ref: str, store: JobStore) -> list[JobRecord]:
+    """The jobs of the run ``ref`` names: the run's id as jobs() shows it, or one of its provider job ids."""
+    ref = ref.strip()
     for key, parts in _group(store.all()).items():
-        if key.startswith(job) and len(job) >= 6 or any(p.job_id == job for p in parts):
+        if key.startswith(ref) and len(ref) >= 6 or any(p.job_id == ref for p in parts):
             return parts
-    raise ConfigError(f"no recorded Batch API job {job!r}: nbtools.jobs() (magic: %llm_jobs) lists them")
+    raise ConfigError(f"no recorded Batch API job {ref!r}: nbtools.jobs() (magic: %llm_jobs) lists them")
 
 
 def forget_job(job: str) -> int:
-    """Drop a job (by the id jobs() shows, or a provider job id) from the store; a re-run submits anew."""
+    """Drop a run (by the id jobs() shows, or one of its provider job ids) from the store; a re-run submits anew."""
     store = JobStore()
-    parts = _find(job, store)
+    parts = _find_run(job, store)
     return store.forget(parts[0].key)
 
 
 def cancel_job(job: str) -> list[str]:
-    """Ask the provider to cancel every part of a recorded job; returns their states."""
+    """Ask the provider to cancel every job of a recorded run (by either id, as forget_job); returns their states."""
     from nbtools.engine.blocking import run_blocking
 
     store = JobStore()
-    parts = _find(job, store)
+    parts = _find_run(job, store)
     first = parts[0]
     provider = first.provider if first.provider in PROFILES else None
     endpoint = resolve_endpoint(provider, first.base_url)
@@ -102,10 +108,6 @@ def cancel_job(job: str) -> list[str]:
     return run_blocking(cancel_all())
 
 
-_COPIED = ("text", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
-           "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "waits", "cached", "started", "finished")
-
-
 def resend(result: BatchResult, via: str = "online", **options: Any) -> BatchResult:
     """Send again the rows a job did not run (expired, cancelled), online or as a new batch job.
 
@@ -117,17 +119,14 @@ def resend(result: BatchResult, via: str = "online", **options: Any) -> BatchRes
     todo = [row for row in result.rows if row.status == NOT_SENT]
     if not todo:
         return result
-    base = {k: getattr(result.options, k) for k in ("model", "system", "temperature", "max_tokens", "params",
-                                                    "provider", "base_url", "api_key_env", "timeout", "retries",
-                                                    "max_wait", "price", "cache", "dedupe")}
+    base = {name: getattr(result.options, name) for name in RESENT}
     if result.model:
         base["model"] = result.model
     target = {i: row for i, row in enumerate(todo)}
 
     def copy_back(row: RequestResult) -> None:
         original = target[row.index]
-        for name in _COPIED:
-            setattr(original, name, getattr(row, name))
+        copy_outcome(row, original)
         result.row_finished(original)
 
     batch([row.prompt for row in todo], via=via, on_result=copy_back, **{**base, **options})

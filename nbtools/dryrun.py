@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from nbtools.engine.cache import ReplyCache, SampleKeys
-from nbtools.engine.cache import enabled_by_default as cache_on
+from nbtools.engine.cache import ReplyCache, SampleKeys, cache_is_on
 from nbtools.engine.endpoints import Endpoint
 from nbtools.engine.prepare import prepare_batch
 from nbtools.engine.prices import Price, price_for
@@ -97,8 +96,7 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
     bound = opts.reply_bound
     bodies = [opts.request_body(opts.messages(row.prompt), model or "") for row in result.rows]
     cached: set[int] = set()
-    use_cache = opts.cache if opts.cache is not None else (not endpoint.simulated and cache_on())
-    if use_cache and model is not None:  # reading the local cache sends nothing
+    if cache_is_on(opts.cache, endpoint) and model is not None:  # reading the local cache sends nothing
         samples = SampleKeys(endpoint.base_url, opts.repeat, opts.dedupe)
         keys = [samples.key(row.index, body) for row, body in zip(result.rows, bodies)]
         cache = ReplyCache()

@@ -17,7 +17,7 @@ from nbtools.errors import ConfigError
 from nbtools.prompts import Message, Prompt
 
 __all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_table", "Kind", "Text", "WholeNumber",
-           "Number", "Flag", "Concurrency", "RequestFields", "Price", "Choice"]
+           "Number", "Flag", "Concurrency", "RequestFields", "Rates", "Choice", "ONLINE_ONLY", "RESENT"]
 
 # Request fields that nbtools sets itself; passing them in ``params`` would fight the options.
 _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
@@ -154,8 +154,8 @@ class Choice(Kind):
         return value  # type: ignore[no-any-return]
 
 
-class Price(Kind):
-    """USD per million (input, output) tokens: a pair, or the text "0.15,0.60"."""
+class Rates(Kind):
+    """USD per million (input, output) tokens: a pair, or the text "0.15,0.60" (engine.prices.Price is what it becomes)."""
 
     def check(self, name: str, value: Any, example: str) -> tuple[float, float] | None:
         return parse_price(value)
@@ -170,11 +170,14 @@ class OptionSpec:
     flags: tuple[str, ...] = ()  # on the magic line; () = Python API only
     example: str = ""  # the fix shown in error messages
     panel: bool = False  # the panel has a control of its own for it
+    panel_takes: bool = True  # False: the panel has no use for it, and %llm_panel refuses its flag
+    online_only: bool = False  # a Batch API job cannot do it (the provider runs the job whole, at its own pace)
+    resent: bool = True  # resend() takes it from the batch it completes (False: how that batch ran, not what it asked)
 
 
 def option(default: Any, help: str, kind: Kind, *, flags: tuple[str, ...] = (), example: str = "",
-           panel: bool = False) -> Any:
-    spec = OptionSpec(help, kind, flags, example, panel)
+           panel: bool = False, panel_takes: bool = True, online_only: bool = False, resent: bool = True) -> Any:
+    spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only)
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"spec": spec})
     return field(default=default, metadata={"spec": spec})
@@ -189,10 +192,11 @@ class BatchOptions:
         flags=("-m", "--model"), example="e.g. model='gpt-4o-mini'", panel=True)
     concurrency: int | str = option(
         16, "most requests in flight (default 16), or `auto` to adapt to the endpoint", Concurrency(),
-        flags=("-c", "--concurrency"), example="e.g. concurrency=16, or 'auto'", panel=True)
+        flags=("-c", "--concurrency"), example="e.g. concurrency=16, or 'auto'", panel=True, online_only=True)
     repeat: int = option(
         1, "send each prompt n times (separate samples)", WholeNumber(1),
-        flags=("-n", "--repeat"), example="e.g. repeat=10 to send each prompt 10 times", panel=True)
+        flags=("-n", "--repeat"), example="e.g. repeat=10 to send each prompt 10 times", panel=True,
+        resent=False)  # the rows to send again are already one per sample
     system: str | None = option(
         None, "system message", Text(),
         flags=("-s", "--system"), example="the system message sent before each prompt, e.g. system='Be brief.'")
@@ -207,7 +211,7 @@ class BatchOptions:
         flags=("--params",), example="e.g. params={'seed': 1}")
     stream: bool = option(
         False, "stream tokens; time to first token is recorded", Flag(),
-        flags=("--stream",), example="e.g. stream=True", panel=True)
+        flags=("--stream",), example="e.g. stream=True", panel=True, online_only=True)
     timeout: float = option(
         60.0, "seconds per attempt (streaming: the longest silence, so long replies are not cut)", Number(above=0),
         flags=("--timeout",), example="e.g. timeout=60 (seconds per request)")
@@ -220,10 +224,10 @@ class BatchOptions:
         flags=("--max-wait",), example="e.g. max_wait=600 (seconds)")
     rpm: float | None = option(
         None, "client-side budget in requests per minute, spread evenly (no initial burst)", Number(above=0),
-        flags=("--rpm",), example="e.g. rpm=600 (per minute), or leave it unset")
+        flags=("--rpm",), example="e.g. rpm=600 (per minute), or leave it unset", online_only=True)
     tpm: float | None = option(
         None, "client-side budget in tokens per minute (estimated, then corrected)", Number(above=0),
-        flags=("--tpm",), example="e.g. tpm=100000 (per minute), or leave it unset")
+        flags=("--tpm",), example="e.g. tpm=100000 (per minute), or leave it unset", online_only=True)
     cache: bool | None = option(
         None, "answer identical requests from the on-disk cache (default: on, except on the simulator)",
         Flag(negative="--no-cache"), flags=("--cache",), example="e.g. cache=False to always send")
@@ -233,23 +237,24 @@ class BatchOptions:
         flags=("--dedupe",), example="e.g. dedupe=True")
     price: tuple[float, float] | None = option(
         None, "USD per million input and output tokens, e.g. `0.15,0.60` (default: from genai-prices; local "
-        "servers free)", Price(), flags=("--price",))
+        "servers free)", Rates(), flags=("--price",))
     max_cost: float | None = option(
         None, "spending cap in USD: no request starts that could take the batch past it", Number(minimum=0),
-        flags=("--max-cost",), example="e.g. max_cost=0.50 (USD)")
+        flags=("--max-cost",), example="e.g. max_cost=0.50 (USD)", online_only=True)
     dry_run: bool = option(
         False, "send nothing: show prompt tokens, the worst case and the cost range", Flag(),
-        flags=("--dry-run",), example="e.g. dry_run=True to send nothing")
+        flags=("--dry-run",), example="e.g. dry_run=True to send nothing", panel_takes=False, resent=False)
     via: str = option(
         "online", "`online` (requests from here, default) or `batch` (the provider's Batch API: about half price, "
         "results within 24 h; re-running the cell reattaches)", Choice("online", "batch"),
-        flags=("--via",), example="via='online' (default) or via='batch' (the provider's Batch API)")
+        flags=("--via",), example="via='online' (default) or via='batch' (the provider's Batch API)",
+        resent=False)  # resend() takes its own via=
     poll_interval: float | None = option(
         None, "with via='batch': first seconds between polls of the job (it grows; default by endpoint)",
-        Number(above=0), flags=("--poll-interval",), example="e.g. poll_interval=5 (seconds)")
+        Number(above=0), flags=("--poll-interval",), example="e.g. poll_interval=5 (seconds)", resent=False)
     job_size: int | None = option(
         None, "with via='batch': most requests per job (default: the provider's limit); more are split",
-        WholeNumber(1), flags=("--job-size",), example="e.g. job_size=10000 requests per job")
+        WholeNumber(1), flags=("--job-size",), example="e.g. job_size=10000 requests per job", resent=False)
     provider: str | None = option(
         None, "openai, xai, anthropic, ollama, vllm or sim", Text(checked=False),
         flags=("--provider",), panel=True)
@@ -306,13 +311,14 @@ def spec_of(f: Field[Any]) -> OptionSpec:
     return f.metadata["spec"]  # type: ignore[no-any-return]
 
 
-ONLINE_ONLY = ("stream", "rpm", "tpm", "max_cost", "concurrency")  # what a Batch API job cannot do
-
 OPTIONS: dict[str, tuple[Any, OptionSpec]] = {
     f.name: (f.default_factory() if callable(f.default_factory) else f.default, spec_of(f))
     for f in fields(BatchOptions)
 }
 """name -> (default, spec), in declaration order."""
+
+ONLINE_ONLY = tuple(name for name, (_, spec) in OPTIONS.items() if spec.online_only)  # what a Batch API job cannot do
+RESENT = tuple(name for name, (_, spec) in OPTIONS.items() if spec.resent)  # what resend() takes from the batch
 
 
 def options_doc() -> str:

@@ -133,7 +133,7 @@ class BatchResult(BatchState, Sequence[RequestResult]):
             waits += r.waits
             if r.attempts > 1:
                 retries += r.attempts - 1 - r.waits
-            if r.error_kind is not None and r.status == ERROR:  # issue 11: a row cancelled while rate limited did not fail
+            if r.error_kind is not None and r.status == ERROR:  # a row cancelled while rate limited did not fail
                 kinds[r.error_kind] += 1
             if r.finish_reason in labels.NOTABLE_FINISH:
                 finishes[r.finish_reason] += 1  # type: ignore[index]

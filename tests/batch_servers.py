@@ -44,6 +44,7 @@ class OpenAIBatchServer:
     max_requests: int = 50_000
     expire: bool = False
     lose_create_answers: bool = False  # create the job, then answer 500 (an answer lost on the way)
+    usage: dict[str, Any] = field(default_factory=lambda: {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10})
     uploads: int = 0
     creates: int = 0
     cancels: int = 0
@@ -186,7 +187,7 @@ class OpenAIBatchServer:
                                        "param": "messages", "code": None}}}})
             else:
                 out.append({"id": rid, "custom_id": line["custom_id"], "error": None, "response": {
-                    "status_code": 200, "request_id": f"req_{i}", "body": _chat_body(line["body"], i)}})
+                    "status_code": 200, "request_id": f"req_{i}", "body": _chat_body(line["body"], i, self.usage)}})
         batch["request_counts"]["completed"] = len(out)
         batch["request_counts"]["failed"] = sum(1 for e in err if e["response"] is not None)
         for kind, records in (("output", out), ("error", err)):
@@ -198,14 +199,16 @@ class OpenAIBatchServer:
     async def chat(self, request: web.Request) -> web.Response:
         if not self._authorized(request):
             return self._error(401, "Incorrect API key provided.")
-        return web.json_response(_chat_body(await request.json(), 0))
+        return web.json_response(_chat_body(await request.json(), 0, self.usage))
 
 
-def _chat_body(body: dict[str, Any], i: int) -> dict[str, Any]:
+def _chat_body(body: dict[str, Any], i: int, usage: dict[str, Any]) -> dict[str, Any]:
+    """A chat.completion; a cached prompt shows in ``usage.prompt_tokens_details.cached_tokens`` (openai-python
+    ``src/openai/types/completion_usage.py``), the batch output's ``response.body`` being that same object."""
     return {"id": f"chatcmpl-{i}", "object": "chat.completion", "created": 1700000000, "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": _answer(body["messages"])},
                          "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}
+            "usage": usage}
 
 
 @dataclass
@@ -214,6 +217,9 @@ class AnthropicBatchServer:
 
     key: str = "sk-ant-test"
     max_requests: int = 100_000
+    # The Messages API usage; a prompt-cache hit adds cache_read_input_tokens (and cache_creation_input_tokens),
+    # which input_tokens leaves out (https://docs.claude.com/en/docs/build-with-claude/prompt-caching).
+    usage: dict[str, Any] = field(default_factory=lambda: {"input_tokens": 11, "output_tokens": 5})
     creates: int = 0
     header_failures: int = 0
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -292,6 +298,6 @@ class AnthropicBatchServer:
                 result = {"type": "succeeded", "message": {
                     "id": "msg_test", "type": "message", "role": "assistant", "model": params["model"],
                     "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-                    "usage": {"input_tokens": 11, "output_tokens": 5}}}
+                    "usage": self.usage}}
             lines.append(json.dumps({"custom_id": r["custom_id"], "result": result}) + "\n")
         return web.Response(body="".join(lines).encode(), content_type="application/binary")

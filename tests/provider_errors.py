@@ -488,7 +488,7 @@ LLAMA_CPP_COMPLETE_STREAM = b"".join([
                           "predicted_per_token_ms": 0.014, "predicted_per_second": 71428.57142857142}),
     b"data: [DONE]\n\n",
 ])
-# Issue 12: while another request waits, llama.cpp's server ends a running stream with only the opening
-# role chunk and then [DONE]: no content, no finish_reason. Observed behaviour reported in issue 12; the
-# bytes are the same chunk shapes as above.
+# While another request waits, llama.cpp's server ends a running stream with only the opening role
+# chunk and then [DONE]: no content, no finish_reason (observed on a real llama.cpp server); the bytes are
+# the same chunk shapes as above.
 LLAMA_CPP_CUT_STREAM = _llama_chunk({"role": "assistant", "content": None}) + b"data: [DONE]\n\n"

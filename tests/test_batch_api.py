@@ -87,7 +87,7 @@ def test_a_restart_while_the_job_runs_loses_nothing(openai_server) -> None:
         async def main():
             r = nbtools.start({prompts!r}, via="batch", provider="openai", base_url={openai_server.url!r},
                               model="gpt-4o-mini", poll_interval=30)
-            await r.batch_job.submitted.wait()
+            await r.batch_run.submitted.wait()
             os._exit(0)  # a kernel restart: no cleanup at all
         asyncio.run(main())
     """)
@@ -99,7 +99,7 @@ def test_a_restart_while_the_job_runs_loses_nothing(openai_server) -> None:
     result = openai_batch(openai_server, prompts)
     assert result.texts == [f"answer: r{i}" for i in range(30)]
     assert (openai_server.uploads, openai_server.creates) == (1, 1)
-    assert result.batch_job.reattached == 1  # type: ignore[attr-defined]
+    assert result.batch_run.reattached == 1  # type: ignore[attr-defined]
 
 
 def test_a_line_the_provider_failed_is_an_error_in_its_row(openai_server) -> None:
@@ -116,7 +116,7 @@ def test_a_job_split_over_the_request_limit_comes_back_whole(openai_server) -> N
     result = openai_batch(openai_server, prompts, job_size=100)
     assert result.texts == [f"answer: s{i}" for i in range(250)]
     assert (openai_server.uploads, openai_server.creates) == (3, 3)
-    assert len(result.batch_job.jobs) == 3  # type: ignore[attr-defined]
+    assert len(result.batch_run.jobs) == 3  # type: ignore[attr-defined]
 
 
 def test_a_job_the_provider_refuses_fails_its_rows_with_the_reason(openai_server) -> None:
@@ -188,7 +188,7 @@ def test_an_expired_job_keeps_what_finished_and_the_rest_is_sent_again_with_one_
     first_missing = statuses.index("not sent")
     assert all(s == "ok" for s in statuses[:first_missing]) and all(s == "not sent" for s in statuses[first_missing:])
     assert "batch_expired" in result[-1].error
-    assert result.batch_job.jobs[0].status == "expired"  # type: ignore[attr-defined]
+    assert result.batch_run.jobs[0].status == "expired"  # type: ignore[attr-defined]
     resend(result, via="online")
     assert result.texts == prompts and all(r.ok for r in result)
     assert server.stats()["requests"] == 40 - first_missing  # online: only what the job did not run
@@ -208,7 +208,7 @@ def test_cancel_stops_the_providers_job_and_keeps_what_finished(make_sim) -> Non
     async def main() -> nbtools.BatchResult:
         result = nbtools.start([f"c{i}" for i in range(10)], via="batch", base_url=server.base_url, model="sim-small",
                                poll_interval=0.05)
-        await result.batch_job.submitted.wait()
+        await result.batch_run.submitted.wait()
         result.cancel()
         return await result
 
@@ -223,8 +223,8 @@ def test_jobs_can_be_listed_cancelled_and_forgotten(openai_server) -> None:
     async def submit() -> None:
         result = nbtools.start(["j1", "j2"], via="batch", provider="openai", base_url=openai_server.url,
                                model="gpt-4o-mini", poll_interval=30)
-        await result.batch_job.submitted.wait()
-        result.batch_job.main_task.cancel()  # leave it running on the provider's side, as a closed kernel would
+        await result.batch_run.submitted.wait()
+        result.batch_run.main_task.cancel()  # leave it running on the provider's side, as a closed kernel would
 
     asyncio.run(submit())
     (job,) = jobs()
@@ -331,6 +331,41 @@ def test_rows_cost_the_providers_batch_rates_and_a_rerun_from_the_store_costs_no
         2 * batch_rate.cost(7, 3))
     again = openai_batch(openai_server, ["a", "b"])  # answered from the job store: nothing new is paid
     assert openai_server.creates == 1 and again.summary().cost == 0.0
+
+
+# The same usage in each provider's shape: 100 prompt tokens, 40 of them read from the prompt cache, 10 out.
+OPENAI_CACHED_USAGE = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110,
+                       "prompt_tokens_details": {"cached_tokens": 40, "audio_tokens": 0}}
+ANTHROPIC_CACHED_USAGE = {"input_tokens": 60, "cache_read_input_tokens": 40, "cache_creation_input_tokens": 0,
+                          "output_tokens": 10}
+
+
+def _online_row_with_cached_usage(openai_server: OpenAIBatchServer, model: str) -> nbtools.RequestResult:
+    openai_server.usage = OPENAI_CACHED_USAGE
+    online = nbtools.batch(["a"], provider="openai", base_url=openai_server.url, model=model, cache=False)
+    assert online[0].ok and online[0].cached_tokens == 40
+    return online[0]
+
+
+@pytest.mark.parametrize("provider, model", [("openai", "gpt-5-mini"), ("anthropic", "claude-3-5-haiku-latest")])
+def test_batch_api_rows_keep_cached_prompt_tokens_and_pay_the_cached_input_price(
+        provider, model, openai_server, anthropic_server) -> None:
+    online = _online_row_with_cached_usage(openai_server, model="gpt-5-mini")
+    if provider == "openai":
+        server: OpenAIBatchServer | AnthropicBatchServer = openai_server
+    else:
+        server = anthropic_server
+        server.usage = ANTHROPIC_CACHED_USAGE
+    result = nbtools.batch(["a", "b"], via="batch", provider=provider, base_url=server.url, model=model, **FAST)
+    price = result.price
+    assert price is not None and price.cached_input is not None and price.cached_input < price.input
+    for row in result:
+        assert row.ok and (row.prompt_tokens, row.completion_tokens, row.cached_tokens) == (100, 10, 40)
+        # What an online row with the same usage costs at these (batch) rates: cached tokens at the cached rate.
+        assert row.cost == pytest.approx(price.cost(online.prompt_tokens, online.completion_tokens, online.cached_tokens))
+        assert row.cost < price.cost(100, 10)
+    again = nbtools.batch(["a", "b"], via="batch", provider=provider, base_url=server.url, model=model, **FAST)
+    assert all(r.cached and r.cached_tokens == 40 and r.cost == 0.0 for r in again)  # from the job store
 
 
 def test_a_spending_cap_is_refused_with_a_batch_job_which_runs_whole() -> None:

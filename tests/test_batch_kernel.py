@@ -24,7 +24,7 @@ def test_a_killed_kernel_loses_nothing_and_the_same_cell_reattaches(tmp_path) ->
             first.ok("%load_ext nbtools")
             ex = first.run(CELL.format(url=server.base_url, flags=""), timeout=20).check_ok()
             assert "submitted" in ex.stdout
-            assert first.value("[job.done, job.batch_job.jobs[0].status in ('validating', 'in_progress')]") == [False, True]
+            assert first.value("[job.done, job.batch_run.jobs[0].status in ('validating', 'in_progress')]") == [False, True]
         finally:
             first.km.shutdown_kernel(now=True)  # killed mid-job: no cleanup runs
             first.shutdown()
@@ -34,7 +34,7 @@ def test_a_killed_kernel_loses_nothing_and_the_same_cell_reattaches(tmp_path) ->
         try:
             second.ok("%load_ext nbtools")
             second.run(CELL.format(url=server.base_url, flags="--wait"), timeout=30).check_ok()
-            assert second.value("[job.texts, job.batch_job.reattached]") == [["first", "second", "third"], 1]
+            assert second.value("[job.texts, job.batch_run.reattached]") == [["first", "second", "third"], 1]
             listing = second.ok("print(repr(nbtools.jobs()) if 'nbtools' in dir() else repr(__import__('nbtools').jobs()))")
             assert "completed" in listing.stdout and "3/3" in listing.stdout
         finally:

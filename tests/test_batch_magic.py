@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from IPython.core.error import UsageError
 
-from nbtools.batch_jobs import JobList
+from nbtools.batch_jobs import RecordedRuns
 from nbtools.notebook import magics
 from nbtools.notebook.magics import run_cell
 
@@ -60,7 +60,7 @@ def test_options_that_make_no_sense_for_batch_are_one_line_errors(ip, line: str,
 def test_llm_jobs_lists_and_forgets(ip, batch_sim, capsys) -> None:
     ip.run_cell_magic("llm_batch", "--via batch --wait --poll-interval 0.05 -o r", "listed")
     listing = ip.run_line_magic("llm_jobs", "")
-    assert isinstance(listing, JobList) and len(listing) == 1
+    assert isinstance(listing, RecordedRuns) and len(listing) == 1
     text = repr(listing)
     assert "completed" in text and "1/1" in text and "sim-small" in text
     assert "<table>" in listing._repr_html_()

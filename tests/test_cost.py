@@ -117,6 +117,16 @@ def test_summary_cost_is_tokens_times_price_to_the_cent(stream: bool, tmp_path) 
     assert sum(r["cost"] for r in rows) == pytest.approx(12.0)
 
 
+def test_a_reply_from_the_reply_cache_keeps_its_cached_prompt_tokens_and_costs_nothing() -> None:
+    usage = Usage(prompt=1000, completion=10, cached=400)
+    with known_usage_server(usage) as url:
+        first = nbtools.batch(["q"], base_url=url, model="m", price=(1.0, 2.0), cache=True)
+        again = nbtools.batch(["q"], base_url=url, model="m", price=(1.0, 2.0), cache=True)
+    assert posts(usage) == 1 and again[0].cached
+    assert first[0].cached_tokens == again[0].cached_tokens == 400
+    assert first[0].cost == pytest.approx((1000 * 1.0 + 10 * 2.0) / 1e6) and again[0].cost == 0.0
+
+
 @needs_prices
 def test_cached_prompt_tokens_are_priced_as_the_provider_prices_them() -> None:
     from genai_prices import Usage as LibraryUsage

@@ -1,4 +1,4 @@
-"""Figures that stay true on real servers (issue 12): cut replies are never "ok", no speedup that did not happen.
+"""Figures that stay true on real servers: cut replies are never "ok", no speedup that did not happen.
 
 Against real HTTP: a server that answers with llama.cpp's own stream bytes (tests/provider_errors.py), and
 simulators that process 1, 4 or 16 requests at a time and queue the rest. The claimed (estimated) speedup is

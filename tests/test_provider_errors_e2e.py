@@ -1,4 +1,4 @@
-"""Issue 11, end to end: real local servers answer with each provider's documented error replies.
+"""End to end: real local servers answer with each provider's documented error replies.
 
 Each test starts its own ProviderServer (tests/error_server.py) over real HTTP on 127.0.0.1 and serves
 the replies of tests/provider_errors.py (status, headers and body as the provider documents them, each

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 import nbtools
-from nbtools.batch_jobs import JobInfo, JobList
+from nbtools.batch_jobs import RecordedRun, RecordedRuns
 from nbtools.compare import Comparison
 from nbtools.notebook.display import LiveDisplay
 from nbtools.sim import SimServer
@@ -108,6 +108,46 @@ def test_rerun_is_answered_from_the_cache(sim: SimServer) -> None:
     assert sim.stats()["requests"] == 6
     nbtools.batch(prompts, base_url=sim.base_url, model="m", cache=True, temperature=0.5)  # other parameters
     assert sim.stats()["requests"] == 9
+
+
+def _modes(folder: Path) -> dict[str, int]:
+    return {path.name: path.stat().st_mode & 0o777 for path in [folder, *folder.iterdir()]}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+@pytest.mark.parametrize("where", ["a new own folder", "the own folder made 0755 before", "a folder NBTOOLS_CACHE names"])
+def test_the_reply_cache_and_the_job_store_are_readable_by_their_owner_only(
+        umask: int, where: str, make_sim, tmp_path: Path, monkeypatch) -> None:
+    if where == "a folder NBTOOLS_CACHE names":
+        folder = tmp_path / "chosen"
+        monkeypatch.setenv("NBTOOLS_CACHE", str(folder / "replies.sqlite"))
+    else:  # the user's cache folder, as platformdirs finds it
+        monkeypatch.delenv("NBTOOLS_CACHE")
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        folder = tmp_path / "xdg" / "nbtools"
+    if where != "a new own folder":  # there already, readable by all, with files from before
+        folder.mkdir(parents=True)
+        os.chmod(folder, 0o755)
+        for name in ("replies.sqlite", "replies.sqlite-wal", "jobs.sqlite"):
+            (folder / name).touch()
+            os.chmod(folder / name, 0o644)
+    server = make_sim(batch_delay=0.05, reply="echo")
+    seen: list[dict[str, int]] = []
+    previous = os.umask(umask)
+    try:  # modes seen while the cache is open (with its -wal and -shm files), and after both runs
+        online = nbtools.batch(["one", "two"], base_url=server.base_url, model="m", cache=True,
+                               on_result=lambda row: seen.append(_modes(folder)))
+        job = nbtools.batch(["three"], via="batch", base_url=server.base_url, model="sim-small", poll_interval=0.05)
+        seen.append(_modes(folder))
+    finally:
+        os.umask(previous)
+    assert online.texts == ["one", "two"] and job.texts == ["three"]
+    assert {"replies.sqlite-wal", "replies.sqlite-shm"} <= set(seen[0]) and "jobs.sqlite" in seen[-1], seen
+    for modes in seen:
+        ours = {name for name in modes if name.startswith("replies") or modes is seen[-1]}  # jobs: once it is opened
+        assert {name: modes[name] for name in ours - {folder.name}} == dict.fromkeys(ours - {folder.name}, 0o600)
+        # A folder the user chose keeps its permissions; nbtools' own folder is private.
+        assert modes[folder.name] == (0o755 if where == "a folder NBTOOLS_CACHE names" else 0o700)
 
 
 def test_identical_prompts_are_separate_samples_each_cached_as_its_own(sim: SimServer) -> None:
@@ -367,7 +407,7 @@ def test_hostile_replies_are_text_in_every_html(sim: SimServer) -> None:
         "comparison": Comparison(result, result)._repr_html_(),
         "sweep": SweepResult([SweepPoint(1, 1.0, 1.0, 0, 0)], [result])._repr_html_(),
         "dry run": nbtools.dry_run([HOSTILE], base_url=sim.base_url, model=HOSTILE, cache=False)._repr_html_(),
-        "jobs": JobList([JobInfo(HOSTILE, HOSTILE, HOSTILE, HOSTILE, (HOSTILE,), HOSTILE, 1, 0, 0, time.time())])._repr_html_(),
+        "jobs": RecordedRuns([RecordedRun(HOSTILE, HOSTILE, HOSTILE, HOSTILE, (HOSTILE,), HOSTILE, 1, 0, 0, time.time())])._repr_html_(),
     }
     for name, html in outputs.items():
         for raw in ("<script", "<img", "</table></svg>", "<b>bold"):

@@ -16,11 +16,15 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbtools.engine.client import Completion
+from nbtools.engine.private import private_database
 
-__all__ = ["ReplyCache", "SampleKeys", "request_digest", "default_path", "enabled_by_default"]
+if TYPE_CHECKING:
+    from nbtools.engine.endpoints import Endpoint
+
+__all__ = ["ReplyCache", "SampleKeys", "request_digest", "default_path", "enabled_by_default", "cache_is_on"]
 
 _IGNORED = ("stream", "stream_options")  # how a reply travels, not what it says
 COMMIT_EVERY = 0.5  # seconds: finished rows reach the disk soon enough to survive a crash
@@ -33,6 +37,12 @@ _ON = ("", "1", "on", "true", "yes")  # on, at the default path
 def enabled_by_default() -> bool:
     """``NBTOOLS_CACHE=off`` turns the cache off unless a batch asks for it."""
     return os.environ.get("NBTOOLS_CACHE", "").lower() not in _OFF
+
+
+def cache_is_on(choice: bool | None, endpoint: Endpoint) -> bool:
+    """The ``cache=`` option if set, else on, except on the simulator (its replies cost nothing) or
+    when ``NBTOOLS_CACHE=off``."""
+    return choice if choice is not None else (not endpoint.simulated and enabled_by_default())
 
 
 def default_path() -> Path:
@@ -72,17 +82,24 @@ class SampleKeys:
         return f"{digest}:{sample}"
 
 
+def in_own_folder() -> bool:
+    """Do the default files live in nbtools' own folder (not one chosen through ``$NBTOOLS_CACHE``)?"""
+    return os.environ.get("NBTOOLS_CACHE", "").lower() in _OFF + _ON
+
+
 class ReplyCache:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path, own_folder=path is None and in_own_folder())
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT, text TEXT, "
-            "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, created REAL)"
+            "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, created REAL, cached_tokens INTEGER)"
         )
+        if "cached_tokens" not in {row[1] for row in self._db.execute("PRAGMA table_info(replies)")}:
+            self._db.execute("ALTER TABLE replies ADD COLUMN cached_tokens INTEGER")  # a cache from before
         self._pending: list[tuple[Any, ...]] = []
         self._last_commit = time.monotonic()
 
@@ -92,24 +109,25 @@ class ReplyCache:
         for i in range(0, len(unique), 500):  # SQLite caps the number of bound parameters
             chunk = unique[i : i + 500]
             rows = self._db.execute(
-                "SELECT key, text, model, prompt_tokens, completion_tokens, finish_reason FROM replies "
+                "SELECT key, text, model, prompt_tokens, completion_tokens, finish_reason, cached_tokens FROM replies "
                 f"WHERE key IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for key, text, model, ptok, ctok, finish in rows:
-                found[key] = Completion(text, model, ptok, ctok, finish)
+            for key, text, model, ptok, ctok, finish, cached in rows:
+                found[key] = Completion(text, model, ptok, ctok, finish, cached)
         return found
 
     def put(self, key: str, completion: Completion) -> None:
         self._pending.append((key, completion.model, completion.text, completion.prompt_tokens,
-                              completion.completion_tokens, completion.finish_reason, time.time()))
+                              completion.completion_tokens, completion.finish_reason, time.time(),
+                              completion.cached_tokens))
         if time.monotonic() - self._last_commit >= COMMIT_EVERY:
             self.flush()
 
     def flush(self) -> None:
         if self._pending:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?)", self._pending)
+            self._db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending)
             self._db.execute("COMMIT")
             self._pending.clear()
         self._last_commit = time.monotonic()

@@ -21,7 +21,7 @@ from nbtools.engine.endpoints import Endpoint
 from nbtools.engine.retry import parse_retry_after
 from nbtools.engine.sse import DONE, SSEDecoder, StreamError, error_message
 
-__all__ = ["ChatClient", "Completion", "RequestFailed"]
+__all__ = ["ChatClient", "Completion", "RequestFailed", "cached_tokens_of"]
 
 
 @dataclass(slots=True)
@@ -45,7 +45,7 @@ def _text(content: Any) -> str:
     return "" if content is None else str(content)
 
 
-def _cached_tokens(usage: dict[str, Any]) -> int | None:
+def cached_tokens_of(usage: dict[str, Any]) -> int | None:
     """usage.prompt_tokens_details.cached_tokens, where the server reports it (openai-python:
     src/openai/types/completion_usage.py, PromptTokensDetails.cached_tokens)."""
     details = usage.get("prompt_tokens_details")
@@ -223,7 +223,7 @@ class ChatClient:
             usage.get("prompt_tokens"),
             usage.get("completion_tokens"),
             choice.get("finish_reason"),
-            _cached_tokens(usage),
+            cached_tokens_of(usage),
         )
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
@@ -281,4 +281,4 @@ class ChatClient:
             raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
                                 partial=self._kept(parts))
         return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
-                          _cached_tokens(usage))
+                          cached_tokens_of(usage))

@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic
 
-from nbtools.engine.cache import ReplyCache, SampleKeys
-from nbtools.engine.cache import enabled_by_default as cache_on
+from nbtools.engine.cache import ReplyCache, SampleKeys, cache_is_on
 from nbtools.engine.client import ChatClient, Completion, RequestFailed
 from nbtools.engine.failures import WAIT
 from nbtools.engine.gates.adaptive import AUTO_START, AdaptiveConcurrency
@@ -24,7 +23,7 @@ from nbtools.engine.gates.spending import SpendingGuard
 from nbtools.engine.prepare import first_chat_model, price_batch
 from nbtools.engine.prices import usd
 from nbtools.engine.retry import FAIL, RETRY, STOP, WAIT_AGAIN, RetryPolicy
-from nbtools.engine.rows import CANCELLED, ERROR, OK, RequestResult
+from nbtools.engine.rows import CANCELLED, ERROR, OK, RequestResult, fill_reply
 from nbtools.engine.state import State
 from nbtools.engine.stops import stop_message
 from nbtools.engine.tokens import prompt_counter
@@ -50,8 +49,7 @@ class OnlineRun(Generic[State]):
         self.policy = RetryPolicy(options.retries, options.max_wait)
         self._left = len(result.rows)  # rows the dispatcher has not handled yet
         self._paced = False  # did the rate budget hold back the last start?
-        use_cache = options.cache if options.cache is not None else (not result.endpoint.simulated and cache_on())
-        self.cache = ReplyCache() if use_cache else None
+        self.cache = ReplyCache() if cache_is_on(options.cache, result.endpoint) else None
         self.client = ChatClient(result.endpoint, timeout=options.timeout)
         self.on_result = on_result
         self.tasks: set[asyncio.Task[None]] = set()
@@ -270,7 +268,7 @@ class OnlineRun(Generic[State]):
                     assert decision.action in (FAIL, STOP)
                     break
             if completion is not None:
-                self._fill(row, completion)
+                fill_reply(row, completion, result.model, result.price)
         except asyncio.CancelledError:
             row.status = CANCELLED
             row.error_kind = row.status_code = None  # a wait it was in (a 429) is not how it ended
@@ -347,32 +345,13 @@ class OnlineRun(Generic[State]):
     def _estimate(self, body: dict[str, Any]) -> int:
         return estimate_prompt_tokens(body["messages"]) + self._typical_completion
 
-    def _fill(self, row: RequestResult, completion: Completion) -> None:
-        model = self.result.model
-        row.text = completion.text
-        # Share the batch's model string instead of keeping 100,000 equal copies.
-        row.model = model if completion.model in (None, model) else completion.model
-        row.prompt_tokens = completion.prompt_tokens
-        row.completion_tokens = completion.completion_tokens
-        row.finish_reason = completion.finish_reason
-        row.error = row.error_kind = row.status_code = row.partial = None  # an earlier attempt's failure is history
-        row.status = OK
-        row.cached_tokens = completion.cached_tokens
-        price = self.result.price  # cost from the usage the server returned
-        if price is not None:
-            if completion.prompt_tokens is not None and completion.completion_tokens is not None:
-                row.cost = price.cost(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
-            elif price.free:
-                row.cost = 0.0  # no usage, but nothing costs anything here
-
     def _answer(self, row: RequestResult, completion: Completion | None, *, cached: bool,
                 failed: RequestResult | None = None) -> None:
         """A row answered without a request of its own: from the cache or an identical request."""
         row.started = self.result.now()
         row.cached = cached
         if completion is not None:
-            self._fill(row, completion)
-            row.cost = 0.0  # no request was made for it
+            fill_reply(row, completion, self.result.model, self.result.price, charged=False)
         elif failed is not None:
             row.error, row.error_kind, row.status_code = failed.error, failed.error_kind, failed.status_code
             row.status = failed.status if failed.status == CANCELLED else ERROR

@@ -23,7 +23,7 @@ __all__ = ["BatchState", "Control", "State"]
 
 
 class Control(Protocol):
-    """What a BatchResult asks of the runner driving it (OnlineRun and BatchJobRun implement it)."""
+    """What a BatchResult asks of the runner driving it (OnlineRun and BatchAPIRun implement it)."""
 
     @property
     def limit(self) -> int: ...
@@ -56,7 +56,7 @@ class BatchState:
         self.price: Price | None = None  # set by the runner once the model is known; None: unknown
         self.price_note: str | None = None  # where the price came from, or why it is unknown
         self.capped = False  # max_cost stopped new requests
-        self.batch_job: Any = None  # with via="batch": its jobs (batchapi.BatchJobRun), for the job line
+        self.batch_run: Any = None  # with via="batch": its jobs (batchapi.BatchAPIRun), for the job line
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None

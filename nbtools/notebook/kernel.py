@@ -11,7 +11,7 @@ both (tests/test_kernel.py, tests/stacks/), the differences that matter to nbtoo
 - ipykernel < 7 tags every output with the latest request, not with the cell whose task sends it:
   a background batch's view updates are sent under the header of the cell that started it.
 - the original nest_asyncio 1.6 is safe on ipykernel 6 (cells queued behind a nested run all get
-  replies) and loses messages from ipykernel 7.1 on (/work/shared/notes/event-loop.md).
+  replies) and loses messages from ipykernel 7.1 on.
 
 The kernel's version and whether nest_asyncio 1.6 is safe on it live in nbtools.engine.blocking, which needs them.
 """

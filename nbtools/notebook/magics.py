@@ -36,7 +36,7 @@ from nbtools.options import (
     Flag,
     Number,
     OptionSpec,
-    Price,
+    Rates,
     RequestFields,
     Text,
     WholeNumber,
@@ -52,7 +52,7 @@ _SCALARS: dict[type, type[TraitType[Any, Any]]] = {Text: Unicode, WholeNumber: I
 
 
 @dataclass
-class Job:
+class ParsedCell:
     """A parsed cell: the prompts, the engine options, and what to do with the result."""
 
     prompts: list[str]
@@ -76,7 +76,7 @@ def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
         trait = Dict(help=spec.help)
     elif isinstance(spec.kind, Choice):
         trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
-    elif isinstance(spec.kind, Price):
+    elif isinstance(spec.kind, Rates):
         trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
     else:
         trait = _SCALARS[type(spec.kind)](default, allow_none=default is None, help=spec.help)
@@ -95,6 +95,40 @@ def _option_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
         else:
             metavar = "JSON" if isinstance(spec.kind, RequestFields) else name.upper()
             magic = argument(*spec.flags, dest=name, metavar=metavar, help=spec.help.replace("%", "%%"))(magic)
+    return magic
+
+
+@dataclass(frozen=True)
+class CellFlag:
+    """A flag of the cell magic that is not a batch option: what to do with the run, not how to send it."""
+
+    flags: tuple[str, ...]
+    help: str
+    metavar: str | None = None  # takes a value; None: a bare switch
+    panel_takes: bool = True  # False: the panel's buttons do that, and %llm_panel refuses the flag
+
+    @property
+    def name(self) -> str:
+        return self.flags[-1].lstrip("-").replace("-", "_")
+
+
+CELL_FLAGS = (
+    CellFlag(("-o", "--out"), "store the BatchResult in this variable (set at once, filled live)", "VAR"),
+    CellFlag(("--background",), "return at once; stop with Cancel or %%llm_cancel", panel_takes=False),
+    CellFlag(("--compare",), "run serially, then concurrently, and compare", panel_takes=False),
+    CellFlag(("--over",), "run the body once per item of this list/Series ({item})", "NAME", panel_takes=False),
+    CellFlag(("--no-display",), "no live display (the result is still stored)", panel_takes=False),
+    CellFlag(("--wait",), "--via batch: block the cell until the job ends"),
+)
+
+
+def _cell_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
+    """The magic line's flag for each of CELL_FLAGS, in their order."""
+    for flag in reversed(CELL_FLAGS):
+        if flag.metavar is None:
+            magic = argument(*flag.flags, action="store_true", help=flag.help)(magic)
+        else:
+            magic = argument(*flag.flags, metavar=flag.metavar, help=flag.help)(magic)
     return magic
 
 
@@ -118,12 +152,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         return self.shell.user_ns
 
     @magic_arguments()
-    @argument("-o", "--out", metavar="VAR", help="store the BatchResult in this variable (set at once, filled live)")
-    @argument("--background", action="store_true", help="return at once; stop with Cancel or %%llm_cancel")
-    @argument("--compare", action="store_true", help="run serially, then concurrently, and compare")
-    @argument("--over", metavar="NAME", help="run the body once per item of this list/Series ({item})")
-    @argument("--no-display", action="store_true", help="no live display (the result is still stored)")
-    @argument("--wait", action="store_true", help="--via batch: block the cell until the job ends")
+    @_cell_arguments
     @_option_arguments
     @cell_magic
     def llm_batch(self, line: str, cell: str) -> None:
@@ -135,14 +164,14 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             Summarize {topic} in one line.
             Name three facts about {topic}.
         """
-        job = self.parse(line, cell)
-        if job.background:
-            self._start_background(job)
+        parsed = self.parse(line, cell)
+        if parsed.background:
+            self._start_background(parsed)
             return
-        if job.batch_api and not job.wait and _loop_running():  # return once submitted
-            run_blocking(self._submit_batch(job))
+        if parsed.batch_api and not parsed.wait and _loop_running():  # return once submitted
+            run_blocking(self._submit_batch(parsed))
             return
-        run_blocking(self.run(job))
+        run_blocking(self.run(parsed))
 
     @line_magic
     def llm_panel(self, line: str) -> Any:
@@ -153,9 +182,9 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         from nbtools.notebook.panel import Panel
 
         args = _parse_line(line)
-        unused = [flag for flag, value in (("--background", args.background), ("--compare", args.compare),
-                                           ("--over", args.over), ("--no-display", args.no_display),
-                                           ("--dry-run", args.dry_run)) if value]
+        refused = [(flag.flags[-1], flag.name) for flag in CELL_FLAGS if not flag.panel_takes]
+        refused += [(spec.flags[-1], name) for name, (_, spec) in OPTIONS.items() if not spec.panel_takes]
+        unused = [shown for shown, name in refused if getattr(args, name, None)]
         if unused:
             raise UsageError(f"%llm_panel does not take {', '.join(unused)}: its buttons do that (Run, Compare)")
         options = self._options(args)
@@ -207,7 +236,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         raise UsageError("%llm_jobs takes nothing, 'cancel ID' or 'forget ID' (ID: the first column of %llm_jobs)")
 
     # -- parsing ----------------------------------------------------------------------------------
-    def parse(self, line: str, cell: str) -> Job:
+    def parse(self, line: str, cell: str) -> ParsedCell:
         """Everything the cell asks for, checked up front: UsageError names the problem and the fix."""
         args = _parse_line(line)
         options = self._options(args)
@@ -233,7 +262,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             raise UsageError("--compare times online requests: drop --via batch (or --compare)")
         if args.wait and options["via"] != "batch":
             raise UsageError("--wait is for --via batch (an online cell always waits): drop --wait")
-        return Job(prompts, options, args.out, args.background, args.compare, not args.no_display, args.wait)
+        return ParsedCell(prompts, options, args.out, args.background, args.compare, not args.no_display, args.wait)
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
@@ -256,101 +285,101 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         return options
 
     # -- running ----------------------------------------------------------------------------------
-    def _bind(self, job: Job, result: BatchResult) -> None:
+    def _bind(self, parsed: ParsedCell, result: BatchResult) -> None:
         """A batch has started: bound to -o VAR at once (an interrupt keeps what finished), and cancellable."""
-        if job.out:
-            self._user_ns[job.out] = result
+        if parsed.out:
+            self._user_ns[parsed.out] = result
         _running.add(result)
 
-    def _view(self, job: Job) -> Callable[[BatchResult, str | None], LiveDisplay | None]:
+    def _view(self, parsed: ParsedCell) -> Callable[[BatchResult, str | None], LiveDisplay | None]:
         def view(result: BatchResult, title: str | None) -> LiveDisplay | None:
-            if not job.display:
+            if not parsed.display:
                 return None
             # blocking: on kernels that hold clicks until the cell ends, a stop hint replaces Cancel
-            live = LiveDisplay(result, limit=self.display_limit, title=title, blocking=not job.background)
+            live = LiveDisplay(result, limit=self.display_limit, title=title, blocking=not parsed.background)
             live.show()
             return live
 
         return view
 
-    async def run(self, job: Job) -> None:
+    async def run(self, parsed: ParsedCell) -> None:
         """Run the cell's batch to the end (or the stop button), showing it live."""
-        if job.options["dry_run"]:  # nothing is sent
-            self._dry_run(job)
+        if parsed.options["dry_run"]:  # nothing is sent
+            self._dry_run(parsed)
             return
         current: list[BatchResult] = []
 
         def started(result: BatchResult) -> None:
             current.append(result)
-            self._bind(job, result)
+            self._bind(parsed, result)
 
         try:
-            outcome = await run_live(job.prompts, job.options, view_for=self._view(job), compare=job.compare,
+            outcome = await run_live(parsed.prompts, parsed.options, view_for=self._view(parsed), compare=parsed.compare,
                                      on_start=started)
         except asyncio.CancelledError:  # the stop button
             if not current:
                 raise
-            raise BatchInterrupted(current[-1], _interrupted(current[-1], job.out)) from None
+            raise BatchInterrupted(current[-1], _interrupted(current[-1], parsed.out)) from None
         except NbtoolsError as exc:  # bad options, or what stopped the batch (its rows stay in -o VAR)
             raise UsageError(str(exc)) from None
         finally:
             _running.difference_update(current)
         if isinstance(outcome, BatchResult):
             return
-        if job.out:
-            self._user_ns[job.out] = outcome
+        if parsed.out:
+            self._user_ns[parsed.out] = outcome
         from IPython.display import display
 
         display(outcome)
 
-    def _dry_run(self, job: Job) -> None:
+    def _dry_run(self, parsed: ParsedCell) -> None:
         from IPython.display import display
 
         from nbtools.dryrun import dry_run
 
         try:
-            estimate = dry_run(job.prompts, **job.options)
+            estimate = dry_run(parsed.prompts, **parsed.options)
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
-        if job.out:
-            self._user_ns[job.out] = estimate
+        if parsed.out:
+            self._user_ns[parsed.out] = estimate
         display(estimate)
 
-    async def _submit_batch(self, job: Job) -> None:
+    async def _submit_batch(self, parsed: ParsedCell) -> None:
         """Start a Batch API run, follow it in the background, return once its jobs are submitted."""
         try:
-            result = start(job.prompts, **job.options)
+            result = start(parsed.prompts, **parsed.options)
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
-        self._follow_in_background(job, result, "Batch API")
-        await result.batch_job.submitted.wait()
+        self._follow_in_background(parsed, result, "Batch API")
+        await result.batch_run.submitted.wait()
         if result.failure is not None:
             raise UsageError(str(result.failure))
         if not result.done:
-            name = job.out or "the result (-o VAR)"
+            name = parsed.out or "the result (-o VAR)"
             print(f"submitted; the view above updates in the background. `await {name}` or {name}.wait() blocks "
                   "until the job ends; running this cell again reattaches to the job; %llm_jobs lists jobs")
 
-    def _follow_in_background(self, job: Job, result: BatchResult, title: str) -> None:
+    def _follow_in_background(self, parsed: ParsedCell, result: BatchResult, title: str) -> None:
         """Bind ``result`` and keep its view current from a task of the kernel's loop, after the cell ends."""
-        self._bind(job, result)
-        task = asyncio.get_running_loop().create_task(follow(result, self._view(job)(result, title)))
+        self._bind(parsed, result)
+        task = asyncio.get_running_loop().create_task(follow(result, self._view(parsed)(result, title)))
         _background.add(task)
         task.add_done_callback(_background.discard)
         task.add_done_callback(lambda _: _running.discard(result))
         task.add_done_callback(_quiet)
 
-    def _start_background(self, job: Job) -> None:
+    def _start_background(self, parsed: ParsedCell) -> None:
         if not _loop_running():
             raise UsageError(
                 "--background needs a Jupyter kernel (no event loop runs here between cells): drop --background"
             )
         try:
-            result = start(job.prompts, **job.options)  # now, so -o VAR is bound when the cell ends
+            result = start(parsed.prompts, **parsed.options)  # now, so -o VAR is bound when the cell ends
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
-        self._follow_in_background(job, result, "background")
-        if not job.out:
+        self._follow_in_background(parsed, result, "background")
+        if not parsed.out:
             print("running in the background; %llm_cancel stops it (use -o VAR to keep the result)")
 
 
@@ -436,14 +465,14 @@ async def run_cell(line: str, cell: str) -> None:
     assert magics is not None, "%load_ext nbtools first"
     assert magics.shell is not None
     line = magics.shell.var_expand(line)  # {name} and $name in the magic line, as run_cell_magic does
-    job = magics.parse(line, cell)
-    if job.background:
-        magics._start_background(job)
+    parsed = magics.parse(line, cell)
+    if parsed.background:
+        magics._start_background(parsed)
         return
-    if job.batch_api and not job.wait:
-        await magics._submit_batch(job)
+    if parsed.batch_api and not parsed.wait:
+        await magics._submit_batch(parsed)
         return
-    await magics.run(job)
+    await magics.run(parsed)
 
 
 def load(shell: Any) -> None:

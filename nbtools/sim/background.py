@@ -75,7 +75,7 @@ class SimServer:
         return self._call(self._sim.stats.snapshot)
 
     def batch_stats(self) -> dict[str, int]:
-        """Batch API counters: uploads, jobs created, lines run, cancels (issue 15)."""
+        """Batch API counters: uploads, jobs created, lines run, cancels."""
         return self._call(self._sim.batches.snapshot)
 
     def reset(self) -> None:

@@ -47,7 +47,7 @@ UNLIMITED = sys.maxsize  # no capacity knob: the gate never makes anyone wait
 class Simulator:
     """All mutable server state; lives on the server's event loop."""
 
-    batches: BatchSim  # the Batch APIs, mounted by make_app (issue 15)
+    batches: BatchSim  # the Batch APIs, mounted by make_app
 
     def __init__(self, config: SimConfig) -> None:
         self.t0 = time.monotonic()
@@ -359,7 +359,7 @@ def make_app(config: SimConfig) -> web.Application:
     app.router.add_get("/sim/stats", sim.get_stats)
     app.router.add_post("/sim/reset", sim.post_reset)
     app.router.add_post("/sim/config", sim.post_config)
-    sim.batches = BatchSim(sim)  # issue 15: the Batch APIs, on the same server
+    sim.batches = BatchSim(sim)  # the Batch APIs, on the same server
     sim.batches.mount(app)
     return app
 

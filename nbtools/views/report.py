@@ -32,7 +32,7 @@ def _secs(value: float | None) -> str:
 # -- header ----------------------------------------------------------------------------------------
 def header_text(result: BatchResult) -> str:
     ep = result.endpoint
-    job = result.batch_job
+    job = result.batch_run
     line = f"{_model(result)} @ {ep.host} · {_how(result)} · {len(result)} requests"
     if job is not None:
         line += "\n" + job.describe()
@@ -57,8 +57,8 @@ def header_html(result: BatchResult, title: str | None = None) -> str:
         f"<div>{title_html}<b>{escape(_model(result))}</b> @ {escape(ep.host)} · {_how(result)}"
         f"{live} · {len(result)} requests</div>"
     )
-    if result.batch_job is not None:
-        html += f"<div class='batchjob'>{escape(result.batch_job.describe())}</div>"
+    if result.batch_run is not None:
+        html += f"<div class='batchjob'>{escape(result.batch_run.describe())}</div>"
     if result.failure is not None:  # once, at the top: not as a column of red rows
         html += f"<div class='err'><b>{escape(failure_text(result))}</b></div>"
     if ep.note:
@@ -67,7 +67,7 @@ def header_html(result: BatchResult, title: str | None = None) -> str:
 
 
 def _how(result: BatchResult) -> str:
-    return "via the Batch API" if result.batch_job is not None else f"concurrency {_limit(result)}"
+    return "via the Batch API" if result.batch_run is not None else f"concurrency {_limit(result)}"
 
 
 def _limit(result: BatchResult) -> str:
@@ -94,7 +94,7 @@ def failure_text(result: BatchResult) -> str:
 def summary_text(result: BatchResult, s: Summary | None = None) -> str:
     state = _state(result)
     s = s or result.summary()
-    body = _batch_api_text(s) if result.batch_job is not None else summary_line(s)
+    body = _batch_api_text(s) if result.batch_run is not None else summary_line(s)
     return ("" if state == "done" else f"{state}: ") + body
 
 
@@ -178,7 +178,7 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         if count:
             cells.append((label, str(count)))
     cells.append(("cost", _cost_cell(s)))  # live, from the usage each reply returned
-    if result.batch_job is not None:  # one job: no per-request latencies
+    if result.batch_run is not None:  # one job: no per-request latencies
         dropped = ("serial-equivalent (estimated)", "speedup", "p50 / p95 latency", "retries")
         cells = [(k, v) for k, v in cells if k not in dropped]
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)

@@ -19,23 +19,23 @@ from typing import Any
 from nbtools.engine.rows import RequestResult
 from nbtools.options import BatchOptions
 
-__all__ = ["Part", "Protocol", "build_parts", "custom_id", "row_index", "ANTHROPIC_MAX_TOKENS"]
+__all__ = ["Part", "BatchFormat", "build_parts", "custom_id", "row_index", "ANTHROPIC_MAX_TOKENS"]
 
 CHAT_URL = "/v1/chat/completions"
 ANTHROPIC_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when none is given
 
 
 @dataclass(frozen=True)
-class Protocol:
-    """What one provider's Batch API accepts per job."""
+class BatchFormat:
+    """One provider's Batch API request format, and what it accepts per job."""
 
     name: str  # "openai" (also xAI and our simulator) or "anthropic"
     max_requests: int
     max_bytes: int
 
 
-OPENAI = Protocol("openai", 50_000, 200 * 2**20)
-ANTHROPIC = Protocol("anthropic", 100_000, 256 * 2**20)
+OPENAI = BatchFormat("openai", 50_000, 200 * 2**20)
+ANTHROPIC = BatchFormat("anthropic", 100_000, 256 * 2**20)
 
 
 @dataclass
@@ -74,15 +74,15 @@ def anthropic_params(body: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def request_line(protocol: Protocol, cid: str, body: dict[str, Any]) -> bytes:
-    if protocol.name == "anthropic":
+def request_line(batch_format: BatchFormat, cid: str, body: dict[str, Any]) -> bytes:
+    if batch_format.name == "anthropic":
         record: dict[str, Any] = {"custom_id": cid, "params": anthropic_params(body)}
     else:
         record = {"custom_id": cid, "method": "POST", "url": CHAT_URL, "body": body}
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _lines(rows: list[RequestResult], options: BatchOptions, model: str, protocol: Protocol) -> Iterator[bytes]:
+def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat) -> Iterator[bytes]:
     # Rows of one prompt (repeat=n) share a body: build it once per prompt, not once per row.
     last_prompt: object = None
     body: dict[str, Any] = {}
@@ -90,14 +90,14 @@ def _lines(rows: list[RequestResult], options: BatchOptions, model: str, protoco
         if row.prompt is not last_prompt:
             last_prompt = row.prompt
             body = options.request_body(options.messages(row.prompt), model)
-        yield request_line(protocol, custom_id(row.index), body)
+        yield request_line(batch_format, custom_id(row.index), body)
 
 
-def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, protocol: Protocol,
+def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat,
                 max_requests: int | None = None, max_bytes: int | None = None) -> list[Part]:
     """The rows as request lines, cut wherever a part would pass the provider's limits."""
-    limit_n = min(max_requests or protocol.max_requests, protocol.max_requests)
-    limit_b = min(max_bytes or protocol.max_bytes, protocol.max_bytes)
+    limit_n = min(max_requests or batch_format.max_requests, batch_format.max_requests)
+    limit_b = min(max_bytes or batch_format.max_bytes, batch_format.max_bytes)
     parts: list[Part] = []
     lines: list[bytes] = []
     size, first = 0, 0
@@ -106,7 +106,7 @@ def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, pr
     def close() -> None:
         parts.append(Part(first, len(lines), lines, digest.hexdigest()))
 
-    for i, line in enumerate(_lines(rows, options, model, protocol)):
+    for i, line in enumerate(_lines(rows, options, model, batch_format)):
         if lines and (len(lines) >= limit_n or size + len(line) > limit_b):
             close()
             lines, size, first, digest = [], 0, i, hashlib.sha256()
@@ -118,7 +118,7 @@ def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, pr
     return parts
 
 
-def job_key(protocol: Protocol, base_url: str, model: str, parts: list[Part]) -> str:
+def run_key(batch_format: BatchFormat, base_url: str, model: str, parts: list[Part]) -> str:
     """What was asked: the endpoint, the model and every request line. The API key is never part of it."""
-    blob = json.dumps([protocol.name, base_url, CHAT_URL, model, [p.digest for p in parts]])
+    blob = json.dumps([batch_format.name, base_url, CHAT_URL, model, [p.digest for p in parts]])
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -17,14 +17,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic
 
 from nbtools.engine.batchapi.outcome import Outcome
-from nbtools.engine.batchapi.protocols import BatchAPIError, BatchClient, JobState, client_for
-from nbtools.engine.batchapi.requests import Part, build_parts, job_key
+from nbtools.engine.batchapi.clients import BatchAPIError, BatchClient, JobState, client_for
+from nbtools.engine.batchapi.requests import Part, build_parts, run_key
 from nbtools.engine.batchapi.store import JobRecord, JobStore
-from nbtools.engine.rows import ERROR, NOT_SENT, OK, RequestResult
+from nbtools.engine.rows import ERROR, NOT_SENT, RequestResult, fill_reply
 from nbtools.engine.state import State
 from nbtools.errors import ConfigError
 
-__all__ = ["BatchJobRun", "poll_schedule"]
+__all__ = ["BatchAPIRun", "poll_schedule"]
 
 OnResult = Callable[[RequestResult], Any]
 SIM_POLL = 0.25  # seconds: the simulator finishes a batch in about a second
@@ -47,8 +47,8 @@ def poll_schedule(first: float) -> Callable[[], float]:
     return next_interval
 
 
-class BatchJobRun(Generic[State]):
-    """One ``via="batch"`` run; the result's ``Control`` as runner._Run is for an online one."""
+class BatchAPIRun(Generic[State]):
+    """One ``via="batch"`` run: its jobs, one per part; the result's ``Control``, as OnlineRun is for an online run."""
 
     def __init__(self, result: State, on_result: OnResult | None) -> None:
         if result.model is None:
@@ -74,7 +74,7 @@ class BatchJobRun(Generic[State]):
         self._ready_parts: set[int] = set()
         self._reading = asyncio.Lock()
         result.attach(self)
-        result.batch_job = self  # type: ignore[attr-defined]  # issue 15: read by render for the job line
+        result.batch_run = self  # views.report reads it for the jobs' line
 
     # -- Control: no concurrency limit applies to a job; "in flight" is the rows in jobs not ended -----
     @property
@@ -147,9 +147,9 @@ class BatchJobRun(Generic[State]):
         assert result.model is not None
         self.status = "building requests"
         t = time.perf_counter()
-        parts = build_parts(result.rows, options, result.model, client.protocol, max_requests=options.job_size)
+        parts = build_parts(result.rows, options, result.model, client.batch_format, max_requests=options.job_size)
         self.timings["build"] = time.perf_counter() - t
-        self.key = key = job_key(client.protocol, result.endpoint.base_url, result.model, parts)
+        self.key = key = run_key(client.batch_format, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)
         known = self.store.parts(key)
         self.status = "submitting"
@@ -276,17 +276,8 @@ class BatchJobRun(Generic[State]):
                 row.status, row.error = NOT_SENT, (s.error if s else "not sent")
                 row.attempts, row.started, row.finished = 0, None, None  # never ran: no time of its own
                 continue
-            if s.completion is not None:
-                c = s.completion
-                row.text, row.prompt_tokens, row.completion_tokens = c.text, c.prompt_tokens, c.completion_tokens
-                row.model = model if c.model in (None, model) else c.model
-                row.finish_reason, row.status = c.finish_reason, OK
-                row.cached_tokens = c.cached_tokens
-                price = self.result.price  # the batch rates (runner.price_batch); nothing more for a stored one
-                if cached:
-                    row.cost = 0.0
-                elif price is not None and c.prompt_tokens is not None and c.completion_tokens is not None:
-                    row.cost = price.cost(c.prompt_tokens, c.completion_tokens, c.cached_tokens)
+            if s.completion is not None:  # the batch rates (price_batch); nothing more for a stored one
+                fill_reply(row, s.completion, model, self.result.price, charged=not cached)
             else:
                 row.error, row.status = s.error, ERROR
             self._done(row)

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nbtools.engine.batchapi.outcome import Outcome
-from nbtools.engine.cache import _OFF, _ON, default_path
+from nbtools.engine.cache import default_path, in_own_folder
 from nbtools.engine.client import Completion
 from nbtools.engine.endpoints import _without_credentials
+from nbtools.engine.private import private_database
 
 __all__ = ["JobRecord", "JobStore", "store_path"]
 
@@ -29,14 +30,14 @@ _SCHEMA = (
     "model TEXT, job_id TEXT, file_id TEXT, status TEXT, total INTEGER, done INTEGER, failed INTEGER, "
     "first INTEGER, count INTEGER, created REAL, updated REAL, stored INTEGER DEFAULT 0, PRIMARY KEY (key, part))",
     "CREATE TABLE IF NOT EXISTS results (key TEXT, idx INTEGER, text TEXT, model TEXT, prompt_tokens INTEGER, "
-    "completion_tokens INTEGER, finish_reason TEXT, error TEXT, not_sent INTEGER, PRIMARY KEY (key, idx))",
+    "completion_tokens INTEGER, finish_reason TEXT, error TEXT, not_sent INTEGER, cached_tokens INTEGER, "
+    "PRIMARY KEY (key, idx))",
 )
 
 
 def store_path() -> Path:
     """jobs.sqlite in the reply cache's folder (that folder even when the cache itself is off)."""
-    cache = os.environ.get("NBTOOLS_CACHE", "")
-    if cache.lower() in _OFF + _ON:
+    if in_own_folder():
         from platformdirs import user_cache_dir
 
         return Path(user_cache_dir("nbtools")) / "jobs.sqlite"
@@ -73,10 +74,13 @@ def _record(row: tuple[object, ...]) -> JobRecord:
 class JobStore:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path, own_folder=path is None and in_own_folder())
         with self._db() as db:
             for statement in _SCHEMA:
                 db.execute(statement)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+            if "cached_tokens" not in columns:  # a store written before rows kept their cached prompt tokens
+                db.execute("ALTER TABLE results ADD COLUMN cached_tokens INTEGER")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -113,18 +117,19 @@ class JobStore:
     def save_results(self, key: str, part: int, rows: list[Outcome]) -> None:
         with self._db() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ((key, r.index, c.text if (c := r.completion) else None, c.model if c else None,
                   c.prompt_tokens if c else None, c.completion_tokens if c else None, c.finish_reason if c else None,
-                  r.error, int(r.not_sent)) for r in rows))
+                  r.error, int(r.not_sent), c.cached_tokens if c else None) for r in rows))
             db.execute("UPDATE jobs SET stored = 1 WHERE key = ? AND part = ?", (key, part))
 
     def results(self, key: str, first: int, count: int) -> list[Outcome]:
         with self._db() as db:
-            rows = db.execute("SELECT idx, text, model, prompt_tokens, completion_tokens, finish_reason, error, not_sent "
-                              "FROM results WHERE key = ? AND idx >= ? AND idx < ?", (key, first, first + count)).fetchall()
-        return [Outcome(idx, None if error is not None or not_sent else Completion(text or "", model, ptok, ctok, finish),
-                          error, bool(not_sent)) for idx, text, model, ptok, ctok, finish, error, not_sent in rows]
+            rows = db.execute("SELECT idx, text, model, prompt_tokens, completion_tokens, finish_reason, error, not_sent, "
+                              "cached_tokens FROM results WHERE key = ? AND idx >= ? AND idx < ?",
+                              (key, first, first + count)).fetchall()
+        return [Outcome(idx, None if error is not None or not_sent else Completion(text or "", model, ptok, ctok, finish, cached),
+                        error, bool(not_sent)) for idx, text, model, ptok, ctok, finish, error, not_sent, cached in rows]
 
     def forget_part(self, key: str, part: int) -> None:
         with self._db() as db:

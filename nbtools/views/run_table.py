@@ -1,4 +1,4 @@
-"""A JobList shown: one line (or table row) per recorded Batch API run, its parts, counts and age."""
+"""The recorded Batch API runs shown (``nbtools.jobs()``): one line or table row per run, its jobs, counts and age."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from nbtools.views.escaping import escape
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from nbtools.batch_jobs import JobInfo
+    from nbtools.batch_jobs import RecordedRun
 
-__all__ = ["age", "job_cells", "job_list_html", "job_list_text"]
+__all__ = ["age", "run_cells", "runs_html", "runs_text"]
 
 _HEAD = ["id", "provider", "host", "model", "jobs", "status", "done", "failed", "age"]
 _NONE = "no Batch API jobs recorded"
@@ -26,24 +26,24 @@ def age(created: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def job_cells(job: JobInfo) -> list[str]:
-    """One job's cells, in the order of the table's head (at most two provider job ids, then a count)."""
-    ids = ", ".join(job.job_ids[:2]) + (f" +{len(job.job_ids) - 2}" if len(job.job_ids) > 2 else "")
-    return [job.id, job.provider, job.host, job.model, ids, job.status, f"{job.done}/{job.total}", str(job.failed),
-            age(job.created)]
+def run_cells(run: RecordedRun) -> list[str]:
+    """One run's cells, in the order of the table's head (at most two provider job ids, then a count)."""
+    ids = ", ".join(run.job_ids[:2]) + (f" +{len(run.job_ids) - 2}" if len(run.job_ids) > 2 else "")
+    return [run.id, run.provider, run.host, run.model, ids, run.status, f"{run.done}/{run.total}", str(run.failed),
+            age(run.created)]
 
 
-def job_list_text(jobs: Sequence[JobInfo]) -> str:
-    if not jobs:
+def runs_text(runs: Sequence[RecordedRun]) -> str:
+    if not runs:
         return _NONE
-    rows = [_HEAD] + [job_cells(j) for j in jobs]
+    rows = [_HEAD] + [run_cells(r) for r in runs]
     widths = [max(len(r[c]) for r in rows) for c in range(len(_HEAD))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def job_list_html(jobs: Sequence[JobInfo]) -> str:
-    if not jobs:
+def runs_html(runs: Sequence[RecordedRun]) -> str:
+    if not runs:
         return f"<p>{_NONE}</p>"
     head = "".join(f"<th>{h}</th>" for h in _HEAD)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in job_cells(j)) + "</tr>" for j in jobs)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in run_cells(r)) + "</tr>" for r in runs)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

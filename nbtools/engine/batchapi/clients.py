@@ -1,4 +1,4 @@
-"""HTTP clients for the providers' Batch APIs, on aiohttp (no SDK), one per protocol.
+"""HTTP clients for the providers' Batch APIs, on aiohttp (no SDK), one per request format.
 
 Both turn the provider's job object into one ``JobState`` and its result lines into ``Outcome``s, so
 the runner never looks at provider shapes. Sources of the shapes:
@@ -33,14 +33,14 @@ import aiohttp
 
 from nbtools.engine import failures
 from nbtools.engine.batchapi.outcome import Outcome
-from nbtools.engine.batchapi.requests import ANTHROPIC, CHAT_URL, OPENAI, Part, Protocol, row_index
-from nbtools.engine.client import Completion
+from nbtools.engine.batchapi.requests import ANTHROPIC, CHAT_URL, OPENAI, BatchFormat, Part, row_index
+from nbtools.engine.client import Completion, cached_tokens_of
 from nbtools.engine.endpoints import PROFILES, Endpoint
 from nbtools.engine.retry import backoff_delay, parse_retry_after
 from nbtools.engine.sse import error_message
 from nbtools.errors import EndpointError, NbtoolsError
 
-__all__ = ["BatchAPIError", "BatchClient", "JobState", "Outcome", "client_for", "protocol_for"]
+__all__ = ["BatchAPIError", "BatchClient", "JobState", "Outcome", "client_for"]
 
 ANTHROPIC_VERSION = "2023-06-01"
 ENDED = ("completed", "failed", "expired", "cancelled")
@@ -86,10 +86,6 @@ class JobState:
         return self.status in ENDED
 
 
-def protocol_for(endpoint: Endpoint) -> Protocol:
-    return ANTHROPIC if endpoint.provider == "anthropic" else OPENAI
-
-
 def client_for(endpoint: Endpoint, timeout: float) -> BatchClient:
     return AnthropicBatches(endpoint, timeout) if endpoint.provider == "anthropic" else OpenAIBatches(endpoint, timeout)
 
@@ -97,7 +93,7 @@ def client_for(endpoint: Endpoint, timeout: float) -> BatchClient:
 class BatchClient:
     """One aiohttp session to one endpoint. ``async with client:`` then the job calls."""
 
-    protocol: Protocol = OPENAI
+    batch_format: BatchFormat = OPENAI
 
     def __init__(self, endpoint: Endpoint, timeout: float) -> None:
         self.endpoint = endpoint
@@ -166,7 +162,7 @@ class BatchClient:
         hint = {401: f" ({_key_hint(self.endpoint)})", 404: " (does this endpoint have a Batch API?)"}.get(status, "")
         return BatchAPIError(self.endpoint.redact(f"HTTP {status} from {self.endpoint.host}: {' '.join(detail.split())[:300]}{hint}"), status)
 
-    # -- the protocol --------------------------------------------------------------------------------
+    # -- the job calls -------------------------------------------------------------------------------
     async def submit(self, part: Part, metadata: dict[str, str]) -> tuple[str, str | None]:
         """Send one part; returns (job id, input file id or None)."""
         raise NotImplementedError
@@ -185,7 +181,7 @@ class BatchClient:
 class OpenAIBatches(BatchClient):
     """OpenAI and xAI: upload the JSONL (``POST /files``), then ``POST /batches`` over it."""
 
-    protocol = OPENAI
+    batch_format = OPENAI
 
     async def submit(self, part: Part, metadata: dict[str, str]) -> tuple[str, str | None]:
         def form() -> aiohttp.FormData:
@@ -268,7 +264,7 @@ class OpenAIBatches(BatchClient):
 class AnthropicBatches(BatchClient):
     """Anthropic Message Batches: the requests go in the create call itself (no file)."""
 
-    protocol = ANTHROPIC
+    batch_format = ANTHROPIC
 
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": ANTHROPIC_VERSION}
@@ -314,10 +310,11 @@ class AnthropicBatches(BatchClient):
         kind = result.get("type")
         if kind == "succeeded":
             message = result.get("message") or {}
-            usage = message.get("usage") or {}
             text = "".join(b.get("text", "") for b in message.get("content") or () if isinstance(b, dict) and b.get("type") == "text")
-            return Outcome(index, Completion(text, message.get("model"), usage.get("input_tokens"),
-                                             usage.get("output_tokens"), message.get("stop_reason")))
+            prompt_tokens, cached = _anthropic_prompt_tokens(message.get("usage") or {})
+            return Outcome(index, Completion(text, message.get("model"), prompt_tokens,
+                                             (message.get("usage") or {}).get("output_tokens"), message.get("stop_reason"),
+                                             cached))
         if kind in ("canceled", "expired"):
             return Outcome(index, error=f"batch_{kind}", not_sent=True)
         inner = (result.get("error") or {}).get("error") or result.get("error") or {}
@@ -336,4 +333,21 @@ def _chat_completion(body: dict[str, Any]) -> Completion:
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     usage = body.get("usage") or {}
     return Completion(content or "", body.get("model"), usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                      choice.get("finish_reason"))
+                      choice.get("finish_reason"), cached_tokens_of(usage))
+
+
+def _anthropic_prompt_tokens(usage: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(all prompt tokens, those read from the prompt cache), counted as OpenAI counts them.
+
+    Anthropic's ``input_tokens`` leaves out the tokens read from and written to its cache: the whole prompt
+    is ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``
+    (https://docs.claude.com/en/docs/build-with-claude/prompt-caching, "Tracking cache performance";
+    anthropic-sdk-python ``types/usage.py``). Cache writes are counted at the input rate.
+    """
+    uncached = usage.get("input_tokens")
+    if not isinstance(uncached, int):
+        return None, None
+    read, written = (usage.get(k) for k in ("cache_read_input_tokens", "cache_creation_input_tokens"))
+    read = read if isinstance(read, int) and not isinstance(read, bool) else None
+    written = written if isinstance(written, int) and not isinstance(written, bool) else 0
+    return uncached + (read or 0) + written, read
