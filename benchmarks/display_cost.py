@@ -32,9 +32,9 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, ".."))  # the kernel driver lives in tests/support/
 
-from kernel_helpers import Kernel  # noqa: E402
+from tests.support.kernel_helpers import Kernel  # noqa: E402
 
 TARGET = 1.10
 

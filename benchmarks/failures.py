@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Real providers' errors, measured side by side in one run (issue 11).
 
-A local server (tests/error_server.py, on 127.0.0.1 in a thread of this process) answers with the
-documented error replies of tests/provider_errors.py. Two tables:
+A local server (tests/support/error_server.py, on 127.0.0.1 in a thread of this process) answers with the
+documented error replies of tests/support/provider_errors.py. Two tables:
 
 1. Batch-wide failures (a refused key, no quota, a missing model, no permission): N prompts at
    concurrency 20 (and the OpenAI 429 insufficient_quota at concurrency="auto"). Requests the server
@@ -35,12 +35,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the fixtures live in tests/
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the fixtures live in tests/support/
 
 import nbtools  # noqa: E402
-from tests import provider_errors as pe  # noqa: E402
-from tests.error_server import ProviderServer, Script, every, share  # noqa: E402
-from tests.helpers import serve_app  # noqa: E402
+from tests.support import provider_errors as pe  # noqa: E402
+from tests.support.error_server import ProviderServer, Script, every, share  # noqa: E402
+from tests.support.helpers import serve_app  # noqa: E402
 
 KEY_ENV = "NBTOOLS_BENCH_KEY"
 MODEL = "bench-model"

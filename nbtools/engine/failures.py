@@ -1,7 +1,7 @@
 """What kind of failure a failed attempt was, from its HTTP status, body and headers.
 
 One function, :func:`classify`, for every provider we support. Their error bodies differ (see
-tests/provider_errors.py for the documented replies, each with its source):
+tests/support/provider_errors.py for the documented replies, each with its source):
 
 - OpenAI, and servers copying it: ``{"error": {"message", "type", "param", "code"}}`` where ``code`` is a
   string such as ``"insufficient_quota"`` that can contradict the status (a 429 that is billing, not speed).

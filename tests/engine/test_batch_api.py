@@ -13,12 +13,11 @@ import pytest
 
 import nbtools
 from nbtools import ConfigError
+from nbtools.batch_jobs import cancel_job, forget_job, jobs, resend
 from nbtools.engine.batchapi.run import poll_schedule
 from nbtools.engine.batchapi.store import store_path
-from nbtools.batch_jobs import cancel_job, forget_job, jobs, resend
-
-from .batch_servers import FAIL, AnthropicBatchServer, OpenAIBatchServer
-from .helpers import serve_app
+from tests.support.batch_servers import FAIL, AnthropicBatchServer, OpenAIBatchServer
+from tests.support.helpers import serve_app
 
 FAST = {"poll_interval": 0.01}  # the test servers move one state per poll: no need to wait between
 

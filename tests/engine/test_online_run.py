@@ -307,7 +307,7 @@ def test_a_broken_on_result_callback_fails_the_batch_and_says_why(sim: SimServer
 def test_list_shaped_message_content_is_joined(make_sim) -> None:
     from aiohttp import web
 
-    from .helpers import serve_app
+    from tests.support.helpers import serve_app
 
     async def chat(request: web.Request) -> web.Response:
         parts = [{"type": "text", "text": "Hello "}, {"type": "text", "text": "world"}]
@@ -346,7 +346,7 @@ def test_endpoint_host_hides_credentials_and_a_pasted_key_is_not_echoed() -> Non
 def test_servers_that_are_not_openai_compatible_are_named_as_such() -> None:
     from aiohttp import web
 
-    from .helpers import serve_app
+    from tests.support.helpers import serve_app
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(status=404, text="<!DOCTYPE html><html><body><h1>Not here</h1></body></html>",
@@ -389,7 +389,7 @@ def test_a_key_echoed_by_the_server_is_redacted_before_it_is_cut_or_kept() -> No
 
     from aiohttp import web
 
-    from .helpers import serve_app
+    from tests.support.helpers import serve_app
 
     key = "sk-FAKE-canary-1234567890"
 

@@ -6,7 +6,7 @@ names in quoted replies are replaced by placeholders; echoed keys are masked the
 them, built from FAKE_KEY. Where no documented body was found the reply is marked ``documented=False``
 and kept minimal; the source line says what is missing.
 
-Used by tests/test_failures.py (classification) and meant for engine tests that serve these replies
+Used by tests/engine/test_failures.py (classification) and meant for engine tests that serve these replies
 from a local aiohttp app (``reply.raw()``, ``reply.headers``).
 """
 
@@ -488,7 +488,7 @@ LLAMA_CPP_COMPLETE_STREAM = b"".join([
                           "predicted_per_token_ms": 0.014, "predicted_per_second": 71428.57142857142}),
     b"data: [DONE]\n\n",
 ])
-# Issue 12: while another request waits, llama.cpp's server ends a running stream with only the opening
-# role chunk and then [DONE]: no content, no finish_reason. Observed behaviour reported in issue 12; the
-# bytes are the same chunk shapes as above.
+# While another request waits, llama.cpp's server ends a running stream with only the opening role chunk
+# and then [DONE]: no content, no finish_reason. Observed against llama-cpp-python 0.3.36 at its defaults;
+# the bytes are the same chunk shapes as above.
 LLAMA_CPP_CUT_STREAM = _llama_chunk({"role": "assistant", "content": None}) + b"data: [DONE]\n\n"
