@@ -140,7 +140,7 @@ def main() -> None:
     print(f"## Batch-wide failures: {n} prompts\n")
     print("| failure | concurrency | requests sent | rows error / not sent | seconds until stopped |")
     print("|---|---|---|---|---|")
-    for (label, _, _, c), runs in zip(STOPS, stop_runs):
+    for (label, _, _, c), runs in zip(STOPS, stop_runs, strict=True):
         assert all(run["stopped"] for run in runs), f"{label}: the batch did not stop"
         print(f"| {label} | {c} | {median(runs, 'calls'):.0f} | {median(runs, 'failed'):.0f} / "
               f"{median(runs, 'not_sent'):.0f} | {median(runs, 'seconds'):.2f} |")
@@ -167,11 +167,11 @@ def main() -> None:
     for block, c in enumerate(CONCURRENCIES):
         ideal = median(push_runs[block * per], "seconds")
         row("never pushes back (the ideal)", c, push_runs[block * per], ideal)
-        for (label, _, _, _), runs in zip(PUSHBACKS, push_runs[block * per + 1 : (block + 1) * per]):
+        for (label, _, _, _), runs in zip(PUSHBACKS, push_runs[block * per + 1 : (block + 1) * per], strict=True):
             row(label, c, runs, ideal)
     ideal = median(push_runs[-1], "seconds")
     row("never pushes back (the ideal at the capacity)", CAPACITY, push_runs[-1], ideal)
-    for c, runs in zip(CONCURRENCIES, push_runs[2 * per : 2 * per + 2]):
+    for c, runs in zip(CONCURRENCIES, push_runs[2 * per : 2 * per + 2], strict=True):
         row(f"429 beyond {CAPACITY} in flight", c, runs, ideal)
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class JobList(list[JobInfo]):
             return "no Batch API jobs recorded"
         rows = [_HEAD] + [j.cells() for j in self]
         widths = [max(len(r[c]) for r in rows) for c in range(len(_HEAD))]
-        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
     def _repr_html_(self) -> str:
         if not self:

@@ -32,7 +32,8 @@ class Comparison:
     def _repr_html_(self) -> str:
         span = max(self.serial.elapsed(), self.concurrent.elapsed())
         cells = []
-        for label, result in (("serial (concurrency 1)", self.serial), (f"concurrent (concurrency {self.concurrent.concurrency})", self.concurrent)):
+        for label, result in (("serial (concurrency 1)", self.serial),
+                              (f"concurrent (concurrency {self.concurrent.concurrency})", self.concurrent)):
             cells.append(
                 f"<td style='vertical-align:top'><b>{render.escape(label)}</b>: {result.elapsed():.2f} s wall"
                 f"{render.timeline_svg(result, width=420, title=label, span=span)}</td>"

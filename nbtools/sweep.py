@@ -32,7 +32,8 @@ class SweepResult:
 
     def __repr__(self) -> str:
         lines = ["concurrency | wall (s) | requests/s | errors | retries"]
-        lines += [f"{p.concurrency:>11} | {p.wall:>8.2f} | {p.throughput:>10.1f} | {p.errors:>6} | {p.retries:>7}" for p in self.points]
+        lines += [f"{p.concurrency:>11} | {p.wall:>8.2f} | {p.throughput:>10.1f} | {p.errors:>6} | {p.retries:>7}"
+                  for p in self.points]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -41,7 +42,8 @@ class SweepResult:
             f"<td class='num'>{p.throughput:.1f}</td><td class='num'>{p.errors}</td><td class='num'>{p.retries}</td></tr>"
             for p in self.points
         )
-        table = f"<table><tr><th>concurrency</th><th>wall (s)</th><th>requests/s</th><th>errors</th><th>retries</th></tr>{rows}</table>"
+        table = ("<table><tr><th>concurrency</th><th>wall (s)</th><th>requests/s</th><th>errors</th><th>retries</th></tr>"
+                 f"{rows}</table>")
         return f"<div class='nbt'>{STYLE}{self.chart()}{table}</div>"
 
     def chart(self, width: int = 300, height: int = 170) -> str:
@@ -103,7 +105,7 @@ def _line_chart(points: list[tuple[int, float]], title: str, color: str, width: 
     dots = "".join(
         f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{color}'><title>concurrency {c}: {v:.2f}</title></circle>"
         f"<text x='{x:.1f}' y='{height - 6}' font-size='10' text-anchor='middle' fill='#666'>{c}</text>"
-        for (x, y), (c, v) in zip(coords, points)
+        for (x, y), (c, v) in zip(coords, points, strict=True)
     )
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' aria-label='{escape(title)}'>"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from urllib.parse import unquote
 
 __all__ = [
@@ -177,7 +177,7 @@ def classify_finish(finish_reason: str | None, *, stream: bool) -> str | None:
 
 def _json(text: str) -> object | None:
     try:
-        return json.loads(text)
+        return cast(object, json.loads(text))
     except ValueError:
         return None
 

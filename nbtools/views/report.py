@@ -172,7 +172,7 @@ def _status(r: RequestResult) -> str:
     if r.error_kind is not None and r.status == "error":
         return f"error: {r.error_kind}"
     if r.status == "ok" and r.finish_reason in labels.FINISH:
-        return f"ok, {labels.FINISH[r.finish_reason].short}"  # type: ignore[index]
+        return f"ok, {labels.FINISH[r.finish_reason].short}"
     return r.status
 
 

@@ -48,7 +48,8 @@ def live_batch(browser: Any, lab: LabServer) -> Iterator[tuple[NotebookPage, dic
         nb.close()
 
 
-def test_llm_batch_renders_header_progress_widget_rows_summary_and_timeline(live_batch: tuple[NotebookPage, dict[str, str]]) -> None:
+def test_llm_batch_renders_header_progress_widget_rows_summary_and_timeline(
+        live_batch: tuple[NotebookPage, dict[str, str]]) -> None:
     nb, seen = live_batch
     out = nb.output(1)
 

@@ -74,7 +74,7 @@ class BatchJobRun(Generic[State]):
         self._ready_parts: set[int] = set()
         self._reading = asyncio.Lock()
         result.attach(self)
-        result.batch_job = self  # type: ignore[attr-defined]  # issue 15: read by render for the job line
+        result.batch_job = self  # read by the report for the job line
 
     # -- Control: no concurrency limit applies to a job; "in flight" is the rows in jobs not ended -----
     @property
