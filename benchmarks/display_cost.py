@@ -32,9 +32,9 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, ".."))  # the kernel driver lives in tests/support/
 
-from kernel_helpers import Kernel  # noqa: E402
+from tests.support.kernel_helpers import Kernel  # noqa: E402
 
 TARGET = 1.10
 
@@ -129,7 +129,8 @@ def profile_once(kernel: Kernel, url: str, n: int, c: int, top: int) -> None:
     rows = []
     for (file, line, name), (_cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         if re.search(r"nbtools/(display|render)\.py|tqdm/|ipywidgets/|IPython/core/display", file):
-            rows.append((ct, tt, nc, f"{os.path.relpath(file, os.path.join(HERE, '..')) if 'nbtools' in file else file.split('site-packages/')[-1]}:{line}({name})"))
+            where = os.path.relpath(file, os.path.join(HERE, "..")) if "nbtools" in file else file.split("site-packages/")[-1]
+            rows.append((ct, tt, nc, f"{where}:{line}({name})"))
     rows.sort(reverse=True)
     print(f"{'cumtime':>8} {'tottime':>8} {'calls':>7}  function")
     for ct, tt, nc, where in rows[:top]:
@@ -172,7 +173,8 @@ def main() -> int:
         print("| display | median wall (r.summary().wall) | median cell wall | median kernel CPU for the cell |")
         print("|---|---|---|---|")
         for d in (True, False):
-            print(f"| {'on' if d else 'off (--no-display)'} | {med[d]['wall']:.2f} s | {med[d]['cell']:.2f} s | {med[d]['cpu']:.2f} s |")
+            print(f"| {'on' if d else 'off (--no-display)'} | {med[d]['wall']:.2f} s | {med[d]['cell']:.2f} s "
+                  f"| {med[d]['cpu']:.2f} s |")
         wall_ratio = med[True]["wall"] / med[False]["wall"]
         cpu_ratio = med[True]["cpu"] / med[False]["cpu"]
         print(f"| ratio on/off | {wall_ratio:.3f}x | {med[True]['cell'] / med[False]['cell']:.3f}x | {cpu_ratio:.3f}x |")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Real providers' errors, measured side by side in one run.
 
-A local server (tests/error_server.py, on 127.0.0.1 in a thread of this process) answers with the
-documented error replies of tests/provider_errors.py. Two tables:
+A local server (tests/support/error_server.py, on 127.0.0.1 in a thread of this process) answers with the
+documented error replies of tests/support/provider_errors.py. Two tables:
 
 1. Batch-wide failures (a refused key, no quota, a missing model, no permission): N prompts at
    concurrency 20 (and the OpenAI 429 insufficient_quota at concurrency="auto"). Requests the server
@@ -35,12 +35,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the fixtures live in tests/
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the fixtures live in tests/support/
 
 import nbtools  # noqa: E402
-from tests import provider_errors as pe  # noqa: E402
-from tests.error_server import ProviderServer, Script, every, share  # noqa: E402
-from tests.helpers import serve_app  # noqa: E402
+from tests.support import provider_errors as pe  # noqa: E402
+from tests.support.error_server import ProviderServer, Script, every, share  # noqa: E402
+from tests.support.helpers import serve_app  # noqa: E402
 
 KEY_ENV = "NBTOOLS_BENCH_KEY"
 MODEL = "bench-model"
@@ -140,7 +140,7 @@ def main() -> None:
     print(f"## Batch-wide failures: {n} prompts\n")
     print("| failure | concurrency | requests sent | rows error / not sent | seconds until stopped |")
     print("|---|---|---|---|---|")
-    for (label, _, _, c), runs in zip(STOPS, stop_runs):
+    for (label, _, _, c), runs in zip(STOPS, stop_runs, strict=True):
         assert all(run["stopped"] for run in runs), f"{label}: the batch did not stop"
         print(f"| {label} | {c} | {median(runs, 'calls'):.0f} | {median(runs, 'failed'):.0f} / "
               f"{median(runs, 'not_sent'):.0f} | {median(runs, 'seconds'):.2f} |")
@@ -167,11 +167,11 @@ def main() -> None:
     for block, c in enumerate(CONCURRENCIES):
         ideal = median(push_runs[block * per], "seconds")
         row("never pushes back (the ideal)", c, push_runs[block * per], ideal)
-        for (label, _, _, _), runs in zip(PUSHBACKS, push_runs[block * per + 1 : (block + 1) * per]):
+        for (label, _, _, _), runs in zip(PUSHBACKS, push_runs[block * per + 1 : (block + 1) * per], strict=True):
             row(label, c, runs, ideal)
     ideal = median(push_runs[-1], "seconds")
     row("never pushes back (the ideal at the capacity)", CAPACITY, push_runs[-1], ideal)
-    for c, runs in zip(CONCURRENCIES, push_runs[2 * per : 2 * per + 2]):
+    for c, runs in zip(CONCURRENCIES, push_runs[2 * per : 2 * per + 2], strict=True):
         row(f"429 beyond {CAPACITY} in flight", c, runs, ideal)
 
 if __name__ == "__main__":

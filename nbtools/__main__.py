@@ -16,7 +16,6 @@ from nbtools.live import run_live
 from nbtools.options import OPTIONS
 from nbtools.results import BatchResult
 
-
 DEMO = {"repeat": 10, "concurrency": 10, "provider": "sim", "model": None}  # the demo's options, its defaults
 
 

@@ -51,7 +51,8 @@ def _make_run(result: BatchResult, on_result: OnResult | None) -> OnlineRun[Batc
     return OnlineRun(result, on_result)
 
 
-def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> OnlineRun[BatchResult] | BatchAPIRun[BatchResult]:
+def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None,
+            options: dict[str, Any]) -> OnlineRun[BatchResult] | BatchAPIRun[BatchResult]:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -112,7 +113,7 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     run = _make_run(result, on_result)
 
     async def main() -> BatchResult:
-        run.main_task = asyncio.current_task()  # type: ignore[assignment]
+        run.main_task = asyncio.current_task()
         run.main_task.add_done_callback(run.on_main_done)  # type: ignore[union-attr]
         return await run.main()
 

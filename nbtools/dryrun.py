@@ -88,7 +88,7 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
     result = prepare_batch(prompts, BatchState, api_key=api_key, **options)  # as a real run: the same checks and rows
     opts, endpoint, model = result.options, result.endpoint, result.model
     if model is None:  # prepare() prices the batch once its model is known
-        result.price = price_for(endpoint, None, opts.price)  # type: ignore[arg-type]
+        result.price = price_for(endpoint, None, opts.price)
     price = result.price
     note = result.price_note or (price.source if price is not None else
                                  "no model given (the server would be asked for one): pass model=")
@@ -98,7 +98,7 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
     cached: set[int] = set()
     if cache_is_on(opts.cache, endpoint) and model is not None:  # reading the local cache sends nothing
         samples = SampleKeys(endpoint.base_url, opts.repeat, opts.dedupe)
-        keys = [samples.key(row.index, body) for row, body in zip(result.rows, bodies)]
+        keys = [samples.key(row.index, body) for row, body in zip(result.rows, bodies, strict=True)]
         cache = ReplyCache()
         try:
             hits = cache.get_many(keys)
@@ -106,7 +106,7 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
             cache.close()
         cached = {i for i, key in enumerate(keys) if key in hits}
     rows = []
-    for row, body in zip(result.rows, bodies):
+    for row, body in zip(result.rows, bodies, strict=True):
         tokens = counter(body["messages"])
         low = None if price is None else price.cost(tokens, 0)
         high = None if price is None or bound is None else price.cost(tokens, bound)

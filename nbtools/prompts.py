@@ -16,7 +16,7 @@ Prompt = Union[str, Sequence[Message]]
 def normalize_prompts(prompts: Prompt | Iterable[Prompt]) -> list[Prompt]:
     """A list of prompts (strings or message lists), checked one by one; a lone string is one prompt."""
     if isinstance(prompts, str) or _is_message_list(prompts):
-        prompts = [prompts]  # type: ignore[list-item,assignment]  # one prompt
+        prompts = [prompts]  # type: ignore[assignment]  # one prompt
     elif isinstance(prompts, Mapping):
         raise ConfigError(
             f"prompts={_short(prompts)} is a dict: pass a list of strings, e.g. list(d.values()), "

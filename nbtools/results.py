@@ -136,7 +136,7 @@ class BatchResult(BatchState, Sequence[RequestResult]):
             if r.error_kind is not None and r.status == ERROR:  # a row cancelled while rate limited did not fail
                 kinds[r.error_kind] += 1
             if r.finish_reason in labels.NOTABLE_FINISH:
-                finishes[r.finish_reason] += 1  # type: ignore[index]
+                finishes[r.finish_reason] += 1
             if r.completion_tokens is not None:
                 reported += 1
                 ptok += r.prompt_tokens or 0

@@ -47,10 +47,10 @@ def service_times(spans: Sequence[tuple[float, float]], slots: int) -> tuple[lis
 
 def _plausible(spans: Sequence[tuple[float, float]], slots: int) -> bool:
     services, queued = service_times(spans, slots)
-    waited = sorted(s for s, q in zip(services, queued) if q)
+    waited = sorted(s for s, q in zip(services, queued, strict=True) if q)
     if not waited:
         return True  # nothing queued: the latencies as measured
-    direct = sorted(s for s, q in zip(services, queued) if not q)
+    direct = sorted(s for s, q in zip(services, queued, strict=True) if not q)
     # The yardstick: requests that began at once (the first always does; their lower median, as they also
     # set up the connections). They queued under no smaller model either, so a wrong model cannot shrink
     # it, as it shrinks all services. One alone may be a slow one: then a smaller share of it.

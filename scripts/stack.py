@@ -3,7 +3,8 @@
     python3 scripts/stack.py tests/stacks/colab.txt [pytest arguments]
 
 A stack file lists ``name==version`` pins, as a hosted notebook has them preinstalled, and says
-which Python it runs (``# python: 3.13``) and may name its tests (``# tests: tests/test_kernel.py``). The venv (``.venv-stacks/<name>``) gets the pins first,
+which Python it runs (``# python: 3.13``) and may name its tests (``# tests: tests/notebook/test_kernel.py``).
+The venv (``.venv-stacks/<name>``) gets the pins first,
 then nbtools and the test tools installed *under the pins as constraints*: pip must fit nbtools
 into the host as it is, changing none of its packages (tests/test_stacks.py checks that it did).
 Without pytest arguments, it runs what differs between kernel stacks: the real-kernel tests, the
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from _bootstrap import ROOT
 
-STACK_TESTS = ["tests/test_kernel.py", "tests/test_stacks.py", "tests/browser/test_browser_classic.py",
+STACK_TESTS = ["tests/notebook/test_kernel.py", "tests/test_stacks.py", "tests/browser/test_browser_classic.py",
                "--nbval-lax", "notebooks"]
 
 

@@ -1,11 +1,12 @@
-"""The whole test suite: installs everything into ./.venv, then runs pytest over tests/ and notebooks/.
+"""The whole test suite: installs everything into ./.venv, runs the static checks (scripts/check.py: ruff and
+mypy --strict; a finding fails the run before the tests start), then pytest over tests/ and notebooks/.
 
     python3 scripts/test.py [extra pytest arguments]
 
 Then the kernel tests, notebooks and a classic-Notebook browser test on Colab's pinned kernel stack
 (ipykernel 6, IPython 7, ipywidgets 7), and the kernel tests on Kaggle's (the same with ipywidgets 8)
 and on the lowest versions declared, each in its own venv: scripts/stack.py, tests/stacks/.
-With extra pytest arguments only the main run happens (they name tests of the main venv).
+With extra pytest arguments only the main pytest run happens (they name tests of the main venv).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 
+import check
 import stack
 from _bootstrap import ROOT, VENV, venv_python
 
@@ -42,16 +44,22 @@ def ensure_chromium() -> None:
 
 def main() -> int:
     python = venv_python("test")
+    args = sys.argv[1:]
+    # The static checks take seconds: a finding fails the run before the long tests start.
+    if not args and check.run(list(check.CHECKS), python) != 0:
+        return 1
     ensure_chromium()
     # The kernel that tests and notebooks start must be this venv's, whatever else the machine has.
     subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"], check=True,
                    stdout=subprocess.DEVNULL)
     # JUPYTER_PATH is searched first, so a user-level "python3" kernelspec elsewhere cannot win.
-    env = {**os.environ, "JUPYTER_PATH": os.pathsep.join(filter(None, [str(VENV / "share" / "jupyter"), os.environ.get("JUPYTER_PATH")]))}
-    command = [python, "-m", "pytest", "tests", "--nbval-lax", "notebooks", "-p", "no:cacheprovider", *sys.argv[1:]]
+    jupyter_path = [str(VENV / "share" / "jupyter"), os.environ.get("JUPYTER_PATH")]
+    env = {**os.environ, "JUPYTER_PATH": os.pathsep.join(filter(None, jupyter_path))}
+    command = [python, "-m", "pytest", "tests", "--nbval-lax", "notebooks", "-p", "no:cacheprovider",
+               *(args or ["--deselect", "tests/test_static.py"])]  # tests/test_static.py: the checks just run
     print(" ".join(map(str, command)), flush=True)
     code = subprocess.call(command, cwd=ROOT, env=env)
-    if sys.argv[1:]:
+    if args:
         return code
     for host in STACKS:
         code = stack.run(host, []) or code

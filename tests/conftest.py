@@ -1,6 +1,6 @@
 """Shared fixtures: a real simulator over real HTTP on 127.0.0.1, one per test that asks for it; the IPython shell.
 
-Helpers that tests import live in helpers.py (and kernel_helpers.py), never here."""
+Helpers, servers and drivers that tests import live in tests/support/, never here."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """What kind of failure a failed attempt was, from its HTTP status, body and headers.
 
 One function, :func:`classify`, for every provider we support. Their error bodies differ (see
-tests/provider_errors.py for the documented replies, each with its source):
+tests/support/provider_errors.py for the documented replies, each with its source):
 
 - OpenAI, and servers copying it: ``{"error": {"message", "type", "param", "code"}}`` where ``code`` is a
   string such as ``"insufficient_quota"`` that can contradict the status (a 429 that is billing, not speed).
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from urllib.parse import unquote
 
 __all__ = [
@@ -177,7 +177,7 @@ def classify_finish(finish_reason: str | None, *, stream: bool) -> str | None:
 
 def _json(text: str) -> object | None:
     try:
-        return json.loads(text)
+        return cast(object, json.loads(text))
     except ValueError:
         return None
 

@@ -151,10 +151,10 @@ class OnlineRun(Generic[State]):
             keys: list[str | None] = [None] * len(chunk)
             hits: dict[str, Completion] = {}
             if samples is not None:
-                keys = [samples.key(row.index, body) for row, body in zip(chunk, bodies)]
+                keys = [samples.key(row.index, body) for row, body in zip(chunk, bodies, strict=True)]
                 if cache is not None:  # one query per chunk, not one per row
                     hits = cache.get_many(keys)  # type: ignore[arg-type]
-            for row, body, key in zip(chunk, bodies, keys):
+            for row, body, key in zip(chunk, bodies, keys, strict=True):
                 self._left -= 1
                 if key is not None:
                     if key in hits:

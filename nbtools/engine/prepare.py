@@ -32,7 +32,7 @@ def price_batch(result: BatchState, model: str) -> None:
     """The batch's price (or why it is unknown); with max_cost, refuse to run without a price or
     without a bound on each reply's length."""
     options = result.options
-    price = result.price = price_for(result.endpoint, model, options.price,  # type: ignore[arg-type]
+    price = result.price = price_for(result.endpoint, model, options.price,
                                      batch_api=options.via == "batch")  # a Batch API job has its own rates
     if price is None:
         result.price_note = (f"no price known for {model} at {result.endpoint.host}: "

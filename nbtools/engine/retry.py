@@ -54,7 +54,8 @@ class RetryPolicy:
         if kind in WAIT:
             delay = retry_after if retry_after is not None else overload_delay(waits + 1)
             if delay > self.max_wait:
-                return Decision(FAIL, why=f"the server asked to wait {round(delay, 3):g} s, more than max_wait={self.max_wait:g} s")
+                return Decision(FAIL, why=f"the server asked to wait {round(delay, 3):g} s, "
+                                          f"more than max_wait={self.max_wait:g} s")
             starved = time.monotonic() - self._last_reply
             if starved >= self.max_wait:
                 return Decision(FAIL, why=f"no reply for {starved:.0f} s while rate limited (max_wait={self.max_wait:g} s): "
@@ -67,10 +68,10 @@ class RetryPolicy:
 
 def overload_delay(waits: int) -> float:
     """A jittered pause after a 429/503 that named no wait: short at first, up to ~4 s when it goes on."""
-    return min(4.0, 0.05 * 2 ** (waits - 1)) * (0.5 + random.random())
+    return min(4.0, 0.05 * 2.0 ** (waits - 1)) * (0.5 + random.random())
 
 
-def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]
+def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random = random._inst) -> float:
     """Seconds to wait before retry number ``attempt`` (1 = first retry).
 
     The server's Retry-After wins when it is sane; otherwise exponential backoff with up to 25% jitter,
@@ -78,7 +79,7 @@ def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random = 
     """
     if retry_after is not None and 0 <= retry_after <= MAX_RETRY_AFTER:
         return retry_after
-    return min(MAX_DELAY, BASE_DELAY * 2 ** (attempt - 1)) * (1 - 0.25 * rng.random())
+    return min(MAX_DELAY, BASE_DELAY * 2.0 ** (attempt - 1)) * (1 - 0.25 * rng.random())
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:

@@ -128,7 +128,7 @@ class RequestResult:
         return str(self.prompt[-1].get("content"))
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(zip(_EXPORTED, _export(self)))
+        return dict(zip(_EXPORTED, _export(self), strict=True))
 
     def __repr__(self) -> str:
         text = self.partial_text

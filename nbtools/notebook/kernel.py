@@ -2,7 +2,7 @@
 
 Hosted notebooks run old kernels: Colab and Kaggle have ipykernel 6.17 and IPython 7.34 (with
 ipywidgets 7 and 8), the newest stack ipykernel 7.4+ and IPython 9. Measured with a real kernel on
-both (tests/test_kernel.py, tests/stacks/), the differences that matter to nbtools are:
+both (tests/notebook/test_kernel.py, tests/stacks/), the differences that matter to nbtools are:
 
 - ipykernel < 7.4 handles no widget message while a cell runs: a click on Cancel waits until the
   blocking cell has ended (clicked 1 s into a 10 s batch, the cell ended 9.5 s later). The kernel's

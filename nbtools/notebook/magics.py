@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from IPython.core import magic_arguments as untyped_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import parse_argstring
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, TraitType, Tuple, Unicode, Union
 
 from nbtools.api import start
@@ -44,6 +45,11 @@ from nbtools.options import (
 from nbtools.results import BatchResult
 
 __all__ = ["LLMBatch", "load", "run_cell"]
+
+# IPython's argument decorators carry no annotations: typed here, so the magics they decorate stay typed.
+_Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+argument = cast(Callable[..., _Decorator], untyped_arguments.argument)
+magic_arguments = cast(Callable[[], _Decorator], untyped_arguments.magic_arguments)
 
 _running: set[BatchResult] = set()
 _background: set[asyncio.Task[Any]] = set()
@@ -149,7 +155,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
     @property
     def _user_ns(self) -> dict[str, Any]:
         assert self.shell is not None
-        return self.shell.user_ns
+        return cast("dict[str, Any]", self.shell.user_ns)
 
     @magic_arguments()
     @_cell_arguments

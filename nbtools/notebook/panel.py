@@ -52,16 +52,19 @@ class Panel:
 
         style = {"description_width": "90px"}
         wide = widgets.Layout(width="98%")
-        self.prompts = widgets.Textarea(text, description="prompts", placeholder="one prompt per line, or blocks between --- lines",
+        self.prompts = widgets.Textarea(text, description="prompts",
+                                        placeholder="one prompt per line, or blocks between --- lines",
                                         layout=widgets.Layout(width="98%", height="90px"), style=style)
         provider = opts.provider or ("custom" if opts.base_url else "sim")
         self.provider = widgets.Dropdown(options=[*PROFILES, _CUSTOM], value=provider, description="provider", style=style)
         self.base_url = widgets.Text(opts.base_url or "", description="base_url", placeholder="http://localhost:8000/v1",
-                                     style=style, layout=widgets.Layout(width="420px", display="" if provider == _CUSTOM else "none"))
+                                     style=style,
+                                     layout=widgets.Layout(width="420px", display="" if provider == _CUSTOM else "none"))
         self.model = widgets.Combobox(value=opts.model or "", options=[], description="model", placeholder="(default)",
                                       ensure_option=False, style=style)
-        self.concurrency = widgets.IntSlider(opts.concurrency, min=1, max=max(MAX_CONCURRENCY, opts.concurrency), description="concurrency",
-                                             continuous_update=True, style=style, layout=widgets.Layout(width="420px"))
+        self.concurrency = widgets.IntSlider(opts.concurrency, min=1, max=max(MAX_CONCURRENCY, opts.concurrency),
+                                             description="concurrency", continuous_update=True, style=style,
+                                             layout=widgets.Layout(width="420px"))
         # Sent only when set: the provider's defaults stay in force otherwise (some models reject them).
         self.temperature = widgets.FloatSlider(opts.temperature if opts.temperature is not None else 1.0, min=0, max=2, step=0.1,
                                                description="temperature", style=style)

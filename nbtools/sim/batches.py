@@ -152,12 +152,14 @@ class BatchSim:
         except ValueError as exc:
             return False, self._line_error(job, line, 400, "invalid_request_error", str(exc))
         if req.model not in config.models:
-            return False, self._line_error(job, line, 404, "not_found_error" if job.kind == "anthropic" else "invalid_request_error",
+            error_type = "not_found_error" if job.kind == "anthropic" else "invalid_request_error"
+            return False, self._line_error(job, line, 404, error_type,
                                            f"The model `{req.model}` does not exist (simulated; this server lists "
                                            f"{', '.join(config.models)})")
         if fault in _FAILS:
             status, kind = _FAILS[fault]
-            return False, self._line_error(job, line, status, kind, f"The server had an error processing this line. (simulated {fault})")
+            return False, self._line_error(job, line, status, kind,
+                                           f"The server had an error processing this line. (simulated {fault})")
         reply, finish = self.sim.replies.make(req.messages, req.last_user), "stop"
         if req.max_tokens is not None and req.max_tokens < len(reply.tokens):
             reply, finish = reply.truncated(req.max_tokens), "length"
@@ -189,10 +191,12 @@ class BatchSim:
 
     def _not_run(self, job: _Job, line: _Line, why: str) -> bytes:
         if job.kind == "anthropic":
-            record: dict[str, Any] = {"custom_id": line.custom_id, "result": {"type": "canceled" if why == "cancelled" else "expired"}}
+            record: dict[str, Any] = {"custom_id": line.custom_id,
+                                      "result": {"type": "canceled" if why == "cancelled" else "expired"}}
         else:
             record = {"id": f"batch_req_sim{next(self._ids)}", "custom_id": line.custom_id, "response": None,
-                      "error": {"code": f"batch_{why}", "message": f"This request could not be executed before the batch was {why}."}}
+                      "error": {"code": f"batch_{why}",
+                                "message": f"This request could not be executed before the batch was {why}."}}
         return json.dumps(record).encode() + b"\n"
 
     # -- OpenAI: files ---------------------------------------------------------------------------------
@@ -204,7 +208,8 @@ class BatchSim:
         content = upload.file.read()  # type: ignore[union-attr]
         limit = OPENAI_MAX_BYTES
         if len(content) > limit:
-            return _error(400, "invalid_request_error", f"File is too large: {len(content)} bytes, the limit is {limit} (simulated)")
+            return _error(400, "invalid_request_error",
+                          f"File is too large: {len(content)} bytes, the limit is {limit} (simulated)")
         file_id = f"file-sim{next(self._ids)}"
         self.files[file_id] = content
         self.counts["uploads"] += 1
@@ -227,21 +232,25 @@ class BatchSim:
         if content is None:
             return _error(404, "invalid_request_error", f"No such File object: {ask.get('input_file_id')} (simulated)")
         if ask.get("endpoint") != "/v1/chat/completions" or ask.get("completion_window") != "24h":
-            return _error(400, "invalid_request_error", "this simulator batches endpoint='/v1/chat/completions' with completion_window='24h'")
+            return _error(400, "invalid_request_error",
+                          "this simulator batches endpoint='/v1/chat/completions' with completion_window='24h'")
         lines, errors = [], []
         for n, raw in enumerate(content.splitlines(), 1):
             try:
                 record = json.loads(raw)
                 lines.append(_Line(str(record["custom_id"]), record["body"]))
             except (ValueError, KeyError, TypeError):
-                errors.append({"code": "invalid_json_line", "message": "This line is not valid JSON with custom_id and body.", "line": n})
+                errors.append({"code": "invalid_json_line", "message": "This line is not valid JSON with custom_id and body.",
+                               "line": n})
         limit = self.sim.config.batch_max_requests or OPENAI_MAX_REQUESTS
         if len(lines) > limit:
-            errors.append({"code": "too_many_requests", "message": f"The batch has {len(lines)} requests; the limit is {limit}.", "line": None})
+            errors.append({"code": "too_many_requests", "message": f"The batch has {len(lines)} requests; the limit is {limit}.",
+                           "line": None})
         seen: set[str] = set()
         for n, line in enumerate(lines, 1):
             if line.custom_id in seen:
-                errors.append({"code": "duplicate_custom_id", "message": f"The custom_id {line.custom_id!r} is used more than once.", "line": n})
+                errors.append({"code": "duplicate_custom_id",
+                               "message": f"The custom_id {line.custom_id!r} is used more than once.", "line": n})
                 break
             seen.add(line.custom_id)
         job = self._new("openai", lines, ask.get("metadata") or {})
@@ -297,7 +306,8 @@ class BatchSim:
             return _anthropic_error(400, "invalid_request_error", "requests: each needs custom_id and params (simulated)")
         limit = self.sim.config.batch_max_requests or ANTHROPIC_MAX_REQUESTS
         if len(lines) > limit or len(raw) > ANTHROPIC_MAX_BYTES:
-            return _anthropic_error(400, "invalid_request_error", f"requests: at most {limit} requests and 256 MB per batch (simulated)")
+            return _anthropic_error(400, "invalid_request_error",
+                                    f"requests: at most {limit} requests and 256 MB per batch (simulated)")
         ids = [line.custom_id for line in lines]
         if len(set(ids)) != len(ids):
             return _anthropic_error(400, "invalid_request_error", "requests: custom_id values must be unique (simulated)")

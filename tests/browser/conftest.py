@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from nbtools.sim import SimServer, serve
-
-from .browser_lab import CHROMIUM, CHROMIUM_ARGS, LabServer, NotebookPage, open_notebook, serving
+from tests.support.browser_lab import CHROMIUM, CHROMIUM_ARGS, LabServer, NotebookPage, open_notebook, serving
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from nbtools.sim import SimServer
-
-from .browser_lab import ARTIFACTS, VIEWPORT, CellPage, JupyterServer, notebook_json, serving, widget_button
+from tests.support.browser_lab import ARTIFACTS, VIEWPORT, CellPage, JupyterServer, notebook_json, serving, widget_button
 
 notebook = pytest.importorskip("notebook")
 if int(notebook.__version__.split(".")[0]) >= 7:

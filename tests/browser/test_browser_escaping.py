@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from nbtools.sim import SimServer
-
-from .browser_lab import widget_button
+from tests.support.browser_lab import widget_button
 
 pytestmark = pytest.mark.timeout(150)
 

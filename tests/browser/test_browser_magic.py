@@ -10,8 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from nbtools.sim import SimServer
-
-from .browser_lab import LabServer, NotebookPage, open_notebook, widget_button
+from tests.support.browser_lab import LabServer, NotebookPage, open_notebook, widget_button
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -49,7 +48,8 @@ def live_batch(browser: Any, lab: LabServer) -> Iterator[tuple[NotebookPage, dic
         nb.close()
 
 
-def test_llm_batch_renders_header_progress_widget_rows_summary_and_timeline(live_batch: tuple[NotebookPage, dict[str, str]]) -> None:
+def test_llm_batch_renders_header_progress_widget_rows_summary_and_timeline(
+        live_batch: tuple[NotebookPage, dict[str, str]]) -> None:
     nb, seen = live_batch
     out = nb.output(1)
 

@@ -6,8 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from nbtools.sim import SimServer
-
-from .browser_lab import widget_button
+from tests.support.browser_lab import widget_button
 
 pytestmark = pytest.mark.timeout(150)
 

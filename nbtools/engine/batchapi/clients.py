@@ -7,7 +7,8 @@ the runner never looks at provider shapes. Sources of the shapes:
   validating, failed, in_progress, finalizing, completed, expired, cancelling, cancelled;
   ``request_counts`` total/completed/failed; ``output_file_id`` / ``error_file_id``) and
   https://platform.openai.com/docs/api-reference/files (multipart upload with ``purpose=batch``,
-  ``GET /files/{id}/content``; ``GET /batches`` lists recent jobs with their ``metadata``); openai-python ``src/openai/types/batch.py``, ``batch_request_counts.py``.
+  ``GET /files/{id}/content``; ``GET /batches`` lists recent jobs with their ``metadata``); openai-python
+  ``src/openai/types/batch.py``, ``batch_request_counts.py``.
   Output and error lines: ``{"id", "custom_id", "response": {"status_code", "request_id", "body"},
   "error": {"code", "message"} | null}`` (openapi ``BatchRequestOutput``). xAI serves the same routes
   (https://docs.x.ai/developers/advanced-api-usage/batch-api, as used by LiteLLM's xai_batches).
@@ -26,7 +27,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -56,7 +57,7 @@ def _key_hint(endpoint: Endpoint) -> str:
 
 def _json_or_none(content: bytes) -> object | None:
     try:
-        return json.loads(content)
+        return cast(object, json.loads(content))
     except ValueError:
         return None
 
@@ -160,7 +161,8 @@ class BatchClient:
         except ValueError:
             pass
         hint = {401: f" ({_key_hint(self.endpoint)})", 404: " (does this endpoint have a Batch API?)"}.get(status, "")
-        return BatchAPIError(self.endpoint.redact(f"HTTP {status} from {self.endpoint.host}: {' '.join(detail.split())[:300]}{hint}"), status)
+        one_line = " ".join(detail.split())[:300]
+        return BatchAPIError(self.endpoint.redact(f"HTTP {status} from {self.endpoint.host}: {one_line}{hint}"), status)
 
     # -- the job calls -------------------------------------------------------------------------------
     async def submit(self, part: Part, metadata: dict[str, str]) -> tuple[str, str | None]:
@@ -310,7 +312,8 @@ class AnthropicBatches(BatchClient):
         kind = result.get("type")
         if kind == "succeeded":
             message = result.get("message") or {}
-            text = "".join(b.get("text", "") for b in message.get("content") or () if isinstance(b, dict) and b.get("type") == "text")
+            text = "".join(b.get("text", "") for b in message.get("content") or ()
+                           if isinstance(b, dict) and b.get("type") == "text")
             prompt_tokens, cached = _anthropic_prompt_tokens(message.get("usage") or {})
             return Outcome(index, Completion(text, message.get("model"), prompt_tokens,
                                              (message.get("usage") or {}).get("output_tokens"), message.get("stop_reason"),

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Generic
 
-from nbtools.engine.batchapi.outcome import Outcome
 from nbtools.engine.batchapi.clients import BatchAPIError, BatchClient, JobState, client_for
+from nbtools.engine.batchapi.outcome import Outcome
 from nbtools.engine.batchapi.requests import Part, build_parts, run_key
 from nbtools.engine.batchapi.store import JobRecord, JobStore
 from nbtools.engine.rows import ERROR, NOT_SENT, RequestResult, fill_reply

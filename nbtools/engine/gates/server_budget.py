@@ -81,7 +81,7 @@ class ServerBudget:
         """A reply's headers, received at monotonic time ``at`` (a stream's come long before its end);
         ``mark``: ``mark()`` as it was when that request started."""
         now = time.monotonic() if at is None else at
-        for kind, since in zip(_KINDS, mark):
+        for kind, since in zip(_KINDS, mark, strict=True):
             remaining = header_number(headers.get(f"x-ratelimit-remaining-{kind}"))
             reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
             if remaining is None or reset is None:

@@ -20,8 +20,8 @@ from nbtools.compare import Comparison
 from nbtools.notebook.display import LiveDisplay
 from nbtools.sim import SimServer
 from nbtools.sweep import SweepPoint, SweepResult
-
-from .helpers import serve_app
+from tests.support.helpers import serve_app
+from tests.support.rate_limits import first_attempt_rate_limited
 
 FAKE_KEY = "sk-nbtools-FAKE-7f3e9c1d2b4a-not-a-real-key"
 
@@ -94,6 +94,24 @@ def test_ten_thousand_requests_with_ten_percent_faults_lose_nothing(tmp_path) ->
     assert stats["requests"] == sum(r.attempts for r in result)  # no request sent twice unaccounted
     assert stats["completed"] == 10_000
     assert 700 <= s.retries + s.waits <= 1300  # about 10% of attempts were faults (429/503: waits)
+
+
+def test_a_stream_dropped_mid_reply_is_cut_and_keeps_what_arrived(make_sim) -> None:
+    server = make_sim(latency=0.05)
+    result = nbtools.batch(["x [[sim:disconnect]]"], base_url=server.base_url, model="m", stream=True, retries=0,
+                           cache=False)
+    row = result[0]
+    assert row.status == "error" and row.error_kind == "cut" and row.partial and "cut off" in row.error
+
+
+def test_rate_limit_waits_are_counted_apart_from_retries() -> None:
+    app, counts = first_attempt_rate_limited()
+    with serve_app(app) as url:
+        result = nbtools.batch([f"q{i}" for i in range(6)], base_url=url + "/v1", model="m", concurrency=3,
+                               retries=0, cache=False)
+    s = result.summary()
+    assert s.ok == 6 and s.retries == 0 and s.waits == 6 and all(r.waits == 1 for r in result)
+    assert "6 waits for rate limits" in str(s) and "rate-limit waits" in result._repr_html_()
 
 
 # -- cache and resume ------------------------------------------------------------------------------
@@ -293,6 +311,14 @@ def test_reset_durations_read_as_providers_write_them() -> None:
     assert [parse_duration(v) for v in (None, "", "soon", "5 s", "-")] == [None] * 5
 
 
+def test_a_fixed_concurrency_climbs_back_after_a_burst_of_rate_limits() -> None:
+    app, counts = first_attempt_rate_limited()  # every row's first attempt is refused: the limit drops, then recovers
+    with serve_app(app) as url:
+        result = nbtools.batch([f"q{i}" for i in range(120)], base_url=url + "/v1", model="m", concurrency=8, cache=False)
+    assert result.summary().ok == 120 and result.concurrency <= 8
+    assert counts["peak_after_429s"] == 8  # back at the user's number, never above it
+
+
 # -- secrets ---------------------------------------------------------------------------------------
 @pytest.fixture
 def key_echoing_server():
@@ -393,6 +419,25 @@ def test_the_key_never_reaches_a_saved_notebook(tmp_path: Path) -> None:
         assert FAKE_KEY[8:30] not in content, place
 
 
+def test_a_key_echoed_in_a_cut_stream_is_not_kept_in_the_partial_text() -> None:
+    key = "sk-FAKE-review-canary-0123456789"
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        chunk = {"choices": [{"index": 0, "delta": {"content": f"you sent {request.headers['Authorization']}"}}]}
+        await resp.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    with serve_app(app) as url:
+        result = nbtools.batch(["hi"], base_url=url + "/v1", model="m", api_key=key, stream=True, retries=0, cache=False)
+    row = result[0]
+    assert row.error_kind == "cut" and row.partial == "you sent Bearer ***"
+    assert "canary" not in repr(result.to_dicts()) + result._repr_html_()
+
+
 # -- escaping --------------------------------------------------------------------------------------
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)></table></svg><b>bold</b>"
 
@@ -407,7 +452,8 @@ def test_hostile_replies_are_text_in_every_html(sim: SimServer) -> None:
         "comparison": Comparison(result, result)._repr_html_(),
         "sweep": SweepResult([SweepPoint(1, 1.0, 1.0, 0, 0)], [result])._repr_html_(),
         "dry run": nbtools.dry_run([HOSTILE], base_url=sim.base_url, model=HOSTILE, cache=False)._repr_html_(),
-        "jobs": RecordedRuns([RecordedRun(HOSTILE, HOSTILE, HOSTILE, HOSTILE, (HOSTILE,), HOSTILE, 1, 0, 0, time.time())])._repr_html_(),
+        "jobs": RecordedRuns([RecordedRun(HOSTILE, HOSTILE, HOSTILE, HOSTILE, (HOSTILE,), HOSTILE, 1, 0, 0,
+                                          time.time())])._repr_html_(),
     }
     for name, html in outputs.items():
         for raw in ("<script", "<img", "</table></svg>", "<b>bold"):

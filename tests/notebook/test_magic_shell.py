@@ -50,7 +50,8 @@ def test_over_runs_the_body_once_per_item(ip, cell) -> None:
 
     ip.user_ns["cities"] = pd.Series(["Oslo", "Lima"])
     ip.user_ns["df"] = pd.DataFrame({"name": ["a", "b"], "size": [1, 2]})
-    assert cell("--over cities", "Describe {item}\nin one line.").texts == ["Describe Oslo\nin one line.", "Describe Lima\nin one line."]
+    assert cell("--over cities", "Describe {item}\nin one line.").texts == ["Describe Oslo\nin one line.",
+                                                                           "Describe Lima\nin one line."]
     assert cell("--over df", "{item.name} has size {item[size]}").texts == ["a has size 1", "b has size 2"]
 
 
@@ -59,7 +60,8 @@ def test_options_and_config_defaults(ip, cell, sim: SimServer) -> None:
     result = cell("-n 4", "a\nb")
     assert len(result) == 8 and sim.stats()["peak_in_flight"] == 3
     sim.reset()
-    result = cell("-c 5 -s 'Be brief.' -t 0.3 --max-tokens 50 --params '{\"seed\": 1}' --retries 0 --timeout 5", "x\ny\nz\nw\nv\nu")
+    result = cell("-c 5 -s 'Be brief.' -t 0.3 --max-tokens 50 --params '{\"seed\": 1}' --retries 0 --timeout 5",
+                  "x\ny\nz\nw\nv\nu")
     assert result.concurrency == 5 and result.options.system == "Be brief." and result.options.params == {"seed": 1}
     assert sim.stats()["peak_in_flight"] == 5
 

@@ -161,7 +161,7 @@ class Kernel:
         """Evaluate ``expr`` in the kernel and return it, through JSON."""
         marker = "@@" + uuid.uuid4().hex
         ex = self.ok(f"import json as _j\nprint({marker!r} + _j.dumps({expr}))", timeout)
-        line = next(l for l in ex.stdout.splitlines() if l.startswith(marker))
+        line = next(printed for printed in ex.stdout.splitlines() if printed.startswith(marker))
         return json.loads(line[len(marker):])
 
     # -- frontend actions ---------------------------------------------------------------------------

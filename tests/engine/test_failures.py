@@ -27,9 +27,8 @@ from nbtools.engine.failures import (
     classify_finish,
 )
 from nbtools.engine.sse import DONE, SSEDecoder
-
-from .helpers import serve_app
-from .provider_errors import (
+from tests.support.helpers import serve_app
+from tests.support.provider_errors import (
     ALL,
     FAKE_KEY,
     LLAMA_CPP_COMPLETE_STREAM,

@@ -16,11 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from nbtools.sim import SimServer, serve
-
-try:  # tests/ may or may not be a package
-    from .kernel_helpers import WIDGET_VIEW, Kernel
-except ImportError:
-    from kernel_helpers import WIDGET_VIEW, Kernel
+from tests.support.kernel_helpers import WIDGET_VIEW, Kernel
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]  # real kernels
 

@@ -13,8 +13,7 @@ from nbtools.compare import Comparison
 from nbtools.options import OPTIONS, BatchOptions
 from nbtools.sim import SimServer
 from nbtools.sweep import levels
-
-from .helpers import until
+from tests.support.helpers import until
 
 
 def _header(panel: nbtools.Panel) -> str:

@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nbtools.sim import serve
-
-try:
-    from .kernel_helpers import Kernel
-except ImportError:  # run as a plain module
-    from kernel_helpers import Kernel
+from tests.support.kernel_helpers import Kernel
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]  # real kernels
 

@@ -6,7 +6,7 @@ names in quoted replies are replaced by placeholders; echoed keys are masked the
 them, built from FAKE_KEY. Where no documented body was found the reply is marked ``documented=False``
 and kept minimal; the source line says what is missing.
 
-Used by tests/test_failures.py (classification) and meant for engine tests that serve these replies
+Used by tests/engine/test_failures.py (classification) and meant for engine tests that serve these replies
 from a local aiohttp app (``reply.raw()``, ``reply.headers``).
 """
 

@@ -179,12 +179,13 @@ class OpenAIBatchServer:
             rid = f"batch_req_{batch['id']}_{i}"
             if i >= ran:
                 err.append({"id": rid, "custom_id": line["custom_id"], "response": None,
-                            "error": {"code": not_run_code, "message": "This request could not be executed before the batch ended."}})
+                            "error": {"code": not_run_code,
+                                      "message": "This request could not be executed before the batch ended."}})
             elif FAIL in json.dumps(line["body"]["messages"]):
                 err.append({"id": rid, "custom_id": line["custom_id"], "error": None, "response": {
                     "status_code": 400, "request_id": f"req_{i}",
-                    "body": {"error": {"message": "Invalid 'messages': refused by the test server.", "type": "invalid_request_error",
-                                       "param": "messages", "code": None}}}})
+                    "body": {"error": {"message": "Invalid 'messages': refused by the test server.",
+                                       "type": "invalid_request_error", "param": "messages", "code": None}}}})
             else:
                 out.append({"id": rid, "custom_id": line["custom_id"], "error": None, "response": {
                     "status_code": 200, "request_id": f"req_{i}", "body": _chat_body(line["body"], i, self.usage)}})
@@ -255,7 +256,8 @@ class AnthropicBatchServer:
             if "max_tokens" not in params or "model" not in params:
                 return self._error(400, "invalid_request_error", "params: model and max_tokens are required")
             if any(m.get("role") not in ("user", "assistant") for m in params["messages"]):
-                return self._error(400, "invalid_request_error", "messages: roles must be user or assistant (system goes in 'system')")
+                return self._error(400, "invalid_request_error",
+                                   "messages: roles must be user or assistant (system goes in 'system')")
         self.creates += 1
         batch_id = f"msgbatch_{self.creates:04d}"
         self.batches[batch_id] = {"_requests": requests, "_polls": 0, "id": batch_id}

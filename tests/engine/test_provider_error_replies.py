@@ -1,7 +1,7 @@
-"""End to end: real local servers answer with each provider's documented error replies.
+"""Failures end to end: real local servers answer with each provider's documented error replies.
 
-Each test starts its own ProviderServer (tests/error_server.py) over real HTTP on 127.0.0.1 and serves
-the replies of tests/provider_errors.py (status, headers and body as the provider documents them, each
+Each test starts its own ProviderServer (tests/support/error_server.py) over real HTTP on 127.0.0.1 and serves
+the replies of tests/support/provider_errors.py (status, headers and body as the provider documents them, each
 with its source). Counts come from the server: what it was sent, not what the client says it sent.
 """
 
@@ -21,10 +21,9 @@ from IPython.core.error import UsageError
 import nbtools
 from nbtools.engine import failures
 from nbtools.engine.gates.adaptive import AUTO_START
-
-from . import provider_errors as pe
-from .error_server import ProviderServer, Script, every, when_prompt_has
-from .helpers import serve_app
+from tests.support import provider_errors as pe
+from tests.support.error_server import ProviderServer, Script, every, when_prompt_has
+from tests.support.helpers import serve_app
 
 KEY_ENV = "NBTOOLS_E2E_KEY"
 MODEL = "e2e-model"

@@ -11,8 +11,7 @@ import pytest
 from aiohttp import web
 
 import nbtools
-
-from .helpers import serve_app
+from tests.support.helpers import serve_app
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -64,7 +64,7 @@ def test_rate_limits_wait_for_retry_after_until_max_wait_runs_out(make_sim) -> N
     assert (row.error_kind, row.status_code) == ("rate_limit", 429)
     arrivals = [rec["t"] for rec in server.stats()["log"]]
     assert len(arrivals) == 4
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     assert all(0.38 <= g < 0.8 for g in gaps[:2]), gaps  # Retry-After, not the 0.5 s/1 s backoff
     assert 0.9 <= arrivals[-1] - arrivals[0] < 1.5  # the last try when max_wait is up, not later
 
@@ -307,7 +307,7 @@ def test_a_broken_on_result_callback_fails_the_batch_and_says_why(sim: SimServer
 def test_list_shaped_message_content_is_joined(make_sim) -> None:
     from aiohttp import web
 
-    from .helpers import serve_app
+    from tests.support.helpers import serve_app
 
     async def chat(request: web.Request) -> web.Response:
         parts = [{"type": "text", "text": "Hello "}, {"type": "text", "text": "world"}]
@@ -346,7 +346,7 @@ def test_endpoint_host_hides_credentials_and_a_pasted_key_is_not_echoed() -> Non
 def test_servers_that_are_not_openai_compatible_are_named_as_such() -> None:
     from aiohttp import web
 
-    from .helpers import serve_app
+    from tests.support.helpers import serve_app
 
     async def page(request: web.Request) -> web.Response:
         return web.Response(status=404, text="<!DOCTYPE html><html><body><h1>Not here</h1></body></html>",
@@ -389,7 +389,7 @@ def test_a_key_echoed_by_the_server_is_redacted_before_it_is_cut_or_kept() -> No
 
     from aiohttp import web
 
-    from .helpers import serve_app
+    from tests.support.helpers import serve_app
 
     key = "sk-FAKE-canary-1234567890"
 

@@ -1,7 +1,7 @@
 """A local OpenAI-compatible chat endpoint that answers some requests with a provider's documented error.
 
-Used by tests/test_provider_errors_e2e.py and benchmarks/failures.py. The error replies (status, headers,
-body) come from tests/provider_errors.py, each with its source; a success is a chat.completion object as
+Used by tests/engine/test_provider_error_replies.py and benchmarks/failures.py. The error replies (status, headers,
+body) come from tests/support/provider_errors.py, each with its source; a success is a chat.completion object as
 in OpenAI's API reference (platform.openai.com/docs/api-reference/chat/object), the shape every server
 here (xAI, Anthropic's OpenAI SDK compatibility layer, Ollama's /v1, vLLM, llama.cpp's server) answers with.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .provider_errors import ErrorReply
+from tests.support.provider_errors import ErrorReply
 
 # Which reply a request gets: (its number on this server, from 1; its JSON body) -> an error, or None for a success.
 Script = Callable[[int, dict[str, Any]], "ErrorReply | None"]

@@ -13,12 +13,11 @@ import pytest
 
 import nbtools
 from nbtools import ConfigError
+from nbtools.batch_jobs import cancel_job, forget_job, jobs, resend
 from nbtools.engine.batchapi.run import poll_schedule
 from nbtools.engine.batchapi.store import store_path
-from nbtools.batch_jobs import cancel_job, forget_job, jobs, resend
-
-from .batch_servers import FAIL, AnthropicBatchServer, OpenAIBatchServer
-from .helpers import serve_app
+from tests.support.batch_servers import FAIL, AnthropicBatchServer, OpenAIBatchServer
+from tests.support.helpers import serve_app
 
 FAST = {"poll_interval": 0.01}  # the test servers move one state per poll: no need to wait between
 
@@ -261,7 +260,8 @@ def test_polls_start_small_and_grow_to_a_cap() -> None:
 
 def test_no_key_runs_against_the_simulator_and_says_so() -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "NBTOOLS_PROVIDER"}
-    script = "import nbtools; r = nbtools.batch(['hello'], via='batch', poll_interval=0.05); print(r[0].status, r.endpoint.simulated)"
+    script = ("import nbtools; r = nbtools.batch(['hello'], via='batch', poll_interval=0.05); "
+              "print(r[0].status, r.endpoint.simulated)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ok", "True"]

@@ -1,9 +1,9 @@
 """Figures that stay true on real servers: cut replies are never "ok", no speedup that did not happen.
 
-Against real HTTP: a server that answers with llama.cpp's own stream bytes (tests/provider_errors.py), and
+Against real HTTP: a server that answers with llama.cpp's own stream bytes (tests/support/provider_errors.py), and
 simulators that process 1, 4 or 16 requests at a time and queue the rest. The claimed (estimated) speedup is
 checked against the one measured the way ``--compare`` measures it: serial wall time / concurrent wall time.
-The estimator itself (nbtools.figures) is also checked on synthetic timelines, with no server.
+The estimator itself (nbtools.summary) is also checked on synthetic timelines, with no server.
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ from nbtools.results import BatchResult, RequestResult
 from nbtools.sim import SimServer
 from nbtools.summary import estimate_serial
 from nbtools.views import report as render
-
-from .helpers import serve_app
-from .provider_errors import LLAMA_CPP_COMPLETE_STREAM, LLAMA_CPP_CUT_STREAM
+from tests.support.helpers import serve_app
+from tests.support.provider_errors import LLAMA_CPP_COMPLETE_STREAM, LLAMA_CPP_CUT_STREAM
 
 # -- a server that ends streams the way llama.cpp's does ---------------------------------------------
 # The cut stream (role chunk, then [DONE], no finish_reason) and the complete one come from
-# tests/provider_errors.py. The same chunks stopped after the content ("Hello", "!") but before the final
+# tests/support/provider_errors.py. The same chunks stopped after the content ("Hello", "!") but before the final
 # chunk that carries finish_reason make a cut that did deliver text.
 _EVENTS = LLAMA_CPP_COMPLETE_STREAM.split(b"\n\n")
 CUT_AFTER_TEXT = b"\n\n".join(_EVENTS[:3]) + b"\n\ndata: [DONE]\n\n"

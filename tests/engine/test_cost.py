@@ -18,8 +18,8 @@ from IPython.core.error import UsageError
 import nbtools
 from nbtools.dryrun import DryRun
 from nbtools.engine.rows import NOT_SENT, OK
-
-from .helpers import serve_app
+from tests.support.helpers import serve_app
+from tests.support.rate_limits import OK_REPLY, first_attempt_rate_limited
 
 # genai-prices needs Python >= 3.11: without it, only user prices and local servers are priced.
 needs_prices = pytest.mark.skipif(importlib.util.find_spec("genai_prices") is None, reason="genai-prices not installed")
@@ -258,6 +258,28 @@ def test_max_cost_needs_a_price_and_a_reply_bound(sim) -> None:
     assert posts(usage) == 0
     # A free local server needs no bound: nothing it does costs money.
     assert nbtools.batch(["a"], base_url=sim.base_url, model="m", max_cost=0).summary().ok == 1
+
+
+def test_a_spending_cap_and_a_rate_limit_do_not_deadlock() -> None:
+    app, counts = first_attempt_rate_limited()
+    with serve_app(app) as url:
+        result = nbtools.batch([f"q{i}" for i in range(5)], base_url=url + "/v1", model="m", concurrency=1, cache=False,
+                               price=(1000, 1000), max_tokens=50, max_cost=0.1, timeout=5)
+    s = result.summary()
+    assert result.done and s.ok >= 1 and s.ok + s.not_sent == 5 and s.cost <= 0.1 + 0.07
+
+
+def test_replies_without_usage_count_their_worst_case_against_the_cap() -> None:
+    async def chat(request: web.Request) -> web.Response:
+        return web.json_response({**OK_REPLY, "usage": None})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    with serve_app(app) as url:
+        result = nbtools.batch([f"q{i}" for i in range(60)], base_url=url + "/v1", model="m", cache=False,
+                               concurrency=4, price=(1000, 1000), max_tokens=50, max_cost=0.5)
+    s = result.summary()
+    assert 0 < s.ok < 60 and s.not_sent == 60 - s.ok and s.cost_unknown == s.ok
 
 
 # -- the dry run -------------------------------------------------------------------------------------

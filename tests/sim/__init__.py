@@ -1,0 +1,1 @@
+"""Tests of nbtools/sim/: the simulator, over real HTTP on loopback."""
