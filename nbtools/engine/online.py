@@ -15,7 +15,6 @@ import asyncio
 import sys
 import time
 from collections import deque
-from dataclasses import replace
 from collections.abc import Callable
 from typing import Any, Generic
 
@@ -362,7 +361,9 @@ class OnlineRun(Generic[State]):
         finally:
             # A failed request is free; a reply without usage costs its worst case.
             cost = row.cost if row.cost is not None else ticket.worst if row.status == OK else 0.0
-            self._finish(passed, ticket, replace(replied or Outcome("cancelled"), cost=cost))
+            outcome = replied or Outcome("cancelled")
+            outcome.cost = cost
+            self._finish(passed, ticket, outcome)
             result.row_finished(row)
         self._done(row)
         if key is not None:

@@ -41,7 +41,7 @@ class Ticket:
         self.generation = 0  # the adaptive controller's generation when it was sent
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     """How one attempt ended, and what its request does next."""
 
@@ -51,7 +51,7 @@ class Outcome:
     headers_at: float | None = None  # when the headers came (monotonic): a stream's come long before its end
     latency: float | None = None  # seconds from sending to the reply
     tokens: int | None = None  # tokens the reply says it used (prompt + completion), when it says
-    cost: float = 0.0  # what the request cost in all, USD (set on its final outcome)
+    cost: float = 0.0  # what the request cost in all, USD (the run sets it on the final outcome)
 
     @property
     def final(self) -> bool:

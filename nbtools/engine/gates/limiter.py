@@ -88,7 +88,8 @@ class Limiter:
     # -- the gate ------------------------------------------------------------------------------------
     async def wait(self, ticket: Ticket) -> bool:
         if not ticket.slot:
-            await self.acquire()
+            if not self.try_acquire():
+                await self.acquire()
             ticket.slot = True
         return True
 
