@@ -2,11 +2,11 @@
 
 Every start passes the run's gates (nbtools.engine.gates: pacing, the spending cap, the concurrency
 limiter, the server's budget, the adaptive controller), all asked the same three things; adding a
-gate is adding it to ``gates``. A request runs in a worker task that, once done, takes the next
-request the dispatcher lets through: one task per request in flight at most, never one per row, and
-no task created per request while a batch keeps the same concurrency. Cancelling stops the
-dispatcher and every in-flight request, and keeps the rows that finished. What to do after a failed
-attempt is nbtools.engine.retry's to decide.
+gate is adding it to ``gates``. Requests run in worker tasks, each taking the next request the
+dispatcher lets through once its own is done: never more tasks than requests under way, and no task
+created per request (aiohttp's body writer is then the one task a request costs). Cancelling stops
+the dispatcher and every in-flight request, and keeps the rows that finished. What to do after a
+failed attempt is nbtools.engine.retry's to decide.
 """
 
 from __future__ import annotations
