@@ -49,11 +49,12 @@ from dataclasses import dataclass
 API_KEY = "sk-bench-not-a-real-key"
 MODEL = "sim-small"
 REPLY = "A short simulated reply of about a dozen tokens, the same for every request."
-CLIENTS = ("usual", "nbtools", "nbtools-nocache", "floor", "pool")
+CLIENTS = ("usual", "nbtools", "nbtools-nocache", "nbtools-nocache-before", "floor", "pool")
 LABELS = {
     "usual": "usual: AsyncOpenAI() + Semaphore + gather",
     "nbtools": "nbtools.abatch (defaults: reply cache on, cold)",
     "nbtools-nocache": "nbtools.abatch(cache=False)",
+    "nbtools-nocache-before": "nbtools.abatch(cache=False), the --before code",
     "floor": "floor: bare aiohttp + Semaphore + gather",
     "pool": "(reference) bare aiohttp, C worker tasks",
 }
@@ -82,12 +83,14 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
         table = [
             Scenario("2k", 300, 100, 0.1),
             Scenario("5k", 600, 300, 0.1),
+            Scenario("20k", 2000, 500, 0.1),
             Scenario("100k", 2000, args.huge_c, 0.0, skip_usual=not args.usual_huge, rss_target=True),
         ]
     else:
         table = [
             Scenario("2k", 2000, 200, 0.1),
             Scenario("5k", 5000, 1000, 0.1),
+            Scenario("20k", 20000, 500, 0.1),
             Scenario("100k", args.huge_n, args.huge_c, 0.0, skip_usual=not args.usual_huge, rss_target=True),
         ]
     chosen = args.scenario or [s.key for s in table]
@@ -198,7 +201,7 @@ def child(args: argparse.Namespace) -> None:
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     if args.child.startswith("nbtools"):
-        extra = {"cache": False} if args.child == "nbtools-nocache" else {}
+        extra = {"cache": False} if "nocache" in args.child else {}
         extra.update(json.loads(args.nbtools_options))
         result = asyncio.run(
             nbtools.abatch(prompts, model=MODEL, concurrency=args.c, base_url=args.url, api_key=API_KEY,
@@ -309,6 +312,8 @@ def run_child(client: str, sc: Scenario, sim: Simulator, args: argparse.Namespac
         # nbtools' reply cache (on by default for a base_url) goes to a fresh file: every run is a
         # cold first run, and the user's own cache is never touched.
         env = {**os.environ, "NBTOOLS_CACHE": os.path.join(tmp, "replies.sqlite")}
+        if client.endswith("-before"):  # the same run, side by side, with another copy of nbtools
+            env["PYTHONPATH"] = args.before
         cpu0 = sim.cpu()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.child_timeout, env=env)
         sim_cpu = sim.cpu() - cpu0
@@ -391,7 +396,7 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
     print("|---|---|---|---|---|---|---|---|---|")
     for sc in chosen:
         fl, us, pool = (results.get((sc.key, c)) for c in ("floor", "usual", "pool"))
-        for variant in ("nbtools", "nbtools-nocache"):
+        for variant in ("nbtools", "nbtools-nocache", "nbtools-nocache-before"):
             nb = results.get((sc.key, variant))
             if nb is None:
                 continue
@@ -403,7 +408,7 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
             rss_pool = nb["maxrss_mb"] / pool["maxrss_mb"] if pool else None
             peaks = [p for p in (nb["server_peak"], nb["client_peak"]) if p is not None]
             peak_ok = ("ok" if max(peaks) <= sc.c else f"MISSED ({max(peaks)})") if peaks else "n/a"
-            label = "defaults" if variant == "nbtools" else "cache=False"
+            label = {"nbtools": "defaults", "nbtools-nocache": "cache=False"}.get(variant, "cache=False, before")
             print(f"| N={sc.n:,} C={sc.c} | {label} | {ratio_cell(cpu, TARGET_CPU)} | {ratio_cell(wall, TARGET_WALL)} "
                   f"| {ratio_cell(best, None)} | {ratio_cell(usual, TARGET_USUAL, at_most=False)} "
                   f"| {ratio_cell(rss, TARGET_RSS) if sc.rss_target else '-'} | {ratio_cell(rss_pool, None)} "
@@ -453,7 +458,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small N: a smoke run in well under a minute")
     p.add_argument("--repeat", type=int, default=1, metavar="K", help="run each client K times, report medians")
-    p.add_argument("--scenario", action="append", choices=["2k", "5k", "100k"],
+    p.add_argument("--scenario", action="append", choices=["2k", "5k", "20k", "100k"],
                    help="run only these scenarios (repeatable; default: all)")
     p.add_argument("--clients", help=f"comma-separated subset of {','.join(CLIENTS)} (default: all but pool, "
                    "plus pool in the 100k scenario)")
@@ -468,6 +473,8 @@ def main() -> None:
     p.add_argument("--child-timeout", type=float, default=1800.0, help="kill a client run after this many seconds")
     p.add_argument("--server-cmd", default=f"{shlex.quote(sys.executable)} -m nbtools.sim",
                    help="the simulator command; --port/--latency/--latency-spread/--seed/--reply are appended")
+    p.add_argument("--before", metavar="PATH",
+                   help="a checkout of earlier code: client nbtools-nocache-before runs it (PYTHONPATH=PATH)")
     p.add_argument("--json", metavar="PATH", help="also write every run's raw figures to PATH")
     p.add_argument("-v", "--verbose", action="store_true", help="progress and first errors on stderr")
     # child mode (internal)
@@ -485,6 +492,8 @@ def main() -> None:
         unknown = {c.strip() for c in args.clients.split(",")} - set(CLIENTS) - {""}
         if unknown:
             p.error(f"unknown client(s) {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
+        if "nbtools-nocache-before" in args.clients and not args.before:
+            p.error("client nbtools-nocache-before needs --before PATH (a checkout of the earlier code)")
 
     chosen = scenarios(args)
     server_cmd = shlex.split(args.server_cmd)

@@ -1,8 +1,12 @@
 """The online run: a dispatcher that starts each request when the gates have room.
 
-At most ``concurrency`` request tasks exist at once, so 100,000 prompts cost 100,000 small result
-rows, not 100,000 tasks. Cancelling stops the dispatcher and every in-flight request, and keeps
-the rows that finished. What to do after a failed attempt is nbtools.engine.retry's to decide.
+Every start passes the run's gates (nbtools.engine.gates: pacing, the spending cap, the concurrency
+limiter, the server's budget, the adaptive controller), all asked the same three things; adding a
+gate is adding it to ``gates``. Requests run in worker tasks, each taking the next request the
+dispatcher lets through once its own is done: never more tasks than requests under way, and no task
+created per request (aiohttp's body writer is then the one task a request costs). Cancelling stops
+the dispatcher and every in-flight request, and keeps the rows that finished. What to do after a
+failed attempt is nbtools.engine.retry's to decide.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic
 
@@ -17,6 +22,7 @@ from nbtools.engine.cache import ReplyCache, SampleKeys, cache_is_on
 from nbtools.engine.client import ChatClient, Completion, RequestFailed
 from nbtools.engine.failures import WAIT
 from nbtools.engine.gates.adaptive import AUTO_START, AdaptiveConcurrency
+from nbtools.engine.gates.gate import AttemptOutcome, Gate, Status, Ticket
 from nbtools.engine.gates.limiter import Limiter
 from nbtools.engine.gates.pacing import Pacer, estimate_prompt_tokens
 from nbtools.engine.gates.spending import SpendingGuard
@@ -32,6 +38,7 @@ from nbtools.errors import EndpointError
 __all__ = ["OnlineRun", "OnResult"]
 
 OnResult = Callable[[RequestResult], Any]
+Admitted = tuple[RequestResult, dict[str, Any], "str | None", Ticket, list[Gate]]  # a row let through, for a worker
 CHUNK = 500  # rows prepared (bodies, cache keys, one cache query) at a time
 
 
@@ -48,11 +55,12 @@ class OnlineRun(Generic[State]):
         self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots) if auto else None
         self.policy = RetryPolicy(options.retries, options.max_wait)
         self._left = len(result.rows)  # rows the dispatcher has not handled yet
-        self._paced = False  # did the rate budget hold back the last start?
         self.cache = ReplyCache() if cache_is_on(options.cache, result.endpoint) else None
         self.client = ChatClient(result.endpoint, timeout=options.timeout)
         self.on_result = on_result
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # the workers
+        self._idle: deque[asyncio.Future[Admitted | None]] = deque()  # workers waiting for their next request
+        self._dispatching = True
         self.main_task: asyncio.Task[State] | None = None
         self._followers: dict[str, list[RequestResult]] = {}  # with dedupe: identical requests wait on the first
         self._typical_completion = options.max_tokens or 256  # token estimate until usage is seen
@@ -61,6 +69,11 @@ class OnlineRun(Generic[State]):
         self._answered = False  # has the endpoint answered anything yet?
         self.guard = SpendingGuard(options.max_cost) if options.max_cost is not None else None
         self._count_prompt: Callable[[list[Any]], int] | None = None
+        # In the order a start passes them. The dispatcher waits on those up to the limiter, in row order
+        # and without a slot (the limit counts requests out, not waiting); each request, on the rest.
+        self.gates: list[Gate] = [self.pacer, *([self.guard] if self.guard is not None else []), self.limiter]
+        if self.adaptive is not None:
+            self.gates += [self.adaptive.budget, self.adaptive]
         result.attach(self)
 
     # -- Control: what the result asks of us ---------------------------------------------------------
@@ -71,7 +84,17 @@ class OnlineRun(Generic[State]):
     def set_limit(self, value: int) -> None:
         """A number set by hand: the user takes over from any controller."""
         self.limiter.limit = value
-        self.adaptive = None
+        self._set_adaptive(None)
+
+    def _set_adaptive(self, adaptive: AdaptiveConcurrency | None) -> None:
+        """Swap the controller (and its server budget) in the gates; requests under way keep theirs."""
+        old = self.adaptive
+        gates = [g for g in self.gates if old is None or (g is not old and g is not old.budget)]
+        if adaptive is not None:
+            at = gates.index(self.limiter) + 1
+            gates[at:at] = [adaptive.budget, adaptive]
+        self.gates = gates  # a new list: an attempt iterates the one it started with
+        self.adaptive = adaptive
 
     @property
     def in_flight(self) -> int:
@@ -133,16 +156,28 @@ class OnlineRun(Generic[State]):
         return result
 
     async def _dispatch(self) -> None:
-        """Start each row's request when the limiter (and the rate budget) has room."""
-        result, options, cache = self.result, self.options, self.cache
+        """Start each row's request when the gates let it through."""
+        result = self.result
         if result.model is None:
             result.model = await self._discover_model()
         model = result.model
         price_batch(result, model)
-        guard = self.guard
-        if guard is not None:  # each request's worst case needs its prompt tokens
+        if self.guard is not None:  # each request's worst case needs its prompt tokens
             self._count_prompt = prompt_counter(model)
         loop = asyncio.get_running_loop()
+        try:
+            await self._dispatch_rows(loop)
+        finally:
+            self._dispatching = False
+            while self._idle:  # nothing more to hand over: let the waiting workers end
+                idle = self._idle.popleft()
+                if not idle.done():
+                    idle.set_result(None)
+
+    async def _dispatch_rows(self, loop: asyncio.AbstractEventLoop) -> None:
+        result, options, cache, guard = self.result, self.options, self.cache, self.guard
+        model = result.model
+        assert model is not None
         rows, url, repeat = result.rows, result.endpoint.base_url, options.repeat
         samples = SampleKeys(url, repeat, options.dedupe) if cache is not None or options.dedupe else None
         for first in range(0, len(rows), CHUNK):
@@ -165,24 +200,55 @@ class OnlineRun(Generic[State]):
                             self._followers[key].append(row)
                             continue
                         self._followers[key] = []
-                if self.pacer.active:  # before taking a slot: the limit counts requests out, not waiting
-                    self._paced = await self.pacer.wait(self._estimate(body))
-                # Room under the cap first, then a slot: a request waiting for a slot to send again (after
-                # a 429) must be able to settle, and let the cap admit the next one.
-                worst = self._worst_case(body) if guard is not None else 0.0
-                if guard is not None and not await guard.admit(worst):
-                    result.capped = True
-                    return  # the cap is reached: what is left is "not sent"
-                try:
-                    await self.limiter.acquire()
-                except BaseException:  # cancelled while waiting for a slot: give the reservation back
-                    if guard is not None:
-                        guard.settle(worst, 0.0)
-                    raise
+                # Pacing, then room under the cap, then a slot: a request waiting for a slot to send again
+                # (after a 429) must be able to settle, and let the cap admit the next one.
+                ticket = Ticket(self._estimate(body) if self.pacer.active else 0,
+                                self._worst_case(body) if guard is not None else 0.0)
+                passed: list[Gate] = []
+                for gate in self._admission():
+                    try:
+                        let_through = await gate.wait(ticket)
+                    except BaseException:  # cancelled while waiting: give back what the others reserved
+                        self._finish(passed, ticket, AttemptOutcome("cancelled"))
+                        raise
+                    if not let_through:
+                        self._finish(passed, ticket, AttemptOutcome("cancelled"))
+                        result.capped = True
+                        return  # the cap is reached: what is left is "not sent"
+                    passed.append(gate)
                 result.row_started(row)
-                task = loop.create_task(self._request(row, body, key, worst))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self._hand_over((row, body, key, ticket, passed), loop)
+
+    def _admission(self) -> list[Gate]:
+        """The gates waited on by the dispatcher: those up to and including the limiter."""
+        gates = self.gates
+        return gates[: gates.index(self.limiter) + 1]
+
+    def _hand_over(self, admitted: Admitted, loop: asyncio.AbstractEventLoop) -> None:
+        """Give a request let through to a waiting worker, or to a new one."""
+        while self._idle:
+            idle = self._idle.popleft()
+            if not idle.done():  # a worker cancelled while it waited is gone
+                idle.set_result(admitted)
+                return
+        task = loop.create_task(self._worker(admitted))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _worker(self, admitted: Admitted | None) -> None:
+        loop = asyncio.get_running_loop()
+        while admitted is not None:
+            await self._request(*admitted)
+            if not self._dispatching:
+                return
+            idle: asyncio.Future[Admitted | None] = loop.create_future()
+            self._idle.append(idle)
+            admitted = await idle
+
+    @staticmethod
+    def _finish(gates: list[Gate], ticket: Ticket, outcome: AttemptOutcome) -> None:
+        for gate in reversed(gates):
+            gate.finished(ticket, outcome)
 
     async def _cancel_tasks(self) -> None:
         tasks = list(self.tasks)
@@ -223,19 +289,32 @@ class OnlineRun(Generic[State]):
             ) from None
 
     # -- one request ---------------------------------------------------------------------------------
-    async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None, worst: float = 0.0) -> None:
+    async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None, ticket: Ticket,
+                       passed: list[Gate]) -> None:
+        """``passed``: the gates that let this request through (the dispatcher's, then the rest)."""
         result = self.result
         on_delta = (lambda delta: result.row_streamed(row, delta)) if self.options.stream else None
         completion = None
-        holding = True  # the limiter slot taken for us by the dispatcher
+        replied: AttemptOutcome | None = None  # how the attempt that got a reply went
         errors = 0  # failed attempts that count against `retries` (a rate limit's waits do not)
         try:
             while True:
                 row.attempts += 1
+                ticket.attempt = row.attempts
+                # Read each time: the first reply may have turned pacing on, a number set by hand the controller off.
+                ticket.tokens = self._estimate(body) if self.pacer.active or self.adaptive is not None else 0
+                gates = self.gates
+                if row.attempts == 1:  # the dispatcher waited on those up to the limiter
+                    gates = gates[gates.index(self.limiter) + 1 :]
+                else:  # a gate taken out of the list since (the controller) is not asked again
+                    passed[:] = [gate for gate in passed if gate in gates]
+                if not await self._pass(gates, ticket, passed):
+                    row.status = CANCELLED  # a gate will never let it through
+                    break
                 if on_delta is not None:
                     row.begin_stream()
                 try:
-                    completion = await self._attempt(row, body, on_delta)
+                    completion, replied = await self._attempt(row, body, on_delta, ticket, passed)
                     break
                 except RequestFailed as exc:
                     self._answered = self._answered or not exc.unreachable
@@ -245,18 +324,18 @@ class OnlineRun(Generic[State]):
                     else:
                         errors += 1
                     decision = self.policy.decide(exc.kind, errors=errors, waits=row.waits, retry_after=exc.retry_after)
+                    status: Status = "overloaded" if exc.kind in WAIT else "failed"
                     if decision.action == WAIT_AGAIN:
-                        self._pushed_back(exc, row)
+                        self._pushed_back(exc)
                         # Wait without a slot: the limit counts requests the server is handling.
-                        self.limiter.release()
-                        holding = False
+                        self._finish(passed, ticket, AttemptOutcome(status, "wait", exc.headers))
                         await asyncio.sleep(decision.delay)
-                        await self.limiter.acquire()
-                        holding = True
                         continue
                     if decision.action == RETRY:
+                        self._finish(passed, ticket, AttemptOutcome(status, "retry", exc.headers))
                         await asyncio.sleep(decision.delay)
                         continue
+                    replied = AttemptOutcome(status, headers=exc.headers)
                     row.error = str(exc) + (f" (after {row.attempts} attempts)" if row.attempts > 1 else "")
                     if decision.why:
                         row.error += f"; {decision.why}"
@@ -272,16 +351,18 @@ class OnlineRun(Generic[State]):
         except asyncio.CancelledError:
             row.status = CANCELLED
             row.error_kind = row.status_code = None  # a wait it was in (a 429) is not how it ended
+            replied = None
             raise
         except Exception as exc:  # a bug or an odd reply: this row's error, not a lost batch
             row.error, row.status = f"{type(exc).__name__}: {result.endpoint.redact(str(exc))}", ERROR
             completion = None
         finally:
-            if holding:
-                self.limiter.release()
+            # A failed request is free; a reply without usage costs its worst case.
+            cost = row.cost if row.cost is not None else ticket.worst if row.status == OK else 0.0
+            outcome = replied or AttemptOutcome("cancelled")
+            outcome.cost = cost
+            self._finish(passed, ticket, outcome)
             result.row_finished(row)
-            if self.guard is not None:  # a failed request is free; a reply without usage costs its worst case
-                self.guard.settle(worst, row.cost if row.cost is not None else worst if row.status == OK else 0.0)
         self._done(row)
         if key is not None:
             if completion is not None and self.cache is not None:
@@ -293,44 +374,46 @@ class OnlineRun(Generic[State]):
             for follower in self._followers.pop(key, ()):
                 self._answer(follower, completion, cached=True, failed=row)
 
-    async def _attempt(self, row: RequestResult, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> Completion:
-        """One try: wait for the rate budgets, send, and tell the controllers how it went."""
-        pacer, adaptive = self.pacer, self.adaptive  # read each time: setting a number by hand turns it off
-        estimate = self._estimate(body) if pacer.active or adaptive is not None else 0
-        if pacer.active and row.attempts > 1:  # the dispatcher paced the first attempt
-            await pacer.wait(estimate)
-        mark = (0.0, 0.0)
-        if adaptive is not None:  # the server's own x-ratelimit-remaining-* budget
-            while (wait := adaptive.budget.take(estimate)) > 0:
-                await asyncio.sleep(wait)
-            mark = adaptive.budget.mark()
-        generation = adaptive.generation if adaptive is not None else 0
+    @staticmethod
+    async def _pass(gates: list[Gate], ticket: Ticket, passed: list[Gate]) -> bool:
+        """Wait on each gate in turn; remember those that let the request through."""
+        for gate in gates:
+            if not await gate.wait(ticket):
+                return False
+            if gate not in passed:
+                passed.append(gate)
+        return True
+
+    async def _attempt(self, row: RequestResult, body: dict[str, Any], on_delta: Callable[[str], None] | None,
+                       ticket: Ticket, passed: list[Gate]) -> tuple[Completion, AttemptOutcome]:
+        """One try, once the gates let it through: send, and say how it went."""
+        for gate in passed:
+            gate.started(ticket)
         row.sent = self.result.now()
         sent = time.perf_counter()
-        try:
-            completion = await self.client.complete(body, on_delta)
-        except RequestFailed as exc:
-            if adaptive is not None and exc.kind in WAIT:
-                adaptive.on_overload(generation, exc.headers, mark)
-            raise
+        completion = await self.client.complete(body, on_delta)
         self._answered = True
         self.policy.replied()
-        if adaptive is not None:
-            adaptive.on_success(time.perf_counter() - sent, completion.headers, mark, completion.headers_at)
-        if pacer.active and completion.completion_tokens is not None:
-            self._typical_completion = completion.completion_tokens
-            pacer.settle(estimate, (completion.prompt_tokens or 0) + completion.completion_tokens)
-        return completion
+        used = completion.completion_tokens
+        if used is not None and self.pacer.active:
+            self._typical_completion = used
+        outcome = AttemptOutcome("ok", headers=completion.headers, headers_at=completion.headers_at,
+                          latency=time.perf_counter() - sent,
+                          tokens=None if used is None else (completion.prompt_tokens or 0) + used)
+        return completion, outcome
 
-    def _pushed_back(self, exc: RequestFailed, row: RequestResult) -> None:
+    def _pushed_back(self, exc: RequestFailed) -> None:
         """A 429/503: note where it happened, and let a fixed limit yield until the pressure is gone."""
         if self.result.refused_at is None:
             self.result.refused_at = self.limiter.active
         if self.adaptive is None and self.options.concurrency != "auto":
             # A fixed concurrency is a ceiling, not a promise: drop and climb back, never above it.
-            self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots,
-                                                ceiling=self.limiter.limit, fixed=True)
-            self.adaptive.on_overload(0, exc.headers, (0.0, 0.0))
+            adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots,
+                                           ceiling=self.limiter.limit, fixed=True)
+            self._set_adaptive(adaptive)
+            first = AttemptOutcome("overloaded", "wait", exc.headers)  # what the new gates learn from
+            for gate in (adaptive.budget, adaptive):
+                gate.finished(Ticket(), first)
 
     def _worst_case(self, body: dict[str, Any]) -> float:
         price = self.result.price
@@ -340,7 +423,7 @@ class OnlineRun(Generic[State]):
 
     def _wants_slots(self) -> bool:
         """Would more slots be used now? Rows not dispatched yet, or rows waiting to send again."""
-        return (self._left > 0 or self.limiter.waiting > 0) and not self._paced
+        return (self._left > 0 or self.limiter.waiting > 0) and not self.pacer.held_back
 
     def _estimate(self, body: dict[str, Any]) -> int:
         return estimate_prompt_tokens(body["messages"]) + self._typical_completion

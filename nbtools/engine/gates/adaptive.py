@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from nbtools.engine.gates.gate import AttemptOutcome, Ticket
 from nbtools.engine.gates.limiter import Limiter
 from nbtools.engine.gates.pacing import Pacer
 from nbtools.engine.gates.server_budget import ServerBudget, header_number
@@ -38,7 +39,7 @@ class AdaptiveConcurrency:
         self.fixed = fixed
         self.demand = demand  # would more slots be used now? (requests left, and no rate budget holding them)
         self.pacer = pacer
-        self.budget = ServerBudget()  # the runner takes each start from it
+        self.budget = ServerBudget()  # a gate of its own, in the run's list right before this one
         self.ceiling = ceiling
         self.generation = 0  # bumped at each back-off
         self._slow_start = not fixed
@@ -46,12 +47,23 @@ class AdaptiveConcurrency:
         self._best: float | None = None
         self._recent: float | None = None  # moving average of latency
 
-    def on_success(self, latency: float, headers: Mapping[str, str] | None, mark: tuple[float, float] = (0, 0),
-                   headers_at: float | None = None) -> None:
-        """A reply after ``latency`` s; ``mark``: ``budget.mark()`` when its request started;
-        ``headers_at``: when its headers came (monotonic)."""
+    # -- the gate: the limit itself is the limiter's; this one learns from each outcome --------------
+    async def wait(self, ticket: Ticket) -> bool:
+        return True
+
+    def started(self, ticket: Ticket) -> None:
+        ticket.generation = self.generation
+
+    def finished(self, ticket: Ticket, outcome: AttemptOutcome) -> None:
+        if outcome.status == "ok":
+            self.on_success(outcome.latency or 0.0, outcome.headers)
+        elif outcome.status == "overloaded":
+            self.on_overload(ticket.generation, outcome.headers)
+
+    def on_success(self, latency: float, headers: Mapping[str, str] | None) -> None:
+        """A reply after ``latency`` s."""
         if headers is not None:
-            self._read_headers(headers, mark, headers_at)
+            self._adopt_limits(headers)
         self._best = latency if self._best is None else min(self._best, latency)
         self._recent = latency if self._recent is None else 0.9 * self._recent + 0.1 * latency
         if not self.demand() or self.budget.limiting:
@@ -74,10 +86,10 @@ class AdaptiveConcurrency:
             return
         self.limiter.limit = min(self.ceiling, self.limiter.limit + 1)
 
-    def on_overload(self, generation: int, headers: Mapping[str, str] | None, mark: tuple[float, float] = (0, 0)) -> None:
+    def on_overload(self, generation: int, headers: Mapping[str, str] | None) -> None:
         """A 429 or 503 for a request sent in ``generation``."""
         if headers is not None:
-            self._read_headers(headers, mark)
+            self._adopt_limits(headers)
         if generation != self.generation:
             return  # sent under a limit we already gave up
         self.generation += 1
@@ -85,10 +97,10 @@ class AdaptiveConcurrency:
         self._successes = 0
         self.limiter.limit = max(1, min(self.limiter.limit - 1, int(self.limiter.limit * DECREASE)))
 
-    def _read_headers(self, headers: Mapping[str, str], mark: tuple[float, float], at: float | None = None) -> None:
+    def _adopt_limits(self, headers: Mapping[str, str]) -> None:
+        """x-ratelimit-limit-*: pace at the server's own rate (what is left is the budget gate's)."""
         rpm = header_number(headers.get("x-ratelimit-limit-requests"))
         tpm = header_number(headers.get("x-ratelimit-limit-tokens"))
         if rpm or tpm:
             self.pacer.adopt(rpm, tpm)
-        self.budget.observe(headers, mark, at)
 

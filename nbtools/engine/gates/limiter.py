@@ -6,6 +6,7 @@ import asyncio
 from collections import deque
 
 from nbtools.checks import whole_number
+from nbtools.engine.gates.gate import AttemptOutcome, Ticket
 
 __all__ = ["Limiter"]
 
@@ -15,6 +16,8 @@ class Limiter:
 
     Raising it lets waiters start at once; lowering it lets running holders finish and holds back
     new starts until fewer than ``limit`` are active. ``peak`` records the most ever active at once.
+    As a gate: a request holds its slot through retries, and gives it back while it waits out the
+    server's push-back (the limit counts requests the server is handling, not waiting ones).
     """
 
     def __init__(self, limit: int) -> None:
@@ -82,9 +85,18 @@ class Limiter:
                 self._take()
                 waiter.set_result(None)
 
-    async def __aenter__(self) -> Limiter:
-        await self.acquire()
-        return self
+    # -- the gate ------------------------------------------------------------------------------------
+    async def wait(self, ticket: Ticket) -> bool:
+        if not ticket.slot:
+            if not self.try_acquire():
+                await self.acquire()
+            ticket.slot = True
+        return True
 
-    async def __aexit__(self, *exc: object) -> None:
-        self.release()
+    def started(self, ticket: Ticket) -> None:
+        pass
+
+    def finished(self, ticket: Ticket, outcome: AttemptOutcome) -> None:
+        if ticket.slot and outcome.next != "retry":
+            ticket.slot = False
+            self.release()

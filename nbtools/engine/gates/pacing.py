@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from nbtools.engine.gates.gate import AttemptOutcome, Ticket
+
 __all__ = ["Pacer", "estimate_prompt_tokens"]
 
 
@@ -22,13 +24,14 @@ def estimate_prompt_tokens(messages: list[Mapping[str, Any]]) -> int:
 
 
 class Pacer:
-    """``await pacer.wait(tokens)`` before each request; ``pacer.settle(estimate, actual)`` after."""
+    """A gate: each attempt waits for its share of the budget; a reply's usage corrects the token clock."""
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
         self.rpm = rpm
         self.tpm = tpm
         self._requests_free_at = 0.0  # monotonic time from which the next request may start
         self._tokens_free_at = 0.0
+        self.held_back = False  # did the budget make the last first attempt wait?
 
     @property
     def active(self) -> bool:
@@ -48,7 +51,7 @@ class Pacer:
             self._tokens_free_at = start + tokens * 60.0 / self.tpm
         return start - now
 
-    async def wait(self, tokens: int) -> bool:
+    async def pace(self, tokens: int) -> bool:
         """Wait for the next start; True if the budget made us wait."""
         delay = self.reserve(tokens)
         if delay > 0:
@@ -59,6 +62,21 @@ class Pacer:
         """Correct the token clock once the real usage is known (more used: later; less: sooner)."""
         if self.tpm is not None:
             self._tokens_free_at += (actual - estimated) * 60.0 / self.tpm
+
+    # -- the gate ------------------------------------------------------------------------------------
+    async def wait(self, ticket: Ticket) -> bool:
+        if self.active:
+            waited = await self.pace(ticket.tokens)
+            if ticket.attempt == 1:  # what first starts wait for tells whether more slots would be used
+                self.held_back = waited
+        return True
+
+    def started(self, ticket: Ticket) -> None:
+        pass
+
+    def finished(self, ticket: Ticket, outcome: AttemptOutcome) -> None:
+        if outcome.status == "ok" and outcome.tokens is not None:
+            self.settle(ticket.tokens, outcome.tokens)
 
     def adopt(self, rpm: float | None = None, tpm: float | None = None) -> None:
         """Take the server's own limits (from x-ratelimit-* headers) where we had none or a higher one."""

@@ -12,9 +12,12 @@ was sent up to its own request: starts since then are taken off what it says is 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Mapping
+
+from nbtools.engine.gates.gate import AttemptOutcome, Ticket
 
 __all__ = ["ServerBudget", "header_number", "parse_duration"]
 
@@ -66,12 +69,28 @@ class _Budget:
 
 
 class ServerBudget:
-    """``observe(headers, mark)`` on every reply; ``take(tokens)`` before every start (seconds to wait first)."""
+    """A gate: every attempt takes its share before it starts; replies and push-backs say what is left.
+
+    Underneath, ``take(tokens)`` before every start (seconds to wait first) and ``observe(headers, mark)``
+    on every reply."""
 
     def __init__(self) -> None:
         self._budgets: dict[str, _Budget] = {}
         self._taken = {"requests": 0.0, "tokens": 0.0}  # everything ever started, for ``mark``
         self.limiting = False  # did the last ``take`` have to wait?
+
+    async def wait(self, ticket: Ticket) -> bool:
+        while (delay := self.take(ticket.tokens)) > 0:
+            await asyncio.sleep(delay)
+        ticket.mark = self.mark()
+        return True
+
+    def started(self, ticket: Ticket) -> None:
+        pass
+
+    def finished(self, ticket: Ticket, outcome: AttemptOutcome) -> None:
+        if outcome.headers is not None and outcome.status in ("ok", "overloaded"):
+            self.observe(outcome.headers, ticket.mark, outcome.headers_at)
 
     def mark(self) -> tuple[float, float]:
         """Where the count of starts stands: give it back to ``observe`` with the reply."""

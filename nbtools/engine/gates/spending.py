@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 
+from nbtools.engine.gates.gate import AttemptOutcome, Ticket
+
 __all__ = ["SpendingGuard"]
 
 
 class SpendingGuard:
-    """The runner asks ``await admit(worst)`` before each start and calls ``settle(worst, actual)`` after."""
+    """A gate acting once per request: admitted on its first attempt, settled on its final outcome
+    (a failed request is free; a reply without usage costs its worst case: the run says so in ``cost``)."""
 
     def __init__(self, max_cost: float) -> None:
         self.max_cost = max_cost
@@ -23,6 +26,16 @@ class SpendingGuard:
         self.in_flight = 0
         self.stopped = False  # the cap is reached: nothing more starts
         self._settled: asyncio.Event | None = None
+
+    async def wait(self, ticket: Ticket) -> bool:
+        return ticket.attempt > 1 or await self.admit(ticket.worst)
+
+    def started(self, ticket: Ticket) -> None:
+        pass
+
+    def finished(self, ticket: Ticket, outcome: AttemptOutcome) -> None:
+        if outcome.final:
+            self.settle(ticket.worst, outcome.cost)
 
     def may_start(self, worst: float) -> bool:
         """Reserve ``worst`` and say yes, if it fits."""
