@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,9 @@ def _cached_tokens(usage: dict[str, Any]) -> int | None:
     return cached if isinstance(cached, int) and not isinstance(cached, bool) else None
 
 
+# The two names of the reply bound: OpenAI's own API wants the newer one (its reasoning models refuse
+# max_tokens); most other servers know only the older. Whichever a server refuses, it is asked again with the other.
+_OTHER_NAME = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
 _NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
 KEEPALIVE = 4.0  # seconds: below the 5 s idle timeout of common servers (uvicorn), so we never reuse a closing socket
 
@@ -61,7 +64,8 @@ class RequestFailed(Exception):
     """One attempt failed; ``kind`` (nbtools.failures) says what it means for the batch."""
 
     def __init__(self, message: str, kind: str, *, status: int | None = None, retry_after: float | None = None,
-                 headers: Any = None, unreachable: bool = False, partial: str | None = None) -> None:
+                 headers: Any = None, unreachable: bool = False, partial: str | None = None,
+                 field: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.unreachable = unreachable  # nothing answered at all: no server, wrong host or port
@@ -69,6 +73,7 @@ class RequestFailed(Exception):
         self.retry_after = retry_after
         self.headers = headers
         self.partial = partial  # what arrived of a reply that was cut off
+        self.field = field  # with kind PARAMETER: the request field the server refused
 
 
 class ChatClient:
@@ -83,6 +88,8 @@ class ChatClient:
         self._session: aiohttp.ClientSession | None = None
         self._secret = bool(endpoint.api_key) or "@" in endpoint.base_url
         self._stream_options = True  # until the server refuses them (older Azure, strict proxies)
+        self._tokens_field = endpoint.tokens_field  # the name max_tokens= is sent under
+        self._tokens_renamed = False  # asked again under the other name already (once per batch)
 
     async def __aenter__(self) -> ChatClient:
         headers = {"Content-Type": "application/json", **self.endpoint.headers()}
@@ -116,19 +123,41 @@ class ChatClient:
     async def complete(self, body: dict[str, Any], on_delta: Callable[[str], None] | None = None) -> Completion:
         """One attempt. Raises RequestFailed on any failure, with the cause in one line."""
         assert self._session is not None
-        if "stream_options" in body and not self._stream_options:
-            body = {k: v for k, v in body.items() if k != "stream_options"}
+        wire = self._wire(body)
         try:
-            completion = await self._post(body, on_delta)
+            completion = await self._post(wire, on_delta)
         except RequestFailed as exc:
-            if exc.status in (400, 422) and "stream_options" in str(exc) and "stream_options" in body:
+            if exc.status in (400, 422) and "stream_options" in str(exc) and "stream_options" in wire:
                 self._stream_options = False  # this server streams without them: no usage, but it works
+                return await self.complete(body, on_delta)
+            if self._renamed_bound(body, wire, exc):
                 return await self.complete(body, on_delta)
             raise
         if self._secret:  # a server that echoes the key back must not get it into results or the cache
             completion.text = self.endpoint.redact(completion.text)
             completion.model = completion.model and self.endpoint.redact(completion.model)
         return completion
+
+    def _wire(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` as this server wants it: no stream_options once refused; max_tokens under its name here."""
+        if "stream_options" in body and not self._stream_options:
+            body = {k: v for k, v in body.items() if k != "stream_options"}
+        name = self._tokens_field
+        if name != "max_tokens" and "max_tokens" in body and name not in body:
+            body = {(name if k == "max_tokens" else k): v for k, v in body.items()}
+        return body
+
+    def _renamed_bound(self, body: dict[str, Any], wire: dict[str, Any], exc: RequestFailed) -> bool:
+        """Did the server refuse the reply bound's name, so that this request goes again under the other?
+        Switched once per batch; requests already sent under the refused name follow the switch."""
+        sent = exc.field if exc.kind == failures.PARAMETER and exc.field in _OTHER_NAME else None
+        if sent is None or "max_tokens" not in body or sent not in wire:
+            return False
+        other = _OTHER_NAME[sent]
+        # max_tokens is renamed only when the server names the other field; the newer name, ours, always.
+        if sent == self._tokens_field and not self._tokens_renamed and (sent != "max_tokens" or other in str(exc)):
+            self._tokens_field, self._tokens_renamed = other, True
+        return self._tokens_field != sent
 
     async def _post(self, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> Completion:
         assert self._session is not None
@@ -137,7 +166,7 @@ class ChatClient:
         try:
             async with self._session.post(self._url, data=json.dumps(body).encode(), timeout=timeout) as resp:
                 if resp.status != 200:
-                    raise await self._http_error(resp)
+                    raise await self._http_error(resp, failures.shared_fields(body))
                 headers_at = time.monotonic()
                 if resp.content_type == "text/html":
                     raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}",
@@ -179,7 +208,7 @@ class ChatClient:
             message = f"connection error: {type(exc).__name__}: {exc}"
         return RequestFailed(self.endpoint.redact(message), failures.CONNECTION)
 
-    async def _http_error(self, resp: aiohttp.ClientResponse) -> RequestFailed:
+    async def _http_error(self, resp: aiohttp.ClientResponse, fields: Collection[str] = ()) -> RequestFailed:
         raw = await resp.read()
         detail = raw[:65536].decode("utf-8", "replace")
         body: Any = None
@@ -194,13 +223,15 @@ class ChatClient:
                           else f"a web page, not an OpenAI error: {_NOT_OPENAI}")
         detail = self._one_line(detail)
         status = resp.status
-        kind = failures.classify(status, body, detail, resp.headers)
+        kind = failures.classify(status, body, detail, resp.headers, fields)
+        field = failures.refused_field(status, body, detail, fields) if kind == failures.PARAMETER else None
         return RequestFailed(
             self.endpoint.redact(f"HTTP {status} {resp.reason or ''}".rstrip() + (f": {detail}" if detail else "")),
             kind,
             status=status,
             retry_after=parse_retry_after(resp.headers),
             headers=resp.headers,
+            field=field,
         )
 
     def _parse(self, raw: bytes) -> Completion:

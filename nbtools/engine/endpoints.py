@@ -23,12 +23,15 @@ class Profile:
     key_required: bool
     default_model: str | None  # None: ask the server's /v1/models
     base_url_env: str | None = None  # lets a user point a profile elsewhere
+    tokens_field: str = "max_tokens"  # the request field max_tokens= is sent as
 
 
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True, "gpt-4o-mini", "OPENAI_BASE_URL"),
+        # OpenAI's own API: reasoning models refuse max_tokens ("Use 'max_completion_tokens' instead").
+        Profile("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True, "gpt-4o-mini", "OPENAI_BASE_URL",
+                "max_completion_tokens"),
         Profile("xai", "https://api.x.ai/v1", "XAI_API_KEY", True, "grok-3-mini"),
         Profile("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", True, "claude-haiku-4-5"),
         Profile("ollama", "http://localhost:11434/v1", "OLLAMA_API_KEY", False, None, "OLLAMA_BASE_URL"),
@@ -81,6 +84,12 @@ class Endpoint:
         if not parts.hostname:
             return "(no host)"
         return parts.hostname + (f":{parts.port}" if parts.port else "")
+
+    @property
+    def tokens_field(self) -> str:
+        """The request field the reply bound (max_tokens=) goes under at this endpoint's provider."""
+        profile = PROFILES.get(self.provider)
+        return profile.tokens_field if profile is not None else "max_tokens"
 
     @property
     def note(self) -> str | None:

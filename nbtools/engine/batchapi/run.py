@@ -147,7 +147,8 @@ class BatchJobRun(Generic[State]):
         assert result.model is not None
         self.status = "building requests"
         t = time.perf_counter()
-        parts = build_parts(result.rows, options, result.model, client.protocol, max_requests=options.job_size)
+        parts = build_parts(result.rows, options, result.model, client.protocol, max_requests=options.job_size,
+                            tokens_field=result.endpoint.tokens_field)
         self.timings["build"] = time.perf_counter() - t
         self.key = key = job_key(client.protocol, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)
