@@ -240,6 +240,10 @@ class BatchOptions:
     dry_run: bool = option(
         False, "send nothing: show prompt tokens, the worst case and the cost range", Flag(),
         flags=("--dry-run",), example="e.g. dry_run=True to send nothing")
+    api: str = option(
+        "auto", "wire format: `chat` (/v1/chat/completions), `responses` (/v1/responses) or `auto` (chat, and "
+        "responses for a model that answers only there, remembered for that model)", Choice("chat", "responses", "auto"),
+        flags=("--api",), example="api='auto' (default), 'chat' or 'responses'")
     via: str = option(
         "online", "`online` (requests from here, default) or `batch` (the provider's Batch API: about half price, "
         "results within 24 h; re-running the cell reattaches)", Choice("online", "batch"),

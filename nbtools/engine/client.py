@@ -11,46 +11,17 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from nbtools.engine import failures
+from nbtools.engine import failures, responses
+from nbtools.engine.completion import Completion, cached_tokens, reasoning_tokens, text_of
 from nbtools.engine.endpoints import Endpoint
 from nbtools.engine.retry import parse_retry_after
 from nbtools.engine.sse import DONE, SSEDecoder, StreamError, error_message
 
 __all__ = ["ChatClient", "Completion", "RequestFailed"]
-
-
-@dataclass(slots=True)
-class Completion:
-    text: str
-    model: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    finish_reason: str | None
-    cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache (billed lower)
-    headers: Any = None  # the response headers (rate-limit hints); not kept in results
-    headers_at: float | None = None  # when they arrived (time.monotonic): a stream ends long after
-
-
-def _text(content: Any) -> str:
-    """Message content as text: some servers send a list of parts ({"type": "text", "text": ...})."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return "" if content is None else str(content)
-
-
-def _cached_tokens(usage: dict[str, Any]) -> int | None:
-    """usage.prompt_tokens_details.cached_tokens, where the server reports it (openai-python:
-    src/openai/types/completion_usage.py, PromptTokensDetails.cached_tokens)."""
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return cached if isinstance(cached, int) and not isinstance(cached, bool) else None
 
 
 # The two names of the reply bound: OpenAI's own API wants the newer one (its reasoning models refuse
@@ -79,8 +50,9 @@ class RequestFailed(Exception):
 class ChatClient:
     """Sends chat-completion requests to one endpoint. Use as ``async with ChatClient(...)``."""
 
-    def __init__(self, endpoint: Endpoint, *, timeout: float) -> None:
+    def __init__(self, endpoint: Endpoint, *, timeout: float, api: str = "chat") -> None:
         self.endpoint = endpoint
+        self.api = api  # "chat", "responses", or "auto": chat until a model answers that it speaks only responses
         self._url = endpoint.base_url + "/chat/completions"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         # A stream may take long in all, so its timeout is the longest silence, not the total.
@@ -123,10 +95,17 @@ class ChatClient:
     async def complete(self, body: dict[str, Any], on_delta: Callable[[str], None] | None = None) -> Completion:
         """One attempt. Raises RequestFailed on any failure, with the cause in one line."""
         assert self._session is not None
+        model = str(body.get("model"))
+        on_responses = self.uses_responses(model)
         wire = self._wire(body)
+        if on_responses:
+            wire = responses.to_responses(wire)
         try:
-            completion = await self._post(wire, on_delta)
+            completion = await self._post(wire, on_delta, on_responses=on_responses)
         except RequestFailed as exc:
+            if not on_responses and self.api == "auto" and responses.ONLY_RESPONSES in str(exc).lower():
+                responses.remember_responses_only(self.endpoint.base_url, model)  # for this batch and the next
+                return await self.complete(body, on_delta)
             if exc.status in (400, 422) and "stream_options" in str(exc) and "stream_options" in wire:
                 self._stream_options = False  # this server streams without them: no usage, but it works
                 return await self.complete(body, on_delta)
@@ -137,6 +116,10 @@ class ChatClient:
             completion.text = self.endpoint.redact(completion.text)
             completion.model = completion.model and self.endpoint.redact(completion.model)
         return completion
+
+    def uses_responses(self, model: str) -> bool:
+        """Does a request for ``model`` go to /v1/responses (not /v1/chat/completions)?"""
+        return responses.wants_responses(self.api, self.endpoint.base_url, model)
 
     def _wire(self, body: dict[str, Any]) -> dict[str, Any]:
         """``body`` as this server wants it: no stream_options once refused; max_tokens under its name here."""
@@ -159,12 +142,14 @@ class ChatClient:
             self._tokens_field, self._tokens_renamed = other, True
         return self._tokens_field != sent
 
-    async def _post(self, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> Completion:
+    async def _post(self, body: dict[str, Any], on_delta: Callable[[str], None] | None, *,
+                    on_responses: bool = False) -> Completion:
         assert self._session is not None
         stream = bool(body.get("stream"))
         timeout = self._stream_timeout if stream else self._timeout
+        url = self.endpoint.base_url + responses.PATH if on_responses else self._url
         try:
-            async with self._session.post(self._url, data=json.dumps(body).encode(), timeout=timeout) as resp:
+            async with self._session.post(url, data=json.dumps(body).encode(), timeout=timeout) as resp:
                 if resp.status != 200:
                     raise await self._http_error(resp, failures.shared_fields(body))
                 headers_at = time.monotonic()
@@ -172,9 +157,11 @@ class ChatClient:
                     raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}",
                                         failures.NOT_FOUND)
                 if stream and resp.content_type != "application/json":  # some servers ignore stream: true
-                    completion = await self._read_stream(resp, on_delta)
+                    read = self._read_responses_stream if on_responses else self._read_stream
+                    completion = await read(resp, on_delta)
                 else:
-                    completion = self._parse(await resp.read())
+                    raw = await resp.read()
+                    completion = self._parse_response(raw) if on_responses else self._parse(raw)
                     if stream and on_delta is not None and completion.text:
                         on_delta(self.endpoint.redact(completion.text) if self._secret else completion.text)
                 completion.headers, completion.headers_at = resp.headers, headers_at
@@ -242,20 +229,82 @@ class ChatClient:
         choices = data.get("choices") if isinstance(data, dict) else None
         if not choices:
             if isinstance(data, dict) and data.get("error"):
-                message = self._one_line(error_message(data)[0] or str(data["error"]))
-                kind = failures.classify(None, data, message, {})
-                raise RequestFailed(f"the server answered 200 with an error: {message}", kind)
+                raise self._error_in_200(data)
             raise RequestFailed("the server answered 200 with no choices", failures.SERVER)
         choice = choices[0]
         usage = data.get("usage") or {}
         return Completion(
-            _text((choice.get("message") or {}).get("content")),
+            text_of((choice.get("message") or {}).get("content")),
             data.get("model"),
             usage.get("prompt_tokens"),
             usage.get("completion_tokens"),
             choice.get("finish_reason"),
-            _cached_tokens(usage),
+            cached_tokens(usage),
+            reasoning_tokens=reasoning_tokens(usage),
         )
+
+    def _parse_response(self, raw: bytes) -> Completion:
+        """A Responses API reply: a ``response`` object, or an error in a 200 body."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise RequestFailed("the server answered 200 with a body that is not JSON", failures.SERVER) from None
+        if not isinstance(data, dict) or data.get("object") != "response":
+            if isinstance(data, dict) and data.get("error"):
+                raise self._error_in_200(data)
+            raise RequestFailed("the server answered 200 with no response object", failures.SERVER)
+        return self._finished_response(data)
+
+    def _finished_response(self, data: dict[str, Any]) -> Completion:
+        failed = responses.failure_of(data)
+        if failed is not None:
+            raise self._error_in_200(failed)
+        return responses.parse_response(data)
+
+    def _error_in_200(self, data: dict[str, Any]) -> RequestFailed:
+        message = self._one_line(error_message(data)[0] or str(data["error"]))
+        kind = failures.classify(None, data, message, {})
+        return RequestFailed(f"the server answered 200 with an error: {message}", kind)
+
+    async def _read_responses_stream(self, resp: aiohttp.ClientResponse,
+                                     on_delta: Callable[[str], None] | None) -> Completion:
+        """A streamed response: text from ``response.output_text.delta`` events, the rest from the last event."""
+        state = responses.StreamState()
+        parts: list[str] = []
+        decoder = SSEDecoder()
+
+        def take(events: list[Any]) -> None:
+            for event in events:
+                text = state.take(event) if isinstance(event, dict) else ""
+                if text:
+                    parts.append(text)
+                    if on_delta is not None:
+                        on_delta(text)
+
+        try:
+            async for data in resp.content.iter_any():
+                take(decoder.feed(data))
+                if state.final is not None:
+                    break
+            else:
+                take(decoder.close())
+        except StreamError as exc:  # an ``error`` event
+            message = self._one_line(str(exc))
+            kind = failures.classify(exc.status, None, message)
+            kind = failures.SERVER if kind == failures.CONNECTION else kind
+            raise RequestFailed(f"the server reported an error mid-stream: {message}", kind, status=exc.status,
+                                partial=self._kept(parts)) from None
+        except aiohttp.ClientPayloadError:
+            raise RequestFailed(f"{self.endpoint.host} dropped the connection mid-reply (cut off)", failures.CUT,
+                                partial=self._kept(parts)) from None
+        except ValueError as exc:
+            raise RequestFailed(str(exc), failures.SERVER) from None
+        if state.final is None:
+            raise RequestFailed(f"{self.endpoint.host} ended the stream before the response was finished (cut off)",
+                                failures.CUT, partial=self._kept(parts))
+        completion = self._finished_response(state.final)
+        completion.text = completion.text or "".join(parts)  # the final event repeats the text; trust the deltas if not
+        return completion
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
         parts: list[str] = []
@@ -276,7 +325,7 @@ class ChatClient:
                     if not isinstance(choice, dict):
                         continue
                     delta = choice.get("delta")
-                    text = _text(delta.get("content")) if isinstance(delta, dict) else ""
+                    text = text_of(delta.get("content")) if isinstance(delta, dict) else ""
                     if text:
                         parts.append(text)
                         if on_delta is not None:
@@ -312,4 +361,4 @@ class ChatClient:
             raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
                                 partial=self._kept(parts))
         return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
-                          _cached_tokens(usage))
+                          cached_tokens(usage), reasoning_tokens=reasoning_tokens(usage))

@@ -52,7 +52,7 @@ class OnlineRun(Generic[State]):
         self._paced = False  # did the rate budget hold back the last start?
         use_cache = options.cache if options.cache is not None else (not result.endpoint.simulated and cache_on())
         self.cache = ReplyCache() if use_cache else None
-        self.client = ChatClient(result.endpoint, timeout=options.timeout)
+        self.client = ChatClient(result.endpoint, timeout=options.timeout, api=options.api)
         self.on_result = on_result
         self.tasks: set[asyncio.Task[None]] = set()
         self.main_task: asyncio.Task[State] | None = None
@@ -357,7 +357,7 @@ class OnlineRun(Generic[State]):
         row.finish_reason = completion.finish_reason
         row.error = row.error_kind = row.status_code = row.partial = None  # an earlier attempt's failure is history
         row.status = OK
-        row.cached_tokens = completion.cached_tokens
+        row.cached_tokens, row.reasoning_tokens = completion.cached_tokens, completion.reasoning_tokens
         price = self.result.price  # cost from the usage the server returned
         if price is not None:
             if completion.prompt_tokens is not None and completion.completion_tokens is not None:

@@ -24,7 +24,7 @@ class RequestResult:
     # __slots__: a batch of 100,000 rows must stay small in memory.
     __slots__ = (
         "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "model", "prompt_tokens",
-        "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "waits", "status", "queued", "started",
+        "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "finish_reason", "attempts", "waits", "status", "queued", "started",
         "sent", "first_token", "finished", "cached", "_parts",
     )
 
@@ -51,6 +51,7 @@ class RequestResult:
         self.cached = False  # answered from the cache, or by an identical request in the same batch
         self._parts: list[str] | None = None  # streamed text so far, while running
         self.cached_tokens: int | None = None  # prompt tokens the provider read from its prompt cache
+        self.reasoning_tokens: int | None = None  # of completion_tokens, those the model spent thinking
         self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
 
     @property
@@ -118,7 +119,8 @@ class RequestResult:
             "index": self.index, "prompt": self.prompt, "text": self.text, "error": self.error,
             "error_kind": self.error_kind, "status_code": self.status_code, "partial": self.partial,
             "status": self.status, "model": self.model, "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens, "cost": self.cost,
+            "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens,
+            "reasoning_tokens": self.reasoning_tokens, "cost": self.cost,
             "finish_reason": self.finish_reason,
             "attempts": self.attempts, "waits": self.waits, "cached": self.cached, "queued": self.queued, "started": self.started,
             "first_token": self.first_token, "finished": self.finished, "queue_wait": self.queue_wait,

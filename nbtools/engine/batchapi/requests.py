@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbtools.engine.responses import to_responses
 from nbtools.engine.rows import RequestResult
 from nbtools.options import BatchOptions
 
 __all__ = ["Part", "Protocol", "build_parts", "custom_id", "row_index", "ANTHROPIC_MAX_TOKENS"]
 
 CHAT_URL = "/v1/chat/completions"
+RESPONSES_URL = "/v1/responses"  # lines in the Responses API's format (platform.openai.com/docs/api-reference/batch)
 ANTHROPIC_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when none is given
 
 
@@ -46,6 +48,7 @@ class Part:
     count: int
     lines: list[bytes] = field(repr=False)
     digest: str  # sha256 of the lines: what this part asks
+    url: str = CHAT_URL  # the one endpoint every line of the job goes to
 
     @property
     def size(self) -> int:
@@ -74,16 +77,16 @@ def anthropic_params(body: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def request_line(protocol: Protocol, cid: str, body: dict[str, Any]) -> bytes:
+def request_line(protocol: Protocol, cid: str, body: dict[str, Any], url: str = CHAT_URL) -> bytes:
     if protocol.name == "anthropic":
         record: dict[str, Any] = {"custom_id": cid, "params": anthropic_params(body)}
     else:
-        record = {"custom_id": cid, "method": "POST", "url": CHAT_URL, "body": body}
+        record = {"custom_id": cid, "method": "POST", "url": url, "body": body}
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
 def _lines(rows: list[RequestResult], options: BatchOptions, model: str, protocol: Protocol,
-           tokens_field: str) -> Iterator[bytes]:
+           tokens_field: str, url: str) -> Iterator[bytes]:
     # Rows of one prompt (repeat=n) share a body: build it once per prompt, not once per row.
     last_prompt: object = None
     body: dict[str, Any] = {}
@@ -93,25 +96,28 @@ def _lines(rows: list[RequestResult], options: BatchOptions, model: str, protoco
             body = options.request_body(options.messages(row.prompt), model)
             if tokens_field != "max_tokens" and "max_tokens" in body and tokens_field not in body:
                 body[tokens_field] = body.pop("max_tokens")  # as the online path sends it to this provider
-        yield request_line(protocol, custom_id(row.index), body)
+            if url == RESPONSES_URL:
+                body = to_responses(body)
+        yield request_line(protocol, custom_id(row.index), body, url)
 
 
 def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, protocol: Protocol,
                 max_requests: int | None = None, max_bytes: int | None = None,
-                tokens_field: str = "max_tokens") -> list[Part]:
+                tokens_field: str = "max_tokens", on_responses: bool = False) -> list[Part]:
     """The rows as request lines, cut wherever a part would pass the provider's limits; ``max_tokens`` is sent
-    as ``tokens_field`` (OpenAI's own API: max_completion_tokens)."""
+    as ``tokens_field`` (OpenAI's own API: max_completion_tokens); ``on_responses``: in the Responses API's format."""
     limit_n = min(max_requests or protocol.max_requests, protocol.max_requests)
     limit_b = min(max_bytes or protocol.max_bytes, protocol.max_bytes)
+    url = RESPONSES_URL if on_responses and protocol.name != "anthropic" else CHAT_URL
     parts: list[Part] = []
     lines: list[bytes] = []
     size, first = 0, 0
     digest = hashlib.sha256()
 
     def close() -> None:
-        parts.append(Part(first, len(lines), lines, digest.hexdigest()))
+        parts.append(Part(first, len(lines), lines, digest.hexdigest(), url))
 
-    for i, line in enumerate(_lines(rows, options, model, protocol, tokens_field)):
+    for i, line in enumerate(_lines(rows, options, model, protocol, tokens_field, url)):
         if lines and (len(lines) >= limit_n or size + len(line) > limit_b):
             close()
             lines, size, first, digest = [], 0, i, hashlib.sha256()

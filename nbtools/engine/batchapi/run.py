@@ -20,6 +20,7 @@ from nbtools.engine.batchapi.outcome import Outcome
 from nbtools.engine.batchapi.protocols import BatchAPIError, BatchClient, JobState, client_for
 from nbtools.engine.batchapi.requests import Part, build_parts, job_key
 from nbtools.engine.batchapi.store import JobRecord, JobStore
+from nbtools.engine.responses import wants_responses
 from nbtools.engine.rows import ERROR, NOT_SENT, OK, RequestResult
 from nbtools.engine.state import State
 from nbtools.errors import ConfigError
@@ -148,7 +149,8 @@ class BatchJobRun(Generic[State]):
         self.status = "building requests"
         t = time.perf_counter()
         parts = build_parts(result.rows, options, result.model, client.protocol, max_requests=options.job_size,
-                            tokens_field=result.endpoint.tokens_field)
+                            tokens_field=result.endpoint.tokens_field,
+                            on_responses=wants_responses(options.api, result.endpoint.base_url, result.model))
         self.timings["build"] = time.perf_counter() - t
         self.key = key = job_key(client.protocol, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)
@@ -282,7 +284,7 @@ class BatchJobRun(Generic[State]):
                 row.text, row.prompt_tokens, row.completion_tokens = c.text, c.prompt_tokens, c.completion_tokens
                 row.model = model if c.model in (None, model) else c.model
                 row.finish_reason, row.status = c.finish_reason, OK
-                row.cached_tokens = c.cached_tokens
+                row.cached_tokens, row.reasoning_tokens = c.cached_tokens, c.reasoning_tokens
                 price = self.result.price  # the batch rates (runner.price_batch); nothing more for a stored one
                 if cached:
                     row.cost = 0.0
