@@ -37,6 +37,11 @@ def parse_chat_request(body: bytes, default_model: str) -> ChatRequest:
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
+    return chat_request(data, default_model)
+
+
+def chat_request(data: dict[str, Any], default_model: str) -> ChatRequest:
+    """A parsed chat-completions body, checked as the real API checks it."""
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise BadRequest("'messages' must be a non-empty list of {role, content} objects", "messages")
