@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nbtools.engine import failures
+from nbtools.engine.responses import ONLY_RESPONSES
 from nbtools.engine.endpoints import PROFILES, Endpoint
 from nbtools.options import OPTIONS
 
@@ -57,6 +58,9 @@ def stop_message(exc: RequestFailed, endpoint: Endpoint, model: str | None, key_
     elif kind == failures.QUOTA:
         head = f"the account behind {key} has no quota or credit left at {endpoint.host}"
         fix = "add credit or raise the limit at the provider, or use another key: retrying will not help"
+    elif ONLY_RESPONSES in str(exc).lower():  # api='chat' kept it off /v1/responses
+        head = f"model {model!r} at {endpoint.host} answers only on /v1/responses"
+        fix = "pass api='auto' or api='responses' (magic: --api responses)"
     else:
         head = f"model {model!r} or the API route was not found at {endpoint.host}"
         fix = f"check the model name (list them with {listing}) and base_url"

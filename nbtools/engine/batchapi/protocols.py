@@ -35,7 +35,7 @@ from nbtools.engine import failures
 from nbtools.engine.batchapi.outcome import Outcome
 from nbtools.engine import responses
 from nbtools.engine.batchapi.requests import ANTHROPIC, OPENAI, Part, Protocol, row_index
-from nbtools.engine.client import Completion
+from nbtools.engine.completion import Completion, cached_tokens, reasoning_tokens
 from nbtools.engine.endpoints import PROFILES, Endpoint
 from nbtools.engine.retry import backoff_delay, parse_retry_after
 from nbtools.engine.sse import error_message
@@ -343,4 +343,4 @@ def _chat_completion(body: dict[str, Any]) -> Completion:
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     usage = body.get("usage") or {}
     return Completion(content or "", body.get("model"), usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                      choice.get("finish_reason"))
+                      choice.get("finish_reason"), cached_tokens(usage), reasoning_tokens=reasoning_tokens(usage))
