@@ -255,7 +255,8 @@ class BatchOptions:
         None, "with via='batch': most requests per job (default: the provider's limit); more are split",
         WholeNumber(1), flags=("--job-size",), example="e.g. job_size=10000 requests per job")
     provider: str | None = option(
-        None, "openai, xai, anthropic, ollama, vllm or sim", Text(checked=False),
+        None, "openai, xai, anthropic, gemini, openrouter, groq, together, deepseek, mistral, fireworks, cerebras, "
+        "ollama, vllm or sim", Text(checked=False),
         flags=("--provider",), panel=True)
     base_url: str | None = option(
         None, "any OpenAI-compatible base URL, e.g. http://localhost:8000/v1", Text(checked=False),

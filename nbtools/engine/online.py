@@ -46,7 +46,8 @@ class OnlineRun(Generic[State]):
         self.limiter = Limiter(AUTO_START if auto else options.concurrency)  # type: ignore[arg-type]
         self.pacer = Pacer(options.rpm, options.tpm)
         # "auto" adapts from the start; a fixed number only once the server pushes back (429/503).
-        self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots) if auto else None
+        self.adaptive = (AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots,
+                                             windows=result.endpoint.rate_windows) if auto else None)
         self.policy = RetryPolicy(options.retries, options.max_wait)
         self._left = len(result.rows)  # rows the dispatcher has not handled yet
         self._paced = False  # did the rate budget hold back the last start?
@@ -331,7 +332,8 @@ class OnlineRun(Generic[State]):
         if self.adaptive is None and self.options.concurrency != "auto":
             # A fixed concurrency is a ceiling, not a promise: drop and climb back, never above it.
             self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots,
-                                                ceiling=self.limiter.limit, fixed=True)
+                                                ceiling=self.limiter.limit, fixed=True,
+                                                windows=self.result.endpoint.rate_windows)
             self.adaptive.on_overload(0, exc.headers, (0.0, 0.0))
 
     def _worst_case(self, body: dict[str, Any]) -> float:
