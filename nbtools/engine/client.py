@@ -18,7 +18,7 @@ import aiohttp
 from nbtools.engine import failures, responses
 from nbtools.engine.completion import Completion, cached_tokens, reasoning_tokens, text_of
 from nbtools.engine.endpoints import Endpoint
-from nbtools.engine.retry import parse_retry_after
+from nbtools.engine.retry import parse_retry_after, retry_delay_in_body
 from nbtools.engine.sse import DONE, SSEDecoder, StreamError, error_message
 
 __all__ = ["ChatClient", "Completion", "RequestFailed"]
@@ -216,7 +216,7 @@ class ChatClient:
             self.endpoint.redact(f"HTTP {status} {resp.reason or ''}".rstrip() + (f": {detail}" if detail else "")),
             kind,
             status=status,
-            retry_after=parse_retry_after(resp.headers),
+            retry_after=parse_retry_after(resp.headers) or retry_delay_in_body(body),
             headers=resp.headers,
             field=field,
         )

@@ -18,6 +18,8 @@ tests/provider_errors.py for the documented replies, each with its source):
 - Gemini's OpenAI-compatible endpoint: a JSON *list* holding one Google error, ``[{"error": {"code": 400,
   "message", "status": "INVALID_ARGUMENT", "details"}}]``.
 - Groq: OpenAI's shape without ``param``; an unknown field is "property 'x' is unsupported".
+- Google's 429 (Gemini) says "You exceeded your current quota" for a per-minute limit too: its
+  ``details`` list which quotas (``QuotaFailure.violations[].quotaId``); only a per-day one is a stop.
 
 A 400 naming a request field every row shares (``temperature`` on a reasoning model) is batch-wide: the
 server would refuse every row the same way. :func:`refused_field` finds that field, given the request's.
@@ -148,6 +150,8 @@ def classify(status: int | None, body: object | None, text: str = "",
     if body is None and text:
         body = _json(text)
     error = _read(body)
+    if error.quotas:  # Google: the quotas it names decide, whatever its message says
+        return QUOTA if any("perday" in q for q in error.quotas) else RATE_LIMIT
     for code in error.codes:
         if code in _BY_CODE:
             return _BY_CODE[code]
@@ -249,6 +253,7 @@ class _Error(NamedTuple):
     status: int | None    # a status the body names (vLLM's and llama.cpp's "code": 404, Azure's "status")
     param: str | None = None        # the request field the error is about (OpenAI's "param")
     raw_message: str | None = None  # the message as sent (field names keep their case)
+    quotas: tuple[str, ...] = ()    # Google's QuotaFailure quotaIds, lower-cased
 
 
 def _read(body: object) -> _Error:
@@ -287,4 +292,13 @@ def _read(body: object) -> _Error:
     text = unquote(message) if isinstance(message, str) else None
     param = node.get("param")
     return _Error([c.lower() for c in codes if isinstance(c, str) and c], text.lower() if text else None, status,
-                  param if isinstance(param, str) and param else None, text)
+                  param if isinstance(param, str) and param else None, text, _google_quotas(node.get("details")))
+
+
+def _google_quotas(details: object) -> tuple[str, ...]:
+    """The quotaIds of a google.rpc.QuotaFailure in an error's ``details`` list."""
+    if not isinstance(details, list):
+        return ()
+    found = [v.get("quotaId") for d in details if isinstance(d, dict) and str(d.get("@type", "")).endswith("QuotaFailure")
+             for v in d.get("violations") or () if isinstance(v, dict)]
+    return tuple(q.lower() for q in found if isinstance(q, str))
