@@ -144,6 +144,9 @@ class Summary:
     max_cost: float | None = None
     price: str | None = None  # where the price came from, or why it is unknown
     capped: bool = False  # max_cost held back the rows not sent
+    tier: str | None = None  # the service tier asked for (tier=)
+    reasoning_tokens: int | None = None  # of completion_tokens, those spent thinking (None: none reported)
+    reasoning_cost: float | None = None  # USD of those, at the output rate (part of ``cost``)
 
     def __str__(self) -> str:
         pct = f"p50 {self.p50:.2f} s, p95 {self.p95:.2f} s" if self.p50 is not None else "no latencies yet"
@@ -152,6 +155,9 @@ class Summary:
         else:
             serial = "speedup when done"
         tokens = "tokens/s unknown (no usage reported)" if self.tokens_per_s is None else f"{self.tokens_per_s:.0f} tokens/s"
+        if self.reasoning_tokens:
+            tokens += f"; {self.reasoning_tokens} reasoning tokens" + (
+                f" ({usd(self.reasoning_cost)} of the cost)" if self.reasoning_cost is not None else "")
         text = (
             f"{self.completed}/{self.total} done in {self.wall:.2f} s wall; {serial}; {pct}; {tokens}; "
             f"{self.errors} errors, {self.retries} retries"
@@ -177,6 +183,8 @@ class Summary:
         else:
             more = f" + {self.cost_unknown} replies without usage" if self.cost_unknown else ""
             text = f"cost {usd(self.cost)}{more} ({self.price})"
+        if self.tier is not None:
+            text += f"; service tier {self.tier}"
         if self.max_cost is not None:
             text += f", max_cost {usd(self.max_cost)}"
         if self.capped and self.not_sent:

@@ -26,14 +26,16 @@ class Profile:
     tokens_field: str = "max_tokens"  # the request field max_tokens= is sent as
     # Seconds the plain x-ratelimit-limit-{requests,tokens} headers count over, where not a minute.
     rate_windows: tuple[tuple[str, float], ...] = ()
+    tiers: tuple[str, ...] = ()  # the service_tier values it takes (tier=)
 
 
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
         # OpenAI's own API: reasoning models refuse max_tokens ("Use 'max_completion_tokens' instead").
+        # service_tier: platform.openai.com/docs/api-reference/chat/create (default, flex, priority)
         Profile("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True, "gpt-4o-mini", "OPENAI_BASE_URL",
-                "max_completion_tokens"),
+                "max_completion_tokens", tiers=("default", "flex", "priority")),
         Profile("xai", "https://api.x.ai/v1", "XAI_API_KEY", True, "grok-3-mini"),
         Profile("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", True, "claude-haiku-4-5"),
         # Google's OpenAI compatibility layer: ai.google.dev/gemini-api/docs/openai
@@ -42,8 +44,9 @@ PROFILES: dict[str, Profile] = {
         # openrouter.ai/docs/api-reference/overview: an OpenAI-compatible router; models are "vendor/name"
         Profile("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", True, "openai/gpt-4o-mini"),
         # console.groq.com/docs/openai; its x-ratelimit-limit-requests is requests per day (console.groq.com/docs/rate-limits)
+        # flex: console.groq.com/docs/flex-processing (on-demand prices, higher limits)
         Profile("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", True, "llama-3.1-8b-instant",
-                rate_windows=(("requests", 86400.0),)),
+                rate_windows=(("requests", 86400.0),), tiers=("flex",)),
         # docs.together.ai/docs/openai-api-compatibility
         Profile("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", True,
                 "meta-llama/Llama-3.3-70B-Instruct-Turbo"),

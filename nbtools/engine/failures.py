@@ -93,6 +93,10 @@ _BY_CODE = {
     # llama.cpp's server
     "exceed_context_size_error": BAD_REQUEST,
     "unavailable_error": OVERLOADED,  # 503 while the model loads
+    # Service tiers with no capacity now: Groq's flex answers 498 capacity_exceeded (console.groq.com/docs/
+    # flex-processing), OpenAI's flex a 429 "Resource Unavailable" (platform.openai.com/docs/guides/flex-processing)
+    "capacity_exceeded": OVERLOADED,
+    "resource_unavailable": OVERLOADED,
     "not_supported_error": BAD_REQUEST,  # a 501, e.g. an image sent to a text-only model
     # vLLM's exception names (create_error_response)
     "notfounderror": NOT_FOUND,
@@ -121,6 +125,7 @@ _BY_STATUS = {
     408: TIMEOUT,
     409: SERVER,     # openai-python retries it too (a lock held on the server side)
     429: RATE_LIMIT,
+    498: OVERLOADED,  # Groq's flex tier: no capacity now ("fail quickly ... add jittered backoff and retries")
     501: BAD_REQUEST,  # Not Implemented: the request asks for something this server does not do
     503: OVERLOADED,
     504: TIMEOUT,
