@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nbtools.engine.failures import QUOTA, RATE_LIMIT, SERVER
+from nbtools.engine.failures import OVERLOADED, QUOTA, RATE_LIMIT, SERVER
 
 from .provider_errors import JSON, ErrorReply
 
@@ -97,3 +97,19 @@ GROQ_HEADERS = {"x-ratelimit-limit-requests": "14400", "x-ratelimit-limit-tokens
 CEREBRAS_HEADERS = {"x-ratelimit-limit-requests-day": "14400", "x-ratelimit-limit-tokens-minute": "60000",
                     "x-ratelimit-remaining-requests-day": "14399", "x-ratelimit-remaining-tokens-minute": "59000",
                     "x-ratelimit-reset-requests-day": "33011.38", "x-ratelimit-reset-tokens-minute": "11.38"}
+
+# Flex tiers with no capacity at the moment. OpenAI (platform.openai.com/docs/guides/flex-processing, "Resource
+# unavailable errors"): a 429 "Resource Unavailable", not charged, to be retried with backoff; no full body is
+# quoted there, so only the documented status and words are used. Groq (console.groq.com/docs/flex-processing):
+# "requests will fail quickly with status 498 and error capacity_exceeded".
+OPENAI_FLEX_UNAVAILABLE = ErrorReply(
+    "openai", "flex_resource_unavailable", 429,
+    {"error": {"message": "Resource Unavailable", "type": None, "param": None, "code": "resource_unavailable"}},
+    OVERLOADED, "status and words: the flex guide above; the body's shape is OpenAI's error object, its code a guess",
+    JSON, documented=False)
+GROQ_FLEX_CAPACITY = ErrorReply(
+    "groq", "flex_capacity_exceeded", 498,
+    {"error": {"message": "Flex tier capacity exceeded. This is a known issue and we are working on it.",
+               "type": "capacity_exceeded", "code": "capacity_exceeded"}},
+    OVERLOADED, "status 498 and code capacity_exceeded: Groq's flex page; the message is not quoted from a real reply",
+    JSON, documented=False)
