@@ -27,7 +27,17 @@ from nbtools.sim import directives as sim_directives
 from nbtools.sim.batches import BatchSim
 from nbtools.sim.config import FAULT_KNOBS, SimConfig
 from nbtools.sim.limits import RateLimiter, retry_headers
-from nbtools.sim.protocol import DONE, ChunkWriter, completion_body, error_body, models_body, parse_chat_request, usage
+from nbtools.sim.protocol import (
+    DONE,
+    ChunkWriter,
+    completion_body,
+    error_body,
+    models_body,
+    parse_chat_request,
+    refusal,
+    refused_field,
+    usage,
+)
 from nbtools.sim.replies import Reply, ReplyMaker, count_words
 from nbtools.sim.responses import EventWriter, parse_responses_request, response_body
 from nbtools.sim.stats import Stats
@@ -129,13 +139,20 @@ class Simulator:
     async def _chat(self, request: web.Request, record: dict[str, Any], wire: str = "chat") -> web.StreamResponse:
         config = self.config
         parse = parse_responses_request if wire == "responses" else parse_chat_request
+        raw = await request.read()
         try:
-            req = parse(await request.read(), config.models[0])
+            req = parse(raw, config.models[0])
             directives = sim_directives.parse(req.last_user)
         except ValueError as exc:  # BadRequest, or a bad [[sim:...]] directive
             body = error_body(str(exc), "invalid_request_error", param=getattr(exc, "param", None))
             limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
             return await self._send(request, record, 400, body, limits)
+        if config.refuse:  # a model that does not take a field every row sends (the refuse knob)
+            sent = json.loads(raw)
+            field = refused_field(config.refuse, req.model, sent)
+            if field is not None:
+                limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
+                return await self._send(request, record, 400, refusal(field, sent[field]), limits)
         record["key"] = req.last_user[:60]
         record["stream"] = req.stream
         # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
