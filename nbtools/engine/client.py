@@ -302,7 +302,12 @@ class ChatClient:
         if state.final is None:
             raise RequestFailed(f"{self.endpoint.host} ended the stream before the response was finished (cut off)",
                                 failures.CUT, partial=self._kept(parts))
-        completion = self._finished_response(state.final)
+        failed = responses.failure_of(state.final)
+        if failed is not None:  # a response.failed event: an error mid-stream, what arrived kept
+            message = self._one_line(error_message(failed)[0] or "the response failed")
+            raise RequestFailed(f"the server reported an error mid-stream: {message}",
+                                failures.classify(None, failed, message), partial=self._kept(parts))
+        completion = responses.parse_response(state.final)
         completion.text = completion.text or "".join(parts)  # the final event repeats the text; trust the deltas if not
         return completion
 
