@@ -11,7 +11,7 @@ from IPython.core.error import UsageError
 
 import nbtools
 from nbtools.engine import failures
-from nbtools.engine.prices import price_for
+from nbtools.engine.prices import price_for, usd
 from nbtools.options import FLEX_TIMEOUT
 from nbtools.views.report import summary_html, table_html, table_text
 
@@ -119,7 +119,8 @@ def test_reasoning_tokens_are_recorded_totalled_and_priced(thinking_server: str,
     assert f"{6 * REASONING} reasoning tokens" in str(summary)
     assert "reasoning tokens" in summary_html(result)
     text, html = table_text(result), table_html(result)
-    assert "ttft (incl. thinking)" in text and "| reasoning |" in text and f"| {REASONING} |" in text
+    each = usd(REASONING * 4.0 / 1e6)
+    assert "ttft (incl. thinking)" in text and "| reasoning |" in text and f"| {REASONING} ({each}) |" in text
     assert "<th>reasoning</th>" in html and "<th>ttft (incl. thinking)</th>" in html
     assert result.to_dicts()[0]["reasoning_tokens"] == REASONING
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from html import escape
 from typing import TYPE_CHECKING
 
-from nbtools.engine.prices import usd
+from nbtools.engine.prices import Price, usd
 from nbtools.views import labels
 
 if TYPE_CHECKING:
@@ -184,10 +184,19 @@ def _status(r: RequestResult) -> str:
     return r.status
 
 
-def _row_cells(r: RequestResult, redact: Callable[[str], str] = str, thinking: bool = False) -> tuple[str, ...]:
+def _reasoning_cell(r: RequestResult, price: Price | None) -> str:
+    """A row's thinking tokens, and what they cost at the output rate (they are billed as output)."""
+    if r.reasoning_tokens is None:
+        return ""
+    priced = price is not None and not price.free and r.cost is not None
+    return f"{r.reasoning_tokens}" + (f" ({usd(price.cost(0, r.reasoning_tokens))})" if priced and price else "")
+
+
+def _row_cells(r: RequestResult, redact: Callable[[str], str] = str, thinking: bool = False,
+               price: Price | None = None) -> tuple[str, ...]:
     # Streamed text is redacted only once complete (a key may span pieces): redact what is shown meanwhile.
     reply = r.error if r.error else (redact(r.partial_text) if r.streaming else r.text or "")
-    reasoning = (str(r.reasoning_tokens) if r.reasoning_tokens is not None else "",) if thinking else ()
+    reasoning = (_reasoning_cell(r, price),) if thinking else ()
     return (
         str(r.index), clip(r.prompt_text, 60), clip(reply or "", 120), _secs(r.latency), _secs(r.ttft),
         *reasoning, str(r.attempts), _status(r),
@@ -210,7 +219,7 @@ def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     rows = table_rows(result, limit)
     thinking = _thinks(rows)
     lines = [" | ".join(_THINKING_COLUMNS if thinking else _COLUMNS)]
-    lines += [" | ".join(_row_cells(r, result.endpoint.redact, thinking)) for r in rows]
+    lines += [" | ".join(_row_cells(r, result.endpoint.redact, thinking, result.price)) for r in rows]
     more = len(result) - len(rows)
     if more > 0:
         lines.append(f"… {more} more row{'s' if more != 1 else ''} in the result")
@@ -223,7 +232,7 @@ def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     head = "".join(f"<th>{c}</th>" for c in (_THINKING_COLUMNS if thinking else _COLUMNS))
     body = []
     for r in rows:
-        cells = [escape(c) for c in _row_cells(r, result.endpoint.redact, thinking)]
+        cells = [escape(c) for c in _row_cells(r, result.endpoint.redact, thinking, result.price)]
         idx, prompt, reply, lat, ttft = cells[:5]
         middle = "".join(f"<td class='num'>{c}</td>" for c in cells[5:-1])  # reasoning (if any), attempts
         status = cells[-1]
