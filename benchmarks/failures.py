@@ -7,7 +7,8 @@ documented error replies of tests/support/provider_errors.py. Two tables:
 1. Batch-wide failures (a refused key, no quota, a missing model, no permission): N prompts at
    concurrency 20 (and the OpenAI 429 insufficient_quota at concurrency="auto"). Requests the server
    received, and seconds from the call until batch() raised EndpointError. Target: at most
-   concurrency + 1 requests, and well under a second.
+   concurrency + 1 requests, and well under a second. Refused parameters too (tests/provider_params.py):
+   a model that refuses a field every row sends (temperature on gpt-5), answered whenever it is sent.
 2. Rate limits: OpenAI's 429 rate_limit_exceeded with ``retry-after-ms: 50`` on 10 %, 33 % and 50 % of the
    requests (spread evenly: with 10 %, the 10th, 20th, ... request), at concurrency 20 and "auto"; and
    Anthropic's 529 overloaded_error (no wait named) on 33 %. Failed rows (target 0), requests sent per
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the fixtures 
 
 import nbtools  # noqa: E402
 from tests.support import provider_errors as pe  # noqa: E402
+from tests.support import provider_params as pp  # noqa: E402
 from tests.support.error_server import ProviderServer, Script, every, share  # noqa: E402
 from tests.support.helpers import serve_app  # noqa: E402
 
@@ -62,6 +64,19 @@ STOPS: list[tuple[str, pe.ErrorReply, str | None, int | str]] = [
     ("permission: OpenAI 403 unsupported region", _reply(pe.OPENAI, "unsupported_region"), "openai", 20),
 ]
 
+# (label, refusal, provider=, concurrency): the server refuses every request that carries the field.
+REFUSED: list[tuple[str, pp.Refusal, str | None, int | str]] = [
+    ("parameter: OpenAI 400 temperature unsupported_value", pp.REFUSALS[0], "openai", 20),
+    ("parameter: OpenAI 400 temperature, auto", pp.REFUSALS[0], "openai", "auto"),
+    ("parameter: Gemini 400 Unknown name (a params field)",
+     next(r for r in pp.REFUSALS if r.reply.provider == "gemini"), None, 20),
+]
+
+
+def refusing(refusal: pp.Refusal) -> Script:
+    return lambda number, body: refusal.reply if refusal.field in body else None
+
+
 # OpenAI's rate_limit_exceeded body with the retry-after-ms header openai-python honours; its fixture's
 # x-ratelimit-* headers (a window that resets in 20 s) are left out so the wait is the 50 ms asked for.
 RATE_50MS = dataclasses.replace(_reply(pe.OPENAI, "rate_limit_requests"),
@@ -79,9 +94,9 @@ PUSHBACKS: list[tuple[str, pe.ErrorReply, str, float]] = [
 
 
 def run_once(script: Script | None, provider: str | None, n: int, concurrency: int | str,
-             latency: float) -> dict[str, Any]:
+             latency: float, **options: Any) -> dict[str, Any]:
     """One batch against a fresh server: what the server saw and how the batch ended."""
-    return run_on(ProviderServer(script, latency=latency), provider, n, concurrency)
+    return run_on(ProviderServer(script, latency=latency), provider, n, concurrency, **options)
 
 
 def beyond(capacity: int, reply: pe.ErrorReply, latency: float) -> ProviderServer:
@@ -91,13 +106,14 @@ def beyond(capacity: int, reply: pe.ErrorReply, latency: float) -> ProviderServe
     return server
 
 
-def run_on(server: ProviderServer, provider: str | None, n: int, concurrency: int | str) -> dict[str, Any]:
+def run_on(server: ProviderServer, provider: str | None, n: int, concurrency: int | str,
+           **options: Any) -> dict[str, Any]:
     prompts = [f"prompt {i}" for i in range(n)]
     with serve_app(server.app()) as url:
         started = time.perf_counter()
         try:
             result = nbtools.batch(prompts, provider=provider, base_url=url + "/v1", model=MODEL,
-                                   api_key_env=KEY_ENV, concurrency=concurrency, cache=False)
+                                   api_key_env=KEY_ENV, concurrency=concurrency, cache=False, **options)
             stopped = None
         except nbtools.EndpointError as exc:
             assert exc.result is not None
@@ -135,12 +151,15 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}; n={n}, server latency {latency} s, median of {args.repeat} run(s)\n")
 
-    stop_runs = rounds([partial(run_once, every(1, reply), provider, n, c, latency)
-                        for _, reply, provider, c in STOPS], args.repeat)
+    stop_jobs = [partial(run_once, every(1, reply), provider, n, c, latency) for _, reply, provider, c in STOPS]
+    stop_jobs += [partial(run_once, refusing(refusal), provider, n, c, latency, **refusal.options)
+                  for _, refusal, provider, c in REFUSED]
+    stop_runs = rounds(stop_jobs, args.repeat)
+    stop_labels = [(label, c) for label, _, _, c in STOPS] + [(label, c) for label, _, _, c in REFUSED]
     print(f"## Batch-wide failures: {n} prompts\n")
     print("| failure | concurrency | requests sent | rows error / not sent | seconds until stopped |")
     print("|---|---|---|---|---|")
-    for (label, _, _, c), runs in zip(STOPS, stop_runs, strict=True):
+    for (label, c), runs in zip(stop_labels, stop_runs, strict=True):
         assert all(run["stopped"] for run in runs), f"{label}: the batch did not stop"
         print(f"| {label} | {c} | {median(runs, 'calls'):.0f} | {median(runs, 'failed'):.0f} / "
               f"{median(runs, 'not_sent'):.0f} | {median(runs, 'seconds'):.2f} |")

@@ -21,6 +21,9 @@ __all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_tabl
 
 # Request fields that nbtools sets itself; passing them in ``params`` would fight the options.
 _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
+DEFAULT_TIMEOUT = 60.0
+# OpenAI's flex guide (platform.openai.com/docs/guides/flex-processing) raises the client's timeout to 15 minutes.
+FLEX_TIMEOUT = 900.0
 
 
 # -- kinds: how a value is checked, and read from the text of a magic line ----------------------------
@@ -213,7 +216,8 @@ class BatchOptions:
         False, "stream tokens; time to first token is recorded", Flag(),
         flags=("--stream",), example="e.g. stream=True", panel=True, online_only=True)
     timeout: float = option(
-        60.0, "seconds per attempt (streaming: the longest silence, so long replies are not cut)", Number(above=0),
+        DEFAULT_TIMEOUT, "seconds per attempt (streaming: the longest silence, so long replies are not cut); "
+        f"with tier='flex' {FLEX_TIMEOUT:g} unless set", Number(above=0),
         flags=("--timeout",), example="e.g. timeout=60 (seconds per request)")
     retries: int = option(
         2, "retries for server errors (5xx), timeouts, dropped connections and cut-off streams", WholeNumber(0),
@@ -244,6 +248,14 @@ class BatchOptions:
     dry_run: bool = option(
         False, "send nothing: show prompt tokens, the worst case and the cost range", Flag(),
         flags=("--dry-run",), example="e.g. dry_run=True to send nothing", panel_takes=False, resent=False)
+    tier: str | None = option(
+        None, "service tier, sent as `service_tier` where the provider has one: `flex` (OpenAI: Batch API prices, "
+        "slower; Groq: higher rate limits), `priority` or `default`", Choice("default", "flex", "priority"),
+        flags=("--tier",), example="e.g. tier='flex', or leave it unset", online_only=True)
+    api: str = option(
+        "auto", "wire format: `chat` (/v1/chat/completions), `responses` (/v1/responses) or `auto` (chat, and "
+        "responses for a model that answers only there, remembered for that model)", Choice("chat", "responses", "auto"),
+        flags=("--api",), example="api='auto' (default), 'chat' or 'responses'")
     via: str = option(
         "online", "`online` (requests from here, default) or `batch` (the provider's Batch API: about half price, "
         "results within 24 h; re-running the cell reattaches)", Choice("online", "batch"),
@@ -256,7 +268,8 @@ class BatchOptions:
         None, "with via='batch': most requests per job (default: the provider's limit); more are split",
         WholeNumber(1), flags=("--job-size",), example="e.g. job_size=10000 requests per job", resent=False)
     provider: str | None = option(
-        None, "openai, xai, anthropic, ollama, vllm or sim", Text(checked=False),
+        None, "openai, xai, anthropic, gemini, openrouter, groq, together, deepseek, mistral, fireworks, cerebras, "
+        "ollama, vllm or sim", Text(checked=False),
         flags=("--provider",), panel=True)
     base_url: str | None = option(
         None, "any OpenAI-compatible base URL, e.g. http://localhost:8000/v1", Text(checked=False),
@@ -272,6 +285,8 @@ class BatchOptions:
                 continue  # unset: the provider's or server's default
             spec = spec_of(f)
             setattr(self, f.name, spec.kind.check(f.name, value, spec.example))
+        if self.tier == "flex" and self.timeout == DEFAULT_TIMEOUT:  # flex requests are slower: wait longer
+            self.timeout = FLEX_TIMEOUT
         if self.via == "batch":  # the provider runs a job at its own pace
             refused = [name for name in ONLINE_ONLY if getattr(self, name) != OPTIONS[name][0]]
             if refused:
@@ -285,6 +300,8 @@ class BatchOptions:
             body["temperature"] = self.temperature
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
+        if self.tier is not None:
+            body["service_tier"] = self.tier
         body.update(self.params)
         if self.stream:
             body["stream"] = True

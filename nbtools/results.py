@@ -120,8 +120,9 @@ class BatchResult(BatchState, Sequence[RequestResult]):
         counts: Counter[str] = Counter()
         kinds: Counter[str] = Counter()
         finishes: Counter[str] = Counter()
-        retries = waits = ptok = ctok = cached = reported = cost_unknown = 0
-        cost = 0.0
+        retries = waits = ptok = ctok = cached = reported = cost_unknown = thinking = 0
+        cost = thinking_cost = 0.0
+        price = self.price
         for r in self.rows:
             counts[r.status] += 1
             if r.status == OK:
@@ -137,6 +138,10 @@ class BatchResult(BatchState, Sequence[RequestResult]):
                 kinds[r.error_kind] += 1
             if r.finish_reason in labels.NOTABLE_FINISH:
                 finishes[r.finish_reason] += 1
+            if r.reasoning_tokens:
+                thinking += r.reasoning_tokens
+                if price is not None and r.cost:  # what those tokens cost, at the rate the row was billed
+                    thinking_cost += price.cost(0, r.reasoning_tokens)
             if r.completion_tokens is not None:
                 reported += 1
                 ptok += r.prompt_tokens or 0
@@ -160,7 +165,8 @@ class BatchResult(BatchState, Sequence[RequestResult]):
             max_concurrency=peak, cached=cached, waits=waits, not_sent=counts[NOT_SENT], server_capacity=capacity,
             refused_at=self.refused_at, error_kinds=dict(kinds.most_common()), finish_reasons=dict(finishes),
             cost=cost if self.price is not None else None, cost_unknown=cost_unknown, max_cost=self.options.max_cost,
-            price=self.price_note, capped=self.capped,
+            price=self.price_note, capped=self.capped, tier=self.options.tier,
+            reasoning_tokens=thinking or None, reasoning_cost=thinking_cost if thinking and price is not None else None,
         )
         if self.done:
             self._figures = summary  # a finished batch does not change: figure it once

@@ -152,6 +152,9 @@ class Summary:
     max_cost: float | None = None
     price: str | None = None  # where the price came from, or why it is unknown
     capped: bool = False  # max_cost held back the rows not sent
+    tier: str | None = None  # the service tier asked for (tier=)
+    reasoning_tokens: int | None = None  # of completion_tokens, those spent thinking (None: none reported)
+    reasoning_cost: float | None = None  # USD of those, at the output rate (part of ``cost``)
 
     def __str__(self) -> str:
         return report.summary_line(self)

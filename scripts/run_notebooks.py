@@ -18,7 +18,8 @@ from pathlib import Path
 
 from _bootstrap import ROOT, VENV, venv_python
 
-HIDDEN_PREFIXES = ("NBTOOLS_", "OPENAI_", "XAI_", "ANTHROPIC_", "OLLAMA_", "VLLM_", "OPENROUTER_")
+HIDDEN_PREFIXES = ("NBTOOLS_", "OPENAI_", "XAI_", "ANTHROPIC_", "OLLAMA_", "VLLM_", "OPENROUTER_", "GEMINI_", "GROQ_",
+                   "TOGETHER_", "DEEPSEEK_", "MISTRAL_", "FIREWORKS_", "CEREBRAS_")
 
 EXECUTE = """
 import sys

@@ -10,49 +10,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
 from typing import Any
 
 import aiohttp
 
-from nbtools.engine import failures
+from nbtools.engine import failures, responses
+from nbtools.engine.completion import Completion, cached_tokens_of, reasoning_tokens_of, text_of
 from nbtools.engine.endpoints import Endpoint
-from nbtools.engine.retry import parse_retry_after
+from nbtools.engine.retry import parse_retry_after, retry_delay_in_body
 from nbtools.engine.sse import DONE, SSEDecoder, StreamError, error_message
 
-__all__ = ["ChatClient", "Completion", "RequestFailed", "cached_tokens_of"]
+__all__ = ["ChatClient", "Completion", "RequestFailed"]
 
 
-@dataclass(slots=True)
-class Completion:
-    text: str
-    model: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    finish_reason: str | None
-    cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache (billed lower)
-    headers: Any = None  # the response headers (rate-limit hints); not kept in results
-    headers_at: float | None = None  # when they arrived (time.monotonic): a stream ends long after
-
-
-def _text(content: Any) -> str:
-    """Message content as text: some servers send a list of parts ({"type": "text", "text": ...})."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return "" if content is None else str(content)
-
-
-def cached_tokens_of(usage: dict[str, Any]) -> int | None:
-    """usage.prompt_tokens_details.cached_tokens, where the server reports it (openai-python:
-    src/openai/types/completion_usage.py, PromptTokensDetails.cached_tokens)."""
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return cached if isinstance(cached, int) and not isinstance(cached, bool) else None
-
-
+# The two names of the reply bound: OpenAI's own API wants the newer one (its reasoning models refuse
+# max_tokens); most other servers know only the older. Whichever a server refuses, it is asked again with the other.
+_OTHER_NAME = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
 _NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
 KEEPALIVE = 4.0  # seconds: below the 5 s idle timeout of common servers (uvicorn), so we never reuse a closing socket
 
@@ -61,7 +35,8 @@ class RequestFailed(Exception):
     """One attempt failed; ``kind`` (nbtools.failures) says what it means for the batch."""
 
     def __init__(self, message: str, kind: str, *, status: int | None = None, retry_after: float | None = None,
-                 headers: Any = None, unreachable: bool = False, partial: str | None = None) -> None:
+                 headers: Any = None, unreachable: bool = False, partial: str | None = None,
+                 field: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.unreachable = unreachable  # nothing answered at all: no server, wrong host or port
@@ -69,13 +44,15 @@ class RequestFailed(Exception):
         self.retry_after = retry_after
         self.headers = headers
         self.partial = partial  # what arrived of a reply that was cut off
+        self.field = field  # with kind PARAMETER: the request field the server refused
 
 
 class ChatClient:
     """Sends chat-completion requests to one endpoint. Use as ``async with ChatClient(...)``."""
 
-    def __init__(self, endpoint: Endpoint, *, timeout: float) -> None:
+    def __init__(self, endpoint: Endpoint, *, timeout: float, api: str = "chat") -> None:
         self.endpoint = endpoint
+        self.api = api  # "chat", "responses", or "auto": chat until a model answers that it speaks only responses
         self._url = endpoint.base_url + "/chat/completions"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         # A stream may take long in all, so its timeout is the longest silence, not the total.
@@ -83,6 +60,8 @@ class ChatClient:
         self._session: aiohttp.ClientSession | None = None
         self._secret = bool(endpoint.api_key) or "@" in endpoint.base_url
         self._stream_options = True  # until the server refuses them (older Azure, strict proxies)
+        self._tokens_field = endpoint.tokens_field  # the name max_tokens= is sent under
+        self._tokens_renamed = False  # asked again under the other name already (once per batch)
 
     async def __aenter__(self) -> ChatClient:
         headers = {"Content-Type": "application/json", **self.endpoint.headers()}
@@ -116,13 +95,21 @@ class ChatClient:
     async def complete(self, body: dict[str, Any], on_delta: Callable[[str], None] | None = None) -> Completion:
         """One attempt. Raises RequestFailed on any failure, with the cause in one line."""
         assert self._session is not None
-        if "stream_options" in body and not self._stream_options:
-            body = {k: v for k, v in body.items() if k != "stream_options"}
+        model = str(body.get("model"))
+        on_responses = self.uses_responses(model)
+        wire = self._wire(body)
+        if on_responses:
+            wire = responses.to_responses(wire)
         try:
-            completion = await self._post(body, on_delta)
+            completion = await self._post(wire, on_delta, on_responses=on_responses)
         except RequestFailed as exc:
-            if exc.status in (400, 422) and "stream_options" in str(exc) and "stream_options" in body:
+            if not on_responses and self.api == "auto" and responses.ONLY_RESPONSES in str(exc).lower():
+                responses.remember_responses_only(self.endpoint.base_url, model)  # for this batch and the next
+                return await self.complete(body, on_delta)
+            if exc.status in (400, 422) and "stream_options" in str(exc) and "stream_options" in wire:
                 self._stream_options = False  # this server streams without them: no usage, but it works
+                return await self.complete(body, on_delta)
+            if self._renamed_bound(body, wire, exc):
                 return await self.complete(body, on_delta)
             raise
         if self._secret:  # a server that echoes the key back must not get it into results or the cache
@@ -130,22 +117,51 @@ class ChatClient:
             completion.model = completion.model and self.endpoint.redact(completion.model)
         return completion
 
-    async def _post(self, body: dict[str, Any], on_delta: Callable[[str], None] | None) -> Completion:
+    def uses_responses(self, model: str) -> bool:
+        """Does a request for ``model`` go to /v1/responses (not /v1/chat/completions)?"""
+        return responses.wants_responses(self.api, self.endpoint.base_url, model)
+
+    def _wire(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``body`` as this server wants it: no stream_options once refused; max_tokens under its name here."""
+        if "stream_options" in body and not self._stream_options:
+            body = {k: v for k, v in body.items() if k != "stream_options"}
+        name = self._tokens_field
+        if name != "max_tokens" and "max_tokens" in body and name not in body:
+            body = {(name if k == "max_tokens" else k): v for k, v in body.items()}
+        return body
+
+    def _renamed_bound(self, body: dict[str, Any], wire: dict[str, Any], exc: RequestFailed) -> bool:
+        """Did the server refuse the reply bound's name, so that this request goes again under the other?
+        Switched once per batch; requests already sent under the refused name follow the switch."""
+        sent = exc.field if exc.kind == failures.PARAMETER and exc.field in _OTHER_NAME else None
+        if sent is None or "max_tokens" not in body or sent not in wire:
+            return False
+        other = _OTHER_NAME[sent]
+        # max_tokens is renamed only when the server names the other field; the newer name, ours, always.
+        if sent == self._tokens_field and not self._tokens_renamed and (sent != "max_tokens" or other in str(exc)):
+            self._tokens_field, self._tokens_renamed = other, True
+        return self._tokens_field != sent
+
+    async def _post(self, body: dict[str, Any], on_delta: Callable[[str], None] | None, *,
+                    on_responses: bool = False) -> Completion:
         assert self._session is not None
         stream = bool(body.get("stream"))
         timeout = self._stream_timeout if stream else self._timeout
+        url = self.endpoint.base_url + responses.PATH if on_responses else self._url
         try:
-            async with self._session.post(self._url, data=json.dumps(body).encode(), timeout=timeout) as resp:
+            async with self._session.post(url, data=json.dumps(body).encode(), timeout=timeout) as resp:
                 if resp.status != 200:
-                    raise await self._http_error(resp)
+                    raise await self._http_error(resp, failures.shared_fields(body))
                 headers_at = time.monotonic()
                 if resp.content_type == "text/html":
                     raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}",
                                         failures.NOT_FOUND)
                 if stream and resp.content_type != "application/json":  # some servers ignore stream: true
-                    completion = await self._read_stream(resp, on_delta)
+                    read = self._read_responses_stream if on_responses else self._read_stream
+                    completion = await read(resp, on_delta)
                 else:
-                    completion = self._parse(await resp.read())
+                    raw = await resp.read()
+                    completion = self._parse_response(raw) if on_responses else self._parse(raw)
                     if stream and on_delta is not None and completion.text:
                         on_delta(self.endpoint.redact(completion.text) if self._secret else completion.text)
                 completion.headers, completion.headers_at = resp.headers, headers_at
@@ -179,7 +195,7 @@ class ChatClient:
             message = f"connection error: {type(exc).__name__}: {exc}"
         return RequestFailed(self.endpoint.redact(message), failures.CONNECTION)
 
-    async def _http_error(self, resp: aiohttp.ClientResponse) -> RequestFailed:
+    async def _http_error(self, resp: aiohttp.ClientResponse, fields: Collection[str] = ()) -> RequestFailed:
         raw = await resp.read()
         detail = raw[:65536].decode("utf-8", "replace")
         body: Any = None
@@ -194,13 +210,15 @@ class ChatClient:
                           else f"a web page, not an OpenAI error: {_NOT_OPENAI}")
         detail = self._one_line(detail)
         status = resp.status
-        kind = failures.classify(status, body, detail, resp.headers)
+        kind = failures.classify(status, body, detail, resp.headers, fields)
+        field = failures.refused_field(status, body, detail, fields) if kind == failures.PARAMETER else None
         return RequestFailed(
             self.endpoint.redact(f"HTTP {status} {resp.reason or ''}".rstrip() + (f": {detail}" if detail else "")),
             kind,
             status=status,
-            retry_after=parse_retry_after(resp.headers),
+            retry_after=parse_retry_after(resp.headers) or retry_delay_in_body(body),
             headers=resp.headers,
+            field=field,
         )
 
     def _parse(self, raw: bytes) -> Completion:
@@ -211,20 +229,87 @@ class ChatClient:
         choices = data.get("choices") if isinstance(data, dict) else None
         if not choices:
             if isinstance(data, dict) and data.get("error"):
-                message = self._one_line(error_message(data)[0] or str(data["error"]))
-                kind = failures.classify(None, data, message, {})
-                raise RequestFailed(f"the server answered 200 with an error: {message}", kind)
+                raise self._error_in_200(data)
             raise RequestFailed("the server answered 200 with no choices", failures.SERVER)
         choice = choices[0]
         usage = data.get("usage") or {}
         return Completion(
-            _text((choice.get("message") or {}).get("content")),
+            text_of((choice.get("message") or {}).get("content")),
             data.get("model"),
             usage.get("prompt_tokens"),
             usage.get("completion_tokens"),
             choice.get("finish_reason"),
             cached_tokens_of(usage),
+            reasoning_tokens=reasoning_tokens_of(usage),
         )
+
+    def _parse_response(self, raw: bytes) -> Completion:
+        """A Responses API reply: a ``response`` object, or an error in a 200 body."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise RequestFailed("the server answered 200 with a body that is not JSON", failures.SERVER) from None
+        if not isinstance(data, dict) or data.get("object") != "response":
+            if isinstance(data, dict) and data.get("error"):
+                raise self._error_in_200(data)
+            raise RequestFailed("the server answered 200 with no response object", failures.SERVER)
+        return self._finished_response(data)
+
+    def _finished_response(self, data: dict[str, Any]) -> Completion:
+        failed = responses.failure_of(data)
+        if failed is not None:
+            raise self._error_in_200(failed)
+        return responses.parse_response(data)
+
+    def _error_in_200(self, data: dict[str, Any]) -> RequestFailed:
+        message = self._one_line(error_message(data)[0] or str(data["error"]))
+        kind = failures.classify(None, data, message, {})
+        return RequestFailed(f"the server answered 200 with an error: {message}", kind)
+
+    async def _read_responses_stream(self, resp: aiohttp.ClientResponse,
+                                     on_delta: Callable[[str], None] | None) -> Completion:
+        """A streamed response: text from ``response.output_text.delta`` events, the rest from the last event."""
+        state = responses.StreamState()
+        parts: list[str] = []
+        decoder = SSEDecoder()
+
+        def take(events: list[Any]) -> None:
+            for event in events:
+                text = state.take(event) if isinstance(event, dict) else ""
+                if text:
+                    parts.append(text)
+                    if on_delta is not None:
+                        on_delta(text)
+
+        try:
+            async for data in resp.content.iter_any():
+                take(decoder.feed(data))
+                if state.final is not None:
+                    break
+            else:
+                take(decoder.close())
+        except StreamError as exc:  # an ``error`` event
+            message = self._one_line(str(exc))
+            kind = failures.classify(exc.status, None, message)
+            kind = failures.SERVER if kind == failures.CONNECTION else kind
+            raise RequestFailed(f"the server reported an error mid-stream: {message}", kind, status=exc.status,
+                                partial=self._kept(parts)) from None
+        except aiohttp.ClientPayloadError:
+            raise RequestFailed(f"{self.endpoint.host} dropped the connection mid-reply (cut off)", failures.CUT,
+                                partial=self._kept(parts)) from None
+        except ValueError as exc:
+            raise RequestFailed(str(exc), failures.SERVER) from None
+        if state.final is None:
+            raise RequestFailed(f"{self.endpoint.host} ended the stream before the response was finished (cut off)",
+                                failures.CUT, partial=self._kept(parts))
+        failed = responses.failure_of(state.final)
+        if failed is not None:  # a response.failed event: an error mid-stream, what arrived kept
+            message = self._one_line(error_message(failed)[0] or "the response failed")
+            raise RequestFailed(f"the server reported an error mid-stream: {message}",
+                                failures.classify(None, failed, message), partial=self._kept(parts))
+        completion = responses.parse_response(state.final)
+        completion.text = completion.text or "".join(parts)  # the final event repeats the text; trust the deltas if not
+        return completion
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
         parts: list[str] = []
@@ -245,7 +330,7 @@ class ChatClient:
                     if not isinstance(choice, dict):
                         continue
                     delta = choice.get("delta")
-                    text = _text(delta.get("content")) if isinstance(delta, dict) else ""
+                    text = text_of(delta.get("content")) if isinstance(delta, dict) else ""
                     if text:
                         parts.append(text)
                         if on_delta is not None:
@@ -281,4 +366,4 @@ class ChatClient:
             raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
                                 partial=self._kept(parts))
         return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
-                          cached_tokens_of(usage))
+                          cached_tokens_of(usage), reasoning_tokens=reasoning_tokens_of(usage))

@@ -23,14 +23,42 @@ class Profile:
     key_required: bool
     default_model: str | None  # None: ask the server's /v1/models
     base_url_env: str | None = None  # lets a user point a profile elsewhere
+    tokens_field: str = "max_tokens"  # the request field max_tokens= is sent as
+    # Seconds the plain x-ratelimit-limit-{requests,tokens} headers count over, where not a minute.
+    rate_windows: tuple[tuple[str, float], ...] = ()
+    tiers: tuple[str, ...] = ()  # the service_tier values it takes (tier=)
 
 
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True, "gpt-4o-mini", "OPENAI_BASE_URL"),
+        # OpenAI's own API: reasoning models refuse max_tokens ("Use 'max_completion_tokens' instead").
+        # service_tier: platform.openai.com/docs/api-reference/chat/create (default, flex, priority)
+        Profile("openai", "https://api.openai.com/v1", "OPENAI_API_KEY", True, "gpt-4o-mini", "OPENAI_BASE_URL",
+                "max_completion_tokens", tiers=("default", "flex", "priority")),
         Profile("xai", "https://api.x.ai/v1", "XAI_API_KEY", True, "grok-3-mini"),
         Profile("anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY", True, "claude-haiku-4-5"),
+        # Google's OpenAI compatibility layer: ai.google.dev/gemini-api/docs/openai
+        Profile("gemini", "https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY", True,
+                "gemini-2.5-flash"),
+        # openrouter.ai/docs/api-reference/overview: an OpenAI-compatible router; models are "vendor/name"
+        Profile("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", True, "openai/gpt-4o-mini"),
+        # console.groq.com/docs/openai; its x-ratelimit-limit-requests is requests per day (console.groq.com/docs/rate-limits)
+        # flex: console.groq.com/docs/flex-processing (on-demand prices, higher limits)
+        Profile("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY", True, "llama-3.1-8b-instant",
+                rate_windows=(("requests", 86400.0),), tiers=("flex",)),
+        # docs.together.ai/docs/openai-api-compatibility
+        Profile("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", True,
+                "meta-llama/Llama-3.3-70B-Instruct-Turbo"),
+        # api-docs.deepseek.com: base_url https://api.deepseek.com (or .../v1, for OpenAI compatibility)
+        Profile("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", True, "deepseek-chat"),
+        # docs.mistral.ai/api
+        Profile("mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", True, "mistral-small-latest"),
+        # docs.fireworks.ai/tools-sdks/openai-compatibility
+        Profile("fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY", True,
+                "accounts/fireworks/models/llama-v3p1-8b-instruct"),
+        # inference-docs.cerebras.ai/resources/openai; rate-limit headers name their window (-day, -minute)
+        Profile("cerebras", "https://api.cerebras.ai/v1", "CEREBRAS_API_KEY", True, "llama3.1-8b"),
         Profile("ollama", "http://localhost:11434/v1", "OLLAMA_API_KEY", False, None, "OLLAMA_BASE_URL"),
         Profile("vllm", "http://localhost:8000/v1", "VLLM_API_KEY", False, None, "VLLM_BASE_URL"),
         Profile("sim", "", None, False, "sim-small"),
@@ -81,6 +109,18 @@ class Endpoint:
         if not parts.hostname:
             return "(no host)"
         return parts.hostname + (f":{parts.port}" if parts.port else "")
+
+    @property
+    def tokens_field(self) -> str:
+        """The request field the reply bound (max_tokens=) goes under at this endpoint's provider."""
+        profile = PROFILES.get(self.provider)
+        return profile.tokens_field if profile is not None else "max_tokens"
+
+    @property
+    def rate_windows(self) -> dict[str, float]:
+        """Seconds this provider's plain x-ratelimit-limit-* headers count over, where not a minute."""
+        profile = PROFILES.get(self.provider)
+        return dict(profile.rate_windows) if profile is not None else {}
 
     @property
     def note(self) -> str | None:

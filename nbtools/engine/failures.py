@@ -15,6 +15,14 @@ tests/support/provider_errors.py for the documented replies, each with its sourc
   same fields at the top level with ``"object": "error"``); its API-key check answers ``{"error":
   "Unauthorized"}``.
 - llama.cpp's server: ``{"error": {"code": 400, "message", "type": "exceed_context_size_error"}}``.
+- Gemini's OpenAI-compatible endpoint: a JSON *list* holding one Google error, ``[{"error": {"code": 400,
+  "message", "status": "INVALID_ARGUMENT", "details"}}]``.
+- Groq: OpenAI's shape without ``param``; an unknown field is "property 'x' is unsupported".
+- Google's 429 (Gemini) says "You exceeded your current quota" for a per-minute limit too: its
+  ``details`` list which quotas (``QuotaFailure.violations[].quotaId``); only a per-day one is a stop.
+
+A 400 naming a request field every row shares (``temperature`` on a reasoning model) is batch-wide: the
+server would refuse every row the same way. :func:`refused_field` finds that field, given the request's.
 
 The kinds say what the engine should do; the sets below group them. Messages are the caller's job.
 This module only reads what it is given: no I/O, nothing logged, so no key can leak from here.
@@ -23,15 +31,16 @@ This module only reads what it is given: no I/O, nothing logged, so no key can l
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from typing import NamedTuple, cast
 from urllib.parse import unquote
 
 __all__ = [
     "AUTH", "PERMISSION", "QUOTA", "NOT_FOUND", "BAD_REQUEST", "CONTENT_FILTER",
-    "RATE_LIMIT", "OVERLOADED", "SERVER", "TIMEOUT", "CONNECTION", "CUT",
+    "RATE_LIMIT", "OVERLOADED", "SERVER", "TIMEOUT", "CONNECTION", "CUT", "PARAMETER",
     "KINDS", "BATCH_WIDE", "WAIT", "RETRYABLE", "ROW_ONLY",
-    "classify", "classify_finish",
+    "classify", "classify_finish", "refused_field", "shared_fields",
 ]
 
 AUTH = "auth"                      # the key is missing, wrong or revoked
@@ -46,10 +55,11 @@ SERVER = "server"                  # the server failed (5xx, an error chunk, a g
 TIMEOUT = "timeout"                # no answer in time (ours, or a gateway's 504 / 408)
 CONNECTION = "connection"          # no HTTP answer at all: refused, reset, DNS
 CUT = "cut"                        # a stream that ended before the reply was finished
+PARAMETER = "parameter"            # a request field every row shares is refused (temperature on gpt-5)
 
-KINDS = (AUTH, PERMISSION, QUOTA, NOT_FOUND, BAD_REQUEST, CONTENT_FILTER,
+KINDS = (AUTH, PERMISSION, QUOTA, NOT_FOUND, PARAMETER, BAD_REQUEST, CONTENT_FILTER,
          RATE_LIMIT, OVERLOADED, SERVER, TIMEOUT, CONNECTION, CUT)
-BATCH_WIDE = frozenset({AUTH, PERMISSION, QUOTA, NOT_FOUND})  # every other row would fail the same way: stop
+BATCH_WIDE = frozenset({AUTH, PERMISSION, QUOTA, NOT_FOUND, PARAMETER})  # every other row would fail the same way: stop
 WAIT = frozenset({RATE_LIMIT, OVERLOADED})                    # wait and send again; never fails the row
 RETRYABLE = frozenset({SERVER, TIMEOUT, CONNECTION, CUT})      # send again, within the retry budget
 ROW_ONLY = frozenset({BAD_REQUEST, CONTENT_FILTER})            # fail this row only, no retry
@@ -83,6 +93,10 @@ _BY_CODE = {
     # llama.cpp's server
     "exceed_context_size_error": BAD_REQUEST,
     "unavailable_error": OVERLOADED,  # 503 while the model loads
+    # Service tiers with no capacity now: Groq's flex answers 498 capacity_exceeded (console.groq.com/docs/
+    # flex-processing), OpenAI's flex a 429 "Resource Unavailable" (platform.openai.com/docs/guides/flex-processing)
+    "capacity_exceeded": OVERLOADED,
+    "resource_unavailable": OVERLOADED,
     "not_supported_error": BAD_REQUEST,  # a 501, e.g. an image sent to a text-only model
     # vLLM's exception names (create_error_response)
     "notfounderror": NOT_FOUND,
@@ -111,6 +125,7 @@ _BY_STATUS = {
     408: TIMEOUT,
     409: SERVER,     # openai-python retries it too (a lock held on the server side)
     429: RATE_LIMIT,
+    498: OVERLOADED,  # Groq's flex tier: no capacity now ("fail quickly ... add jittered backoff and retries")
     501: BAD_REQUEST,  # Not Implemented: the request asks for something this server does not do
     503: OVERLOADED,
     504: TIMEOUT,
@@ -123,7 +138,7 @@ _GENERIC = {"server_error": SERVER, "api_error": SERVER, "service_unavailable_er
 
 
 def classify(status: int | None, body: object | None, text: str = "",
-             headers: Mapping[str, str] | None = None) -> str:
+             headers: Mapping[str, str] | None = None, fields: Collection[str] = ()) -> str:
     """The kind of one failed attempt.
 
     ``status`` is the HTTP status, or None when there was none (an error chunk mid-stream, or no answer
@@ -134,11 +149,14 @@ def classify(status: int | None, body: object | None, text: str = "",
     ``insufficient_quota`` is billing, not speed); a telling phrase in its message (xAI's bad key is a
     400); the status (a 2xx carrying an error uses the status the body names); a generic type such as
     ``api_error``. Unknown 4xx are ``bad_request``, unknown 5xx ``server``; a stream error with nothing
-    more specific is ``server``; no status and nothing to read is ``connection``.
+    more specific is ``server``; no status and nothing to read is ``connection``. ``fields``: the
+    request's fields every row shares (:func:`shared_fields`); a 400 refusing one of them is ``parameter``.
     """
     if body is None and text:
         body = _json(text)
     error = _read(body)
+    if error.quotas:  # Google: the quotas it names decide, whatever its message says
+        return QUOTA if any("perday" in q for q in error.quotas) else RATE_LIMIT
     for code in error.codes:
         if code in _BY_CODE:
             return _BY_CODE[code]
@@ -150,12 +168,32 @@ def classify(status: int | None, body: object | None, text: str = "",
             return kind
     if status is None or 200 <= status < 300:
         status = error.status
+    if fields and status in _REFUSALS and _named_field(error, fields) is not None:
+        return PARAMETER
     if status is not None and not 200 <= status < 300:
         return _BY_STATUS.get(status) or (SERVER if status >= 500 else BAD_REQUEST)
     for code in error.codes:
         if code in _GENERIC:
             return _GENERIC[code]
     return SERVER if body is not None or text else CONNECTION
+
+
+def refused_field(status: int | None, body: object | None, text: str = "",
+                  fields: Collection[str] = ()) -> str | None:
+    """The shared request field that a refusal (a 400 or 422) names, or None: ``param`` where the server
+    gives one (OpenAI, xAI), else the name its message quotes (Groq's "property 'x' is unsupported",
+    Gemini's 'Unknown name "x"', Anthropic's "x: range: ..."). Only names in ``fields`` count."""
+    if body is None and text:
+        body = _json(text)
+    error = _read(body)
+    if status is None or 200 <= status < 300:
+        status = error.status
+    return _named_field(error, fields) if status in _REFUSALS else None
+
+
+def shared_fields(body: Mapping[str, object]) -> frozenset[str]:
+    """The fields of a request body that every row of the batch sends alike: all but the prompt itself."""
+    return frozenset(body) - _ROW_FIELDS
 
 
 def classify_finish(finish_reason: str | None, *, stream: bool) -> str | None:
@@ -175,6 +213,33 @@ def classify_finish(finish_reason: str | None, *, stream: bool) -> str | None:
     return None
 
 
+_REFUSALS = (400, 422)  # the statuses a server refuses a field with (422: FastAPI-style validation)
+# The fields that differ from row to row: a refusal naming them is about that row (a prompt too long).
+_ROW_FIELDS = frozenset({"messages", "input", "instructions", "prompt", "model", "stream_options"})
+# Names a message quotes: 'x', `x`, "x" (Groq, OpenAI, Gemini); "x: ..." at its start (Anthropic); after
+# "on this model:" or "does not support parameter" (xAI, in camelCase: presencePenalty) or "argument
+# supplied:" (older OpenAI-compatible servers).
+_NAMED = re.compile(r"""['`"]([A-Za-z_][A-Za-z0-9_.]*)['`"]|^([A-Za-z_][A-Za-z0-9_]*):"""
+                    r"""|(?:on this model:|does not support parameter|argument supplied:)\s*([A-Za-z_][A-Za-z0-9_]*)""")
+
+
+def _named_field(error: _Error, fields: Collection[str]) -> str | None:
+    """The first of ``fields`` that the error names, as the request spells it."""
+    shared = {_plain(f): f for f in fields if f not in _ROW_FIELDS}
+    names = [error.param] if error.param else []
+    if error.raw_message:
+        names += ["".join(groups) for groups in _NAMED.findall(error.raw_message)]
+    for name in names:
+        if _plain(name) in shared:
+            return shared[_plain(name)]
+    return None
+
+
+def _plain(name: str) -> str:
+    """A field name in any spelling (max_tokens, maxTokens) as one key."""
+    return name.replace("_", "").lower()
+
+
 def _json(text: str) -> object | None:
     try:
         return cast(object, json.loads(text))
@@ -191,10 +256,15 @@ class _Error(NamedTuple):
     codes: list[str]      # lower-cased, the most specific first
     message: str | None   # lower-cased, URL-unquoted (old xAI replies were percent-encoded)
     status: int | None    # a status the body names (vLLM's and llama.cpp's "code": 404, Azure's "status")
+    param: str | None = None        # the request field the error is about (OpenAI's "param")
+    raw_message: str | None = None  # the message as sent (field names keep their case)
+    quotas: tuple[str, ...] = ()    # Google's QuotaFailure quotaIds, lower-cased
 
 
 def _read(body: object) -> _Error:
     """The codes, message and status inside an error body of any of the shapes above."""
+    if isinstance(body, list) and len(body) == 1:  # Gemini's OpenAI-compatible endpoint: [{"error": ...}]
+        body = body[0]
     if not isinstance(body, dict):
         return _Error([], None, None)
     inner = body.get("error")
@@ -224,5 +294,16 @@ def _read(body: object) -> _Error:
         status = node["status"]
     if status is not None and not 100 <= status < 600:
         status = None
-    return _Error([c.lower() for c in codes if isinstance(c, str) and c],
-                  unquote(message).lower() if isinstance(message, str) else None, status)
+    text = unquote(message) if isinstance(message, str) else None
+    param = node.get("param")
+    return _Error([c.lower() for c in codes if isinstance(c, str) and c], text.lower() if text else None, status,
+                  param if isinstance(param, str) and param else None, text, _google_quotas(node.get("details")))
+
+
+def _google_quotas(details: object) -> tuple[str, ...]:
+    """The quotaIds of a google.rpc.QuotaFailure in an error's ``details`` list."""
+    if not isinstance(details, list):
+        return ()
+    found = [v.get("quotaId") for d in details if isinstance(d, dict) and str(d.get("@type", "")).endswith("QuotaFailure")
+             for v in d.get("violations") or () if isinstance(v, dict)]
+    return tuple(q.lower() for q in found if isinstance(q, str))

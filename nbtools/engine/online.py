@@ -52,11 +52,12 @@ class OnlineRun(Generic[State]):
         self.limiter = Limiter(AUTO_START if auto else options.concurrency)  # type: ignore[arg-type]
         self.pacer = Pacer(options.rpm, options.tpm)
         # "auto" adapts from the start; a fixed number only once the server pushes back (429/503).
-        self.adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots) if auto else None
+        self.adaptive = (AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots,
+                                             windows=result.endpoint.rate_windows) if auto else None)
         self.policy = RetryPolicy(options.retries, options.max_wait)
         self._left = len(result.rows)  # rows the dispatcher has not handled yet
         self.cache = ReplyCache() if cache_is_on(options.cache, result.endpoint) else None
-        self.client = ChatClient(result.endpoint, timeout=options.timeout)
+        self.client = ChatClient(result.endpoint, timeout=options.timeout, api=options.api)
         self.on_result = on_result
         self.tasks: set[asyncio.Task[None]] = set()  # the workers
         self._idle: deque[asyncio.Future[Admitted | None]] = deque()  # workers waiting for their next request
@@ -409,7 +410,8 @@ class OnlineRun(Generic[State]):
         if self.adaptive is None and self.options.concurrency != "auto":
             # A fixed concurrency is a ceiling, not a promise: drop and climb back, never above it.
             adaptive = AdaptiveConcurrency(self.limiter, self.pacer, self._wants_slots,
-                                           ceiling=self.limiter.limit, fixed=True)
+                                           ceiling=self.limiter.limit, fixed=True,
+                                           windows=self.result.endpoint.rate_windows)
             self._set_adaptive(adaptive)
             first = AttemptOutcome("overloaded", "wait", exc.headers)  # what the new gates learn from
             for gate in (adaptive.budget, adaptive):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nbtools.engine.client import ChatClient
-from nbtools.engine.endpoints import Endpoint, resolve_endpoint
+from nbtools.engine.endpoints import PROFILES, Endpoint, resolve_endpoint
 from nbtools.engine.prices import price_for
 from nbtools.engine.rows import RequestResult
 from nbtools.engine.state import BatchState, State
@@ -33,7 +33,8 @@ def price_batch(result: BatchState, model: str) -> None:
     without a bound on each reply's length."""
     options = result.options
     price = result.price = price_for(result.endpoint, model, options.price,
-                                     batch_api=options.via == "batch")  # a Batch API job has its own rates
+                                     batch_api=options.via == "batch",  # a Batch API job has its own rates
+                                     tier=options.tier)
     if price is None:
         result.price_note = (f"no price known for {model} at {result.endpoint.host}: "
                              "pass price=(input, output) in USD per million tokens (magic: --price 0.15,0.60)")
@@ -61,6 +62,11 @@ def prepare_batch(prompts: Prompt | Iterable[Prompt],
         raise ConfigError(f"{exc}: see help(nbtools.batch) for the options") from None
     items = normalize_prompts(prompts)
     endpoint = resolve_endpoint(opts.provider, opts.base_url, api_key, opts.api_key_env)
+    profile = PROFILES.get(endpoint.provider)
+    if opts.tier is not None and profile is not None and not endpoint.simulated and opts.tier not in profile.tiers:
+        offered = f"it offers {', '.join(map(repr, profile.tiers))}" if profile.tiers else "it has no service tiers"
+        raise ConfigError(f"tier={opts.tier!r} is not offered by provider {endpoint.provider!r} ({offered}): "
+                          "leave tier out (magic: --tier)")
     repeat = opts.repeat
     rows = [RequestResult(i, items[i // repeat]) for i in range(len(items) * repeat)]
     state = make(rows, opts, endpoint, opts.model or endpoint.default_model)

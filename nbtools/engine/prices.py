@@ -9,7 +9,7 @@ unless ``price=`` says otherwise. An unknown price is ``None``, never a guess.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,11 +69,17 @@ def is_local(endpoint: Endpoint) -> bool:
     return endpoint.provider == "custom" and (host in _LOOPBACK or host.startswith("127."))
 
 
+# Service tiers priced apart: OpenAI's flex "is priced at Batch API rates" (platform.openai.com/docs/guides/
+# flex-processing). Groq's flex costs the on-demand price (console.groq.com/docs/flex-processing).
+_BATCH_RATES_TIERS = {("openai", "flex")}
+
+
 def price_for(endpoint: Endpoint, model: str | None, user_price: tuple[float, float] | None, *,
-              batch_api: bool = False) -> Price | None:
+              batch_api: bool = False, tier: str | None = None) -> Price | None:
     """The price of ``model`` at ``endpoint``; None when nobody knows it.
 
-    ``batch_api``: the provider's batch-API rates (genai-prices' ``processing: batch`` context).
+    ``batch_api``: the provider's batch-API rates (genai-prices' ``processing: batch`` context); ``tier``:
+    the service tier asked for, which the source names (flex at OpenAI: the batch rates).
     """
     if user_price is not None:
         return Price(user_price[0], user_price[1], source="price=")
@@ -81,6 +87,13 @@ def price_for(endpoint: Endpoint, model: str | None, user_price: tuple[float, fl
         return Price(0.0, 0.0, source="local server: free; price= to set one")
     if model is None:
         return None
+    if tier is not None and not batch_api:
+        at_batch_rates = (endpoint.provider, tier) in _BATCH_RATES_TIERS
+        price = _from_library(endpoint, model, at_batch_rates)
+        if price is None:
+            return None
+        label = f", {tier} tier" + (": Batch API rates" if at_batch_rates else "")
+        return replace(price, source=price.source.replace(", batch API", "") + label)
     return _from_library(endpoint, model, batch_api)
 
 

@@ -21,7 +21,7 @@ from email.utils import parsedate_to_datetime
 
 from nbtools.engine.failures import BATCH_WIDE, RETRYABLE, WAIT
 
-__all__ = ["RetryPolicy", "Decision", "backoff_delay", "overload_delay", "parse_retry_after"]
+__all__ = ["RetryPolicy", "Decision", "backoff_delay", "overload_delay", "parse_retry_after", "retry_delay_in_body"]
 
 BASE_DELAY = 0.5
 MAX_DELAY = 8.0
@@ -80,6 +80,22 @@ def backoff_delay(attempt: int, retry_after: float | None, rng: random.Random = 
     if retry_after is not None and 0 <= retry_after <= MAX_RETRY_AFTER:
         return retry_after
     return min(MAX_DELAY, BASE_DELAY * 2.0 ** (attempt - 1)) * (1 - 0.25 * rng.random())
+
+
+def retry_delay_in_body(body: object) -> float | None:
+    """Seconds from a google.rpc.RetryInfo in an error body (Gemini's 429: ``"retryDelay": "45s"``), if any."""
+    if isinstance(body, list) and len(body) == 1:  # Gemini's OpenAI-compatible endpoint wraps it in a list
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("RetryInfo"):
+            delay = str(detail.get("retryDelay", ""))
+            try:
+                return float(delay.removesuffix("s"))
+            except ValueError:
+                return None
+    return None
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:

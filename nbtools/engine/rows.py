@@ -21,8 +21,8 @@ DONE_STATUSES = frozenset({OK, ERROR, CANCELLED, NOT_SENT})
 # A row's fields, listed once: what it stores (and exports, in this order), then what is derived from them.
 FIELDS = (
     "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
-    "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "waits", "cached", "queued", "started",
-    "first_token", "finished",
+    "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "finish_reason", "attempts", "waits", "cached",
+    "queued", "started", "first_token", "finished",
 )
 DERIVED = ("queue_wait", "ttft", "latency")
 _INTERNAL = ("sent", "_parts")  # stored, not exported: when the last attempt went out; the stream so far
@@ -65,6 +65,7 @@ class RequestResult:
         self.cached = False  # answered from the cache, or by an identical request in the same batch
         self._parts: list[str] | None = None  # streamed text so far, while running
         self.cached_tokens: int | None = None  # prompt tokens the provider read from its prompt cache
+        self.reasoning_tokens: int | None = None  # of completion_tokens, those the model spent thinking
         self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
 
     @property
@@ -149,6 +150,7 @@ def fill_reply(row: RequestResult, completion: Completion, model: str | None, pr
     row.prompt_tokens = completion.prompt_tokens
     row.completion_tokens = completion.completion_tokens
     row.cached_tokens = completion.cached_tokens
+    row.reasoning_tokens = completion.reasoning_tokens
     row.finish_reason = completion.finish_reason
     row.error = row.error_kind = row.status_code = row.partial = None  # an earlier attempt's failure is history
     row.status = OK

@@ -110,7 +110,10 @@ class SSEDecoder:
 
 def error_message(payload: Any) -> tuple[str | None, Any]:
     """(message, code) of an error body, in the shapes servers use: {"error": {"message", "code"}} (OpenAI,
-    vLLM), {"error": "text"} (Ollama, TGI), {"message"} or {"detail"} (FastAPI); (None, None) if none."""
+    vLLM), {"error": "text"} (Ollama, TGI), {"message"} or {"detail"} (FastAPI), Gemini's list of one such
+    object; (None, None) if none."""
+    if isinstance(payload, list) and len(payload) == 1:
+        payload = payload[0]
     if not isinstance(payload, dict):
         return None, None
     inner = payload.get("error") or payload

@@ -6,11 +6,26 @@ from typing import TYPE_CHECKING
 
 from nbtools.engine import failures
 from nbtools.engine.endpoints import PROFILES, Endpoint
+from nbtools.engine.responses import ONLY_RESPONSES
+from nbtools.options import OPTIONS
 
 if TYPE_CHECKING:
     from nbtools.engine.client import RequestFailed
 
 __all__ = ["stop_message"]
+
+# Request fields that options set, by the option's name: the fix names the option, not the wire field.
+_OPTION_OF_FIELD = {"temperature": "temperature", "max_tokens": "max_tokens", "max_completion_tokens": "max_tokens",
+                    "max_output_tokens": "max_tokens", "stream": "stream"}
+
+
+def _leave_out(field: str) -> str:
+    """The fix for a refused request field: the option (and its magic flag) that sent it, else params."""
+    option = _OPTION_OF_FIELD.get(field)
+    if option is None:
+        return f"leave {field!r} out of params= (magic: --params)"
+    flags = "/".join(OPTIONS[option][1].flags)
+    return f"leave {option}= out (magic: {flags}), or its key in params="
 
 
 def _key_source(endpoint: Endpoint, key_env: str | None) -> str:
@@ -36,9 +51,16 @@ def stop_message(exc: RequestFailed, endpoint: Endpoint, model: str | None, key_
     elif kind == failures.PERMISSION:
         head = f"{key} is not allowed to use model {model!r} at {endpoint.host}"
         fix = "use a model the key may use (list them with " + listing + "), or a key with access"
+    elif kind == failures.PARAMETER:
+        field = exc.field or "a request field"
+        head = f"model {model!r} at {endpoint.host} does not accept {field!r}"
+        fix = _leave_out(field) if exc.field else "leave out the option the message names"
     elif kind == failures.QUOTA:
         head = f"the account behind {key} has no quota or credit left at {endpoint.host}"
         fix = "add credit or raise the limit at the provider, or use another key: retrying will not help"
+    elif ONLY_RESPONSES in str(exc).lower():  # api='chat' kept it off /v1/responses
+        head = f"model {model!r} at {endpoint.host} answers only on /v1/responses"
+        fix = "pass api='auto' or api='responses' (magic: --api responses)"
     else:
         head = f"model {model!r} or the API route was not found at {endpoint.host}"
         fix = f"check the model name (list them with {listing}) and base_url"

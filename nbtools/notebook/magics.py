@@ -81,7 +81,10 @@ def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
     elif isinstance(spec.kind, RequestFields):
         trait = Dict(help=spec.help)
     elif isinstance(spec.kind, Choice):
-        trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
+        if default is None:  # unset: the provider's default (tier)
+            trait = Enum(list(spec.kind.choices), default_value=None, allow_none=True, help=spec.help)
+        else:
+            trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
     elif isinstance(spec.kind, Rates):
         trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
     else:

@@ -12,7 +12,8 @@ set, the target of the tests (which read its counters) and of the benchmarks.
 
 Or from a shell: ``python -m nbtools.sim --port 8000 --latency 0.2``.
 
-Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /sim/stats``,
+Routes: ``POST /v1/chat/completions``, ``POST /v1/responses`` (the Responses API, plain and streamed: the
+same replies, limits and faults), ``GET /v1/models``, ``GET /sim/stats``,
 ``POST /sim/reset`` (zero the counters, restart the random stream, forget flaky
 counts and rate-limit windows), ``POST /sim/config`` (JSON object of knob
 changes, applied live; answers the whole config).
@@ -40,6 +41,10 @@ Directives, written anywhere in the last user message, act on that request only
 - ``[[sim:nousage]]``: no ``usage`` (nor usage chunk when streaming).
 
 An unknown directive is answered with 400, so typos do not pass silently.
+
+The ``refuse`` knob makes models refuse request fields as reasoning models do: ``refuse=("temperature",)``
+answers any request with a temperature other than 1 with OpenAI's 400 ``unsupported_value``;
+``"sim-large:max_tokens"`` makes one model ask for ``max_completion_tokens`` instead.
 """
 
 from nbtools.sim.background import SimServer, is_simulator, serve, shared_server

@@ -25,11 +25,13 @@ from aiohttp import web
 from nbtools.sim import directives as sim_directives
 from nbtools.sim.protocol import completion_body, error_body, parse_chat_request, usage
 from nbtools.sim.replies import count_words
+from nbtools.sim.responses import parse_responses_request, response_body
 
 if TYPE_CHECKING:
     from nbtools.sim.server import Simulator
 
 _JSON = "application/json"
+_RESPONSES = "/v1/responses"
 OPENAI_MAX_REQUESTS = 50_000  # https://platform.openai.com/docs/api-reference/batch/create
 OPENAI_MAX_BYTES = 200 * 2**20
 ANTHROPIC_MAX_REQUESTS = 100_000  # https://docs.claude.com/en/api/creating-message-batches
@@ -57,6 +59,7 @@ class _Job:
     cancel_at: float | None = None
     output: dict[str, bytes] = field(default_factory=dict)  # file kind -> JSONL
     metadata: dict[str, Any] = field(default_factory=dict)
+    endpoint: str = "/v1/chat/completions"  # OpenAI: the one endpoint its lines go to (or /v1/responses)
     finished: int = 0  # lines run (answered or failed)
     failed: int = 0  # lines run that failed
 
@@ -147,7 +150,8 @@ class BatchSim:
         config = self.sim.config
         raw = json.dumps(line.body).encode()
         try:
-            req = parse_chat_request(raw, config.models[0])
+            parse = parse_responses_request if job.endpoint == _RESPONSES else parse_chat_request
+            req = parse(raw, config.models[0])
             fault = sim_directives.parse(req.last_user).fault
         except ValueError as exc:
             return False, self._line_error(job, line, 400, "invalid_request_error", str(exc))
@@ -172,8 +176,10 @@ class BatchSim:
                        "usage": {"input_tokens": prompt_tokens, "output_tokens": len(reply.tokens)}}
             record: dict[str, Any] = {"custom_id": line.custom_id, "result": {"type": "succeeded", "message": message}}
         else:
-            body = json.loads(completion_body(f"chatcmpl-sim{n}", int(time.time()), req.model, reply, finish,
-                                              usage(prompt_tokens, len(reply.tokens))))
+            encode = response_body if job.endpoint == _RESPONSES else completion_body
+            prefix = "resp_sim" if job.endpoint == _RESPONSES else "chatcmpl-sim"
+            body = json.loads(encode(f"{prefix}{n}", int(time.time()), req.model, reply, finish,
+                                     usage(prompt_tokens, len(reply.tokens))))
             record = {"id": f"batch_req_sim{n}", "custom_id": line.custom_id,
                       "response": {"status_code": 200, "request_id": f"req_sim{n}", "body": body}, "error": None}
         return True, json.dumps(record).encode() + b"\n"
@@ -231,9 +237,9 @@ class BatchSim:
         content = self.files.get(ask.get("input_file_id"))
         if content is None:
             return _error(404, "invalid_request_error", f"No such File object: {ask.get('input_file_id')} (simulated)")
-        if ask.get("endpoint") != "/v1/chat/completions" or ask.get("completion_window") != "24h":
-            return _error(400, "invalid_request_error",
-                          "this simulator batches endpoint='/v1/chat/completions' with completion_window='24h'")
+        if ask.get("endpoint") not in ("/v1/chat/completions", _RESPONSES) or ask.get("completion_window") != "24h":
+            return _error(400, "invalid_request_error", "this simulator batches endpoint='/v1/chat/completions' or "
+                          "'/v1/responses' with completion_window='24h'")
         lines, errors = [], []
         for n, raw in enumerate(content.splitlines(), 1):
             try:
@@ -254,7 +260,7 @@ class BatchSim:
                 break
             seen.add(line.custom_id)
         job = self._new("openai", lines, ask.get("metadata") or {})
-        job.input_file_id, job.errors = ask["input_file_id"], errors
+        job.input_file_id, job.errors, job.endpoint = ask["input_file_id"], errors, ask["endpoint"]
         return web.json_response(self._openai_view(job))
 
     async def get_openai(self, request: web.Request) -> web.Response:
@@ -284,7 +290,7 @@ class BatchSim:
         failed = job.failed
         created = int(job.created)
         return {
-            "id": job.id, "object": "batch", "endpoint": "/v1/chat/completions",
+            "id": job.id, "object": "batch", "endpoint": job.endpoint,
             "errors": {"object": "list", "data": job.errors} if job.errors else None,
             "input_file_id": job.input_file_id, "completion_window": "24h", "status": status,
             "output_file_id": f"{job.id}-output" if job.output.get("output") else None,

@@ -57,6 +57,9 @@ class SimConfig:
     batch_expire: float | None = _knob(None, "seconds after creation when an unfinished batch job expires (unset: never)")
     batch_max_requests: int | None = _knob(None, "most requests per batch job (unset: the providers' 50,000 / 100,000)")
     models: tuple[str, ...] = _knob(("sim-small", "sim-large"), "model names listed by GET /v1/models")
+    refuse: tuple[str, ...] = _knob(
+        (), "request fields refused with OpenAI's 400, as reasoning models refuse them: 'temperature' (every "
+        "model) or 'sim-large:temperature' (one model); 'max_tokens' asks for max_completion_tokens")
 
     def __post_init__(self) -> None:
         _check_int("seed", self.seed)
@@ -86,6 +89,11 @@ class SimConfig:
         # JSON bodies and argparse hand over lists; normalise so configs compare and hash.
         if isinstance(self.models, list):
             object.__setattr__(self, "models", tuple(self.models))
+        if isinstance(self.refuse, (list, str)):
+            object.__setattr__(self, "refuse", (self.refuse,) if isinstance(self.refuse, str) else tuple(self.refuse))
+        if not all(isinstance(r, str) and r.rpartition(":")[2] for r in self.refuse):
+            raise ValueError(f"refuse={self.refuse!r} must name request fields, e.g. ('temperature',) or "
+                             "('sim-large:temperature',)")
         if (
             not isinstance(self.models, tuple)
             or not self.models

@@ -37,6 +37,11 @@ def parse_chat_request(body: bytes, default_model: str) -> ChatRequest:
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
+    return chat_request(data, default_model)
+
+
+def chat_request(data: dict[str, Any], default_model: str) -> ChatRequest:
+    """A parsed chat-completions body, checked as the real API checks it."""
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise BadRequest("'messages' must be a non-empty list of {role, content} objects", "messages")
@@ -81,6 +86,28 @@ def _content_text(content: Any) -> str | None:
 
 def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> bytes:
     return _dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
+
+
+def refusal(field: str, value: Any) -> bytes:
+    """OpenAI's 400 for a field the model does not take, worded as its reasoning models word it (see
+    tests/provider_params.py for the quoted replies)."""
+    if field == "temperature":
+        message = (f"Unsupported value: 'temperature' does not support {value} with this model. Only the default (1) "
+                   "value is supported.")
+        return error_body(message, "invalid_request_error", "unsupported_value", field)
+    message = f"Unsupported parameter: '{field}' is not supported with this model."
+    if field == "max_tokens":
+        message += " Use 'max_completion_tokens' instead."
+    return error_body(message, "invalid_request_error", "unsupported_parameter", field)
+
+
+def refused_field(refuse: tuple[str, ...], model: str, body: dict[str, Any]) -> str | None:
+    """The first field of ``body`` that ``refuse`` (entries 'field' or 'model:field') says ``model`` refuses."""
+    for entry in refuse:
+        only, _, field = entry.rpartition(":")
+        if field in body and (not only or only == model) and not (field == "temperature" and body[field] == 1):
+            return field
+    return None
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -27,8 +27,19 @@ from nbtools.sim import directives as sim_directives
 from nbtools.sim.batches import BatchSim
 from nbtools.sim.config import FAULT_KNOBS, SimConfig
 from nbtools.sim.limits import RateLimiter, retry_headers
-from nbtools.sim.protocol import DONE, ChunkWriter, completion_body, error_body, models_body, parse_chat_request, usage
+from nbtools.sim.protocol import (
+    DONE,
+    ChunkWriter,
+    completion_body,
+    error_body,
+    models_body,
+    parse_chat_request,
+    refusal,
+    refused_field,
+    usage,
+)
 from nbtools.sim.replies import Reply, ReplyMaker, count_words
+from nbtools.sim.responses import EventWriter, parse_responses_request, response_body
 from nbtools.sim.stats import Stats
 
 _JSON = "application/json"
@@ -89,10 +100,17 @@ class Simulator:
     # -- routes -------------------------------------------------------------------------
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, "chat")
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1/responses: the same model, limits and faults, in the Responses API's format."""
+        return await self._answer(request, "responses")
+
+    async def _answer(self, request: web.Request, wire: str) -> web.StreamResponse:
         record: dict[str, Any] = {"t": time.monotonic() - self.t0, "key": "", "status": None, "stream": False}
         self.stats.arrive(record)
         try:
-            return await self._chat(request, record)
+            return await self._chat(request, record, wire)
         finally:
             self.stats.in_flight -= 1
 
@@ -118,15 +136,23 @@ class Simulator:
 
     # -- one chat completion ------------------------------------------------------------
 
-    async def _chat(self, request: web.Request, record: dict[str, Any]) -> web.StreamResponse:
+    async def _chat(self, request: web.Request, record: dict[str, Any], wire: str = "chat") -> web.StreamResponse:
         config = self.config
+        parse = parse_responses_request if wire == "responses" else parse_chat_request
+        raw = await request.read()
         try:
-            req = parse_chat_request(await request.read(), config.models[0])
+            req = parse(raw, config.models[0])
             directives = sim_directives.parse(req.last_user)
         except ValueError as exc:  # BadRequest, or a bad [[sim:...]] directive
             body = error_body(str(exc), "invalid_request_error", param=getattr(exc, "param", None))
             limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
             return await self._send(request, record, 400, body, limits)
+        if config.refuse:  # a model that does not take a field every row sends (the refuse knob)
+            sent = json.loads(raw)
+            field = refused_field(config.refuse, req.model, sent)
+            if field is not None:
+                limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
+                return await self._send(request, record, 400, refusal(field, sent[field]), limits)
         record["key"] = req.last_user[:60]
         record["stream"] = req.stream
         # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
@@ -186,6 +212,7 @@ class Simulator:
                 directives.malformed,
                 fault == "disconnect",
                 headers,
+                wire,
             )
             ttft, total = self._timing(config, directives, z, len(reply.tokens))
             if req.stream:
@@ -216,9 +243,9 @@ class Simulator:
         return min(ttft, latency), latency
 
     async def _reply(self, job: _Job) -> web.StreamResponse:
-        body = completion_body(
-            f"chatcmpl-sim{next(self._ids)}", int(time.time()), job.model, job.reply, job.finish, job.usage
-        )
+        encode = response_body if job.wire == "responses" else completion_body
+        prefix = "resp_sim" if job.wire == "responses" else "chatcmpl-sim"
+        body = encode(f"{prefix}{next(self._ids)}", int(time.time()), job.model, job.reply, job.finish, job.usage)
         if job.malformed:
             return await self._send(job.request, job.record, 200, body[: len(body) // 2], job.headers)
         if job.disconnect:  # announce the whole body, send half, hang up
@@ -237,6 +264,8 @@ class Simulator:
         return response
 
     async def _stream(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
+        if job.wire == "responses":
+            return await self._stream_events(job, ttft, total)
         loop = asyncio.get_running_loop()
         response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
         await asyncio.sleep(ttft)
@@ -274,6 +303,46 @@ class Simulator:
                 await response.write(tail.encode() + DONE)
             await response.write_eof()
         except ConnectionError:  # the client went away
+            return response
+        self.stats.finish(job.record, 200)
+        if job.reply is not None and not job.malformed:
+            self._count_tokens(job.usage)
+        return response
+
+    async def _stream_events(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
+        """A streamed /v1/responses reply: typed events, one delta per token, paced as the chat stream is."""
+        loop = asyncio.get_running_loop()
+        response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
+        await asyncio.sleep(ttft)
+        events = EventWriter(f"resp_sim{next(self._ids)}", int(time.time()), job.model)
+        try:
+            await response.prepare(job.request)
+            if job.malformed:
+                await response.write(_MALFORMED_SSE)
+            else:
+                await response.write(events.opening().encode())
+                tokens = job.reply.tokens if job.reply is not None else ()
+                end = max(1, len(tokens) // 2) if job.disconnect and tokens else len(tokens)
+                step = (total - ttft) / (len(tokens) - 1) if len(tokens) > 1 else 0.0
+                first = loop.time()
+                i = 0
+                while i < end:
+                    wait = i * step - (loop.time() - first)
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    elapsed = loop.time() - first
+                    batch = []
+                    while i < end and i * step <= elapsed:
+                        batch.append(events.token(tokens[i]))
+                        i += 1
+                    if batch:
+                        await response.write("".join(batch).encode())
+                if job.disconnect:
+                    _drop(job.request, reset=False)
+                    return response
+                await response.write(events.closing(job.reply, job.finish, job.usage).encode())
+            await response.write_eof()
+        except ConnectionError:
             return response
         self.stats.finish(job.record, 200)
         if job.reply is not None and not job.malformed:
@@ -325,6 +394,7 @@ class _Job:
     malformed: bool
     disconnect: bool
     headers: dict[str, str]
+    wire: str = "chat"  # or "responses": the format of the reply
 
 
 def _limiter(config: SimConfig) -> RateLimiter | None:
@@ -355,6 +425,7 @@ def make_app(config: SimConfig) -> web.Application:
     app = web.Application(client_max_size=16 * 2**20)
     app[SIMULATOR] = sim
     app.router.add_post("/v1/chat/completions", sim.chat)
+    app.router.add_post("/v1/responses", sim.responses)
     app.router.add_get("/v1/models", sim.models)
     app.router.add_get("/sim/stats", sim.get_stats)
     app.router.add_post("/sim/reset", sim.post_reset)

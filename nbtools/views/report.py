@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nbtools.engine.prices import usd
+from nbtools.engine.prices import Price, usd
 from nbtools.views import labels
 from nbtools.views.escaping import clip, escape
 from nbtools.views.style import COLORS, framed
@@ -114,6 +114,9 @@ def summary_line(s: Summary) -> str:
     else:
         serial = "speedup when done"
     tokens = "tokens/s unknown (no usage reported)" if s.tokens_per_s is None else f"{s.tokens_per_s:.0f} tokens/s"
+    if s.reasoning_tokens:
+        tokens += f"; {s.reasoning_tokens} reasoning tokens" + (
+            f" ({usd(s.reasoning_cost)} of the cost)" if s.reasoning_cost is not None else "")
     text = (
         f"{s.completed}/{s.total} done in {s.wall:.2f} s wall; {serial}; {pct}; {tokens}; "
         f"{s.errors} errors, {s.retries} retries"
@@ -139,6 +142,8 @@ def cost_text(s: Summary) -> str:
     else:
         more = f" + {s.cost_unknown} replies without usage" if s.cost_unknown else ""
         text = f"cost {usd(s.cost)}{more} ({s.price})"
+    if s.tier is not None:
+        text += f"; service tier {s.tier}"
     if s.max_cost is not None:
         text += f", max_cost {usd(s.max_cost)}"
     if s.capped and s.not_sent:
@@ -169,6 +174,8 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         ("speedup", "when done" if s.speedup is None else f"{s.speedup:.1f}x"),
         ("p50 / p95 latency", f"{_secs(s.p50) or '–'} / {_secs(s.p95) or '–'}"),
         ("tokens/s", "unknown" if s.tokens_per_s is None else f"{s.tokens_per_s:.0f}"),
+        *((("reasoning tokens", f"{s.reasoning_tokens}" + (f" ({usd(s.reasoning_cost)})" if s.reasoning_cost is not None
+                                                            else "")),) if s.reasoning_tokens else ()),
         ("errors", str(s.errors)),
         ("retries", str(s.retries)),
     ]
@@ -196,6 +203,12 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
 
 # -- table -----------------------------------------------------------------------------------------
 _COLUMNS = ("#", "prompt", "response", "latency", "ttft", "attempts", "status")
+# With reasoning models: their thinking tokens, and a first token that comes only after the thinking.
+_THINKING_COLUMNS = ("#", "prompt", "response", "latency", "ttft (incl. thinking)", "reasoning", "attempts", "status")
+
+
+def _thinks(rows: list[RequestResult]) -> bool:
+    return any(r.reasoning_tokens for r in rows)
 
 
 def _cost_cell(s: Summary) -> str:
@@ -213,12 +226,22 @@ def _status(r: RequestResult) -> str:
     return r.status
 
 
-def _row_cells(r: RequestResult, redact: Callable[[str], str] = str) -> tuple[str, ...]:
+def _reasoning_cell(r: RequestResult, price: Price | None) -> str:
+    """A row's thinking tokens, and what they cost at the output rate (they are billed as output)."""
+    if r.reasoning_tokens is None:
+        return ""
+    priced = price is not None and not price.free and r.cost is not None
+    return f"{r.reasoning_tokens}" + (f" ({usd(price.cost(0, r.reasoning_tokens))})" if priced and price else "")
+
+
+def _row_cells(r: RequestResult, redact: Callable[[str], str] = str, thinking: bool = False,
+               price: Price | None = None) -> tuple[str, ...]:
     # Streamed text is redacted only once complete (a key may span pieces): redact what is shown meanwhile.
     reply = r.error if r.error else (redact(r.partial_text) if r.streaming else r.text or "")
+    reasoning = (_reasoning_cell(r, price),) if thinking else ()
     return (
         str(r.index), clip(r.prompt_text, 60), clip(reply or "", 120), _secs(r.latency), _secs(r.ttft),
-        str(r.attempts), _status(r),
+        *reasoning, str(r.attempts), _status(r),
     )
 
 
@@ -236,7 +259,9 @@ def table_rows(result: BatchResult, limit: int) -> list[RequestResult]:
 
 def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     rows = table_rows(result, limit)
-    lines = [" | ".join(_COLUMNS)] + [" | ".join(_row_cells(r, result.endpoint.redact)) for r in rows]
+    thinking = _thinks(rows)
+    lines = [" | ".join(_THINKING_COLUMNS if thinking else _COLUMNS)]
+    lines += [" | ".join(_row_cells(r, result.endpoint.redact, thinking, result.price)) for r in rows]
     more = len(result) - len(rows)
     if more > 0:
         lines.append(f"… {more} more row{'s' if more != 1 else ''} in the result")
@@ -245,14 +270,18 @@ def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
 
 def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     rows = table_rows(result, limit)
-    head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
+    thinking = _thinks(rows)
+    head = "".join(f"<th>{c}</th>" for c in (_THINKING_COLUMNS if thinking else _COLUMNS))
     body = []
     for r in rows:
-        idx, prompt, reply, lat, ttft, attempts, status = (escape(c) for c in _row_cells(r, result.endpoint.redact))
+        cells = [escape(c) for c in _row_cells(r, result.endpoint.redact, thinking, result.price)]
+        idx, prompt, reply, lat, ttft = cells[:5]
+        middle = "".join(f"<td class='num'>{c}</td>" for c in cells[5:-1])  # reasoning (if any), attempts
+        status = cells[-1]
         cls = " class='err'" if r.error else (" class='note'" if r.finish_reason in labels.FINISH else "")
         body.append(
             f"<tr><td class='num'>{idx}</td><td>{prompt}</td><td{cls}>{reply}</td><td class='num'>{lat}</td>"
-            f"<td class='num'>{ttft}</td><td class='num'>{attempts}</td>"
+            f"<td class='num'>{ttft}</td>{middle}"
             f"<td style='color:{COLORS.get(r.status, '#000')}'>{status}</td></tr>"
         )
     html = f"<table><tr>{head}</tr>{''.join(body)}</table>"

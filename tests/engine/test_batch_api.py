@@ -134,7 +134,8 @@ def test_repeat_system_and_params_reach_every_line(openai_server) -> None:
     assert result.texts == ["answer: a"] * 2 + ["answer: b"] * 2
     lines = [json.loads(line) for line in openai_server.files["file-0001"].splitlines()]
     assert [line["custom_id"] for line in lines] == ["r0", "r1", "r2", "r3"]
-    assert lines[0]["body"] == {"model": "gpt-4o-mini", "temperature": 0.5, "max_tokens": 9, "seed": 1,
+    # max_tokens= goes to OpenAI under the name its API wants, as on the online path
+    assert lines[0]["body"] == {"model": "gpt-4o-mini", "temperature": 0.5, "max_completion_tokens": 9, "seed": 1,
                                 "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "a"}]}
 
 

@@ -85,7 +85,8 @@ def test_errors_inside_a_stream_are_classified_without_a_status(error: StreamErr
 
 def test_the_fixtures_cover_every_provider_and_every_kind_a_reply_can_have() -> None:
     assert {r.provider for r in ALL} == {"openai", "xai", "anthropic", "ollama", "vllm", "llama.cpp", "gateway"}
-    reply_kinds = set(failures.KINDS) - {CONNECTION, CUT}  # those two never come with a reply
+    # CONNECTION and CUT never come with a reply; PARAMETER needs the request too (tests/provider_params.py)
+    reply_kinds = set(failures.KINDS) - {CONNECTION, CUT, failures.PARAMETER}
     assert {r.kind for r in ALL} == reply_kinds
     assert len({r.id for r in ALL}) == len(ALL)
 
@@ -99,7 +100,7 @@ def test_the_fixtures_never_carry_the_key_itself() -> None:
 def test_the_kind_sets_partition_the_kinds() -> None:
     groups = [failures.BATCH_WIDE, failures.WAIT, failures.RETRYABLE, failures.ROW_ONLY]
     assert sorted(k for g in groups for k in g) == sorted(failures.KINDS)
-    assert failures.BATCH_WIDE == {AUTH, PERMISSION, QUOTA, NOT_FOUND}
+    assert failures.BATCH_WIDE == {AUTH, PERMISSION, QUOTA, NOT_FOUND, failures.PARAMETER}
     assert failures.WAIT == {RATE_LIMIT, OVERLOADED}
     assert failures.RETRYABLE == {SERVER, TIMEOUT, CONNECTION, CUT}
     assert failures.ROW_ONLY == {BAD_REQUEST, CONTENT_FILTER}

@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from nbtools.engine import failures
+from nbtools.engine import failures, responses
 from nbtools.engine.batchapi.outcome import Outcome
-from nbtools.engine.batchapi.requests import ANTHROPIC, CHAT_URL, OPENAI, BatchFormat, Part, row_index
-from nbtools.engine.client import Completion, cached_tokens_of
+from nbtools.engine.batchapi.requests import ANTHROPIC, OPENAI, BatchFormat, Part, row_index
+from nbtools.engine.completion import Completion, cached_tokens_of, reasoning_tokens_of
 from nbtools.engine.endpoints import PROFILES, Endpoint
 from nbtools.engine.retry import backoff_delay, parse_retry_after
 from nbtools.engine.sse import error_message
@@ -196,7 +196,7 @@ class OpenAIBatches(BatchClient):
         uploaded = await self.call("POST", "/files", data=form)
         try:
             job = await self.call("POST", "/batches", creates_job=True, json_body={
-                "input_file_id": uploaded["id"], "endpoint": CHAT_URL, "completion_window": "24h", "metadata": metadata})
+                "input_file_id": uploaded["id"], "endpoint": part.url, "completion_window": "24h", "metadata": metadata})
         except BatchAPIError as exc:
             if exc.status is not None and exc.status < 500:
                 raise  # refused: no job was made
@@ -249,7 +249,13 @@ class OpenAIBatches(BatchClient):
         error = record.get("error")
         code = response.get("status_code")
         if code == 200 and isinstance(response.get("body"), dict):
-            return Outcome(index, _chat_completion(response["body"]))
+            if response["body"].get("object") == "response":  # a /v1/responses line
+                failed = responses.failure_of(response["body"])
+                if failed is None:
+                    return Outcome(index, responses.parse_response(response["body"]))
+                response = {**response, "body": failed}
+            else:
+                return Outcome(index, _chat_completion(response["body"]))
         if isinstance(error, dict) and error.get("code") in ("batch_expired", "batch_cancelled"):
             return Outcome(index, error=f"{error.get('code')}: {error.get('message')}", not_sent=True)
         raw_body = response.get("body")
@@ -336,7 +342,7 @@ def _chat_completion(body: dict[str, Any]) -> Completion:
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     usage = body.get("usage") or {}
     return Completion(content or "", body.get("model"), usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                      choice.get("finish_reason"), cached_tokens_of(usage))
+                      choice.get("finish_reason"), cached_tokens_of(usage), reasoning_tokens=reasoning_tokens_of(usage))
 
 
 def _anthropic_prompt_tokens(usage: dict[str, Any]) -> tuple[int | None, int | None]:

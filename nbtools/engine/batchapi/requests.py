@@ -16,12 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbtools.engine.responses import to_responses
 from nbtools.engine.rows import RequestResult
 from nbtools.options import BatchOptions
 
 __all__ = ["Part", "BatchFormat", "build_parts", "custom_id", "row_index", "ANTHROPIC_MAX_TOKENS"]
 
 CHAT_URL = "/v1/chat/completions"
+RESPONSES_URL = "/v1/responses"  # lines in the Responses API's format (platform.openai.com/docs/api-reference/batch)
 ANTHROPIC_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when none is given
 
 
@@ -46,6 +48,7 @@ class Part:
     count: int
     lines: list[bytes] = field(repr=False)
     digest: str  # sha256 of the lines: what this part asks
+    url: str = CHAT_URL  # the one endpoint every line of the job goes to
 
     @property
     def size(self) -> int:
@@ -74,15 +77,16 @@ def anthropic_params(body: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def request_line(batch_format: BatchFormat, cid: str, body: dict[str, Any]) -> bytes:
+def request_line(batch_format: BatchFormat, cid: str, body: dict[str, Any], url: str = CHAT_URL) -> bytes:
     if batch_format.name == "anthropic":
         record: dict[str, Any] = {"custom_id": cid, "params": anthropic_params(body)}
     else:
-        record = {"custom_id": cid, "method": "POST", "url": CHAT_URL, "body": body}
+        record = {"custom_id": cid, "method": "POST", "url": url, "body": body}
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat) -> Iterator[bytes]:
+def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat,
+           tokens_field: str, url: str) -> Iterator[bytes]:
     # Rows of one prompt (repeat=n) share a body: build it once per prompt, not once per row.
     last_prompt: object = None
     body: dict[str, Any] = {}
@@ -90,23 +94,30 @@ def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_f
         if row.prompt is not last_prompt:
             last_prompt = row.prompt
             body = options.request_body(options.messages(row.prompt), model)
-        yield request_line(batch_format, custom_id(row.index), body)
+            if tokens_field != "max_tokens" and "max_tokens" in body and tokens_field not in body:
+                body[tokens_field] = body.pop("max_tokens")  # as the online path sends it to this provider
+            if url == RESPONSES_URL:
+                body = to_responses(body)
+        yield request_line(batch_format, custom_id(row.index), body, url)
 
 
 def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat,
-                max_requests: int | None = None, max_bytes: int | None = None) -> list[Part]:
-    """The rows as request lines, cut wherever a part would pass the provider's limits."""
+                max_requests: int | None = None, max_bytes: int | None = None,
+                tokens_field: str = "max_tokens", on_responses: bool = False) -> list[Part]:
+    """The rows as request lines, cut wherever a part would pass the provider's limits; ``max_tokens`` is sent
+    as ``tokens_field`` (OpenAI's own API: max_completion_tokens); ``on_responses``: in the Responses API's format."""
     limit_n = min(max_requests or batch_format.max_requests, batch_format.max_requests)
     limit_b = min(max_bytes or batch_format.max_bytes, batch_format.max_bytes)
+    url = RESPONSES_URL if on_responses and batch_format.name != "anthropic" else CHAT_URL
     parts: list[Part] = []
     lines: list[bytes] = []
     size, first = 0, 0
     digest = hashlib.sha256()
 
     def close() -> None:
-        parts.append(Part(first, len(lines), lines, digest.hexdigest()))
+        parts.append(Part(first, len(lines), lines, digest.hexdigest(), url))
 
-    for i, line in enumerate(_lines(rows, options, model, batch_format)):
+    for i, line in enumerate(_lines(rows, options, model, batch_format, tokens_field, url)):
         if lines and (len(lines) >= limit_n or size + len(line) > limit_b):
             close()
             lines, size, first, digest = [], 0, i, hashlib.sha256()

@@ -20,6 +20,7 @@ from nbtools.engine.batchapi.clients import BatchAPIError, BatchClient, JobState
 from nbtools.engine.batchapi.outcome import Outcome
 from nbtools.engine.batchapi.requests import Part, build_parts, run_key
 from nbtools.engine.batchapi.store import JobRecord, JobStore
+from nbtools.engine.responses import wants_responses
 from nbtools.engine.rows import ERROR, NOT_SENT, RequestResult, fill_reply
 from nbtools.engine.state import State
 from nbtools.errors import ConfigError
@@ -147,7 +148,9 @@ class BatchAPIRun(Generic[State]):
         assert result.model is not None
         self.status = "building requests"
         t = time.perf_counter()
-        parts = build_parts(result.rows, options, result.model, client.batch_format, max_requests=options.job_size)
+        parts = build_parts(result.rows, options, result.model, client.batch_format, max_requests=options.job_size,
+                            tokens_field=result.endpoint.tokens_field,
+                            on_responses=wants_responses(options.api, result.endpoint.base_url, result.model))
         self.timings["build"] = time.perf_counter() - t
         self.key = key = run_key(client.batch_format, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)

@@ -33,13 +33,13 @@ DECREASE = 0.95
 
 class AdaptiveConcurrency:
     def __init__(self, limiter: Limiter, pacer: Pacer, demand: Callable[[], bool], *, ceiling: int = AUTO_CEILING,
-                 fixed: bool = False) -> None:
+                 fixed: bool = False, windows: Mapping[str, float] | None = None) -> None:
         """``fixed``: the user chose ``ceiling``; back off under pressure, climb back to it, never past it."""
         self.limiter = limiter
         self.fixed = fixed
         self.demand = demand  # would more slots be used now? (requests left, and no rate budget holding them)
         self.pacer = pacer
-        self.budget = ServerBudget()  # a gate of its own, in the run's list right before this one
+        self.budget = ServerBudget(windows)  # a gate of its own, in the run's list right before this one; windows: the endpoint's
         self.ceiling = ceiling
         self.generation = 0  # bumped at each back-off
         self._slow_start = not fixed

@@ -2,9 +2,14 @@
 
 With ``concurrency="auto"``, each reply's headers update the picture; every start takes its share
 from it, and a start that does not fit waits until enough is back. Two ways a budget comes back:
-- a known rate (x-ratelimit-limit-* per minute, as OpenAI sends): it refills evenly;
+- a known rate (x-ratelimit-limit-* over its window): it refills evenly;
 - otherwise a window: all of it at the reset time, and again each window after that.
 What a full budget holds is learned from the largest amount the server has reported left.
+
+Each limit is read over its own window. The plain x-ratelimit-limit-requests is per minute at OpenAI but
+per day at Groq (its RPD; tokens are per minute): the endpoint says which (``windows``). Cerebras names the
+window in the header itself (x-ratelimit-remaining-requests-day, x-ratelimit-remaining-tokens-minute).
+A budget that resets more than a minute away is a daily quota: the server's 429s will say when, not us.
 
 Replies to requests sent together all report the same numbers, so a reply only counts for what
 was sent up to its own request: starts since then are taken off what it says is left.
@@ -15,14 +20,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from nbtools.engine.gates.gate import AttemptOutcome, Ticket
 
-__all__ = ["ServerBudget", "header_number", "parse_duration"]
+__all__ = ["ServerBudget", "header_number", "parse_duration", "WINDOWS"]
 
 MAX_WAIT = 60.0  # seconds: a reset further away than this is a daily quota, not something to pace on
 _KINDS = ("requests", "tokens")
+WINDOWS = {"minute": 60.0, "hour": 3600.0, "day": 86400.0}  # header suffixes that name their window (Cerebras)
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -38,11 +44,13 @@ class _Budget:
         self.full = 0.0  # the most the server ever said was left (at least one request's worth)
         self.per_second: float | None = None  # the refill rate, when the limit is known
 
-    def update(self, left: float, remaining: float, reset: float, limit: float | None, now: float) -> None:
+    def update(self, left: float, remaining: float, reset: float, limit: float | None, now: float,
+               period: float = 60.0) -> None:
+        """``period``: the seconds ``limit`` counts over (60 for a per-minute limit)."""
         self.left, self.at, self.reset_at = left, now, now + reset
         self.window = max(self.window, reset)
         self.full = max(self.full, remaining + 1)
-        self.per_second = limit / 60.0 if limit else None
+        self.per_second = limit / period if limit else None
 
     def available(self, now: float) -> float:
         if self.per_second:
@@ -74,8 +82,10 @@ class ServerBudget:
     Underneath, ``take(tokens)`` before every start (seconds to wait first) and ``observe(headers, mark)``
     on every reply."""
 
-    def __init__(self) -> None:
-        self._budgets: dict[str, _Budget] = {}
+    def __init__(self, windows: Mapping[str, float] | None = None) -> None:
+        """``windows``: seconds the plain x-ratelimit-limit-{requests,tokens} count over (default: a minute)."""
+        self._periods = {"requests": 60.0, "tokens": 60.0, **(windows or {})}
+        self._budgets: dict[tuple[str, str], _Budget] = {}  # (kind, header suffix) -> its budget
         self._taken = {"requests": 0.0, "tokens": 0.0}  # everything ever started, for ``mark``
         self.limiting = False  # did the last ``take`` have to wait?
 
@@ -101,16 +111,23 @@ class ServerBudget:
         ``mark``: ``mark()`` as it was when that request started."""
         now = time.monotonic() if at is None else at
         for kind, since in zip(_KINDS, mark, strict=True):
-            remaining = header_number(headers.get(f"x-ratelimit-remaining-{kind}"))
-            reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}"))
-            if remaining is None or reset is None:
-                continue
-            if reset > MAX_WAIT:  # a daily quota (or a timestamp): the 429s will say when, not us
-                self._budgets.pop(kind, None)
-                continue
-            left = remaining - (self._taken[kind] - since)  # the server had not seen those yet
-            limit = header_number(headers.get(f"x-ratelimit-limit-{kind}"))
-            self._budgets.setdefault(kind, _Budget()).update(left, remaining, reset, limit, now)
+            for suffix, period in self._suffixes(kind):
+                remaining = header_number(headers.get(f"x-ratelimit-remaining-{kind}{suffix}"))
+                reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}{suffix}"))
+                if remaining is None or reset is None:
+                    continue
+                if reset > MAX_WAIT or period > 3600:  # a daily quota (or a timestamp): the 429s will say when
+                    self._budgets.pop((kind, suffix), None)
+                    continue
+                left = remaining - (self._taken[kind] - since)  # the server had not seen those yet
+                limit = header_number(headers.get(f"x-ratelimit-limit-{kind}{suffix}"))
+                self._budgets.setdefault((kind, suffix), _Budget()).update(left, remaining, reset, limit, now, period)
+
+    def _suffixes(self, kind: str) -> Iterator[tuple[str, float]]:
+        """The header suffixes a budget of ``kind`` may come under, with the seconds each counts over."""
+        yield "", self._periods[kind]
+        for name, seconds in WINDOWS.items():
+            yield f"-{name}", seconds
 
     def take(self, tokens: int) -> float:
         """Take one request and ``tokens`` from the budget if they fit now; else the seconds to wait."""
@@ -118,9 +135,9 @@ class ServerBudget:
         wait = 0.0
         if self._budgets:
             now = time.monotonic()
-            wait = max(b.wait_for(needs[kind], now) for kind, b in self._budgets.items())
+            wait = max(b.wait_for(needs[kind], now) for (kind, _), b in self._budgets.items())
             if not wait:
-                for kind, budget in self._budgets.items():
+                for (kind, _), budget in self._budgets.items():
                     budget.take(needs[kind], now)
         self.limiting = wait > 0
         if not wait:
