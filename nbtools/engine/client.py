@@ -20,6 +20,7 @@ from nbtools.engine import failures
 from nbtools.engine.endpoints import Endpoint
 from nbtools.engine.retry import parse_retry_after
 from nbtools.engine.sse import DONE, SSEDecoder, StreamError, error_message
+from nbtools.engine.structured import older_dialect, refuses_json_schema
 
 __all__ = ["ChatClient", "Completion", "RequestFailed"]
 
@@ -34,6 +35,7 @@ class Completion:
     cached_tokens: int | None = None  # prompt tokens read from the provider's prompt cache (billed lower)
     headers: Any = None  # the response headers (rate-limit hints); not kept in results
     headers_at: float | None = None  # when they arrived (time.monotonic): a stream ends long after
+    refusal: str | None = None  # message.refusal: the model declined to give the structured value
 
 
 def _text(content: Any) -> str:
@@ -43,6 +45,12 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
     return "" if content is None else str(content)
+
+
+def _refusal(message: Any) -> str | None:
+    """message.refusal (openai-python: src/openai/types/chat/chat_completion_message.py), where sent."""
+    refusal = message.get("refusal") if isinstance(message, dict) else None
+    return refusal if isinstance(refusal, str) and refusal else None
 
 
 def _cached_tokens(usage: dict[str, Any]) -> int | None:
@@ -83,6 +91,7 @@ class ChatClient:
         self._session: aiohttp.ClientSession | None = None
         self._secret = bool(endpoint.api_key) or "@" in endpoint.base_url
         self._stream_options = True  # until the server refuses them (older Azure, strict proxies)
+        self.older_dialect = False  # the server refused response_format json_schema: ask {"type": "json_object", ...}
 
     async def __aenter__(self) -> ChatClient:
         headers = {"Content-Type": "application/json", **self.endpoint.headers()}
@@ -118,11 +127,16 @@ class ChatClient:
         assert self._session is not None
         if "stream_options" in body and not self._stream_options:
             body = {k: v for k, v in body.items() if k != "stream_options"}
+        if self.older_dialect:
+            body = older_dialect(body)
         try:
             completion = await self._post(body, on_delta)
         except RequestFailed as exc:
             if exc.status in (400, 422) and "stream_options" in str(exc) and "stream_options" in body:
                 self._stream_options = False  # this server streams without them: no usage, but it works
+                return await self.complete(body, on_delta)
+            if not self.older_dialect and refuses_json_schema(exc.status, str(exc), body):
+                self.older_dialect = True  # once per batch: every later request is asked the old way
                 return await self.complete(body, on_delta)
             raise
         if self._secret:  # a server that echoes the key back must not get it into results or the cache
@@ -217,13 +231,15 @@ class ChatClient:
             raise RequestFailed("the server answered 200 with no choices", failures.SERVER)
         choice = choices[0]
         usage = data.get("usage") or {}
+        reply = choice.get("message") or {}
         return Completion(
-            _text((choice.get("message") or {}).get("content")),
+            _text(reply.get("content")),
             data.get("model"),
             usage.get("prompt_tokens"),
             usage.get("completion_tokens"),
             choice.get("finish_reason"),
             _cached_tokens(usage),
+            refusal=_refusal(reply),
         )
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
@@ -231,6 +247,7 @@ class ChatClient:
         model: str | None = None
         finish: str | None = None
         usage: dict[str, Any] = {}
+        refusals: list[str] = []
 
         def take(chunk: Any) -> bool:
             """Apply one event; True at [DONE]."""
@@ -246,6 +263,8 @@ class ChatClient:
                         continue
                     delta = choice.get("delta")
                     text = _text(delta.get("content")) if isinstance(delta, dict) else ""
+                    if isinstance(delta, dict) and (refusal := _refusal(delta)):
+                        refusals.append(refusal)
                     if text:
                         parts.append(text)
                         if on_delta is not None:
@@ -281,4 +300,4 @@ class ChatClient:
             raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
                                 partial=self._kept(parts))
         return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
-                          _cached_tokens(usage))
+                          _cached_tokens(usage), refusal="".join(refusals) or None)

@@ -27,8 +27,10 @@ from nbtools.engine.retry import FAIL, RETRY, STOP, WAIT_AGAIN, RetryPolicy
 from nbtools.engine.rows import CANCELLED, ERROR, OK, RequestResult
 from nbtools.engine.state import State
 from nbtools.engine.stops import stop_message
+from nbtools.engine.structured import form_for, read_output
 from nbtools.engine.tokens import prompt_counter
 from nbtools.errors import EndpointError
+from nbtools.schemas import JSON_OBJECT
 
 __all__ = ["OnlineRun", "OnResult"]
 
@@ -146,10 +148,11 @@ class OnlineRun(Generic[State]):
             self._count_prompt = prompt_counter(model)
         loop = asyncio.get_running_loop()
         rows, url, repeat = result.rows, result.endpoint.base_url, options.repeat
+        form = result.schema_form = form_for(result.endpoint) if options.schema is not None else None
         samples = SampleKeys(url, repeat, options.dedupe) if cache is not None or options.dedupe else None
         for first in range(0, len(rows), CHUNK):
             chunk = rows[first : first + CHUNK]
-            bodies = [options.request_body(options.messages(row.prompt), model) for row in chunk]
+            bodies = [options.request_body(options.messages(row.prompt), model, form) for row in chunk]
             keys: list[str | None] = [None] * len(chunk)
             hits: dict[str, Completion] = {}
             if samples is not None:
@@ -364,6 +367,10 @@ class OnlineRun(Generic[State]):
                 row.cost = price.cost(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
             elif price.free:
                 row.cost = 0.0  # no usage, but nothing costs anything here
+        if self.options.schema is not None:
+            read_output(row, self.options.schema, completion)
+            if self.client.older_dialect:
+                self.result.schema_form = JSON_OBJECT
 
     def _answer(self, row: RequestResult, completion: Completion | None, *, cached: bool,
                 failed: RequestResult | None = None) -> None:

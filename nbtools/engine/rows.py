@@ -25,7 +25,7 @@ class RequestResult:
     __slots__ = (
         "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "model", "prompt_tokens",
         "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "waits", "status", "queued", "started",
-        "sent", "first_token", "finished", "cached", "_parts",
+        "sent", "first_token", "finished", "cached", "data", "_parts",
     )
 
     def __init__(self, index: int, prompt: Prompt, queued: float = 0.0) -> None:
@@ -52,6 +52,7 @@ class RequestResult:
         self._parts: list[str] | None = None  # streamed text so far, while running
         self.cached_tokens: int | None = None  # prompt tokens the provider read from its prompt cache
         self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
+        self.data: dict[str, Any] | None = None  # with schema=: the validated reply
 
     @property
     def ok(self) -> bool:
@@ -119,7 +120,7 @@ class RequestResult:
             "error_kind": self.error_kind, "status_code": self.status_code, "partial": self.partial,
             "status": self.status, "model": self.model, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens, "cost": self.cost,
-            "finish_reason": self.finish_reason,
+            "finish_reason": self.finish_reason, "data": self.data,
             "attempts": self.attempts, "waits": self.waits, "cached": self.cached, "queued": self.queued, "started": self.started,
             "first_token": self.first_token, "finished": self.finished, "queue_wait": self.queue_wait,
             "ttft": self.ttft, "latency": self.latency,

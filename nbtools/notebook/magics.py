@@ -19,6 +19,7 @@ from typing import Any, cast
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Any as TraitAny
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, TraitType, Tuple, Unicode, Union
 
 from nbtools.api import start
@@ -38,6 +39,7 @@ from nbtools.options import (
     OptionSpec,
     Price,
     RequestFields,
+    SchemaKind,
     Text,
     WholeNumber,
 )
@@ -76,6 +78,8 @@ def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
         trait = Dict(help=spec.help)
     elif isinstance(spec.kind, Choice):
         trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
+    elif isinstance(spec.kind, SchemaKind):
+        trait = TraitAny(None, allow_none=True, help=spec.help)
     elif isinstance(spec.kind, Price):
         trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
     else:
@@ -242,6 +246,8 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             value = getattr(args, name, None)
             if value is None:
                 continue
+            if name == "schema" and isinstance(value, str):
+                value = self._schema_named(value)
             if isinstance(value, str):
                 try:
                     value = spec.kind.parse(name, value, spec.example)
@@ -254,6 +260,15 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
                 if getattr(args, name, None) is None:
                     options.pop(name)
         return options
+
+    def _schema_named(self, text: str) -> Any:
+        """``--schema NAME`` names a variable (a model class or a dict); anything else is the short form."""
+        if text.isidentifier():
+            if text not in self._user_ns:
+                raise UsageError(f"--schema {text}: {text!r} is not defined; define the model (or dict) in a cell "
+                                 "above, or write the short form, e.g. --schema \"score: int, label: good|bad\"")
+            return self._user_ns[text]
+        return text
 
     # -- running ----------------------------------------------------------------------------------
     def _bind(self, job: Job, result: BatchResult) -> None:

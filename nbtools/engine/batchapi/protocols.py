@@ -335,5 +335,6 @@ def _chat_completion(body: dict[str, Any]) -> Completion:
     if isinstance(content, list):
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     usage = body.get("usage") or {}
+    refusal = (choice.get("message") or {}).get("refusal")
     return Completion(content or "", body.get("model"), usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                      choice.get("finish_reason"))
+                      choice.get("finish_reason"), refusal=refusal if isinstance(refusal, str) and refusal else None)

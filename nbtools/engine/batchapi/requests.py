@@ -82,19 +82,20 @@ def request_line(protocol: Protocol, cid: str, body: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-def _lines(rows: list[RequestResult], options: BatchOptions, model: str, protocol: Protocol) -> Iterator[bytes]:
+def _lines(rows: list[RequestResult], options: BatchOptions, model: str, protocol: Protocol,
+           form: str | None) -> Iterator[bytes]:
     # Rows of one prompt (repeat=n) share a body: build it once per prompt, not once per row.
     last_prompt: object = None
     body: dict[str, Any] = {}
     for row in rows:
         if row.prompt is not last_prompt:
             last_prompt = row.prompt
-            body = options.request_body(options.messages(row.prompt), model)
+            body = options.request_body(options.messages(row.prompt), model, form)
         yield request_line(protocol, custom_id(row.index), body)
 
 
 def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, protocol: Protocol,
-                max_requests: int | None = None, max_bytes: int | None = None) -> list[Part]:
+                max_requests: int | None = None, max_bytes: int | None = None, form: str | None = None) -> list[Part]:
     """The rows as request lines, cut wherever a part would pass the provider's limits."""
     limit_n = min(max_requests or protocol.max_requests, protocol.max_requests)
     limit_b = min(max_bytes or protocol.max_bytes, protocol.max_bytes)
@@ -106,7 +107,7 @@ def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, pr
     def close() -> None:
         parts.append(Part(first, len(lines), lines, digest.hexdigest()))
 
-    for i, line in enumerate(_lines(rows, options, model, protocol)):
+    for i, line in enumerate(_lines(rows, options, model, protocol, form)):
         if lines and (len(lines) >= limit_n or size + len(line) > limit_b):
             close()
             lines, size, first, digest = [], 0, i, hashlib.sha256()

@@ -22,6 +22,7 @@ from nbtools.engine.batchapi.requests import Part, build_parts, job_key
 from nbtools.engine.batchapi.store import JobRecord, JobStore
 from nbtools.engine.rows import ERROR, NOT_SENT, OK, RequestResult
 from nbtools.engine.state import State
+from nbtools.engine.structured import form_for, read_output
 from nbtools.errors import ConfigError
 
 __all__ = ["BatchJobRun", "poll_schedule"]
@@ -147,7 +148,9 @@ class BatchJobRun(Generic[State]):
         assert result.model is not None
         self.status = "building requests"
         t = time.perf_counter()
-        parts = build_parts(result.rows, options, result.model, client.protocol, max_requests=options.job_size)
+        form = result.schema_form = form_for(result.endpoint) if options.schema is not None else None
+        parts = build_parts(result.rows, options, result.model, client.protocol, max_requests=options.job_size,
+                            form=form)
         self.timings["build"] = time.perf_counter() - t
         self.key = key = job_key(client.protocol, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)
@@ -287,6 +290,8 @@ class BatchJobRun(Generic[State]):
                     row.cost = 0.0
                 elif price is not None and c.prompt_tokens is not None and c.completion_tokens is not None:
                     row.cost = price.cost(c.prompt_tokens, c.completion_tokens, c.cached_tokens)
+                if self.options.schema is not None:
+                    read_output(row, self.options.schema, c)
             else:
                 row.error, row.status = s.error, ERROR
             self._done(row)
