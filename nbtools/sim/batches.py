@@ -25,6 +25,7 @@ from aiohttp import web
 from nbtools.sim import directives as sim_directives
 from nbtools.sim.protocol import completion_body, error_body, parse_chat_request, usage
 from nbtools.sim.replies import count_words
+from nbtools.sim.structured import schema_of
 
 if TYPE_CHECKING:
     from nbtools.sim.server import Simulator
@@ -148,7 +149,9 @@ class BatchSim:
         raw = json.dumps(line.body).encode()
         try:
             req = parse_chat_request(raw, config.models[0])
-            fault = sim_directives.parse(req.last_user).fault
+            directives = sim_directives.parse(req.last_user)
+            fault = directives.fault
+            schema, _ = schema_of(req.response_format)
         except ValueError as exc:
             return False, self._line_error(job, line, 400, "invalid_request_error", str(exc))
         if req.model not in config.models:
@@ -158,9 +161,7 @@ class BatchSim:
         if fault in _FAILS:
             status, kind = _FAILS[fault]
             return False, self._line_error(job, line, status, kind, f"The server had an error processing this line. (simulated {fault})")
-        reply, finish = self.sim.replies.make(req.messages, req.last_user), "stop"
-        if req.max_tokens is not None and req.max_tokens < len(reply.tokens):
-            reply, finish = reply.truncated(req.max_tokens), "length"
+        reply, finish, refusal = self.sim.make_reply(req, directives, schema)
         prompt_tokens = sum(count_words(text) for _, text in req.messages)
         n = next(self._ids)
         if job.kind == "anthropic":
@@ -171,7 +172,7 @@ class BatchSim:
             record: dict[str, Any] = {"custom_id": line.custom_id, "result": {"type": "succeeded", "message": message}}
         else:
             body = json.loads(completion_body(f"chatcmpl-sim{n}", int(time.time()), req.model, reply, finish,
-                                              usage(prompt_tokens, len(reply.tokens))))
+                                              usage(prompt_tokens, len(reply.tokens)), refusal))
             record = {"id": f"batch_req_sim{n}", "custom_id": line.custom_id,
                       "response": {"status_code": 200, "request_id": f"req_sim{n}", "body": body}, "error": None}
         return True, json.dumps(record).encode() + b"\n"

@@ -28,6 +28,7 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     max_tokens: int | None
+    response_format: Any = None  # as sent; nbtools.sim.structured reads it
 
 
 def parse_chat_request(body: bytes, default_model: str) -> ChatRequest:
@@ -64,7 +65,7 @@ def parse_chat_request(body: bytes, default_model: str) -> ChatRequest:
         raise BadRequest("'max_tokens' must be a positive integer", "max_tokens")
     options = data.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-    return ChatRequest(messages, last_user, model, stream, include_usage, max_tokens)
+    return ChatRequest(messages, last_user, model, stream, include_usage, max_tokens, data.get("response_format"))
 
 
 def _content_text(content: Any) -> str | None:
@@ -92,15 +93,18 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 def completion_body(
-    cid: str, created: int, model: str, reply: Reply | None, finish: str, use: dict[str, int] | None
+    cid: str, created: int, model: str, reply: Reply | None, finish: str, use: dict[str, int] | None,
+    refusal: str | None = None,
 ) -> bytes:
-    """A chat.completion object; ``reply=None`` gives ``choices: []``, ``use=None`` omits usage."""
+    """A chat.completion object; ``reply=None`` gives ``choices: []``, ``use=None`` omits usage; a
+    ``refusal`` is sent as OpenAI does: ``message.refusal`` with ``content: null``."""
     body: dict[str, Any] = {"id": cid, "object": "chat.completion", "created": created, "model": model}
     body["choices"] = (
         []
         if reply is None
         else [
-            {"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": finish}
+            {"index": 0, "message": {"role": "assistant", "content": reply.text} if refusal is None else
+             {"role": "assistant", "content": None, "refusal": refusal}, "finish_reason": finish}
         ]
     )
     if use is not None:
@@ -120,6 +124,9 @@ class ChunkWriter:
         role = '"role":"assistant",' if first else ""
         delta = f'{{{role}"content":{_dumps(text)}}}'
         return f'{self._head}"choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}\n\n'
+
+    def refusal(self, text: str) -> str:
+        return f'{self._head}"choices":[{{"index":0,"delta":{{"role":"assistant","refusal":{_dumps(text)}}},"finish_reason":null}}]}}\n\n'
 
     def finish(self, reason: str) -> str:
         return f'{self._head}"choices":[{{"index":0,"delta":{{}},"finish_reason":"{reason}"}}]}}\n\n'
