@@ -126,7 +126,7 @@ def cancel_job(job: str) -> list[str]:
     return run_blocking(cancel_all())
 
 
-_COPIED = ("text", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
+_COPIED = ("text", "data", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
            "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "waits", "cached", "started", "finished")
 
 

@@ -144,6 +144,8 @@ class Summary:
     max_cost: float | None = None
     price: str | None = None  # where the price came from, or why it is unknown
     capped: bool = False  # max_cost held back the rows not sent
+    invalid: int = 0  # with schema=: replies that did not match it (also in error_kinds)
+    schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools.schemas.FORMS)
 
     def __str__(self) -> str:
         pct = f"p50 {self.p50:.2f} s, p95 {self.p95:.2f} s" if self.p50 is not None else "no latencies yet"
@@ -165,9 +167,19 @@ class Summary:
             text += f"; {notable}"
         if self.error_kinds:
             text += "; errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in self.error_kinds.items())
+        if self.schema_form is not None:
+            text += f"; {self.schema_text}"
         text += f"; {self.cost_text}"
         limit = self.server_limit()
         return text + (f"\n{limit}" if limit else "")
+
+    @property
+    def schema_text(self) -> str:
+        """How the schema was asked for, and how many replies did not match it."""
+        text = f"schema asked as {self.schema_form}"
+        if self.invalid:
+            text += f", {self.invalid} invalid (result.retry_invalid() asks those again)"
+        return text
 
     @property
     def cost_text(self) -> str:

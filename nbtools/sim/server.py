@@ -220,7 +220,8 @@ class Simulator:
                 reply = Reply.of(REFUSAL)
             else:
                 invalid = directives.invalid or u_invalid < self.config.invalid_output
-                reply = Reply.of(fake_reply(schema, req.last_user, seed, invalid=invalid))
+                first_user = next((text for role, text in req.messages if role == "user"), req.last_user)
+                reply = Reply.of(fake_reply(schema, first_user, seed, invalid=invalid))  # a retry: the same item
         finish = "stop"
         if req.max_tokens is not None and req.max_tokens < len(reply.tokens) and refusal is None:
             reply, finish = reply.truncated(req.max_tokens), "length"
