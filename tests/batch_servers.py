@@ -28,6 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .structured_servers import answer
+
 FAIL = "FAIL-THIS-LINE"  # a prompt containing this fails in the provider's result file
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -202,8 +204,10 @@ class OpenAIBatchServer:
 
 
 def _chat_body(body: dict[str, Any], i: int) -> dict[str, Any]:
+    schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")  # structured output: JSON
+    content = answer(schema, str(body["messages"][-1]["content"])) if schema else _answer(body["messages"])
     return {"id": f"chatcmpl-{i}", "object": "chat.completion", "created": 1700000000, "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": _answer(body["messages"])},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}
 

@@ -41,7 +41,7 @@ FORMS: dict[str, str] = {  # provider -> how it is asked; others get JSON_SCHEMA
 
 def form_for(endpoint: Endpoint) -> str:
     """How this endpoint is asked first (the client may fall back to JSON_OBJECT once)."""
-    return FORMS.get(endpoint.provider, JSON_SCHEMA)
+    return STRICT if endpoint.simulated else FORMS.get(endpoint.provider, JSON_SCHEMA)
 
 
 def older_dialect(body: dict[str, Any]) -> dict[str, Any]:

@@ -220,9 +220,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         namespace = self._user_ns
         try:
             if args.over is not None:
-                if args.over not in namespace:
-                    raise UsageError(f"--over {args.over}: {args.over!r} is not defined; define it in a cell above")
-                items = cells.items_of(namespace[args.over], args.over)
+                items = cells.items_of(cells.over_value(args.over, namespace), args.over)
                 prompts = cells.fill_over(cell.strip(), items, namespace)
             else:
                 prompts = [cells.fill(p, namespace) for p in cells.split_prompts(cell)]
