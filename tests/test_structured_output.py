@@ -288,3 +288,16 @@ def test_magic_schema_names_a_variable_or_is_the_short_form_and_over_takes_a_col
         ip.run_cell_magic("llm_batch", f"{line} --schema Nope", "x")
     with pytest.raises(UsageError, match="has no column 'nope'"):
         ip.run_cell_magic("llm_batch", f"{line} --over reviews.nope", "{item}")
+
+
+def test_the_table_shows_a_column_per_field_and_escapes_their_values(served) -> None:
+    server, options = served("openai", "openai")
+    result = nbtools.batch(["<img src=x onerror=alert(1)>", f"y {MISSING_FIELD}"], schema=Review, **options)
+    html = result._repr_html_()
+    assert "<th>sentiment</th><th>score</th><th>reasons</th><th>note</th>" in html and "<th>response</th>" not in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "schema Review (4 fields) asked as json_schema strict" in html
+    assert "<th>invalid</th>" in html and "1 invalid (result.retry_invalid() asks those again)" in html
+    text = repr(result)
+    assert "# | prompt | sentiment | score | reasons | note | latency" in text
+    assert "the reply does not match the schema: sentiment: Field required" in text

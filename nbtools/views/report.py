@@ -11,7 +11,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from nbtools.engine.prices import usd
-from nbtools.views import labels
+from nbtools.views import fields, labels
 
 if TYPE_CHECKING:
     from nbtools.results import BatchResult, RequestResult
@@ -47,6 +47,8 @@ def header_text(result: BatchResult) -> str:
     ep = result.endpoint
     job = result.batch_job
     line = f"{_model(result)} @ {ep.host} · {_how(result)} · {len(result)} requests"
+    if (schema := fields.schema_line(result)) is not None:
+        line += f" · {schema}"
     if job is not None:
         line += "\n" + job.describe()
     if result.failure is not None:
@@ -68,7 +70,8 @@ def header_html(result: BatchResult, title: str | None = None) -> str:
     live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
     html = (
         f"<div>{title_html}<b>{escape(_model(result))}</b> @ {escape(ep.host)} · {_how(result)}"
-        f"{live} · {len(result)} requests</div>"
+        f"{live} · {len(result)} requests"
+        + (f" · {escape(schema)}" if (schema := fields.schema_line(result)) is not None else "") + "</div>"
     )
     if result.batch_job is not None:
         html += f"<div class='batchjob'>{escape(result.batch_job.describe())}</div>"
@@ -133,7 +136,7 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         ("errors", str(s.errors)),
         ("retries", str(s.retries)),
     ]
-    for label, count in (("rate-limit waits", s.waits), ("cancelled", s.cancelled), ("not sent", s.not_sent),
+    for label, count in (("invalid", s.invalid), ("rate-limit waits", s.waits), ("cancelled", s.cancelled), ("not sent", s.not_sent),
                          ("from cache", s.cached),
                          *((labels.FINISH[r].short if r in labels.FINISH else r, n) for r, n in s.finish_reasons.items())):
         if count:
@@ -149,6 +152,8 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
     if s.error_kinds:
         kinds = ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
         html += f"<div class='muted'>errors by kind: {escape(kinds)}</div>"
+    if s.schema_form is not None:
+        html += f"<div class='muted'>{escape(s.schema_text)}</div>"
     limit = s.server_limit()
     if limit:
         html += f"<div class='note'>{escape(limit)}</div>"
@@ -176,11 +181,20 @@ def _status(r: RequestResult) -> str:
     return r.status
 
 
-def _row_cells(r: RequestResult, redact: Callable[[str], str] = str) -> tuple[str, ...]:
+def _columns(result: BatchResult) -> tuple[str, ...]:
+    """The table's columns: with a schema, its fields where the response would be."""
+    schema = result.options.schema
+    return _COLUMNS if schema is None else ("#", "prompt", *fields.headers(schema), *_COLUMNS[3:])
+
+
+def _row_cells(r: RequestResult, redact: Callable[[str], str] = str, result: BatchResult | None = None) -> tuple[str, ...]:
     # Streamed text is redacted only once complete (a key may span pieces): redact what is shown meanwhile.
-    reply = r.error if r.error else (redact(r.partial_text) if r.streaming else r.text or "")
+    partial = redact(r.partial_text) if r.streaming else r.text or ""
+    reply = r.error if r.error else partial
+    schema = result.options.schema if result is not None else None
+    replies = [clip(reply or "", 120)] if schema is None else [clip(c, 60 if r.data is not None else 120) for c in fields.cells(r, schema, partial)]
     return (
-        str(r.index), clip(r.prompt_text, 60), clip(reply or "", 120), _secs(r.latency), _secs(r.ttft),
+        str(r.index), clip(r.prompt_text, 60), *replies, _secs(r.latency), _secs(r.ttft),
         str(r.attempts), _status(r),
     )
 
@@ -199,7 +213,7 @@ def table_rows(result: BatchResult, limit: int) -> list[RequestResult]:
 
 def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     rows = table_rows(result, limit)
-    lines = [" | ".join(_COLUMNS)] + [" | ".join(_row_cells(r, result.endpoint.redact)) for r in rows]
+    lines = [" | ".join(_columns(result))] + [" | ".join(_row_cells(r, result.endpoint.redact, result)) for r in rows]
     more = len(result) - len(rows)
     if more > 0:
         lines.append(f"… {more} more row{'s' if more != 1 else ''} in the result")
@@ -208,13 +222,14 @@ def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
 
 def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     rows = table_rows(result, limit)
-    head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
+    head = "".join(f"<th>{escape(c)}</th>" for c in _columns(result))
     body = []
     for r in rows:
-        idx, prompt, reply, lat, ttft, attempts, status = (escape(c) for c in _row_cells(r, result.endpoint.redact))
+        idx, prompt, *replies, lat, ttft, attempts, status = (escape(c) for c in _row_cells(r, result.endpoint.redact, result))
         cls = " class='err'" if r.error else (" class='note'" if r.finish_reason in labels.FINISH else "")
+        reply = "".join(f"<td{cls}>{c}</td>" for c in replies)
         body.append(
-            f"<tr><td class='num'>{idx}</td><td>{prompt}</td><td{cls}>{reply}</td><td class='num'>{lat}</td>"
+            f"<tr><td class='num'>{idx}</td><td>{prompt}</td>{reply}<td class='num'>{lat}</td>"
             f"<td class='num'>{ttft}</td><td class='num'>{attempts}</td>"
             f"<td style='color:{_COLORS.get(r.status, '#000')}'>{status}</td></tr>"
         )
