@@ -58,6 +58,8 @@ class Schema:
         self.columns = _columns(json_schema, json_schema.get("$defs", {}))
         self.digest = hashlib.sha256(json.dumps(json_schema, sort_keys=True).encode()).hexdigest()[:16]
         self._strict: dict[str, Any] | None = None
+        # Only a model with a non-nullable default can refuse the nulls a strict reply sends: the rest skip the walk.
+        self._drops_nulls = source == "model" and _has_non_nullable_optional(json_schema, json_schema.get("$defs", {}))
 
     def __repr__(self) -> str:
         return f"Schema({self.name!r}, fields={[c.name for c in self.columns]})"
@@ -92,19 +94,24 @@ class Schema:
 
     def validate(self, text: str) -> dict[str, Any]:
         """The reply as a dict of plain JSON values, or InvalidOutput with the validator's message."""
-        from pydantic import ValidationError
-
         try:
-            raw = json.loads(_unfenced(text))
+            raw = json.loads(_unfenced(text) if text.lstrip().startswith("`") else text)
         except ValueError as exc:
             raise InvalidOutput(f"the reply is not JSON ({exc})") from None
-        raw = _drop_nulls(raw, self.json_schema, self.json_schema.get("$defs", {}))
+        if self._drops_nulls:
+            raw = _drop_nulls(raw, self.json_schema, self.json_schema.get("$defs", {}))
         try:
             value = self.model.model_validate(raw)
-        except ValidationError as exc:
+        except _validation_error() as exc:
             problems = [f"{'.'.join(map(str, e['loc'])) or '(the reply)'}: {e['msg']}" for e in exc.errors()]
             raise InvalidOutput("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")) from None
         return value.model_dump(mode="json")  # type: ignore[no-any-return]
+
+
+def _validation_error() -> type[Exception]:
+    from pydantic import ValidationError  # only once something failed: the import is slow per call
+
+    return ValidationError
 
 
 def to_schema(value: Any, name: str = "schema") -> Schema:
@@ -304,6 +311,23 @@ def _drop_nulls(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         return [_drop_nulls(v, node["items"], defs) for v in value]
     return value
+
+
+def _has_non_nullable_optional(node: Any, defs: dict[str, Any], seen: frozenset[str] = frozenset()) -> bool:
+    if not isinstance(node, dict):
+        return False
+    ref = node.get("$ref")
+    if isinstance(ref, str):
+        if ref in seen:
+            return False
+        seen = seen | {ref}
+    node = _resolve(node, defs)
+    props = node.get("properties") if isinstance(node.get("properties"), dict) else {}
+    required = set(node.get("required", ()))
+    if any(k not in required and not _nullable(v, defs) for k, v in props.items() if isinstance(v, dict)):
+        return True
+    children = [*props.values(), node.get("items"), *node.get("anyOf", ()), *node.get("oneOf", ())]
+    return any(_has_non_nullable_optional(c, defs, seen) for c in children)
 
 
 def _unfenced(text: str) -> str:
