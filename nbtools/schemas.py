@@ -108,7 +108,7 @@ class Schema:
         return value.model_dump(mode="json")  # type: ignore[no-any-return]
 
 
-def _validation_error() -> type[Exception]:
+def _validation_error() -> Any:
     from pydantic import ValidationError  # only once something failed: the import is slow per call
 
     return ValidationError
