@@ -78,7 +78,7 @@ def _strict_problem(node: Any, context: tuple[str, ...]) -> str | None:
 def fake_reply(schema: dict[str, Any], prompt: str, seed: bytes, *, invalid: bool) -> str:
     """A JSON reply that fits ``schema`` (or, with ``invalid``, lacks its first required field)."""
     rng = random.Random(seed)
-    prompt = _DIRECTIVE.sub("", prompt)
+    prompt = _DIRECTIVE.sub("", prompt).rpartition(": ")[2]  # the item, after an instruction such as "Classify: "
     value = _value(schema, schema.get("$defs", {}), prompt, rng, "")
     if invalid and isinstance(value, dict) and value:
         value.pop(next(iter(value)))
@@ -104,7 +104,10 @@ def _value(node: dict[str, Any], defs: dict[str, Any], prompt: str, rng: random.
     if kind == "array":
         return [_value(node.get("items", {"type": "string"}), defs, prompt, rng, name) for _ in range(rng.randint(1, 3))]
     if kind == "integer":
-        return rng.randint(1, 5) if re.search(r"score|rating|stars|level", name) else rng.randint(0, 100)
+        if re.search(r"score|rating|stars|level", name):  # follows the prompt's lean, as a rating would
+            low, high = {"positive": (4, 5), "negative": (1, 2), "mixed": (2, 4)}.get(_lean(prompt) or "", (1, 5))
+            return rng.randint(low, high)
+        return rng.randint(0, 100)
     if kind == "number":
         return round(rng.random(), 2) if re.search(r"confidence|prob|share|ratio", name) else round(rng.uniform(0, 100), 1)
     if kind == "boolean":
@@ -116,11 +119,15 @@ def _value(node: dict[str, Any], defs: dict[str, Any], prompt: str, rng: random.
     return " ".join(words[start : start + rng.randint(2, 4)])
 
 
+def _lean(prompt: str) -> str | None:
+    pos, neg = len(_POSITIVE.findall(prompt)), len(_NEGATIVE.findall(prompt))
+    return "positive" if pos > neg else "negative" if neg > pos else "mixed" if pos else None
+
+
 def _choice(values: list[Any], prompt: str, rng: random.Random) -> Any:
     """An enum value; for sentiment-like choices, the one the prompt's words lean to."""
     lowered = [str(v).lower() for v in values]
-    pos, neg = len(_POSITIVE.findall(prompt)), len(_NEGATIVE.findall(prompt))
-    lean = "positive" if pos > neg else "negative" if neg > pos else "mixed" if pos else None
-    if lean in lowered and rng.random() < 0.85:
+    lean = _lean(prompt)
+    if lean in lowered and rng.random() < 0.9:
         return values[lowered.index(lean)]
     return rng.choice(values)

@@ -119,7 +119,7 @@ def _batch_api_text(s: Summary) -> str:
     tokens = "tokens unknown" if s.completion_tokens is None else f"{(s.prompt_tokens or 0) + s.completion_tokens} tokens"
     return (f"{s.completed}/{s.total} done in {s.wall:.2f} s wall via the Batch API; {tokens}; {s.errors} errors"
             + (f", {s.not_sent} not sent" if s.not_sent else "") + (f", {s.cached} from the job store" if s.cached else "")
-            + f"; {s.cost_text}")
+            + (f"; {s.schema_text}" if s.schema_form is not None else "") + f"; {s.cost_text}")
 
 
 def summary_html(result: BatchResult, s: Summary | None = None) -> str:
