@@ -16,7 +16,7 @@ from nbtools.checks import number, parse_price, whole_number
 from nbtools.errors import ConfigError
 from nbtools.prompts import Message, Prompt
 from nbtools.schemas import EXAMPLE as SCHEMA_EXAMPLE
-from nbtools.schemas import SYSTEM, Schema, to_schema
+from nbtools.schemas import SYSTEM, TOOL, Schema, to_schema
 
 __all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_table", "Kind", "Text", "WholeNumber",
            "Number", "Flag", "Concurrency", "RequestFields", "Price", "Choice", "SchemaKind"]
@@ -300,7 +300,9 @@ class BatchOptions:
         if self.max_tokens is not None:
             body["max_tokens"] = self.max_tokens
         body.update(self.params)
-        if self.schema is not None and form is not None and form != SYSTEM:
+        if self.schema is not None and form == TOOL:
+            body.update(self.schema.tool_fields())
+        elif self.schema is not None and form is not None and form != SYSTEM:
             body["response_format"] = self.schema.response_format(form)
         if self.stream:
             body["stream"] = True

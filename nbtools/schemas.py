@@ -16,7 +16,7 @@ from typing import Any, Literal, Optional
 
 from nbtools.errors import ConfigError
 
-__all__ = ["Schema", "Column", "InvalidOutput", "STRICT", "JSON_SCHEMA", "JSON_OBJECT", "SYSTEM", "FORMS",
+__all__ = ["Schema", "Column", "InvalidOutput", "STRICT", "JSON_SCHEMA", "JSON_OBJECT", "SYSTEM", "TOOL", "FORMS",
            "to_schema"]
 
 # How a server is asked for the schema, strongest first (nbtools.engine.structured picks one per endpoint).
@@ -24,7 +24,8 @@ STRICT = "json_schema strict"  # response_format json_schema, strict: true (Open
 JSON_SCHEMA = "json_schema"  # response_format json_schema without strict (vLLM, llama.cpp, Ollama)
 JSON_OBJECT = "json_object + schema"  # the older dialect: {"type": "json_object", "schema": ...} (llama-cpp-python)
 SYSTEM = "system message"  # the schema written into the system message (Anthropic's compatible endpoint)
-FORMS = (STRICT, JSON_SCHEMA, JSON_OBJECT, SYSTEM)
+TOOL = "tool use"  # one tool whose input is the schema, and the model made to call it (Anthropic's Batch API)
+FORMS = (STRICT, JSON_SCHEMA, JSON_OBJECT, SYSTEM, TOOL)
 
 EXAMPLE = ("e.g. schema=Review (a Pydantic model), a JSON Schema dict, or "
            "'sentiment: positive|negative|mixed, score: int, reasons: list[str]'")
@@ -86,6 +87,14 @@ class Schema:
         if form == JSON_OBJECT:
             return {"type": "json_object", "schema": self.json_schema}
         return None
+
+    def tool_fields(self) -> dict[str, Any]:
+        """Anthropic Messages API fields that force one tool call whose input is the value
+        (https://docs.claude.com/en/docs/agents-and-tools/tool-use/overview: ``tools`` with ``input_schema``,
+        ``tool_choice`` ``{"type": "tool", "name": ...}``)."""
+        return {"tools": [{"name": self.name, "description": "Record the answer in this exact structure.",
+                           "input_schema": self.json_schema}],
+                "tool_choice": {"type": "tool", "name": self.name}}
 
     def instruction(self) -> str:
         """The system-message text for servers that ignore response_format."""
@@ -213,7 +222,7 @@ class _ModelBuilder:
             annotation = self.type_of(sub, f"{title}_{key}")
             fields[key] = (annotation, ...) if key in required else (Optional[annotation], None)
         self.count += 1
-        return create_model(_wire_name(title).replace("-", "_") or f"Model{self.count}",  # type: ignore[call-overload]
+        return create_model(_wire_name(title).replace("-", "_") or f"Model{self.count}",
                             __config__=ConfigDict(extra="ignore"), **fields)
 
     def type_of(self, node: Any, title: str) -> Any:
@@ -223,7 +232,7 @@ class _ModelBuilder:
         node = _resolve(node, self.defs)
         if "enum" in node or "const" in node:
             values = tuple(node["enum"]) if "enum" in node else (node["const"],)
-            return Literal[values]  # type: ignore[valid-type]
+            return Literal[values]
         options = node.get("anyOf") or node.get("oneOf")
         kind = node.get("type")
         if isinstance(kind, list):

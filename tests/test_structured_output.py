@@ -301,3 +301,44 @@ def test_the_table_shows_a_column_per_field_and_escapes_their_values(served) -> 
     text = repr(result)
     assert "# | prompt | sentiment | score | reasons | note | latency" in text
     assert "the reply does not match the schema: sentiment: Field required" in text
+
+
+def test_anthropics_batch_api_is_asked_by_tool_use_and_gives_the_same_columns(monkeypatch, served) -> None:
+    from .batch_servers import AnthropicBatchServer
+
+    server, options = served("openai", "openai")
+    prompts = ["one", "two"]
+    online = nbtools.batch(prompts, schema=Review, **options).to_pandas()
+    batch_server = AnthropicBatchServer()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", batch_server.key)
+    with serve_app(batch_server.app()) as url:
+        result = nbtools.batch(prompts, schema=Review, via="batch", provider="anthropic", base_url=url + "/v1",
+                               model="claude-haiku-4-5", poll_interval=0.01)
+    params = next(iter(batch_server.batches.values()))["_requests"][0]["params"]
+    assert params["tool_choice"] == {"type": "tool", "name": "Review"}
+    assert params["tools"][0]["input_schema"]["properties"]["sentiment"]["enum"] == ["positive", "negative", "mixed"]
+    fields = ["sentiment", "score", "reasons", "note"]
+    pd.testing.assert_frame_equal(result.to_pandas()[fields], online[fields])
+    assert result.schema_form == "tool use"
+
+
+def test_the_simulators_anthropic_batches_answer_a_forced_tool_call(make_sim) -> None:
+    sim = make_sim(latency=0.0, batch_delay=0.1)
+    result = nbtools.batch(["great", "bad [[sim:invalid]]"], schema=Review, via="batch", provider="anthropic",
+                           base_url=sim.base_url, model="sim-small", poll_interval=0.05)
+    assert result[0].ok and set(result[0].data) == {"sentiment", "score", "reasons", "note"}
+    assert result[1].error_kind == "invalid_output"
+
+
+def test_streamed_replies_are_validated_and_aretry_invalid_awaits(make_sim) -> None:
+    import asyncio
+
+    sim = make_sim(latency=0.01)
+    result = nbtools.batch(["good", "bad [[sim:invalid]]", "no [[sim:refuse]]"], schema=Review, stream=True,
+                           base_url=sim.base_url, model="m")
+    assert [r.error_kind for r in result] == [None, "invalid_output", "refusal"] and result[0].data is not None
+
+    async def again() -> nbtools.BatchResult:
+        return await result.aretry_invalid()
+
+    assert asyncio.run(again()) is result and result[1].ok and result[2].error_kind == "refusal"

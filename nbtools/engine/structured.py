@@ -9,7 +9,8 @@ Each endpoint is asked the strongest way it supports (nbtools.schemas names the 
   ``{"type": "json_object", "schema": ...}`` (llama-cpp-python's server, llama_cpp/server/types.py).
 - Anthropic's OpenAI-compatible endpoint ignores ``response_format``
   (https://docs.claude.com/en/api/openai-sdk, "response_format ... ignored"): the schema goes into the
-  system message, and the reply is validated like any other.
+  system message, and the reply is validated like any other. Its Message Batches API takes native tool use:
+  one tool whose ``input_schema`` is the schema, and ``tool_choice`` forcing it.
 
 A new provider is one line in FORMS. (The Responses API asks through ``text.format`` instead of
 ``response_format``: its body builder maps these same forms.)
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtools.engine import failures
 from nbtools.engine.rows import ERROR, RequestResult
-from nbtools.schemas import JSON_SCHEMA, STRICT, SYSTEM, InvalidOutput, Schema
+from nbtools.schemas import JSON_SCHEMA, STRICT, SYSTEM, TOOL, InvalidOutput, Schema
 
 if TYPE_CHECKING:
     from nbtools.engine.client import Completion
@@ -39,8 +40,11 @@ FORMS: dict[str, str] = {  # provider -> how it is asked; others get JSON_SCHEMA
 }
 
 
-def form_for(endpoint: Endpoint) -> str:
-    """How this endpoint is asked first (the client may fall back to JSON_OBJECT once)."""
+def form_for(endpoint: Endpoint, *, batch_api: bool = False) -> str:
+    """How this endpoint is asked first (the client may fall back to JSON_OBJECT once). Anthropic's own
+    Message Batches API takes native tool use, which its OpenAI-compatible endpoint does not."""
+    if batch_api and endpoint.provider == "anthropic":
+        return TOOL
     return STRICT if endpoint.simulated else FORMS.get(endpoint.provider, JSON_SCHEMA)
 
 
@@ -76,7 +80,7 @@ def read_output(row: RequestResult, schema: Schema, completion: Completion) -> N
         if not row.text:
             row.text = completion.refusal
         return
-    if completion.finish_reason == "length":
+    if completion.finish_reason in ("length", "max_tokens"):  # OpenAI's finish_reason, Anthropic's stop_reason
         _failed(row, failures.LENGTH, "the reply was cut by max_tokens (finish_reason 'length') before the JSON "
                 "was whole: raise max_tokens")
         return

@@ -165,9 +165,18 @@ class BatchSim:
         prompt_tokens = sum(count_words(text) for _, text in req.messages)
         n = next(self._ids)
         if job.kind == "anthropic":
+            tool = (req.response_format or {}).get("tool") if isinstance(req.response_format, dict) else None
+            content: list[dict[str, Any]] = [{"type": "text", "text": refusal or reply.text}]
+            stop = "max_tokens" if finish == "length" else "end_turn"
+            if tool is not None and refusal is None and finish != "length":
+                try:  # a tool call's input is an object: a reply that is not one (an invalid share) stays text
+                    content, stop = [{"type": "tool_use", "id": f"toolu_sim{n}", "name": tool,
+                                      "input": json.loads(reply.text)}], "tool_use"
+                except ValueError:
+                    pass
             message = {"id": f"msg_sim{n}", "type": "message", "role": "assistant", "model": req.model,
-                       "content": [{"type": "text", "text": reply.text}],
-                       "stop_reason": "max_tokens" if finish == "length" else "end_turn", "stop_sequence": None,
+                       "content": content,
+                       "stop_reason": stop, "stop_sequence": None,
                        "usage": {"input_tokens": prompt_tokens, "output_tokens": len(reply.tokens)}}
             record: dict[str, Any] = {"custom_id": line.custom_id, "result": {"type": "succeeded", "message": message}}
         else:
@@ -366,7 +375,14 @@ def _from_anthropic(params: dict[str, Any]) -> dict[str, Any]:
         system = params["system"]
         text = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
         messages.insert(0, {"role": "system", "content": text})
-    return {"model": params["model"], "messages": messages, "max_tokens": params["max_tokens"]}
+    body = {"model": params["model"], "messages": messages, "max_tokens": params["max_tokens"]}
+    choice, tools = params.get("tool_choice"), params.get("tools") or []
+    if isinstance(choice, dict) and choice.get("type") == "tool":  # a forced tool call: answered as its input
+        tool = next((t for t in tools if isinstance(t, dict) and t.get("name") == choice.get("name")), None)
+        if tool is None:
+            raise ValueError(f"tool_choice names {choice.get('name')!r}, which is not in tools")
+        body["response_format"] = {"type": "json_object", "schema": tool.get("input_schema"), "tool": tool["name"]}
+    return body
 
 
 def _error(status: int, kind: str, message: str) -> web.Response:

@@ -315,7 +315,11 @@ class AnthropicBatches(BatchClient):
         if kind == "succeeded":
             message = result.get("message") or {}
             usage = message.get("usage") or {}
-            text = "".join(b.get("text", "") for b in message.get("content") or () if isinstance(b, dict) and b.get("type") == "text")
+            blocks = [b for b in message.get("content") or () if isinstance(b, dict)]
+            text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+            tool = next((b for b in blocks if b.get("type") == "tool_use"), None)  # schema= asked by tool use
+            if tool is not None:
+                text = json.dumps(tool.get("input"), ensure_ascii=False)
             return Outcome(index, Completion(text, message.get("model"), usage.get("input_tokens"),
                                              usage.get("output_tokens"), message.get("stop_reason")))
         if kind in ("canceled", "expired"):

@@ -148,7 +148,7 @@ class BatchJobRun(Generic[State]):
         assert result.model is not None
         self.status = "building requests"
         t = time.perf_counter()
-        form = result.schema_form = form_for(result.endpoint) if options.schema is not None else None
+        form = result.schema_form = form_for(result.endpoint, batch_api=True) if options.schema is not None else None
         parts = build_parts(result.rows, options, result.model, client.protocol, max_requests=options.job_size,
                             form=form)
         self.timings["build"] = time.perf_counter() - t
