@@ -2,11 +2,12 @@
 
 - OpenAI strict mode (https://platform.openai.com/docs/guides/structured-outputs, "Supported schemas": every
   object needs ``additionalProperties: false`` and every property in ``required``). A schema that breaks a
-  rule is refused with a 400 ``invalid_request_error``, ``param: response_format``. Its message, as quoted in
-  nbtools issue 20: "Invalid schema for response_format 'NAME': In context=(), 'additionalProperties' is
-  required to be supplied and to be false."; for ``required``, as quoted in vercel/ai issue 6484: "In
-  context=('properties', 'organizations', 'items'), 'required' is required to be supplied and to be an
-  array including every key in properties. Missing 'roles'."
+  rule is refused with a 400. The whole body, as quoted in dottxt-ai/outlines issue 844: ``{"error": {"message":
+  "Invalid schema for response_format 'default': In context=(), 'additionalProperties' is required to be
+  supplied and to be false.", "type": "invalid_request_error", "param": "response_format", "code": null}}``;
+  a nested context reads ``In context=('properties', 'etymology')`` (moeru-ai/xsai issue 202); for
+  ``required`` (vercel/ai issue 6484): "In context=('properties', 'organizations', 'items'), 'required' is
+  required to be supplied and to be an array including every key in properties. Missing 'roles'."
 - llama-cpp-python's server: ``response_format`` is the TypedDict ``{"type": Literal["text", "json_object"],
   "schema": NotRequired[JsonType]}`` (llama_cpp/llama_types.py, ChatCompletionRequestResponseFormat), checked by
   FastAPI, whose default handler answers 422 ``{"detail": <pydantic's errors>}``: the body below is made by

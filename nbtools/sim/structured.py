@@ -1,10 +1,10 @@
 """Structured output in the simulator: OpenAI's checks on ``response_format``, and replies that fit the schema.
 
 A strict schema must close every object and require every property, or the request is refused with the
-400 OpenAI sends ("Invalid schema for response_format 'NAME': In context=(), 'additionalProperties' is
-required to be supplied and to be false."; the 'required' wording as quoted in vercel/ai issue 6484:
-"In context=('properties', 'organizations', 'items'), 'required' is required to be supplied and to be
-an array including every key in properties. Missing 'roles'."). Values are drawn
+400 OpenAI sends (its wording as quoted in dottxt-ai/outlines issue 844, moeru-ai/xsai issue 202 and
+vercel/ai issue 6484: "Invalid schema for response_format 'NAME': In context=(), 'additionalProperties' is
+required to be supplied and to be false.", and "In context=('properties', ...), 'required' is required to
+be supplied and to be an array including every key in properties. Missing 'roles'."). Values are drawn
 from a hash of the request, so one prompt always gets the same reply; they look like what the field's
 name asks for (a score is a small number, a sentiment follows the words of the prompt).
 """
