@@ -27,8 +27,9 @@ _sender: Sender | None = None
 # What a retry keeps of the original options: where and how to ask (not how fast, that can be passed again).
 _KEPT = ("model", "system", "temperature", "max_tokens", "params", "provider", "base_url", "api_key_env", "timeout",
          "retries", "max_wait", "price", "cache", "schema", "via")
+# The retry's times are on its own batch's clock: copied together, so a row's latency is its last request's.
 _FILLED = ("text", "data", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
-           "completion_tokens", "cached_tokens", "finish_reason", "cached", "finished")
+           "completion_tokens", "cached_tokens", "finish_reason", "cached", "started", "sent", "first_token", "finished")
 
 
 def use_sender(send: Sender) -> None:

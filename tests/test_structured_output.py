@@ -342,3 +342,12 @@ def test_streamed_replies_are_validated_and_aretry_invalid_awaits(make_sim) -> N
         return await result.aretry_invalid()
 
     assert asyncio.run(again()) is result and result[1].ok and result[2].error_kind == "refusal"
+
+
+def test_a_strict_request_that_is_refused_is_not_asked_again_the_old_way(served) -> None:
+    """Only plain json_schema requests fall back: a strict endpoint's 4xx says what is wrong, and stays."""
+    server, options = served("llama-cpp-python", "openai")
+    result = nbtools.batch(["a", "b"], schema=Review, concurrency=1, **options)
+    assert [r.status_code for r in result] == [422, 422] and server.refused == 2
+    assert all(b["response_format"]["type"] == "json_schema" for b in server.bodies)
+    assert result.schema_form == STRICT
