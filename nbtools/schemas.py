@@ -56,7 +56,9 @@ class Schema:
         self.model = model  # a pydantic.BaseModel subclass
         self.name = name
         self.source = source  # "model", "dict" or "short form", for repr
-        self.columns = _columns(json_schema, json_schema.get("$defs", {}))
+        defs = json_schema.get("$defs", {})
+        root = frozenset(f"#/$defs/{k}" for k, v in defs.items() if {**v, "$defs": defs} == json_schema)  # _object_root
+        self.columns = _columns(json_schema, defs, "", root)
         self.digest = hashlib.sha256(json.dumps(json_schema, sort_keys=True).encode()).hexdigest()[:16]
         self._strict: dict[str, Any] | None = None
         # Only a model with a non-nullable default can refuse the nulls a strict reply sends: the rest skip the walk.
@@ -114,7 +116,7 @@ class Schema:
         except _validation_error() as exc:
             problems = [f"{'.'.join(map(str, e['loc'])) or '(the reply)'}: {e['msg']}" for e in exc.errors()]
             raise InvalidOutput("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")) from None
-        return value.model_dump(mode="json")  # type: ignore[no-any-return]
+        return value.model_dump(mode="json", by_alias=True)  # type: ignore[no-any-return]  # keys as in the schema
 
 
 def _validation_error() -> Any:
@@ -132,7 +134,7 @@ def to_schema(value: Any, name: str = "schema") -> Schema:
     except ImportError:  # pragma: no cover - a dependency
         raise ConfigError("schema= needs pydantic v2: pip install 'pydantic>=2'") from None
     if isinstance(value, type) and issubclass(value, BaseModel):
-        return Schema(value.model_json_schema(), value, _wire_name(value.__name__), "model")
+        return Schema(_object_root(value.model_json_schema()), value, _wire_name(value.__name__), "model")
     if isinstance(value, BaseModel):
         raise ConfigError(f"{name}= got an instance of {type(value).__name__}: pass the class itself, "
                           f"e.g. {name}={type(value).__name__}")
@@ -148,6 +150,14 @@ def to_schema(value: Any, name: str = "schema") -> Schema:
 def _wire_name(text: str) -> str:
     """A name response_format accepts: ^[a-zA-Z0-9_-]{1,64}$."""
     return re.sub(r"[^a-zA-Z0-9_-]", "_", text)[:64] or "reply"
+
+
+def _object_root(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model that holds itself is given as ``{"$ref": ..., "$defs": ...}``: the root must be the object itself."""
+    ref, defs = schema.get("$ref"), schema.get("$defs", {})
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+        return {**defs[ref[8:]], "$defs": defs}
+    return schema
 
 
 def _short_form(text: str, name: str) -> dict[str, Any]:
@@ -313,6 +323,9 @@ def _is_null_union(node: dict[str, Any]) -> bool:
 def _drop_nulls(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:
     """A strict reply sends null for a field it leaves out; where null is not allowed, treat it as left out."""
     node = _resolve(node, defs)
+    options = [o for o in node.get("anyOf", ()) if isinstance(o, dict) and o.get("type") != "null"]
+    if len(options) == 1:  # Optional[X]: the value is an X (or null)
+        node = _resolve(options[0], defs)
     if isinstance(value, dict) and isinstance(node.get("properties"), dict):
         props = node["properties"]
         return {k: _drop_nulls(v, props[k], defs) if k in props else v for k, v in value.items()
@@ -345,15 +358,23 @@ def _unfenced(text: str) -> str:
     return match.group(1) if match else text
 
 
-def _columns(node: dict[str, Any], defs: dict[str, Any], prefix: str = "") -> list[Column]:
+def _columns(node: dict[str, Any], defs: dict[str, Any], prefix: str = "",
+             seen: frozenset[str] = frozenset()) -> list[Column]:
     node = _resolve(node, defs)
     found: list[Column] = []
     for key, sub in node.get("properties", {}).items():
         name = f"{prefix}{key}"
-        sub = _resolve(sub, defs) if isinstance(sub, dict) else {}
-        options = [o for o in sub.get("anyOf", sub.get("oneOf", ())) if isinstance(o, dict) and o.get("type") != "null"]
+        sub = sub if isinstance(sub, dict) else {}
+        union = sub.get("anyOf") or sub.get("oneOf") or ()
+        options = [o for o in union if isinstance(o, dict) and o.get("type") != "null"]
         if len(options) == 1:  # Optional[X]: the column of X
-            sub = _resolve(options[0], defs)
+            sub = options[0]
+        ref = sub.get("$ref")
+        if isinstance(ref, str) and ref in seen:  # a model that holds itself: one column of dicts, not forever
+            found.append(Column(name, "object"))
+            continue
+        inner = seen | {ref} if isinstance(ref, str) else seen
+        sub = _resolve(sub, defs)
         kind = sub.get("type")
         if isinstance(kind, list):
             kinds = [k for k in kind if k != "null"]
@@ -361,7 +382,7 @@ def _columns(node: dict[str, Any], defs: dict[str, Any], prefix: str = "") -> li
         if "enum" in sub:
             found.append(Column(name, "category", tuple(sub["enum"])))
         elif kind == "object" and isinstance(sub.get("properties"), dict):
-            found += _columns(sub, defs, name + ".")
+            found += _columns(sub, defs, name + ".", inner)
         else:
             found.append(Column(name, {"integer": "Int64", "number": "Float64", "boolean": "boolean",
                                        "string": "string"}.get(kind or "", "object")))

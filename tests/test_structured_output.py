@@ -8,7 +8,7 @@ from typing import Literal, Optional
 
 import pandas as pd
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 import nbtools
 from nbtools.errors import ConfigError
@@ -351,3 +351,23 @@ def test_a_strict_request_that_is_refused_is_not_asked_again_the_old_way(served)
     assert [r.status_code for r in result] == [422, 422] and server.refused == 2
     assert all(b["response_format"]["type"] == "json_schema" for b in server.bodies)
     assert result.schema_form == STRICT
+
+
+class Node(BaseModel):
+    name: str
+    parent: Optional["Node"] = None
+    children: list["Node"] = []
+
+
+class Aliased(BaseModel):
+    model_config = {"populate_by_name": True}
+    text_: str = Field(alias="reply_text")
+
+
+def test_a_model_that_holds_itself_and_an_aliased_field(make_sim) -> None:
+    sim = make_sim(latency=0.01)
+    result = nbtools.batch(["tree"], schema=Node, base_url=sim.base_url, model="m")
+    assert result[0].ok, result[0].error
+    assert [c.name for c in to_schema(Node).columns] == ["name", "parent", "children"]
+    aliased = nbtools.batch(["x"], schema=Aliased, base_url=sim.base_url, model="m")
+    assert set(aliased[0].data) == {"reply_text"} and "reply_text" in aliased.to_pandas().columns

@@ -85,13 +85,17 @@ def fake_reply(schema: dict[str, Any], prompt: str, seed: bytes, *, invalid: boo
     return json.dumps(value, ensure_ascii=False)
 
 
-def _value(node: dict[str, Any], defs: dict[str, Any], prompt: str, rng: random.Random, name: str) -> Any:
+def _value(node: dict[str, Any], defs: dict[str, Any], prompt: str, rng: random.Random, name: str,
+           depth: int = 0) -> Any:
     ref = node.get("$ref")
     if isinstance(ref, str) and ref.startswith("#/$defs/"):
         node = defs.get(ref[8:], {})
     options = [o for o in node.get("anyOf", ()) if isinstance(o, dict) and o.get("type") != "null"]
-    if options:  # an optional field: usually filled in, sometimes left null
-        return None if rng.random() < 0.2 and len(options) < len(node["anyOf"]) else _value(options[0], defs, prompt, rng, name)
+    if options:  # an optional field: usually filled in, sometimes left null (always, deep in a model that holds itself)
+        nullable = len(options) < len(node["anyOf"])
+        if nullable and (depth > 2 or rng.random() < 0.2):
+            return None
+        return _value(options[0], defs, prompt, rng, name, depth + 1)
     kind = node.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
@@ -100,9 +104,12 @@ def _value(node: dict[str, Any], defs: dict[str, Any], prompt: str, rng: random.
     if "const" in node:
         return node["const"]
     if kind == "object":
-        return {key: _value(sub, defs, prompt, rng, key) for key, sub in node.get("properties", {}).items()}
+        return {key: _value(sub, defs, prompt, rng, key, depth + 1) for key, sub in node.get("properties", {}).items()}
     if kind == "array":
-        return [_value(node.get("items", {"type": "string"}), defs, prompt, rng, name) for _ in range(rng.randint(1, 3))]
+        if depth > 2:
+            return []
+        return [_value(node.get("items", {"type": "string"}), defs, prompt, rng, name, depth + 1)
+                for _ in range(rng.randint(1, 3))]
     if kind == "integer":
         if re.search(r"score|rating|stars|level", name):  # follows the prompt's lean, as a rating would
             low, high = {"positive": (4, 5), "negative": (1, 2), "mixed": (2, 4)}.get(_lean(prompt) or "", (1, 5))
