@@ -426,7 +426,8 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
         print("|---|---|---|---|---|")
         for sc, t, p in typed_rows:
             print(f"| N={sc.n:,} C={sc.c} | {t['cpu_per_req_ms']:.3f} | {p['cpu_per_req_ms']:.3f} "
-                  f"| {ratio_cell(t['cpu_per_req_ms'] / p['cpu_per_req_ms'], None)} | {ratio_cell(t['wall'] / p['wall'], None)} |")
+                  f"| {ratio_cell(t['cpu_per_req_ms'] / p['cpu_per_req_ms'], None)} "
+                  f"| {ratio_cell(t['wall'] / p['wall'], None)} |")
 
     over = [f"{sc.key}/{c} ({r['server_peak']})" for (k, c), r in results.items() for sc in chosen
             if sc.key == k and r["server_peak"] is not None and r["server_peak"] > sc.c]

@@ -115,7 +115,8 @@ class Schema:
             value = self.model.model_validate(raw)
         except _validation_error() as exc:
             problems = [f"{'.'.join(map(str, e['loc'])) or '(the reply)'}: {e['msg']}" for e in exc.errors()]
-            raise InvalidOutput("; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")) from None
+            more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+            raise InvalidOutput("; ".join(problems[:5]) + more) from None
         return value.model_dump(mode="json", by_alias=True)  # type: ignore[no-any-return]  # keys as in the schema
 
 
@@ -294,7 +295,8 @@ def _strictify(node: Any) -> Any:
     for key in ("items", "anyOf", "oneOf", "allOf", "$defs", "definitions"):
         if key in node:
             sub = node[key]
-            node[key] = {k: _strictify(v) for k, v in sub.items()} if isinstance(sub, dict) and key in ("$defs", "definitions") else _strictify(sub)
+            named = isinstance(sub, dict) and key in ("$defs", "definitions")
+            node[key] = {k: _strictify(v) for k, v in sub.items()} if named else _strictify(sub)
     if "oneOf" in node:  # strict mode takes anyOf only
         node["anyOf"] = node.pop("oneOf")
     properties = node.get("properties")

@@ -81,7 +81,8 @@ def test_the_short_form_declares_choices_numbers_lists_and_optional_fields() -> 
     assert schema.validate('{"sentiment": "mixed", "score": 2, "reasons": []}')["note"] is None
 
 
-@pytest.mark.parametrize("bad", [3, "score", "score: decimal", {"type": "string"}, Review(sentiment="mixed", score=1, reasons=[])])
+@pytest.mark.parametrize("bad", [3, "score", "score: decimal", {"type": "string"},
+                                 Review(sentiment="mixed", score=1, reasons=[])])
 def test_a_schema_that_is_neither_a_model_a_dict_nor_the_short_form_is_one_clear_line(bad) -> None:
     with pytest.raises(ConfigError) as caught:
         nbtools.batch(["x"], schema=bad)
@@ -161,7 +162,8 @@ def test_rows_missing_a_required_field_are_invalid_and_retry_invalid_sends_exact
         assert "Field required" in body["messages"][2]["content"]
     assert all(r.ok for r in result) and result[1].data["sentiment"] == "positive"  # filled in place
     assert result.summary().invalid == 0 and result.summary().errors == 0
-    assert result[1].attempts == 2 and result[0].attempts == 1 and result.summary().cost > cost_before  # the cost includes the retries
+    assert result[1].attempts == 2 and result[0].attempts == 1
+    assert result.summary().cost > cost_before  # the cost includes the retries
 
 
 def test_retry_invalid_fills_rows_in_place_once_they_validate(make_sim) -> None:
@@ -371,3 +373,25 @@ def test_a_model_that_holds_itself_and_an_aliased_field(make_sim) -> None:
     assert [c.name for c in to_schema(Node).columns] == ["name", "parent", "children"]
     aliased = nbtools.batch(["x"], schema=Aliased, base_url=sim.base_url, model="m")
     assert set(aliased[0].data) == {"reply_text"} and "reply_text" in aliased.to_pandas().columns
+
+
+def test_the_live_table_shows_fields_while_rows_arrive(make_sim) -> None:
+    import asyncio
+
+    from nbtools.views.report import table_html
+
+    from .helpers import until
+
+    sim = make_sim(latency=0.01)
+
+    async def run() -> None:
+        prompts = ["great"] + [f"slow one {i} [[sim:latency=5]]" for i in range(3)]
+        result = nbtools.start(prompts, schema=Review, base_url=sim.base_url, model="m")
+        await until(lambda: result[0].done, what="the fast row")
+        live = table_html(result)
+        assert not result.done and "<th>sentiment</th>" in live
+        assert f"<td>{result[0].data['sentiment']}</td>" in live  # a finished row's field, while others run
+        result.cancel()
+        await result.aclose()
+
+    asyncio.run(run())

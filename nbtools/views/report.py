@@ -136,7 +136,8 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         ("errors", str(s.errors)),
         ("retries", str(s.retries)),
     ]
-    for label, count in (("invalid", s.invalid), ("rate-limit waits", s.waits), ("cancelled", s.cancelled), ("not sent", s.not_sent),
+    for label, count in (("invalid", s.invalid), ("rate-limit waits", s.waits), ("cancelled", s.cancelled),
+                         ("not sent", s.not_sent),
                          ("from cache", s.cached),
                          *((labels.FINISH[r].short if r in labels.FINISH else r, n) for r, n in s.finish_reasons.items())):
         if count:
@@ -192,7 +193,10 @@ def _row_cells(r: RequestResult, redact: Callable[[str], str] = str, result: Bat
     partial = redact(r.partial_text) if r.streaming else r.text or ""
     reply = r.error if r.error else partial
     schema = result.options.schema if result is not None else None
-    replies = [clip(reply or "", 120)] if schema is None else [clip(c, 60 if r.data is not None else 120) for c in fields.cells(r, schema, partial)]
+    if schema is None:
+        replies = [clip(reply or "", 120)]
+    else:  # an error (in the first cell) keeps the width a reply has
+        replies = [clip(c, 60 if r.data is not None else 120) for c in fields.cells(r, schema, partial)]
     return (
         str(r.index), clip(r.prompt_text, 60), *replies, _secs(r.latency), _secs(r.ttft),
         str(r.attempts), _status(r),
