@@ -173,18 +173,17 @@ class BatchResult(BatchState, Sequence[RequestResult]):
         return [r.to_dict() for r in self.rows]
 
     def to_pandas(self) -> pandas.DataFrame:
-        """One row per request (needs pandas: ``pip install pandas``)."""
+        """One row per request (needs pandas: ``pip install pandas``); with schema=, a column per field."""
         try:
             import pandas as pd
         except ImportError:
             from nbtools.errors import NbtoolsError
 
             raise NbtoolsError("to_pandas() needs pandas, which is not installed: pip install pandas") from None
-        frame = pd.DataFrame.from_records(self.to_dicts()).set_index("index")
+        frame = pd.DataFrame.from_records(self.to_dicts()).set_index("index").drop(columns="data")
         schema = self.options.schema
         if schema is None:
-            return frame.drop(columns="data")
-        frame = frame.drop(columns="data")
+            return frame
         columns.check_clash(schema, list(frame.columns), "to_pandas()")
         return pd.concat([frame, pd.DataFrame(columns.field_columns(self.rows, schema, frame.index))], axis=1)
 
