@@ -90,6 +90,11 @@ class Schema:
             return {"type": "json_object", "schema": self.json_schema}
         return None
 
+    def text_format(self) -> dict[str, Any]:
+        """The Responses API's ``text.format`` (https://platform.openai.com/docs/api-reference/responses/create):
+        the same strict schema, with name and strict beside it rather than under ``json_schema``."""
+        return {"type": "json_schema", "name": self.name, "strict": True, "schema": self.strict()}
+
     def tool_fields(self) -> dict[str, Any]:
         """Anthropic Messages API fields that force one tool call whose input is the value
         (https://docs.claude.com/en/docs/agents-and-tools/tool-use/overview: ``tools`` with ``input_schema``,

@@ -395,3 +395,9 @@ def test_the_live_table_shows_fields_while_rows_arrive(make_sim) -> None:
         await result.aclose()
 
     asyncio.run(run())
+
+
+def test_the_responses_api_form_carries_the_same_strict_schema() -> None:
+    schema = to_schema(Review)
+    chat = schema.response_format(STRICT)["json_schema"]
+    assert schema.text_format() == {"type": "json_schema", "name": chat["name"], "strict": True, "schema": chat["schema"]}
