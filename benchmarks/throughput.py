@@ -45,16 +45,20 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 API_KEY = "sk-bench-not-a-real-key"
 MODEL = "sim-small"
 REPLY = "A short simulated reply of about a dozen tokens, the same for every request."
-CLIENTS = ("usual", "nbtools", "nbtools-nocache", "nbtools-nocache-before", "floor", "pool")
+CLIENTS = ("usual", "nbtools", "nbtools-nocache", "nbtools-nocache-before", "nbtools-typed", "floor", "pool")
+# Typed output: the simulator answers response_format json_schema with JSON that fits; nbtools validates it.
+TYPED_SCHEMA = "sentiment: positive|negative|mixed, score: int, reasons: list[str], note: str?"
 LABELS = {
     "usual": "usual: AsyncOpenAI() + Semaphore + gather",
     "nbtools": "nbtools.abatch (defaults: reply cache on, cold)",
     "nbtools-nocache": "nbtools.abatch(cache=False)",
     "nbtools-nocache-before": "nbtools.abatch(cache=False), the --before code",
+    "nbtools-typed": "nbtools.abatch(cache=False, schema=...): typed output",
     "floor": "floor: bare aiohttp + Semaphore + gather",
     "pool": "(reference) bare aiohttp, C worker tasks",
 }
@@ -193,6 +197,9 @@ def child(args: argparse.Namespace) -> None:
         import openai  # noqa: F401
     elif args.child.startswith("nbtools"):
         import nbtools
+        if args.child == "nbtools-typed":  # pydantic imports most of itself on the first model built: not the run
+            from nbtools.schemas import to_schema
+            to_schema("warm_up: int")
     else:
         import aiohttp  # noqa: F401
     prompts = _prompts(args.n)
@@ -201,7 +208,9 @@ def child(args: argparse.Namespace) -> None:
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     if args.child.startswith("nbtools"):
-        extra = {"cache": False} if "nocache" in args.child else {}
+        extra: dict[str, Any] = {"cache": False} if "nocache" in args.child or args.child == "nbtools-typed" else {}
+        if args.child == "nbtools-typed":
+            extra["schema"] = TYPED_SCHEMA
         extra.update(json.loads(args.nbtools_options))
         result = asyncio.run(
             nbtools.abatch(prompts, model=MODEL, concurrency=args.c, base_url=args.url, api_key=API_KEY,
@@ -210,6 +219,8 @@ def child(args: argparse.Namespace) -> None:
         wall = time.perf_counter() - t0
         summary = result.summary()
         texts = result.texts
+        if args.child == "nbtools-typed":  # a typed reply is right when it validated
+            texts = [REPLY if r.data is not None else r.text for r in result.rows]
         errors = [r.error for r in result.rows if r.error is not None or r.text is None]
         peak = summary.max_concurrency
     else:
@@ -349,9 +360,9 @@ def clients_for(sc: Scenario, args: argparse.Namespace) -> list[str]:
     if args.clients:
         chosen = [c.strip() for c in args.clients.split(",") if c.strip()]
     elif sc.rss_target:  # the memory scenario: add the no-task-per-request reference
-        chosen = ["usual", "nbtools", "nbtools-nocache", "floor", "pool"]
+        chosen = ["usual", "nbtools", "nbtools-nocache", "nbtools-typed", "floor", "pool"]
     else:
-        chosen = ["usual", "nbtools", "nbtools-nocache", "floor"]
+        chosen = ["usual", "nbtools", "nbtools-nocache", "nbtools-typed", "floor"]
     if sc.skip_usual:
         chosen = [c for c in chosen if c != "usual"]
     return chosen
@@ -413,6 +424,16 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
                   f"| {ratio_cell(best, None)} | {ratio_cell(usual, TARGET_USUAL, at_most=False)} "
                   f"| {ratio_cell(rss, TARGET_RSS) if sc.rss_target else '-'} | {ratio_cell(rss_pool, None)} "
                   f"| {peak_ok} |")
+
+    typed_rows = [(sc, results.get((sc.key, "nbtools-typed")), results.get((sc.key, "nbtools-nocache"))) for sc in chosen]
+    typed_rows = [(sc, t, p) for sc, t, p in typed_rows if t is not None and p is not None]
+    if typed_rows:  # parsing and validating each reply (schema=) against the plain path, measured in the same run
+        print("\n| scenario | typed CPU/req ms | plain CPU/req ms (cache=False) | typed ÷ plain CPU/req | typed ÷ plain wall |")
+        print("|---|---|---|---|---|")
+        for sc, t, p in typed_rows:
+            print(f"| N={sc.n:,} C={sc.c} | {t['cpu_per_req_ms']:.3f} | {p['cpu_per_req_ms']:.3f} "
+                  f"| {ratio_cell(t['cpu_per_req_ms'] / p['cpu_per_req_ms'], None)} "
+                  f"| {ratio_cell(t['wall'] / p['wall'], None)} |")
 
     over = [f"{sc.key}/{c} ({r['server_peak']})" for (k, c), r in results.items() for sc in chosen
             if sc.key == k and r["server_peak"] is not None and r["server_peak"] > sc.c]

@@ -21,6 +21,7 @@ from nbtools.engine.prepare import prepare_batch
 from nbtools.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
 from nbtools.options import options_doc
 from nbtools.prompts import Prompt
+from nbtools.reask import use_sender
 from nbtools.results import BatchResult
 
 __all__ = ["abatch", "amodels", "batch", "models", "prepare", "start"]
@@ -139,6 +140,15 @@ def models(provider: str | None = None, base_url: str | None = None, api_key_env
     """Blocking ``amodels``: e.g. ``nbtools.models(provider="openai")``."""
     return run_blocking(amodels(provider, base_url, api_key_env))
 
+
+async def _send_again(prompts: list[Any], on_result: OnResult, options: dict[str, Any]) -> BatchResult:
+    """How retry_invalid() sends: the same choice (online or Batch API) as any batch."""
+    result = await abatch(prompts, on_result=on_result, **options)
+    assert isinstance(result, BatchResult)  # a dry run never resends
+    return result
+
+
+use_sender(_send_again)
 
 for _entry in (abatch, batch, start):
     _entry.__doc__ = (_entry.__doc__ or "") + options_doc()

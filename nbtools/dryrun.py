@@ -7,6 +7,7 @@ reply of no tokens to one of max_tokens. Rows the reply cache would answer cost 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from nbtools.engine.endpoints import Endpoint
 from nbtools.engine.prepare import prepare_batch
 from nbtools.engine.prices import Price, price_for
 from nbtools.engine.state import BatchState
+from nbtools.engine.structured import form_for
 from nbtools.engine.tokens import prompt_counter
 from nbtools.prompts import Prompt
 from nbtools.views.cost_estimate import dry_run_html, dry_run_text
@@ -94,7 +96,11 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
                                  "no model given (the server would be asked for one): pass model=")
     counter = prompt_counter(model)
     bound = opts.reply_bound
-    bodies = [opts.request_body(opts.messages(row.prompt), model or "") for row in result.rows]
+    form = form_for(endpoint) if opts.schema is not None else None
+    bodies = [opts.request_body(opts.messages(row.prompt), model or "", form) for row in result.rows]
+    # The schema is part of every prompt (a provider counts response_format in the prompt's tokens).
+    extra = counter([{"role": "system", "content": json.dumps(bodies[0]["response_format"])}]) \
+        if bodies and "response_format" in bodies[0] else 0
     cached: set[int] = set()
     if cache_is_on(opts.cache, endpoint) and model is not None:  # reading the local cache sends nothing
         samples = SampleKeys(endpoint.base_url, opts.repeat, opts.dedupe)
@@ -107,7 +113,7 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
         cached = {i for i, key in enumerate(keys) if key in hits}
     rows = []
     for row, body in zip(result.rows, bodies, strict=True):
-        tokens = counter(body["messages"])
+        tokens = counter(body["messages"]) + extra
         low = None if price is None else price.cost(tokens, 0)
         high = None if price is None or bound is None else price.cost(tokens, bound)
         rows.append(DryRunRow(row.index, row.prompt_text, tokens, bound, low, high, row.index in cached))

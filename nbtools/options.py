@@ -15,9 +15,11 @@ from typing import Any
 from nbtools.checks import number, parse_price, whole_number
 from nbtools.errors import ConfigError
 from nbtools.prompts import Message, Prompt
+from nbtools.schemas import EXAMPLE as SCHEMA_EXAMPLE
+from nbtools.schemas import SYSTEM, TOOL, Schema, to_schema
 
 __all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_table", "Kind", "Text", "WholeNumber",
-           "Number", "Flag", "Concurrency", "RequestFields", "Rates", "Choice", "ONLINE_ONLY", "RESENT"]
+           "Number", "Flag", "Concurrency", "RequestFields", "Rates", "Choice", "SchemaKind", "ONLINE_ONLY", "RESENT"]
 
 # Request fields that nbtools sets itself; passing them in ``params`` would fight the options.
 _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
@@ -164,6 +166,14 @@ class Rates(Kind):
         return parse_price(value)
 
 
+class SchemaKind(Kind):
+    """A Pydantic model class, a JSON Schema dict or the short form; on the magic line, a variable's name
+    (the magic looks it up) or the short form."""
+
+    def check(self, name: str, value: Any, example: str) -> Schema:
+        return to_schema(value, name)
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """Everything about one option except its name and default (those are the dataclass field's)."""
@@ -267,6 +277,10 @@ class BatchOptions:
     job_size: int | None = option(
         None, "with via='batch': most requests per job (default: the provider's limit); more are split",
         WholeNumber(1), flags=("--job-size",), example="e.g. job_size=10000 requests per job", resent=False)
+    schema: Schema | None = option(
+        None, "the shape of each reply: a Pydantic model, a JSON Schema dict or `field: type, ...`; replies are "
+        "validated into `row.data` and `to_pandas()` columns", SchemaKind(),
+        flags=("--schema",), example=SCHEMA_EXAMPLE)
     provider: str | None = option(
         None, "openai, xai, anthropic, gemini, openrouter, groq, together, deepseek, mistral, fireworks, cerebras, "
         "ollama, vllm or sim", Text(checked=False),
@@ -287,6 +301,8 @@ class BatchOptions:
             setattr(self, f.name, spec.kind.check(f.name, value, spec.example))
         if self.tier == "flex" and self.timeout == DEFAULT_TIMEOUT:  # flex requests are slower: wait longer
             self.timeout = FLEX_TIMEOUT
+        if self.schema is not None and "response_format" in self.params:
+            raise ConfigError("schema= sets response_format itself: drop response_format from params")
         if self.via == "batch":  # the provider runs a job at its own pace
             refused = [name for name in ONLINE_ONLY if getattr(self, name) != OPTIONS[name][0]]
             if refused:
@@ -294,7 +310,10 @@ class BatchOptions:
                                   "job whole, at its own pace): drop them (see the cost first with dry_run=True), "
                                   "or use via='online'")
 
-    def request_body(self, messages: list[Message], model: str) -> dict[str, Any]:
+    def request_body(self, messages: list[Message], model: str, form: str | None = None) -> dict[str, Any]:
+        """The chat request; with a schema, asked in ``form`` (nbtools.engine.structured picks it per endpoint)."""
+        if self.schema is not None and form == SYSTEM:
+            messages = _with_instruction(messages, self.schema.instruction())
         body: dict[str, Any] = {"model": model, "messages": messages}
         if self.temperature is not None:
             body["temperature"] = self.temperature
@@ -303,6 +322,10 @@ class BatchOptions:
         if self.tier is not None:
             body["service_tier"] = self.tier
         body.update(self.params)
+        if self.schema is not None and form == TOOL:
+            body.update(self.schema.tool_fields())
+        elif self.schema is not None and form is not None and form != SYSTEM:
+            body["response_format"] = self.schema.response_format(form)
         if self.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -322,6 +345,14 @@ class BatchOptions:
         if self.system and not any(m.get("role") == "system" for m in messages):
             messages.insert(0, {"role": "system", "content": self.system})
         return messages
+
+
+def _with_instruction(messages: list[Message], instruction: str) -> list[Message]:
+    """The schema's instruction in the system message (added to the user's own, or as a new first one)."""
+    for i, message in enumerate(messages):
+        if message.get("role") == "system":
+            return [*messages[:i], {**message, "content": f"{message.get('content')}\n\n{instruction}"}, *messages[i + 1:]]
+    return [{"role": "system", "content": instruction}, *messages]
 
 
 def spec_of(f: Field[Any]) -> OptionSpec:

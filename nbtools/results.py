@@ -12,9 +12,12 @@ from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
+from nbtools import columns, reask
 from nbtools.checks import whole_number
+from nbtools.engine.failures import INVALID_OUTPUT
 from nbtools.engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RequestResult
 from nbtools.engine.state import BatchState
+from nbtools.errors import ConfigError
 from nbtools.summary import Summary, estimate_serial
 from nbtools.views import labels, report
 
@@ -125,11 +128,10 @@ class BatchResult(BatchState, Sequence[RequestResult]):
         price = self.price
         for r in self.rows:
             counts[r.status] += 1
-            if r.status == OK:
-                if r.cost is None:
-                    cost_unknown += 1
-                else:
-                    cost += r.cost
+            if r.cost is not None:  # a reply that did not fit the schema was paid for too
+                cost += r.cost
+            elif r.status == OK:
+                cost_unknown += 1
             cached += r.cached
             waits += r.waits
             if r.attempts > 1:
@@ -167,6 +169,7 @@ class BatchResult(BatchState, Sequence[RequestResult]):
             cost=cost if self.price is not None else None, cost_unknown=cost_unknown, max_cost=self.options.max_cost,
             price=self.price_note, capped=self.capped, tier=self.options.tier,
             reasoning_tokens=thinking or None, reasoning_cost=thinking_cost if thinking and price is not None else None,
+            invalid=kinds[INVALID_OUTPUT], schema_form=self.schema_form,
         )
         if self.done:
             self._figures = summary  # a finished batch does not change: figure it once
@@ -177,15 +180,44 @@ class BatchResult(BatchState, Sequence[RequestResult]):
         return [r.to_dict() for r in self.rows]
 
     def to_pandas(self) -> pandas.DataFrame:
-        """One row per request (needs pandas: ``pip install pandas``)."""
+        """One row per request (needs pandas: ``pip install pandas``); with schema=, a column per field."""
         try:
             import pandas as pd
         except ImportError:
             from nbtools.errors import NbtoolsError
 
             raise NbtoolsError("to_pandas() needs pandas, which is not installed: pip install pandas") from None
-        frame = pd.DataFrame.from_records(self.to_dicts())
-        return frame.set_index("index")
+        frame = pd.DataFrame.from_records(self.to_dicts()).set_index("index").drop(columns="data")
+        schema = self.options.schema
+        if schema is None:
+            return frame
+        columns.check_clash(schema, list(frame.columns), "to_pandas()")
+        return pd.concat([frame, pd.DataFrame(columns.field_columns(self.rows, schema, frame.index))], axis=1)
+
+    def join(self, frame: pandas.DataFrame) -> pandas.DataFrame:
+        """``frame`` (the DataFrame the batch ran ``--over``) with a column per schema field, on its own index."""
+        if self.options.schema is None:
+            raise ConfigError("join() adds the schema's fields as columns: run the batch with schema= "
+                              "(magic: --schema NAME)")
+        return columns.join_frame(frame, self.rows, self.options.schema)
+
+    # -- structured output ----------------------------------------------------------------------
+    @property
+    def invalid(self) -> list[RequestResult]:
+        """Rows whose reply did not match the schema (kind ``invalid_output``), their raw text kept."""
+        return reask.invalid_rows(self)
+
+    async def aretry_invalid(self, **options: Any) -> BatchResult:
+        """Send only the ``invalid`` rows again, each with the validator's message added to its conversation,
+        and fill them in place (their cost adds to the batch's). ``options`` override the batch's own, e.g.
+        ``via="batch"`` for a new Batch API job, or ``concurrency=4``."""
+        return await reask.aretry_invalid(self, **options)
+
+    def retry_invalid(self, **options: Any) -> BatchResult:
+        """Blocking ``aretry_invalid``: works in a script and in a notebook cell."""
+        from nbtools.engine.blocking import run_blocking
+
+        return run_blocking(reask.aretry_invalid(self, **options))
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Write one JSON object per request to ``path``; returns the number of lines written."""

@@ -155,9 +155,16 @@ class Summary:
     tier: str | None = None  # the service tier asked for (tier=)
     reasoning_tokens: int | None = None  # of completion_tokens, those spent thinking (None: none reported)
     reasoning_cost: float | None = None  # USD of those, at the output rate (part of ``cost``)
+    invalid: int = 0  # with schema=: replies that did not match it (also in error_kinds)
+    schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools.schemas.FORMS)
 
     def __str__(self) -> str:
         return report.summary_line(self)
+
+    @property
+    def schema_text(self) -> str:
+        """How the schema was asked for, and how many replies did not match it."""
+        return report.schema_text(self)
 
     @property
     def cost_text(self) -> str:

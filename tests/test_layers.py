@@ -13,7 +13,7 @@ import nbtools
 PACKAGE = Path(nbtools.__file__).parent
 JUPYTER = ("IPython", "ipywidgets", "traitlets", "tqdm.notebook")
 # What users pass in: the options, prompts and errors every part of the package speaks.
-BASE = {"errors", "checks", "prompts", "options"}
+BASE = {"errors", "checks", "prompts", "options", "schemas"}
 ENTRY = {"__init__", "__main__"}  # where the parts meet: may import anything
 # Each part and the parts it may import (besides itself). The root is what users call and get back.
 ALLOWED: dict[str, set[str]] = {

@@ -20,6 +20,7 @@ from nbtools.engine.completion import Completion, cached_tokens_of, reasoning_to
 from nbtools.engine.endpoints import Endpoint
 from nbtools.engine.retry import parse_retry_after, retry_delay_in_body
 from nbtools.engine.sse import DONE, SSEDecoder, StreamError, error_message
+from nbtools.engine.structured import older_dialect, refuses_json_schema
 
 __all__ = ["ChatClient", "Completion", "RequestFailed"]
 
@@ -27,6 +28,12 @@ __all__ = ["ChatClient", "Completion", "RequestFailed"]
 # The two names of the reply bound: OpenAI's own API wants the newer one (its reasoning models refuse
 # max_tokens); most other servers know only the older. Whichever a server refuses, it is asked again with the other.
 _OTHER_NAME = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
+
+
+def _refusal(message: Any) -> str | None:
+    """message.refusal (openai-python: src/openai/types/chat/chat_completion_message.py), where sent."""
+    refusal = message.get("refusal") if isinstance(message, dict) else None
+    return refusal if isinstance(refusal, str) and refusal else None
 _NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
 KEEPALIVE = 4.0  # seconds: below the 5 s idle timeout of common servers (uvicorn), so we never reuse a closing socket
 
@@ -62,6 +69,7 @@ class ChatClient:
         self._stream_options = True  # until the server refuses them (older Azure, strict proxies)
         self._tokens_field = endpoint.tokens_field  # the name max_tokens= is sent under
         self._tokens_renamed = False  # asked again under the other name already (once per batch)
+        self.older_dialect = False  # the server refused response_format json_schema: ask {"type": "json_object", ...}
 
     async def __aenter__(self) -> ChatClient:
         headers = {"Content-Type": "application/json", **self.endpoint.headers()}
@@ -111,6 +119,9 @@ class ChatClient:
                 return await self.complete(body, on_delta)
             if self._renamed_bound(body, wire, exc):
                 return await self.complete(body, on_delta)
+            if not self.older_dialect and refuses_json_schema(exc.status, str(exc), body):
+                self.older_dialect = True  # once per batch: every later request is asked the old way
+                return await self.complete(body, on_delta)
             raise
         if self._secret:  # a server that echoes the key back must not get it into results or the cache
             completion.text = self.endpoint.redact(completion.text)
@@ -122,9 +133,12 @@ class ChatClient:
         return responses.wants_responses(self.api, self.endpoint.base_url, model)
 
     def _wire(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``body`` as this server wants it: no stream_options once refused; max_tokens under its name here."""
+        """``body`` as this server wants it: no stream_options once refused, the schema in the form it takes, max_tokens
+        under its name here."""
         if "stream_options" in body and not self._stream_options:
             body = {k: v for k, v in body.items() if k != "stream_options"}
+        if self.older_dialect:
+            body = older_dialect(body)
         name = self._tokens_field
         if name != "max_tokens" and "max_tokens" in body and name not in body:
             body = {(name if k == "max_tokens" else k): v for k, v in body.items()}
@@ -233,14 +247,16 @@ class ChatClient:
             raise RequestFailed("the server answered 200 with no choices", failures.SERVER)
         choice = choices[0]
         usage = data.get("usage") or {}
+        reply = choice.get("message") or {}
         return Completion(
-            text_of((choice.get("message") or {}).get("content")),
+            text_of(reply.get("content")),
             data.get("model"),
             usage.get("prompt_tokens"),
             usage.get("completion_tokens"),
             choice.get("finish_reason"),
             cached_tokens_of(usage),
             reasoning_tokens=reasoning_tokens_of(usage),
+            refusal=_refusal(reply),
         )
 
     def _parse_response(self, raw: bytes) -> Completion:
@@ -316,6 +332,7 @@ class ChatClient:
         model: str | None = None
         finish: str | None = None
         usage: dict[str, Any] = {}
+        refusals: list[str] = []
 
         def take(chunk: Any) -> bool:
             """Apply one event; True at [DONE]."""
@@ -331,6 +348,8 @@ class ChatClient:
                         continue
                     delta = choice.get("delta")
                     text = text_of(delta.get("content")) if isinstance(delta, dict) else ""
+                    if isinstance(delta, dict) and (refusal := _refusal(delta)):
+                        refusals.append(refusal)
                     if text:
                         parts.append(text)
                         if on_delta is not None:
@@ -366,4 +385,5 @@ class ChatClient:
             raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
                                 partial=self._kept(parts))
         return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
-                          cached_tokens_of(usage), reasoning_tokens=reasoning_tokens_of(usage))
+                          cached_tokens_of(usage), reasoning_tokens=reasoning_tokens_of(usage),
+                          refusal="".join(refusals) or None)

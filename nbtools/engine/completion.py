@@ -19,6 +19,7 @@ class Completion:
     headers: Any = None  # the response headers (rate-limit hints); not kept in results
     headers_at: float | None = None  # when they arrived (time.monotonic): a stream ends long after
     reasoning_tokens: int | None = None  # output tokens the model spent thinking (part of completion_tokens)
+    refusal: str | None = None  # message.refusal: the model declined to give the structured value
 
 
 def text_of(content: Any) -> str:

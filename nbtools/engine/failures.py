@@ -39,7 +39,7 @@ from urllib.parse import unquote
 __all__ = [
     "AUTH", "PERMISSION", "QUOTA", "NOT_FOUND", "BAD_REQUEST", "CONTENT_FILTER",
     "RATE_LIMIT", "OVERLOADED", "SERVER", "TIMEOUT", "CONNECTION", "CUT", "PARAMETER",
-    "KINDS", "BATCH_WIDE", "WAIT", "RETRYABLE", "ROW_ONLY",
+    "KINDS", "BATCH_WIDE", "WAIT", "RETRYABLE", "ROW_ONLY", "INVALID_OUTPUT", "REFUSAL", "LENGTH", "OUTPUT",
     "classify", "classify_finish", "refused_field", "shared_fields",
 ]
 
@@ -63,6 +63,12 @@ BATCH_WIDE = frozenset({AUTH, PERMISSION, QUOTA, NOT_FOUND, PARAMETER})  # every
 WAIT = frozenset({RATE_LIMIT, OVERLOADED})                    # wait and send again; never fails the row
 RETRYABLE = frozenset({SERVER, TIMEOUT, CONNECTION, CUT})      # send again, within the retry budget
 ROW_ONLY = frozenset({BAD_REQUEST, CONTENT_FILTER})            # fail this row only, no retry
+
+# A reply that came back (status 200) but is not the value schema= asked for: kinds of a row, not of an attempt.
+INVALID_OUTPUT = "invalid_output"  # it does not validate: the validator's message is the row's error
+REFUSAL = "refusal"                # the model refused (message.refusal)
+LENGTH = "length"                  # cut by max_tokens (finish_reason 'length') before the value was whole
+OUTPUT = frozenset({INVALID_OUTPUT, REFUSAL, LENGTH})
 
 # error.code / error.type / details.error_code values, lower-cased, that decide the kind whatever the status.
 _BY_CODE = {

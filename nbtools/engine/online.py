@@ -32,8 +32,10 @@ from nbtools.engine.retry import FAIL, RETRY, STOP, WAIT_AGAIN, RetryPolicy
 from nbtools.engine.rows import CANCELLED, ERROR, OK, RequestResult, fill_reply
 from nbtools.engine.state import State
 from nbtools.engine.stops import stop_message
+from nbtools.engine.structured import form_for
 from nbtools.engine.tokens import prompt_counter
 from nbtools.errors import EndpointError
+from nbtools.schemas import JSON_OBJECT
 
 __all__ = ["OnlineRun", "OnResult"]
 
@@ -180,10 +182,11 @@ class OnlineRun(Generic[State]):
         model = result.model
         assert model is not None
         rows, url, repeat = result.rows, result.endpoint.base_url, options.repeat
+        form = result.schema_form = form_for(result.endpoint) if options.schema is not None else None
         samples = SampleKeys(url, repeat, options.dedupe) if cache is not None or options.dedupe else None
         for first in range(0, len(rows), CHUNK):
             chunk = rows[first : first + CHUNK]
-            bodies = [options.request_body(options.messages(row.prompt), model) for row in chunk]
+            bodies = [options.request_body(options.messages(row.prompt), model, form) for row in chunk]
             keys: list[str | None] = [None] * len(chunk)
             hits: dict[str, Completion] = {}
             if samples is not None:
@@ -348,7 +351,9 @@ class OnlineRun(Generic[State]):
                     assert decision.action in (FAIL, STOP)
                     break
             if completion is not None:
-                fill_reply(row, completion, result.model, result.price)
+                fill_reply(row, completion, result.model, result.price, schema=self.options.schema)
+                if self.options.schema is not None and self.client.older_dialect:
+                    result.schema_form = JSON_OBJECT  # the server took only the older form: say so
         except asyncio.CancelledError:
             row.status = CANCELLED
             row.error_kind = row.status_code = None  # a wait it was in (a 429) is not how it ended
@@ -436,7 +441,7 @@ class OnlineRun(Generic[State]):
         row.started = self.result.now()
         row.cached = cached
         if completion is not None:
-            fill_reply(row, completion, self.result.model, self.result.price, charged=False)
+            fill_reply(row, completion, self.result.model, self.result.price, charged=False, schema=self.options.schema)
         elif failed is not None:
             row.error, row.error_kind, row.status_code = failed.error, failed.error_kind, failed.status_code
             row.status = failed.status if failed.status == CANCELLED else ERROR

@@ -57,10 +57,20 @@ def to_responses(body: dict[str, Any]) -> dict[str, Any]:
     if system:
         out["instructions"] = "\n\n".join(system)
     for key, value in body.items():
-        if key not in _DROPPED and key != "model":
+        if key == "response_format":
+            out["text"] = {"format": _text_format(value)}
+        elif key not in _DROPPED and key != "model":
             out[_RENAMED.get(key, key)] = value
     out["store"] = False
     return out
+
+
+def _text_format(response_format: Any) -> Any:
+    """Chat's ``response_format`` as the Responses API's ``text.format``: the json_schema's fields one level up."""
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        inner = response_format.get("json_schema")
+        return {"type": "json_schema", **(inner if isinstance(inner, dict) else {})}
+    return response_format
 
 
 def finish_of(response: dict[str, Any]) -> str | None:
@@ -86,6 +96,13 @@ def output_text(response: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def refusal_of(response: dict[str, Any]) -> str | None:
+    """The text of the ``refusal`` parts of a response's messages (the model declined a schema), if any."""
+    parts = [str(part.get("refusal") or "") for item in response.get("output") or () if isinstance(item, dict)
+             for part in item.get("content") or () if isinstance(part, dict) and part.get("type") == "refusal"]
+    return "".join(parts) or None
+
+
 def parse_response(response: dict[str, Any]) -> Completion:
     """A ``response`` object (not failed) as a Completion."""
     usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
@@ -93,7 +110,7 @@ def parse_response(response: dict[str, Any]) -> Completion:
     return Completion(output_text(response), response.get("model"), usage.get("input_tokens"),
                       usage.get("output_tokens"), finish_of(response),
                       cached_tokens_of(usage, "input_tokens_details"),
-                      reasoning_tokens=reasoning_tokens_of(usage, "output_tokens_details"))
+                      reasoning_tokens=reasoning_tokens_of(usage, "output_tokens_details"), refusal=refusal_of(response))
 
 
 def failure_of(response: dict[str, Any]) -> dict[str, Any] | None:

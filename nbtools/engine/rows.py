@@ -5,10 +5,12 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from nbtools.engine import failures
 from nbtools.prompts import Prompt
+from nbtools.schemas import InvalidOutput, Schema
 
 if TYPE_CHECKING:
-    from nbtools.engine.client import Completion
+    from nbtools.engine.completion import Completion
     from nbtools.engine.prices import Price
 
 __all__ = ["RequestResult", "PENDING", "RUNNING", "OK", "ERROR", "CANCELLED", "NOT_SENT", "DONE_STATUSES",
@@ -21,8 +23,8 @@ DONE_STATUSES = frozenset({OK, ERROR, CANCELLED, NOT_SENT})
 # A row's fields, listed once: what it stores (and exports, in this order), then what is derived from them.
 FIELDS = (
     "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
-    "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "finish_reason", "attempts", "waits", "cached",
-    "queued", "started", "first_token", "finished",
+    "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "finish_reason", "data", "attempts", "waits",
+    "cached", "queued", "started", "first_token", "finished",
 )
 DERIVED = ("queue_wait", "ttft", "latency")
 _INTERNAL = ("sent", "_parts")  # stored, not exported: when the last attempt went out; the stream so far
@@ -67,6 +69,7 @@ class RequestResult:
         self.cached_tokens: int | None = None  # prompt tokens the provider read from its prompt cache
         self.reasoning_tokens: int | None = None  # of completion_tokens, those the model spent thinking
         self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
+        self.data: dict[str, Any] | None = None  # with schema=: the validated reply
 
     @property
     def ok(self) -> bool:
@@ -139,11 +142,12 @@ class RequestResult:
 
 
 def fill_reply(row: RequestResult, completion: Completion, model: str | None, price: Price | None, *,
-               charged: bool = True) -> None:
+               charged: bool = True, schema: Schema | None = None) -> None:
     """Fill ``row`` from a reply, whichever engine got it (online, Batch API, cache, job store).
 
     ``model`` is the batch's model name: rows share that string instead of keeping 100,000 equal copies.
     ``charged=False``: no request was made for this row (a cached or shared reply, a stored job): it costs 0.
+    ``schema``: the reply is then checked against it (``row.data``, or an error of its own kind, text kept).
     """
     row.text = completion.text
     row.model = model if completion.model in (None, model) else completion.model
@@ -161,6 +165,29 @@ def fill_reply(row: RequestResult, completion: Completion, model: str | None, pr
             row.cost = price.cost(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
         elif price.free:
             row.cost = 0.0  # no usage, but nothing costs anything here
+    if schema is not None:
+        _read_output(row, schema, completion)
+
+
+def _read_output(row: RequestResult, schema: Schema, completion: Completion) -> None:
+    row.data = None
+    if completion.refusal:
+        _failed(row, failures.REFUSAL, f"the model refused: {completion.refusal}")
+        if not row.text:
+            row.text = completion.refusal
+        return
+    if completion.finish_reason in ("length", "max_tokens"):  # OpenAI's finish_reason, Anthropic's stop_reason
+        _failed(row, failures.LENGTH, "the reply was cut by max_tokens (finish_reason 'length') before the JSON "
+                "was whole: raise max_tokens")
+        return
+    try:
+        row.data = schema.validate(row.text or "")
+    except InvalidOutput as exc:
+        _failed(row, failures.INVALID_OUTPUT, f"the reply does not match the schema: {exc}")
+
+
+def _failed(row: RequestResult, kind: str, message: str) -> None:
+    row.status, row.error_kind, row.error = ERROR, kind, message
 
 
 def copy_outcome(source: RequestResult, target: RequestResult) -> None:

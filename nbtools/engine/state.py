@@ -56,6 +56,7 @@ class BatchState:
         self.price: Price | None = None  # set by the runner once the model is known; None: unknown
         self.price_note: str | None = None  # where the price came from, or why it is unknown
         self.capped = False  # max_cost stopped new requests
+        self.schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools.schemas.FORMS)
         self.batch_run: Any = None  # with via="batch": its jobs (batchapi.BatchAPIRun), for the job line
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0

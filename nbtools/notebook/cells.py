@@ -12,7 +12,7 @@ from typing import Any
 
 from nbtools.errors import ConfigError
 
-__all__ = ["split_prompts", "fill", "fill_over", "items_of"]
+__all__ = ["split_prompts", "fill", "fill_over", "items_of", "over_value"]
 
 _SEPARATOR = re.compile(r"^\s*---\s*$", re.MULTILINE)
 
@@ -72,6 +72,29 @@ class Record(dict):  # type: ignore[type-arg]
             return self[name]
         except KeyError:
             raise AttributeError(f"the row has no column {name!r}; its columns: {', '.join(map(str, self))}") from None
+
+
+_COLUMN = re.compile(r"""^([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*)|\[\s*(['"])(.+?)\3\s*\])$""")
+
+
+def over_value(expr: str, namespace: Mapping[str, Any]) -> Any:
+    """What ``--over`` names: a variable, or a column of one (``df.review`` or ``df["review"]``)."""
+    match = _COLUMN.match(expr.strip())
+    name = match.group(1) if match else expr
+    if name not in namespace:
+        raise ConfigError(f"--over {expr}: {name!r} is not defined; define it in a cell above")
+    value = namespace[name]
+    if match is None or not (match.group(2) or match.group(4)):
+        return value
+    column = match.group(2) or match.group(4)
+    if hasattr(value, "columns"):
+        if column not in value.columns:
+            raise ConfigError(f"--over {expr}: {name} has no column {column!r}; its columns: "
+                              f"{', '.join(map(str, value.columns))}")
+        return value[column]
+    if match.group(2) and hasattr(value, column):
+        return getattr(value, column)
+    raise ConfigError(f"--over {expr}: {name} is a {type(value).__name__}, not a DataFrame with a column {column!r}")
 
 
 def items_of(value: Any, name: str) -> list[Any]:

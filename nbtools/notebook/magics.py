@@ -20,6 +20,7 @@ from IPython.core import magic_arguments as untyped_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import parse_argstring
+from traitlets import Any as TraitAny
 from traitlets import Bool, Dict, Enum, Float, Int, TraitError, TraitType, Tuple, Unicode, Union
 
 from nbtools.api import start
@@ -39,6 +40,7 @@ from nbtools.options import (
     OptionSpec,
     Rates,
     RequestFields,
+    SchemaKind,
     Text,
     WholeNumber,
 )
@@ -85,6 +87,8 @@ def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
             trait = Enum(list(spec.kind.choices), default_value=None, allow_none=True, help=spec.help)
         else:
             trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
+    elif isinstance(spec.kind, SchemaKind):
+        trait = TraitAny(None, allow_none=True, help=spec.help)
     elif isinstance(spec.kind, Rates):
         trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
     else:
@@ -254,9 +258,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         namespace = self._user_ns
         try:
             if args.over is not None:
-                if args.over not in namespace:
-                    raise UsageError(f"--over {args.over}: {args.over!r} is not defined; define it in a cell above")
-                items = cells.items_of(namespace[args.over], args.over)
+                items = cells.items_of(cells.over_value(args.over, namespace), args.over)
                 prompts = cells.fill_over(cell.strip(), items, namespace)
             else:
                 prompts = [cells.fill(p, namespace) for p in cells.split_prompts(cell)]
@@ -280,6 +282,8 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             value = getattr(args, name, None)
             if value is None:
                 continue
+            if name == "schema" and isinstance(value, str):
+                value = self._schema_named(value)
             if isinstance(value, str):
                 try:
                     value = spec.kind.parse(name, value, spec.example)
@@ -292,6 +296,15 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
                 if getattr(args, name, None) is None:
                     options.pop(name)
         return options
+
+    def _schema_named(self, text: str) -> Any:
+        """``--schema NAME`` names a variable (a model class or a dict); anything else is the short form."""
+        if text.isidentifier():
+            if text not in self._user_ns:
+                raise UsageError(f"--schema {text}: {text!r} is not defined; define the model (or dict) in a cell "
+                                 "above, or write the short form, e.g. --schema \"score: int, label: good|bad\"")
+            return self._user_ns[text]
+        return text
 
     # -- running ----------------------------------------------------------------------------------
     def _bind(self, parsed: ParsedCell, result: BatchResult) -> None:

@@ -39,6 +39,8 @@ Directives, written anywhere in the last user message, act on that request only
 - ``[[sim:malformed]]``: 200 with invalid JSON (or an invalid SSE event).
 - ``[[sim:empty]]``: 200 with ``"choices": []``.
 - ``[[sim:nousage]]``: no ``usage`` (nor usage chunk when streaming).
+- ``[[sim:invalid]]``: with ``response_format`` json_schema, a reply without the schema's first field.
+- ``[[sim:refuse]]``: with ``response_format`` json_schema, a refusal (``message.refusal``, no content).
 
 An unknown directive is answered with 400, so typos do not pass silently.
 

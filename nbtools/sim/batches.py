@@ -26,6 +26,7 @@ from nbtools.sim import directives as sim_directives
 from nbtools.sim.protocol import completion_body, error_body, parse_chat_request, usage
 from nbtools.sim.replies import count_words
 from nbtools.sim.responses import parse_responses_request, response_body
+from nbtools.sim.structured import schema_of
 
 if TYPE_CHECKING:
     from nbtools.sim.server import Simulator
@@ -152,7 +153,9 @@ class BatchSim:
         try:
             parse = parse_responses_request if job.endpoint == _RESPONSES else parse_chat_request
             req = parse(raw, config.models[0])
-            fault = sim_directives.parse(req.last_user).fault
+            directives = sim_directives.parse(req.last_user)
+            fault = directives.fault
+            schema, _ = schema_of(req.response_format)
         except ValueError as exc:
             return False, self._line_error(job, line, 400, "invalid_request_error", str(exc))
         if req.model not in config.models:
@@ -164,22 +167,29 @@ class BatchSim:
             status, kind = _FAILS[fault]
             return False, self._line_error(job, line, status, kind,
                                            f"The server had an error processing this line. (simulated {fault})")
-        reply, finish = self.sim.replies.make(req.messages, req.last_user), "stop"
-        if req.max_tokens is not None and req.max_tokens < len(reply.tokens):
-            reply, finish = reply.truncated(req.max_tokens), "length"
+        reply, finish, refusal = self.sim.make_reply(req, directives, schema)
         prompt_tokens = sum(count_words(text) for _, text in req.messages)
         n = next(self._ids)
         if job.kind == "anthropic":
+            tool = (req.response_format or {}).get("tool") if isinstance(req.response_format, dict) else None
+            content: list[dict[str, Any]] = [{"type": "text", "text": refusal or reply.text}]
+            stop = "max_tokens" if finish == "length" else "end_turn"
+            if tool is not None and refusal is None and finish != "length":
+                try:  # a tool call's input is an object: a reply that is not one (an invalid share) stays text
+                    content, stop = [{"type": "tool_use", "id": f"toolu_sim{n}", "name": tool,
+                                      "input": json.loads(reply.text)}], "tool_use"
+                except ValueError:
+                    pass
             message = {"id": f"msg_sim{n}", "type": "message", "role": "assistant", "model": req.model,
-                       "content": [{"type": "text", "text": reply.text}],
-                       "stop_reason": "max_tokens" if finish == "length" else "end_turn", "stop_sequence": None,
+                       "content": content,
+                       "stop_reason": stop, "stop_sequence": None,
                        "usage": {"input_tokens": prompt_tokens, "output_tokens": len(reply.tokens)}}
             record: dict[str, Any] = {"custom_id": line.custom_id, "result": {"type": "succeeded", "message": message}}
         else:
             encode = response_body if job.endpoint == _RESPONSES else completion_body
             prefix = "resp_sim" if job.endpoint == _RESPONSES else "chatcmpl-sim"
             body = json.loads(encode(f"{prefix}{n}", int(time.time()), req.model, reply, finish,
-                                     usage(prompt_tokens, len(reply.tokens))))
+                                     usage(prompt_tokens, len(reply.tokens)), refusal))
             record = {"id": f"batch_req_sim{n}", "custom_id": line.custom_id,
                       "response": {"status_code": 200, "request_id": f"req_sim{n}", "body": body}, "error": None}
         return True, json.dumps(record).encode() + b"\n"
@@ -381,7 +391,14 @@ def _from_anthropic(params: dict[str, Any]) -> dict[str, Any]:
         system = params["system"]
         text = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
         messages.insert(0, {"role": "system", "content": text})
-    return {"model": params["model"], "messages": messages, "max_tokens": params["max_tokens"]}
+    body = {"model": params["model"], "messages": messages, "max_tokens": params["max_tokens"]}
+    choice, tools = params.get("tool_choice"), params.get("tools") or []
+    if isinstance(choice, dict) and choice.get("type") == "tool":  # a forced tool call: answered as its input
+        tool = next((t for t in tools if isinstance(t, dict) and t.get("name") == choice.get("name")), None)
+        if tool is None:
+            raise ValueError(f"tool_choice names {choice.get('name')!r}, which is not in tools")
+        body["response_format"] = {"type": "json_object", "schema": tool.get("input_schema"), "tool": tool["name"]}
+    return body
 
 
 def _error(status: int, kind: str, message: str) -> web.Response:

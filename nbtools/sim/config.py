@@ -52,6 +52,8 @@ class SimConfig:
     fail_slow: float = _knob(0.0, "probability of delaying the first byte by --slow-delay seconds")
     slow_delay: float = _knob(30.0, "seconds added before the first byte of a 'slow' request")
     retry_after: float = _knob(1.0, "retry-after seconds sent with injected 429s")
+    invalid_output: float = _knob(0.0, "with response_format json_schema: share of replies missing a required field")
+    refusal: float = _knob(0.0, "with response_format json_schema: share of requests refused (message.refusal)")
     # Batch APIs (sim/batches.py): compressed time, and the providers' limits unless set lower.
     batch_delay: float = _knob(1.0, "seconds from creating a batch job to its completion (validating, in progress, finalizing)")
     batch_expire: float | None = _knob(None, "seconds after creation when an unfinished batch job expires (unset: never)")
@@ -83,6 +85,10 @@ class SimConfig:
             _check_number(name, value, minimum=0.0)
             if value > 1:
                 raise ValueError(f"{name}={value!r} is a probability; use a value between 0 and 1")
+        for name in ("invalid_output", "refusal"):
+            _check_number(name, getattr(self, name), minimum=0.0)
+            if getattr(self, name) > 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} is a share; use a value between 0 and 1")
         total = sum(getattr(self, name) for name in FAULT_KNOBS)
         if total > 1 + 1e-9:
             raise ValueError(f"fault probabilities sum to {total:g}; lower fail_* so they add up to at most 1")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 # Faults that replace the normal reply; see the package docstring for each one.
 FAULTS = ("500", "503", "429", "reset", "disconnect", "slow")
-_FLAGS = ("malformed", "empty", "nousage")
+_FLAGS = ("malformed", "empty", "nousage", "invalid", "refuse")  # the last two: with response_format only
 _PATTERN = re.compile(r"\[\[sim:([a-z0-9]+)(?:=([^\]]*))?\]\]")
 
 
@@ -24,6 +24,8 @@ class Directives:
     malformed: bool = False
     empty: bool = False
     nousage: bool = False
+    invalid: bool = False  # a structured reply without its first required field
+    refuse: bool = False  # a structured reply refused (message.refusal)
 
 
 NONE = Directives()

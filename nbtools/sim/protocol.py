@@ -28,6 +28,7 @@ class ChatRequest:
     stream: bool
     include_usage: bool
     max_tokens: int | None
+    response_format: Any = None  # as sent; nbtools.sim.structured reads it
 
 
 def parse_chat_request(body: bytes, default_model: str) -> ChatRequest:
@@ -69,7 +70,7 @@ def chat_request(data: dict[str, Any], default_model: str) -> ChatRequest:
         raise BadRequest("'max_tokens' must be a positive integer", "max_tokens")
     options = data.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-    return ChatRequest(messages, last_user, model, stream, include_usage, max_tokens)
+    return ChatRequest(messages, last_user, model, stream, include_usage, max_tokens, data.get("response_format"))
 
 
 def _content_text(content: Any) -> str | None:
@@ -88,7 +89,7 @@ def error_body(message: str, kind: str, code: str | None = None, param: str | No
     return _dumps({"error": {"message": message, "type": kind, "param": param, "code": code}}).encode()
 
 
-def refusal(field: str, value: Any) -> bytes:
+def refused_parameter(field: str, value: Any) -> bytes:
     """OpenAI's 400 for a field the model does not take, worded as its reasoning models word it (see
     tests/provider_params.py for the quoted replies)."""
     if field == "temperature":
@@ -119,15 +120,18 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
 
 
 def completion_body(
-    cid: str, created: int, model: str, reply: Reply | None, finish: str, use: dict[str, int] | None
+    cid: str, created: int, model: str, reply: Reply | None, finish: str, use: dict[str, int] | None,
+    refusal: str | None = None,
 ) -> bytes:
-    """A chat.completion object; ``reply=None`` gives ``choices: []``, ``use=None`` omits usage."""
+    """A chat.completion object; ``reply=None`` gives ``choices: []``, ``use=None`` omits usage; a
+    ``refusal`` is sent as OpenAI does: ``message.refusal`` with ``content: null``."""
     body: dict[str, Any] = {"id": cid, "object": "chat.completion", "created": created, "model": model}
     body["choices"] = (
         []
         if reply is None
         else [
-            {"index": 0, "message": {"role": "assistant", "content": reply.text}, "finish_reason": finish}
+            {"index": 0, "message": {"role": "assistant", "content": reply.text} if refusal is None else
+             {"role": "assistant", "content": None, "refusal": refusal}, "finish_reason": finish}
         ]
     )
     if use is not None:
@@ -146,6 +150,10 @@ class ChunkWriter:
     def token(self, text: str, first: bool) -> str:
         role = '"role":"assistant",' if first else ""
         delta = f'{{{role}"content":{_dumps(text)}}}'
+        return f'{self._head}"choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}\n\n'
+
+    def refusal(self, text: str) -> str:
+        delta = f'{{"role":"assistant","refusal":{_dumps(text)}}}'
         return f'{self._head}"choices":[{{"index":0,"delta":{delta},"finish_reason":null}}]}}\n\n'
 
     def finish(self, reason: str) -> str:

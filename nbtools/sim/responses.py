@@ -56,20 +56,21 @@ def _usage(use: dict[str, int] | None) -> dict[str, Any] | None:
 
 
 def response_object(rid: str, created: int, model: str, reply: Reply | None, finish: str,
-                    use: dict[str, int] | None, *, done: bool = True) -> dict[str, Any]:
+                    use: dict[str, int] | None, *, done: bool = True, refusal: str | None = None) -> dict[str, Any]:
     """A ``response`` object: ``reply=None`` gives no output, ``use=None`` no usage, ``done=False`` in progress."""
     status = ("incomplete" if finish == "length" else "completed") if done else "in_progress"
     output = [] if reply is None or not done else [
         {"type": "message", "id": f"msg_{rid}", "status": "completed", "role": "assistant",
-         "content": [{"type": "output_text", "text": reply.text, "annotations": []}]}]
+         "content": [{"type": "output_text", "text": reply.text, "annotations": []} if refusal is None else
+                     {"type": "refusal", "refusal": refusal}]}]
     return {"id": rid, "object": "response", "created_at": created, "status": status, "error": None,
             "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
             "model": model, "output": output, "store": False, "usage": _usage(use) if done else None}
 
 
 def response_body(rid: str, created: int, model: str, reply: Reply | None, finish: str,
-                  use: dict[str, int] | None) -> bytes:
-    return _dumps(response_object(rid, created, model, reply, finish, use)).encode()
+                  use: dict[str, int] | None, refusal: str | None = None) -> bytes:
+    return _dumps(response_object(rid, created, model, reply, finish, use, refusal=refusal)).encode()
 
 
 class EventWriter:

@@ -8,6 +8,7 @@ Everything runs on one event loop, so the state needs no locks.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import math
@@ -29,18 +30,20 @@ from nbtools.sim.config import FAULT_KNOBS, SimConfig
 from nbtools.sim.limits import RateLimiter, retry_headers
 from nbtools.sim.protocol import (
     DONE,
+    ChatRequest,
     ChunkWriter,
     completion_body,
     error_body,
     models_body,
     parse_chat_request,
-    refusal,
     refused_field,
+    refused_parameter,
     usage,
 )
 from nbtools.sim.replies import Reply, ReplyMaker, count_words
 from nbtools.sim.responses import EventWriter, parse_responses_request, response_body
 from nbtools.sim.stats import Stats
+from nbtools.sim.structured import REFUSAL, fake_reply, schema_of
 
 _JSON = "application/json"
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
@@ -143,6 +146,7 @@ class Simulator:
         try:
             req = parse(raw, config.models[0])
             directives = sim_directives.parse(req.last_user)
+            schema, _ = schema_of(req.response_format)
         except ValueError as exc:  # BadRequest, or a bad [[sim:...]] directive
             body = error_body(str(exc), "invalid_request_error", param=getattr(exc, "param", None))
             limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
@@ -152,15 +156,13 @@ class Simulator:
             field = refused_field(config.refuse, req.model, sent)
             if field is not None:
                 limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
-                return await self._send(request, record, 400, refusal(field, sent[field]), limits)
+                return await self._send(request, record, 400, refused_parameter(field, sent[field]), limits)
         record["key"] = req.last_user[:60]
         record["stream"] = req.stream
         # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
         z, u = self.rng.gauss(0.0, 1.0), self.rng.random()
 
-        reply, finish = self.replies.make(req.messages, req.last_user), "stop"
-        if req.max_tokens is not None and req.max_tokens < len(reply.tokens):
-            reply, finish = reply.truncated(req.max_tokens), "length"
+        reply, finish, refusal = self.make_reply(req, directives, schema)
         prompt_tokens = sum(count_words(text) for _, text in req.messages)
 
         headers: dict[str, str] = {}
@@ -212,6 +214,7 @@ class Simulator:
                 directives.malformed,
                 fault == "disconnect",
                 headers,
+                refusal,
                 wire,
             )
             ttft, total = self._timing(config, directives, z, len(reply.tokens))
@@ -221,6 +224,27 @@ class Simulator:
             return await self._reply(job)
         finally:
             gate.release()
+
+    def make_reply(self, req: ChatRequest, directives: sim_directives.Directives,
+                   schema: dict[str, Any] | None) -> tuple[Reply, str, str | None]:
+        """(reply, finish_reason, refusal) for a request: text, or JSON that fits its schema (online and batch)."""
+        refusal = None
+        if schema is None:
+            reply = self.replies.make(req.messages, req.last_user)
+        else:  # the shares are drawn from the request's hash: the random stream keeps its two draws per request
+            seed = hashlib.blake2b(repr((self.config.seed, req.messages)).encode(), digest_size=16).digest()
+            u_refuse, u_invalid = seed[0] / 256, seed[1] / 256
+            if directives.refuse or u_refuse < self.config.refusal:
+                refusal = REFUSAL
+                reply = Reply.of(REFUSAL)
+            else:
+                invalid = directives.invalid or u_invalid < self.config.invalid_output
+                first_user = next((text for role, text in req.messages if role == "user"), req.last_user)
+                reply = Reply.of(fake_reply(schema, first_user, seed, invalid=invalid))  # a retry: the same item
+        finish = "stop"
+        if req.max_tokens is not None and req.max_tokens < len(reply.tokens) and refusal is None:
+            reply, finish = reply.truncated(req.max_tokens), "length"
+        return reply, finish, refusal
 
     def _draw_fault(self, u: float) -> str | None:
         for bound, kind in self._fault_bounds:
@@ -245,7 +269,8 @@ class Simulator:
     async def _reply(self, job: _Job) -> web.StreamResponse:
         encode = response_body if job.wire == "responses" else completion_body
         prefix = "resp_sim" if job.wire == "responses" else "chatcmpl-sim"
-        body = encode(f"{prefix}{next(self._ids)}", int(time.time()), job.model, job.reply, job.finish, job.usage)
+        body = encode(f"{prefix}{next(self._ids)}", int(time.time()), job.model, job.reply, job.finish, job.usage,
+                      job.refusal)
         if job.malformed:
             return await self._send(job.request, job.record, 200, body[: len(body) // 2], job.headers)
         if job.disconnect:  # announce the whole body, send half, hang up
@@ -276,6 +301,8 @@ class Simulator:
                 await response.write(_MALFORMED_SSE)
             elif job.reply is None:  # [[sim:empty]]
                 await response.write(chunks.no_choices().encode() + DONE)
+            elif job.refusal is not None:
+                await response.write((chunks.refusal(job.refusal) + chunks.finish(job.finish)).encode() + DONE)
             else:
                 tokens = job.reply.tokens or ("",)
                 end = max(1, len(tokens) // 2) if job.disconnect else len(tokens)
@@ -394,6 +421,7 @@ class _Job:
     malformed: bool
     disconnect: bool
     headers: dict[str, str]
+    refusal: str | None = None  # message.refusal instead of content
     wire: str = "chat"  # or "responses": the format of the reply
 
 

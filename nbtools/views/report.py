@@ -6,11 +6,10 @@ Every piece of model or user text goes through ``escape``: replies are untrusted
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nbtools.engine.prices import Price, usd
-from nbtools.views import labels
+from nbtools.views import fields, labels
 from nbtools.views.escaping import clip, escape
 from nbtools.views.style import COLORS, framed
 from nbtools.views.timeline import timeline_svg
@@ -34,6 +33,8 @@ def header_text(result: BatchResult) -> str:
     ep = result.endpoint
     job = result.batch_run
     line = f"{_model(result)} @ {ep.host} · {_how(result)} · {len(result)} requests"
+    if (schema := fields.schema_line(result)) is not None:
+        line += f" · {schema}"
     if job is not None:
         line += "\n" + job.describe()
     if result.failure is not None:
@@ -55,7 +56,8 @@ def header_html(result: BatchResult, title: str | None = None) -> str:
     live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
     html = (
         f"<div>{title_html}<b>{escape(_model(result))}</b> @ {escape(ep.host)} · {_how(result)}"
-        f"{live} · {len(result)} requests</div>"
+        f"{live} · {len(result)} requests"
+        + (f" · {escape(schema)}" if (schema := fields.schema_line(result)) is not None else "") + "</div>"
     )
     if result.batch_run is not None:
         html += f"<div class='batchjob'>{escape(result.batch_run.describe())}</div>"
@@ -103,7 +105,7 @@ def _batch_api_text(s: Summary) -> str:
     tokens = "tokens unknown" if s.completion_tokens is None else f"{(s.prompt_tokens or 0) + s.completion_tokens} tokens"
     return (f"{s.completed}/{s.total} done in {s.wall:.2f} s wall via the Batch API; {tokens}; {s.errors} errors"
             + (f", {s.not_sent} not sent" if s.not_sent else "") + (f", {s.cached} from the job store" if s.cached else "")
-            + f"; {cost_text(s)}")
+            + (f"; {schema_text(s)}" if s.schema_form is not None else "") + f"; {cost_text(s)}")
 
 
 def summary_line(s: Summary) -> str:
@@ -130,9 +132,19 @@ def summary_line(s: Summary) -> str:
         text += f"; {notable}"
     if s.error_kinds:
         text += "; errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
+    if s.schema_form is not None:
+        text += f"; {schema_text(s)}"
     text += f"; {cost_text(s)}"
     limit = server_limit(s)
     return text + (f"\n{limit}" if limit else "")
+
+
+def schema_text(s: Summary) -> str:
+    """How the schema was asked for, and how many replies did not match it."""
+    text = f"schema asked as {s.schema_form}"
+    if s.invalid:
+        text += f", {s.invalid} invalid (result.retry_invalid() asks those again)"
+    return text
 
 
 def cost_text(s: Summary) -> str:
@@ -179,7 +191,8 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         ("errors", str(s.errors)),
         ("retries", str(s.retries)),
     ]
-    for label, count in (("rate-limit waits", s.waits), ("cancelled", s.cancelled), ("not sent", s.not_sent),
+    for label, count in (("invalid", s.invalid), ("rate-limit waits", s.waits), ("cancelled", s.cancelled),
+                         ("not sent", s.not_sent),
                          ("from cache", s.cached),
                          *((labels.FINISH[r].short if r in labels.FINISH else r, n) for r, n in s.finish_reasons.items())):
         if count:
@@ -195,6 +208,8 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
     if s.error_kinds:
         kinds = ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
         html += f"<div class='muted'>errors by kind: {escape(kinds)}</div>"
+    if s.schema_form is not None:
+        html += f"<div class='muted'>{escape(schema_text(s))}</div>"
     limit = server_limit(s)
     if limit:
         html += f"<div class='note'>{escape(limit)}</div>"
@@ -202,9 +217,7 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
 
 
 # -- table -----------------------------------------------------------------------------------------
-_COLUMNS = ("#", "prompt", "response", "latency", "ttft", "attempts", "status")
 # With reasoning models: their thinking tokens, and a first token that comes only after the thinking.
-_THINKING_COLUMNS = ("#", "prompt", "response", "latency", "ttft (incl. thinking)", "reasoning", "attempts", "status")
 
 
 def _thinks(rows: list[RequestResult]) -> bool:
@@ -234,13 +247,26 @@ def _reasoning_cell(r: RequestResult, price: Price | None) -> str:
     return f"{r.reasoning_tokens}" + (f" ({usd(price.cost(0, r.reasoning_tokens))})" if priced and price else "")
 
 
-def _row_cells(r: RequestResult, redact: Callable[[str], str] = str, thinking: bool = False,
-               price: Price | None = None) -> tuple[str, ...]:
+def _columns(result: BatchResult, thinking: bool) -> tuple[str, ...]:
+    """The table's columns: with a schema, its fields where the response would be; with thinking, its tokens."""
+    schema = result.options.schema
+    replies = ("response",) if schema is None else tuple(fields.headers(schema))
+    return ("#", "prompt", *replies, "latency", "ttft (incl. thinking)" if thinking else "ttft",
+            *(("reasoning",) if thinking else ()), "attempts", "status")
+
+
+def _row_cells(r: RequestResult, result: BatchResult, thinking: bool) -> tuple[str, ...]:
     # Streamed text is redacted only once complete (a key may span pieces): redact what is shown meanwhile.
-    reply = r.error if r.error else (redact(r.partial_text) if r.streaming else r.text or "")
-    reasoning = (_reasoning_cell(r, price),) if thinking else ()
+    partial = result.endpoint.redact(r.partial_text) if r.streaming else r.text or ""
+    reply = r.error if r.error else partial
+    schema = result.options.schema
+    if schema is None:
+        replies = [clip(reply or "", 120)]
+    else:  # an error (in the first cell) keeps the width a reply has
+        replies = [clip(c, 60 if r.data is not None else 120) for c in fields.cells(r, schema, partial)]
+    reasoning = (_reasoning_cell(r, result.price),) if thinking else ()
     return (
-        str(r.index), clip(r.prompt_text, 60), clip(reply or "", 120), _secs(r.latency), _secs(r.ttft),
+        str(r.index), clip(r.prompt_text, 60), *replies, _secs(r.latency), _secs(r.ttft),
         *reasoning, str(r.attempts), _status(r),
     )
 
@@ -260,8 +286,7 @@ def table_rows(result: BatchResult, limit: int) -> list[RequestResult]:
 def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     rows = table_rows(result, limit)
     thinking = _thinks(rows)
-    lines = [" | ".join(_THINKING_COLUMNS if thinking else _COLUMNS)]
-    lines += [" | ".join(_row_cells(r, result.endpoint.redact, thinking, result.price)) for r in rows]
+    lines = [" | ".join(_columns(result, thinking))] + [" | ".join(_row_cells(r, result, thinking)) for r in rows]
     more = len(result) - len(rows)
     if more > 0:
         lines.append(f"… {more} more row{'s' if more != 1 else ''} in the result")
@@ -271,16 +296,18 @@ def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
 def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
     rows = table_rows(result, limit)
     thinking = _thinks(rows)
-    head = "".join(f"<th>{c}</th>" for c in (_THINKING_COLUMNS if thinking else _COLUMNS))
+    columns = _columns(result, thinking)
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    n = len(columns) - 6 - thinking  # the reply's cells: the response, or the schema's fields
     body = []
     for r in rows:
-        cells = [escape(c) for c in _row_cells(r, result.endpoint.redact, thinking, result.price)]
-        idx, prompt, reply, lat, ttft = cells[:5]
-        middle = "".join(f"<td class='num'>{c}</td>" for c in cells[5:-1])  # reasoning (if any), attempts
-        status = cells[-1]
+        cells = [escape(c) for c in _row_cells(r, result, thinking)]
+        idx, prompt, replies, (lat, ttft), status = cells[0], cells[1], cells[2:2 + n], cells[2 + n:4 + n], cells[-1]
+        middle = "".join(f"<td class='num'>{c}</td>" for c in cells[4 + n:-1])  # reasoning (if any), attempts
         cls = " class='err'" if r.error else (" class='note'" if r.finish_reason in labels.FINISH else "")
+        reply = "".join(f"<td{cls}>{c}</td>" for c in replies)
         body.append(
-            f"<tr><td class='num'>{idx}</td><td>{prompt}</td><td{cls}>{reply}</td><td class='num'>{lat}</td>"
+            f"<tr><td class='num'>{idx}</td><td>{prompt}</td>{reply}<td class='num'>{lat}</td>"
             f"<td class='num'>{ttft}</td>{middle}"
             f"<td style='color:{COLORS.get(r.status, '#000')}'>{status}</td></tr>"
         )

@@ -13,7 +13,11 @@
   retrieving-message-batch-results (JSONL, "not guaranteed to be in the same order as requests";
   ``result.type`` succeeded / errored / canceled / expired), https://docs.claude.com/en/api/errors (error body),
   headers ``x-api-key`` and ``anthropic-version``. The Messages API takes ``system`` as a top-level field:
-  a ``system`` role inside ``messages`` is refused.
+  a ``system`` role inside ``messages`` is refused. A forced tool call (https://docs.claude.com/en/docs/agents-and-
+  tools/tool-use/implement-tool-use: ``tool_choice`` ``{"type": "tool", "name"}``) is answered with one
+  ``{"type": "tool_use", "id", "name", "input"}`` content block and ``stop_reason`` ``tool_use``.
+- Requests with a JSON schema (``response_format`` json_schema, or a tool's ``input_schema``) get JSON that fits
+  it, from tests/structured_servers.py.
 
 Time is counted in polls, not seconds: a job moves one state further each time it is retrieved, so tests
 wait on states, never on clocks. Results are written in reverse order, as both references allow.
@@ -27,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.support.structured_servers import answer
 
 FAIL = "FAIL-THIS-LINE"  # a prompt containing this fails in the provider's result file
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -206,8 +212,10 @@ class OpenAIBatchServer:
 def _chat_body(body: dict[str, Any], i: int, usage: dict[str, Any]) -> dict[str, Any]:
     """A chat.completion; a cached prompt shows in ``usage.prompt_tokens_details.cached_tokens`` (openai-python
     ``src/openai/types/completion_usage.py``), the batch output's ``response.body`` being that same object."""
+    schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")  # structured output: JSON
+    content = answer(schema, str(body["messages"][-1]["content"])) if schema else _answer(body["messages"])
     return {"id": f"chatcmpl-{i}", "object": "chat.completion", "created": 1700000000, "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": _answer(body["messages"])},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": "stop"}],
             "usage": usage}
 
@@ -295,6 +303,13 @@ class AnthropicBatchServer:
             if FAIL in json.dumps(params["messages"]):
                 result: dict[str, Any] = {"type": "errored", "error": {"type": "error", "error": {
                     "type": "invalid_request_error", "message": "refused by the test server"}}}
+            elif params.get("tool_choice", {}).get("type") == "tool":  # a forced tool call: its input is the answer
+                tool = next(t for t in params["tools"] if t["name"] == params["tool_choice"]["name"])
+                value = json.loads(answer(tool["input_schema"], str(params["messages"][-1]["content"])))
+                result = {"type": "succeeded", "message": {
+                    "id": "msg_test", "type": "message", "role": "assistant", "model": params["model"],
+                    "content": [{"type": "tool_use", "id": "toolu_test", "name": tool["name"], "input": value}],
+                    "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 11, "output_tokens": 5}}}
             else:
                 text = _answer(params["messages"]) + (f" [system: {params['system']}]" if params.get("system") else "")
                 result = {"type": "succeeded", "message": {

@@ -318,12 +318,15 @@ class AnthropicBatches(BatchClient):
         kind = result.get("type")
         if kind == "succeeded":
             message = result.get("message") or {}
-            text = "".join(b.get("text", "") for b in message.get("content") or ()
-                           if isinstance(b, dict) and b.get("type") == "text")
-            prompt_tokens, cached = _anthropic_prompt_tokens(message.get("usage") or {})
-            return Outcome(index, Completion(text, message.get("model"), prompt_tokens,
-                                             (message.get("usage") or {}).get("output_tokens"), message.get("stop_reason"),
-                                             cached))
+            usage = message.get("usage") or {}
+            blocks = [b for b in message.get("content") or () if isinstance(b, dict)]
+            text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+            tool = next((b for b in blocks if b.get("type") == "tool_use"), None)  # schema= asked by tool use
+            if tool is not None:
+                text = json.dumps(tool.get("input"), ensure_ascii=False)
+            prompt_tokens, cached = _anthropic_prompt_tokens(usage)
+            return Outcome(index, Completion(text, message.get("model"), prompt_tokens, usage.get("output_tokens"),
+                                             message.get("stop_reason"), cached))
         if kind in ("canceled", "expired"):
             return Outcome(index, error=f"batch_{kind}", not_sent=True)
         inner = (result.get("error") or {}).get("error") or result.get("error") or {}
@@ -341,8 +344,10 @@ def _chat_completion(body: dict[str, Any]) -> Completion:
     if isinstance(content, list):
         content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
     usage = body.get("usage") or {}
+    refusal = (choice.get("message") or {}).get("refusal")
     return Completion(content or "", body.get("model"), usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                      choice.get("finish_reason"), cached_tokens_of(usage), reasoning_tokens=reasoning_tokens_of(usage))
+                      choice.get("finish_reason"), cached_tokens_of(usage), reasoning_tokens=reasoning_tokens_of(usage),
+                      refusal=refusal if isinstance(refusal, str) and refusal else None)
 
 
 def _anthropic_prompt_tokens(usage: dict[str, Any]) -> tuple[int | None, int | None]:

@@ -86,14 +86,14 @@ def request_line(batch_format: BatchFormat, cid: str, body: dict[str, Any], url:
 
 
 def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat,
-           tokens_field: str, url: str) -> Iterator[bytes]:
+           tokens_field: str, url: str, form: str | None) -> Iterator[bytes]:
     # Rows of one prompt (repeat=n) share a body: build it once per prompt, not once per row.
     last_prompt: object = None
     body: dict[str, Any] = {}
     for row in rows:
         if row.prompt is not last_prompt:
             last_prompt = row.prompt
-            body = options.request_body(options.messages(row.prompt), model)
+            body = options.request_body(options.messages(row.prompt), model, form)
             if tokens_field != "max_tokens" and "max_tokens" in body and tokens_field not in body:
                 body[tokens_field] = body.pop("max_tokens")  # as the online path sends it to this provider
             if url == RESPONSES_URL:
@@ -103,9 +103,10 @@ def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_f
 
 def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat,
                 max_requests: int | None = None, max_bytes: int | None = None,
-                tokens_field: str = "max_tokens", on_responses: bool = False) -> list[Part]:
+                tokens_field: str = "max_tokens", on_responses: bool = False, form: str | None = None) -> list[Part]:
     """The rows as request lines, cut wherever a part would pass the provider's limits; ``max_tokens`` is sent
-    as ``tokens_field`` (OpenAI's own API: max_completion_tokens); ``on_responses``: in the Responses API's format."""
+    as ``tokens_field`` (OpenAI's own API: max_completion_tokens); ``on_responses``: in the Responses API's format;
+    ``form``: how a schema is asked for (nbtools.schemas.FORMS)."""
     limit_n = min(max_requests or batch_format.max_requests, batch_format.max_requests)
     limit_b = min(max_bytes or batch_format.max_bytes, batch_format.max_bytes)
     url = RESPONSES_URL if on_responses and batch_format.name != "anthropic" else CHAT_URL
@@ -117,7 +118,7 @@ def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, ba
     def close() -> None:
         parts.append(Part(first, len(lines), lines, digest.hexdigest(), url))
 
-    for i, line in enumerate(_lines(rows, options, model, batch_format, tokens_field, url)):
+    for i, line in enumerate(_lines(rows, options, model, batch_format, tokens_field, url, form)):
         if lines and (len(lines) >= limit_n or size + len(line) > limit_b):
             close()
             lines, size, first, digest = [], 0, i, hashlib.sha256()

@@ -23,6 +23,7 @@ from nbtools.engine.batchapi.store import JobRecord, JobStore
 from nbtools.engine.responses import wants_responses
 from nbtools.engine.rows import ERROR, NOT_SENT, RequestResult, fill_reply
 from nbtools.engine.state import State
+from nbtools.engine.structured import form_for
 from nbtools.errors import ConfigError
 
 __all__ = ["BatchAPIRun", "poll_schedule"]
@@ -148,9 +149,11 @@ class BatchAPIRun(Generic[State]):
         assert result.model is not None
         self.status = "building requests"
         t = time.perf_counter()
+        form = result.schema_form = form_for(result.endpoint, batch_api=True) if options.schema is not None else None
         parts = build_parts(result.rows, options, result.model, client.batch_format, max_requests=options.job_size,
                             tokens_field=result.endpoint.tokens_field,
-                            on_responses=wants_responses(options.api, result.endpoint.base_url, result.model))
+                            on_responses=wants_responses(options.api, result.endpoint.base_url, result.model),
+                            form=form)
         self.timings["build"] = time.perf_counter() - t
         self.key = key = run_key(client.batch_format, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)
@@ -280,7 +283,7 @@ class BatchAPIRun(Generic[State]):
                 row.attempts, row.started, row.finished = 0, None, None  # never ran: no time of its own
                 continue
             if s.completion is not None:  # the batch rates (price_batch); nothing more for a stored one
-                fill_reply(row, s.completion, model, self.result.price, charged=not cached)
+                fill_reply(row, s.completion, model, self.result.price, charged=not cached, schema=self.options.schema)
             else:
                 row.error, row.status = s.error, ERROR
             self._done(row)
