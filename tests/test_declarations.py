@@ -70,7 +70,7 @@ def test_every_declared_option_is_checked_with_a_one_line_error() -> None:
     wrong = {"concurrency": 0, "repeat": 0, "temperature": 9, "max_tokens": 0, "params": [1], "stream": "yes",
              "timeout": 0, "retries": -1, "max_wait": 0, "rpm": 0, "tpm": -1, "cache": "no", "dedupe": 1,
              "price": "cheap", "max_cost": -1, "dry_run": "no", "via": "bulk", "poll_interval": 0, "job_size": 0,
-             "model": "", "system": 5}
+             "model": "", "system": 5, "models": "one"}
     unchecked = {"provider", "base_url", "api_key_env"}  # resolve_endpoint checks these, without echoing them
     assert set(wrong) | unchecked == set(OPTIONS)
     for name, value in wrong.items():

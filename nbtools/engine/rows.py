@@ -25,7 +25,7 @@ class RequestResult:
     __slots__ = (
         "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "model", "prompt_tokens",
         "completion_tokens", "cached_tokens", "cost", "finish_reason", "attempts", "waits", "status", "queued", "started",
-        "sent", "first_token", "finished", "cached", "_parts",
+        "sent", "first_token", "finished", "cached", "label", "_parts",
     )
 
     def __init__(self, index: int, prompt: Prompt, queued: float = 0.0) -> None:
@@ -52,6 +52,7 @@ class RequestResult:
         self._parts: list[str] | None = None  # streamed text so far, while running
         self.cached_tokens: int | None = None  # prompt tokens the provider read from its prompt cache
         self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
+        self.label: str | None = None  # in a several-model batch: which model (endpoint) it went to
 
     @property
     def ok(self) -> bool:
@@ -114,8 +115,9 @@ class RequestResult:
         return str(self.prompt[-1].get("content"))
 
     def to_dict(self) -> dict[str, Any]:
+        label = {"label": self.label} if self.label is not None else {}  # only in several-model batches
         return {
-            "index": self.index, "prompt": self.prompt, "text": self.text, "error": self.error,
+            "index": self.index, **label, "prompt": self.prompt, "text": self.text, "error": self.error,
             "error_kind": self.error_kind, "status_code": self.status_code, "partial": self.partial,
             "status": self.status, "model": self.model, "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens, "cached_tokens": self.cached_tokens, "cost": self.cost,

@@ -19,7 +19,7 @@ from typing import Any, cast
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from traitlets import Bool, Dict, Enum, Float, Int, TraitError, TraitType, Tuple, Unicode, Union
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, TraitType, Tuple, Unicode, Union
 
 from nbtools.api import start
 from nbtools.engine.blocking import run_blocking
@@ -34,6 +34,7 @@ from nbtools.options import (
     Choice,
     Concurrency,
     Flag,
+    ModelList,
     Number,
     OptionSpec,
     Price,
@@ -76,6 +77,8 @@ def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
         trait = Dict(help=spec.help)
     elif isinstance(spec.kind, Choice):
         trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
+    elif isinstance(spec.kind, ModelList):
+        trait = Union([Unicode(), List()], default_value=None, allow_none=True, help=spec.help)
     elif isinstance(spec.kind, Price):
         trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
     else:
@@ -242,6 +245,9 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             value = getattr(args, name, None)
             if value is None:
                 continue
+            if isinstance(value, str) and spec.several and "," in value:  # -m a,b,c: several models
+                options[name] = None
+                name, spec = spec.several, OPTIONS[spec.several][1]
             if isinstance(value, str):
                 try:
                     value = spec.kind.parse(name, value, spec.example)
