@@ -144,6 +144,18 @@ class MultiModelResult(BatchResult):
         return pd.DataFrame.from_records(records).set_index("index")
 
 
+    # -- display ------------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        from nbtools.views.grid import multi_text
+
+        return multi_text(self)
+
+    def _repr_html_(self) -> str:
+        from nbtools.views.grid import multi_html
+
+        return multi_html(self)
+
+
 def _cells(row: RequestResult, values: str) -> dict[str, Any]:
     """A row's columns in ``wide()``: one per model now; typed output may give one per field and model."""
     return {row.label: getattr(row, values)}

@@ -17,7 +17,9 @@ from IPython.display import display, update_display
 
 from nbtools.live import TICK
 from nbtools.notebook import kernel as _compat
+from nbtools.multimodel import MultiModelResult
 from nbtools.results import BatchResult
+from nbtools.views import grid
 from nbtools.views import report as render
 
 __all__ = ["LiveDisplay", "in_notebook"]
@@ -70,7 +72,8 @@ class LiveDisplay:
         else:
             from tqdm.std import tqdm
 
-            self._header_text = render.header_text(self.result)
+            self._header_text = (grid.header_text(self.result) if isinstance(self.result, MultiModelResult)
+                                 else render.header_text(self.result))
             print(self._header_text, file=sys.stderr)
             self._bar = tqdm(total=len(self.result), desc=self.title or "requests", file=sys.stderr, leave=True)
 
@@ -96,10 +99,15 @@ class LiveDisplay:
         return widgets.VBox(children)
 
     def _header_html(self) -> str:
+        if isinstance(self.result, MultiModelResult):
+            return f"<div class='nbt'>{grid.header_html(self.result, self.title)}</div>"
         return f"<div class='nbt'>{render.header_html(self.result, self.title)}</div>"
 
     def _bundle(self) -> dict[str, str]:
         result = self.result
+        if isinstance(result, MultiModelResult):  # several models: the grid, a line per model, one colour each
+            return {"text/plain": grid.models_text(result) + "\n" + grid.grid_text(result, self.limit),
+                    "text/html": f"<div class='nbt'>{render.STYLE}{grid.live_html(result, self.limit)}</div>"}
         summary = result.summary()
         html = (
             f"<div class='nbt'>{render.STYLE}{render.table_html(result, self.limit)}"
@@ -155,6 +163,8 @@ class LiveDisplay:
             if self._header is not None:
                 self._header.value = self._header_html()
             self._show_body()
+        elif isinstance(result, MultiModelResult):  # a terminal: each model's figures and the grid
+            print(grid.models_text(result) + "\n" + grid.grid_text(result, self.limit), file=sys.stderr)
         else:  # a terminal: the rows too, so errors are seen and not only counted
             header = render.header_text(result)
             if header != self._header_text:  # e.g. the model the server named once asked
