@@ -59,13 +59,18 @@ def _start_simulator() -> str:
     return shared_server().base_url
 
 
+def _sim_price(model: str) -> tuple[float, float] | None:
+    sim = sys.modules.get("nbtools.sim.lineup")  # loaded with the simulator; never imported for this
+    return sim.list_price(model) if sim is not None else None  # type: ignore[no-any-return]
+
+
 def _runs_simulator(url: str) -> bool:
     sim = sys.modules.get("nbtools.sim")  # only if this process started one: never import it for this
     return sim is not None and sim.is_simulator(url)
 
 
 # The package is where the engine and the simulator meet: the engine never imports the simulator.
-endpoints.use_simulator(endpoints.SimulatorHooks(_start_simulator, _runs_simulator))
+endpoints.use_simulator(endpoints.SimulatorHooks(_start_simulator, _runs_simulator, _sim_price))
 
 
 def __getattr__(name: str) -> Any:

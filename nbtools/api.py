@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, Literal, overload
 
-from nbtools.dryrun import DryRun, dry_run
+from nbtools.dryrun import DryRun, DryRuns, dry_run
 from nbtools.engine.batchapi import BatchJobRun
 from nbtools.engine.blocking import run_blocking
 from nbtools.engine.client import ChatClient, RequestFailed
@@ -84,11 +84,11 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
 
 
 @overload
-async def abatch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+async def abatch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun | DryRuns: ...
 @overload
 async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
 async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
-                 **options: Any) -> BatchResult | DryRun:
+                 **options: Any) -> BatchResult | DryRun | DryRuns:
     """Send every prompt concurrently (at most ``concurrency`` at once) and return the results in order.
 
     ``on_result`` is called with each finished row; ``api_key=`` is accepted, ``api_key_env=`` is
@@ -104,11 +104,11 @@ async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | No
 
 
 @overload
-def batch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+def batch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun | DryRuns: ...
 @overload
 def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
 def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
-          **options: Any) -> BatchResult | DryRun:
+          **options: Any) -> BatchResult | DryRun | DryRuns:
     """Blocking ``abatch``: works in a script and inside a running loop (a notebook cell).
 
     Ctrl-C / the kernel's stop button cancels the batch and raises BatchInterrupted, whose

@@ -18,10 +18,12 @@ from nbtools.engine.prepare import prepare_batch
 from nbtools.engine.prices import Price, price_for, usd
 from nbtools.engine.state import BatchState
 from nbtools.engine.tokens import prompt_counter
+from nbtools.errors import ConfigError
+from nbtools.multimodel import per_model
 from nbtools.prompts import Prompt
 from nbtools.views.report import DISPLAY_LIMIT, STYLE, clip, escape
 
-__all__ = ["DryRun", "DryRunRow", "dry_run"]
+__all__ = ["DryRun", "DryRunRow", "DryRuns", "dry_run"]
 
 NO_KEY = "(dry run: no key needed)"
 
@@ -137,8 +139,38 @@ def _range(r: DryRunRow) -> str:
     return f"{usd(r.cost_low)} – {usd(r.cost_high)}" if r.cost_high is not None else f"≥ {usd(r.cost_low)}"
 
 
-def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, **options: Any) -> DryRun:
-    """Same arguments as ``batch()``; sends nothing and returns what the batch would cost."""
+class DryRuns:
+    """A dry run per model (``models=[...]``): what the same prompts would cost on each, side by side."""
+
+    def __init__(self, by_model: dict[str, DryRun]) -> None:
+        self.by_model = by_model
+
+    def lines(self) -> list[tuple[str, str]]:
+        """(label, its cost line) per model."""
+        return [(label, f"{run.requests:,} requests, {run.prompt_tokens:,} prompt tokens; cost {dict(run._lines())['cost']}")
+                for label, run in self.by_model.items()]
+
+    def __repr__(self) -> str:
+        return "\n".join(["dry run (nothing sent), per model:", *(f"  {label}: {line}" for label, line in self.lines())])
+
+    def _repr_html_(self) -> str:
+        from nbtools.views.grid import dry_runs_html
+
+        return dry_runs_html(self.lines())
+
+
+def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, **options: Any) -> DryRun | DryRuns:
+    """Same arguments as ``batch()``; sends nothing and returns what the batch would cost (with
+    ``models=[...]``, a DryRuns: what it would cost on each model)."""
+    if options.get("models") is not None:
+        prompts = list(prompts) if not isinstance(prompts, (str, list)) else prompts
+        runs = {}
+        for item, settings, key in per_model(options, api_key):
+            try:
+                runs[item.label] = dry_run(prompts, api_key=key, **settings)  # type: ignore[assignment]
+            except ConfigError as exc:
+                raise ConfigError(f"models item {item.label!r}: {exc}") from None
+        return DryRuns(runs)  # type: ignore[arg-type]
     if api_key is None and options.get("api_key_env") is None:
         api_key = NO_KEY  # nothing is sent, so a provider's key need not be set to see its prices
     result = prepare_batch(prompts, BatchState, api_key=api_key, **options)  # as a real run: the same checks and rows

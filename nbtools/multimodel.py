@@ -168,16 +168,9 @@ _ENDPOINT_OPTIONS = ("provider", "base_url", "api_key_env")
 def prepare_models(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None,
                    on_result: Callable[[RequestResult], Any] | None = None, **options: Any) -> MultiModelResult:
     """Check everything, then build one (not yet started) batch per item of ``models``. Raises ConfigError."""
-    try:
-        items = BatchOptions(**options).models
-    except TypeError as exc:  # an unknown keyword
-        raise ConfigError(f"{exc}: see help(nbtools.batch) for the options") from None
-    assert items is not None
     prompts = list(prompts) if not isinstance(prompts, (str, list)) else prompts  # read once, used per model
-    base = {name: value for name, value in options.items() if name != "models"}
     parts = []
-    for item in items:
-        settings, key = _endpoint_options(item, base, api_key)
+    for item, settings, key in per_model(options, api_key):
         try:
             part = prepare_batch(prompts, ModelResult, api_key=key, on_result=on_result, **settings)
         except ConfigError as exc:
@@ -187,6 +180,17 @@ def prepare_models(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = 
             row.label = item.label
         parts.append(part)
     return MultiModelResult(parts, BatchOptions(**options))
+
+
+def per_model(options: dict[str, Any], api_key: str | None) -> list[tuple[ModelItem, dict[str, Any], str | None]]:
+    """Each item of ``options["models"]`` with the batch's options as its endpoint sees them, and its key."""
+    try:
+        items = BatchOptions(**options).models
+    except TypeError as exc:  # an unknown keyword
+        raise ConfigError(f"{exc}: see help(nbtools.batch) for the options") from None
+    assert items is not None
+    base = {name: value for name, value in options.items() if name != "models"}
+    return [(item, *_endpoint_options(item, base, api_key)) for item in items]
 
 
 def _endpoint_options(item: ModelItem, base: dict[str, Any], api_key: str | None) -> tuple[dict[str, Any], str | None]:

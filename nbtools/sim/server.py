@@ -27,6 +27,7 @@ from nbtools.sim import directives as sim_directives
 from nbtools.sim.batches import BatchSim
 from nbtools.sim.config import FAULT_KNOBS, SimConfig
 from nbtools.sim.limits import RateLimiter, retry_headers
+from nbtools.sim.lineup import LINEUP
 from nbtools.sim.protocol import DONE, ChunkWriter, completion_body, error_body, models_body, parse_chat_request, usage
 from nbtools.sim.replies import Reply, ReplyMaker, count_words
 from nbtools.sim.stats import Stats
@@ -132,7 +133,9 @@ class Simulator:
         # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
         z, u = self.rng.gauss(0.0, 1.0), self.rng.random()
 
-        reply, finish = self.replies.make(req.messages, req.last_user), "stop"
+        named = LINEUP.get(req.model)  # a model of the lineup has its own replies and speed
+        reply = named.reply(req.last_user) if named is not None else self.replies.make(req.messages, req.last_user)
+        finish = "stop"
         if req.max_tokens is not None and req.max_tokens < len(reply.tokens):
             reply, finish = reply.truncated(req.max_tokens), "length"
         prompt_tokens = sum(count_words(text) for _, text in req.messages)
@@ -187,7 +190,10 @@ class Simulator:
                 fault == "disconnect",
                 headers,
             )
-            ttft, total = self._timing(config, directives, z, len(reply.tokens))
+            if named is not None and directives.latency is None:
+                ttft, total = named.timing(z, config.latency_spread, len(reply.tokens))
+            else:
+                ttft, total = self._timing(config, directives, z, len(reply.tokens))
             if req.stream:
                 return await self._stream(job, ttft, total)
             await asyncio.sleep(total)

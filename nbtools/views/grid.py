@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from nbtools.multimodel import ModelResult, MultiModelResult
 
 __all__ = ["PALETTE", "colour", "grid_html", "grid_text", "models_html", "models_text", "multi_html", "multi_text",
-           "header_html", "header_text", "timeline_svg"]
+           "header_html", "header_text", "timeline_svg", "dry_runs_html"]
 
 # Tableau 10: distinct at a glance, and readable as text on white.
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#eeca3b", "#9d755d", "#ff9da6", "#bab0ac")
@@ -233,3 +233,10 @@ def multi_html(result: MultiModelResult, limit: int = GRID_LIMIT) -> str:
 def live_html(result: MultiModelResult, limit: int = GRID_LIMIT) -> str:
     """What the live display redraws: the figures per model, the grid and the timeline."""
     return f"{models_html(result)}{grid_html(result, limit)}{timeline_svg(result)}"
+
+
+def dry_runs_html(lines: Sequence[tuple[str, str]]) -> str:
+    """A several-model dry run: one cost line per model."""
+    rows = "".join(f"<tr><th style='color:{colour(slot)}'>{escape(label)}</th><td>{escape(line)}</td></tr>"
+                   for slot, (label, line) in enumerate(lines))
+    return f"<div class='nbt'>{STYLE}<div><b>dry run (nothing sent), per model</b></div><table>{rows}</table></div>"
