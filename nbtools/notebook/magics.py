@@ -42,6 +42,7 @@ from nbtools.options import (
     Text,
     WholeNumber,
 )
+from nbtools.multimodel import MultiModelResult
 from nbtools.results import BatchResult
 
 __all__ = ["LLMBatch", "load", "run_cell"]
@@ -329,7 +330,9 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
         self._follow_in_background(job, result, "Batch API")
-        await result.batch_job.submitted.wait()
+        parts = list(result.by_model.values()) if isinstance(result, MultiModelResult) else [result]
+        for part in parts:  # several models: one job (or more) each, each submitted on its own
+            await part.batch_job.submitted.wait()
         if result.failure is not None:
             raise UsageError(str(result.failure))
         if not result.done:

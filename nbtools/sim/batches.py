@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from nbtools.sim import directives as sim_directives
+from nbtools.sim.lineup import LINEUP
 from nbtools.sim.protocol import completion_body, error_body, parse_chat_request, usage
 from nbtools.sim.replies import count_words
 
@@ -151,14 +152,16 @@ class BatchSim:
             fault = sim_directives.parse(req.last_user).fault
         except ValueError as exc:
             return False, self._line_error(job, line, 400, "invalid_request_error", str(exc))
-        if req.model not in config.models:
+        named = LINEUP.get(req.model)  # a model of the lineup: served by name, with its own replies
+        if req.model not in config.models and named is None:
             return False, self._line_error(job, line, 404, "not_found_error" if job.kind == "anthropic" else "invalid_request_error",
                                            f"The model `{req.model}` does not exist (simulated; this server lists "
                                            f"{', '.join(config.models)})")
         if fault in _FAILS:
             status, kind = _FAILS[fault]
             return False, self._line_error(job, line, status, kind, f"The server had an error processing this line. (simulated {fault})")
-        reply, finish = self.sim.replies.make(req.messages, req.last_user), "stop"
+        reply = named.reply(req.last_user) if named is not None else self.sim.replies.make(req.messages, req.last_user)
+        finish = "stop"
         if req.max_tokens is not None and req.max_tokens < len(reply.tokens):
             reply, finish = reply.truncated(req.max_tokens), "length"
         prompt_tokens = sum(count_words(text) for _, text in req.messages)
