@@ -280,7 +280,7 @@ class BatchOptions:
     models: tuple[ModelItem, ...] | None = option(
         None, "several models side by side, each on its own endpoint: `provider:model` names (magic: `-m a,b,c`), "
         "or dicts of model, base_url, provider, api_key_env, api_key (Python only), concurrency, price, label",
-        ModelList(), flags=("--models",),
+        ModelList(), flags=("--models",), panel=True,
         example="e.g. models=['sim:sim-small', 'sim:sim-large'] (magic: -m sim:sim-small,sim:sim-large)")
     concurrency: int | str = option(
         16, "most requests in flight (default 16), or `auto` to adapt to the endpoint", Concurrency(),

@@ -56,7 +56,9 @@ class SimConfig:
     batch_delay: float = _knob(1.0, "seconds from creating a batch job to its completion (validating, in progress, finalizing)")
     batch_expire: float | None = _knob(None, "seconds after creation when an unfinished batch job expires (unset: never)")
     batch_max_requests: int | None = _knob(None, "most requests per batch job (unset: the providers' 50,000 / 100,000)")
-    models: tuple[str, ...] = _knob(("sim-small", "sim-large"), "model names listed by GET /v1/models")
+    models: tuple[str, ...] = _knob(
+        ("sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro"),
+        "model names listed by GET /v1/models (sim-mini, sim-standard and sim-pro: the lineup, see nbtools/sim/lineup.py)")
 
     def __post_init__(self) -> None:
         _check_int("seed", self.seed)
