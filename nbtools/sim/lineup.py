@@ -59,8 +59,8 @@ class SimModel:
 LINEUP: dict[str, SimModel] = {
     m.name: m
     for m in (
-        SimModel("sim-mini", ttft=0.08, tokens_per_second=400.0, words=(6, 16), accuracy=0.70, price=(0.10, 0.40)),
-        SimModel("sim-standard", ttft=0.15, tokens_per_second=160.0, words=(15, 35), accuracy=0.88, price=(0.40, 1.60)),
+        SimModel("sim-mini", ttft=0.08, tokens_per_second=400.0, words=(6, 16), accuracy=0.60, price=(0.10, 0.40)),
+        SimModel("sim-standard", ttft=0.15, tokens_per_second=160.0, words=(15, 35), accuracy=0.85, price=(0.40, 1.60)),
         SimModel("sim-pro", ttft=0.30, tokens_per_second=80.0, words=(30, 60), accuracy=0.98, price=(2.50, 10.00)),
     )
 }
