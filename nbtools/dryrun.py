@@ -20,7 +20,7 @@ from nbtools.engine.state import BatchState
 from nbtools.engine.tokens import prompt_counter
 from nbtools.errors import ConfigError
 from nbtools.multimodel import per_model
-from nbtools.prompts import Prompt
+from nbtools.prompts import Prompt, normalize_prompts
 from nbtools.views.report import DISPLAY_LIMIT, STYLE, clip, escape
 
 __all__ = ["DryRun", "DryRunRow", "DryRuns", "dry_run"]
@@ -163,14 +163,16 @@ def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, *
     """Same arguments as ``batch()``; sends nothing and returns what the batch would cost (with
     ``models=[...]``, a DryRuns: what it would cost on each model)."""
     if options.get("models") is not None:
-        prompts = list(prompts) if not isinstance(prompts, (str, list)) else prompts
-        runs = {}
+        items = normalize_prompts(prompts)  # read once (an iterator), used per model
+        runs: dict[str, DryRun] = {}
         for item, settings, key in per_model(options, api_key):
             try:
-                runs[item.label] = dry_run(prompts, api_key=key, **settings)  # type: ignore[assignment]
+                one = dry_run(items, api_key=key, **settings)
             except ConfigError as exc:
                 raise ConfigError(f"models item {item.label!r}: {exc}") from None
-        return DryRuns(runs)  # type: ignore[arg-type]
+            assert isinstance(one, DryRun)  # an item's settings hold no models
+            runs[item.label] = one
+        return DryRuns(runs)
     if api_key is None and options.get("api_key_env") is None:
         api_key = NO_KEY  # nothing is sent, so a provider's key need not be set to see its prices
     result = prepare_batch(prompts, BatchState, api_key=api_key, **options)  # as a real run: the same checks and rows

@@ -21,7 +21,7 @@ from nbtools.engine.prepare import prepare_batch
 from nbtools.engine.rows import ERROR, NOT_SENT, OK, RequestResult
 from nbtools.errors import ConfigError, EndpointError
 from nbtools.options import BatchOptions, ModelItem
-from nbtools.prompts import Prompt
+from nbtools.prompts import Prompt, normalize_prompts
 from nbtools.results import BatchResult
 from nbtools.summary import Summary
 
@@ -158,7 +158,7 @@ class MultiModelResult(BatchResult):
 
 def _cells(row: RequestResult, values: str) -> dict[str, Any]:
     """A row's columns in ``wide()``: one per model now; typed output may give one per field and model."""
-    return {row.label: getattr(row, values)}
+    return {row.label or "": getattr(row, values)}
 
 
 # -- preparing -------------------------------------------------------------------------------------
@@ -168,11 +168,11 @@ _ENDPOINT_OPTIONS = ("provider", "base_url", "api_key_env")
 def prepare_models(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None,
                    on_result: Callable[[RequestResult], Any] | None = None, **options: Any) -> MultiModelResult:
     """Check everything, then build one (not yet started) batch per item of ``models``. Raises ConfigError."""
-    prompts = list(prompts) if not isinstance(prompts, (str, list)) else prompts  # read once, used per model
+    items = normalize_prompts(prompts)  # read once (an iterator), used per model
     parts = []
     for item, settings, key in per_model(options, api_key):
         try:
-            part = prepare_batch(prompts, ModelResult, api_key=key, on_result=on_result, **settings)
+            part = prepare_batch(items, ModelResult, api_key=key, on_result=on_result, **settings)
         except ConfigError as exc:
             raise ConfigError(f"models item {item.label!r}: {exc}") from None
         part.label = item.label
@@ -241,7 +241,7 @@ class MultiRun:
     def __init__(self, result: MultiModelResult, runs: Sequence[Run]) -> None:
         self.result = result
         self.runs = list(runs)
-        self.main_task: asyncio.Task[MultiModelResult] | None = None
+        self.main_task: asyncio.Task[Any] | None = None
         self._cancel_requested = False
         if result.options.max_cost is not None:
             guard = SpendingGuard(result.options.max_cost)
@@ -280,7 +280,7 @@ class MultiRun:
         await asyncio.gather(*(run.wait_closed() for run in self.runs), return_exceptions=True)
         self._close(cancelled=True)
 
-    def on_main_done(self, task: asyncio.Task[MultiModelResult]) -> None:
+    def on_main_done(self, task: asyncio.Task[Any]) -> None:
         """The main task ended, possibly before it ever ran (cancelled at once): close every result anyway."""
         for part in self.result.by_model.values():
             if not part.done:  # its run never started

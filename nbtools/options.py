@@ -241,10 +241,10 @@ def _model_item(name: str, i: int, item: Any, example: str) -> ModelItem:
     if not any(key in settings for key in ("model", "provider", "base_url")):
         raise ConfigError(f"{where} names no endpoint: give it 'model', 'provider' or 'base_url', "
                           "e.g. {'provider': 'sim', 'model': 'sim-large'}")
-    label = item.get("label")
+    label: Any = item.get("label")
     if label is None:
-        provider, model = settings.get("provider"), settings.get("model")
-        label = f"{provider}:{model}" if provider and model else model or provider or settings.get("base_url")
+        given, asked = settings.get("provider"), settings.get("model")
+        label = f"{given}:{asked}" if given and asked else asked or given or settings.get("base_url")
     if not isinstance(label, str) or not label.strip():
         raise ConfigError(f"{where}.label={label!r} must be a non-empty string: e.g. 'label': 'small'")
     return ModelItem(label.strip(), settings)

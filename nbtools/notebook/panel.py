@@ -65,7 +65,7 @@ class Panel:
         # 8 sat within a few pixels of each other.
         self.concurrency = widgets.BoundedIntText(opts.concurrency, min=1, max=max(MAX_CONCURRENCY, opts.concurrency),
                                                   description="concurrency", style=style, layout=widgets.Layout(width="200px"))
-        self.concurrency_steps = widgets.SelectionSlider(options=STEPS, value=_step(opts.concurrency), readout=False,
+        self.concurrency_steps = widgets.SelectionSlider(options=STEPS, value=_step(int(opts.concurrency)), readout=False,
                                                          continuous_update=True, tooltip="1, 2, 4, 8 ... 512",
                                                          layout=widgets.Layout(width="300px"))
         self.models = widgets.SelectMultiple(options=[], description="models", rows=3, style=style,
