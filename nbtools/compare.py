@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nbtools.multimodel import MultiModelResult
 from nbtools.results import BatchResult
 from nbtools.views import report as render
 
@@ -23,11 +24,22 @@ class Comparison:
         wall = self.concurrent.elapsed()
         return self.serial.elapsed() / wall if wall > 0 else 0.0
 
+    def by_model(self) -> dict[str, tuple[float, float]]:
+        """With several models: each one's measured wall time, serially and concurrently."""
+        serial, concurrent = self.serial, self.concurrent
+        if not isinstance(serial, MultiModelResult) or not isinstance(concurrent, MultiModelResult):
+            return {}
+        return {label: (part.elapsed(), concurrent.by_model[label].elapsed()) for label, part in serial.by_model.items()}
+
     def __repr__(self) -> str:
-        return (
+        text = (
             f"Comparison: serially {self.serial.elapsed():.2f} s, concurrently {self.concurrent.elapsed():.2f} s "
             f"(concurrency {self.concurrent.concurrency}): {self.speedup:.1f}x faster (measured)"
         )
+        for label, (serial, concurrent) in self.by_model().items():
+            text += (f"\n  {label}: serially {serial:.2f} s, concurrently {concurrent:.2f} s: "
+                     f"{serial / concurrent if concurrent > 0 else 0.0:.1f}x (measured)")
+        return text
 
     def _repr_html_(self) -> str:
         span = max(self.serial.elapsed(), self.concurrent.elapsed())

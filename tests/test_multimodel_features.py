@@ -115,6 +115,8 @@ def test_the_magic_runs_over_a_list_for_several_models_and_compares_them(ip, sim
     assert isinstance(both, Comparison)
     assert isinstance(both.serial, MultiModelResult) and both.serial.concurrency == 2  # 1 per model
     assert "measured" in repr(both) and both.speedup > 1
+    assert list(both.by_model()) == ["sim-mini", "sim-pro"]
+    assert "\n  sim-pro: serially " in repr(both)
 
 
 def test_the_grid_shows_prompts_by_models_and_escapes_replies(make_sim) -> None:

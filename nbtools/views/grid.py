@@ -107,7 +107,7 @@ def _shown_prompts(result: MultiModelResult, limit: int) -> list[int]:
     """The prompts worth showing: while running, those in flight then the latest finished; at the end, the first."""
     count = len(result.by_model)
     prompts = len(result) // max(count, 1)
-    if result.done:
+    if result.done or prompts <= limit:  # all of them fit: every row fills in place
         return list(range(min(limit, prompts)))
     shown = sorted({position // count for position in result.active})[:limit]
     for row in reversed(result.recent):
