@@ -161,7 +161,9 @@ class Price(Kind):
         return parse_price(value)
 
 
-# What an item of ``models=[...]`` may set: where its requests go, and how many at once.
+# What an item of ``models=[...]`` may set: where its requests go, and how many at once. An option that
+# belongs to one endpoint rather than to the batch (an API flavour such as api=, a service tier=) joins
+# this list; nbtools.multimodel passes every key but label and api_key on as that endpoint's option.
 MODEL_KEYS = ("model", "base_url", "provider", "api_key_env", "api_key", "concurrency", "price", "label")
 _ENDPOINT_KEYS = ("provider", "base_url", "api_key_env", "api_key")  # an item giving one starts afresh
 

@@ -198,3 +198,53 @@ def test_a_key_in_an_item_never_shows_in_errors_or_reprs() -> None:
 def test_model_and_models_together_are_refused() -> None:
     with pytest.raises(ConfigError, match="model= and models= cannot be combined"):
         nbtools.batch(["x"], model="a", models=["sim:sim-small"])
+
+
+def test_cancel_stops_every_model_and_keeps_what_finished(serve) -> None:
+    import asyncio
+
+    _, fast_url = serve(latency=0.01)
+    _, slow_url = serve(latency=0.3)
+    items = [{"base_url": fast_url, "model": "m", "label": "fast", "concurrency": 2},
+             {"base_url": slow_url, "model": "m", "label": "slow", "concurrency": 2}]
+
+    async def main() -> MultiModelResult:
+        result = nbtools.start([f"p{i}" for i in range(20)], models=items)
+        while sum(row.ok for row in result.by_model["fast"]) < 20 or sum(row.ok for row in result.by_model["slow"]) < 2:
+            await asyncio.sleep(0.02)
+        result.cancel()
+        return await result  # type: ignore[no-any-return]
+
+    result = asyncio.run(main())
+    assert result.cancelled and result.done
+    assert all(row.ok for row in result.by_model["fast"])
+    slow = result.by_model["slow"]
+    assert 0 < sum(row.ok for row in slow) < 20 and all(row.done for row in slow)
+
+
+def test_an_unreachable_endpoint_stops_only_itself(serve, capsys) -> None:
+    import socket
+
+    _, url = serve()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    items = [{"base_url": url, "model": "m", "label": "up"}, {"base_url": closed, "model": "m", "label": "down"}]
+
+    result = nbtools.batch(["a", "b", "c"], models=items, retries=0)
+
+    assert [row.status for row in result.by_model["up"]] == [OK] * 3
+    assert list(result.failures) == ["down"]
+    assert "nbtools: down stopped:" in capsys.readouterr().err
+
+
+def test_a_broken_callback_stops_every_model(serve) -> None:
+    _, url_a = serve(latency=0.05)
+    _, url_b = serve(latency=0.05)
+    items = [{"base_url": url, "model": "m", "label": label, "concurrency": 1} for label, url in (("a", url_a), ("b", url_b))]
+
+    def broken(row: Any) -> None:
+        raise RuntimeError("the callback broke")
+
+    with pytest.raises(RuntimeError, match="the callback broke"):
+        nbtools.batch([f"p{i}" for i in range(10)], models=items, on_result=broken)
