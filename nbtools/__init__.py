@@ -14,9 +14,10 @@ from typing import Any
 
 from nbtools.api import abatch, amodels, batch, models, start
 from nbtools.compare import Comparison
-from nbtools.dryrun import DryRun, dry_run
+from nbtools.dryrun import DryRun, DryRuns, dry_run
 from nbtools.engine import endpoints
 from nbtools.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from nbtools.multimodel import ModelResult, MultiModelResult
 from nbtools.results import BatchResult, RequestResult
 from nbtools.summary import Summary
 from nbtools.sweep import SweepResult, asweep, sweep
@@ -30,6 +31,7 @@ __all__ = [
     "start",
     "dry_run",
     "DryRun",
+    "DryRuns",
     "models",
     "amodels",
     "sweep",
@@ -37,6 +39,8 @@ __all__ = [
     "Panel",
     "BatchResult",
     "RequestResult",
+    "MultiModelResult",
+    "ModelResult",
     "Summary",
     "Comparison",
     "SweepResult",
