@@ -97,10 +97,12 @@ class MultiModelResult(BatchResult):
 
     def failure_lines(self) -> list[str]:
         """One line per endpoint that stopped: which one, why, and what became of its rows."""
+        failures = self.failures
+        others = "; the other models went on" if len(failures) < len(self.by_model) else ""
         lines = []
-        for label, error in self.failures.items():
+        for label, error in failures.items():
             held = sum(row.status == NOT_SENT for row in self.by_model[label].rows)
-            lines.append(f"{label} stopped: {error} ({held} of its requests not sent; the other models went on)")
+            lines.append(f"{label} stopped ({held} of its requests not sent{others}): {error}")
         return lines
 
     def summary(self) -> Summary:

@@ -92,7 +92,7 @@ def test_each_endpoint_keeps_its_own_limit_and_a_refused_key_stops_only_its_own(
     assert list(result.failures) == ["refused"]
     stderr = capsys.readouterr().err
     stops = [line for line in stderr.splitlines() if "stopped" in line]
-    assert len(stops) == 1 and stops[0].startswith("nbtools: refused stopped:") and "refused the key" in stops[0]
+    assert len(stops) == 1 and stops[0].startswith("nbtools: refused stopped (") and "refused the key" in stops[0]
     assert pe.FAKE_KEY not in stderr
     # The fast endpoint never waited for the slow one's slots.
     assert result.by_model["fast"].elapsed() < result.by_model["slow"].elapsed() / 2
@@ -133,7 +133,7 @@ def test_when_every_endpoint_refuses_the_batch_fails_with_its_rows(serve) -> Non
     items = [{"base_url": url, "provider": "openai", "model": "gpt-4o-mini", "label": label, "api_key_env": KEY_ENV,
               "concurrency": 2} for label, url in (("a", url_a), ("b", url_b))]
 
-    with pytest.raises(EndpointError, match="every model stopped: a stopped: .*b stopped:") as caught:
+    with pytest.raises(EndpointError, match=r"every model stopped: a stopped \(4 of its requests not sent\): .*; b stopped \(") as caught:
         nbtools.batch(["x"] * 6, models=items, retries=0)
 
     assert isinstance(caught.value.result, MultiModelResult)
@@ -235,7 +235,7 @@ def test_an_unreachable_endpoint_stops_only_itself(serve, capsys) -> None:
 
     assert [row.status for row in result.by_model["up"]] == [OK] * 3
     assert list(result.failures) == ["down"]
-    assert "nbtools: down stopped:" in capsys.readouterr().err
+    assert "nbtools: down stopped (0 of its requests not sent; the other models went on): cannot connect" in capsys.readouterr().err
 
 
 def test_a_broken_callback_stops_every_model(serve) -> None:
