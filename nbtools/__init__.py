@@ -14,9 +14,10 @@ from typing import Any
 
 from nbtools.api import abatch, amodels, batch, models, start
 from nbtools.compare import Comparison
-from nbtools.dryrun import DryRun, dry_run
+from nbtools.dryrun import DryRun, DryRuns, dry_run
 from nbtools.engine import endpoints
 from nbtools.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from nbtools.multimodel import ModelResult, MultiModelResult
 from nbtools.results import BatchResult, RequestResult
 from nbtools.summary import Summary
 from nbtools.sweep import SweepResult, asweep, sweep
@@ -30,6 +31,7 @@ __all__ = [
     "start",
     "dry_run",
     "DryRun",
+    "DryRuns",
     "models",
     "amodels",
     "sweep",
@@ -37,6 +39,8 @@ __all__ = [
     "Panel",
     "BatchResult",
     "RequestResult",
+    "MultiModelResult",
+    "ModelResult",
     "Summary",
     "Comparison",
     "SweepResult",
@@ -59,13 +63,19 @@ def _start_simulator() -> str:
     return shared_server().base_url
 
 
+def _sim_price(model: str) -> tuple[float, float] | None:
+    sim = sys.modules.get("nbtools.sim.lineup")  # loaded with the simulator; never imported for this
+    price: tuple[float, float] | None = sim.list_price(model) if sim is not None else None
+    return price
+
+
 def _runs_simulator(url: str) -> bool:
     sim = sys.modules.get("nbtools.sim")  # only if this process started one: never import it for this
     return sim is not None and sim.is_simulator(url)
 
 
 # The package is where the engine and the simulator meet: the engine never imports the simulator.
-endpoints.use_simulator(endpoints.SimulatorHooks(_start_simulator, _runs_simulator))
+endpoints.use_simulator(endpoints.SimulatorHooks(_start_simulator, _runs_simulator, _sim_price))
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,8 @@
 """What users call to run a batch: batch, abatch, start and models.
 
 This is the one place that chooses how a batch runs: online (nbtools.engine.online), through the
-provider's Batch API (nbtools.engine.batchapi) or as a dry run (nbtools.dryrun).
+provider's Batch API (nbtools.engine.batchapi) or as a dry run (nbtools.dryrun); with ``models=[...]``,
+each endpoint is chosen for on its own and nbtools.multimodel drives them together.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any, Literal, overload
 
-from nbtools.dryrun import DryRun, dry_run
+from nbtools.dryrun import DryRun, DryRuns, dry_run
 from nbtools.engine.batchapi import BatchAPIRun
 from nbtools.engine.blocking import run_blocking
 from nbtools.engine.client import ChatClient, RequestFailed
@@ -19,6 +20,7 @@ from nbtools.engine.endpoints import Endpoint, resolve_endpoint
 from nbtools.engine.online import OnlineRun, OnResult
 from nbtools.engine.prepare import prepare_batch
 from nbtools.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from nbtools.multimodel import MultiModelResult, MultiRun, prepare_models
 from nbtools.options import options_doc
 from nbtools.prompts import Prompt
 from nbtools.reask import use_sender
@@ -32,28 +34,35 @@ _announced_sim = False
 def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, on_result: OnResult | None = None,
             **options: Any) -> BatchResult:
     """Validate everything and build the (not yet started) result. Raises ConfigError on bad input."""
+    if options.get("models") is not None:
+        return prepare_models(prompts, api_key=api_key, on_result=on_result, **options)
     return prepare_batch(prompts, BatchResult, api_key=api_key, on_result=on_result, **options)
 
 
 def _announce(result: BatchResult) -> None:
     """Say once that replies are simulated; the magic and the panel say it in their header instead."""
     global _announced_sim
-    endpoint = result.endpoint
-    fallback = result.options.provider is None and result.options.base_url is None
-    if endpoint.simulated and fallback and not _announced_sim:
-        _announced_sim = True
-        print(f"nbtools: {endpoint.note}", file=sys.stderr)
+    for part in result.by_model.values() if isinstance(result, MultiModelResult) else (result,):
+        endpoint = part.endpoint
+        fallback = part.options.provider is None and part.options.base_url is None
+        if endpoint.simulated and fallback and not _announced_sim:
+            _announced_sim = True
+            print(f"nbtools: {endpoint.note}", file=sys.stderr)
 
 
-def _make_run(result: BatchResult, on_result: OnResult | None) -> OnlineRun[BatchResult] | BatchAPIRun[BatchResult]:
-    """via="batch" runs through the provider's Batch API, behind the same Control."""
+Run = OnlineRun[BatchResult] | BatchAPIRun[BatchResult] | MultiRun
+
+
+def _make_run(result: BatchResult, on_result: OnResult | None) -> Run:
+    """via="batch" runs through the provider's Batch API, behind the same Control; several models, one run each."""
+    if isinstance(result, MultiModelResult):
+        return MultiRun(result, [_make_run(part, on_result) for part in result.by_model.values()])
     if result.options.via == "batch":
         return BatchAPIRun(result, on_result)
     return OnlineRun(result, on_result)
 
 
-def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None,
-            options: dict[str, Any]) -> OnlineRun[BatchResult] | BatchAPIRun[BatchResult]:
+def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> Run:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -76,11 +85,11 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
 
 
 @overload
-async def abatch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+async def abatch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun | DryRuns: ...
 @overload
 async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
 async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
-                 **options: Any) -> BatchResult | DryRun:
+                 **options: Any) -> BatchResult | DryRun | DryRuns:
     """Send every prompt concurrently (at most ``concurrency`` at once) and return the results in order.
 
     ``on_result`` is called with each finished row; ``api_key=`` is accepted, ``api_key_env=`` is
@@ -96,11 +105,11 @@ async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | No
 
 
 @overload
-def batch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun: ...
+def batch(prompts: Prompt | Iterable[Prompt], *, dry_run: Literal[True], **options: Any) -> DryRun | DryRuns: ...
 @overload
 def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult: ...
 def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None,
-          **options: Any) -> BatchResult | DryRun:
+          **options: Any) -> BatchResult | DryRun | DryRuns:
     """Blocking ``abatch``: works in a script and inside a running loop (a notebook cell).
 
     Ctrl-C / the kernel's stop button cancels the batch and raises BatchInterrupted, whose

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nbtools.multimodel import MultiModelResult
 from nbtools.results import BatchResult
 from nbtools.views.comparison import comparison_html, comparison_text
 
@@ -22,6 +23,13 @@ class Comparison:
         """Serial wall time / concurrent wall time: measured, not estimated."""
         wall = self.concurrent.elapsed()
         return self.serial.elapsed() / wall if wall > 0 else 0.0
+
+    def by_model(self) -> dict[str, tuple[float, float]]:
+        """With several models: each one's measured wall time, serially and concurrently."""
+        serial, concurrent = self.serial, self.concurrent
+        if not isinstance(serial, MultiModelResult) or not isinstance(concurrent, MultiModelResult):
+            return {}
+        return {label: (part.elapsed(), concurrent.by_model[label].elapsed()) for label, part in serial.by_model.items()}
 
     def __repr__(self) -> str:
         return comparison_text(self)

@@ -19,10 +19,12 @@ from nbtools.engine.prices import Price, price_for
 from nbtools.engine.state import BatchState
 from nbtools.engine.structured import form_for
 from nbtools.engine.tokens import prompt_counter
-from nbtools.prompts import Prompt
-from nbtools.views.cost_estimate import dry_run_html, dry_run_text
+from nbtools.errors import ConfigError
+from nbtools.multimodel import per_model
+from nbtools.prompts import Prompt, normalize_prompts
+from nbtools.views.cost_estimate import dry_run_html, dry_run_text, dry_runs_html, dry_runs_text
 
-__all__ = ["DryRun", "DryRunRow", "dry_run"]
+__all__ = ["DryRun", "DryRunRow", "DryRuns", "dry_run"]
 
 NO_KEY = "(dry run: no key needed)"
 
@@ -83,8 +85,33 @@ class DryRun:
         return dry_run_html(self)
 
 
-def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, **options: Any) -> DryRun:
-    """Same arguments as ``batch()``; sends nothing and returns what the batch would cost."""
+class DryRuns:
+    """A dry run per model (``models=[...]``): what the same prompts would cost on each, side by side."""
+
+    def __init__(self, by_model: dict[str, DryRun]) -> None:
+        self.by_model = by_model
+
+    def __repr__(self) -> str:
+        return dry_runs_text(self)
+
+    def _repr_html_(self) -> str:
+        return dry_runs_html(self)
+
+
+def dry_run(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, **options: Any) -> DryRun | DryRuns:
+    """Same arguments as ``batch()``; sends nothing and returns what the batch would cost (with
+    ``models=[...]``, a DryRuns: what it would cost on each model)."""
+    if options.get("models") is not None:
+        items = normalize_prompts(prompts)  # read once (an iterator), used per model
+        runs: dict[str, DryRun] = {}
+        for item, settings, key in per_model(options, api_key):
+            try:
+                one = dry_run(items, api_key=key, **settings)
+            except ConfigError as exc:
+                raise ConfigError(f"models item {item.label!r}: {exc}") from None
+            assert isinstance(one, DryRun)  # an item's settings hold no models
+            runs[item.label] = one
+        return DryRuns(runs)
     if api_key is None and options.get("api_key_env") is None:
         api_key = NO_KEY  # nothing is sent, so a provider's key need not be set to see its prices
     result = prepare_batch(prompts, BatchState, api_key=api_key, **options)  # as a real run: the same checks and rows

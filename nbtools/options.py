@@ -19,7 +19,8 @@ from nbtools.schemas import EXAMPLE as SCHEMA_EXAMPLE
 from nbtools.schemas import SYSTEM, TOOL, Schema, to_schema
 
 __all__ = ["BatchOptions", "OptionSpec", "OPTIONS", "options_doc", "options_table", "Kind", "Text", "WholeNumber",
-           "Number", "Flag", "Concurrency", "RequestFields", "Rates", "Choice", "SchemaKind", "ONLINE_ONLY", "RESENT"]
+           "Number", "Flag", "Concurrency", "RequestFields", "Rates", "Choice", "SchemaKind", "ModelItem", "ModelList",
+           "MODEL_KEYS", "ENDPOINT_KEYS", "ONLINE_ONLY", "RESENT"]
 
 # Request fields that nbtools sets itself; passing them in ``params`` would fight the options.
 _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
@@ -174,6 +175,97 @@ class SchemaKind(Kind):
         return to_schema(value, name)
 
 
+# What an item of ``models=[...]`` may set: where its requests go, and how many at once. An option that
+# belongs to one endpoint rather than to the batch (an API flavour such as api=, a service tier=) joins
+# this list; nbtools.multimodel passes every key but label and api_key on as that endpoint's option.
+MODEL_KEYS = ("model", "base_url", "provider", "api_key_env", "api_key", "concurrency", "price", "api", "tier", "label")
+ENDPOINT_KEYS = ("provider", "base_url", "api_key_env", "api_key")  # an item giving one starts afresh
+
+
+@dataclass(frozen=True, repr=False)
+class ModelItem:
+    """One endpoint of a several-model batch: its label and the options it sets (``settings``)."""
+
+    label: str
+    settings: dict[str, Any]  # may hold an api_key: never shown (see __repr__)
+
+    @property
+    def new_endpoint(self) -> bool:
+        """Does it name an endpoint of its own (so the batch's provider, base_url and key do not apply)?"""
+        return any(key in self.settings for key in ENDPOINT_KEYS)
+
+    def __repr__(self) -> str:
+        return f"ModelItem({self.label!r})"
+
+
+class ModelList(Kind):
+    """Several endpoints in one batch: ``provider:model`` strings, or dicts of that endpoint's options.
+
+    The shape is checked here; whether a provider exists is the endpoint resolver's to say (nbtools.multimodel).
+    """
+
+    expects = "comma-separated provider:model names"
+
+    def check(self, name: str, value: Any, example: str) -> tuple[ModelItem, ...]:
+        if isinstance(value, str) and "," in value:  # as on the magic line (or in %config)
+            value = self.convert(value)
+        if isinstance(value, (str, Mapping)) or not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"{name}={_shown(value)} must be a non-empty list: {example}")
+        items = [_model_item(name, i, item, example) for i, item in enumerate(value)]
+        seen: set[str] = set()
+        for item in items:
+            if item.label in seen:
+                raise ConfigError(f"{name}: two items are labelled {item.label!r}: give one a label of its own, "
+                                  f"e.g. {{'model': ..., 'label': '{item.label}-2'}}")
+            seen.add(item.label)
+        return tuple(items)
+
+    def convert(self, text: str) -> list[str]:
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: a dict is named by its keys only (it may hold an api_key)."""
+    return f"a dict with keys {sorted(map(str, value))}" if isinstance(value, Mapping) else repr(value)
+
+
+def _model_item(name: str, i: int, item: Any, example: str) -> ModelItem:
+    where = f"{name}[{i}]"
+    if isinstance(item, ModelItem):  # checked already (options are checked again on their way to the engine)
+        return item
+    if isinstance(item, str):
+        provider, colon, model = item.strip().partition(":")
+        if not colon:  # a bare model name: on the batch's own endpoint
+            provider, model = "", provider
+        if not model.strip() or (colon and not provider.strip()):
+            raise ConfigError(f"{where}={item!r} must be 'provider:model' or a model name: {example}")
+        settings: dict[str, Any] = {"model": model.strip()}
+        if colon:
+            settings["provider"] = provider.strip()
+        return ModelItem(item.strip(), settings)
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{where}={item!r} must be a 'provider:model' string or a dict of options: {example}")
+    unknown = sorted(str(key) for key in item if key not in MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"{where} has unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+                          f"an item takes {', '.join(MODEL_KEYS)}")
+    settings = {key: value for key, value in item.items() if key != "label"}
+    for key in ("model", "concurrency", "price", "api", "tier"):
+        if key in settings:
+            spec = OPTIONS[key][1]
+            settings[key] = spec.kind.check(f"{where}.{key}", settings[key], spec.example)
+    if not any(key in settings for key in ("model", "provider", "base_url")):
+        raise ConfigError(f"{where} names no endpoint: give it 'model', 'provider' or 'base_url', "
+                          "e.g. {'provider': 'sim', 'model': 'sim-large'}")
+    label: Any = item.get("label")
+    if label is None:
+        given, asked = settings.get("provider"), settings.get("model")
+        label = f"{given}:{asked}" if given and asked else asked or given or settings.get("base_url")
+    if not isinstance(label, str) or not label.strip():
+        raise ConfigError(f"{where}.label={label!r} must be a non-empty string: e.g. 'label': 'small'")
+    return ModelItem(label.strip(), settings)
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """Everything about one option except its name and default (those are the dataclass field's)."""
@@ -186,11 +278,13 @@ class OptionSpec:
     panel_takes: bool = True  # False: the panel has no use for it, and %llm_panel refuses its flag
     online_only: bool = False  # a Batch API job cannot do it (the provider runs the job whole, at its own pace)
     resent: bool = True  # resend() takes it from the batch it completes (False: how that batch ran, not what it asked)
+    several: str | None = None  # on the magic line, a comma-separated value goes to this option instead
 
 
 def option(default: Any, help: str, kind: Kind, *, flags: tuple[str, ...] = (), example: str = "",
-           panel: bool = False, panel_takes: bool = True, online_only: bool = False, resent: bool = True) -> Any:
-    spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only)
+           panel: bool = False, panel_takes: bool = True, online_only: bool = False, resent: bool = True,
+           several: str | None = None) -> Any:
+    spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only, several)
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"spec": spec})
     return field(default=default, metadata={"spec": spec})
@@ -202,7 +296,12 @@ class BatchOptions:
 
     model: str | None = option(
         None, "model name (default: the provider's default, or the server's first model)", Text(nonempty=True),
-        flags=("-m", "--model"), example="e.g. model='gpt-4o-mini'", panel=True)
+        flags=("-m", "--model"), example="e.g. model='gpt-4o-mini'", panel=True, several="models")
+    models: tuple[ModelItem, ...] | None = option(
+        None, "several models side by side, each on its own endpoint: `provider:model` names (magic: `-m a,b,c`), "
+        "or dicts of model, base_url, provider, api_key_env, api_key (Python only), concurrency, price, api, tier, label",
+        ModelList(), flags=("--models",), panel=True,
+        example="e.g. models=['sim:sim-small', 'sim:sim-large'] (magic: -m sim:sim-small,sim:sim-large)")
     concurrency: int | str = option(
         16, "most requests in flight (default 16), or `auto` to adapt to the endpoint", Concurrency(),
         flags=("-c", "--concurrency"), example="e.g. concurrency=16, or 'auto'", panel=True, online_only=True)
@@ -303,6 +402,8 @@ class BatchOptions:
             self.timeout = FLEX_TIMEOUT
         if self.schema is not None and "response_format" in self.params:
             raise ConfigError("schema= sets response_format itself: drop response_format from params")
+        if self.models is not None and self.model is not None:
+            raise ConfigError("model= and models= cannot be combined: put every model in models=[...]")
         if self.via == "batch":  # the provider runs a job at its own pace
             refused = [name for name in ONLINE_ONLY if getattr(self, name) != OPTIONS[name][0]]
             if refused:

@@ -72,7 +72,7 @@ def test_every_declared_option_is_checked_with_a_one_line_error() -> None:
              "timeout": 0, "retries": -1, "max_wait": 0, "rpm": 0, "tpm": -1, "cache": "no", "dedupe": 1,
              "price": "cheap", "max_cost": -1, "dry_run": "no", "tier": "fast", "api": "foo", "via": "bulk",
              "poll_interval": 0, "job_size": 0,
-             "model": "", "system": 5, "schema": 3}
+             "model": "", "system": 5, "schema": 3, "models": "one"}
     unchecked = {"provider", "base_url", "api_key_env"}  # resolve_endpoint checks these, without echoing them
     assert set(wrong) | unchecked == set(OPTIONS)
     for name, value in wrong.items():
@@ -125,7 +125,7 @@ OTHER = {"model": "gpt-4o-mini", "concurrency": 8, "repeat": 2, "system": "Be br
          "max_tokens": 64, "params": {"seed": 1}, "stream": True, "timeout": 30.0, "retries": 1, "max_wait": 60.0,
          "rpm": 60.0, "tpm": 1000.0, "cache": False, "dedupe": True, "price": (0.1, 0.2), "max_cost": 1.0,
          "dry_run": True, "poll_interval": 1.0, "job_size": 10, "provider": "openai",
-         "tier": "flex", "api": "chat", "schema": "score: int",
+         "tier": "flex", "api": "chat", "schema": "score: int", "models": ["sim:sim-small", "sim:sim-large"],
          "base_url": "http://127.0.0.1:9/v1", "api_key_env": "SOME_KEY"}
 
 

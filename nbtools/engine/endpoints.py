@@ -12,7 +12,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from nbtools.errors import ConfigError
 
-__all__ = ["Endpoint", "Profile", "PROFILES", "SimulatorHooks", "resolve_endpoint", "use_simulator"]
+__all__ = ["Endpoint", "Profile", "PROFILES", "SimulatorHooks", "resolve_endpoint", "simulated_price", "use_simulator"]
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,7 @@ class SimulatorHooks:
 
     start: Callable[[], str]  # start it (once) and return its base URL
     owns: Callable[[str], bool]  # is this URL one of the simulators this process runs?
+    list_price: Callable[[str], tuple[float, float] | None] = lambda model: None  # a named simulated model's price
 
 
 _simulator: SimulatorHooks | None = None
@@ -169,6 +170,11 @@ _simulator: SimulatorHooks | None = None
 def use_simulator(hooks: SimulatorHooks) -> None:
     global _simulator
     _simulator = hooks
+
+
+def simulated_price(model: str) -> tuple[float, float] | None:
+    """The made-up list price (USD per million input, output tokens) of a named simulated model, if any."""
+    return _simulator.list_price(model) if _simulator is not None else None
 
 
 def _b64(text: str) -> str:

@@ -79,6 +79,13 @@ class OnlineRun(Generic[State]):
             self.gates += [self.adaptive.budget, self.adaptive]
         result.attach(self)
 
+    def share_spending(self, guard: SpendingGuard) -> None:
+        """Spend from ``guard`` (one cap over several runs: a several-model batch) instead of a cap of its own."""
+        if self.guard is not None:
+            self.gates.remove(self.guard)
+        self.guard = guard
+        self.gates.insert(self.gates.index(self.limiter), guard)  # as its own would be: before the limiter
+
     # -- Control: what the result asks of us ---------------------------------------------------------
     @property
     def limit(self) -> int:

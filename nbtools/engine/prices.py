@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from nbtools.engine.endpoints import Endpoint
+from nbtools.engine.endpoints import Endpoint, simulated_price
 
 __all__ = ["Price", "price_for", "usd"]
 
@@ -83,6 +83,9 @@ def price_for(endpoint: Endpoint, model: str | None, user_price: tuple[float, fl
     """
     if user_price is not None:
         return Price(user_price[0], user_price[1], source="price=")
+    listed = simulated_price(model) if endpoint.simulated and model is not None else None
+    if listed is not None:  # the simulator's named models, so comparing their costs means something
+        return Price(listed[0], listed[1], source=f"made-up list price of the simulated {model}")
     if is_local(endpoint):
         return Price(0.0, 0.0, source="local server: free; price= to set one")
     if model is None:

@@ -27,6 +27,7 @@ FIELDS = (
     "cached", "queued", "started", "first_token", "finished",
 )
 DERIVED = ("queue_wait", "ttft", "latency")
+_LABEL = ("label",)  # stored; exported (after the index) only in several-model batches
 _INTERNAL = ("sent", "_parts")  # stored, not exported: when the last attempt went out; the stream so far
 _EXPORTED = FIELDS + DERIVED
 _export = attrgetter(*_EXPORTED)  # one call for all: to_pandas() exports 100,000 rows
@@ -42,7 +43,7 @@ class RequestResult:
     """
 
     # __slots__: a batch of 100,000 rows must stay small in memory.
-    __slots__ = FIELDS + _INTERNAL
+    __slots__ = FIELDS + _INTERNAL + _LABEL
 
     def __init__(self, index: int, prompt: Prompt, queued: float = 0.0) -> None:
         self.index = index
@@ -70,6 +71,7 @@ class RequestResult:
         self.reasoning_tokens: int | None = None  # of completion_tokens, those the model spent thinking
         self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
         self.data: dict[str, Any] | None = None  # with schema=: the validated reply
+        self.label: str | None = None  # in a several-model batch: which model (endpoint) it went to
 
     @property
     def ok(self) -> bool:
@@ -132,7 +134,10 @@ class RequestResult:
         return str(self.prompt[-1].get("content"))
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(zip(_EXPORTED, _export(self), strict=True))
+        values = dict(zip(_EXPORTED, _export(self), strict=True))
+        if self.label is None:
+            return values
+        return {"index": values.pop("index"), "label": self.label, **values}  # only in several-model batches
 
     def __repr__(self) -> str:
         text = self.partial_text

@@ -16,9 +16,10 @@ from typing import Any
 from IPython.display import display, update_display
 
 from nbtools.live import TICK
+from nbtools.multimodel import MultiModelResult
 from nbtools.notebook import kernel as _compat
 from nbtools.results import BatchResult
-from nbtools.views import live_view, report
+from nbtools.views import grid, live_view, report
 
 __all__ = ["LiveDisplay", "in_notebook"]
 RENDER_BUDGET = 0.03  # the heavy render may use at most this share of the wall time
@@ -70,7 +71,8 @@ class LiveDisplay:
         else:
             from tqdm.std import tqdm
 
-            self._header_text = report.header_text(self.result)
+            self._header_text = (grid.header_text(self.result) if isinstance(self.result, MultiModelResult)
+                                 else report.header_text(self.result))
             print(self._header_text, file=sys.stderr)
             self._bar = tqdm(total=len(self.result), desc=self.title or "requests", file=sys.stderr, leave=True)
 
@@ -94,9 +96,13 @@ class LiveDisplay:
         return widgets.VBox(children)
 
     def _header_html(self) -> str:
+        if isinstance(self.result, MultiModelResult):
+            return grid.live_header_html(self.result, self.title)
         return live_view.live_header_html(self.result, self.title)
 
     def _bundle(self) -> dict[str, str]:
+        if isinstance(self.result, MultiModelResult):  # several models: the grid, a line per model, one colour each
+            return grid.live_body(self.result, self.limit)
         return live_view.live_body(self.result, self.limit)
 
     def _show_body(self) -> None:
@@ -146,6 +152,8 @@ class LiveDisplay:
             if self._header is not None:
                 self._header.value = self._header_html()
             self._show_body()
+        elif isinstance(result, MultiModelResult):  # a terminal: each model's figures and the grid
+            print(grid.models_text(result) + "\n" + grid.grid_text(result, self.limit), file=sys.stderr)
         else:  # a terminal: the rows too, so errors are seen and not only counted
             header = report.header_text(result)
             if header != self._header_text:  # e.g. the model the server named once asked

@@ -21,12 +21,13 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import parse_argstring
 from traitlets import Any as TraitAny
-from traitlets import Bool, Dict, Enum, Float, Int, TraitError, TraitType, Tuple, Unicode, Union
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, TraitType, Tuple, Unicode, Union
 
 from nbtools.api import start
 from nbtools.engine.blocking import run_blocking
 from nbtools.errors import BatchInterrupted, ConfigError, NbtoolsError
 from nbtools.live import follow, run_live
+from nbtools.multimodel import MultiModelResult
 from nbtools.notebook import cells
 from nbtools.notebook.display import LiveDisplay
 from nbtools.options import (
@@ -36,6 +37,7 @@ from nbtools.options import (
     Choice,
     Concurrency,
     Flag,
+    ModelList,
     Number,
     OptionSpec,
     Rates,
@@ -89,6 +91,8 @@ def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
             trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
     elif isinstance(spec.kind, SchemaKind):
         trait = TraitAny(None, allow_none=True, help=spec.help)
+    elif isinstance(spec.kind, ModelList):
+        trait = Union([Unicode(), List()], default_value=None, allow_none=True, help=spec.help)
     elif isinstance(spec.kind, Rates):
         trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
     else:
@@ -284,6 +288,9 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
                 continue
             if name == "schema" and isinstance(value, str):
                 value = self._schema_named(value)
+            if isinstance(value, str) and spec.several and "," in value:  # -m a,b,c: several models
+                options[name] = None
+                name, spec = spec.several, OPTIONS[spec.several][1]
             if isinstance(value, str):
                 try:
                     value = spec.kind.parse(name, value, spec.example)
@@ -374,7 +381,9 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
         self._follow_in_background(parsed, result, "Batch API")
-        await result.batch_run.submitted.wait()
+        parts = list(result.by_model.values()) if isinstance(result, MultiModelResult) else [result]
+        for part in parts:  # several models: one job (or more) each, each submitted on its own
+            await part.batch_run.submitted.wait()
         if result.failure is not None:
             raise UsageError(str(result.failure))
         if not result.done:

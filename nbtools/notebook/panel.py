@@ -29,6 +29,7 @@ from nbtools.views.panel_status import status_html
 __all__ = ["Panel"]
 
 MAX_CONCURRENCY = 512
+STEPS: tuple[int, ...] = tuple(1 << k for k in range(10))  # 1, 2, 4 ... 512: small values as easy to pick as large ones
 _CUSTOM = "custom"
 
 
@@ -62,9 +63,15 @@ class Panel:
                                      layout=widgets.Layout(width="420px", display="" if provider == _CUSTOM else "none"))
         self.model = widgets.Combobox(value=opts.model or "", options=[], description="model", placeholder="(default)",
                                       ensure_option=False, style=style)
-        self.concurrency = widgets.IntSlider(opts.concurrency, min=1, max=max(MAX_CONCURRENCY, opts.concurrency),
-                                             description="concurrency", continuous_update=True, style=style,
-                                             layout=widgets.Layout(width="420px"))
+        # The number itself, and a slider of doubling steps to set it: on a linear 1..512 slider, 2, 4 and
+        # 8 sat within a few pixels of each other.
+        self.concurrency = widgets.BoundedIntText(opts.concurrency, min=1, max=max(MAX_CONCURRENCY, opts.concurrency),
+                                                  description="concurrency", style=style, layout=widgets.Layout(width="200px"))
+        self.concurrency_steps = widgets.SelectionSlider(options=STEPS, value=_step(int(opts.concurrency)), readout=False,
+                                                         continuous_update=True, tooltip="1, 2, 4, 8 ... 512",
+                                                         layout=widgets.Layout(width="300px"))
+        self.models = widgets.SelectMultiple(options=[], description="models", rows=3, style=style,
+                                             tooltip="pick several (Ctrl- or Shift-click) to run them side by side")
         # Sent only when set: the provider's defaults stay in force otherwise (some models reject them).
         self.temperature = widgets.FloatSlider(opts.temperature if opts.temperature is not None else 1.0, min=0, max=2, step=0.1,
                                                description="temperature", style=style)
@@ -88,6 +95,7 @@ class Panel:
         # Options without a control of their own are kept as given.
         self._fixed = {name: getattr(opts, name) for name, (_, spec) in OPTIONS.items() if not spec.panel}
         self._models_task: asyncio.Task[None] | None = None
+        self._wanted = [item.settings.get("model") for item in opts.models or () if not item.new_endpoint]
         self._sweep_view: asyncio.Task[BatchResult] | None = None  # keeps the sweep's live view task referenced
 
         self.run_button.on_click(lambda _: self._launch(self._run()))
@@ -95,12 +103,14 @@ class Panel:
         self.sweep_button.on_click(lambda _: self._launch(self._sweep()))
         self.cancel_button.on_click(lambda _: self.cancel())
         self.concurrency.observe(self._on_concurrency, names="value")
+        self.concurrency_steps.observe(self._on_step, names="value")
         self.provider.observe(self._on_provider, names="value")
         self.widget = widgets.VBox([
             self.prompts,
             widgets.HBox([self.provider, self.base_url]),
             widgets.HBox([self.model, self.stream]),
-            self.concurrency,
+            self.models,
+            widgets.HBox([self.concurrency, self.concurrency_steps]),
             widgets.HBox([self.temperature, self.temperature_set, self.max_tokens, self.repeat]),
             widgets.HBox([self.run_button, self.cancel_button, self.compare_button, self.sweep_button, self.max_sweep]),
             self.status,
@@ -120,10 +130,12 @@ class Panel:
         base_url = self.base_url.value.strip() or None
         if custom and base_url is None:
             raise ConfigError("provider 'custom' needs a base_url: e.g. http://localhost:8000/v1")
+        several = list(self.models.value) if len(self.models.value) >= 2 else None  # side by side
         return {
             "provider": None if custom else self.provider.value,
             "base_url": base_url if custom else None,
-            "model": self.model.value.strip() or None,
+            "model": None if several else self.model.value.strip() or None,
+            "models": several,
             "concurrency": self.concurrency.value,
             "temperature": self.temperature.value if self.temperature_set.value else None,
             "max_tokens": self.max_tokens.value or None,
@@ -139,8 +151,14 @@ class Panel:
         return prompts
 
     def _on_concurrency(self, change: dict[str, Any]) -> None:
+        if _step(change["new"]) != self.concurrency_steps.value:
+            self.concurrency_steps.value = _step(change["new"])
         if self._current is not None and not self._current.done:
             self._current.concurrency = change["new"]
+
+    def _on_step(self, change: dict[str, Any]) -> None:
+        if _step(self.concurrency.value) != change["new"]:  # not the echo of a number typed in
+            self.concurrency.value = change["new"]
 
     def _on_provider(self, change: dict[str, Any]) -> None:
         self.base_url.layout.display = "" if change["new"] == _CUSTOM else "none"
@@ -167,6 +185,8 @@ class Panel:
             self._say(str(exc), error=True)
             return
         self.model.options = models
+        self.models.options = models
+        self.models.value = tuple(m for m in self._wanted if m in models)  # Panel(models=[...]) on its own endpoint
         self.model.placeholder = f"(default: {endpoint.default_model or (models[0] if models else '?')})"
         self._say(f"{len(models)} models at {endpoint.host}" + (" (simulated)" if endpoint.simulated else ""))
 
@@ -252,3 +272,8 @@ class Panel:
         """Stop the running batch (and a sweep or comparison it belongs to); finished rows are kept."""
         if self._current is not None:
             self._current.cancel()
+
+
+def _step(value: int) -> int:
+    """The largest step at or below ``value``: where the steps slider stands for it."""
+    return max(step for step in STEPS if step <= max(value, 1))

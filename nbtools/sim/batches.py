@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from nbtools.sim import directives as sim_directives
+from nbtools.sim.lineup import LINEUP
 from nbtools.sim.protocol import completion_body, error_body, parse_chat_request, usage
 from nbtools.sim.replies import count_words
 from nbtools.sim.responses import parse_responses_request, response_body
@@ -158,7 +159,8 @@ class BatchSim:
             schema, _ = schema_of(req.response_format)
         except ValueError as exc:
             return False, self._line_error(job, line, 400, "invalid_request_error", str(exc))
-        if req.model not in config.models:
+        named = LINEUP.get(req.model)  # a model of the lineup: served by name, with its own replies
+        if req.model not in config.models and named is None:
             error_type = "not_found_error" if job.kind == "anthropic" else "invalid_request_error"
             return False, self._line_error(job, line, 404, error_type,
                                            f"The model `{req.model}` does not exist (simulated; this server lists "

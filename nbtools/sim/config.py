@@ -58,7 +58,9 @@ class SimConfig:
     batch_delay: float = _knob(1.0, "seconds from creating a batch job to its completion (validating, in progress, finalizing)")
     batch_expire: float | None = _knob(None, "seconds after creation when an unfinished batch job expires (unset: never)")
     batch_max_requests: int | None = _knob(None, "most requests per batch job (unset: the providers' 50,000 / 100,000)")
-    models: tuple[str, ...] = _knob(("sim-small", "sim-large"), "model names listed by GET /v1/models")
+    models: tuple[str, ...] = _knob(
+        ("sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro"),
+        "model names listed by GET /v1/models (sim-mini, sim-standard and sim-pro: the lineup, see nbtools/sim/lineup.py)")
     refuse: tuple[str, ...] = _knob(
         (), "request fields refused with OpenAI's 400, as reasoning models refuse them: 'temperature' (every "
         "model) or 'sim-large:temperature' (one model); 'max_tokens' asks for max_completion_tokens")

@@ -28,6 +28,7 @@ from nbtools.sim import directives as sim_directives
 from nbtools.sim.batches import BatchSim
 from nbtools.sim.config import FAULT_KNOBS, SimConfig
 from nbtools.sim.limits import RateLimiter, retry_headers
+from nbtools.sim.lineup import LINEUP
 from nbtools.sim.protocol import (
     DONE,
     ChatRequest,
@@ -162,6 +163,7 @@ class Simulator:
         # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
         z, u = self.rng.gauss(0.0, 1.0), self.rng.random()
 
+        named = LINEUP.get(req.model)  # a model of the lineup has its own replies and speed
         reply, finish, refusal = self.make_reply(req, directives, schema)
         prompt_tokens = sum(count_words(text) for _, text in req.messages)
 
@@ -217,7 +219,10 @@ class Simulator:
                 refusal,
                 wire,
             )
-            ttft, total = self._timing(config, directives, z, len(reply.tokens))
+            if named is not None and directives.latency is None:
+                ttft, total = named.timing(z, config.latency_spread, len(reply.tokens))
+            else:
+                ttft, total = self._timing(config, directives, z, len(reply.tokens))
             if req.stream:
                 return await self._stream(job, ttft, total)
             await asyncio.sleep(total)
@@ -230,7 +235,8 @@ class Simulator:
         """(reply, finish_reason, refusal) for a request: text, or JSON that fits its schema (online and batch)."""
         refusal = None
         if schema is None:
-            reply = self.replies.make(req.messages, req.last_user)
+            named = LINEUP.get(req.model)  # a model of the lineup has its own replies
+            reply = named.reply(req.last_user) if named is not None else self.replies.make(req.messages, req.last_user)
         else:  # the shares are drawn from the request's hash: the random stream keeps its two draws per request
             seed = hashlib.blake2b(repr((self.config.seed, req.messages)).encode(), digest_size=16).digest()
             u_refuse, u_invalid = seed[0] / 256, seed[1] / 256

@@ -15,10 +15,14 @@ __all__ = ["comparison_html", "comparison_text"]
 
 
 def comparison_text(c: Comparison) -> str:
-    return (
+    text = (
         f"Comparison: serially {c.serial.elapsed():.2f} s, concurrently {c.concurrent.elapsed():.2f} s "
         f"(concurrency {c.concurrent.concurrency}): {c.speedup:.1f}x faster (measured)"
     )
+    for label, (serial, concurrent) in c.by_model().items():  # several models: each one's own figures
+        text += (f"\n  {label}: serially {serial:.2f} s, concurrently {concurrent:.2f} s: "
+                 f"{serial / concurrent if concurrent > 0 else 0.0:.1f}x (measured)")
+    return text
 
 
 def comparison_html(c: Comparison) -> str:

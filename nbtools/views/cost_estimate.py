@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nbtools.engine.prices import usd
+from nbtools.views import grid
 from nbtools.views.escaping import clip, escape
 from nbtools.views.report import DISPLAY_LIMIT
 from nbtools.views.style import framed
 
 if TYPE_CHECKING:
-    from nbtools.dryrun import DryRun, DryRunRow
+    from nbtools.dryrun import DryRun, DryRunRow, DryRuns
 
-__all__ = ["dry_run_facts", "dry_run_html", "dry_run_text"]
+__all__ = ["dry_run_facts", "dry_run_html", "dry_run_text", "dry_runs_html", "dry_runs_text"]
 
 
 def dry_run_facts(d: DryRun) -> list[tuple[str, str]]:
@@ -77,3 +78,17 @@ def _range(r: DryRunRow) -> str:
     if r.cost_low is None:
         return "unknown"
     return f"{usd(r.cost_low)} – {usd(r.cost_high)}" if r.cost_high is not None else f"≥ {usd(r.cost_low)}"
+
+
+def dry_run_cost_line(d: DryRun) -> str:
+    """One model's line of a several-model dry run: requests, prompt tokens and the cost range."""
+    return f"{d.requests:,} requests, {d.prompt_tokens:,} prompt tokens; cost {dict(dry_run_facts(d))['cost']}"
+
+
+def dry_runs_text(runs: DryRuns) -> str:
+    lines = [f"  {label}: {dry_run_cost_line(run)}" for label, run in runs.by_model.items()]
+    return "\n".join(["dry run (nothing sent), per model:", *lines])
+
+
+def dry_runs_html(runs: DryRuns) -> str:
+    return grid.dry_runs_html([(label, dry_run_cost_line(run)) for label, run in runs.by_model.items()])

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from nbtools.engine.rows import RequestResult
     from nbtools.results import BatchResult
 
-__all__ = ["PER_REQUEST_MAX", "timeline_svg"]
+__all__ = ["PER_REQUEST_MAX", "axis", "timeline_svg"]
 
 PER_REQUEST_MAX = 200  # above this, one bar per request is unreadable: draw concurrency over time
 
@@ -29,13 +29,13 @@ def timeline_svg(result: BatchResult, width: int = 640, title: str = "timeline",
         body, height = _bars(result.rows, span, now, width)
     else:
         body, height = _concurrency_area(started, span, now, width, result.concurrency)
-    axis = _axis(span, width, height)
+    scale = axis(span, width, height)
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + 34}' "
         f"viewBox='0 0 {width} {height + 34}' role='img' aria-label='{escape(title)}'>"
         f"<text x='0' y='11' font-size='11' fill='#444'>{escape(title)}: "
         f"{'one bar per request, queued → running' if len(result) <= PER_REQUEST_MAX else 'requests in flight over time'}"
-        f"</text><g transform='translate(0,16)'>{body}{axis}</g></svg>"
+        f"</text><g transform='translate(0,16)'>{body}{scale}</g></svg>"
     )
 
 
@@ -109,7 +109,7 @@ def _peaks_in_flight(rows: list[RequestResult], now: float, buckets: int, span: 
     return counts
 
 
-def _axis(span: float, width: int, height: int) -> str:
+def axis(span: float, width: int, height: int) -> str:
     ticks = []
     step = _nice_step(span / 6)
     t = 0.0

@@ -136,21 +136,22 @@ def test_panel_slider_and_cancel_in_classic_notebook(browser: Any, classic: Clas
         nb.run(0)
         nb.run(1)
         out = nb.output(1)
-        slider = out.locator(".widget-slider", has=nb.page.locator("label", has_text="concurrency"))
-        readout = slider.locator(".widget-readout")
+        # The concurrency: a number, and a slider of doubling steps beside it (1, 2, 4, 8 ...).
+        control = out.locator(".widget-hbox", has=nb.page.locator("label", has_text="concurrency"))
+        slider, number = control.locator(".widget-slider"), control.locator("input")
         run, cancel = widget_button(out, "Run"), widget_button(out, "Cancel")
-        expect(readout).to_have_text("2")
+        expect(number).to_have_value("2")
         nb.screenshot("panel", show=out)
 
         run.click()
         header = out.locator(HEADER).first
         expect(header.locator(".inflight")).to_have_text("2 in flight")
         slider.locator(".ui-slider-handle, .noUi-handle").focus()  # ipywidgets 7: jQuery UI; 8: noUiSlider
-        for _ in range(4):
+        for _ in range(2):  # two steps: 2 -> 4 -> 8
             nb.page.keyboard.press("ArrowRight")
-        expect(readout).to_have_text("6")
-        expect(header.locator(".inflight")).to_have_text("6 in flight")
-        nb.screenshot("panel-running-at-6", show=header)
+        expect(number).to_have_value("8")
+        expect(header.locator(".inflight")).to_have_text("8 in flight")
+        nb.screenshot("panel-running-at-8", show=header)
 
         cancel.click()
         final = nb.wait_summary(1, "s.state === 'cancelled'")
@@ -158,8 +159,42 @@ def test_panel_slider_and_cancel_in_classic_notebook(browser: Any, classic: Clas
         assert 0 < done < 200, final
         expect(run).to_be_enabled()
         expect(cancel).to_be_disabled()
-        assert slow_echo_sim.stats()["peak_in_flight"] == 6
+        assert slow_echo_sim.stats()["peak_in_flight"] == 8
         nb.screenshot("panel-cancelled", show=header)
+        assert not nb.errors, nb.errors
+    finally:
+        nb.close()
+
+
+def test_the_several_model_grid_fills_in_classic_notebook(browser: Any, classic: ClassicServer,
+                                                          slow_echo_sim: SimServer) -> None:
+    from .test_browser_grid import FIGURES_JS, GRID_JS
+
+    prompts = ["one", "two", "three", "four"]
+    nb = ClassicPage(browser, classic, "grid", [
+        "%load_ext nbtools",
+        f"%%llm_batch --base-url {slow_echo_sim.base_url} -m sim-small,sim-large -c 1\n" + "\n".join(prompts),
+    ])
+    try:
+        nb.run(0)
+        nb.run(1, wait=False)
+        partial = nb.page.wait_for_function(f"""cell => {{
+          const rows = ({GRID_JS})(cell);
+          if (!rows || rows.length < 4) return null;
+          const cells = rows.flatMap(r => [[r.prompt, r['sim-small']], [r.prompt, r['sim-large']]]);
+          const answered = cells.filter(([prompt, reply]) => prompt === reply).length;
+          return answered > 0 && answered < cells.length ? rows : null;
+        }}""", arg=nb.cell(1).element_handle(), timeout=30_000).json_value()
+        nb.screenshot("grid-filling", show=nb.output(1))
+        final = nb.page.wait_for_function(f"""cell => {{
+          const rows = ({GRID_JS})(cell);
+          return rows && rows.every(r => r['sim-small'] === r.prompt && r['sim-large'] === r.prompt) ? rows : null;
+        }}""", arg=nb.cell(1).element_handle(), timeout=30_000).json_value()
+        nb.screenshot("grid-done", show=nb.output(1))
+        assert [row["prompt"] for row in final] == prompts and len(partial) == 4
+        figures = nb.cell(1).evaluate(FIGURES_JS)
+        assert [row[0] for row in figures] == ["sim-small", "sim-large"] and all(r[1] == "4/4" for r in figures), figures
+        assert nb.output(1).locator("svg[aria-label='timeline by model']").count() == 1
         assert not nb.errors, nb.errors
     finally:
         nb.close()

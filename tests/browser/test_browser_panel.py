@@ -1,4 +1,4 @@
-"""``%llm_panel`` in JupyterLab, in headless Chromium: Run, the live concurrency slider, Cancel, Run again."""
+"""``%llm_panel`` in JupyterLab, in headless Chromium: Run, the live concurrency steps, Cancel, Run again."""
 
 from __future__ import annotations
 
@@ -22,10 +22,11 @@ def test_panel_run_slider_changes_in_flight_then_cancel_and_run_again(notebook, 
     nb.run(0)
     nb.run(1)
     out = nb.output(1)
-    slider = out.locator(".widget-slider", has=nb.page.locator("label", has_text="concurrency"))
-    readout = slider.locator(".widget-readout")
+    # The concurrency: a number, and a slider of doubling steps beside it (1, 2, 4, 8 ...).
+    control = out.locator(".widget-hbox", has=nb.page.locator("label", has_text="concurrency"))
+    slider, number = control.locator(".widget-slider"), control.locator("input")
     run, cancel = widget_button(out, "Run"), widget_button(out, "Cancel")
-    expect(readout).to_have_text("2")
+    expect(number).to_have_value("2")
     expect(run).to_be_enabled()
     expect(cancel).to_be_disabled()
     nb.screenshot("panel", show=out)
@@ -39,14 +40,14 @@ def test_panel_run_slider_changes_in_flight_then_cancel_and_run_again(notebook, 
     assert slow_echo_sim.stats()["peak_in_flight"] == 2
     nb.screenshot("running-at-2", show=header)
 
-    # The keyboard on the slider's handle, as a user would: 2 -> 6 while the batch runs.
+    # The keyboard on the slider's handle, as a user would: two steps, 2 -> 4 -> 8, while the batch runs.
     slider.locator(".noUi-handle").focus()
-    for _ in range(4):
+    for _ in range(2):
         nb.page.keyboard.press("ArrowRight")
-    expect(readout).to_have_text("6")
-    expect(header.locator(".inflight")).to_have_text("6 in flight")
-    expect(header).to_contain_text("concurrency 6 · 6 in flight · 200 requests")
-    nb.screenshot("running-at-6", show=header)
+    expect(number).to_have_value("8")
+    expect(header.locator(".inflight")).to_have_text("8 in flight")
+    expect(header).to_contain_text("concurrency 8 · 8 in flight · 200 requests")
+    nb.screenshot("running-at-8", show=header)
 
     cancel.click()
     final = nb.wait_summary(1, "s.state === 'cancelled'")
@@ -56,7 +57,7 @@ def test_panel_run_slider_changes_in_flight_then_cancel_and_run_again(notebook, 
     expect(cancel).to_be_disabled()
     expect(header).not_to_contain_text("in flight")
     expect(out.locator(".widget-html-content").first).to_contain_text(f"{done}/200 done")  # the status line
-    assert slow_echo_sim.stats()["peak_in_flight"] == 6  # the limit moved up, and no further
+    assert slow_echo_sim.stats()["peak_in_flight"] == 8  # the limit moved up, and no further
     nb.screenshot("cancelled", show=header)
 
     # Run again, smaller: it goes to the end.
