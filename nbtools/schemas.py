@@ -138,7 +138,7 @@ def to_schema(value: Any, name: str = "schema") -> Schema:
     try:
         from pydantic import BaseModel
     except ImportError:  # pragma: no cover - a dependency
-        raise ConfigError("schema= needs pydantic v2: pip install 'pydantic>=2'") from None
+        raise ConfigError("schema= needs pydantic 2.9.2 or newer: pip install 'pydantic>=2.9.2'") from None
     if isinstance(value, type) and issubclass(value, BaseModel):
         return Schema(_object_root(value.model_json_schema()), value, _wire_name(value.__name__), "model")
     if isinstance(value, BaseModel):
