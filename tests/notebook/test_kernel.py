@@ -355,7 +355,7 @@ def test_panel_slider_and_buttons_work_through_comm_messages(kernel: Kernel, mid
               "model='sim-small', concurrency=2)\npanel")
     run = kernel.widget_comm("ButtonModel", since=mark, description="Run")
     cancel = kernel.widget_comm("ButtonModel", since=mark, description="Cancel")
-    slider = kernel.widget_comm("IntSliderModel", since=mark, description="concurrency")
+    slider = kernel.widget_comm("BoundedIntTextModel", since=mark, description="concurrency")
     kernel.click(run)  # as the browser sends it: a comm message on the shell channel
     wait_for(lambda: mid.stats()["completed"] >= 4, 5, "the first requests at concurrency 2")
     assert mid.stats()["peak_in_flight"] == 2
