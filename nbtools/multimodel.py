@@ -9,11 +9,13 @@ runs each endpoint (online or through the Batch API) is nbtools.api's to choose.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from nbtools.columns import field_columns
 from nbtools.engine.endpoints import PROFILES
 from nbtools.engine.gates.spending import SpendingGuard
 from nbtools.engine.online import OnlineRun
@@ -24,6 +26,7 @@ from nbtools.options import ENDPOINT_KEYS, BatchOptions, ModelItem
 from nbtools.prompts import Prompt, normalize_prompts
 from nbtools.results import BatchResult
 from nbtools.summary import Summary
+from nbtools.views.grid import multi_html, multi_text
 
 if TYPE_CHECKING:
     import pandas
@@ -126,7 +129,11 @@ class MultiModelResult(BatchResult):
         return figures
 
     def wide(self, values: str = "text") -> pandas.DataFrame:
-        """One row per prompt (and sample), a column per model: its ``values`` (a row field: text, latency, cost...)."""
+        """One row per prompt (and sample), a column per model: its ``values`` (a row field: text, latency, cost...).
+
+        With ``schema=``, the default is a column per field and model instead (columns ``(field, model)``, in the
+        fields' own dtypes): ``wide()["sentiment"]`` sets the models' answers side by side.
+        """
         try:
             import pandas as pd
         except ImportError:
@@ -136,6 +143,8 @@ class MultiModelResult(BatchResult):
         field = values in RequestResult.__slots__ or isinstance(getattr(RequestResult, values, None), property)
         if values.startswith("_") or not field:
             raise ConfigError(f"wide(values={values!r}): not a row field; e.g. wide('text'), wide('latency'), wide('cost')")
+        if values == "text" and self.options.schema is not None:
+            return self._typed_wide(pd)
         count = self._count
         records = []
         for first in range(0, len(self.rows), count):
@@ -146,21 +155,48 @@ class MultiModelResult(BatchResult):
             records.append(record)
         return pd.DataFrame.from_records(records).set_index("index")
 
+    def _typed_wide(self, pd: Any) -> pandas.DataFrame:
+        schema = self.options.schema
+        assert schema is not None
+        parts = list(self.by_model.values())
+        index = pd.Index([row.index for row in parts[0].rows], name="index")
+        columns: dict[tuple[str, str], Any] = {("prompt", ""): pd.Series([r.prompt_text for r in parts[0].rows], index=index)}
+        for column in schema.columns:
+            for part in parts:
+                series = field_columns(part.rows, schema, index)[column.name]
+                columns[(column.name, part.label)] = series
+        frame = pd.DataFrame(columns, index=index)
+        frame.columns = pd.MultiIndex.from_tuples(list(columns), names=["field", "model"])
+        return frame
+
+    def agreement(self) -> pandas.Series:
+        """With ``schema=``: per field, the share of prompts on which every model gave the same value
+        (counting only prompts where every model's reply was valid); NaN for a field no prompt had from all."""
+        schema = self.options.schema
+        if schema is None:
+            raise ConfigError("agreement() compares typed fields: run the batch with schema= (e.g. schema=Review)")
+        import pandas as pd
+
+        frame = self.wide()
+        shares: dict[str, float] = {}
+        for column in schema.columns:
+            answers = frame[column.name]
+            answered = answers[answers.notna().all(axis=1)]
+            same = [len({json.dumps(v, sort_keys=True, default=str) for v in row}) == 1
+                    for row in answered.itertuples(index=False)]
+            shares[column.name] = sum(same) / len(same) if same else float("nan")
+        return pd.Series(shares, name="agreement", dtype="Float64")
 
     # -- display ------------------------------------------------------------------------------------
     def __repr__(self) -> str:
-        from nbtools.views.grid import multi_text
-
         return multi_text(self)
 
     def _repr_html_(self) -> str:
-        from nbtools.views.grid import multi_html
-
         return multi_html(self)
 
 
 def _cells(row: RequestResult, values: str) -> dict[str, Any]:
-    """A row's columns in ``wide()``: one per model now; typed output may give one per field and model."""
+    """A row's column in ``wide()``: one per model (typed output has its own, ``_typed_wide``)."""
     return {row.label or "": getattr(row, values)}
 
 
