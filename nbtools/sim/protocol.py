@@ -31,14 +31,19 @@ class ChatRequest:
     response_format: Any = None  # as sent; nbtools.sim.structured reads it
 
 
-def parse_chat_request(body: bytes, default_model: str) -> ChatRequest:
+def json_object(body: bytes) -> dict[str, Any]:
+    """A request body as the JSON object every endpoint of ours takes, else BadRequest."""
     try:
         data = json.loads(body)
     except ValueError:
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
-    return chat_request(data, default_model)
+    return data
+
+
+def parse_chat_request(body: bytes, default_model: str) -> ChatRequest:
+    return chat_request(json_object(body), default_model)
 
 
 def chat_request(data: dict[str, Any], default_model: str) -> ChatRequest:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nbtools.sim.protocol import BadRequest, ChatRequest, chat_request
+from nbtools.sim.protocol import BadRequest, ChatRequest, chat_request, json_object
 from nbtools.sim.replies import Reply
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -19,12 +19,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 def parse_responses_request(body: bytes, default_model: str) -> ChatRequest:
     """A /v1/responses request as the chat request the simulator answers."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        raise BadRequest("the request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the request body must be a JSON object")
+    data = json_object(body)
     raw = data.get("input")
     if isinstance(raw, str):
         messages: Any = [{"role": "user", "content": raw}]

@@ -18,6 +18,7 @@ import struct
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -297,7 +298,6 @@ class Simulator:
     async def _stream(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
         if job.wire == "responses":
             return await self._stream_events(job, ttft, total)
-        loop = asyncio.get_running_loop()
         response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
         await asyncio.sleep(ttft)
         chunks = ChunkWriter(f"chatcmpl-sim{next(self._ids)}", int(time.time()), job.model)
@@ -313,20 +313,8 @@ class Simulator:
                 tokens = job.reply.tokens or ("",)
                 end = max(1, len(tokens) // 2) if job.disconnect else len(tokens)
                 step = (total - ttft) / (len(tokens) - 1) if len(tokens) > 1 else 0.0
-                first = loop.time()
-                i = 0
-                while i < end:
-                    # Sleep until the next token is due, then send every token due by now in one write.
-                    wait = i * step - (loop.time() - first)
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    elapsed = loop.time() - first
-                    batch = []
-                    while i < end and i * step <= elapsed:
-                        batch.append(chunks.token(tokens[i], i == 0))
-                        i += 1
-                    if batch:
-                        await response.write("".join(batch).encode())
+                async for due in _due_tokens(end, step):
+                    await response.write("".join(chunks.token(tokens[i], i == 0) for i in due).encode())
                 if job.disconnect:
                     _drop(job.request, reset=False)
                     return response
@@ -344,7 +332,6 @@ class Simulator:
 
     async def _stream_events(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
         """A streamed /v1/responses reply: typed events, one delta per token, paced as the chat stream is."""
-        loop = asyncio.get_running_loop()
         response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
         await asyncio.sleep(ttft)
         events = EventWriter(f"resp_sim{next(self._ids)}", int(time.time()), job.model)
@@ -357,19 +344,8 @@ class Simulator:
                 tokens = job.reply.tokens if job.reply is not None else ()
                 end = max(1, len(tokens) // 2) if job.disconnect and tokens else len(tokens)
                 step = (total - ttft) / (len(tokens) - 1) if len(tokens) > 1 else 0.0
-                first = loop.time()
-                i = 0
-                while i < end:
-                    wait = i * step - (loop.time() - first)
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                    elapsed = loop.time() - first
-                    batch = []
-                    while i < end and i * step <= elapsed:
-                        batch.append(events.token(tokens[i]))
-                        i += 1
-                    if batch:
-                        await response.write("".join(batch).encode())
+                async for due in _due_tokens(end, step):
+                    await response.write("".join(events.token(tokens[i]) for i in due).encode())
                 if job.disconnect:
                     _drop(job.request, reset=False)
                     return response
@@ -480,3 +456,22 @@ async def start(config: SimConfig, host: str, port: int) -> tuple[web.AppRunner,
     await site.start()
     bound = runner.addresses[0][1]
     return runner, app[SIMULATOR], bound
+
+
+async def _due_tokens(end: int, step: float) -> AsyncIterator[range]:
+    """The indices of tokens ``0..end`` (one due every ``step`` seconds) in groups: sleep until the next one is
+    due, then give every token due by now, to be sent in one write."""
+    loop = asyncio.get_running_loop()
+    first = loop.time()
+    i = 0
+    while i < end:
+        wait = i * step - (loop.time() - first)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        elapsed = loop.time() - first
+        j = i
+        while j < end and j * step <= elapsed:
+            j += 1
+        if j > i:
+            yield range(i, j)
+        i = j

@@ -3,6 +3,8 @@ with one line of figures per model and the timeline in one colour per model."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from nbtools.sim import SimServer
@@ -22,10 +24,14 @@ FIGURES_JS = """cell => [...cell.querySelectorAll('.nbt table.nbt-models tr')].s
   .map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent.trim()))"""
 
 
-def test_the_grid_fills_as_replies_arrive(notebook, slow_echo_sim: SimServer) -> None:
-    prompts = ["one", "two", "three", "four"]
-    nb = notebook(["%load_ext nbtools",
-                   f"%%llm_batch --base-url {slow_echo_sim.base_url} -m sim-small,sim-large -c 1\n" + "\n".join(prompts)])
+PROMPTS = ["one", "two", "three", "four"]
+
+
+def fill_grid(make_page: Any, sim: SimServer) -> tuple[Any, list[dict[str, str]], list[dict[str, str]]]:
+    """Run a two-model batch in a fresh notebook page: (the page, the grid while it ran, the grid at the end).
+    Screenshots of both; any frontend whose page has run/wait_js/screenshot/output/wait_executed."""
+    nb = make_page(["%load_ext nbtools",
+                    f"%%llm_batch --base-url {sim.base_url} -m sim-small,sim-large -c 1\n" + "\n".join(PROMPTS)])
     nb.run(0)
     nb.run(1, wait=False)
     # While it runs: some cells hold a reply, others still wait for theirs.
@@ -43,6 +49,12 @@ def test_the_grid_fills_as_replies_arrive(notebook, slow_echo_sim: SimServer) ->
       return rows && rows.every(r => r['sim-small'] === r.prompt && r['sim-large'] === r.prompt) ? rows : null;
     }}""")
     nb.screenshot("grid-done", show=nb.output(1))
+    return nb, partial, final
+
+
+def test_the_grid_fills_as_replies_arrive(notebook, slow_echo_sim: SimServer) -> None:
+    prompts = PROMPTS
+    nb, partial, final = fill_grid(notebook, slow_echo_sim)
     assert [row["prompt"] for row in final] == prompts
     assert any(row["sim-small"] != row["prompt"] or row["sim-large"] != row["prompt"] for row in partial), partial
     figures = nb.wait_js(1, FIGURES_JS)

@@ -19,7 +19,7 @@ import pytest
 
 from nbtools.sim import SimServer
 from nbtools.views.grid import PALETTE
-from tests.browser.test_browser_grid import FIGURES_JS, GRID_JS
+from tests.browser.test_browser_grid import FIGURES_JS, PROMPTS, fill_grid
 from tests.support.browser_lab import LAB_SETTINGS, VENV_JUPYTER, JupyterServer, LabServer, NotebookPage, _shots_dir, serving
 
 notebook = pytest.importorskip("notebook")
@@ -113,25 +113,8 @@ def page7(browser: Any, nb7: Notebook7Server, request: pytest.FixtureRequest) ->
 
 
 def test_the_grid_fills_as_replies_arrive_in_notebook_7(page7, slow_echo_sim: SimServer) -> None:
-    prompts = ["one", "two", "three", "four"]
-    nb = page7(["%load_ext nbtools",
-                f"%%llm_batch --base-url {slow_echo_sim.base_url} -m sim-small,sim-large -c 1\n" + "\n".join(prompts)])
-    nb.run(0)
-    nb.run(1, wait=False)
-    partial = nb.wait_js(1, f"""cell => {{
-      const rows = ({GRID_JS})(cell);
-      if (!rows || rows.length < 4) return null;
-      const cells = rows.flatMap(r => [[r.prompt, r['sim-small']], [r.prompt, r['sim-large']]]);
-      const answered = cells.filter(([prompt, reply]) => prompt === reply).length;
-      return answered > 0 && answered < cells.length ? rows : null;
-    }}""", timeout=30)
-    nb.screenshot("grid-filling", show=nb.output(1))
-    nb.wait_executed(1)
-    final = nb.wait_js(1, f"""cell => {{
-      const rows = ({GRID_JS})(cell);
-      return rows && rows.every(r => r['sim-small'] === r.prompt && r['sim-large'] === r.prompt) ? rows : null;
-    }}""")
-    nb.screenshot("grid-done", show=nb.output(1))
+    prompts = PROMPTS
+    nb, partial, final = fill_grid(page7, slow_echo_sim)
     assert [row["prompt"] for row in final] == prompts and len(partial) == 4
     figures = nb.wait_js(1, FIGURES_JS)
     assert [row[0] for row in figures] == ["sim-small", "sim-large"] and all(r[1] == "4/4" for r in figures), figures

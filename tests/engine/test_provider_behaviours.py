@@ -7,8 +7,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from nbtools.engine.endpoints import PROFILES, resolve_endpoint
 from nbtools.engine.gates.server_budget import ServerBudget
 from tests.support import provider_errors as pe
 from tests.support import provider_more as pm
-from tests.support.error_server import ProviderServer, Script, every
+from tests.support.error_server import every
 from tests.support.helpers import serve_app
 
 KEY_ENV = "NBTOOLS_E2E_KEY"
@@ -33,17 +32,6 @@ NEW = {"gemini": "GEMINI_API_KEY", "openrouter": "OPENROUTER_API_KEY", "groq": "
 @pytest.fixture(autouse=True)
 def fake_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, pe.FAKE_KEY)
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Script], tuple[ProviderServer, str]]]:
-    with ExitStack() as stack:
-
-        def start(script: Script) -> tuple[ProviderServer, str]:
-            server = ProviderServer(script)
-            return server, stack.enter_context(serve_app(server.app())) + "/v1"
-
-        yield start
 
 
 def prompts(n: int) -> list[str]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,7 @@ import nbtools
 from nbtools.engine import failures
 from nbtools.engine.gates.adaptive import AUTO_START
 from tests.support import provider_errors as pe
-from tests.support.error_server import ProviderServer, Script, every, when_prompt_has
-from tests.support.helpers import serve_app
+from tests.support.error_server import ProviderServer, every, when_prompt_has
 
 KEY_ENV = "NBTOOLS_E2E_KEY"
 MODEL = "e2e-model"
@@ -63,18 +60,6 @@ OVERLOADED = [_by_id(pe.ANTHROPIC, "anthropic-overloaded_error"), _by_id(pe.OLLA
 @pytest.fixture(autouse=True)
 def fake_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, pe.FAKE_KEY)
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., tuple[ProviderServer, str]]]:
-    """``serve(script)``: a provider's server answering by ``script``; returns it and its base URL (…/v1)."""
-    with ExitStack() as stack:
-
-        def start(script: Script | None = None) -> tuple[ProviderServer, str]:
-            server = ProviderServer(script)
-            return server, stack.enter_context(serve_app(server.app())) + "/v1"
-
-        yield start
 
 
 def prompts(n: int = N) -> list[str]:

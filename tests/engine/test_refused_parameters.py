@@ -8,8 +8,6 @@ bodies are the server's: what it was sent.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
@@ -20,8 +18,7 @@ from nbtools.engine import failures
 from nbtools.engine.gates.adaptive import AUTO_START
 from tests.support import provider_errors as pe
 from tests.support import provider_params as pp
-from tests.support.error_server import ProviderServer, Script
-from tests.support.helpers import serve_app
+from tests.support.error_server import Script
 
 KEY_ENV = "NBTOOLS_E2E_KEY"
 MODEL = "e2e-model"
@@ -47,17 +44,6 @@ class Recorder:
             if field in body:
                 return reply
         return self.also(number, body) if self.also is not None else None
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Script], tuple[ProviderServer, str]]]:
-    with ExitStack() as stack:
-
-        def start(script: Script) -> tuple[ProviderServer, str]:
-            server = ProviderServer(script)
-            return server, stack.enter_context(serve_app(server.app())) + "/v1"
-
-        yield start
 
 
 def prompts(n: int = N) -> list[str]:
