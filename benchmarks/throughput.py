@@ -233,7 +233,8 @@ def child(args: argparse.Namespace) -> None:
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     assert len(texts) == args.n
     print(json.dumps({
-        "wall": wall, "cpu": cpu, "maxrss_mb": r1.ru_maxrss / 1024, "rss_before_mb": rss_before / 1024,
+        "wall": wall, "cpu": cpu, "minflt": r1.ru_minflt - r0.ru_minflt,
+        "maxrss_mb": r1.ru_maxrss / 1024, "rss_before_mb": rss_before / 1024,
         "errors": len(errors), "first_error": errors[0] if errors else None, "client_peak": peak,
         "ok_text": sum(1 for t in texts if t == REPLY),
     }))
@@ -336,6 +337,7 @@ def run_child(client: str, sc: Scenario, sim: Simulator, args: argparse.Namespac
     row["server_requests"] = stats.get("requests")
     row["sim_cpu"] = sim_cpu
     row["cpu_per_req_ms"] = row["cpu"] / sc.n * 1000
+    row["faults_per_req"] = row["minflt"] / sc.n
     if row["errors"] and args.verbose:
         print(f"  {client}: {row['errors']} errors, first: {row['first_error']}", file=sys.stderr)
     return row
@@ -343,7 +345,7 @@ def run_child(client: str, sc: Scenario, sim: Simulator, args: argparse.Namespac
 
 def median_rows(rows: list[dict]) -> dict:
     out = dict(rows[0])
-    for key in ("wall", "cpu", "cpu_per_req_ms", "maxrss_mb", "rss_before_mb", "sim_cpu"):
+    for key in ("wall", "cpu", "cpu_per_req_ms", "faults_per_req", "maxrss_mb", "rss_before_mb", "sim_cpu"):
         out[key] = statistics.median(r[key] for r in rows)
     for key in ("errors", "server_peak", "client_peak"):  # worst case, not median
         values = [r[key] for r in rows if r.get(key) is not None]
@@ -388,8 +390,8 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
           f"Python {sys.version.split()[0]}, median of {args.repeat} run{'s' * (args.repeat > 1)} per client"
           f"{', quick' if args.quick else ''})\n")
     print("| scenario (ideal wall) | client | wall s [range] | client CPU/req ms | client CPU % of wall "
-          "| peak RSS MB | server peak in flight | errors (worst run) | simulator CPU % of wall |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| page faults/req | peak RSS MB | server peak in flight | errors (worst run) | simulator CPU % of wall |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for sc in chosen:
         for client in CLIENTS:
             r = results.get((sc.key, client))
@@ -398,7 +400,7 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
             spread = f" [{r['wall_min']:.2f}–{r['wall_max']:.2f}]" if r["runs"] > 1 else ""
             print(f"| N={sc.n:,} C={sc.c} L={sc.latency:g}s ({sc.ideal:.1f} s) | {LABELS[client]} "
                   f"| {r['wall']:.2f}{spread} | {r['cpu_per_req_ms']:.3f} | {100 * r['cpu'] / r['wall']:.0f} "
-                  f"| {r['maxrss_mb']:.0f} | {fmt(r['server_peak'], 'd')} | {r['errors']} "
+                  f"| {r['faults_per_req']:.2f} | {r['maxrss_mb']:.0f} | {fmt(r['server_peak'], 'd')} | {r['errors']} "
                   f"| {100 * r['sim_cpu'] / r['wall']:.0f} |")
 
     print(f"\n| scenario | nbtools | CPU/req ÷ floor (≤ {TARGET_CPU:g}) | wall ÷ floor (≤ {TARGET_WALL:g}) "

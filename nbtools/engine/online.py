@@ -302,8 +302,11 @@ class OnlineRun(Generic[State]):
     # -- one request ---------------------------------------------------------------------------------
     async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None, ticket: Ticket,
                        passed: list[Gate]) -> None:
-        """``passed``: the gates that let this request through (the dispatcher's, then the rest)."""
-        result = self.result
+        """``passed``: the gates that let this request through (the dispatcher's, then the rest).
+
+        Each attempt is sent from here, not from a helper coroutine: a reply resumes every frame it awaits
+        through, and at thousands of replies a second those frames are a measurable share of the CPU."""
+        result, client = self.result, self.client
         on_delta = (lambda delta: result.row_streamed(row, delta)) if self.options.stream else None
         completion = None
         replied: AttemptOutcome | None = None  # how the attempt that got a reply went
@@ -319,47 +322,31 @@ class OnlineRun(Generic[State]):
                     gates = gates[gates.index(self.limiter) + 1 :]
                 else:  # a gate taken out of the list since (the controller) is not asked again
                     passed[:] = [gate for gate in passed if gate in gates]
-                if not await self._pass(gates, ticket, passed):
+                if gates and not await self._pass(gates, ticket, passed):
                     row.status = CANCELLED  # a gate will never let it through
                     break
                 if on_delta is not None:
                     row.begin_stream()
+                for gate in passed:
+                    gate.started(ticket)
+                row.sent = result.now()
+                sent = time.perf_counter()
                 try:
-                    completion, replied = await self._attempt(row, body, on_delta, ticket, passed)
-                    break
+                    completion = await client.complete(body, on_delta)
                 except RequestFailed as exc:
-                    self._answered = self._answered or not exc.unreachable
-                    row.status_code, row.error_kind, row.partial = exc.status, exc.kind, exc.partial
-                    if exc.kind in WAIT:
-                        row.waits += 1
-                    else:
+                    if exc.kind not in WAIT:
                         errors += 1
-                    decision = self.policy.decide(exc.kind, errors=errors, waits=row.waits, retry_after=exc.retry_after)
-                    status: Status = "overloaded" if exc.kind in WAIT else "failed"
-                    if decision.action == WAIT_AGAIN:
-                        self._pushed_back(exc)
-                        # Wait without a slot: the limit counts requests the server is handling.
-                        self._finish(passed, ticket, AttemptOutcome(status, "wait", exc.headers))
-                        await asyncio.sleep(decision.delay)
-                        continue
-                    if decision.action == RETRY:
-                        self._finish(passed, ticket, AttemptOutcome(status, "retry", exc.headers))
-                        await asyncio.sleep(decision.delay)
-                        continue
-                    replied = AttemptOutcome(status, headers=exc.headers)
-                    row.error = str(exc) + (f" (after {row.attempts} attempts)" if row.attempts > 1 else "")
-                    if decision.why:
-                        row.error += f"; {decision.why}"
-                    row.status = ERROR
-                    if decision.action == STOP:
-                        self._stop(EndpointError(stop_message(exc, result.endpoint, result.model, self.options.api_key_env)))
-                    elif exc.unreachable and not self._answered:
-                        self._stop(EndpointError(f"{exc}: check base_url / the provider, then run again"))
-                    assert decision.action in (FAIL, STOP)
-                    break
+                    delay = self._failed(row, exc, errors, ticket, passed)
+                    if delay is None:  # the row's last attempt
+                        replied = AttemptOutcome("overloaded" if exc.kind in WAIT else "failed", headers=exc.headers)
+                        break
+                    await asyncio.sleep(delay)
+                    continue
+                replied = self._replied(completion, sent)
+                break
             if completion is not None:
                 fill_reply(row, completion, result.model, result.price, schema=self.options.schema)
-                if self.options.schema is not None and self.client.older_dialect:
+                if self.options.schema is not None and client.older_dialect:
                     result.schema_form = JSON_OBJECT  # the server took only the older form: say so
         except asyncio.CancelledError:
             row.status = CANCELLED
@@ -397,23 +384,46 @@ class OnlineRun(Generic[State]):
                 passed.append(gate)
         return True
 
-    async def _attempt(self, row: RequestResult, body: dict[str, Any], on_delta: Callable[[str], None] | None,
-                       ticket: Ticket, passed: list[Gate]) -> tuple[Completion, AttemptOutcome]:
-        """One try, once the gates let it through: send, and say how it went."""
-        for gate in passed:
-            gate.started(ticket)
-        row.sent = self.result.now()
-        sent = time.perf_counter()
-        completion = await self.client.complete(body, on_delta)
+    def _replied(self, completion: Completion, sent: float) -> AttemptOutcome:
+        """An attempt got its reply: how it went, for the gates."""
         self._answered = True
         self.policy.replied()
         used = completion.completion_tokens
         if used is not None and self.pacer.active:
             self._typical_completion = used
-        outcome = AttemptOutcome("ok", headers=completion.headers, headers_at=completion.headers_at,
-                          latency=time.perf_counter() - sent,
-                          tokens=None if used is None else (completion.prompt_tokens or 0) + used)
-        return completion, outcome
+        return AttemptOutcome("ok", headers=completion.headers, headers_at=completion.headers_at,
+                              latency=time.perf_counter() - sent,
+                              tokens=None if used is None else (completion.prompt_tokens or 0) + used)
+
+    def _failed(self, row: RequestResult, exc: RequestFailed, errors: int, ticket: Ticket,
+                passed: list[Gate]) -> float | None:
+        """An attempt failed: note it on the row and decide. The seconds to wait before the next attempt
+        (the gates told: the slot kept or given back), or None: the row ends in this error."""
+        self._answered = self._answered or not exc.unreachable
+        row.status_code, row.error_kind, row.partial = exc.status, exc.kind, exc.partial
+        if exc.kind in WAIT:
+            row.waits += 1
+        decision = self.policy.decide(exc.kind, errors=errors, waits=row.waits, retry_after=exc.retry_after)
+        status: Status = "overloaded" if exc.kind in WAIT else "failed"
+        if decision.action == WAIT_AGAIN:
+            self._pushed_back(exc)
+            # Wait without a slot: the limit counts requests the server is handling.
+            self._finish(passed, ticket, AttemptOutcome(status, "wait", exc.headers))
+            return decision.delay
+        if decision.action == RETRY:
+            self._finish(passed, ticket, AttemptOutcome(status, "retry", exc.headers))
+            return decision.delay
+        row.error = str(exc) + (f" (after {row.attempts} attempts)" if row.attempts > 1 else "")
+        if decision.why:
+            row.error += f"; {decision.why}"
+        row.status = ERROR
+        result = self.result
+        if decision.action == STOP:
+            self._stop(EndpointError(stop_message(exc, result.endpoint, result.model, self.options.api_key_env)))
+        elif exc.unreachable and not self._answered:
+            self._stop(EndpointError(f"{exc}: check base_url / the provider, then run again"))
+        assert decision.action in (FAIL, STOP)
+        return None
 
     def _pushed_back(self, exc: RequestFailed) -> None:
         """A 429/503: note where it happened, and let a fixed limit yield until the pressure is gone."""
