@@ -8,6 +8,7 @@ never inside the pool, so a pool timeout can never start counting while a reques
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Collection
@@ -37,11 +38,11 @@ def _refusal(message: Any) -> str | None:
 _NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
 KEEPALIVE = 4.0  # seconds: below the 5 s idle timeout of common servers (uvicorn), so we never reuse a closing socket
 _LARGE_BLOCK = 1 << 20  # bytes: well above asyncio's 256 KiB read buffer
-_read_buffers_on_heap = False
 
 
+@functools.cache  # once per process
 def _keep_read_buffers_on_heap() -> None:
-    """Let glibc's malloc serve asyncio's read buffers from its heap, once per process.
+    """Let glibc's malloc serve asyncio's read buffers from its heap.
 
     asyncio reads each reply into a fresh 256 KiB bytes object and shrinks it to what arrived. glibc maps
     blocks that large with mmap, until the process frees one mapped block larger than its threshold (then it
@@ -49,11 +50,7 @@ def _keep_read_buffers_on_heap() -> None:
     and a page fault: 45,000 page faults for 20,000 replies measured here, and a tenth more CPU per reply.
     Freeing one large block makes glibc raise the threshold as it would anyway. Elsewhere it is a no-op.
     """
-    global _read_buffers_on_heap
-    if not _read_buffers_on_heap:
-        block = bytearray(_LARGE_BLOCK)
-        del block
-        _read_buffers_on_heap = True
+    bytes(_LARGE_BLOCK)  # freed at once; calloc'd, so no page of it is touched
 
 
 class RequestFailed(Exception):
@@ -128,7 +125,7 @@ class ChatClient:
         assert session is not None
         model = str(body.get("model"))
         while True:  # sent again only after a refusal that says how to ask instead (each switch once per batch)
-            on_responses = self.api != "chat" and self.uses_responses(model)
+            on_responses = self.uses_responses(model)
             wire = self._wire(body)
             if on_responses:
                 wire = responses.to_responses(wire)
@@ -136,36 +133,36 @@ class ChatClient:
             timeout = self._stream_timeout if stream else self._timeout
             url = self.endpoint.base_url + responses.PATH if on_responses else self._url
             try:
-                try:
-                    async with session.post(url, data=json.dumps(wire).encode(), timeout=timeout) as resp:
-                        if resp.status != 200:
-                            raise await self._http_error(resp, failures.shared_fields(wire))
-                        headers_at = time.monotonic()
-                        if resp.content_type == "text/html":
-                            raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}",
-                                                failures.NOT_FOUND)
-                        if stream and resp.content_type != "application/json":  # some servers ignore stream: true
-                            read = self._read_responses_stream if on_responses else self._read_stream
-                            completion = await read(resp, on_delta)
-                        else:
-                            raw = await resp.read()
-                            completion = self._parse_response(raw) if on_responses else self._parse(raw)
-                            if stream and on_delta is not None and completion.text:
-                                on_delta(self.endpoint.redact(completion.text) if self._secret else completion.text)
-                        completion.headers, completion.headers_at = resp.headers, headers_at
-                except asyncio.TimeoutError:
-                    what = f"nothing arrived for {timeout.sock_read:g} s" if stream else f"after {timeout.total:g} s"
-                    raise RequestFailed(f"timed out: {what}" if stream else f"timed out {what}", failures.TIMEOUT) from None
-                except aiohttp.ClientError as exc:
-                    raise self._connection_error(exc) from None
+                async with session.post(url, data=json.dumps(wire).encode(), timeout=timeout) as resp:
+                    if resp.status != 200:
+                        raise await self._http_error(resp, failures.shared_fields(wire))
+                    headers_at = time.monotonic()
+                    if resp.content_type == "text/html":
+                        raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}",
+                                            failures.NOT_FOUND)
+                    if stream and resp.content_type != "application/json":  # some servers ignore stream: true
+                        read = self._read_responses_stream if on_responses else self._read_stream
+                        completion = await read(resp, on_delta)
+                    else:
+                        raw = await resp.read()
+                        completion = self._parse_response(raw) if on_responses else self._parse(raw)
+                        if stream and on_delta is not None and completion.text:
+                            on_delta(self.endpoint.redact(completion.text) if self._secret else completion.text)
+                    completion.headers, completion.headers_at = resp.headers, headers_at
             except RequestFailed as exc:
-                if self._ask_otherwise(body, wire, exc, model, on_responses):
-                    continue
-                raise
-            if self._secret:  # a server that echoes the key back must not get it into results or the cache
-                completion.text = self.endpoint.redact(completion.text)
-                completion.model = completion.model and self.endpoint.redact(completion.model)
-            return completion
+                failed = exc
+            except asyncio.TimeoutError:
+                what = f"nothing arrived for {timeout.sock_read:g} s" if stream else f"after {timeout.total:g} s"
+                failed = RequestFailed(f"timed out: {what}" if stream else f"timed out {what}", failures.TIMEOUT)
+            except aiohttp.ClientError as exc:
+                failed = self._connection_error(exc)
+            else:
+                if self._secret:  # a server that echoes the key back must not get it into results or the cache
+                    completion.text = self.endpoint.redact(completion.text)
+                    completion.model = completion.model and self.endpoint.redact(completion.model)
+                return completion
+            if not self._ask_otherwise(body, wire, failed, model, on_responses):
+                raise failed
 
     def _ask_otherwise(self, body: dict[str, Any], wire: dict[str, Any], exc: RequestFailed, model: str,
                        on_responses: bool) -> bool:

@@ -336,9 +336,9 @@ class OnlineRun(Generic[State]):
                 except RequestFailed as exc:
                     if exc.kind not in WAIT:
                         errors += 1
-                    delay = self._failed(row, exc, errors, ticket, passed)
-                    if delay is None:  # the row's last attempt
-                        replied = AttemptOutcome("overloaded" if exc.kind in WAIT else "failed", headers=exc.headers)
+                    outcome, delay = self._failed(row, exc, errors, ticket, passed)
+                    if outcome.final:  # the row's last attempt
+                        replied = outcome
                         break
                     await asyncio.sleep(delay)
                     continue
@@ -396,23 +396,22 @@ class OnlineRun(Generic[State]):
                               tokens=None if used is None else (completion.prompt_tokens or 0) + used)
 
     def _failed(self, row: RequestResult, exc: RequestFailed, errors: int, ticket: Ticket,
-                passed: list[Gate]) -> float | None:
-        """An attempt failed: note it on the row and decide. The seconds to wait before the next attempt
-        (the gates told: the slot kept or given back), or None: the row ends in this error."""
+                passed: list[Gate]) -> tuple[AttemptOutcome, float]:
+        """An attempt failed: note it on the row and decide. The outcome says what comes next: to wait or retry
+        (the gates are told: the slot given back or kept) after the seconds returned with it, or the row's end."""
         self._answered = self._answered or not exc.unreachable
         row.status_code, row.error_kind, row.partial = exc.status, exc.kind, exc.partial
         if exc.kind in WAIT:
             row.waits += 1
         decision = self.policy.decide(exc.kind, errors=errors, waits=row.waits, retry_after=exc.retry_after)
         status: Status = "overloaded" if exc.kind in WAIT else "failed"
-        if decision.action == WAIT_AGAIN:
-            self._pushed_back(exc)
-            # Wait without a slot: the limit counts requests the server is handling.
-            self._finish(passed, ticket, AttemptOutcome(status, "wait", exc.headers))
-            return decision.delay
-        if decision.action == RETRY:
-            self._finish(passed, ticket, AttemptOutcome(status, "retry", exc.headers))
-            return decision.delay
+        if decision.action in (WAIT_AGAIN, RETRY):
+            if decision.action == WAIT_AGAIN:
+                self._pushed_back(exc)
+            # Waiting gives the slot back (the limit counts requests the server is handling); a retry keeps it.
+            outcome = AttemptOutcome(status, "wait" if decision.action == WAIT_AGAIN else "retry", exc.headers)
+            self._finish(passed, ticket, outcome)
+            return outcome, decision.delay
         row.error = str(exc) + (f" (after {row.attempts} attempts)" if row.attempts > 1 else "")
         if decision.why:
             row.error += f"; {decision.why}"
@@ -423,7 +422,7 @@ class OnlineRun(Generic[State]):
         elif exc.unreachable and not self._answered:
             self._stop(EndpointError(f"{exc}: check base_url / the provider, then run again"))
         assert decision.action in (FAIL, STOP)
-        return None
+        return AttemptOutcome(status, headers=exc.headers), 0.0
 
     def _pushed_back(self, exc: RequestFailed) -> None:
         """A 429/503: note where it happened, and let a fixed limit yield until the pressure is gone."""

@@ -40,5 +40,5 @@ def test_page_faults_stay_well_below_one_per_reply(make_sim) -> None:
     run = json.loads(out.stdout.strip().splitlines()[-1])
     assert run["ok"] == REPLIES
     # Mapped afresh, each reply faults in at least one page of its buffer (2.3 per reply measured here). From
-    # the heap, what faults is the batch's own rows and their growth: 0.36 per reply measured here.
+    # the heap, what faults is the batch's own rows and their growth: 0.27 per reply measured here.
     assert run["faults"] < REPLIES, run
