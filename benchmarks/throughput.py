@@ -198,7 +198,7 @@ def child(args: argparse.Namespace) -> None:
     elif args.child.startswith("nbtools"):
         import nbtools
         if args.child == "nbtools-typed":  # pydantic imports most of itself on the first model built: not the run
-            from nbtools.schemas import to_schema
+            from nbtools._base.schemas import to_schema
             to_schema("warm_up: int")
     else:
         import aiohttp  # noqa: F401

@@ -12,15 +12,16 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from nbtools.api import abatch, amodels, batch, models, start
-from nbtools.compare import Comparison
-from nbtools.dryrun import DryRun, DryRuns, dry_run
-from nbtools.engine import endpoints
-from nbtools.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
-from nbtools.multimodel import ModelResult, MultiModelResult
-from nbtools.results import BatchResult, RequestResult
-from nbtools.summary import Summary
-from nbtools.sweep import SweepResult, asweep, sweep
+from nbtools._api import abatch, amodels, batch, models, start
+from nbtools._base.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from nbtools._compare import Comparison
+from nbtools._dry_run import DryRun, DryRuns, dry_run
+from nbtools._engine import endpoints
+from nbtools._engine.rows import RequestResult
+from nbtools._result import BatchResult
+from nbtools._several import ModelResult, MultiModelResult
+from nbtools._summary import Summary
+from nbtools._sweep import SweepResult, asweep, sweep
 
 __version__ = "0.1.0"
 
@@ -81,11 +82,11 @@ endpoints.use_simulator(endpoints.SimulatorHooks(_start_simulator, _runs_simulat
 def __getattr__(name: str) -> Any:
     # The panel needs ipywidgets, the simulator aiohttp's server: import them only when asked for.
     if name == "Panel":
-        from nbtools.notebook.panel import Panel
+        from nbtools._notebook.panel import Panel
 
         return Panel
     if name in _BATCH_API:
-        from nbtools import batch_jobs
+        from nbtools import _jobs as batch_jobs
 
         return getattr(batch_jobs, name)
     if name == "sim":
@@ -97,6 +98,6 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbtools``: IPython is imported only here, so the engine never needs it."""
-    from nbtools.notebook.magics import load
+    from nbtools._notebook.magics import load
 
     load(ipython)

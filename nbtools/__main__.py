@@ -9,18 +9,18 @@ import argparse
 import sys
 from typing import Any
 
-from nbtools.compare import Comparison
-from nbtools.engine.blocking import run_blocking
-from nbtools.errors import ConfigError, NbtoolsError
-from nbtools.live import run_live
-from nbtools.options import OPTIONS
-from nbtools.results import BatchResult
+from nbtools._base.errors import ConfigError, NbtoolsError
+from nbtools._base.options import OPTIONS
+from nbtools._compare import Comparison
+from nbtools._engine.blocking import run_blocking
+from nbtools._live import run_live
+from nbtools._result import BatchResult
 
 DEMO = {"repeat": 10, "concurrency": 10, "provider": "sim", "model": None}  # the demo's options, its defaults
 
 
 def _add_option(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
-    """The option's flags and help as declared (nbtools.options), read by the option's own kind."""
+    """The option's flags and help as declared (nbtools._base.options), read by the option's own kind."""
     _, spec = OPTIONS[name]
 
     def read(text: str) -> Any:

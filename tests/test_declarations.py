@@ -1,4 +1,4 @@
-"""Each option is declared once (nbtools/options.py); everything that shows or takes an option agrees with it.
+"""Each option is declared once (nbtools/_base/options.py); everything that shows or takes an option agrees with it.
 
 These fail when the magic's flags, the %config traits, the panel's controls, the API docstrings or the
 README's table drift from the declarations, e.g. after an option was added or changed in one place only.
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import nbtools
-from nbtools.notebook.magics import CELL_FLAGS, LLMBatch
-from nbtools.options import OPTIONS, BatchOptions, Flag, options_table
+from nbtools._base.options import OPTIONS, BatchOptions, Flag, options_table
+from nbtools._notebook.magics import CELL_FLAGS, LLMBatch
 
 ROOT = Path(__file__).resolve().parent.parent
 class _Shell:
@@ -89,7 +89,7 @@ def _option_name_lists(package: Path = PACKAGE) -> list[str]:
     """Every tuple, list or set literal outside options.py that spells out three or more option names."""
     found = []
     for path in sorted(package.rglob("*.py")):
-        if path == package / "options.py":
+        if path == package / "_base" / "options.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
@@ -112,7 +112,7 @@ def test_the_leak_check_finds_a_hand_written_list(tmp_path) -> None:
 
 
 def test_resend_carries_what_the_declarations_say() -> None:
-    from nbtools.options import RESENT
+    from nbtools._base.options import RESENT
 
     assert RESENT == tuple(name for name, (_, spec) in OPTIONS.items() if spec.resent)
     # How the first batch ran is not carried: resend() chooses its own engine, and its rows are already samples.
@@ -167,7 +167,7 @@ def test_python_m_nbtools_takes_its_flags_and_help_from_the_declarations() -> No
 def test_the_cache_rule_is_written_once() -> None:
     # engine/cache.py's cache_is_on() decides; no other module reads the environment or the simulator for it.
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path == PACKAGE / "engine" / "cache.py":
+        if path == PACKAGE / "_engine" / "cache.py":
             continue
         text = path.read_text()
         assert "enabled_by_default" not in text, path

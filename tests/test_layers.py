@@ -30,11 +30,9 @@ MARKUP = re.compile(r"<(div|span|table|tr|td|th|svg|rect|style|b|br|code|details
 
 def part(module: str) -> str:
     """The part of the package a dotted module name (without ``nbtools.``) belongs to."""
-    top = module.split(".")[0]
-    if top in ("engine", "views", "notebook", "sim"):
+    top = module.split(".")[0].lstrip("_")
+    if top in ("base", "engine", "views", "notebook", "sim"):
         return top
-    if top in BASE:
-        return "base"
     if top in ENTRY or top == "":
         return "entry"
     return "root"
@@ -188,20 +186,20 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def test_the_layer_check_sees_an_upward_import_even_inside_a_function(tmp_path: Path) -> None:
     root = _package(tmp_path, {
-        "engine/limiter.py": "def f():\n    from nbtools.views import report\n    import IPython\n"
-                             "if TYPE_CHECKING:\n    from nbtools.notebook import magics\n",
+        "engine/limiter.py": "def f():\n    from nbtools._views import report\n    import IPython\n"
+                             "if TYPE_CHECKING:\n    from nbtools._notebook import magics\n",
         "views/report.py": "",
     })
     wrong = layer_violations(root)
-    assert any("imports nbtools.views.report" in w for w in wrong) and any("imports IPython" in w for w in wrong)
+    assert any("imports nbtools._views.report" in w for w in wrong) and any("imports IPython" in w for w in wrong)
     assert not any("magics" in w for w in wrong)
 
 
 def test_the_cycle_check_sees_a_circle_made_inside_a_function(tmp_path: Path) -> None:
     root = _package(tmp_path, {
-        "api.py": "from nbtools.dryrun import dry_run\n",
-        "dryrun.py": "def dry_run():\n    from nbtools.api import prepare\n",
-        "engine/run.py": "from nbtools.engine import limiter\n",
+        "api.py": "from nbtools._dry_run import dry_run\n",
+        "dryrun.py": "def dry_run():\n    from nbtools._api import prepare\n",
+        "engine/run.py": "from nbtools._engine import limiter\n",
         "engine/limiter.py": "",
     })
     assert import_cycles(root) == [["api", "dryrun"]]

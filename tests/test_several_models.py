@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 import nbtools
-from nbtools.engine.rows import CANCELLED, ERROR, NOT_SENT, OK
-from nbtools.errors import ConfigError, EndpointError
-from nbtools.multimodel import MultiModelResult
+from nbtools._base.errors import ConfigError, EndpointError
+from nbtools._engine.rows import CANCELLED, ERROR, NOT_SENT, OK
+from nbtools._several import MultiModelResult
 from tests.support import provider_errors as pe
 from tests.support.error_server import ProviderServer, Script, every
 from tests.support.helpers import serve_app
@@ -189,7 +189,7 @@ def test_a_key_in_an_item_never_shows_in_errors_or_reprs() -> None:
     with pytest.raises(ConfigError) as caught:
         nbtools.batch(["x"], models=[{"model": "m", "api_key": secret, "colour": "red"}])
     assert secret not in str(caught.value)
-    from nbtools.options import BatchOptions
+    from nbtools._base.options import BatchOptions
 
     options = BatchOptions(models=[{"model": "m", "api_key": secret, "label": "m"}])
     assert secret not in repr(options)

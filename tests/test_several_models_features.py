@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 import nbtools
-from nbtools.compare import Comparison
-from nbtools.dryrun import DryRuns
-from nbtools.engine.rows import OK
-from nbtools.multimodel import MultiModelResult
+from nbtools._compare import Comparison
+from nbtools._dry_run import DryRuns
+from nbtools._engine.rows import OK
+from nbtools._several import MultiModelResult
+from nbtools._views import grid
 from nbtools.sim.lineup import LINEUP
-from nbtools.views import grid
 
 LINEUP_MODELS = ["sim:sim-mini", "sim:sim-standard", "sim:sim-pro"]
 SUMS = [f"What is {a} + {b}?" for a, b in zip(range(11, 51), range(60, 100), strict=True)]

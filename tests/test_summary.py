@@ -3,7 +3,7 @@
 Against real HTTP: a server that answers with llama.cpp's own stream bytes (tests/support/provider_errors.py), and
 simulators that process 1, 4 or 16 requests at a time and queue the rest. The claimed (estimated) speedup is
 checked against the one measured the way ``--compare`` measures it: serial wall time / concurrent wall time.
-The estimator itself (nbtools.summary) is also checked on synthetic timelines, with no server.
+The estimator itself (nbtools._summary) is also checked on synthetic timelines, with no server.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import pytest
 from aiohttp import web
 
 import nbtools
-from nbtools.compare import Comparison
-from nbtools.live import run_live
-from nbtools.prompts import Prompt
-from nbtools.results import BatchResult, RequestResult
+from nbtools._base.prompts import Prompt
+from nbtools._compare import Comparison
+from nbtools._live import run_live
+from nbtools._result import BatchResult, RequestResult
+from nbtools._summary import estimate_serial
+from nbtools._views import report as render
 from nbtools.sim import SimServer
-from nbtools.summary import estimate_serial
-from nbtools.views import report as render
 from tests.support.helpers import serve_app
 from tests.support.provider_errors import LLAMA_CPP_COMPLETE_STREAM, LLAMA_CPP_CUT_STREAM
 

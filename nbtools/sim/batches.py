@@ -8,7 +8,7 @@ the error file; ``[[sim:429]]``, ``[[sim:503]]`` likewise), and a model the serv
 its line with 404. Limits are checked like the providers': too many requests, a duplicate
 ``custom_id`` (OpenAI: the job fails validation; Anthropic: 400 at create), an oversized file.
 
-Shapes follow the providers' references (see nbtools/engine/batchapi/clients.py for the sources).
+Shapes follow the providers' references (see nbtools/_engine/batchapi/clients.py for the sources).
 """
 
 from __future__ import annotations

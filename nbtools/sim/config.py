@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtools.checks import whole_number
+from nbtools._base.checks import whole_number
 
 REPLY_MODES = ("varied", "echo")  # any other string is served verbatim
 OVER_CAPACITY_MODES = ("queue", "503")

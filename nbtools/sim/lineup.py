@@ -18,8 +18,6 @@ from dataclasses import dataclass
 
 from nbtools.sim.replies import _CLOSERS, _MIDDLES, _OPENERS, Reply, count_words
 
-__all__ = ["LINEUP", "SimModel", "list_price"]
-
 _SUM = re.compile(r"(-?\d+)\s*\+\s*(-?\d+)")
 
 

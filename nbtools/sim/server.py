@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from nbtools.engine.gates.limiter import Limiter
+from nbtools._engine.gates.limiter import Limiter
 from nbtools.sim import directives as sim_directives
 from nbtools.sim.batches import BatchSim
 from nbtools.sim.config import FAULT_KNOBS, SimConfig

@@ -18,8 +18,6 @@ from typing import Any
 
 from nbtools.sim.protocol import BadRequest
 
-__all__ = ["schema_of", "fake_reply", "REFUSAL"]
-
 REFUSAL = "I'm sorry, but I can't help with that request."
 _POSITIVE = re.compile(r"\b(love|great|excellent|perfect|amazing|good|happy|best|fast|works)\b", re.IGNORECASE)
 _NEGATIVE = re.compile(r"\b(hate|terrible|awful|broke|broken|bad|worst|slow|refund|late|poor|never)\b", re.IGNORECASE)

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from nbtools._views.grid import PALETTE
 from nbtools.sim import SimServer
-from nbtools.views.grid import PALETTE
 
 pytestmark = pytest.mark.timeout(150)
 

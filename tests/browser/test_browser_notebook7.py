@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from nbtools._views.grid import PALETTE
 from nbtools.sim import SimServer
-from nbtools.views.grid import PALETTE
 from tests.browser.test_browser_grid import FIGURES_JS, PROMPTS, fill_grid
 from tests.support.browser_lab import LAB_SETTINGS, VENV_JUPYTER, JupyterServer, LabServer, NotebookPage, _shots_dir, serving
 

@@ -1,1 +1,1 @@
-"""Tests of nbtools/engine/: the online run, the Batch API, gates, retries, failures and cost, over real HTTP."""
+"""Tests of nbtools/_engine/: the online run, the Batch API, gates, retries, failures and cost, over real HTTP."""

@@ -13,9 +13,9 @@ import pytest
 
 import nbtools
 from nbtools import ConfigError
-from nbtools.batch_jobs import cancel_job, forget_job, jobs, resend
-from nbtools.engine.batchapi.run import poll_schedule
-from nbtools.engine.batchapi.store import store_path
+from nbtools._engine.batchapi.run import poll_schedule
+from nbtools._engine.batchapi.store import store_path
+from nbtools._jobs import cancel_job, forget_job, jobs, resend
 from tests.support.batch_servers import FAIL, AnthropicBatchServer, OpenAIBatchServer
 from tests.support.helpers import serve_app
 
@@ -278,9 +278,9 @@ def test_over_50000_requests_the_openai_protocol_splits_into_jobs_transparently(
 
 
 def test_parts_respect_the_byte_limit_and_keep_every_line_in_order() -> None:
-    from nbtools.engine.batchapi.requests import OPENAI, build_parts
-    from nbtools.options import BatchOptions
-    from nbtools.results import RequestResult
+    from nbtools._base.options import BatchOptions
+    from nbtools._engine.batchapi.requests import OPENAI, build_parts
+    from nbtools._result import RequestResult
 
     rows = [RequestResult(i, f"prompt {i} " + "x" * (i % 50)) for i in range(200)]
     parts = build_parts(rows, BatchOptions(), "m", OPENAI, max_bytes=2_000)
@@ -321,7 +321,7 @@ def test_an_expired_openai_job_from_the_reference_server_keeps_what_ran(openai_s
 
 
 def test_rows_cost_the_providers_batch_rates_and_a_rerun_from_the_store_costs_nothing(openai_server) -> None:
-    from nbtools.engine.prices import price_for
+    from nbtools._engine.prices import price_for
 
     result = openai_batch(openai_server, ["a", "b"])
     batch_rate = price_for(result.endpoint, "gpt-4o-mini", None, batch_api=True)

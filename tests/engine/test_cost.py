@@ -16,8 +16,8 @@ from aiohttp import web
 from IPython.core.error import UsageError
 
 import nbtools
-from nbtools.dryrun import DryRun
-from nbtools.engine.rows import NOT_SENT, OK
+from nbtools._dry_run import DryRun
+from nbtools._engine.rows import NOT_SENT, OK
 from tests.support.helpers import serve_app
 from tests.support.rate_limits import OK_REPLY, first_attempt_rate_limited
 
@@ -166,7 +166,7 @@ def test_an_unknown_price_is_shown_as_unknown_never_guessed() -> None:
 
 
 def test_the_cost_is_live_while_the_batch_runs() -> None:
-    from nbtools.views import report as render
+    from nbtools._views import report as render
 
     usage, gate = Usage(prompt=1000, completion=500), threading.Event()
 
@@ -235,7 +235,7 @@ def test_a_cap_of_n_requests_at_concurrency_c_sends_at_most_n_plus_c(capsys) -> 
 
 def test_the_cap_is_never_passed_when_replies_stay_within_max_tokens() -> None:
     # Usage equal to the worst case (the prompt tokens as counted, the reply at max_tokens): exact bookkeeping.
-    from nbtools.engine.tokens import prompt_counter
+    from nbtools._engine.tokens import prompt_counter
 
     prompts = [f"question {i}" for i in range(30)]
     counted = prompt_counter("m")([{"role": "user", "content": prompts[0]}])
@@ -399,8 +399,8 @@ def test_a_dry_run_needs_no_key(monkeypatch) -> None:
 # -- price lookup (pure logic: no request is involved) -------------------------------------------------
 @needs_prices
 def test_prices_by_provider_by_url_batch_rates_and_unknown() -> None:
-    from nbtools.engine.endpoints import resolve_endpoint
-    from nbtools.engine.prices import price_for
+    from nbtools._engine.endpoints import resolve_endpoint
+    from nbtools._engine.prices import price_for
 
     openai = resolve_endpoint("openai", api_key="test")
     standard, batch = price_for(openai, "gpt-4o-mini", None), price_for(openai, "gpt-4o-mini", None, batch_api=True)
@@ -420,8 +420,8 @@ def test_a_price_tiered_by_prompt_size_is_summed_by_the_library() -> None:
     from genai_prices import Usage as LibraryUsage
     from genai_prices import calc_price
 
-    from nbtools.engine.endpoints import resolve_endpoint
-    from nbtools.engine.prices import price_for
+    from nbtools._engine.endpoints import resolve_endpoint
+    from nbtools._engine.prices import price_for
 
     gemini = price_for(resolve_endpoint(base_url="https://generativelanguage.googleapis.com/v1beta/openai"),
                        "gemini-2.5-pro", None)

@@ -1,4 +1,4 @@
-"""nbtools.engine.failures.classify over every provider's documented error replies, and the edge cases."""
+"""nbtools._engine.failures.classify over every provider's documented error replies, and the edge cases."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from nbtools.engine import failures, sse
-from nbtools.engine.failures import (
+from nbtools._engine import failures, sse
+from nbtools._engine.failures import (
     AUTH,
     BAD_REQUEST,
     CONNECTION,
@@ -26,7 +26,7 @@ from nbtools.engine.failures import (
     classify,
     classify_finish,
 )
-from nbtools.engine.sse import DONE, SSEDecoder
+from nbtools._engine.sse import DONE, SSEDecoder
 from tests.support.helpers import serve_app
 from tests.support.provider_errors import (
     ALL,

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from nbtools.api import prepare
-from nbtools.engine.gates.adaptive import AdaptiveConcurrency
-from nbtools.engine.gates.gate import AttemptOutcome, Gate, Ticket
-from nbtools.engine.gates.limiter import Limiter
-from nbtools.engine.gates.pacing import Pacer
-from nbtools.engine.gates.server_budget import ServerBudget
-from nbtools.engine.gates.spending import SpendingGuard
-from nbtools.engine.online import OnlineRun
-from nbtools.results import BatchResult
+from nbtools._api import prepare
+from nbtools._engine.gates.adaptive import AdaptiveConcurrency
+from nbtools._engine.gates.gate import AttemptOutcome, Gate, Ticket
+from nbtools._engine.gates.limiter import Limiter
+from nbtools._engine.gates.pacing import Pacer
+from nbtools._engine.gates.server_budget import ServerBudget
+from nbtools._engine.gates.spending import SpendingGuard
+from nbtools._engine.online import OnlineRun
+from nbtools._result import BatchResult
 from nbtools.sim import SimServer
 
 

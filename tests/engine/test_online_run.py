@@ -11,7 +11,7 @@ import time
 import pytest
 
 import nbtools
-from nbtools.engine.endpoints import resolve_endpoint
+from nbtools._engine.endpoints import resolve_endpoint
 from nbtools.sim import SimServer
 
 

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 
 import nbtools
-from nbtools.engine import failures
-from nbtools.engine.endpoints import PROFILES, resolve_endpoint
-from nbtools.engine.gates.server_budget import ServerBudget
+from nbtools._engine import failures
+from nbtools._engine.endpoints import PROFILES, resolve_endpoint
+from nbtools._engine.gates.server_budget import ServerBudget
 from tests.support import provider_errors as pe
 from tests.support import provider_more as pm
 from tests.support.error_server import every

@@ -17,8 +17,8 @@ import pytest
 from IPython.core.error import UsageError
 
 import nbtools
-from nbtools.engine import failures
-from nbtools.engine.gates.adaptive import AUTO_START
+from nbtools._engine import failures
+from nbtools._engine.gates.adaptive import AUTO_START
 from tests.support import provider_errors as pe
 from tests.support.error_server import ProviderServer, every, when_prompt_has
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nbtools.engine import failures
-from nbtools.engine.failures import BAD_REQUEST, PARAMETER, classify, refused_field, shared_fields
+from nbtools._engine import failures
+from nbtools._engine.failures import BAD_REQUEST, PARAMETER, classify, refused_field, shared_fields
 from tests.support import provider_errors as pe
 from tests.support import provider_params as pp
 

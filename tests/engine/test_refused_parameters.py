@@ -14,8 +14,8 @@ import pytest
 from IPython.core.error import UsageError
 
 import nbtools
-from nbtools.engine import failures
-from nbtools.engine.gates.adaptive import AUTO_START
+from nbtools._engine import failures
+from nbtools._engine.gates.adaptive import AUTO_START
 from tests.support import provider_errors as pe
 from tests.support import provider_params as pp
 from tests.support.error_server import Script

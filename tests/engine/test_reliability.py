@@ -15,11 +15,11 @@ import pytest
 from aiohttp import web
 
 import nbtools
-from nbtools.batch_jobs import RecordedRun, RecordedRuns
-from nbtools.compare import Comparison
-from nbtools.notebook.display import LiveDisplay
+from nbtools._compare import Comparison
+from nbtools._jobs import RecordedRun, RecordedRuns
+from nbtools._notebook.display import LiveDisplay
+from nbtools._sweep import SweepPoint, SweepResult
 from nbtools.sim import SimServer
-from nbtools.sweep import SweepPoint, SweepResult
 from tests.support.helpers import serve_app
 from tests.support.rate_limits import first_attempt_rate_limited
 
@@ -295,7 +295,7 @@ def test_auto_concurrency_holds_starts_when_the_servers_remaining_budget_is_spen
 
 
 def test_a_budget_that_resets_in_hours_is_a_quota_not_pacing() -> None:
-    from nbtools.engine.gates.server_budget import ServerBudget
+    from nbtools._engine.gates.server_budget import ServerBudget
 
     budget = ServerBudget()
     budget.observe({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "3h"}, budget.mark())
@@ -305,7 +305,7 @@ def test_a_budget_that_resets_in_hours_is_a_quota_not_pacing() -> None:
 
 
 def test_reset_durations_read_as_providers_write_them() -> None:
-    from nbtools.engine.gates.server_budget import parse_duration
+    from nbtools._engine.gates.server_budget import parse_duration
 
     assert [parse_duration(v) for v in ("20ms", "1.5s", "6m0s", "1h2m3s", "2", "0.25")] == [0.02, 1.5, 360, 3723, 2, 0.25]
     assert [parse_duration(v) for v in (None, "", "soon", "5 s", "-")] == [None] * 5

@@ -12,7 +12,7 @@ from aiohttp import web
 from IPython.core.error import UsageError
 
 import nbtools
-from nbtools.engine import failures
+from nbtools._engine import failures
 from tests.support.helpers import serve_app
 from tests.support.responses_server import FAIL, ONLY_RESPONSES_MODEL, REASONING, ResponsesServer, response_object
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from nbtools.engine import failures
-from nbtools.engine.retry import FAIL, RETRY, STOP, WAIT_AGAIN, RetryPolicy, backoff_delay, overload_delay, parse_retry_after
+from nbtools._engine import failures
+from nbtools._engine.retry import FAIL, RETRY, STOP, WAIT_AGAIN, RetryPolicy, backoff_delay, overload_delay, parse_retry_after
 
 
 @pytest.mark.parametrize("kind", sorted(failures.BATCH_WIDE))

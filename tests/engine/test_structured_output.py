@@ -11,8 +11,8 @@ import pytest
 from pydantic import BaseModel, Field
 
 import nbtools
-from nbtools.errors import ConfigError
-from nbtools.schemas import JSON_OBJECT, JSON_SCHEMA, STRICT, SYSTEM, to_schema
+from nbtools._base.errors import ConfigError
+from nbtools._base.schemas import JSON_OBJECT, JSON_SCHEMA, STRICT, SYSTEM, to_schema
 from tests.support.batch_servers import OpenAIBatchServer
 from tests.support.helpers import serve_app
 from tests.support.structured_servers import MISSING_FIELD, StructuredServer
@@ -382,7 +382,7 @@ def test_a_model_that_holds_itself_and_an_aliased_field(make_sim) -> None:
 def test_the_live_table_shows_fields_while_rows_arrive(make_sim) -> None:
     import asyncio
 
-    from nbtools.views.report import table_html
+    from nbtools._views.report import table_html
     from tests.support.helpers import until
 
     sim = make_sim(latency=0.01)

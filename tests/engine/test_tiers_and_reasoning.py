@@ -10,10 +10,10 @@ import pytest
 from IPython.core.error import UsageError
 
 import nbtools
-from nbtools.engine import failures
-from nbtools.engine.prices import price_for, usd
-from nbtools.options import FLEX_TIMEOUT
-from nbtools.views.report import summary_html, table_html, table_text
+from nbtools._base.options import FLEX_TIMEOUT
+from nbtools._engine import failures
+from nbtools._engine.prices import price_for, usd
+from nbtools._views.report import summary_html, table_html, table_text
 from tests.support import provider_errors as pe
 from tests.support import provider_more as pm
 from tests.support.error_server import ProviderServer, Script, every

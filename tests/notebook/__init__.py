@@ -1,1 +1,1 @@
-"""Tests of nbtools/notebook/: the magics and the panel in a real IPython shell and in real kernels."""
+"""Tests of nbtools/_notebook/: the magics and the panel in a real IPython shell and in real kernels."""

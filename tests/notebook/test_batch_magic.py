@@ -7,9 +7,9 @@ import asyncio
 import pytest
 from IPython.core.error import UsageError
 
-from nbtools.batch_jobs import RecordedRuns
-from nbtools.notebook import magics
-from nbtools.notebook.magics import run_cell
+from nbtools._jobs import RecordedRuns
+from nbtools._notebook import magics
+from nbtools._notebook.magics import run_cell
 
 
 @pytest.fixture

@@ -204,7 +204,7 @@ def test_interrupt_stops_a_blocking_batch_at_once_and_keeps_finished_rows(kernel
 
 def live_clicks(kernel: Kernel) -> bool:
     """Whether this kernel handles a widget click while a cell awaits (ipykernel >= 7.4)."""
-    return kernel.value("__import__('nbtools.notebook.kernel', fromlist=['_']).widgets_live_during_cell()")
+    return kernel.value("__import__('nbtools._notebook.kernel', fromlist=['_']).widgets_live_during_cell()")
 
 
 def test_cancel_button_works_live_during_a_blocking_cell(kernel: Kernel, slow: SimServer) -> None:
@@ -423,7 +423,7 @@ def test_a_loop_patched_by_the_old_nest_asyncio(fast: SimServer) -> None:
     try:
         k.ok("import nest_asyncio\nnest_asyncio.apply()")
         k.ok("%load_ext nbtools")
-        safe = k.value("__import__('nbtools.engine.blocking', fromlist=['_']).old_nest_asyncio_is_safe()")
+        safe = k.value("__import__('nbtools._engine.blocking', fromlist=['_']).old_nest_asyncio_is_safe()")
         sent = [k.send(f"import nbtools\nR = nbtools.batch(['a'] * 10, base_url={fast.base_url!r}, model='m', concurrency=2)"),
                 k.send("x = 1"), k.send("print(x + 1)")]
         done = [k.wait(ex, timeout=20) for ex in sent]

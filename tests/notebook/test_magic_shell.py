@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 
-from nbtools.compare import Comparison
-from nbtools.notebook.magics import transform_cell
-from nbtools.results import BatchResult
+from nbtools._compare import Comparison
+from nbtools._notebook.magics import transform_cell
+from nbtools._result import BatchResult
 from nbtools.sim import SimServer
 
 
@@ -75,7 +75,7 @@ def test_config_lists_every_option(ip, capsys) -> None:
 
 
 def test_help_documents_the_options() -> None:
-    from nbtools.notebook.magics import LLMBatch
+    from nbtools._notebook.magics import LLMBatch
 
     doc = LLMBatch.llm_batch.__doc__
     for flag in ("--model", "--concurrency", "--repeat", "--out", "--stream", "--background", "--compare", "--over",

@@ -9,10 +9,10 @@ import ipywidgets as widgets
 import pytest
 
 import nbtools
-from nbtools.compare import Comparison
-from nbtools.options import OPTIONS, BatchOptions
+from nbtools._base.options import OPTIONS, BatchOptions
+from nbtools._compare import Comparison
+from nbtools._sweep import levels
 from nbtools.sim import SimServer
-from nbtools.sweep import levels
 from tests.support.helpers import until
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import nbtools
-from nbtools.multimodel import MultiModelResult
-from nbtools.notebook.panel import STEPS
+from nbtools._notebook.panel import STEPS
+from nbtools._several import MultiModelResult
 from tests.support.helpers import until
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import nbtools
-from nbtools.engine import failures
+from nbtools._engine import failures
 from nbtools.sim import SimConfig, serve
 
 

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtools.engine.failures import (
+from nbtools._engine.failures import (
     AUTH,
     BAD_REQUEST,
     CONTENT_FILTER,

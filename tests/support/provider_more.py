@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nbtools.engine.failures import OVERLOADED, QUOTA, RATE_LIMIT, SERVER
+from nbtools._engine.failures import OVERLOADED, QUOTA, RATE_LIMIT, SERVER
 from tests.support.provider_errors import JSON, ErrorReply
 
 GOOGLE_JSON = {"content-type": "application/json; charset=UTF-8"}

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from nbtools.engine.failures import PARAMETER
+from nbtools._engine.failures import PARAMETER
 from tests.support.provider_errors import ANTHROPIC_HEADERS, JSON, OPENAI_HEADERS, ErrorReply, _anthropic, _openai
 
 # Google APIs answer JSON errors with this content type (the Gemini issues below show the same body).

@@ -1,1 +1,1 @@
-"""Tests of nbtools/views/: the text, HTML and SVG a result shows."""
+"""Tests of nbtools/_views/: the text, HTML and SVG a result shows."""

@@ -6,9 +6,9 @@ import asyncio
 import re
 
 import nbtools
+from nbtools._views import report as render
+from nbtools._views.timeline import timeline_svg
 from nbtools.sim import SimServer
-from nbtools.views import report as render
-from nbtools.views.timeline import timeline_svg
 
 
 def test_a_small_batch_gets_one_bar_per_request(sim: SimServer) -> None:

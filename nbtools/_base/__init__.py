@@ -1,0 +1,1 @@
+"""The shared vocabulary below everything else: errors, value checks, prompts, option and schema declarations."""

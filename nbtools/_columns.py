@@ -1,0 +1,68 @@
+"""A schema's fields as DataFrame columns: one per field (``a.b`` when nested), in nullable dtypes.
+
+Integers are Int64, numbers Float64, booleans boolean, strings string, enums and Literals category;
+lists stay lists (object). A row without data (an error, or not run) has <NA> in every field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from nbtools._base.errors import ConfigError
+from nbtools._base.schemas import Column, Schema
+from nbtools._engine.rows import RequestResult
+
+if TYPE_CHECKING:
+    import pandas
+
+
+def _get(data: dict[str, Any] | None, path: list[str]) -> Any:
+    value: Any = data
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def field_columns(rows: Sequence[RequestResult], schema: Schema, index: Any, prefix: str = "") -> dict[str, pandas.Series]:
+    """name -> Series for every field of ``schema``, one value per row."""
+    import pandas as pd
+
+    found: dict[str, pd.Series] = {}
+    for column in schema.columns:
+        path = column.name.split(".")
+        values = [_get(row.data, path) for row in rows]
+        found[prefix + column.name] = pd.Series(_typed(values, column), index=index, name=prefix + column.name)
+    return found
+
+
+def _typed(values: list[Any], column: Column) -> Any:
+    import pandas as pd
+
+    if column.dtype == "category":
+        return pd.Categorical(values, categories=list(column.categories))
+    if column.dtype == "object":
+        return pd.array(values, dtype=object)
+    return pd.array(values, dtype=column.dtype)
+
+
+def check_clash(schema: Schema, taken: Sequence[str], where: str) -> None:
+    """A field named like a column already there: one line saying which, and the fix."""
+    clash = [c.name for c in schema.columns if c.name in set(taken)]
+    if clash:
+        raise ConfigError(f"the schema's field {clash[0]!r} clashes with the column {clash[0]!r} of {where}: "
+                          "rename the field (e.g. with a Pydantic alias), or rename that column first")
+
+
+def join_frame(frame: pandas.DataFrame, rows: Sequence[RequestResult], schema: Schema) -> pandas.DataFrame:
+    """``frame`` (the one the batch ran --over) with a column per field, aligned to its index."""
+    if len(frame) != len(rows):
+        raise ConfigError(f"join() needs the frame the batch ran over: it has {len(frame)} rows and the batch "
+                          f"{len(rows)} (with repeat=n, join each sample's rows yourself from to_pandas())")
+    check_clash(schema, [str(c) for c in frame.columns], "the frame")
+    joined = frame.copy()
+    for name, series in field_columns(rows, schema, frame.index).items():
+        joined[name] = series
+    return joined

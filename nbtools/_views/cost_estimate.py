@@ -1,0 +1,92 @@
+"""A DryRun shown: what a batch would send and cost, its facts then a table of its first rows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nbtools._engine.prices import usd
+from nbtools._views import grid
+from nbtools._views.escaping import clip, escape
+from nbtools._views.report import DISPLAY_LIMIT
+from nbtools._views.style import framed
+
+if TYPE_CHECKING:
+    from nbtools._dry_run import DryRun, DryRunRow, DryRuns
+
+
+def dry_run_facts(d: DryRun) -> list[tuple[str, str]]:
+    """(label, figure) for the whole batch: requests, tokens, the worst case, cost, price and the cap."""
+    worst = (f"{d.max_completion_tokens:,} ({d.max_tokens:,} per reply, from max_tokens)"
+             if d.max_completion_tokens is not None else "no bound: set max_tokens to know the worst case")
+    if d.price is None:
+        cost = f"unknown: {d.price_note}"
+    elif d.cost_high is None:
+        cost = f"at least {usd(d.cost_low or 0.0)} (the prompts alone); no upper bound without max_tokens"
+    else:
+        cost = f"{usd(d.cost_low or 0.0)} to {usd(d.cost_high)}"
+    lines = [
+        ("requests", f"{d.requests:,}" + (f" ({d.cached:,} more from the reply cache, free)" if d.cached else "")),
+        ("prompt tokens", f"{d.prompt_tokens:,}, {d.tokens_label}"),
+        ("reply tokens at most", worst),
+        ("cost", cost),
+    ]
+    if d.price is not None:
+        lines.append(("price", str(d.price)))
+    if d.max_cost is not None and d.cost_high is not None:
+        lines.append(("max_cost", f"{usd(d.max_cost)}: {d.fit_in_cap():,} of {d.requests:,} requests "
+                                  "fit even if every reply is max_tokens long"))
+    return lines
+
+
+def _head(d: DryRun) -> str:
+    return f"dry run (nothing sent): {d.model or '(the server’s first model)'} @ {d.endpoint.host}"
+
+
+def dry_run_text(d: DryRun) -> str:
+    out = [_head(d)] + [f"  {k}: {v}" for k, v in dry_run_facts(d)]
+    out.append("#  | prompt tokens | cost | prompt")
+    for r in d.rows[:DISPLAY_LIMIT]:
+        out.append(f"{r.index} | {r.prompt_tokens} | {_range(r)} | {clip(r.prompt, 60)}")
+    if len(d.rows) > DISPLAY_LIMIT:
+        out.append(f"… {len(d.rows) - DISPLAY_LIMIT} more rows (.to_dicts())")
+    return "\n".join(out)
+
+
+def dry_run_html(d: DryRun) -> str:
+    facts = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in dry_run_facts(d))
+    head = "<tr><th>#</th><th>prompt</th><th>prompt tokens</th><th>reply tokens at most</th><th>cost</th></tr>"
+    body = "".join(
+        f"<tr><td class='num'>{r.index}</td><td>{escape(clip(r.prompt, 60))}</td>"
+        f"<td class='num'>{r.prompt_tokens:,}</td><td class='num'>{_worst(r)}</td>"
+        f"<td class='num'>{escape(_range(r))}</td></tr>"
+        for r in d.rows[:DISPLAY_LIMIT]
+    )
+    more = len(d.rows) - DISPLAY_LIMIT
+    tail = f"<div class='muted'>… {more:,} more rows (<code>.to_dicts()</code>)</div>" if more > 0 else ""
+    return framed(f"<div><b>{escape(_head(d))}</b></div><table>{facts}</table><table>{head}{body}</table>{tail}")
+
+
+def _worst(r: DryRunRow) -> str:
+    return "–" if r.max_completion_tokens is None else f"{r.max_completion_tokens:,}"
+
+
+def _range(r: DryRunRow) -> str:
+    if r.cached:
+        return "$0.00 (cached)"
+    if r.cost_low is None:
+        return "unknown"
+    return f"{usd(r.cost_low)} – {usd(r.cost_high)}" if r.cost_high is not None else f"≥ {usd(r.cost_low)}"
+
+
+def dry_run_cost_line(d: DryRun) -> str:
+    """One model's line of a several-model dry run: requests, prompt tokens and the cost range."""
+    return f"{d.requests:,} requests, {d.prompt_tokens:,} prompt tokens; cost {dict(dry_run_facts(d))['cost']}"
+
+
+def dry_runs_text(runs: DryRuns) -> str:
+    lines = [f"  {label}: {dry_run_cost_line(run)}" for label, run in runs.by_model.items()]
+    return "\n".join(["dry run (nothing sent), per model:", *lines])
+
+
+def dry_runs_html(runs: DryRuns) -> str:
+    return grid.dry_runs_html([(label, dry_run_cost_line(run)) for label, run in runs.by_model.items()])

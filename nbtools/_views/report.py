@@ -1,0 +1,326 @@
+"""Text and HTML views of a BatchResult and its Summary: header, summary, table, and the whole.
+
+Pure functions of the result, shared by ``_repr_html_``/``__repr__`` and the live display.
+Every piece of model or user text goes through ``escape``: replies are untrusted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nbtools._engine.prices import Price, usd
+from nbtools._views import fields, labels
+from nbtools._views.escaping import clip, escape
+from nbtools._views.style import COLORS, framed
+from nbtools._views.timeline import timeline_svg
+
+if TYPE_CHECKING:
+    from nbtools._engine.rows import RequestResult
+    from nbtools._result import BatchResult
+    from nbtools._summary import Summary
+
+DISPLAY_LIMIT = 20
+
+
+def _secs(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f} s"
+
+
+# -- header ----------------------------------------------------------------------------------------
+def header_text(result: BatchResult) -> str:
+    ep = result.endpoint
+    job = result.batch_run
+    line = f"{_model(result)} @ {ep.host} · {_how(result)} · {len(result)} requests"
+    if (schema := fields.schema_line(result)) is not None:
+        line += f" · {schema}"
+    if job is not None:
+        line += "\n" + job.describe()
+    if result.failure is not None:
+        line += f"\n{failure_text(result)}"
+    return line + (f"\n{ep.note}" if ep.note else "")
+
+
+def _model(result: BatchResult) -> str:
+    """The model asked for, else the one the server named in a reply, else that it is not known yet."""
+    if result.model:
+        return result.model
+    named = next((r.model for r in result.recent if r.model), None)
+    return named or "(model not known yet)"
+
+
+def header_html(result: BatchResult, title: str | None = None) -> str:
+    ep = result.endpoint
+    title_html = f"<b>{escape(title)}</b> · " if title else ""
+    live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
+    html = (
+        f"<div>{title_html}<b>{escape(_model(result))}</b> @ {escape(ep.host)} · {_how(result)}"
+        f"{live} · {len(result)} requests"
+        + (f" · {escape(schema)}" if (schema := fields.schema_line(result)) is not None else "") + "</div>"
+    )
+    if result.batch_run is not None:
+        html += f"<div class='batchjob'>{escape(result.batch_run.describe())}</div>"
+    if result.failure is not None:  # once, at the top: not as a column of red rows
+        html += f"<div class='err'><b>{escape(failure_text(result))}</b></div>"
+    if ep.note:
+        html += f"<div class='note'>{escape(ep.note)}</div>"
+    return html
+
+
+def _how(result: BatchResult) -> str:
+    return "via the Batch API" if result.batch_run is not None else f"concurrency {_limit(result)}"
+
+
+def _limit(result: BatchResult) -> str:
+    chosen, now = result.options.concurrency, result.concurrency
+    if chosen == "auto":
+        return f"auto ({now} now)"
+    if not result.done and isinstance(chosen, int) and now < chosen:
+        return f"{chosen} ({now} now: the server is pushing back)"
+    return str(now)
+
+
+# -- summary ---------------------------------------------------------------------------------------
+def _state(result: BatchResult) -> str:
+    if result.failure is not None:
+        return "failed"
+    return "cancelled" if result.cancelled else ("done" if result.done else "running")
+
+
+def failure_text(result: BatchResult) -> str:
+    failure = result.failure
+    return "" if failure is None else f"{type(failure).__name__}: {failure}"
+
+
+def summary_text(result: BatchResult, s: Summary | None = None) -> str:
+    state = _state(result)
+    s = s or result.summary()
+    body = _batch_api_text(s) if result.batch_run is not None else summary_line(s)
+    return ("" if state == "done" else f"{state}: ") + body
+
+
+def _batch_api_text(s: Summary) -> str:
+    """A Batch API run's figures (its rows share one job: no latency or speedup of their own)."""
+    tokens = "tokens unknown" if s.completion_tokens is None else f"{(s.prompt_tokens or 0) + s.completion_tokens} tokens"
+    return (f"{s.completed}/{s.total} done in {s.wall:.2f} s wall via the Batch API; {tokens}; {s.errors} errors"
+            + (f", {s.not_sent} not sent" if s.not_sent else "") + (f", {s.cached} from the job store" if s.cached else "")
+            + (f"; {schema_text(s)}" if s.schema_form is not None else "") + f"; {cost_text(s)}")
+
+
+def summary_line(s: Summary) -> str:
+    """A Summary as text (``str(summary)``): the figures on one line, then the server's limit if it set the pace."""
+    pct = f"p50 {s.p50:.2f} s, p95 {s.p95:.2f} s" if s.p50 is not None else "no latencies yet"
+    if s.speedup is not None and s.serial is not None:
+        serial = f"serially ~{s.serial:.2f} s (estimated; speedup {s.speedup:.1f}x)"
+    else:
+        serial = "speedup when done"
+    tokens = "tokens/s unknown (no usage reported)" if s.tokens_per_s is None else f"{s.tokens_per_s:.0f} tokens/s"
+    if s.reasoning_tokens:
+        tokens += f"; {s.reasoning_tokens} reasoning tokens" + (
+            f" ({usd(s.reasoning_cost)} of the cost)" if s.reasoning_cost is not None else "")
+    text = (
+        f"{s.completed}/{s.total} done in {s.wall:.2f} s wall; {serial}; {pct}; {tokens}; "
+        f"{s.errors} errors, {s.retries} retries"
+        + (f", {s.waits} waits for rate limits" if s.waits else "")
+        + (f", {s.cancelled} cancelled" if s.cancelled else "")
+        + (f", {s.not_sent} not sent" if s.not_sent else "")
+        + (f", {s.cached} from the cache" if s.cached else "")
+    )
+    notable = "; ".join(f"{n} {labels.FINISH[r].long if r in labels.FINISH else r}" for r, n in s.finish_reasons.items())
+    if notable:
+        text += f"; {notable}"
+    if s.error_kinds:
+        text += "; errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
+    if s.schema_form is not None:
+        text += f"; {schema_text(s)}"
+    text += f"; {cost_text(s)}"
+    limit = server_limit(s)
+    return text + (f"\n{limit}" if limit else "")
+
+
+def schema_text(s: Summary) -> str:
+    """How the schema was asked for, and how many replies did not match it."""
+    text = f"schema asked as {s.schema_form}"
+    if s.invalid:
+        text += f", {s.invalid} invalid (result.retry_invalid() asks those again)"
+    return text
+
+
+def cost_text(s: Summary) -> str:
+    """The money line: "cost $0.0123 (price source)", or why it is unknown; and the cap."""
+    if s.cost is None:
+        text = f"cost unknown ({s.price})" if s.price else "cost not known yet"
+    else:
+        more = f" + {s.cost_unknown} replies without usage" if s.cost_unknown else ""
+        text = f"cost {usd(s.cost)}{more} ({s.price})"
+    if s.tier is not None:
+        text += f"; service tier {s.tier}"
+    if s.max_cost is not None:
+        text += f", max_cost {usd(s.max_cost)}"
+    if s.capped and s.not_sent:
+        text += f"; {s.not_sent} not sent: max_cost reached (raise it and run again to send them)"
+    return text
+
+
+def server_limit(s: Summary) -> str | None:
+    """One line when the server, not the client, set the pace (a teaching moment)."""
+    if s.server_capacity is not None:
+        n = s.server_capacity
+        return (f"The server is the limit: it processed about {n} request{'s' if n != 1 else ''} at a time and "
+                f"queued the rest (latency grew with the number in flight); concurrency above {n} buys nothing here.")
+    if s.refused_at is not None:
+        return (f"The server is the limit: it turned requests away (429/503) at about {s.refused_at} in flight; "
+                "they waited and were sent again.")
+    return None
+
+
+def summary_html(result: BatchResult, s: Summary | None = None) -> str:
+    s = s or result.summary()
+    state = _state(result)
+    cells = [
+        ("state", state),
+        ("done", f"{s.completed}/{s.total}"),
+        ("wall time", f"{s.wall:.2f} s"),
+        ("serial-equivalent (estimated)", "when done" if s.serial is None else f"{s.serial:.2f} s"),
+        ("speedup", "when done" if s.speedup is None else f"{s.speedup:.1f}x"),
+        ("p50 / p95 latency", f"{_secs(s.p50) or '–'} / {_secs(s.p95) or '–'}"),
+        ("tokens/s", "unknown" if s.tokens_per_s is None else f"{s.tokens_per_s:.0f}"),
+        *((("reasoning tokens", f"{s.reasoning_tokens}" + (f" ({usd(s.reasoning_cost)})" if s.reasoning_cost is not None
+                                                            else "")),) if s.reasoning_tokens else ()),
+        ("errors", str(s.errors)),
+        ("retries", str(s.retries)),
+    ]
+    for label, count in (("invalid", s.invalid), ("rate-limit waits", s.waits), ("cancelled", s.cancelled),
+                         ("not sent", s.not_sent),
+                         ("from cache", s.cached),
+                         *((labels.FINISH[r].short if r in labels.FINISH else r, n) for r, n in s.finish_reasons.items())):
+        if count:
+            cells.append((label, str(count)))
+    cells.append(("cost", _cost_cell(s)))  # live, from the usage each reply returned
+    if result.batch_run is not None:  # one job: no per-request latencies
+        dropped = ("serial-equivalent (estimated)", "speedup", "p50 / p95 latency", "retries")
+        cells = [(k, v) for k, v in cells if k not in dropped]
+    head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
+    body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
+    html = f"<table><tr>{head}</tr><tr>{body}</tr></table>"
+    html += f"<div class='{'note' if s.capped and s.not_sent else 'muted'}'>{escape(cost_text(s))}</div>"
+    if s.error_kinds:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
+        html += f"<div class='muted'>errors by kind: {escape(kinds)}</div>"
+    if s.schema_form is not None:
+        html += f"<div class='muted'>{escape(schema_text(s))}</div>"
+    limit = server_limit(s)
+    if limit:
+        html += f"<div class='note'>{escape(limit)}</div>"
+    return html
+
+
+# -- table -----------------------------------------------------------------------------------------
+# With reasoning models: their thinking tokens, and a first token that comes only after the thinking.
+
+
+def _thinks(rows: list[RequestResult]) -> bool:
+    return any(r.reasoning_tokens for r in rows)
+
+
+def _cost_cell(s: Summary) -> str:
+    """The money spent so far; "unknown" (never a guess) when there is no price."""
+    if s.cost is None:
+        return "unknown" if s.price else "–"  # "–": the price is being looked up (the model is not known yet)
+    return usd(s.cost) + ("+?" if s.cost_unknown else "")
+
+
+def _status(r: RequestResult) -> str:
+    if r.error_kind is not None and r.status == "error":
+        return f"error: {r.error_kind}"
+    if r.status == "ok" and r.finish_reason in labels.FINISH:
+        return f"ok, {labels.FINISH[r.finish_reason].short}"
+    return r.status
+
+
+def _reasoning_cell(r: RequestResult, price: Price | None) -> str:
+    """A row's thinking tokens, and what they cost at the output rate (they are billed as output)."""
+    if r.reasoning_tokens is None:
+        return ""
+    priced = price is not None and not price.free and r.cost is not None
+    return f"{r.reasoning_tokens}" + (f" ({usd(price.cost(0, r.reasoning_tokens))})" if priced and price else "")
+
+
+def _columns(result: BatchResult, thinking: bool) -> tuple[str, ...]:
+    """The table's columns: with a schema, its fields where the response would be; with thinking, its tokens."""
+    schema = result.options.schema
+    replies = ("response",) if schema is None else tuple(fields.headers(schema))
+    return ("#", "prompt", *replies, "latency", "ttft (incl. thinking)" if thinking else "ttft",
+            *(("reasoning",) if thinking else ()), "attempts", "status")
+
+
+def _row_cells(r: RequestResult, result: BatchResult, thinking: bool) -> tuple[str, ...]:
+    # Streamed text is redacted only once complete (a key may span pieces): redact what is shown meanwhile.
+    partial = result.endpoint.redact(r.partial_text) if r.streaming else r.text or ""
+    reply = r.error if r.error else partial
+    schema = result.options.schema
+    if schema is None:
+        replies = [clip(reply or "", 120)]
+    else:  # an error (in the first cell) keeps the width a reply has
+        replies = [clip(c, 60 if r.data is not None else 120) for c in fields.cells(r, schema, partial)]
+    reasoning = (_reasoning_cell(r, result.price),) if thinking else ()
+    return (
+        str(r.index), clip(r.prompt_text, 60), *replies, _secs(r.latency), _secs(r.ttft),
+        *reasoning, str(r.attempts), _status(r),
+    )
+
+
+def table_rows(result: BatchResult, limit: int) -> list[RequestResult]:
+    """The rows worth showing: while running, those in flight then the latest finished; at the end, the first."""
+    if result.done:
+        return list(result.rows[:limit])
+    shown = sorted(result.active)[:limit]  # in flight first: they are what changes
+    for row in reversed(result.recent):
+        if len(shown) >= limit:
+            break
+        shown.append(row.index)
+    return [result.rows[i] for i in sorted(set(shown))]
+
+
+def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
+    rows = table_rows(result, limit)
+    thinking = _thinks(rows)
+    lines = [" | ".join(_columns(result, thinking))] + [" | ".join(_row_cells(r, result, thinking)) for r in rows]
+    more = len(result) - len(rows)
+    if more > 0:
+        lines.append(f"… {more} more row{'s' if more != 1 else ''} in the result")
+    return "\n".join(lines)
+
+
+def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
+    rows = table_rows(result, limit)
+    thinking = _thinks(rows)
+    columns = _columns(result, thinking)
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    n = len(columns) - 6 - thinking  # the reply's cells: the response, or the schema's fields
+    body = []
+    for r in rows:
+        cells = [escape(c) for c in _row_cells(r, result, thinking)]
+        idx, prompt, replies, (lat, ttft), status = cells[0], cells[1], cells[2:2 + n], cells[2 + n:4 + n], cells[-1]
+        middle = "".join(f"<td class='num'>{c}</td>" for c in cells[4 + n:-1])  # reasoning (if any), attempts
+        cls = " class='err'" if r.error else (" class='note'" if r.finish_reason in labels.FINISH else "")
+        reply = "".join(f"<td{cls}>{c}</td>" for c in replies)
+        body.append(
+            f"<tr><td class='num'>{idx}</td><td>{prompt}</td>{reply}<td class='num'>{lat}</td>"
+            f"<td class='num'>{ttft}</td>{middle}"
+            f"<td style='color:{COLORS.get(r.status, '#000')}'>{status}</td></tr>"
+        )
+    html = f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    more = len(result) - len(rows)
+    if more > 0:
+        html += (f"<div class='muted'>… {more} more row{'s' if more != 1 else ''} in the result "
+                 "(e.g. <code>.to_pandas()</code>)</div>")
+    return html
+
+
+# -- whole -----------------------------------------------------------------------------------------
+def batch_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
+    return "\n".join(["BatchResult: " + header_text(result), summary_text(result), table_text(result, limit)])
+
+
+def batch_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
+    return framed(f"{header_html(result)}{summary_html(result)}{table_html(result, limit)}{timeline_svg(result)}")

@@ -1,9 +1,0 @@
-"""Sending prompts through the providers' own Batch APIs (``via="batch"``), with re-run = reattach.
-
-OpenAI and xAI (files + batches) and Anthropic (Message Batches). See run.BatchAPIRun for the life
-of a run, and store.JobStore for how a re-run finds its jobs; nbtools.batch_jobs is the user's view of them.
-"""
-
-from nbtools.engine.batchapi.run import BatchAPIRun
-
-__all__ = ["BatchAPIRun"]
