@@ -5,18 +5,21 @@
     result.summary()
 
 In IPython/Jupyter: ``%load_ext nbtools`` adds the ``%%llm_batch`` cell magic.
+
+This module is the whole public face: the names in ``__all__`` (tests/test_public_api.py checks that nothing else
+is public here). They are defined in private modules and folders below it: ``_base`` (the shared vocabulary),
+``_engine`` (sends requests), ``_views`` (text, HTML, SVG), ``_notebook`` (IPython and widgets).
 """
 
-from __future__ import annotations
-
-import sys
-from typing import Any
+import importlib as _importlib
+import sys as _sys
+from typing import Any as _Any
 
 from nbtools._api import abatch, amodels, batch, models, start
 from nbtools._base.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
 from nbtools._compare import Comparison
 from nbtools._dry_run import DryRun, DryRuns, dry_run
-from nbtools._engine import endpoints
+from nbtools._engine import endpoints as _endpoints
 from nbtools._engine.rows import RequestResult
 from nbtools._result import BatchResult
 from nbtools._several import ModelResult, MultiModelResult
@@ -25,8 +28,7 @@ from nbtools._sweep import SweepResult, asweep, sweep
 
 __version__ = "0.1.0"
 
-# What the README documents; tests/test_layers.py keeps the two in step.
-__all__ = [
+__all__ = [  # what the docs' API page documents (tests/test_public_api.py, tests/test_docs.py)
     "abatch",
     "batch",
     "start",
@@ -53,50 +55,50 @@ __all__ = [
     "cancel_job",
     "forget_job",
     "resend",
+    "sim",
 ]
 
-_BATCH_API = ("jobs", "cancel_job", "forget_job", "resend")  # the Batch API's job store
 
 
+# -- the built-in simulator, plugged into the engine here: the engine never imports it --------------------
 def _start_simulator() -> str:
     from nbtools.sim import shared_server  # aiohttp's server side, imported on first use only
 
     return shared_server().base_url
 
 
-def _sim_price(model: str) -> tuple[float, float] | None:
-    sim = sys.modules.get("nbtools.sim.lineup")  # loaded with the simulator; never imported for this
-    price: tuple[float, float] | None = sim.list_price(model) if sim is not None else None
-    return price
-
-
 def _runs_simulator(url: str) -> bool:
-    sim = sys.modules.get("nbtools.sim")  # only if this process started one: never import it for this
+    sim = _sys.modules.get("nbtools.sim")  # only if this process started one: never import it for this
     return sim is not None and sim.is_simulator(url)
 
 
-# The package is where the engine and the simulator meet: the engine never imports the simulator.
-endpoints.use_simulator(endpoints.SimulatorHooks(_start_simulator, _runs_simulator, _sim_price))
+def _sim_price(model: str) -> tuple[float, float] | None:
+    lineup = _sys.modules.get("nbtools.sim.lineup")  # loaded with the simulator; never imported for this
+    price: tuple[float, float] | None = lineup.list_price(model) if lineup is not None else None
+    return price
 
 
-def __getattr__(name: str) -> Any:
-    # The panel needs ipywidgets, the simulator aiohttp's server: import them only when asked for.
-    if name == "Panel":
-        from nbtools._notebook.panel import Panel
+_endpoints.use_simulator(_endpoints.SimulatorHooks(_start_simulator, _runs_simulator, _sim_price))
 
-        return Panel
-    if name in _BATCH_API:
-        from nbtools import _jobs as batch_jobs
+# -- the public names -------------------------------------------------------------------------------------
+# Imported when first asked for: the panel needs ipywidgets, the job store SQLite, the simulator aiohttp's server.
+_LAZY = {"Panel": "nbtools._notebook.panel", "jobs": "nbtools._jobs", "cancel_job": "nbtools._jobs",
+         "forget_job": "nbtools._jobs", "resend": "nbtools._jobs"}
 
-        return getattr(batch_jobs, name)
+
+def __getattr__(name: str) -> _Any:
     if name == "sim":
-        import importlib
-
-        return importlib.import_module(".sim", __name__)
+        return _importlib.import_module("nbtools.sim")
+    if name in _LAZY:
+        return getattr(_importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'nbtools' has no attribute {name!r}")
 
 
-def load_ipython_extension(ipython: Any) -> None:
+def __dir__() -> list[str]:
+    return sorted([*__all__, "load_ipython_extension", "__version__"])
+
+
+def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext nbtools``: IPython is imported only here, so the engine never needs it."""
     from nbtools._notebook.magics import load
 

@@ -1,8 +1,8 @@
 """What users call to run a batch: batch, abatch, start and models.
 
-This is the one place that chooses how a batch runs: online (nbtools._engine.online), through the
-provider's Batch API (nbtools._engine.batchapi) or as a dry run (nbtools._dry_run); with ``models=[...]``,
-each endpoint is chosen for on its own and nbtools._several drives them together.
+How a batch runs (online, through the provider's Batch API, several models side by side, or a dry run) is
+nbtools._engine.launch's to choose; here the batch is built from the types users get back, started, and
+awaited or blocked on.
 """
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ import sys
 from collections.abc import Iterable
 from typing import Any, Literal, overload
 
-from nbtools._base.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from nbtools._base.errors import ConfigError, EndpointError, NbtoolsError
 from nbtools._base.options import options_doc
 from nbtools._base.prompts import Prompt
 from nbtools._dry_run import DryRun, DryRuns, dry_run
-from nbtools._engine.batchapi.run import BatchAPIRun
+from nbtools._engine import launch
 from nbtools._engine.blocking import run_blocking
-from nbtools._engine.client import ChatClient, RequestFailed
-from nbtools._engine.endpoints import Endpoint, resolve_endpoint
-from nbtools._engine.online import OnlineRun, OnResult
-from nbtools._engine.prepare import prepare_batch
-from nbtools._reask import use_sender
+from nbtools._engine.client import ChatClient
+from nbtools._engine.endpoints import resolve_endpoint
+from nbtools._engine.failures import RequestFailed
+from nbtools._engine.lifecycle import Run
+from nbtools._engine.online import OnResult
 from nbtools._result import BatchResult
-from nbtools._several import MultiModelResult, MultiRun, prepare_models
+from nbtools._several import ModelResult, MultiModelResult
 
 _announced_sim = False
 
@@ -32,9 +32,8 @@ _announced_sim = False
 def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, on_result: OnResult | None = None,
             **options: Any) -> BatchResult:
     """Validate everything and build the (not yet started) result. Raises ConfigError on bad input."""
-    if options.get("models") is not None:
-        return prepare_models(prompts, api_key=api_key, on_result=on_result, **options)
-    return prepare_batch(prompts, BatchResult, api_key=api_key, on_result=on_result, **options)
+    return launch.prepare(prompts, BatchResult, ModelResult, MultiModelResult, api_key=api_key, on_result=on_result,
+                          **options)
 
 
 def _announce(result: BatchResult) -> None:
@@ -48,29 +47,8 @@ def _announce(result: BatchResult) -> None:
             print(f"nbtools: {endpoint.note}", file=sys.stderr)
 
 
-Run = OnlineRun[BatchResult] | BatchAPIRun[BatchResult] | MultiRun
-
-
-def _make_run(result: BatchResult, on_result: OnResult | None) -> Run:
-    """via="batch" runs through the provider's Batch API, behind the same Control; several models, one run each."""
-    if isinstance(result, MultiModelResult):
-        return MultiRun(result, [_make_run(part, on_result) for part in result.by_model.values()])
-    if result.options.via == "batch":
-        return BatchAPIRun(result, on_result)
-    return OnlineRun(result, on_result)
-
-
-def _launch(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> Run:
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        raise NbtoolsError("start() needs a running event loop (a notebook cell): in a script, use batch()") from None
-    if options.get("dry_run"):
-        raise ConfigError("start() runs the batch: for a dry run use nbtools.dry_run(...) or batch(..., dry_run=True)")
-    run = _make_run(prepare(prompts, on_result=on_result, **options), on_result)
-    run.main_task = loop.create_task(run.main())
-    run.main_task.add_done_callback(run.on_main_done)
-    return run
+def _run(prompts: Prompt | Iterable[Prompt], on_result: OnResult | None, options: dict[str, Any]) -> Run[Any]:
+    return launch.run_for(prepare(prompts, on_result=on_result, **options), on_result)
 
 
 def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = None, **options: Any) -> BatchResult:
@@ -79,7 +57,16 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     ``await result`` waits for the end (and raises what stopped the batch); ``result.cancel()``
     stops it. Same options as ``batch``.
     """
-    return _launch(prompts, on_result, options).result
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise NbtoolsError("start() needs a running event loop (a notebook cell): in a script, use batch()") from None
+    if options.get("dry_run"):
+        raise ConfigError("start() runs the batch: for a dry run use nbtools.dry_run(...) or batch(..., dry_run=True)")
+    run = _run(prompts, on_result, options)
+    run.start()
+    result: BatchResult = run.result
+    return result
 
 
 @overload
@@ -96,10 +83,10 @@ async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | No
     """
     if options.get("dry_run"):
         return dry_run(prompts, **options)
-    run = _launch(prompts, on_result, options)
+    run = _run(prompts, on_result, options)
     _announce(run.result)
-    assert run.main_task is not None
-    return await run.main_task  # awaiting the task itself: cancelling us cancels the batch
+    result: BatchResult = await run.start()  # awaiting the run's own task: cancelling us cancels the batch
+    return result
 
 
 @overload
@@ -116,26 +103,15 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     """
     if options.get("dry_run"):
         return dry_run(prompts, **options)
-    result = prepare(prompts, on_result=on_result, **options)
-    _announce(result)
-    run = _make_run(result, on_result)
-
-    async def main() -> BatchResult:
-        run.main_task = asyncio.current_task()
-        run.main_task.add_done_callback(run.on_main_done)  # type: ignore[union-attr]
-        return await run.main()
-
-    try:
-        return run_blocking(main(), cleanup=run.wait_closed)
-    except BatchInterrupted:
-        raise
-    except KeyboardInterrupt:
-        raise BatchInterrupted(result) from None
+    run = _run(prompts, on_result, options)
+    _announce(run.result)
+    result: BatchResult = run.block()
+    return result
 
 
 async def amodels(provider: str | None = None, base_url: str | None = None, api_key_env: str | None = None) -> list[str]:
     """The model names an endpoint lists (``GET /models``)."""
-    endpoint: Endpoint = resolve_endpoint(provider, base_url, None, api_key_env)
+    endpoint = resolve_endpoint(provider, base_url, None, api_key_env)
     async with ChatClient(endpoint, timeout=10) as client:
         try:
             return await client.list_models()
@@ -147,15 +123,6 @@ def models(provider: str | None = None, base_url: str | None = None, api_key_env
     """Blocking ``amodels``: e.g. ``nbtools.models(provider="openai")``."""
     return run_blocking(amodels(provider, base_url, api_key_env))
 
-
-async def _send_again(prompts: list[Any], on_result: OnResult, options: dict[str, Any]) -> BatchResult:
-    """How retry_invalid() sends: the same choice (online or Batch API) as any batch."""
-    result = await abatch(prompts, on_result=on_result, **options)
-    assert isinstance(result, BatchResult)  # a dry run never resends
-    return result
-
-
-use_sender(_send_again)
 
 for _entry in (abatch, batch, start):
     _entry.__doc__ = (_entry.__doc__ or "") + options_doc()

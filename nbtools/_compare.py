@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from nbtools._result import BatchResult
 from nbtools._several import MultiModelResult
-from nbtools._views.comparison import comparison_html, comparison_text
+from nbtools._views.comparison import ComparisonView
+from nbtools._views.rich import Shown, View
 
 
-@dataclass
-class Comparison:
+@dataclass(repr=False)
+class Comparison(Shown):
     """The same prompts run at concurrency 1 and then at the chosen concurrency."""
 
     serial: BatchResult
@@ -29,8 +30,5 @@ class Comparison:
             return {}
         return {label: (part.elapsed(), concurrent.by_model[label].elapsed()) for label, part in serial.by_model.items()}
 
-    def __repr__(self) -> str:
-        return comparison_text(self)
-
-    def _repr_html_(self) -> str:
-        return comparison_html(self)
+    def _view(self) -> View:
+        return ComparisonView(self)

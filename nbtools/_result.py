@@ -8,25 +8,27 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, overload
 
 from nbtools import _columns as columns
-from nbtools import _reask as reask
 from nbtools._base.checks import whole_number
-from nbtools._base.errors import ConfigError
-from nbtools._engine.failures import INVALID_OUTPUT
-from nbtools._engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RequestResult
+from nbtools._base.errors import ConfigError, NbtoolsError
+from nbtools._engine import resend
+from nbtools._engine.blocking import run_blocking
+from nbtools._engine.lifecycle import Run
+from nbtools._engine.rows import ERROR, RequestResult, copy_outcome
 from nbtools._engine.state import BatchState
-from nbtools._summary import Summary, estimate_serial
-from nbtools._views import labels, report
+from nbtools._summary import Summary
+from nbtools._views.live_view import LiveView
+from nbtools._views.report import BatchLive, BatchView
+from nbtools._views.rich import Shown, View
 
 if TYPE_CHECKING:
     import pandas
 
 
-class BatchResult(BatchState, Sequence[RequestResult]):
+class BatchResult(Shown, BatchState, Sequence[RequestResult]):
     """The results of one batch, in input order, live while the batch runs.
 
     ``await result`` (or, blocking, ``result.wait()``) waits for the end and raises what stopped the
@@ -43,9 +45,7 @@ class BatchResult(BatchState, Sequence[RequestResult]):
     @property
     def concurrency(self) -> int:
         """The limit in force (with concurrency="auto": the one it has found so far)."""
-        if self._control is not None:
-            return self._control.limit
-        return self._last_limit or self.options.concurrency  # type: ignore[return-value]
+        return self.current_limit()
 
     @concurrency.setter
     def concurrency(self, value: int) -> None:
@@ -54,10 +54,6 @@ class BatchResult(BatchState, Sequence[RequestResult]):
         if self._control is not None:
             self._control.set_limit(value)
         self.options.concurrency = value
-
-    @property
-    def in_flight(self) -> int:
-        return self._control.in_flight if self._control is not None and not self.done else 0
 
     def cancel(self) -> None:
         """Stop the batch: in-flight and pending requests are cancelled, finished rows stay."""
@@ -80,7 +76,6 @@ class BatchResult(BatchState, Sequence[RequestResult]):
     def wait(self) -> BatchResult:
         """Block until the batch ends (e.g. a via="batch" job updating in the background); raises what
         stopped it, as ``await result`` does. Works in a script and in a notebook cell."""
-        from nbtools._engine.blocking import run_blocking
 
         async def until_done() -> BatchResult:
             return await self
@@ -112,67 +107,13 @@ class BatchResult(BatchState, Sequence[RequestResult]):
 
     # -- figures --------------------------------------------------------------------------------
     def summary(self) -> Summary:
+        """The batch's figures, live while it runs; figured once when it is done."""
         if self._figures is not None:
             return self._figures
-        # Rows answered from the cache took no time and made no request: they would skew the figures.
-        latencies = sorted(
-            lat for r in self.rows if r.status != CANCELLED and not r.cached and (lat := r.latency) is not None
-        )
-        wall = self.elapsed()
-        counts: Counter[str] = Counter()
-        kinds: Counter[str] = Counter()
-        finishes: Counter[str] = Counter()
-        retries = waits = ptok = ctok = cached = reported = cost_unknown = thinking = 0
-        cost = thinking_cost = 0.0
-        price = self.price
-        for r in self.rows:
-            counts[r.status] += 1
-            if r.cost is not None:  # a reply that did not fit the schema was paid for too
-                cost += r.cost
-            elif r.status == OK:
-                cost_unknown += 1
-            cached += r.cached
-            waits += r.waits
-            if r.attempts > 1:
-                retries += r.attempts - 1 - r.waits
-            if r.error_kind is not None and r.status == ERROR:  # a row cancelled while rate limited did not fail
-                kinds[r.error_kind] += 1
-            if r.finish_reason in labels.NOTABLE_FINISH:
-                finishes[r.finish_reason] += 1
-            if r.reasoning_tokens:
-                thinking += r.reasoning_tokens
-                if price is not None and r.cost:  # what those tokens cost, at the rate the row was billed
-                    thinking_cost += price.cost(0, r.reasoning_tokens)
-            if r.completion_tokens is not None:
-                reported += 1
-                ptok += r.prompt_tokens or 0
-                ctok += r.completion_tokens
-        peak = self._control.peak if self._control is not None else self._peak
-        serial = capacity = None
+        figures = Summary.of(self)
         if self.done:
-            estimate = estimate_serial(self.rows, peak, queue_model=self.refused_at is None)
-            if estimate is not None:
-                serial, capacity = estimate
-                if self.failure is not None or self.refused_at is not None:
-                    capacity = None  # its times are of refusals and waits: it says so itself (server_limit)
-        ok, errors = counts[OK], counts[ERROR]
-        summary = Summary(
-            total=len(self.rows), completed=ok + errors, ok=ok, errors=errors, cancelled=counts[CANCELLED],
-            retries=retries, wall=wall, sum_latency=sum(latencies), serial=serial,
-            speedup=serial / wall if serial is not None and wall > 0 else None,
-            p50=_quantile(latencies, 0.50), p95=_quantile(latencies, 0.95),
-            prompt_tokens=ptok if reported else None, completion_tokens=ctok if reported else None,
-            tokens_per_s=ctok / wall if reported and wall > 0 else None,
-            max_concurrency=peak, cached=cached, waits=waits, not_sent=counts[NOT_SENT], server_capacity=capacity,
-            refused_at=self.refused_at, error_kinds=dict(kinds.most_common()), finish_reasons=dict(finishes),
-            cost=cost if self.price is not None else None, cost_unknown=cost_unknown, max_cost=self.options.max_cost,
-            price=self.price_note, capped=self.capped, tier=self.options.tier,
-            reasoning_tokens=thinking or None, reasoning_cost=thinking_cost if thinking and price is not None else None,
-            invalid=kinds[INVALID_OUTPUT], schema_form=self.schema_form,
-        )
-        if self.done:
-            self._figures = summary  # a finished batch does not change: figure it once
-        return summary
+            self._figures = figures  # a finished batch does not change: figure it once
+        return figures
 
     # -- export ---------------------------------------------------------------------------------
     def to_dicts(self) -> list[dict[str, Any]]:
@@ -183,8 +124,6 @@ class BatchResult(BatchState, Sequence[RequestResult]):
         try:
             import pandas as pd
         except ImportError:
-            from nbtools._base.errors import NbtoolsError
-
             raise NbtoolsError("to_pandas() needs pandas, which is not installed: pip install pandas") from None
         frame = pd.DataFrame.from_records(self.to_dicts()).set_index("index").drop(columns="data")
         schema = self.options.schema
@@ -200,24 +139,6 @@ class BatchResult(BatchState, Sequence[RequestResult]):
                               "(magic: --schema NAME)")
         return columns.join_frame(frame, self.rows, self.options.schema)
 
-    # -- structured output ----------------------------------------------------------------------
-    @property
-    def invalid(self) -> list[RequestResult]:
-        """Rows whose reply did not match the schema (kind ``invalid_output``), their raw text kept."""
-        return reask.invalid_rows(self)
-
-    async def aretry_invalid(self, **options: Any) -> BatchResult:
-        """Send only the ``invalid`` rows again, each with the validator's message added to its conversation,
-        and fill them in place (their cost adds to the batch's). ``options`` override the batch's own, e.g.
-        ``via="batch"`` for a new Batch API job, or ``concurrency=4``."""
-        return await reask.aretry_invalid(self, **options)
-
-    def retry_invalid(self, **options: Any) -> BatchResult:
-        """Blocking ``aretry_invalid``: works in a script and in a notebook cell."""
-        from nbtools._engine.blocking import run_blocking
-
-        return run_blocking(reask.aretry_invalid(self, **options))
-
     def to_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Write one JSON object per request to ``path``; returns the number of lines written."""
         with open(path, "w", encoding="utf-8") as f:
@@ -225,18 +146,49 @@ class BatchResult(BatchState, Sequence[RequestResult]):
                 f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
         return len(self.rows)
 
+    # -- structured output ----------------------------------------------------------------------
+    @property
+    def invalid(self) -> list[RequestResult]:
+        """Rows whose reply did not match the schema (kind ``invalid_output``), their raw text kept."""
+        return resend.invalid(self)
+
+    async def aretry_invalid(self, **options: Any) -> BatchResult:
+        """Send only the ``invalid`` rows again, each with the validator's message added to its conversation,
+        and fill them in place (their cost adds to the batch's). ``options`` override the batch's own, e.g.
+        ``via="batch"`` for a new Batch API job, or ``concurrency=4``."""
+        run = self._retry_run(options)
+        if run is not None:
+            await run.run()
+        return self
+
+    def retry_invalid(self, **options: Any) -> BatchResult:
+        """Blocking ``aretry_invalid``: works in a script and in a notebook cell."""
+        run = self._retry_run(options)
+        if run is not None:
+            run.block()
+        return self
+
+    def _retry_run(self, options: dict[str, Any]) -> Run[Any] | None:
+        if self.options.schema is None:
+            raise ConfigError("retry_invalid() is for a batch run with schema=: this one had none")
+        rows = resend.invalid(self)
+        via = options.pop("via", self.options.via)  # the same engine as the batch, unless asked otherwise
+        return resend.again(self, rows, [resend.reask(row) for row in rows], self._retried, via=via,
+                            what="retry_invalid()", **options)
+
+    def _retried(self, row: RequestResult, original: RequestResult) -> None:
+        """A re-asked row's answer, in place of its invalid one; attempts and cost add up."""
+        cost = None if original.cost is None or row.cost is None else original.cost + row.cost
+        cost = cost if cost is not None else (row.cost if original.cost is None else original.cost)
+        attempts, waits = original.attempts + row.attempts, original.waits + row.waits
+        copy_outcome(row, original)  # the retry's times are on its own batch's clock: its last request's latency
+        original.attempts, original.waits, original.cost = attempts, waits, cost
+        self.rows_changed()
+
     # -- display --------------------------------------------------------------------------------
-    def __repr__(self) -> str:
-        return report.batch_text(self)
+    def _view(self) -> View:
+        return BatchView(self, self.summary())
 
-    def _repr_html_(self) -> str:
-        return report.batch_html(self)
-
-
-def _quantile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    k = (len(sorted_values) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+    def live_view(self) -> LiveView:
+        """How the live display shows this batch while it runs."""
+        return BatchLive(self, self.summary)

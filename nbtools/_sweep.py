@@ -11,7 +11,8 @@ from nbtools._base.checks import whole_number
 from nbtools._base.prompts import Prompt
 from nbtools._engine.blocking import run_blocking
 from nbtools._result import BatchResult
-from nbtools._views.sweep_chart import sweep_charts, sweep_html, sweep_text
+from nbtools._views.rich import Shown, View
+from nbtools._views.sweep_chart import SweepView, sweep_charts
 
 
 @dataclass(frozen=True)
@@ -23,20 +24,19 @@ class SweepPoint:
     retries: int
 
 
-@dataclass
-class SweepResult:
+@dataclass(repr=False)
+class SweepResult(Shown):
+    """The points of a sweep (one per concurrency level) and each level's batch."""
+
     points: list[SweepPoint] = field(default_factory=list)
-    results: list[BatchResult] = field(default_factory=list, repr=False)
-
-    def __repr__(self) -> str:
-        return sweep_text(self)
-
-    def _repr_html_(self) -> str:
-        return sweep_html(self)
+    results: list[BatchResult] = field(default_factory=list)
 
     def chart(self, width: int = 300, height: int = 170) -> str:
         """Two inline SVG line charts: wall time and throughput against concurrency (log2 axis)."""
-        return sweep_charts(self, width, height)
+        return sweep_charts(self.points, width, height)
+
+    def _view(self) -> View:
+        return SweepView(self.points)
 
 
 def levels(max_concurrency: int) -> list[int]:

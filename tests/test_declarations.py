@@ -7,6 +7,7 @@ README's table drift from the declarations, e.g. after an option was added or ch
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ import pytest
 
 import nbtools
 from nbtools._base.options import OPTIONS, BatchOptions, Flag, options_table
-from nbtools._notebook.magics import CELL_FLAGS, LLMBatch
+from nbtools._notebook.magic_flags import CELL_FLAGS
+from nbtools._notebook.magics import LLMBatch
 
 ROOT = Path(__file__).resolve().parent.parent
 class _Shell:
@@ -106,9 +108,10 @@ def test_no_module_keeps_its_own_list_of_option_names() -> None:
 
 
 def test_the_leak_check_finds_a_hand_written_list(tmp_path) -> None:
-    (tmp_path / "batch_jobs.py").write_text('base = {k: 1 for k in ("model", "system", "temperature", "cache")}\n')
-    (tmp_path / "options.py").write_text('ONLINE_ONLY = ("stream", "rpm", "tpm")\n')  # the declarations' own module
-    assert _option_name_lists(tmp_path) == ["batch_jobs.py:1 ['model', 'system', 'temperature', 'cache']"]
+    (tmp_path / "_base").mkdir()
+    (tmp_path / "_jobs.py").write_text('base = {k: 1 for k in ("model", "system", "temperature", "cache")}\n')
+    (tmp_path / "_base" / "options.py").write_text('ONLINE_ONLY = ("stream", "rpm", "tpm")\n')  # the declarations' own
+    assert _option_name_lists(tmp_path) == ["_jobs.py:1 ['model', 'system', 'temperature', 'cache']"]
 
 
 def test_resend_carries_what_the_declarations_say() -> None:
@@ -172,3 +175,24 @@ def test_the_cache_rule_is_written_once() -> None:
         text = path.read_text()
         assert "enabled_by_default" not in text, path
         assert not any(".cache" in line and "simulated" in line for line in text.splitlines()), path
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ({"concurency": 8}, "unknown option 'concurency' (did you mean 'concurrency'?)"),
+    ({"max_token": 8}, "unknown option 'max_token' (did you mean 'max_tokens'?)"),
+    ({"colour": "red"}, "unknown option 'colour': see help(nbtools.batch) for the options"),
+])
+def test_a_mistyped_option_is_named_with_the_option_meant(given: dict, message: str) -> None:
+    for call in (nbtools.batch, nbtools.dry_run):
+        with pytest.raises(nbtools.ConfigError) as info:
+            call(["hi"], **given)
+        assert str(info.value) == message
+    with pytest.raises(nbtools.ConfigError, match=f"^{re.escape(message)}$"):
+        nbtools.batch(["hi"], models=["sim:sim-small", "sim:sim-large"], **given)
+
+
+def test_a_mistyped_flag_is_named_with_the_flag_meant(ip) -> None:
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match=r"^unknown option --concurency \(did you mean --concurrency\?\): %%llm_batch\?"):
+        ip.run_cell_magic("llm_batch", "--concurency 8", "hi")

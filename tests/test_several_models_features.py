@@ -18,6 +18,7 @@ from nbtools._engine.rows import OK
 from nbtools._several import MultiModelResult
 from nbtools._views import grid
 from nbtools.sim.lineup import LINEUP
+from tests.support.helpers import shown_html
 
 LINEUP_MODELS = ["sim:sim-mini", "sim:sim-standard", "sim:sim-pro"]
 SUMS = [f"What is {a} + {b}?" for a, b in zip(range(11, 51), range(60, 100), strict=True)]
@@ -124,11 +125,11 @@ def test_the_grid_shows_prompts_by_models_and_escapes_replies(make_sim) -> None:
     prompt = "<script>alert(1)</script> & more"
     result = nbtools.batch([prompt, "plain"], models=[_sim(echo, "sim-small"), _sim(echo, "sim-large", label="big")])
 
-    html = result._repr_html_()
+    html = shown_html(result)
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in html
     assert html.count("<tr>") >= 3 and "big" in html and "sim-small" in html
     assert grid.colour(0) in html and grid.colour(1) in html  # one colour per model, in the timeline too
-    figures = grid.models_text(result)
+    figures = grid.models_text(result, {label: part.summary() for label, part in result.by_model.items()})
     assert len(figures.splitlines()) == 2
     assert figures.startswith("sim-small: 2/2 done; p50 ") and "ttft" in figures and "cost $0.00" in figures
     rows = grid.grid_text(result).splitlines()

@@ -19,12 +19,12 @@ from aiohttp import web
 import nbtools
 from nbtools._base.prompts import Prompt
 from nbtools._compare import Comparison
+from nbtools._engine.serial import estimate_serial
 from nbtools._live import run_live
 from nbtools._result import BatchResult, RequestResult
-from nbtools._summary import estimate_serial
 from nbtools._views import report as render
 from nbtools.sim import SimServer
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, shown_html
 from tests.support.provider_errors import LLAMA_CPP_COMPLETE_STREAM, LLAMA_CPP_CUT_STREAM
 
 # -- a server that ends streams the way llama.cpp's does ---------------------------------------------
@@ -108,7 +108,7 @@ def test_a_stream_cut_every_time_is_an_error_of_kind_cut_with_what_arrived_kept(
     assert "2 errors" in str(s) and "cut 2" in str(s)
     table = render.table_text(result)
     assert table.count("error: cut") == 2 and "| ok" in table
-    assert "error: cut" in render.batch_html(result)
+    assert "error: cut" in shown_html(result)
     _never_ok_and_empty(result)
 
 
@@ -140,7 +140,7 @@ def test_replies_stopped_by_max_tokens_are_ok_but_marked_and_counted(make_sim: C
     assert s.finish_reasons == {"length": 4} and s.errors == 0
     assert "4 cut off by max_tokens (finish_reason 'length')" in str(s)
     assert render.table_text(result).count("ok, cut by max_tokens") == 4
-    assert "cut by max_tokens" in render.summary_html(result)
+    assert "cut by max_tokens" in render.summary_html(result, result.summary())
 
 
 def test_no_usage_means_unknown_tokens_per_s_and_the_listed_model_is_named(make_sim: Callable[..., SimServer]) -> None:
@@ -150,7 +150,7 @@ def test_no_usage_means_unknown_tokens_per_s_and_the_listed_model_is_named(make_
     s = result.summary()
     assert s.tokens_per_s is None and s.completion_tokens is None
     assert "tokens/s unknown" in str(s) and "0 tokens/s" not in str(s)
-    html = render.summary_html(result)
+    html = render.summary_html(result, result.summary())
     assert "<th>tokens/s</th>" in html and "<td class='num'>unknown</td>" in html
     assert result.model == "local-model" and render.header_text(result).startswith("local-model @")
 
@@ -179,7 +179,7 @@ def test_one_at_a_time_server_claims_no_speedup_and_says_it_is_the_limit(make_si
         assert comparison.speedup <= 1.3  # measured: the wall time did not improve
         assert s.server_capacity == 1
         assert "The server is the limit: it processed about 1 request at a time" in str(s)
-        assert "The server is the limit" in render.summary_html(comparison.concurrent)
+        assert "The server is the limit" in render.summary_html(comparison.concurrent, comparison.concurrent.summary())
         serial = comparison.serial.summary()  # one at a time on our side: nothing to explain
         assert serial.server_capacity is None and serial.speedup is not None and 0.95 < serial.speedup < 1.05
 
@@ -275,7 +275,7 @@ def test_the_summary_of_a_finished_batch_uses_the_estimate(make_sim: Callable[..
     result = nbtools.batch([f"q{i}" for i in range(8)], base_url=server.base_url, concurrency=8)
     s = result.summary()
     assert s.serial is not None and s.serial < 0.6 * s.sum_latency  # the queue is not counted as work
-    assert "(estimated; speedup" in str(s) and "serial-equivalent (estimated)" in render.summary_html(result)
+    assert "(estimated; speedup" in str(s) and "serial-equivalent (estimated)" in render.summary_html(result, result.summary())
 
 
 def test_time_spent_waiting_out_429s_is_not_service(make_sim: Callable[..., SimServer]) -> None:

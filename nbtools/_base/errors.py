@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from nbtools._engine.state import BatchState
-    from nbtools._result import BatchResult
+
+class Batch(Protocol):
+    """A batch as an error carries it: the nbtools.BatchResult whose finished rows are kept."""
+
+    @property
+    def rows(self) -> Sequence[object]: ...
+    @property
+    def completed_count(self) -> int: ...
 
 
 class NbtoolsError(Exception):
@@ -23,7 +29,7 @@ class EndpointError(NbtoolsError):
     Raised for the whole batch; ``.result`` holds its rows when it had started.
     """
 
-    result: BatchState | None = None  # a BatchResult, once it reaches the caller
+    result: Batch | None = None  # the BatchResult, with the rows that finished
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -32,11 +38,10 @@ class BatchInterrupted(KeyboardInterrupt):
     Still a KeyboardInterrupt, so scripts stop; the finished rows are kept in ``.result``.
     """
 
-    def __init__(self, result: BatchResult, message: str | None = None) -> None:
+    def __init__(self, result: Batch, message: str | None = None) -> None:
         self.result = result
-        done = result.summary().completed
         super().__init__(message or (
-            f"batch interrupted after {done} of {len(result)} requests; "
+            f"batch interrupted after {result.completed_count} of {len(result.rows)} requests; "
             "the finished results are in this exception's .result"
         ))
 

@@ -7,6 +7,7 @@ Adding an option means one ``option(...)`` line below plus the behaviour it cont
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
@@ -14,9 +15,8 @@ from typing import Any
 
 from nbtools._base.checks import number, parse_price, whole_number
 from nbtools._base.errors import ConfigError
-from nbtools._base.prompts import Message, Prompt
 from nbtools._base.schemas import EXAMPLE as SCHEMA_EXAMPLE
-from nbtools._base.schemas import SYSTEM, TOOL, Schema, to_schema
+from nbtools._base.schemas import Schema, to_schema
 
 # Request fields that nbtools sets itself; passing them in ``params`` would fight the options.
 _RESERVED_PARAMS = {"model", "messages", "stream", "stream_options", "n"}
@@ -407,49 +407,11 @@ class BatchOptions:
                                   "job whole, at its own pace): drop them (see the cost first with dry_run=True), "
                                   "or use via='online'")
 
-    def request_body(self, messages: list[Message], model: str, form: str | None = None) -> dict[str, Any]:
-        """The chat request; with a schema, asked in ``form`` (nbtools._engine.structured picks it per endpoint)."""
-        if self.schema is not None and form == SYSTEM:
-            messages = _with_instruction(messages, self.schema.instruction())
-        body: dict[str, Any] = {"model": model, "messages": messages}
-        if self.temperature is not None:
-            body["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            body["max_tokens"] = self.max_tokens
-        if self.tier is not None:
-            body["service_tier"] = self.tier
-        body.update(self.params)
-        if self.schema is not None and form == TOOL:
-            body.update(self.schema.tool_fields())
-        elif self.schema is not None and form is not None and form != SYSTEM:
-            body["response_format"] = self.schema.response_format(form)
-        if self.stream:
-            body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
-        return body
-
     @property
     def reply_bound(self) -> int | None:
         """The most tokens a reply may have, as the request says (max_tokens, or max_completion_tokens)."""
         bound = self.params.get("max_completion_tokens", self.max_tokens)
         return bound if isinstance(bound, int) and not isinstance(bound, bool) else self.max_tokens
-
-    def messages(self, prompt: Prompt) -> list[Message]:
-        if isinstance(prompt, str):
-            messages: list[Message] = [{"role": "user", "content": prompt}]
-        else:
-            messages = list(prompt)
-        if self.system and not any(m.get("role") == "system" for m in messages):
-            messages.insert(0, {"role": "system", "content": self.system})
-        return messages
-
-
-def _with_instruction(messages: list[Message], instruction: str) -> list[Message]:
-    """The schema's instruction in the system message (added to the user's own, or as a new first one)."""
-    for i, message in enumerate(messages):
-        if message.get("role") == "system":
-            return [*messages[:i], {**message, "content": f"{message.get('content')}\n\n{instruction}"}, *messages[i + 1:]]
-    return [{"role": "system", "content": instruction}, *messages]
 
 
 def spec_of(f: Field[Any]) -> OptionSpec:
@@ -464,6 +426,21 @@ OPTIONS: dict[str, tuple[Any, OptionSpec]] = {
 
 ONLINE_ONLY = tuple(name for name, (_, spec) in OPTIONS.items() if spec.online_only)  # what a Batch API job cannot do
 RESENT = tuple(name for name, (_, spec) in OPTIONS.items() if spec.resent)  # what resend() takes from the batch
+
+
+def options_from(values: Mapping[str, Any]) -> BatchOptions:
+    """The options of a batch as given by name (``batch(**options)``), checked; a name that is not an option is
+    a ConfigError that suggests the option meant."""
+    unknown = [name for name in values if name not in OPTIONS]
+    if unknown:
+        raise ConfigError(unknown_option(unknown[0], list(OPTIONS), "see help(nbtools.batch) for the options"))
+    return BatchOptions(**values)
+
+
+def unknown_option(name: str, known: list[str], fix: str) -> str:
+    """``unknown option 'concurency' (did you mean 'concurrency'?)``, or with no option close to it, the ``fix``."""
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"unknown option {name!r} (did you mean {close[0]!r}?)" if close else f"unknown option {name!r}: {fix}"
 
 
 def options_doc() -> str:

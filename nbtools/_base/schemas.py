@@ -1,13 +1,11 @@
 """``schema=``: what a reply must look like, declared as a Pydantic model, a JSON Schema dict or a short form.
 
 Every form becomes one Schema: a JSON Schema (what is sent), a Pydantic v2 model (what validates the
-reply) and the columns it gives (``to_pandas()``). The wire forms a server is asked in are named here
-too, so the engine, the views and the dry run speak of them with the same words.
+reply) and the columns it gives (``to_pandas()``). How a server is asked for it is nbtools._engine.wire's.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -15,14 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from nbtools._base.errors import ConfigError
-
-# How a server is asked for the schema, strongest first (nbtools._engine.structured picks one per endpoint).
-STRICT = "json_schema strict"  # response_format json_schema, strict: true (OpenAI, xAI, ...)
-JSON_SCHEMA = "json_schema"  # response_format json_schema without strict (vLLM, llama.cpp, Ollama)
-JSON_OBJECT = "json_object + schema"  # the older dialect: {"type": "json_object", "schema": ...} (llama-cpp-python)
-SYSTEM = "system message"  # the schema written into the system message (Anthropic's compatible endpoint)
-TOOL = "tool use"  # one tool whose input is the schema, and the model made to call it (Anthropic's Batch API)
-FORMS = (STRICT, JSON_SCHEMA, JSON_OBJECT, SYSTEM, TOOL)
 
 EXAMPLE = ("e.g. schema=Review (a Pydantic model), a JSON Schema dict, or "
            "'sentiment: positive|negative|mixed, score: int, reasons: list[str]'")
@@ -45,8 +35,8 @@ class Column:
 
 
 class Schema:
-    """A reply's shape: ``json_schema`` as declared, ``strict()`` as OpenAI's strict mode wants it,
-    ``validate(text)`` the Pydantic v2 check, ``columns`` the table it gives."""
+    """A reply's shape: ``json_schema`` as declared, ``validate(text)`` the Pydantic v2 check, ``columns`` the
+    table it gives."""
 
     def __init__(self, json_schema: dict[str, Any], model: Any, name: str, source: str) -> None:
         self.json_schema = json_schema
@@ -57,7 +47,6 @@ class Schema:
         root = frozenset(f"#/$defs/{k}" for k, v in defs.items() if {**v, "$defs": defs} == json_schema)  # _object_root
         self.columns = _columns(json_schema, defs, "", root)
         self.digest = hashlib.sha256(json.dumps(json_schema, sort_keys=True).encode()).hexdigest()[:16]
-        self._strict: dict[str, Any] | None = None
         # Only a model with a non-nullable default can refuse the nulls a strict reply sends: the rest skip the walk.
         self._drops_nulls = source == "model" and _has_non_nullable_optional(json_schema, json_schema.get("$defs", {}))
 
@@ -69,41 +58,6 @@ class Schema:
 
     def __hash__(self) -> int:
         return hash(self.digest)
-
-    def strict(self) -> dict[str, Any]:
-        """The schema as strict mode takes it: every object closed (additionalProperties false), every
-        property required, the optional ones nullable, no defaults."""
-        if self._strict is None:
-            self._strict = _strictify(copy.deepcopy(self.json_schema))
-        return self._strict
-
-    def response_format(self, form: str) -> dict[str, Any] | None:
-        """The request's ``response_format`` in ``form`` (None for SYSTEM: it goes into the messages)."""
-        if form == STRICT:
-            return {"type": "json_schema", "json_schema": {"name": self.name, "strict": True, "schema": self.strict()}}
-        if form == JSON_SCHEMA:
-            return {"type": "json_schema", "json_schema": {"name": self.name, "schema": self.json_schema}}
-        if form == JSON_OBJECT:
-            return {"type": "json_object", "schema": self.json_schema}
-        return None
-
-    def text_format(self) -> dict[str, Any]:
-        """The Responses API's ``text.format`` (https://platform.openai.com/docs/api-reference/responses/create):
-        the same strict schema, with name and strict beside it rather than under ``json_schema``."""
-        return {"type": "json_schema", "name": self.name, "strict": True, "schema": self.strict()}
-
-    def tool_fields(self) -> dict[str, Any]:
-        """Anthropic Messages API fields that force one tool call whose input is the value
-        (https://docs.claude.com/en/docs/agents-and-tools/tool-use/overview: ``tools`` with ``input_schema``,
-        ``tool_choice`` ``{"type": "tool", "name": ...}``)."""
-        return {"tools": [{"name": self.name, "description": "Record the answer in this exact structure.",
-                           "input_schema": self.json_schema}],
-                "tool_choice": {"type": "tool", "name": self.name}}
-
-    def instruction(self) -> str:
-        """The system-message text for servers that ignore response_format."""
-        return ("Reply with one JSON object and nothing else (no prose, no code fence), matching this JSON Schema:\n"
-                + json.dumps(self.json_schema, separators=(",", ":")))
 
     def validate(self, text: str) -> dict[str, Any]:
         """The reply as a dict of plain JSON values, or InvalidOutput with the validator's message."""
@@ -283,45 +237,6 @@ def _nullable(node: dict[str, Any], defs: dict[str, Any]) -> bool:
     if kind == "null" or (isinstance(kind, list) and "null" in kind):
         return True
     return any(isinstance(o, dict) and _nullable(o, defs) for o in node.get("anyOf") or node.get("oneOf") or ())
-
-
-def _strictify(node: Any) -> Any:
-    """OpenAI's strict rules, applied in place through the whole tree ($defs included)."""
-    if isinstance(node, list):
-        return [_strictify(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    node.pop("default", None)
-    if "$ref" in node and len(node) > 1:  # siblings of a $ref are not allowed: keep the ref alone
-        node = {"$ref": node["$ref"]}
-    for key in ("items", "anyOf", "oneOf", "allOf", "$defs", "definitions"):
-        if key in node:
-            sub = node[key]
-            named = isinstance(sub, dict) and key in ("$defs", "definitions")
-            node[key] = {k: _strictify(v) for k, v in sub.items()} if named else _strictify(sub)
-    if "oneOf" in node:  # strict mode takes anyOf only
-        node["anyOf"] = node.pop("oneOf")
-    properties = node.get("properties")
-    if isinstance(properties, dict):
-        required = set(node.get("required", ()))
-        for key, sub in list(properties.items()):
-            sub = _strictify(sub)
-            if key not in required and not _is_null_union(sub):
-                sub = {"anyOf": [sub, {"type": "null"}]}
-            properties[key] = sub
-        node["required"] = list(properties)
-        node["additionalProperties"] = False
-    elif node.get("type") == "object":
-        node["additionalProperties"] = False
-        node.setdefault("properties", {})
-        node["required"] = []
-    return node
-
-
-def _is_null_union(node: dict[str, Any]) -> bool:
-    kind = node.get("type")
-    return kind == "null" or (isinstance(kind, list) and "null" in kind) or any(
-        isinstance(o, dict) and o.get("type") == "null" for o in node.get("anyOf", ()))
 
 
 def _drop_nulls(value: Any, node: dict[str, Any], defs: dict[str, Any]) -> Any:

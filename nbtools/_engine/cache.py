@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtools._engine.completion import Completion
 from nbtools._engine.private import private_database
+from nbtools._engine.replies import Completion
 
 if TYPE_CHECKING:
     from nbtools._engine.endpoints import Endpoint

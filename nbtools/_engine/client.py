@@ -1,8 +1,9 @@
-"""The HTTP layer: one aiohttp session speaking the OpenAI chat-completions protocol.
+"""The HTTP layer: one aiohttp session speaking the OpenAI chat-completions protocol (and the Responses API).
 
 A bare aiohttp client costs a fraction of the CPU of the openai SDK per request (see
 benchmarks/README.md), and its connection pool is unbounded here: requests wait on our Limiter,
 never inside the pool, so a pool timeout can never start counting while a request is queued.
+What a request looks like is nbtools._engine.wire's; how a reply is read, nbtools._engine.replies'.
 """
 
 from __future__ import annotations
@@ -16,25 +17,18 @@ from typing import Any
 
 import aiohttp
 
-from nbtools._engine import failures, responses
-from nbtools._engine.completion import Completion, cached_tokens_of, reasoning_tokens_of, text_of
+from nbtools._engine import failures, replies
 from nbtools._engine.endpoints import Endpoint
+from nbtools._engine.failures import RequestFailed
+from nbtools._engine.replies import ChatStream, Completion, ResponsesStream, StreamCut
 from nbtools._engine.retry import parse_retry_after, retry_delay_in_body
-from nbtools._engine.sse import DONE, SSEDecoder, StreamError, error_message
-from nbtools._engine.structured import older_dialect, refuses_json_schema
+from nbtools._engine.sse import SSEDecoder, StreamError, error_message
+from nbtools._engine.wire import CHAT_PATH, RESPONSES_PATH, Dialect
 
-# The two names of the reply bound: OpenAI's own API wants the newer one (its reasoning models refuse
-# max_tokens); most other servers know only the older. Whichever a server refuses, it is asked again with the other.
-_OTHER_NAME = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
-
-
-def _refusal(message: Any) -> str | None:
-    """message.refusal (openai-python: src/openai/types/chat/chat_completion_message.py), where sent."""
-    refusal = message.get("refusal") if isinstance(message, dict) else None
-    return refusal if isinstance(refusal, str) and refusal else None
 _NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
 KEEPALIVE = 4.0  # seconds: below the 5 s idle timeout of common servers (uvicorn), so we never reuse a closing socket
 _LARGE_BLOCK = 1 << 20  # bytes: well above asyncio's 256 KiB read buffer
+Stream = ChatStream | ResponsesStream
 
 
 @functools.cache  # once per process
@@ -50,38 +44,19 @@ def _keep_read_buffers_on_heap() -> None:
     bytes(_LARGE_BLOCK)  # freed at once; calloc'd, so no page of it is touched
 
 
-class RequestFailed(Exception):
-    """One attempt failed; ``kind`` (nbtools.failures) says what it means for the batch."""
-
-    def __init__(self, message: str, kind: str, *, status: int | None = None, retry_after: float | None = None,
-                 headers: Any = None, unreachable: bool = False, partial: str | None = None,
-                 field: str | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.unreachable = unreachable  # nothing answered at all: no server, wrong host or port
-        self.status = status
-        self.retry_after = retry_after
-        self.headers = headers
-        self.partial = partial  # what arrived of a reply that was cut off
-        self.field = field  # with kind PARAMETER: the request field the server refused
-
-
 class ChatClient:
     """Sends chat-completion requests to one endpoint. Use as ``async with ChatClient(...)``."""
 
     def __init__(self, endpoint: Endpoint, *, timeout: float, api: str = "chat") -> None:
         self.endpoint = endpoint
-        self.api = api  # "chat", "responses", or "auto": chat until a model answers that it speaks only responses
-        self._url = endpoint.base_url + "/chat/completions"
+        self.dialect = Dialect(endpoint, api)  # how this server takes a request, learnt from its refusals
+        self._url = endpoint.base_url + CHAT_PATH
+        self._responses_url = endpoint.base_url + RESPONSES_PATH
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         # A stream may take long in all, so its timeout is the longest silence, not the total.
         self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._secret = bool(endpoint.api_key) or "@" in endpoint.base_url
-        self._stream_options = True  # until the server refuses them (older Azure, strict proxies)
-        self._tokens_field = endpoint.tokens_field  # the name max_tokens= is sent under
-        self._tokens_renamed = False  # asked again under the other name already (once per batch)
-        self.older_dialect = False  # the server refused response_format json_schema: ask {"type": "json_object", ...}
 
     async def __aenter__(self) -> ChatClient:
         _keep_read_buffers_on_heap()
@@ -121,16 +96,15 @@ class ChatClient:
         session = self._session
         assert session is not None
         model = str(body.get("model"))
+        dialect = self.dialect
         while True:  # sent again only after a refusal that says how to ask instead (each switch once per batch)
-            on_responses = self.uses_responses(model)
-            wire = self._wire(body)
-            if on_responses:
-                wire = responses.to_responses(wire)
+            on_responses = dialect.on_responses(model)
+            wire = dialect.encode(body, on_responses)
             stream = bool(wire.get("stream"))
             timeout = self._stream_timeout if stream else self._timeout
-            url = self.endpoint.base_url + responses.PATH if on_responses else self._url
             try:
-                async with session.post(url, data=json.dumps(wire).encode(), timeout=timeout) as resp:
+                async with session.post(self._responses_url if on_responses else self._url, data=json.dumps(wire).encode(),
+                                        timeout=timeout) as resp:
                     if resp.status != 200:
                         raise await self._http_error(resp, failures.shared_fields(wire))
                     headers_at = time.monotonic()
@@ -138,11 +112,10 @@ class ChatClient:
                         raise RequestFailed(f"{self.endpoint.host} answered with a web page, not JSON: {_NOT_OPENAI}",
                                             failures.NOT_FOUND)
                     if stream and resp.content_type != "application/json":  # some servers ignore stream: true
-                        read = self._read_responses_stream if on_responses else self._read_stream
-                        completion = await read(resp, on_delta)
+                        reader = ResponsesStream() if on_responses else ChatStream()
+                        completion = await self._read_stream(resp, reader, on_delta)
                     else:
-                        raw = await resp.read()
-                        completion = self._parse_response(raw) if on_responses else self._parse(raw)
+                        completion = self._parse(await resp.read(), on_responses)
                         if stream and on_delta is not None and completion.text:
                             on_delta(self.endpoint.redact(completion.text) if self._secret else completion.text)
                     completion.headers, completion.headers_at = resp.headers, headers_at
@@ -158,52 +131,13 @@ class ChatClient:
                     completion.text = self.endpoint.redact(completion.text)
                     completion.model = completion.model and self.endpoint.redact(completion.model)
                 return completion
-            if not self._ask_otherwise(body, wire, failed, model, on_responses):
+            if not dialect.learn(body, wire, failed, on_responses):
                 raise failed
 
-    def _ask_otherwise(self, body: dict[str, Any], wire: dict[str, Any], exc: RequestFailed, model: str,
-                       on_responses: bool) -> bool:
-        """Did the server refuse something it has another form for? Then switch to it: the request goes again."""
-        if not on_responses and self.api == "auto" and responses.ONLY_RESPONSES in str(exc).lower():
-            responses.remember_responses_only(self.endpoint.base_url, model)  # for this batch and the next
-            return True
-        if exc.status in (400, 422) and "stream_options" in str(exc) and "stream_options" in wire:
-            self._stream_options = False  # this server streams without them: no usage, but it works
-            return True
-        if self._renamed_bound(body, wire, exc):
-            return True
-        if not self.older_dialect and refuses_json_schema(exc.status, str(exc), body):
-            self.older_dialect = True  # once per batch: every later request is asked the old way
-            return True
-        return False
-
-    def uses_responses(self, model: str) -> bool:
-        """Does a request for ``model`` go to /v1/responses (not /v1/chat/completions)?"""
-        return responses.wants_responses(self.api, self.endpoint.base_url, model)
-
-    def _wire(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``body`` as this server wants it: no stream_options once refused, the schema in the form it takes, max_tokens
-        under its name here."""
-        if "stream_options" in body and not self._stream_options:
-            body = {k: v for k, v in body.items() if k != "stream_options"}
-        if self.older_dialect:
-            body = older_dialect(body)
-        name = self._tokens_field
-        if name != "max_tokens" and "max_tokens" in body and name not in body:
-            body = {(name if k == "max_tokens" else k): v for k, v in body.items()}
-        return body
-
-    def _renamed_bound(self, body: dict[str, Any], wire: dict[str, Any], exc: RequestFailed) -> bool:
-        """Did the server refuse the reply bound's name, so that this request goes again under the other?
-        Switched once per batch; requests already sent under the refused name follow the switch."""
-        sent = exc.field if exc.kind == failures.PARAMETER and exc.field in _OTHER_NAME else None
-        if sent is None or "max_tokens" not in body or sent not in wire:
-            return False
-        other = _OTHER_NAME[sent]
-        # max_tokens is renamed only when the server names the other field; the newer name, ours, always.
-        if sent == self._tokens_field and not self._tokens_renamed and (sent != "max_tokens" or other in str(exc)):
-            self._tokens_field, self._tokens_renamed = other, True
-        return self._tokens_field != sent
+    @property
+    def older_schema(self) -> bool:
+        """Did the server take the schema only in the older form (json_object + schema)?"""
+        return self.dialect.older_schema
 
     def _kept(self, parts: list[str]) -> str:
         """What arrived of a reply that was cut off, as kept on its row: without the key, if echoed."""
@@ -254,155 +188,69 @@ class ChatClient:
             field=field,
         )
 
-    def _parse(self, raw: bytes) -> Completion:
+    def _parse(self, raw: bytes, on_responses: bool) -> Completion:
+        """A reply that is not streamed: a chat completion (or a ``response`` object), or an error in a 200 body."""
         try:
             data = json.loads(raw)
         except ValueError:
             raise RequestFailed("the server answered 200 with a body that is not JSON", failures.SERVER) from None
-        choices = data.get("choices") if isinstance(data, dict) else None
-        if not choices:
+        found = isinstance(data, dict) and (data.get("object") == "response" if on_responses else bool(data.get("choices")))
+        if not found:
             if isinstance(data, dict) and data.get("error"):
                 raise self._error_in_200(data)
-            raise RequestFailed("the server answered 200 with no choices", failures.SERVER)
-        choice = choices[0]
-        usage = data.get("usage") or {}
-        reply = choice.get("message") or {}
-        return Completion(
-            text_of(reply.get("content")),
-            data.get("model"),
-            usage.get("prompt_tokens"),
-            usage.get("completion_tokens"),
-            choice.get("finish_reason"),
-            cached_tokens_of(usage),
-            reasoning_tokens=reasoning_tokens_of(usage),
-            refusal=_refusal(reply),
-        )
-
-    def _parse_response(self, raw: bytes) -> Completion:
-        """A Responses API reply: a ``response`` object, or an error in a 200 body."""
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            raise RequestFailed("the server answered 200 with a body that is not JSON", failures.SERVER) from None
-        if not isinstance(data, dict) or data.get("object") != "response":
-            if isinstance(data, dict) and data.get("error"):
-                raise self._error_in_200(data)
-            raise RequestFailed("the server answered 200 with no response object", failures.SERVER)
-        return self._finished_response(data)
-
-    def _finished_response(self, data: dict[str, Any]) -> Completion:
-        failed = responses.failure_of(data)
+            what = "no response object" if on_responses else "no choices"
+            raise RequestFailed(f"the server answered 200 with {what}", failures.SERVER)
+        if not on_responses:
+            return replies.chat_completion(data)
+        failed = replies.failure_of(data)
         if failed is not None:
             raise self._error_in_200(failed)
-        return responses.parse_response(data)
+        return replies.parse_response(data)
 
     def _error_in_200(self, data: dict[str, Any]) -> RequestFailed:
         message = self._one_line(error_message(data)[0] or str(data["error"]))
         kind = failures.classify(None, data, message, {})
         return RequestFailed(f"the server answered 200 with an error: {message}", kind)
 
-    async def _read_responses_stream(self, resp: aiohttp.ClientResponse,
-                                     on_delta: Callable[[str], None] | None) -> Completion:
-        """A streamed response: text from ``response.output_text.delta`` events, the rest from the last event."""
-        state = responses.StreamState()
-        parts: list[str] = []
+    async def _read_stream(self, resp: aiohttp.ClientResponse, reader: Stream,
+                           on_delta: Callable[[str], None] | None) -> Completion:
+        """A streamed reply, read as it arrives (not line by line: a line can be longer than any buffer)."""
         decoder = SSEDecoder()
-
-        def take(events: list[Any]) -> None:
-            for event in events:
-                text = state.take(event) if isinstance(event, dict) else ""
-                if text:
-                    parts.append(text)
-                    if on_delta is not None:
-                        on_delta(text)
-
         try:
             async for data in resp.content.iter_any():
-                take(decoder.feed(data))
-                if state.final is not None:
+                if self._take(reader, decoder.feed(data), on_delta):
                     break
             else:
-                take(decoder.close())
-        except StreamError as exc:  # an ``error`` event
-            message = self._one_line(str(exc))
-            kind = failures.classify(exc.status, None, message)
-            kind = failures.SERVER if kind == failures.CONNECTION else kind
-            raise RequestFailed(f"the server reported an error mid-stream: {message}", kind, status=exc.status,
-                                partial=self._kept(parts)) from None
-        except aiohttp.ClientPayloadError:
-            raise RequestFailed(f"{self.endpoint.host} dropped the connection mid-reply (cut off)", failures.CUT,
-                                partial=self._kept(parts)) from None
-        except ValueError as exc:
-            raise RequestFailed(str(exc), failures.SERVER) from None
-        if state.final is None:
-            raise RequestFailed(f"{self.endpoint.host} ended the stream before the response was finished (cut off)",
-                                failures.CUT, partial=self._kept(parts))
-        failed = responses.failure_of(state.final)
-        if failed is not None:  # a response.failed event: an error mid-stream, what arrived kept
-            message = self._one_line(error_message(failed)[0] or "the response failed")
-            raise RequestFailed(f"the server reported an error mid-stream: {message}",
-                                failures.classify(None, failed, message), partial=self._kept(parts))
-        completion = responses.parse_response(state.final)
-        completion.text = completion.text or "".join(parts)  # the final event repeats the text; trust the deltas if not
-        return completion
-
-    async def _read_stream(self, resp: aiohttp.ClientResponse, on_delta: Callable[[str], None] | None) -> Completion:
-        parts: list[str] = []
-        model: str | None = None
-        finish: str | None = None
-        usage: dict[str, Any] = {}
-        refusals: list[str] = []
-
-        def take(chunk: Any) -> bool:
-            """Apply one event; True at [DONE]."""
-            nonlocal model, finish, usage
-            if chunk is DONE:
-                return True
-            if isinstance(chunk, dict):
-                model = chunk.get("model") or model
-                if isinstance(chunk.get("usage"), dict):
-                    usage = chunk["usage"]
-                for choice in chunk.get("choices") or ():
-                    if not isinstance(choice, dict):
-                        continue
-                    delta = choice.get("delta")
-                    text = text_of(delta.get("content")) if isinstance(delta, dict) else ""
-                    if isinstance(delta, dict) and (refusal := _refusal(delta)):
-                        refusals.append(refusal)
-                    if text:
-                        parts.append(text)
-                        if on_delta is not None:
-                            on_delta(text)
-                    finish = choice.get("finish_reason") or finish
-                if finish == "error":  # OpenRouter: the upstream provider failed mid-reply
-                    raise StreamError("the reply ended with finish_reason 'error'")
-            return False
-
-        decoder = SSEDecoder()
-        done = False
-        try:
-            async for data in resp.content.iter_any():  # not line by line: a line can be longer than any buffer
-                if any(take(chunk) for chunk in decoder.feed(data)):
-                    done = True
-                    break
-            else:
-                done = any(take(chunk) for chunk in decoder.close())
-        except StreamError as exc:
+                self._take(reader, decoder.close(), on_delta)
+            completion = reader.completion()
+        except StreamError as exc:  # an error chunk or event
             message = self._one_line(str(exc))
             kind = failures.classify(exc.status, None, message)
             kind = failures.SERVER if kind == failures.CONNECTION else kind  # it did answer: an error chunk
             raise RequestFailed(f"the server reported an error mid-stream: {message}", kind, status=exc.status,
-                                partial=self._kept(parts)) from None
+                                partial=self._kept(reader.parts)) from None
         except aiohttp.ClientPayloadError:  # the connection dropped part-way through the reply
             raise RequestFailed(f"{self.endpoint.host} dropped the connection mid-reply (cut off)", failures.CUT,
-                                partial=self._kept(parts)) from None
+                                partial=self._kept(reader.parts)) from None
+        except StreamCut as exc:
+            raise RequestFailed(f"{self.endpoint.host} {exc} (cut off)", failures.CUT,
+                                partial=self._kept(reader.parts)) from None
         except ValueError as exc:
             raise RequestFailed(str(exc), failures.SERVER) from None
-        # A reply that did not finish is not a reply, [DONE] or not (llama.cpp ends queued ones so).
-        if failures.classify_finish(finish, stream=True) == failures.CUT:
-            how = "sent [DONE] without a finish_reason" if done else "ended the stream"
-            raise RequestFailed(f"{self.endpoint.host} {how} before the reply was finished (cut off)", failures.CUT,
-                                partial=self._kept(parts))
-        return Completion("".join(parts), model, usage.get("prompt_tokens"), usage.get("completion_tokens"), finish,
-                          cached_tokens_of(usage), reasoning_tokens=reasoning_tokens_of(usage),
-                          refusal="".join(refusals) or None)
+        failed = replies.failure_of(reader.final) if isinstance(reader, ResponsesStream) and reader.final else None
+        if failed is not None:  # a response.failed event: an error mid-stream, what arrived kept
+            message = self._one_line(error_message(failed)[0] or "the response failed")
+            raise RequestFailed(f"the server reported an error mid-stream: {message}",
+                                failures.classify(None, failed, message), partial=self._kept(reader.parts))
+        return completion
+
+    @staticmethod
+    def _take(reader: Stream, events: list[Any], on_delta: Callable[[str], None] | None) -> bool:
+        """Feed ``events`` to the reader; True once the stream has ended."""
+        for event in events:
+            text = reader.take(event)
+            if text and on_delta is not None:
+                on_delta(text)
+            if reader.ended:
+                return True
+        return False

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import unquote
 
 AUTH = "auth"                      # the key is missing, wrong or revoked
@@ -62,6 +62,8 @@ INVALID_OUTPUT = "invalid_output"  # it does not validate: the validator's messa
 REFUSAL = "refusal"                # the model refused (message.refusal)
 LENGTH = "length"                  # cut by max_tokens (finish_reason 'length') before the value was whole
 OUTPUT = frozenset({INVALID_OUTPUT, REFUSAL, LENGTH})
+# The finish reasons of a reply that is there but not whole: shown and counted apart.
+NOTABLE_FINISH = ("length", "content_filter")
 
 # error.code / error.type / details.error_code values, lower-cased, that decide the kind whatever the status.
 _BY_CODE = {
@@ -306,3 +308,19 @@ def _google_quotas(details: object) -> tuple[str, ...]:
     found = [v.get("quotaId") for d in details if isinstance(d, dict) and str(d.get("@type", "")).endswith("QuotaFailure")
              for v in d.get("violations") or () if isinstance(v, dict)]
     return tuple(q.lower() for q in found if isinstance(q, str))
+
+
+class RequestFailed(Exception):
+    """One attempt failed; ``kind`` (one of the kinds above) says what it means for the batch."""
+
+    def __init__(self, message: str, kind: str, *, status: int | None = None, retry_after: float | None = None,
+                 headers: Any = None, unreachable: bool = False, partial: str | None = None,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.unreachable = unreachable  # nothing answered at all: no server, wrong host or port
+        self.status = status
+        self.retry_after = retry_after
+        self.headers = headers
+        self.partial = partial  # what arrived of a reply that was cut off
+        self.field = field  # with kind PARAMETER: the request field the server refused

@@ -12,42 +12,42 @@ failed attempt is nbtools._engine.retry's to decide.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic
+from typing import Any
 
 from nbtools._base.errors import EndpointError
-from nbtools._base.schemas import JSON_OBJECT
 from nbtools._engine.cache import ReplyCache, SampleKeys, cache_is_on
-from nbtools._engine.client import ChatClient, RequestFailed
-from nbtools._engine.completion import Completion
-from nbtools._engine.failures import WAIT
+from nbtools._engine.client import ChatClient
+from nbtools._engine.failures import WAIT, RequestFailed
 from nbtools._engine.gates.adaptive import AUTO_START, AdaptiveConcurrency
 from nbtools._engine.gates.gate import AttemptOutcome, Gate, Status, Ticket
 from nbtools._engine.gates.limiter import Limiter
 from nbtools._engine.gates.pacing import Pacer, estimate_prompt_tokens
 from nbtools._engine.gates.spending import SpendingGuard
-from nbtools._engine.prepare import first_chat_model, price_batch
+from nbtools._engine.lifecycle import Run
+from nbtools._engine.plan import PromptTokens, plan, price_batch
 from nbtools._engine.prices import usd
+from nbtools._engine.replies import Completion
 from nbtools._engine.retry import FAIL, RETRY, STOP, WAIT_AGAIN, RetryPolicy
 from nbtools._engine.rows import CANCELLED, ERROR, OK, RequestResult, fill_reply
 from nbtools._engine.state import State
 from nbtools._engine.stops import stop_message
-from nbtools._engine.structured import form_for
-from nbtools._engine.tokens import prompt_counter
+from nbtools._engine.wire import JSON_OBJECT, schema_form
 
 OnResult = Callable[[RequestResult], Any]
 Admitted = tuple[RequestResult, dict[str, Any], "str | None", Ticket, list[Gate]]  # a row let through, for a worker
-CHUNK = 500  # rows prepared (bodies, cache keys, one cache query) at a time
+_NOT_CHAT = re.compile(r"embed|rerank|whisper|tts|dall-e|moderation|bge-|minilm", re.IGNORECASE)
 
 
-class OnlineRun(Generic[State]):
-    """One batch sent online, request by request: the machinery behind its result (and its ``Control``)."""
+class OnlineRun(Run[State]):
+    """One batch sent online, request by request."""
 
     def __init__(self, result: State, on_result: OnResult | None) -> None:
-        self.result = result
+        super().__init__(result)
         self.options = options = result.options
         auto = options.concurrency == "auto"
         self.limiter = Limiter(AUTO_START if auto else options.concurrency)  # type: ignore[arg-type]
@@ -63,20 +63,16 @@ class OnlineRun(Generic[State]):
         self.tasks: set[asyncio.Task[None]] = set()  # the workers
         self._idle: deque[asyncio.Future[Admitted | None]] = deque()  # workers waiting for their next request
         self._dispatching = True
-        self.main_task: asyncio.Task[State] | None = None
         self._followers: dict[str, list[RequestResult]] = {}  # with dedupe: identical requests wait on the first
         self._typical_completion = options.max_tokens or 256  # token estimate until usage is seen
-        self._cancel_requested = False
-        self._stop_error: BaseException | None = None
         self._answered = False  # has the endpoint answered anything yet?
         self.guard = SpendingGuard(options.max_cost) if options.max_cost is not None else None
-        self._count_prompt: Callable[[list[Any]], int] | None = None
+        self._prompt_tokens: PromptTokens | None = None  # with max_cost: each request's worst case needs them
         # In the order a start passes them. The dispatcher waits on those up to the limiter, in row order
         # and without a slot (the limit counts requests out, not waiting); each request, on the rest.
         self.gates: list[Gate] = [self.pacer, *([self.guard] if self.guard is not None else []), self.limiter]
         if self.adaptive is not None:
             self.gates += [self.adaptive.budget, self.adaptive]
-        result.attach(self)
 
     def share_spending(self, guard: SpendingGuard) -> None:
         """Spend from ``guard`` (one cap over several runs: a several-model batch) instead of a cap of its own."""
@@ -114,65 +110,35 @@ class OnlineRun(Generic[State]):
         return self.limiter.peak
 
     def cancel(self) -> None:
-        self._cancel_requested = True
         if self.main_task is not None and not self.main_task.done():
-            self.main_task.cancel()
-        else:
+            super().cancel()
+        else:  # not started in a task of its own (or already ended): stop what may still run
+            self._cancel_requested = True
             for task in self.tasks:
                 task.cancel()
 
-    async def wait_closed(self) -> None:
-        """Wait until nothing of this batch is left running (after ``cancel()``)."""
-        if self.main_task is not None and not self.main_task.done():
-            await asyncio.wait([self.main_task])
-        await self._shutdown()
-
     # -- the batch ----------------------------------------------------------------------------------
-    async def main(self) -> State:
-        result = self.result
-        result.start_clock()
-        try:
-            async with self.client:
-                try:
-                    await self._dispatch()
-                    while self.tasks:
-                        await asyncio.wait(list(self.tasks))
-                finally:
-                    await self._cancel_tasks()  # while the session is still open
-            if self.guard is not None and self.guard.stopped:  # say so, also in a script
-                held = sum(row.started is None and not row.done for row in result.rows)
-                print(f"nbtools: max_cost {usd(self.guard.max_cost)} reached: {held} requests not sent "
-                      f"(spent {usd(self.guard.spent)}); raise max_cost and run again to send them", file=sys.stderr)
-        except asyncio.CancelledError:
-            stop = self._stop_error
-            if stop is not None:  # we stopped it: a refused key, an endpoint that is not there, a broken callback
-                result.failure = stop
-                if isinstance(stop, EndpointError):
-                    stop.result = result  # what finished is not lost with the batch
-                self._close(cancelled=False, not_sent=True)
-                raise stop from None
-            self._close(cancelled=True)
-            if self._cancel_requested and self.main_task is not None:
-                if sys.version_info >= (3, 11):
-                    self.main_task.uncancel()  # a cancel we asked for is not the caller's cancel
-                return result
-            raise
-        except BaseException as exc:
-            result.failure = exc
-            self._close(cancelled=False)
-            raise
-        self._close(cancelled=False, not_sent=True)  # rows never started: held back by max_cost
-        return result
+    async def go(self) -> None:
+        async with self.client:
+            try:
+                await self._dispatch()
+                while self.tasks:
+                    await asyncio.wait(list(self.tasks))
+            finally:
+                await self._cancel_tasks()  # while the session is still open
+        if self.guard is not None and self.guard.stopped:  # say so, also in a script
+            held = sum(row.started is None and not row.done for row in self.result.rows)
+            print(f"nbtools: max_cost {usd(self.guard.max_cost)} reached: {held} requests not sent "
+                  f"(spent {usd(self.guard.spent)}); raise max_cost and run again to send them", file=sys.stderr)
 
     async def _dispatch(self) -> None:
         """Start each row's request when the gates let it through."""
         result = self.result
-        if result.model is None:
+        if result.model is None:  # the batch is priced once its model is known: now
             result.model = await self._discover_model()
-        model = result.model
-        price_batch(result, model)
+            price_batch(result, result.model)
         if self.guard is not None:  # each request's worst case needs its prompt tokens
-            self._count_prompt = prompt_counter(model)
+            self._prompt_tokens = PromptTokens(result.model)
         loop = asyncio.get_running_loop()
         try:
             await self._dispatch_rows(loop)
@@ -184,50 +150,53 @@ class OnlineRun(Generic[State]):
                     idle.set_result(None)
 
     async def _dispatch_rows(self, loop: asyncio.AbstractEventLoop) -> None:
-        result, options, cache, guard = self.result, self.options, self.cache, self.guard
-        model = result.model
-        assert model is not None
-        rows, url, repeat = result.rows, result.endpoint.base_url, options.repeat
-        form = result.schema_form = form_for(result.endpoint) if options.schema is not None else None
-        samples = SampleKeys(url, repeat, options.dedupe) if cache is not None or options.dedupe else None
-        for first in range(0, len(rows), CHUNK):
-            chunk = rows[first : first + CHUNK]
-            bodies = [options.request_body(options.messages(row.prompt), model, form) for row in chunk]
-            keys: list[str | None] = [None] * len(chunk)
-            hits: dict[str, Completion] = {}
-            if samples is not None:
-                keys = [samples.key(row.index, body) for row, body in zip(chunk, bodies, strict=True)]
-                if cache is not None:  # one query per chunk, not one per row
-                    hits = cache.get_many(keys)  # type: ignore[arg-type]
-            for row, body, key in zip(chunk, bodies, keys, strict=True):
-                self._left -= 1
-                if key is not None:
-                    if key in hits:
-                        self._answer(row, hits[key], cached=True)
-                        continue
-                    if options.dedupe:
-                        if key in self._followers:  # an identical request is already on its way
-                            self._followers[key].append(row)
-                            continue
-                        self._followers[key] = []
-                # Pacing, then room under the cap, then a slot: a request waiting for a slot to send again
-                # (after a 429) must be able to settle, and let the cap admit the next one.
-                ticket = Ticket(self._estimate(body) if self.pacer.active else 0,
-                                self._worst_case(body) if guard is not None else 0.0)
-                passed: list[Gate] = []
-                for gate in self._admission():
-                    try:
-                        let_through = await gate.wait(ticket)
-                    except BaseException:  # cancelled while waiting: give back what the others reserved
-                        self._finish(passed, ticket, AttemptOutcome("cancelled"))
-                        raise
-                    if not let_through:
-                        self._finish(passed, ticket, AttemptOutcome("cancelled"))
-                        result.capped = True
-                        return  # the cap is reached: what is left is "not sent"
-                    passed.append(gate)
-                result.row_started(row)
-                self._hand_over((row, body, key, ticket, passed), loop)
+        result, options, cache = self.result, self.options, self.cache
+        assert result.model is not None
+        form = result.schema_form = schema_form(result.endpoint) if options.schema is not None else None
+        keyed = cache is not None or options.dedupe
+        keys = SampleKeys(result.endpoint.base_url, options.repeat, options.dedupe) if keyed else None
+        for row, body, key, hit in plan(result.rows, options, result.model, form, keys=keys, cache=cache):
+            self._left -= 1
+            if key is not None and not self._sent_alone(row, key, hit):
+                continue
+            # Pacing, then room under the cap, then a slot: a request waiting for a slot to send again
+            # (after a 429) must be able to settle, and let the cap admit the next one.
+            ticket = Ticket(self._estimate(body) if self.pacer.active else 0,
+                            self._worst_case(body) if self.guard is not None else 0.0)
+            passed = await self._admit(ticket)
+            if passed is None:
+                result.capped = True
+                return  # the cap is reached: what is left is "not sent"
+            result.row_started(row)
+            self._hand_over((row, body, key, ticket, passed), loop)
+
+    def _sent_alone(self, row: RequestResult, key: str, hit: Completion | None) -> bool:
+        """Does this row need a request of its own? Not if the cache answers it, or (with dedupe) an identical
+        request already on its way will."""
+        if hit is not None:
+            self._answer(row, hit, cached=True)
+            return False
+        if self.options.dedupe:
+            if key in self._followers:
+                self._followers[key].append(row)
+                return False
+            self._followers[key] = []
+        return True
+
+    async def _admit(self, ticket: Ticket) -> list[Gate] | None:
+        """Wait on the dispatcher's gates in turn; the gates passed, or None once one never will let it through."""
+        passed: list[Gate] = []
+        for gate in self._admission():
+            try:
+                let_through = await gate.wait(ticket)
+            except BaseException:  # cancelled while waiting: give back what the others reserved
+                self._finish(passed, ticket, AttemptOutcome("cancelled"))
+                raise
+            if not let_through:
+                self._finish(passed, ticket, AttemptOutcome("cancelled"))
+                return None
+            passed.append(gate)
+        return passed
 
     def _admission(self) -> list[Gate]:
         """The gates waited on by the dispatcher: those up to and including the limiter."""
@@ -267,29 +236,18 @@ class OnlineRun(Generic[State]):
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _shutdown(self) -> None:
-        """After an interrupt that bypassed ``main``: stop what is left and close the result."""
-        try:
-            await self._cancel_tasks()
-        finally:
-            self._close(cancelled=True)
+    async def _wind_down(self) -> None:
+        await self._cancel_tasks()
 
-    def _close(self, *, cancelled: bool, not_sent: bool = False) -> None:
-        """Mark the result finished and flush the cache. Idempotent."""
-        if not self.result.done:
-            self.result.close(cancelled=cancelled, not_sent=not_sent)
+    def close(self, *, cancelled: bool, not_sent: bool = False) -> None:
+        super().close(cancelled=cancelled, not_sent=not_sent)
         if self.cache is not None:
             self.cache.close()  # what finished survives an interrupt: a re-run sends only the rest
 
-    def on_main_done(self, task: asyncio.Task[State]) -> None:
-        """The main task ended, possibly before it ever ran (cancelled at once): close the result anyway."""
-        self._close(cancelled=True)
-        if not task.cancelled():
-            task.exception()  # a failed background batch keeps its error on result.failure; don't log it
-
     async def _discover_model(self) -> str:
+        """The first model the endpoint lists that can chat (local servers list embedding models too)."""
         try:
-            return await first_chat_model(self.client)
+            models = await self.client.list_models()
         except RequestFailed as exc:
             if exc.unreachable:
                 raise EndpointError(f"{exc}: check base_url / the provider, then run again") from None
@@ -297,6 +255,9 @@ class OnlineRun(Generic[State]):
                 f"no model given, and {self.client.endpoint.host} did not list one ({exc}): "
                 "pass model= (magic: -m MODEL), or check base_url"
             ) from None
+        if not models:
+            raise EndpointError(f"no model given and {self.client.endpoint.host} lists none: pass model= (magic: -m MODEL)")
+        return next((m for m in models if not _NOT_CHAT.search(m)), models[0])
 
     # -- one request ---------------------------------------------------------------------------------
     async def _request(self, row: RequestResult, body: dict[str, Any], key: str | None, ticket: Ticket,
@@ -345,7 +306,7 @@ class OnlineRun(Generic[State]):
                 break
             if completion is not None:
                 fill_reply(row, completion, result.model, result.price, schema=self.options.schema)
-                if self.options.schema is not None and client.older_dialect:
+                if self.options.schema is not None and client.older_schema:
                     result.schema_form = JSON_OBJECT  # the server took only the older form: say so
         except asyncio.CancelledError:
             row.status = CANCELLED
@@ -417,9 +378,9 @@ class OnlineRun(Generic[State]):
         row.status = ERROR
         result = self.result
         if decision.action == STOP:
-            self._stop(EndpointError(stop_message(exc, result.endpoint, result.model, self.options.api_key_env)))
+            self.stop(EndpointError(stop_message(exc, result.endpoint, result.model, self.options.api_key_env)))
         elif exc.unreachable and not self._answered:
-            self._stop(EndpointError(f"{exc}: check base_url / the provider, then run again"))
+            self.stop(EndpointError(f"{exc}: check base_url / the provider, then run again"))
         assert decision.action in (FAIL, STOP)
         return AttemptOutcome(status, headers=exc.headers), 0.0
 
@@ -439,9 +400,9 @@ class OnlineRun(Generic[State]):
 
     def _worst_case(self, body: dict[str, Any]) -> float:
         price = self.result.price
-        if price is None or price.free or self._count_prompt is None:
+        if price is None or price.free or self._prompt_tokens is None:
             return 0.0
-        return price.cost(self._count_prompt(body["messages"]), self.options.reply_bound)
+        return price.cost(self._prompt_tokens(body), self.options.reply_bound)
 
     def _wants_slots(self) -> bool:
         """Would more slots be used now? Rows not dispatched yet, or rows waiting to send again."""
@@ -468,11 +429,4 @@ class OnlineRun(Generic[State]):
             try:
                 self.on_result(row)
             except Exception as exc:  # a broken callback stops the batch and surfaces, rows kept
-                self._stop(exc)
-
-    def _stop(self, error: BaseException) -> None:
-        """End the whole batch with ``error`` (a refused key, an endpoint that is not there, a broken callback)."""
-        if self._stop_error is None:
-            self._stop_error = error
-            if self.main_task is not None:
-                self.main_task.cancel()
+                self.stop(exc)

@@ -10,8 +10,8 @@ from nbtools._base.schemas import InvalidOutput, Schema
 from nbtools._engine import failures
 
 if TYPE_CHECKING:
-    from nbtools._engine.completion import Completion
     from nbtools._engine.prices import Price
+    from nbtools._engine.replies import Completion
 
 PENDING, RUNNING, OK, ERROR, CANCELLED = "pending", "running", "ok", "error", "cancelled"
 NOT_SENT = "not sent"  # never sent: the batch stopped first (a bad key, the spending cap); a re-run sends it

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from nbtools._base.options import BatchOptions
 from nbtools._engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RUNNING, RequestResult
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 class Control(Protocol):
-    """What a BatchResult asks of the runner driving it (OnlineRun and BatchAPIRun implement it)."""
+    """What a batch asks of the run driving it (every nbtools._engine.lifecycle.Run is one)."""
 
     @property
     def limit(self) -> int: ...
@@ -32,6 +33,14 @@ class Control(Protocol):
     def peak(self) -> int: ...
     def cancel(self) -> None: ...
     async def wait_closed(self) -> None: ...
+
+
+class Jobs(Protocol):
+    """A Batch API run, as its batch shows it (nbtools._engine.batchapi.run.BatchAPIRun)."""
+
+    submitted: asyncio.Event  # every job submitted or reattached (or the run ended)
+
+    def describe(self) -> str: ...
 
 
 class BatchState:
@@ -54,8 +63,8 @@ class BatchState:
         self.price: Price | None = None  # set by the runner once the model is known; None: unknown
         self.price_note: str | None = None  # where the price came from, or why it is unknown
         self.capped = False  # max_cost stopped new requests
-        self.schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools._base.schemas.FORMS)
-        self.batch_run: Any = None  # with via="batch": its jobs (batchapi.BatchAPIRun), for the job line
+        self.schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools._engine.wire.FORMS)
+        self.batch_run: Jobs | None = None  # with via="batch": its jobs, for the job line
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None
@@ -122,9 +131,25 @@ class BatchState:
     def rows_changed(self) -> None:
         """A row was filled: figures derived from the rows are out of date."""
 
+    # -- what views and figures read --------------------------------------------------------------
     @property
     def done(self) -> bool:
         return self._t_end is not None
+
+    def current_limit(self) -> int:
+        """The concurrency limit in force (with concurrency="auto": the one found so far)."""
+        if self._control is not None:
+            return self._control.limit
+        return self._last_limit or self.options.concurrency  # type: ignore[return-value]
+
+    @property
+    def in_flight(self) -> int:
+        return self._control.in_flight if self._control is not None and not self.done else 0
+
+    @property
+    def peak(self) -> int:
+        """The most requests that were in flight at once."""
+        return self._control.peak if self._control is not None else self._peak
 
     def elapsed(self) -> float:
         """Seconds since the batch started (the wall time once it is done)."""
@@ -132,3 +157,79 @@ class BatchState:
 
 
 State = TypeVar("State", bound=BatchState)  # the result an engine fills: a BatchState or a subclass
+
+
+# -- several endpoints, one batch ------------------------------------------------------------------
+class PartState(BatchState):
+    """One endpoint's part of a several-model batch: a batch of its own, on the whole batch's clock."""
+
+    parent: SeveralState[Any] | None = None
+    label = ""
+    slot = 0  # its place among the models
+
+    def start_clock(self) -> None:
+        if self.parent is not None:  # one clock for every model: their timelines line up
+            self._t0 = self.parent._t0
+        else:
+            super().start_clock()
+
+    def row_started(self, row: RequestResult) -> None:
+        super().row_started(row)
+        if self.parent is not None:
+            self.parent.active[self.parent.position(self, row)] = row
+
+    def row_streamed(self, row: RequestResult, delta: str) -> None:
+        super().row_streamed(row, delta)
+        if self.parent is not None:
+            self.parent.stream_chunks += 1
+
+    def row_finished(self, row: RequestResult) -> None:
+        super().row_finished(row)
+        parent = self.parent
+        if parent is not None:
+            parent.active.pop(parent.position(self, row), None)
+            if row.status in (OK, ERROR):
+                parent.completed_count += 1
+                parent.recent.append(row)
+            parent.rows_changed()
+
+
+Part = TypeVar("Part", bound=PartState)
+
+
+class SeveralState(BatchState, Generic[Part]):
+    """The same prompts sent to several endpoints: one row per prompt and endpoint (prompt by prompt);
+    ``by_model[label]`` is each endpoint's own part."""
+
+    def __init__(self, parts: Sequence[Part], options: BatchOptions) -> None:
+        count = len(parts)
+        rows = [part.rows[i] for i in range(len(parts[0].rows)) for part in parts]  # prompt by prompt
+        super().__init__(rows, options, parts[0].endpoint, None)
+        self.by_model: dict[str, Part] = {}
+        for slot, part in enumerate(parts):
+            part.parent, part.slot = self, slot
+            self.by_model[part.label] = part
+        self._count = count
+
+    def position(self, part: PartState, row: RequestResult) -> int:
+        """Where a part's row sits in ``rows``."""
+        return row.index * self._count + part.slot
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.by_model)
+
+    @property
+    def failures(self) -> dict[str, BaseException]:
+        """The endpoints that stopped on their own (a refused key, a model that is not there), and why."""
+        return {label: part.failure for label, part in self.by_model.items() if part.failure is not None}
+
+    def failure_lines(self) -> list[str]:
+        """One line per endpoint that stopped: which one, why, and what became of its rows."""
+        failures = self.failures
+        others = "; the other models went on" if len(failures) < len(self.by_model) else ""
+        lines = []
+        for label, error in failures.items():
+            held = sum(row.status == NOT_SENT for row in self.by_model[label].rows)
+            lines.append(f"{label} stopped ({held} of its requests not sent{others}): {error}")
+        return lines

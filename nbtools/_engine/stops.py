@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from nbtools._base.options import OPTIONS
 from nbtools._engine import failures
 from nbtools._engine.endpoints import PROFILES, Endpoint
-from nbtools._engine.responses import ONLY_RESPONSES
+from nbtools._engine.wire import ONLY_RESPONSES
 
 if TYPE_CHECKING:
-    from nbtools._engine.client import RequestFailed
+    from nbtools._engine.failures import RequestFailed
 
 # Request fields that options set, by the option's name: the fix names the option, not the wire field.
 _OPTION_OF_FIELD = {"temperature": "temperature", "max_tokens": "max_tokens", "max_completion_tokens": "max_tokens",

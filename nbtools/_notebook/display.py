@@ -18,8 +18,8 @@ from IPython.display import display, update_display
 from nbtools._live import TICK
 from nbtools._notebook import kernel as _compat
 from nbtools._result import BatchResult
-from nbtools._several import MultiModelResult
-from nbtools._views import grid, live_view, report
+from nbtools._views.live_view import stop_hint_html
+from nbtools._views.report import DISPLAY_LIMIT
 
 RENDER_BUDGET = 0.03  # the heavy render may use at most this share of the wall time
 
@@ -39,9 +39,10 @@ class LiveDisplay:
     ``view.widget``, for a container such as the panel. Then ``refresh()`` on a clock, ``finish()``.
     """
 
-    def __init__(self, result: BatchResult, *, limit: int = report.DISPLAY_LIMIT, title: str | None = None,
+    def __init__(self, result: BatchResult, *, limit: int = DISPLAY_LIMIT, title: str | None = None,
                  embed: bool = False, cancel_button: bool = True, blocking: bool = False) -> None:
         self.result = result
+        self.view = result.live_view()  # one endpoint's rows, or several side by side: the result knows which
         self.limit = limit
         self.title = title
         self.notebook = embed or in_notebook()
@@ -70,8 +71,7 @@ class LiveDisplay:
         else:
             from tqdm.std import tqdm
 
-            self._header_text = (grid.header_text(self.result) if isinstance(self.result, MultiModelResult)
-                                 else report.header_text(self.result))
+            self._header_text = self.view.header_text()
             print(self._header_text, file=sys.stderr)
             self._bar = tqdm(total=len(self.result), desc=self.title or "requests", file=sys.stderr, leave=True)
 
@@ -83,7 +83,7 @@ class LiveDisplay:
         self._bar = tqdm(total=len(self.result), desc=self.title or "requests", display=False)
         controls = [self._bar.container]
         if cancel_button and self._stop_hint:
-            controls.append(widgets.HTML(live_view.stop_hint_html(_compat.STOP_HINT, _compat.STOP_TOOLTIP)))
+            controls.append(widgets.HTML(stop_hint_html(_compat.STOP_HINT, _compat.STOP_TOOLTIP)))
         elif cancel_button:
             self._button = widgets.Button(description="Cancel", icon="stop", tooltip="Stop the batch; finished rows are kept")
             self._button.on_click(lambda _: self.result.cancel())
@@ -95,14 +95,10 @@ class LiveDisplay:
         return widgets.VBox(children)
 
     def _header_html(self) -> str:
-        if isinstance(self.result, MultiModelResult):
-            return grid.live_header_html(self.result, self.title)
-        return live_view.live_header_html(self.result, self.title)
+        return self.view.header_html(self.title)
 
     def _bundle(self) -> dict[str, str]:
-        if isinstance(self.result, MultiModelResult):  # several models: the grid, a line per model, one colour each
-            return grid.live_body(self.result, self.limit)
-        return live_view.live_body(self.result, self.limit)
+        return self.view.body(self.limit)
 
     def _show_body(self) -> None:
         bundle = self._bundle()
@@ -151,12 +147,5 @@ class LiveDisplay:
             if self._header is not None:
                 self._header.value = self._header_html()
             self._show_body()
-        elif isinstance(result, MultiModelResult):  # a terminal: each model's figures and the grid
-            print(grid.models_text(result) + "\n" + grid.grid_text(result, self.limit), file=sys.stderr)
         else:  # a terminal: the rows too, so errors are seen and not only counted
-            header = report.header_text(result)
-            if header != self._header_text:  # e.g. the model the server named once asked
-                print(header.splitlines()[0], file=sys.stderr)
-            print(live_view.live_end_text(result, self.limit), file=sys.stderr)
-            if result.failure is not None:
-                print(report.failure_text(result), file=sys.stderr)
+            print(self.view.end_text(self.limit, self._header_text), file=sys.stderr)

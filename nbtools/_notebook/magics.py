@@ -10,53 +10,29 @@ magic drives the loop itself.
 from __future__ import annotations
 
 import asyncio
-import keyword
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from IPython.core import magic_arguments as untyped_arguments
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import parse_argstring
-from traitlets import Any as TraitAny
-from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, TraitType, Tuple, Unicode, Union
+from IPython.core.magic import cell_magic, line_magic, magics_class
+from traitlets import Int, TraitError
 
 from nbtools._api import start
-from nbtools._base.errors import BatchInterrupted, ConfigError, NbtoolsError
-from nbtools._base.options import (
-    ONLINE_ONLY,
-    OPTIONS,
-    BatchOptions,
-    Choice,
-    Concurrency,
-    Flag,
-    ModelList,
-    Number,
-    OptionSpec,
-    Rates,
-    RequestFields,
-    SchemaKind,
-    Text,
-    WholeNumber,
-)
+from nbtools._base.errors import BatchInterrupted, NbtoolsError
+from nbtools._base.options import OPTIONS, options_from
 from nbtools._engine.blocking import run_blocking
 from nbtools._live import follow, run_live
 from nbtools._notebook import cells
 from nbtools._notebook.display import LiveDisplay
+from nbtools._notebook.magic_flags import CELL_FLAGS, OptionTraits, line_options, parse_line, with_flags
 from nbtools._result import BatchResult
 from nbtools._several import MultiModelResult
-
-# IPython's argument decorators carry no annotations: typed here, so the magics they decorate stay typed.
-_Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
-argument = cast(Callable[..., _Decorator], untyped_arguments.argument)
-magic_arguments = cast(Callable[[], _Decorator], untyped_arguments.magic_arguments)
 
 _running: set[BatchResult] = set()
 _background: set[asyncio.Task[Any]] = set()
 _instance: LLMBatch | None = None
-_SCALARS: dict[type, type[TraitType[Any, Any]]] = {Text: Unicode, WholeNumber: Int, Number: Float, Flag: Bool}
 
 
 @dataclass
@@ -76,83 +52,8 @@ class ParsedCell:
         return self.options.get("via") == "batch"
 
 
-def _trait(default: Any, spec: OptionSpec) -> TraitType[Any, Any]:
-    """The ``%config LLMBatch.<name>`` trait of an option (the engine checks the value when used)."""
-    if isinstance(spec.kind, Concurrency):
-        trait: TraitType[Any, Any] = Union([Int(), Enum(["auto"])], default_value=default, help=spec.help)
-    elif isinstance(spec.kind, RequestFields):
-        trait = Dict(help=spec.help)
-    elif isinstance(spec.kind, Choice):
-        if default is None:  # unset: the provider's default (tier)
-            trait = Enum(list(spec.kind.choices), default_value=None, allow_none=True, help=spec.help)
-        else:
-            trait = Enum(list(spec.kind.choices), default_value=default, help=spec.help)
-    elif isinstance(spec.kind, SchemaKind):
-        trait = TraitAny(None, allow_none=True, help=spec.help)
-    elif isinstance(spec.kind, ModelList):
-        trait = Union([Unicode(), List()], default_value=None, allow_none=True, help=spec.help)
-    elif isinstance(spec.kind, Rates):
-        trait = Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True, help=spec.help)
-    else:
-        trait = _SCALARS[type(spec.kind)](default, allow_none=default is None, help=spec.help)
-    return trait.tag(config=True)
-
-
-def _option_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
-    """The magic line's flag for every option that has one; values stay text until the option reads them."""
-    for name, (_, spec) in reversed(OPTIONS.items()):
-        if not spec.flags:
-            continue
-        if isinstance(spec.kind, Flag):
-            if spec.kind.negative:
-                magic = argument(spec.kind.negative, dest=name, action="store_false", help=f"not {spec.flags[-1]}")(magic)
-            magic = argument(*spec.flags, dest=name, action="store_true", default=None, help=spec.help)(magic)
-        else:
-            metavar = "JSON" if isinstance(spec.kind, RequestFields) else name.upper()
-            magic = argument(*spec.flags, dest=name, metavar=metavar, help=spec.help.replace("%", "%%"))(magic)
-    return magic
-
-
-@dataclass(frozen=True)
-class CellFlag:
-    """A flag of the cell magic that is not a batch option: what to do with the run, not how to send it."""
-
-    flags: tuple[str, ...]
-    help: str
-    metavar: str | None = None  # takes a value; None: a bare switch
-    panel_takes: bool = True  # False: the panel's buttons do that, and %llm_panel refuses the flag
-
-    @property
-    def name(self) -> str:
-        return self.flags[-1].lstrip("-").replace("-", "_")
-
-
-CELL_FLAGS = (
-    CellFlag(("-o", "--out"), "store the BatchResult in this variable (set at once, filled live)", "VAR"),
-    CellFlag(("--background",), "return at once; stop with Cancel or %%llm_cancel", panel_takes=False),
-    CellFlag(("--compare",), "run serially, then concurrently, and compare", panel_takes=False),
-    CellFlag(("--over",), "run the body once per item of this list/Series ({item})", "NAME", panel_takes=False),
-    CellFlag(("--no-display",), "no live display (the result is still stored)", panel_takes=False),
-    CellFlag(("--wait",), "--via batch: block the cell until the job ends"),
-)
-
-
-def _cell_arguments(magic: Callable[..., Any]) -> Callable[..., Any]:
-    """The magic line's flag for each of CELL_FLAGS, in their order."""
-    for flag in reversed(CELL_FLAGS):
-        if flag.metavar is None:
-            magic = argument(*flag.flags, action="store_true", help=flag.help)(magic)
-        else:
-            magic = argument(*flag.flags, metavar=flag.metavar, help=flag.help)(magic)
-    return magic
-
-
-# Traits generated from the option declarations; `%config LLMBatch` lists them (they are inherited).
-_OptionTraits: Any = cast(Any, type(Magics))("_OptionTraits", (Magics,), {name: _trait(d, s) for name, (d, s) in OPTIONS.items()})
-
-
 @magics_class
-class LLMBatch(_OptionTraits):  # type: ignore[misc]
+class LLMBatch(OptionTraits):  # type: ignore[misc]
     """Run many LLM prompts at once. Defaults: ``%config LLMBatch.<option> = value``."""
 
     display_limit = Int(20, help="Most rows shown in the live table.").tag(config=True)
@@ -166,9 +67,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         assert self.shell is not None
         return cast("dict[str, Any]", self.shell.user_ns)
 
-    @magic_arguments()
-    @_cell_arguments
-    @_option_arguments
+    @with_flags
     @cell_magic
     def llm_batch(self, line: str, cell: str) -> None:
         """Send each line of the cell (or each block between --- lines) as a prompt, concurrently.
@@ -180,13 +79,11 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             Name three facts about {topic}.
         """
         parsed = self.parse(line, cell)
-        if parsed.background:
-            self._start_background(parsed)
+        between_cells = _loop_running()  # a kernel's loop runs on after the cell; terminal IPython has none
+        if parsed.background:  # started now, from here: a loop that ends with the cell would end it too
+            self._start_background(parsed, between_cells)
             return
-        if parsed.batch_api and not parsed.wait and _loop_running():  # return once submitted
-            run_blocking(self._submit_batch(parsed))
-            return
-        run_blocking(self.run(parsed))
+        run_blocking(self.dispatch(parsed, between_cells))
 
     @line_magic
     def llm_panel(self, line: str) -> Any:
@@ -196,7 +93,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         """
         from nbtools._notebook.panel import Panel
 
-        args = _parse_line(line)
+        args = parse_line(LLMBatch.llm_batch, line)
         refused = [(flag.flags[-1], flag.name) for flag in CELL_FLAGS if not flag.panel_takes]
         refused += [(spec.flags[-1], name) for name, (_, spec) in OPTIONS.items() if not spec.panel_takes]
         unused = [shown for shown, name in refused if getattr(args, name, None)]
@@ -253,7 +150,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
     # -- parsing ----------------------------------------------------------------------------------
     def parse(self, line: str, cell: str) -> ParsedCell:
         """Everything the cell asks for, checked up front: UsageError names the problem and the fix."""
-        args = _parse_line(line)
+        args = parse_line(LLMBatch.llm_batch, line)
         options = self._options(args)
         if not cell.strip():
             raise UsageError("%%llm_batch has an empty body: write one prompt per line below the magic line")
@@ -264,7 +161,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
                 prompts = cells.fill_over(cell.strip(), items, namespace)
             else:
                 prompts = [cells.fill(p, namespace) for p in cells.split_prompts(cell)]
-            BatchOptions(**options)  # validate now, before anything is shown
+            options_from(options)  # validate now, before anything is shown
         except NbtoolsError as exc:
             raise UsageError(str(exc)) from None
         if args.background and args.compare:
@@ -279,28 +176,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
-        options = {name: getattr(self, name) for name in OPTIONS}
-        for name, (_, spec) in OPTIONS.items():
-            value = getattr(args, name, None)
-            if value is None:
-                continue
-            if name == "schema" and isinstance(value, str):
-                value = self._schema_named(value)
-            if isinstance(value, str) and spec.several and "," in value:  # -m a,b,c: several models
-                options[name] = None
-                name, spec = spec.several, OPTIONS[spec.several][1]
-            if isinstance(value, str):
-                try:
-                    value = spec.kind.parse(name, value, spec.example)
-                except ConfigError as exc:  # the flag as typed, then what is wrong with its value
-                    flag = spec.flags[-1]
-                    raise UsageError(str(exc) if str(exc).startswith(flag) else f"{flag}: {exc}") from None
-            options[name] = {**self.params, **value} if name == "params" else value
-        if options["via"] == "batch":  # %config defaults of online-only options are for online runs
-            for name in ONLINE_ONLY:
-                if getattr(args, name, None) is None:
-                    options.pop(name)
-        return options
+        return line_options(args, {name: getattr(self, name) for name in OPTIONS}, self._schema_named)
 
     def _schema_named(self, text: str) -> Any:
         """``--schema NAME`` names a variable (a model class or a dict); anything else is the short form."""
@@ -328,6 +204,16 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
             return live
 
         return view
+
+    async def dispatch(self, parsed: ParsedCell, between_cells: bool) -> None:
+        """The one way a parsed cell runs: in the background, submitted to a Batch API, or to the end in view.
+        ``between_cells``: a loop runs on after the cell (a kernel's), so work may outlive it."""
+        if parsed.background:
+            self._start_background(parsed, between_cells)
+        elif parsed.batch_api and not parsed.wait and between_cells:  # return once submitted
+            await self._submit_batch(parsed)
+        else:
+            await self.run(parsed)
 
     async def run(self, parsed: ParsedCell) -> None:
         """Run the cell's batch to the end (or the stop button), showing it live."""
@@ -381,6 +267,7 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         self._follow_in_background(parsed, result, "Batch API")
         parts = list(result.by_model.values()) if isinstance(result, MultiModelResult) else [result]
         for part in parts:  # several models: one job (or more) each, each submitted on its own
+            assert part.batch_run is not None  # via="batch": a Batch API run drives it
             await part.batch_run.submitted.wait()
         if result.failure is not None:
             raise UsageError(str(result.failure))
@@ -398,8 +285,8 @@ class LLMBatch(_OptionTraits):  # type: ignore[misc]
         task.add_done_callback(lambda _: _running.discard(result))
         task.add_done_callback(_quiet)
 
-    def _start_background(self, parsed: ParsedCell) -> None:
-        if not _loop_running():
+    def _start_background(self, parsed: ParsedCell, between_cells: bool) -> None:
+        if not between_cells:
             raise UsageError(
                 "--background needs a Jupyter kernel (no event loop runs here between cells): drop --background"
             )
@@ -424,39 +311,6 @@ def _interrupted(result: BatchResult, out: str | None) -> str:
     s = result.summary()
     where = f"kept in {out}" if out else "use -o VAR to keep them next time"
     return f"batch interrupted: {s.completed} of {s.total} requests had finished ({where})"
-
-
-def _parse_line(line: str) -> Any:
-    """The magic line's options, unquoted, with ``-o`` checked."""
-    try:
-        args = parse_argstring(LLMBatch.llm_batch, line)
-    except UsageError as exc:
-        message = str(exc)
-        if message.startswith("unrecognized arguments:"):
-            words = message.split(":", 1)[1].split()
-            if words and words[0].startswith("-"):
-                raise UsageError(f"unknown option {words[0]}: %%llm_batch? lists the options") from None
-            raise UsageError(
-                f"{message}: quote values that have spaces, e.g. -s \"Be brief.\" --params '{{\"seed\": 1}}'"
-            ) from None
-        raise UsageError(f"{message} (%%llm_batch? lists the options)") from None
-    for name, value in vars(args).items():
-        if isinstance(value, str):
-            setattr(args, name, _unquote(value))
-    if args.out is not None and not _is_variable_name(args.out):
-        raise UsageError(f"-o {args.out}: not a valid variable name; use e.g. -o answers")
-    return args
-
-
-def _is_variable_name(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name)
-
-
-def _unquote(value: str) -> str:
-    # IPython splits magic lines without removing quotes: -s "Be brief." arrives with its quotes.
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
 
 
 def _quiet(task: asyncio.Task[Any]) -> None:
@@ -494,14 +348,7 @@ async def run_cell(line: str, cell: str) -> None:
     assert magics is not None, "%load_ext nbtools first"
     assert magics.shell is not None
     line = magics.shell.var_expand(line)  # {name} and $name in the magic line, as run_cell_magic does
-    parsed = magics.parse(line, cell)
-    if parsed.background:
-        magics._start_background(parsed)
-        return
-    if parsed.batch_api and not parsed.wait:
-        await magics._submit_batch(parsed)
-        return
-    await magics.run(parsed)
+    await magics.dispatch(magics.parse(line, cell), between_cells=True)
 
 
 def load(shell: Any) -> None:

@@ -14,11 +14,12 @@ from typing import Any
 import ipywidgets as widgets
 
 from nbtools._base.errors import ConfigError, NbtoolsError
-from nbtools._base.options import OPTIONS, BatchOptions
+from nbtools._base.options import OPTIONS, options_from
 from nbtools._compare import Comparison
 from nbtools._engine.blocking import run_blocking
-from nbtools._engine.client import ChatClient, RequestFailed
+from nbtools._engine.client import ChatClient
 from nbtools._engine.endpoints import PROFILES, resolve_endpoint
+from nbtools._engine.failures import RequestFailed
 from nbtools._live import follow, run_live
 from nbtools._notebook import cells
 from nbtools._notebook.display import LiveDisplay
@@ -35,7 +36,7 @@ class Panel:
     """Interactive batch runner. ``Panel(prompts, **options)``; ``panel.result`` holds the last result."""
 
     def __init__(self, prompts: str | list[str] = "Hello, how are you?", **options: Any) -> None:
-        opts = BatchOptions(**options)  # same names and checks as batch()
+        opts = options_from(options)  # same names and checks as batch()
         if opts.concurrency == "auto":
             raise ConfigError("the panel's concurrency is a slider: pass a number, e.g. concurrency=8")
         if isinstance(prompts, str):
@@ -235,7 +236,7 @@ class Panel:
         if isinstance(outcome, BatchResult):
             self._say(str(outcome.summary()).replace("\n", " "))
         else:
-            self.output.children = [*self.output.children, widgets.HTML(outcome._repr_html_())]
+            self.output.children = [*self.output.children, widgets.HTML(outcome._repr_mimebundle_()["text/html"])]
 
     async def _compare(self) -> None:
         await self._run(compare=True)
@@ -257,7 +258,7 @@ class Panel:
                                     **{k: v for k, v in self.options().items() if k != "concurrency"})
         self.sweep_result = sweep_result
         self.result = sweep_result.results[-1] if sweep_result.results else self._current
-        chart.value = sweep_result._repr_html_()
+        chart.value = sweep_result._repr_mimebundle_()["text/html"]
         self._say(f"sweep done: {len(sweep_result.points)} levels")
 
     async def wait(self) -> BatchResult | Comparison | None:

@@ -1,20 +1,19 @@
-"""A DryRun shown: what a batch would send and cost, its facts then a table of its first rows."""
+"""A dry run shown: what a batch would send and cost, its facts then a table of its first rows; with several
+models, one cost line per model."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
+from nbtools._engine.plan import CostEstimate, EstimateRow
 from nbtools._engine.prices import usd
-from nbtools._views import grid
 from nbtools._views.escaping import clip, escape
+from nbtools._views.grid import colour
 from nbtools._views.report import DISPLAY_LIMIT
 from nbtools._views.style import framed
 
-if TYPE_CHECKING:
-    from nbtools._dry_run import DryRun, DryRunRow, DryRuns
 
-
-def dry_run_facts(d: DryRun) -> list[tuple[str, str]]:
+def dry_run_facts(d: CostEstimate) -> list[tuple[str, str]]:
     """(label, figure) for the whole batch: requests, tokens, the worst case, cost, price and the cap."""
     worst = (f"{d.max_completion_tokens:,} ({d.max_tokens:,} per reply, from max_tokens)"
              if d.max_completion_tokens is not None else "no bound: set max_tokens to know the worst case")
@@ -38,39 +37,46 @@ def dry_run_facts(d: DryRun) -> list[tuple[str, str]]:
     return lines
 
 
-def _head(d: DryRun) -> str:
+def _head(d: CostEstimate) -> str:
     return f"dry run (nothing sent): {d.model or '(the server’s first model)'} @ {d.endpoint.host}"
 
 
-def dry_run_text(d: DryRun) -> str:
-    out = [_head(d)] + [f"  {k}: {v}" for k, v in dry_run_facts(d)]
-    out.append("#  | prompt tokens | cost | prompt")
-    for r in d.rows[:DISPLAY_LIMIT]:
-        out.append(f"{r.index} | {r.prompt_tokens} | {_range(r)} | {clip(r.prompt, 60)}")
-    if len(d.rows) > DISPLAY_LIMIT:
-        out.append(f"… {len(d.rows) - DISPLAY_LIMIT} more rows (.to_dicts())")
-    return "\n".join(out)
+class DryRunView:
+    """One endpoint's dry run: its facts, then its first rows."""
+
+    def __init__(self, estimate: CostEstimate) -> None:
+        self.estimate = estimate
+
+    def text(self) -> str:
+        d = self.estimate
+        out = [_head(d)] + [f"  {k}: {v}" for k, v in dry_run_facts(d)]
+        out.append("#  | prompt tokens | cost | prompt")
+        for r in d.rows[:DISPLAY_LIMIT]:
+            out.append(f"{r.index} | {r.prompt_tokens} | {_range(r)} | {clip(r.prompt, 60)}")
+        if len(d.rows) > DISPLAY_LIMIT:
+            out.append(f"… {len(d.rows) - DISPLAY_LIMIT} more rows (.to_dicts())")
+        return "\n".join(out)
+
+    def html(self) -> str:
+        d = self.estimate
+        facts = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in dry_run_facts(d))
+        head = "<tr><th>#</th><th>prompt</th><th>prompt tokens</th><th>reply tokens at most</th><th>cost</th></tr>"
+        body = "".join(
+            f"<tr><td class='num'>{r.index}</td><td>{escape(clip(r.prompt, 60))}</td>"
+            f"<td class='num'>{r.prompt_tokens:,}</td><td class='num'>{_worst(r)}</td>"
+            f"<td class='num'>{escape(_range(r))}</td></tr>"
+            for r in d.rows[:DISPLAY_LIMIT]
+        )
+        more = len(d.rows) - DISPLAY_LIMIT
+        tail = f"<div class='muted'>… {more:,} more rows (<code>.to_dicts()</code>)</div>" if more > 0 else ""
+        return framed(f"<div><b>{escape(_head(d))}</b></div><table>{facts}</table><table>{head}{body}</table>{tail}")
 
 
-def dry_run_html(d: DryRun) -> str:
-    facts = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in dry_run_facts(d))
-    head = "<tr><th>#</th><th>prompt</th><th>prompt tokens</th><th>reply tokens at most</th><th>cost</th></tr>"
-    body = "".join(
-        f"<tr><td class='num'>{r.index}</td><td>{escape(clip(r.prompt, 60))}</td>"
-        f"<td class='num'>{r.prompt_tokens:,}</td><td class='num'>{_worst(r)}</td>"
-        f"<td class='num'>{escape(_range(r))}</td></tr>"
-        for r in d.rows[:DISPLAY_LIMIT]
-    )
-    more = len(d.rows) - DISPLAY_LIMIT
-    tail = f"<div class='muted'>… {more:,} more rows (<code>.to_dicts()</code>)</div>" if more > 0 else ""
-    return framed(f"<div><b>{escape(_head(d))}</b></div><table>{facts}</table><table>{head}{body}</table>{tail}")
-
-
-def _worst(r: DryRunRow) -> str:
+def _worst(r: EstimateRow) -> str:
     return "–" if r.max_completion_tokens is None else f"{r.max_completion_tokens:,}"
 
 
-def _range(r: DryRunRow) -> str:
+def _range(r: EstimateRow) -> str:
     if r.cached:
         return "$0.00 (cached)"
     if r.cost_low is None:
@@ -78,15 +84,21 @@ def _range(r: DryRunRow) -> str:
     return f"{usd(r.cost_low)} – {usd(r.cost_high)}" if r.cost_high is not None else f"≥ {usd(r.cost_low)}"
 
 
-def dry_run_cost_line(d: DryRun) -> str:
+def dry_run_cost_line(d: CostEstimate) -> str:
     """One model's line of a several-model dry run: requests, prompt tokens and the cost range."""
     return f"{d.requests:,} requests, {d.prompt_tokens:,} prompt tokens; cost {dict(dry_run_facts(d))['cost']}"
 
 
-def dry_runs_text(runs: DryRuns) -> str:
-    lines = [f"  {label}: {dry_run_cost_line(run)}" for label, run in runs.by_model.items()]
-    return "\n".join(["dry run (nothing sent), per model:", *lines])
+class DryRunsView:
+    """A dry run per model: one cost line each, in the model's colour."""
 
+    def __init__(self, by_model: Mapping[str, CostEstimate]) -> None:
+        self.lines = [(label, dry_run_cost_line(estimate)) for label, estimate in by_model.items()]
 
-def dry_runs_html(runs: DryRuns) -> str:
-    return grid.dry_runs_html([(label, dry_run_cost_line(run)) for label, run in runs.by_model.items()])
+    def text(self) -> str:
+        return "\n".join(["dry run (nothing sent), per model:", *(f"  {label}: {line}" for label, line in self.lines)])
+
+    def html(self) -> str:
+        rows = "".join(f"<tr><th style='color:{colour(slot)}'>{escape(label)}</th><td>{escape(line)}</td></tr>"
+                       for slot, (label, line) in enumerate(self.lines))
+        return framed(f"<div><b>dry run (nothing sent), per model</b></div><table>{rows}</table>")

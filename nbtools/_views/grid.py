@@ -1,25 +1,27 @@
 """Views of a several-model batch: the grid (prompts by models), one figures line per model, and the
 timeline with one colour per model.
 
-Pure functions of the result, for its ``_repr_html_``/``__repr__`` and the live display. Replies are
-untrusted: every piece of model or user text goes through ``escape``, and each model's text through its
-own endpoint's ``redact``.
+Pure functions of the batch's state and each model's figures, for its rich output (``SeveralView``) and the live
+display (``SeveralLive``). Replies are untrusted: every piece of model or user text goes through ``escape``, and
+each model's text through its own endpoint's ``redact``.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from nbtools._engine.figures import Figures
 from nbtools._engine.prices import usd
 from nbtools._engine.rows import ERROR, OK, RUNNING, RequestResult
+from nbtools._engine.state import PartState, SeveralState
 from nbtools._views.escaping import clip, escape
 from nbtools._views.style import framed
-from nbtools._views.timeline import axis
+from nbtools._views.timeline import Lane, timeline_svg
 
-if TYPE_CHECKING:
-    from nbtools._several import ModelResult, MultiModelResult
+Several = SeveralState[Any]
+ByModel = Mapping[str, Figures]  # each model's figures, by its label
 
 # Tableau 10: distinct at a glance, and readable as text on white.
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#eeca3b", "#9d755d", "#ff9da6", "#bab0ac")
@@ -32,32 +34,32 @@ def colour(slot: int) -> str:
 
 
 # -- header ----------------------------------------------------------------------------------------
-def _state(result: MultiModelResult) -> str:
-    if result.failure is not None:
+def _state(batch: Several) -> str:
+    if batch.failure is not None:
         return "failed"
-    return "cancelled" if result.cancelled else ("done" if result.done else "running")
+    return "cancelled" if batch.cancelled else ("done" if batch.done else "running")
 
 
-def header_text(result: MultiModelResult) -> str:
-    prompts = len(result) // max(len(result.by_model), 1)
-    lines = [f"{len(result.by_model)} models · {prompts} prompts each · {len(result)} requests"]
-    lines += [f"{label} @ {part.endpoint.host}" for label, part in result.by_model.items()]
-    lines += result.failure_lines()
-    notes = {part.endpoint.note for part in result.by_model.values() if part.endpoint.note}
+def header_text(batch: Several) -> str:
+    prompts = len(batch.rows) // max(len(batch.by_model), 1)
+    lines = [f"{len(batch.by_model)} models · {prompts} prompts each · {len(batch.rows)} requests"]
+    lines += [f"{label} @ {part.endpoint.host}" for label, part in batch.by_model.items()]
+    lines += batch.failure_lines()
+    notes = {part.endpoint.note for part in batch.by_model.values() if part.endpoint.note}
     return "\n".join(lines + sorted(notes))
 
 
-def header_html(result: MultiModelResult, title: str | None = None) -> str:
-    prompts = len(result) // max(len(result.by_model), 1)
+def header_html(batch: Several, title: str | None = None) -> str:
+    prompts = len(batch.rows) // max(len(batch.by_model), 1)
     title_html = f"<b>{escape(title)}</b> · " if title else ""
-    live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
-    names = ", ".join(f"<b style='color:{colour(part.slot)}'>{escape(label)}</b>" for label, part in result.by_model.items())
-    html = f"<div>{title_html}{names} · {prompts} prompts each{live} · {len(result)} requests</div>"
-    for line in result.failure_lines():  # once per stopped endpoint, at the top
+    live = "" if batch.done else f" · <span class='inflight'>{batch.in_flight} in flight</span>"
+    names = ", ".join(f"<b style='color:{colour(part.slot)}'>{escape(label)}</b>" for label, part in batch.by_model.items())
+    html = f"<div>{title_html}{names} · {prompts} prompts each{live} · {len(batch.rows)} requests</div>"
+    for line in batch.failure_lines():  # once per stopped endpoint, at the top
         html += f"<div class='err'><b>{escape(line)}</b></div>"
-    if result.failure is not None and not result.failures:
-        html += f"<div class='err'><b>{escape(f'{type(result.failure).__name__}: {result.failure}')}</b></div>"
-    for note in sorted({part.endpoint.note for part in result.by_model.values() if part.endpoint.note}):
+    if batch.failure is not None and not batch.failures:
+        html += f"<div class='err'><b>{escape(f'{type(batch.failure).__name__}: {batch.failure}')}</b></div>"
+    for note in sorted({part.endpoint.note for part in batch.by_model.values() if part.endpoint.note}):
         html += f"<div class='note'>{escape(note)}</div>"
     return html
 
@@ -70,9 +72,8 @@ def _secs(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f} s"
 
 
-def model_figures(part: ModelResult) -> tuple[str, ...]:
+def model_figures(part: PartState, s: Figures) -> tuple[str, ...]:
     """A model's figures, measured: done/total, p50 and p95 latency, median time to first token, tokens/s, cost, errors."""
-    s = part.summary()
     ttfts = [t for r in part.rows if (t := r.ttft) is not None and not r.cached]
     cost = "unknown" if s.cost is None else usd(s.cost) + ("+?" if s.cost_unknown else "")
     return (part.label, f"{s.completed}/{s.total}", _secs(s.p50), _secs(s.p95),
@@ -81,34 +82,34 @@ def model_figures(part: ModelResult) -> tuple[str, ...]:
             str(s.errors) + (f" ({s.not_sent} not sent)" if s.not_sent else ""))
 
 
-def models_text(result: MultiModelResult) -> str:
+def models_text(batch: Several, figures: ByModel) -> str:
     lines = []
-    for part in result.by_model.values():
-        label, done, p50, p95, ttft, tps, cost, errors = model_figures(part)
+    for part in batch.by_model.values():
+        label, done, p50, p95, ttft, tps, cost, errors = model_figures(part, figures[part.label])
         lines.append(f"{label}: {done} done; p50 {p50}, p95 {p95}; ttft {ttft}; {tps} tokens/s; cost {cost}; "
                      f"{errors} errors")
     return "\n".join(lines)
 
 
-def models_html(result: MultiModelResult) -> str:
+def models_html(batch: Several, figures: ByModel) -> str:
     head = "".join(f"<th>{escape(name)}</th>" for name in _FIGURES)
     body = []
-    for part in result.by_model.values():
-        label, *figures = model_figures(part)
-        cells = "".join(f"<td class='num'>{escape(value)}</td>" for value in figures)
+    for part in batch.by_model.values():
+        label, *shown = model_figures(part, figures[part.label])
+        cells = "".join(f"<td class='num'>{escape(value)}</td>" for value in shown)
         body.append(f"<tr><td><b style='color:{colour(part.slot)}'>{escape(label)}</b></td>{cells}</tr>")
     return f"<table class='nbt-models'><tr>{head}</tr>{''.join(body)}</table>"
 
 
 # -- the grid --------------------------------------------------------------------------------------
-def _shown_prompts(result: MultiModelResult, limit: int) -> list[int]:
+def _shown_prompts(batch: Several, limit: int) -> list[int]:
     """The prompts worth showing: while running, those in flight then the latest finished; at the end, the first."""
-    count = len(result.by_model)
-    prompts = len(result) // max(count, 1)
-    if result.done or prompts <= limit:  # all of them fit: every row fills in place
+    count = len(batch.by_model)
+    prompts = len(batch.rows) // max(count, 1)
+    if batch.done or prompts <= limit:  # all of them fit: every row fills in place
         return list(range(min(limit, prompts)))
-    shown = sorted({position // count for position in result.active})[:limit]
-    for row in reversed(result.recent):
+    shown = sorted({position // count for position in batch.active})[:limit]
+    for row in reversed(batch.recent):
         if len(shown) >= limit:
             break
         if row.index not in shown:
@@ -116,7 +117,7 @@ def _shown_prompts(result: MultiModelResult, limit: int) -> list[int]:
     return sorted(shown) if shown else list(range(min(limit, prompts)))
 
 
-def _cell(row: RequestResult, part: ModelResult) -> tuple[str, str]:
+def _cell(row: RequestResult, part: PartState) -> tuple[str, str]:
     """(text, css class) of one model's reply to one prompt, or its state."""
     if row.status == OK:
         return clip(row.text or "", CELL), ""
@@ -128,27 +129,27 @@ def _cell(row: RequestResult, part: ModelResult) -> tuple[str, str]:
     return row.status, "muted"
 
 
-def grid_rows(result: MultiModelResult, limit: int) -> list[tuple[RequestResult, list[tuple[str, str]]]]:
+def grid_rows(batch: Several, limit: int) -> list[tuple[RequestResult, list[tuple[str, str]]]]:
     """(the prompt's first row, each model's cell) for each prompt shown."""
-    parts = list(result.by_model.values())
-    return [(parts[0].rows[i], [_cell(part.rows[i], part) for part in parts]) for i in _shown_prompts(result, limit)]
+    parts = list(batch.by_model.values())
+    return [(parts[0].rows[i], [_cell(part.rows[i], part) for part in parts]) for i in _shown_prompts(batch, limit)]
 
 
-def grid_text(result: MultiModelResult, limit: int = GRID_LIMIT) -> str:
-    lines = [" | ".join(["#", "prompt", *result.by_model])]
-    for first, cells in grid_rows(result, limit):
+def grid_text(batch: Several, limit: int = GRID_LIMIT) -> str:
+    lines = [" | ".join(["#", "prompt", *batch.by_model])]
+    for first, cells in grid_rows(batch, limit):
         lines.append(" | ".join([str(first.index), clip(first.prompt_text, 40), *(text for text, _ in cells)]))
     return "\n".join(lines)
 
 
-def grid_html(result: MultiModelResult, limit: int = GRID_LIMIT) -> str:
-    head = "".join(f"<th style='color:{colour(part.slot)}'>{escape(label)}</th>" for label, part in result.by_model.items())
+def grid_html(batch: Several, limit: int = GRID_LIMIT) -> str:
+    head = "".join(f"<th style='color:{colour(part.slot)}'>{escape(label)}</th>" for label, part in batch.by_model.items())
     body = []
-    for first, cells in grid_rows(result, limit):
+    for first, cells in grid_rows(batch, limit):
         tds = "".join(f"<td class='{css}'>{escape(text)}</td>" for text, css in cells)
         body.append(f"<tr><td class='num'>{first.index}</td><td>{escape(clip(first.prompt_text, 60))}</td>{tds}</tr>")
     html = f"<table class='nbt-grid'><tr><th>#</th><th>prompt</th>{head}</tr>{''.join(body)}</table>"
-    prompts = len(result) // max(len(result.by_model), 1)
+    prompts = len(batch.rows) // max(len(batch.by_model), 1)
     more = prompts - len(body)
     if more > 0:
         html += (f"<div class='muted'>… {more} more prompt{'s' if more != 1 else ''} in the result "
@@ -157,94 +158,53 @@ def grid_html(result: MultiModelResult, limit: int = GRID_LIMIT) -> str:
 
 
 # -- the timeline ----------------------------------------------------------------------------------
-BARS_MAX = 300  # above this, one lane per model shows requests in flight instead of one bar per request
-
-
-def timeline_svg(result: MultiModelResult, width: int = 640) -> str:
-    """One bar per request (or one lane of requests in flight per model), coloured by model; inline SVG."""
-    span = max(result.elapsed(), 1e-3)
-    now = result.elapsed()
-    parts = list(result.by_model.values())
-    if len(result) <= BARS_MAX:
-        body, height = _bars(parts, span, now, width)
-    else:
-        body, height = _lanes(parts, span, now, width)
-    legend = "".join(
-        f"<tspan fill='{colour(part.slot)}'>■ {escape(part.label)}</tspan> " for part in parts)
-    return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + 34}' "
-        f"viewBox='0 0 {width} {height + 34}' role='img' aria-label='timeline by model'>"
-        f"<text x='0' y='11' font-size='11' fill='#444'>timeline, one colour per model: {legend}</text>"
-        f"<g transform='translate(0,16)'>{body}{axis(span, width, height)}</g></svg>"
-    )
-
-
-def _bars(parts: Sequence[ModelResult], span: float, now: float, width: int) -> tuple[str, int]:
-    rows = [(part, row) for part in parts for row in part.rows]
-    lane = max(2.0, min(10.0, 240 / max(len(rows), 1)))
-    scale = width / span
-    out = []
-    for i, (part, r) in enumerate(rows):
-        if r.started is None:
-            continue
-        end = r.finished if r.finished is not None else now
-        fill = colour(part.slot) if r.status != ERROR else "#e45756"
-        tip = f"{part.label} #{r.index} {r.status}: ran {end - r.started:.2f} s"
-        out.append(f"<rect x='{r.started * scale:.1f}' y='{i * lane:.1f}' width='{max(1.0, (end - r.started) * scale):.1f}' "
-                   f"height='{max(1.0, lane - 1):.1f}' fill='{fill}'><title>{escape(tip)}</title></rect>")
-    return "".join(out), int(len(rows) * lane) + 2
-
-
-def _lanes(parts: Sequence[ModelResult], span: float, now: float, width: int) -> tuple[str, int]:
-    lane, buckets = 40, width // 2
-    out = []
-    for k, part in enumerate(parts):
-        steps = [0] * (buckets + 1)  # +1 where a request starts, -1 after the slice it ends in
-        for r in part.rows:
-            if r.started is None:
-                continue
-            end = r.finished if r.finished is not None else now
-            steps[min(buckets - 1, int(r.started / span * buckets))] += 1
-            steps[min(buckets, int(end / span * buckets) + 1)] -= 1
-        counts, level = [], 0
-        for step in steps[:buckets]:
-            level += step
-            counts.append(level)
-        top, base, dx = max(max(counts), 1), (k + 1) * lane, width / buckets
-        points = " ".join(f"{b * dx:.1f},{base - c / top * (lane - 4):.1f}" for b, c in enumerate(counts))
-        out.append(f"<polygon points='0,{base} {points} {width},{base}' fill='{colour(part.slot)}' opacity='0.85'>"
-                   f"<title>{escape(part.label)}: at most {max(counts)} in flight</title></polygon>")
-    return "".join(out), lane * len(parts) + 2
+def lanes(batch: Several) -> list[Lane]:
+    """A lane per model, in its colour."""
+    return [Lane(part.rows, part.label, colour(part.slot)) for part in batch.by_model.values()]
 
 
 # -- whole -----------------------------------------------------------------------------------------
-def multi_text(result: MultiModelResult, limit: int = GRID_LIMIT) -> str:
-    state = _state(result)
-    return "\n".join(["MultiModelResult: " + header_text(result), ("" if state == "done" else f"{state}: ")
-                      + models_text(result), grid_text(result, limit)])
+def _body_html(batch: Several, figures: ByModel, limit: int) -> str:
+    """The figures per model, the grid and the timeline."""
+    return (f"{models_html(batch, figures)}{grid_html(batch, limit)}"
+            f"{timeline_svg(lanes(batch), batch.elapsed(), title='timeline by model')}")
 
 
-def multi_html(result: MultiModelResult, limit: int = GRID_LIMIT) -> str:
-    return framed(f"{header_html(result)}{live_html(result, limit)}")
+def _body_text(batch: Several, figures: ByModel, limit: int) -> str:
+    return models_text(batch, figures) + "\n" + grid_text(batch, limit)
 
 
-def live_html(result: MultiModelResult, limit: int = GRID_LIMIT) -> str:
-    """What the live display redraws: the figures per model, the grid and the timeline."""
-    return f"{models_html(result)}{grid_html(result, limit)}{timeline_svg(result)}"
+class SeveralView:
+    """A several-model batch as its result shows it: who ran it, each model's figures, the grid, the timeline."""
+
+    def __init__(self, batch: Several, figures: ByModel, limit: int = GRID_LIMIT) -> None:
+        self.batch, self.figures, self.limit = batch, figures, limit
+
+    def text(self) -> str:
+        batch, state = self.batch, _state(self.batch)
+        return "\n".join(["MultiModelResult: " + header_text(batch), ("" if state == "done" else f"{state}: ")
+                          + models_text(batch, self.figures), grid_text(batch, self.limit)])
+
+    def html(self) -> str:
+        return framed(f"{header_html(self.batch)}{_body_html(self.batch, self.figures, self.limit)}")
 
 
-def dry_runs_html(lines: Sequence[tuple[str, str]]) -> str:
-    """A several-model dry run: one cost line per model."""
-    rows = "".join(f"<tr><th style='color:{colour(slot)}'>{escape(label)}</th><td>{escape(line)}</td></tr>"
-                   for slot, (label, line) in enumerate(lines))
-    return framed(f"<div><b>dry run (nothing sent), per model</b></div><table>{rows}</table>")
+class SeveralLive:
+    """A running several-model batch in the live display; ``figures()`` gives each model's figures of the moment."""
 
+    def __init__(self, batch: Several, figures: Callable[[], ByModel]) -> None:
+        self.batch, self.figures = batch, figures
 
-def live_header_html(result: MultiModelResult, title: str | None) -> str:
-    """The header above the progress bar (without the style sheet: the body below carries it)."""
-    return framed(header_html(result, title), styled=False)
+    def header_text(self) -> str:
+        return header_text(self.batch)
 
+    def header_html(self, title: str | None) -> str:
+        return framed(header_html(self.batch, title), styled=False)
 
-def live_body(result: MultiModelResult, limit: int) -> dict[str, str]:
-    """The body below the progress bar: each model's figures and the grid, as text and HTML."""
-    return {"text/plain": models_text(result) + "\n" + grid_text(result, limit), "text/html": framed(live_html(result, limit))}
+    def body(self, limit: int) -> dict[str, str]:
+        figures = self.figures()
+        return {"text/plain": _body_text(self.batch, figures, limit),
+                "text/html": framed(_body_html(self.batch, figures, limit))}
+
+    def end_text(self, limit: int, shown_header: str) -> str:
+        return _body_text(self.batch, self.figures(), limit)

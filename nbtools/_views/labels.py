@@ -15,4 +15,3 @@ FINISH = {
     "length": Label("cut by max_tokens", "cut off by max_tokens (finish_reason 'length')"),
     "content_filter": Label("content filter", "stopped by a content filter"),
 }
-NOTABLE_FINISH = tuple(FINISH)

@@ -1,37 +1,34 @@
-"""The live view of a running batch, as markup: its header, its body (table, summary, timeline) and the stop hint.
+"""The live view of a running batch, as markup: what every batch's live view gives, and the stop hint.
 
-The widgets that carry them (progress bar, Cancel, the updatable output) are notebook/display.py's.
+A result asks for its own live view (``result.live_view()``): report.BatchLive for one endpoint, grid.SeveralLive
+for several. The widgets that carry them (progress bar, Cancel, the updatable output) are nbtools._notebook's.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from nbtools._views import report
 from nbtools._views.escaping import escape
-from nbtools._views.style import framed
-from nbtools._views.timeline import timeline_svg
-
-if TYPE_CHECKING:
-    from nbtools._result import BatchResult
 
 
-def live_header_html(result: BatchResult, title: str | None) -> str:
-    """The header above the progress bar (shown without the style sheet: the body below carries it)."""
-    return framed(report.header_html(result, title), styled=False)
+class LiveView(Protocol):
+    """A running batch as the live display shows it."""
 
+    def header_text(self) -> str:
+        """The header a terminal is shown at the start."""
+        ...
 
-def live_body(result: BatchResult, limit: int) -> dict[str, str]:
-    """The body below the progress bar, as a display bundle: text for terminals and static viewers, and HTML."""
-    summary = result.summary()
-    html = framed(f"{report.table_html(result, limit)}{report.summary_html(result, summary)}{timeline_svg(result)}")
-    text = report.summary_text(result, summary) + "\n" + report.table_text(result, limit)
-    return {"text/plain": text, "text/html": html}
+    def header_html(self, title: str | None) -> str:
+        """The header above the progress bar (without the style sheet: the body below carries it)."""
+        ...
 
+    def body(self, limit: int) -> dict[str, str]:
+        """The body below the progress bar, redrawn as the batch runs: a display bundle (text and HTML)."""
+        ...
 
-def live_end_text(result: BatchResult, limit: int) -> str:
-    """What a terminal is shown at the end: the rows too, so errors are seen and not only counted."""
-    return report.table_text(result, limit) + "\n" + report.summary_text(result)
+    def end_text(self, limit: int, shown_header: str) -> str:
+        """What a terminal is shown at the end (``shown_header``: the header it was shown at the start)."""
+        ...
 
 
 def stop_hint_html(hint: str, tooltip: str) -> str:

@@ -1,23 +1,21 @@
-"""Text and HTML views of a BatchResult and its Summary: header, summary, table, and the whole.
+"""Text and HTML views of one endpoint's batch and its figures: header, summary, table, and the whole.
 
-Pure functions of the result, shared by ``_repr_html_``/``__repr__`` and the live display.
-Every piece of model or user text goes through ``escape``: replies are untrusted.
+Pure functions of the batch's state and figures, shared by the result's rich output (``BatchView``) and the
+live display (``BatchLive``). Every piece of model or user text goes through ``escape``: replies are untrusted.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from nbtools._engine.figures import Figures
 from nbtools._engine.prices import Price, usd
+from nbtools._engine.rows import ERROR, OK, RequestResult
+from nbtools._engine.state import BatchState
 from nbtools._views import fields, labels
 from nbtools._views.escaping import clip, escape
 from nbtools._views.style import COLORS, framed
-from nbtools._views.timeline import timeline_svg
-
-if TYPE_CHECKING:
-    from nbtools._engine.rows import RequestResult
-    from nbtools._result import BatchResult
-    from nbtools._summary import Summary
+from nbtools._views.timeline import Lane, timeline_svg
 
 DISPLAY_LIMIT = 20
 
@@ -27,78 +25,77 @@ def _secs(value: float | None) -> str:
 
 
 # -- header ----------------------------------------------------------------------------------------
-def header_text(result: BatchResult) -> str:
-    ep = result.endpoint
-    job = result.batch_run
-    line = f"{_model(result)} @ {ep.host} · {_how(result)} · {len(result)} requests"
-    if (schema := fields.schema_line(result)) is not None:
+def header_text(batch: BatchState) -> str:
+    ep = batch.endpoint
+    job = batch.batch_run
+    line = f"{_model(batch)} @ {ep.host} · {_how(batch)} · {len(batch.rows)} requests"
+    if (schema := fields.schema_line(batch)) is not None:
         line += f" · {schema}"
     if job is not None:
         line += "\n" + job.describe()
-    if result.failure is not None:
-        line += f"\n{failure_text(result)}"
+    if batch.failure is not None:
+        line += f"\n{failure_text(batch)}"
     return line + (f"\n{ep.note}" if ep.note else "")
 
 
-def _model(result: BatchResult) -> str:
+def _model(batch: BatchState) -> str:
     """The model asked for, else the one the server named in a reply, else that it is not known yet."""
-    if result.model:
-        return result.model
-    named = next((r.model for r in result.recent if r.model), None)
+    if batch.model:
+        return batch.model
+    named = next((r.model for r in batch.recent if r.model), None)
     return named or "(model not known yet)"
 
 
-def header_html(result: BatchResult, title: str | None = None) -> str:
-    ep = result.endpoint
+def header_html(batch: BatchState, title: str | None = None) -> str:
+    ep = batch.endpoint
     title_html = f"<b>{escape(title)}</b> · " if title else ""
-    live = "" if result.done else f" · <span class='inflight'>{result.in_flight} in flight</span>"
+    live = "" if batch.done else f" · <span class='inflight'>{batch.in_flight} in flight</span>"
     html = (
-        f"<div>{title_html}<b>{escape(_model(result))}</b> @ {escape(ep.host)} · {_how(result)}"
-        f"{live} · {len(result)} requests"
-        + (f" · {escape(schema)}" if (schema := fields.schema_line(result)) is not None else "") + "</div>"
+        f"<div>{title_html}<b>{escape(_model(batch))}</b> @ {escape(ep.host)} · {_how(batch)}"
+        f"{live} · {len(batch.rows)} requests"
+        + (f" · {escape(schema)}" if (schema := fields.schema_line(batch)) is not None else "") + "</div>"
     )
-    if result.batch_run is not None:
-        html += f"<div class='batchjob'>{escape(result.batch_run.describe())}</div>"
-    if result.failure is not None:  # once, at the top: not as a column of red rows
-        html += f"<div class='err'><b>{escape(failure_text(result))}</b></div>"
+    if batch.batch_run is not None:
+        html += f"<div class='batchjob'>{escape(batch.batch_run.describe())}</div>"
+    if batch.failure is not None:  # once, at the top: not as a column of red rows
+        html += f"<div class='err'><b>{escape(failure_text(batch))}</b></div>"
     if ep.note:
         html += f"<div class='note'>{escape(ep.note)}</div>"
     return html
 
 
-def _how(result: BatchResult) -> str:
-    return "via the Batch API" if result.batch_run is not None else f"concurrency {_limit(result)}"
+def _how(batch: BatchState) -> str:
+    return "via the Batch API" if batch.batch_run is not None else f"concurrency {_limit(batch)}"
 
 
-def _limit(result: BatchResult) -> str:
-    chosen, now = result.options.concurrency, result.concurrency
+def _limit(batch: BatchState) -> str:
+    chosen, now = batch.options.concurrency, batch.current_limit()
     if chosen == "auto":
         return f"auto ({now} now)"
-    if not result.done and isinstance(chosen, int) and now < chosen:
+    if not batch.done and isinstance(chosen, int) and now < chosen:
         return f"{chosen} ({now} now: the server is pushing back)"
     return str(now)
 
 
 # -- summary ---------------------------------------------------------------------------------------
-def _state(result: BatchResult) -> str:
-    if result.failure is not None:
+def _state(batch: BatchState) -> str:
+    if batch.failure is not None:
         return "failed"
-    return "cancelled" if result.cancelled else ("done" if result.done else "running")
+    return "cancelled" if batch.cancelled else ("done" if batch.done else "running")
 
 
-def failure_text(result: BatchResult) -> str:
-    failure = result.failure
+def failure_text(batch: BatchState) -> str:
+    failure = batch.failure
     return "" if failure is None else f"{type(failure).__name__}: {failure}"
 
 
-def summary_text(result: BatchResult, s: Summary | None = None) -> str:
-    state = _state(result)
-    s = s or result.summary()
-    body = _batch_api_text(s) if result.batch_run is not None else summary_line(s)
+def summary_text(batch: BatchState, s: Figures) -> str:
+    state = _state(batch)
+    body = _batch_api_text(s) if batch.batch_run is not None else summary_line(s)
     return ("" if state == "done" else f"{state}: ") + body
 
 
-def _batch_api_text(s: Summary) -> str:
+def _batch_api_text(s: Figures) -> str:
     """A Batch API run's figures (its rows share one job: no latency or speedup of their own)."""
     tokens = "tokens unknown" if s.completion_tokens is None else f"{(s.prompt_tokens or 0) + s.completion_tokens} tokens"
     return (f"{s.completed}/{s.total} done in {s.wall:.2f} s wall via the Batch API; {tokens}; {s.errors} errors"
@@ -106,7 +103,7 @@ def _batch_api_text(s: Summary) -> str:
             + (f"; {schema_text(s)}" if s.schema_form is not None else "") + f"; {cost_text(s)}")
 
 
-def summary_line(s: Summary) -> str:
+def summary_line(s: Figures) -> str:
     """A Summary as text (``str(summary)``): the figures on one line, then the server's limit if it set the pace."""
     pct = f"p50 {s.p50:.2f} s, p95 {s.p95:.2f} s" if s.p50 is not None else "no latencies yet"
     if s.speedup is not None and s.serial is not None:
@@ -137,7 +134,7 @@ def summary_line(s: Summary) -> str:
     return text + (f"\n{limit}" if limit else "")
 
 
-def schema_text(s: Summary) -> str:
+def schema_text(s: Figures) -> str:
     """How the schema was asked for, and how many replies did not match it."""
     text = f"schema asked as {s.schema_form}"
     if s.invalid:
@@ -145,7 +142,7 @@ def schema_text(s: Summary) -> str:
     return text
 
 
-def cost_text(s: Summary) -> str:
+def cost_text(s: Figures) -> str:
     """The money line: "cost $0.0123 (price source)", or why it is unknown; and the cap."""
     if s.cost is None:
         text = f"cost unknown ({s.price})" if s.price else "cost not known yet"
@@ -161,7 +158,7 @@ def cost_text(s: Summary) -> str:
     return text
 
 
-def server_limit(s: Summary) -> str | None:
+def server_limit(s: Figures) -> str | None:
     """One line when the server, not the client, set the pace (a teaching moment)."""
     if s.server_capacity is not None:
         n = s.server_capacity
@@ -173,9 +170,8 @@ def server_limit(s: Summary) -> str | None:
     return None
 
 
-def summary_html(result: BatchResult, s: Summary | None = None) -> str:
-    s = s or result.summary()
-    state = _state(result)
+def summary_html(batch: BatchState, s: Figures) -> str:
+    state = _state(batch)
     cells = [
         ("state", state),
         ("done", f"{s.completed}/{s.total}"),
@@ -196,7 +192,7 @@ def summary_html(result: BatchResult, s: Summary | None = None) -> str:
         if count:
             cells.append((label, str(count)))
     cells.append(("cost", _cost_cell(s)))  # live, from the usage each reply returned
-    if result.batch_run is not None:  # one job: no per-request latencies
+    if batch.batch_run is not None:  # one job: no per-request latencies
         dropped = ("serial-equivalent (estimated)", "speedup", "p50 / p95 latency", "retries")
         cells = [(k, v) for k, v in cells if k not in dropped]
     head = "".join(f"<th>{escape(k)}</th>" for k, _ in cells)
@@ -222,7 +218,7 @@ def _thinks(rows: list[RequestResult]) -> bool:
     return any(r.reasoning_tokens for r in rows)
 
 
-def _cost_cell(s: Summary) -> str:
+def _cost_cell(s: Figures) -> str:
     """The money spent so far; "unknown" (never a guess) when there is no price."""
     if s.cost is None:
         return "unknown" if s.price else "–"  # "–": the price is being looked up (the model is not known yet)
@@ -230,9 +226,9 @@ def _cost_cell(s: Summary) -> str:
 
 
 def _status(r: RequestResult) -> str:
-    if r.error_kind is not None and r.status == "error":
+    if r.error_kind is not None and r.status == ERROR:
         return f"error: {r.error_kind}"
-    if r.status == "ok" and r.finish_reason in labels.FINISH:
+    if r.status == OK and r.finish_reason in labels.FINISH:
         return f"ok, {labels.FINISH[r.finish_reason].short}"
     return r.status
 
@@ -245,61 +241,61 @@ def _reasoning_cell(r: RequestResult, price: Price | None) -> str:
     return f"{r.reasoning_tokens}" + (f" ({usd(price.cost(0, r.reasoning_tokens))})" if priced and price else "")
 
 
-def _columns(result: BatchResult, thinking: bool) -> tuple[str, ...]:
+def _columns(batch: BatchState, thinking: bool) -> tuple[str, ...]:
     """The table's columns: with a schema, its fields where the response would be; with thinking, its tokens."""
-    schema = result.options.schema
+    schema = batch.options.schema
     replies = ("response",) if schema is None else tuple(fields.headers(schema))
     return ("#", "prompt", *replies, "latency", "ttft (incl. thinking)" if thinking else "ttft",
             *(("reasoning",) if thinking else ()), "attempts", "status")
 
 
-def _row_cells(r: RequestResult, result: BatchResult, thinking: bool) -> tuple[str, ...]:
+def _row_cells(r: RequestResult, batch: BatchState, thinking: bool) -> tuple[str, ...]:
     # Streamed text is redacted only once complete (a key may span pieces): redact what is shown meanwhile.
-    partial = result.endpoint.redact(r.partial_text) if r.streaming else r.text or ""
+    partial = batch.endpoint.redact(r.partial_text) if r.streaming else r.text or ""
     reply = r.error if r.error else partial
-    schema = result.options.schema
+    schema = batch.options.schema
     if schema is None:
         replies = [clip(reply or "", 120)]
     else:  # an error (in the first cell) keeps the width a reply has
         replies = [clip(c, 60 if r.data is not None else 120) for c in fields.cells(r, schema, partial)]
-    reasoning = (_reasoning_cell(r, result.price),) if thinking else ()
+    reasoning = (_reasoning_cell(r, batch.price),) if thinking else ()
     return (
         str(r.index), clip(r.prompt_text, 60), *replies, _secs(r.latency), _secs(r.ttft),
         *reasoning, str(r.attempts), _status(r),
     )
 
 
-def table_rows(result: BatchResult, limit: int) -> list[RequestResult]:
+def table_rows(batch: BatchState, limit: int) -> list[RequestResult]:
     """The rows worth showing: while running, those in flight then the latest finished; at the end, the first."""
-    if result.done:
-        return list(result.rows[:limit])
-    shown = sorted(result.active)[:limit]  # in flight first: they are what changes
-    for row in reversed(result.recent):
+    if batch.done:
+        return list(batch.rows[:limit])
+    shown = sorted(batch.active)[:limit]  # in flight first: they are what changes
+    for row in reversed(batch.recent):
         if len(shown) >= limit:
             break
         shown.append(row.index)
-    return [result.rows[i] for i in sorted(set(shown))]
+    return [batch.rows[i] for i in sorted(set(shown))]
 
 
-def table_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
-    rows = table_rows(result, limit)
+def table_text(batch: BatchState, limit: int = DISPLAY_LIMIT) -> str:
+    rows = table_rows(batch, limit)
     thinking = _thinks(rows)
-    lines = [" | ".join(_columns(result, thinking))] + [" | ".join(_row_cells(r, result, thinking)) for r in rows]
-    more = len(result) - len(rows)
+    lines = [" | ".join(_columns(batch, thinking))] + [" | ".join(_row_cells(r, batch, thinking)) for r in rows]
+    more = len(batch.rows) - len(rows)
     if more > 0:
         lines.append(f"… {more} more row{'s' if more != 1 else ''} in the result")
     return "\n".join(lines)
 
 
-def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
-    rows = table_rows(result, limit)
+def table_html(batch: BatchState, limit: int = DISPLAY_LIMIT) -> str:
+    rows = table_rows(batch, limit)
     thinking = _thinks(rows)
-    columns = _columns(result, thinking)
+    columns = _columns(batch, thinking)
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     n = len(columns) - 6 - thinking  # the reply's cells: the response, or the schema's fields
     body = []
     for r in rows:
-        cells = [escape(c) for c in _row_cells(r, result, thinking)]
+        cells = [escape(c) for c in _row_cells(r, batch, thinking)]
         idx, prompt, replies, (lat, ttft), status = cells[0], cells[1], cells[2:2 + n], cells[2 + n:4 + n], cells[-1]
         middle = "".join(f"<td class='num'>{c}</td>" for c in cells[4 + n:-1])  # reasoning (if any), attempts
         cls = " class='err'" if r.error else (" class='note'" if r.finish_reason in labels.FINISH else "")
@@ -310,7 +306,7 @@ def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
             f"<td style='color:{COLORS.get(r.status, '#000')}'>{status}</td></tr>"
         )
     html = f"<table><tr>{head}</tr>{''.join(body)}</table>"
-    more = len(result) - len(rows)
+    more = len(batch.rows) - len(rows)
     if more > 0:
         html += (f"<div class='muted'>… {more} more row{'s' if more != 1 else ''} in the result "
                  "(e.g. <code>.to_pandas()</code>)</div>")
@@ -318,9 +314,57 @@ def table_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
 
 
 # -- whole -----------------------------------------------------------------------------------------
-def batch_text(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
-    return "\n".join(["BatchResult: " + header_text(result), summary_text(result), table_text(result, limit)])
+def lanes(batch: BatchState) -> list[Lane]:
+    """The batch in the timeline: one lane, its bars coloured by status, under its concurrency limit."""
+    return [Lane(batch.rows, limit=batch.current_limit())]
 
 
-def batch_html(result: BatchResult, limit: int = DISPLAY_LIMIT) -> str:
-    return framed(f"{header_html(result)}{summary_html(result)}{table_html(result, limit)}{timeline_svg(result)}")
+class BatchView:
+    """A finished or running batch as its result shows it: header, figures, the first rows and the timeline."""
+
+    def __init__(self, batch: BatchState, figures: Figures, limit: int = DISPLAY_LIMIT) -> None:
+        self.batch, self.figures, self.limit = batch, figures, limit
+
+    def text(self) -> str:
+        batch = self.batch
+        return "\n".join(["BatchResult: " + header_text(batch), summary_text(batch, self.figures),
+                          table_text(batch, self.limit)])
+
+    def html(self) -> str:
+        batch = self.batch
+        return framed(f"{header_html(batch)}{summary_html(batch, self.figures)}{table_html(batch, self.limit)}"
+                      f"{timeline_svg(lanes(batch), batch.elapsed())}")
+
+
+class BatchLive:
+    """A running batch in the live display: the header above the progress bar, the body below it, redrawn as it
+    runs with its figures of the moment (``figures()``), and what a terminal is shown at the end."""
+
+    def __init__(self, batch: BatchState, figures: Callable[[], Figures]) -> None:
+        self.batch, self.figures = batch, figures
+
+    def header_text(self) -> str:
+        return header_text(self.batch)
+
+    def header_html(self, title: str | None) -> str:
+        """Shown without the style sheet: the body below carries it."""
+        return framed(header_html(self.batch, title), styled=False)
+
+    def body(self, limit: int) -> dict[str, str]:
+        """The body below the progress bar, as a display bundle: text for terminals and static viewers, and HTML."""
+        batch, figures = self.batch, self.figures()
+        html = framed(f"{table_html(batch, limit)}{summary_html(batch, figures)}"
+                      f"{timeline_svg(lanes(batch), batch.elapsed())}")
+        return {"text/plain": summary_text(batch, figures) + "\n" + table_text(batch, limit), "text/html": html}
+
+    def end_text(self, limit: int, shown_header: str) -> str:
+        """What a terminal is shown at the end: the rows too, so errors are seen and not only counted."""
+        batch = self.batch
+        lines = []
+        header = header_text(batch)
+        if header != shown_header:  # e.g. the model the server named once asked
+            lines.append(header.splitlines()[0])
+        lines += [table_text(batch, limit), summary_text(batch, self.figures())]
+        if batch.failure is not None:
+            lines.append(failure_text(batch))
+        return "\n".join(lines)

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
+from nbtools._engine.batchapi.store import RecordedRun
 from nbtools._views.escaping import escape
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from nbtools._jobs import RecordedRun
 
 _HEAD = ["id", "provider", "host", "model", "jobs", "status", "done", "failed", "age"]
 _NONE = "no Batch API jobs recorded"
@@ -31,17 +27,20 @@ def run_cells(run: RecordedRun) -> list[str]:
             age(run.created)]
 
 
-def runs_text(runs: Sequence[RecordedRun]) -> str:
-    if not runs:
-        return _NONE
-    rows = [_HEAD] + [run_cells(r) for r in runs]
-    widths = [max(len(r[c]) for r in rows) for c in range(len(_HEAD))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+class RunsView:
+    def __init__(self, runs: Sequence[RecordedRun]) -> None:
+        self.runs = runs
 
+    def text(self) -> str:
+        if not self.runs:
+            return _NONE
+        rows = [_HEAD] + [run_cells(r) for r in self.runs]
+        widths = [max(len(r[c]) for r in rows) for c in range(len(_HEAD))]
+        return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
-def runs_html(runs: Sequence[RecordedRun]) -> str:
-    if not runs:
-        return f"<p>{_NONE}</p>"
-    head = "".join(f"<th>{h}</th>" for h in _HEAD)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in run_cells(r)) + "</tr>" for r in runs)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    def html(self) -> str:
+        if not self.runs:
+            return f"<p>{_NONE}</p>"
+        head = "".join(f"<th>{h}</th>" for h in _HEAD)
+        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in run_cells(r)) + "</tr>" for r in self.runs)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -1,39 +1,55 @@
-"""A SweepResult shown: wall time and throughput against concurrency, as two line charts and a table."""
+"""A concurrency sweep shown: wall time and throughput against concurrency, as two line charts and a table."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from nbtools._views.escaping import escape
 from nbtools._views.style import framed
 
-if TYPE_CHECKING:
-    from nbtools._sweep import SweepResult
+
+class Point(Protocol):
+    """One concurrency level of a sweep."""
+
+    @property
+    def concurrency(self) -> int: ...
+    @property
+    def wall(self) -> float: ...
+    @property
+    def throughput(self) -> float: ...
+    @property
+    def errors(self) -> int: ...
+    @property
+    def retries(self) -> int: ...
 
 _HEAD = ("concurrency", "wall (s)", "requests/s", "errors", "retries")
 
 
-def sweep_text(sweep: SweepResult) -> str:
-    lines = [" | ".join(_HEAD)]
-    lines += [f"{p.concurrency:>11} | {p.wall:>8.2f} | {p.throughput:>10.1f} | {p.errors:>6} | {p.retries:>7}"
-              for p in sweep.points]
-    return "\n".join(lines)
+class SweepView:
+    def __init__(self, points: Sequence[Point]) -> None:
+        self.points = points
+
+    def text(self) -> str:
+        lines = [" | ".join(_HEAD)]
+        lines += [f"{p.concurrency:>11} | {p.wall:>8.2f} | {p.throughput:>10.1f} | {p.errors:>6} | {p.retries:>7}"
+                  for p in self.points]
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        rows = "".join(
+            f"<tr><td class='num'>{p.concurrency}</td><td class='num'>{p.wall:.2f}</td>"
+            f"<td class='num'>{p.throughput:.1f}</td><td class='num'>{p.errors}</td><td class='num'>{p.retries}</td></tr>"
+            for p in self.points
+        )
+        head = "".join(f"<th>{h}</th>" for h in _HEAD)
+        return framed(f"{sweep_charts(self.points)}<table><tr>{head}</tr>{rows}</table>")
 
 
-def sweep_html(sweep: SweepResult) -> str:
-    rows = "".join(
-        f"<tr><td class='num'>{p.concurrency}</td><td class='num'>{p.wall:.2f}</td>"
-        f"<td class='num'>{p.throughput:.1f}</td><td class='num'>{p.errors}</td><td class='num'>{p.retries}</td></tr>"
-        for p in sweep.points
-    )
-    head = "".join(f"<th>{h}</th>" for h in _HEAD)
-    return framed(f"{sweep_charts(sweep)}<table><tr>{head}</tr>{rows}</table>")
-
-
-def sweep_charts(sweep: SweepResult, width: int = 300, height: int = 170) -> str:
+def sweep_charts(points: Sequence[Point], width: int = 300, height: int = 170) -> str:
     """Two inline SVG line charts: wall time and throughput against concurrency (log2 axis)."""
-    walls = [(p.concurrency, p.wall) for p in sweep.points]
-    rates = [(p.concurrency, p.throughput) for p in sweep.points]
+    walls = [(p.concurrency, p.wall) for p in points]
+    rates = [(p.concurrency, p.throughput) for p in points]
     return (
         f"<div style='display:flex;gap:16px'>{_line_chart(walls, 'wall time (s)', '#e45756', width, height)}"
         f"{_line_chart(rates, 'throughput (requests/s)', '#4c78a8', width, height)}</div>"

@@ -1,85 +1,110 @@
-"""A batch's timeline as inline SVG: one bar per request (queued, then running), or for a large batch the
-number of requests in flight over time against the limit."""
+"""A batch's timeline as inline SVG, one drawing for one model or several: a lane of rows per model.
+
+Up to ``PER_REQUEST_MAX`` requests, one bar per request (queued in grey, then running in its status's colour, or
+its model's), with a tick at its first token; above that, the number of requests in flight over time, a band per
+model, against the limit where there is one. No scripts and no external assets, so it renders in every frontend
+and static viewer.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from nbtools._engine.rows import ERROR, RequestResult
 from nbtools._views.escaping import escape
 from nbtools._views.style import COLORS
 
-if TYPE_CHECKING:
-    from nbtools._engine.rows import RequestResult
-    from nbtools._result import BatchResult
-
-PER_REQUEST_MAX = 200  # above this, one bar per request is unreadable: draw concurrency over time
+PER_REQUEST_MAX = 200  # above this, one bar per request is unreadable: draw requests in flight over time
+QUEUED = "#eeeeee"
+ERROR_COLOUR = COLORS[ERROR]
 
 
-def timeline_svg(result: BatchResult, width: int = 640, title: str = "timeline", span: float | None = None) -> str:
-    """Inline SVG (no scripts, no external assets), so it renders in every frontend and static viewer.
+@dataclass(frozen=True)
+class Lane:
+    """One model's rows in the drawing: its label and colour (None: one model, bars coloured by status)."""
 
-    ``span`` (seconds) fixes the time scale, so two timelines can be compared by eye.
-    """
-    now = result.elapsed()
+    rows: Sequence[RequestResult]
+    label: str | None = None
+    colour: str | None = None
+    limit: int | None = None  # the concurrency limit, drawn under the requests in flight
+
+
+def timeline_svg(lanes: Sequence[Lane], now: float, *, width: int = 640, title: str = "timeline",
+                 span: float | None = None) -> str:
+    """The lanes drawn on one time axis of ``span`` seconds (default: up to ``now``), so two timelines drawn with
+    the same span can be compared by eye."""
     span = max(span or now, 1e-3)
-    started = [r for r in result.rows if r.started is not None]
-    if len(result) <= PER_REQUEST_MAX:
-        body, height = _bars(result.rows, span, now, width)
-    else:
-        body, height = _concurrency_area(started, span, now, width, result.concurrency)
-    scale = axis(span, width, height)
+    bars = sum(len(lane.rows) for lane in lanes) <= PER_REQUEST_MAX
+    body, height = (_bars if bars else _in_flight)(lanes, span, now, width)
+    what = "one bar per request, queued → running" if bars else "requests in flight over time"
+    legend = "".join(f"<tspan fill='{lane.colour}'>■ {escape(lane.label)}</tspan> " for lane in lanes
+                     if lane.label is not None and lane.colour is not None)
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + 34}' "
         f"viewBox='0 0 {width} {height + 34}' role='img' aria-label='{escape(title)}'>"
-        f"<text x='0' y='11' font-size='11' fill='#444'>{escape(title)}: "
-        f"{'one bar per request, queued → running' if len(result) <= PER_REQUEST_MAX else 'requests in flight over time'}"
-        f"</text><g transform='translate(0,16)'>{body}{scale}</g></svg>"
+        f"<text x='0' y='11' font-size='11' fill='#444'>{escape(title)}: {what}{': ' + legend if legend else ''}</text>"
+        f"<g transform='translate(0,16)'>{body}{axis(span, width, height)}</g></svg>"
     )
 
 
-def _bars(rows: list[RequestResult], span: float, now: float, width: int) -> tuple[str, int]:
-    lane = max(2.0, min(14.0, 280 / max(len(rows), 1)))
+def _bars(lanes: Sequence[Lane], span: float, now: float, width: int) -> tuple[str, int]:
+    count = sum(len(lane.rows) for lane in lanes)
+    lane_height = max(2.0, min(14.0, 280 / max(count, 1)))
     scale = width / span
     parts = []
-    for i, r in enumerate(rows):
-        y = i * lane
-        h = max(1.0, lane - 1)
-        start = r.started if r.started is not None else now if not r.done else r.queued
-        parts.append(
-            f"<rect x='{r.queued * scale:.1f}' y='{y:.1f}' width='{max(0.0, start - r.queued) * scale:.1f}' "
-            f"height='{h:.1f}' fill='#eeeeee'/>"
-        )
-        if r.started is not None:
-            end = r.finished if r.finished is not None else now
-            tip = f"#{r.index} {r.status}: waited {r.started - r.queued:.2f} s, ran {end - r.started:.2f} s"
-            if r.attempts > 1:
-                tip += f", {r.attempts} attempts"
-            parts.append(
-                f"<rect x='{r.started * scale:.1f}' y='{y:.1f}' width='{max(1.0, (end - r.started) * scale):.1f}' "
-                f"height='{h:.1f}' fill='{COLORS.get(r.status, '#999')}'><title>{escape(tip)}</title></rect>"
-            )
-            if r.first_token is not None:
-                parts.append(f"<rect x='{r.first_token * scale:.1f}' y='{y:.1f}' width='1.5' height='{h:.1f}' fill='#222'/>")
-    return "".join(parts), int(len(rows) * lane) + 2
+    y = 0.0
+    for lane in lanes:
+        for r in lane.rows:
+            parts.append(_bar(r, lane, y, lane_height, scale, now))
+            y += lane_height
+    return "".join(parts), int(count * lane_height) + 2
 
 
-def _concurrency_area(rows: list[RequestResult], span: float, now: float, width: int, limit: int) -> tuple[str, int]:
-    height = 120
+def _bar(r: RequestResult, lane: Lane, y: float, lane_height: float, scale: float, now: float) -> str:
+    """One request: grey while it waited, then coloured while it ran, with a tick at its first token."""
+    h = max(1.0, lane_height - 1)
+    start = r.started if r.started is not None else now if not r.done else r.queued
+    out = (f"<rect x='{r.queued * scale:.1f}' y='{y:.1f}' width='{max(0.0, start - r.queued) * scale:.1f}' "
+           f"height='{h:.1f}' fill='{QUEUED}'/>")
+    if r.started is None:
+        return out
+    end = r.finished if r.finished is not None else now
+    tip = f"{lane.label + ' ' if lane.label else ''}#{r.index} {r.status}: waited {r.started - r.queued:.2f} s, " \
+          f"ran {end - r.started:.2f} s" + (f", {r.attempts} attempts" if r.attempts > 1 else "")
+    fill = (lane.colour if r.status != ERROR else ERROR_COLOUR) if lane.colour else COLORS.get(r.status, "#999")
+    out += (f"<rect x='{r.started * scale:.1f}' y='{y:.1f}' width='{max(1.0, (end - r.started) * scale):.1f}' "
+            f"height='{h:.1f}' fill='{fill}'><title>{escape(tip)}</title></rect>")
+    if r.first_token is not None:
+        out += f"<rect x='{r.first_token * scale:.1f}' y='{y:.1f}' width='1.5' height='{h:.1f}' fill='#222'/>"
+    return out
+
+
+def _in_flight(lanes: Sequence[Lane], span: float, now: float, width: int) -> tuple[str, int]:
+    """A band per lane: the most requests in flight in each slice of time, against the lane's limit."""
+    band = 120 if len(lanes) == 1 else 40
     buckets = width // 2
-    counts = _peaks_in_flight(rows, now, buckets, span)
-    top = max(max(counts), limit, 1)
     dx = width / buckets
-    points = " ".join(f"{k * dx:.1f},{height - c / top * height:.1f}" for k, c in enumerate(counts))
-    ylimit = height - limit / top * height
-    return (
-        f"<polygon points='0,{height} {points} {width},{height}' fill='#4c78a8' opacity='0.8'/>"
-        f"<line x1='0' x2='{width}' y1='{ylimit:.1f}' y2='{ylimit:.1f}' stroke='#e45756' stroke-dasharray='4 3'/>"
-        f"<text x='{width - 4}' y='{max(10.0, ylimit - 3):.1f}' font-size='10' text-anchor='end' fill='#e45756'>"
-        f"limit {limit}</text><text x='2' y='10' font-size='10' fill='#444'>peak {max(counts)} in flight</text>"
-    ), height
+    out = []
+    for k, lane in enumerate(lanes):
+        counts = _peaks_in_flight(lane.rows, now, buckets, span)
+        top = max(max(counts), lane.limit or 0, 1)
+        base = (k + 1) * band
+        points = " ".join(f"{b * dx:.1f},{base - c / top * (band - 4):.1f}" for b, c in enumerate(counts))
+        colour = lane.colour or COLORS["ok"]
+        tip = f"{lane.label + ': ' if lane.label else ''}peak {max(counts)} in flight"
+        out.append(f"<polygon points='0,{base} {points} {width},{base}' fill='{colour}' opacity='0.8'>"
+                   f"<title>{escape(tip)}</title></polygon>")
+        if lane.limit is not None:
+            y = base - lane.limit / top * (band - 4)
+            out.append(f"<line x1='0' x2='{width}' y1='{y:.1f}' y2='{y:.1f}' stroke='{ERROR_COLOUR}' stroke-dasharray='4 3'/>"
+                       f"<text x='{width - 4}' y='{max(base - band + 10, y - 3):.1f}' font-size='10' text-anchor='end' "
+                       f"fill='{ERROR_COLOUR}'>limit {lane.limit}</text>")
+        out.append(f"<text x='2' y='{base - band + 10}' font-size='10' fill='#444'>{escape(tip)}</text>")
+    return "".join(out), band * len(lanes)
 
 
-def _peaks_in_flight(rows: list[RequestResult], now: float, buckets: int, span: float) -> list[int]:
+def _peaks_in_flight(rows: Sequence[RequestResult], now: float, buckets: int, span: float) -> list[int]:
     """The most requests in flight at any instant of each of ``buckets`` equal slices of ``span``.
 
     An exact sweep over start and end times (ends first when equal): a request that ends and one that
@@ -127,4 +152,3 @@ def _nice_step(raw: float) -> float:
         if step >= raw:
             return step
     return 1200.0
-

@@ -18,19 +18,26 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from nbtools.sim import directives as sim_directives
+from nbtools.sim.config import SimConfig
 from nbtools.sim.lineup import LINEUP
-from nbtools.sim.protocol import completion_body, error_body, parse_chat_request, usage
-from nbtools.sim.replies import count_words
+from nbtools.sim.protocol import ChatRequest, completion_body, error_body, parse_chat_request, usage
+from nbtools.sim.replies import Reply, count_words
 from nbtools.sim.responses import parse_responses_request, response_body
 from nbtools.sim.structured import schema_of
 
-if TYPE_CHECKING:
-    from nbtools.sim.server import Simulator
+
+class Simulator(Protocol):
+    """What a batch job needs of the simulator that runs it (sim/server.py): its live knobs, and its replies."""
+
+    config: SimConfig
+
+    def make_reply(self, req: ChatRequest, directives: sim_directives.Directives,
+                   schema: dict[str, Any] | None) -> tuple[Reply, str, str | None]: ...
 
 _JSON = "application/json"
 _RESPONSES = "/v1/responses"

@@ -17,7 +17,7 @@ from nbtools._engine.batchapi.run import poll_schedule
 from nbtools._engine.batchapi.store import store_path
 from nbtools._jobs import cancel_job, forget_job, jobs, resend
 from tests.support.batch_servers import FAIL, AnthropicBatchServer, OpenAIBatchServer
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, shown_html
 
 FAST = {"poll_interval": 0.01}  # the test servers move one state per poll: no need to wait between
 
@@ -58,7 +58,7 @@ def test_300_prompts_come_back_in_order_from_one_upload_and_one_job(openai_serve
     shown = repr(result)  # one job: its figures, not a per-request speedup
     assert "via the Batch API" in shown and "300/300 done" in shown and "speedup" not in shown
     assert "batch_0001" in shown and "completed" in shown
-    assert "speedup" not in result._repr_html_() and "via the Batch API" in result._repr_html_()
+    assert "speedup" not in shown_html(result) and "via the Batch API" in shown_html(result)
 
 
 def test_the_same_call_in_a_new_process_creates_no_second_job(openai_server, tmp_path) -> None:
@@ -280,10 +280,13 @@ def test_over_50000_requests_the_openai_protocol_splits_into_jobs_transparently(
 def test_parts_respect_the_byte_limit_and_keep_every_line_in_order() -> None:
     from nbtools._base.options import BatchOptions
     from nbtools._engine.batchapi.requests import OPENAI, build_parts
-    from nbtools._result import RequestResult
+    from nbtools._engine.endpoints import resolve_endpoint
+    from nbtools._engine.rows import RequestResult
+    from nbtools._engine.wire import Dialect
 
     rows = [RequestResult(i, f"prompt {i} " + "x" * (i % 50)) for i in range(200)]
-    parts = build_parts(rows, BatchOptions(), "m", OPENAI, max_bytes=2_000)
+    dialect = Dialect(resolve_endpoint(base_url="http://127.0.0.1:9/v1"))
+    parts = build_parts(rows, BatchOptions(), "m", OPENAI, dialect, max_bytes=2_000)
     assert len(parts) > 1 and all(p.size <= 2_000 for p in parts)
     ids = [json.loads(line)["custom_id"] for p in parts for line in p.lines]
     assert ids == [f"r{i}" for i in range(200)]

@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 import nbtools
 from nbtools._dry_run import DryRun
 from nbtools._engine.rows import NOT_SENT, OK
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, shown_html
 from tests.support.rate_limits import OK_REPLY, first_attempt_rate_limited
 
 # genai-prices needs Python >= 3.11: without it, only user prices and local servers are priced.
@@ -109,7 +109,7 @@ def test_summary_cost_is_tokens_times_price_to_the_cent(stream: bool, tmp_path) 
     assert s.cost == pytest.approx(12.0, abs=1e-9)
     assert all(r.cost == pytest.approx(per_row) for r in result)
     assert "cost $12.00 (price=)" in str(s)
-    assert "$12.00" in result._repr_html_()
+    assert "$12.00" in shown_html(result)
     frame = result.to_pandas()
     assert frame["cost"].sum() == pytest.approx(12.0)
     result.to_jsonl(tmp_path / "out.jsonl")
@@ -160,7 +160,7 @@ def test_an_unknown_price_is_shown_as_unknown_never_guessed() -> None:
     s = result.summary()
     assert s.cost is None and all(r.cost is None for r in result)
     assert "cost unknown (no price known for my-private-finetune" in str(s) and "price=" in str(s)
-    html = result._repr_html_()
+    html = shown_html(result)
     assert "unknown" in html and "$" not in html.split("cost")[1][:40]
     assert result.to_dicts()[0]["cost"] is None
 
@@ -175,7 +175,7 @@ def test_the_cost_is_live_while_the_batch_runs() -> None:
         result = nbtools.start([f"q{i}" for i in range(5)], base_url=url, model="m", price=(1.0, 1.0),
                                concurrency=1, cache=False, on_result=lambda row: first.set())
         await first.wait()
-        live = render.summary_html(result)
+        live = render.summary_html(result, result.summary())
         assert not result.done and "$0.00150" in live and "cost" in live  # one reply's worth, mid-batch
         gate.set()
         await result
@@ -222,7 +222,7 @@ def test_a_cap_of_n_requests_at_concurrency_c_sends_at_most_n_plus_c(capsys) -> 
         assert all(r.done and r.error is None for r in result)
         assert s.cost <= cap + c * per_request
         assert f"{s.not_sent} not sent: max_cost reached" in str(s)
-        assert "not sent" in result._repr_html_()
+        assert "not sent" in shown_html(result)
         err = capsys.readouterr().err
         assert "max_cost $0.00750 reached" in err and f"{s.not_sent} requests not sent" in err
         # Run again with a higher cap: the finished rows come from the reply cache, only the rest is sent.
@@ -295,7 +295,7 @@ def test_a_dry_run_sends_nothing_and_shows_tokens_and_the_cost_range() -> None:
     assert estimate.cost_low == pytest.approx(estimate.prompt_tokens * 1.0 / 1e6)
     assert estimate.cost_high == pytest.approx((estimate.prompt_tokens * 1.0 + 300 * 2.0) / 1e6)
     assert estimate.max_completion_tokens == 300
-    text, html = repr(estimate), estimate._repr_html_()
+    text, html = repr(estimate), shown_html(estimate)
     assert "nothing sent" in text and "estimated" in text and " to $" in text
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert no_model.price is not None and no_model.cost_high is None and "no upper bound" in repr(no_model)

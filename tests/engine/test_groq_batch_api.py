@@ -8,7 +8,7 @@ import pytest
 import nbtools
 from tests.support import provider_errors as pe
 from tests.support.groq_batch_server import PREFIX, GroqBatchServer
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, shown_html
 
 
 def test_a_groq_batch_job_comes_back_in_order_with_its_usage(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,4 +21,4 @@ def test_a_groq_batch_job_comes_back_in_order_with_its_usage(monkeypatch: pytest
     assert result.texts == [f"answer: {p}" for p in prompts] and all(row.ok for row in result.rows)
     assert all(row.prompt_tokens == 12 and row.completion_tokens == 3 for row in result.rows)
     assert len(server.batches) == 1 and all(body.get("max_tokens") == 30 for body in server.bodies)
-    assert pe.FAKE_KEY not in repr(result) and pe.FAKE_KEY not in result._repr_html_()
+    assert pe.FAKE_KEY not in repr(result) and pe.FAKE_KEY not in shown_html(result)

@@ -13,6 +13,7 @@ import pytest
 import nbtools
 from nbtools._engine.endpoints import resolve_endpoint
 from nbtools.sim import SimServer
+from tests.support.helpers import shown_html
 
 
 def run(coro):  # each test gets a fresh loop, as a script would
@@ -189,7 +190,7 @@ def test_exports(sim: SimServer, tmp_path) -> None:
 def test_hostile_replies_are_escaped_in_html(sim: SimServer) -> None:
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)></table>"
     result = nbtools.batch([evil], base_url=sim.base_url, model="m")
-    html = result._repr_html_()
+    html = shown_html(result)
     assert result[0].text == evil
     assert "<script>" not in html and "<img" not in html and "onerror=alert(2)>" not in html
     assert "&lt;script&gt;" in html
@@ -301,7 +302,7 @@ def test_a_broken_on_result_callback_fails_the_batch_and_says_why(sim: SimServer
 
     result = run(main())
     assert result.done and not result.cancelled and isinstance(result.failure, ValueError)
-    assert "callback bug" in repr(result) and "callback bug" in result._repr_html_()
+    assert "callback bug" in repr(result) and "callback bug" in shown_html(result)
 
 
 def test_list_shaped_message_content_is_joined(make_sim) -> None:
@@ -414,9 +415,9 @@ def test_a_key_echoed_by_the_server_is_redacted_before_it_is_cut_or_kept() -> No
         # A password in the URL goes out as HTTP Basic auth, percent-escapes decoded: echoed back, it is hidden too.
         user_url = url.replace("http://", "http://user:p%40ss-canary-99@") + "/v1"
         basic = nbtools.batch(["hi"], base_url=user_url, model="m", cache=False)
-    shown = (repr(result) + result._repr_html_() + json.dumps(result.to_dicts()) + str(refused.value)
-             + repr(stopped) + stopped._repr_html_())
+    shown = (repr(result) + shown_html(result) + json.dumps(result.to_dicts()) + str(refused.value)
+             + repr(stopped) + shown_html(stopped))
     assert stopped[0].error.startswith("HTTP 401") and result[0].text.startswith("Bearer ***")
     assert result[1].error.startswith("the server answered 200 with an error") and "***" in result[1].error
-    assert basic[0].text.startswith("Basic ***") and "canary" not in repr(basic) + basic._repr_html_()
+    assert basic[0].text.startswith("Basic ***") and "canary" not in repr(basic) + shown_html(basic)
     assert "canary" not in shown and "sk-FAKE" not in shown and base64.b64encode(key.encode()).decode()[:12] not in shown

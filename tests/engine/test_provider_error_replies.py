@@ -21,6 +21,7 @@ from nbtools._engine import failures
 from nbtools._engine.gates.adaptive import AUTO_START
 from tests.support import provider_errors as pe
 from tests.support.error_server import ProviderServer, every, when_prompt_has
+from tests.support.helpers import shown_html
 
 KEY_ENV = "NBTOOLS_E2E_KEY"
 MODEL = "e2e-model"
@@ -107,7 +108,7 @@ def test_a_batch_wide_error_stops_the_batch_at_once(serve, tmp_path: Path, reply
     assert summary.not_sent == statuses["not sent"] and summary.error_kinds == {reply.kind: statuses["error"]}
     assert summary.server_capacity is None and summary.server_limit() is None  # a stop says nothing of capacity
 
-    html = result._repr_html_()
+    html = shown_html(result)
     assert html.count("batch stopped: ") == 1  # shown once, at the top
     path = tmp_path / "rows.jsonl"
     result.to_jsonl(path)
@@ -128,7 +129,7 @@ def test_the_magic_stops_with_one_line_and_keeps_the_rows(ip, serve, capsys: pyt
     result = ip.user_ns["stopped"]
     assert len(result.rows) == N and sum(row.status == "not sent" for row in result.rows) >= N - 21
     shown = capsys.readouterr()
-    assert_no_key([message, shown.out, shown.err, result._repr_html_()])
+    assert_no_key([message, shown.out, shown.err, shown_html(result)])
 
 
 def test_the_stop_names_the_providers_key_variable(serve, monkeypatch: pytest.MonkeyPatch) -> None:

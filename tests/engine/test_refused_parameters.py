@@ -19,6 +19,7 @@ from nbtools._engine.gates.adaptive import AUTO_START
 from tests.support import provider_errors as pe
 from tests.support import provider_params as pp
 from tests.support.error_server import Script
+from tests.support.helpers import shown_html
 
 KEY_ENV = "NBTOOLS_E2E_KEY"
 MODEL = "e2e-model"
@@ -81,7 +82,7 @@ def test_a_refused_field_stops_the_batch_at_the_first_answer(serve, refusal: pp.
                             for r in answered)
     assert statuses["not sent"] >= N - limit - 1
     assert result.summary().error_kinds == {failures.PARAMETER: statuses["error"]}
-    html = result._repr_html_()
+    html = shown_html(result)
     assert html.count("batch stopped: ") == 1
     assert_no_key([message, repr(info.value), repr(result), str(result.summary()), html])
 

@@ -16,11 +16,12 @@ from aiohttp import web
 
 import nbtools
 from nbtools._compare import Comparison
-from nbtools._jobs import RecordedRun, RecordedRuns
+from nbtools._engine.batchapi.store import RecordedRun
+from nbtools._jobs import RecordedRuns
 from nbtools._notebook.display import LiveDisplay
 from nbtools._sweep import SweepPoint, SweepResult
 from nbtools.sim import SimServer
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, shown_html
 from tests.support.rate_limits import first_attempt_rate_limited
 
 FAKE_KEY = "sk-nbtools-FAKE-7f3e9c1d2b4a-not-a-real-key"
@@ -111,7 +112,7 @@ def test_rate_limit_waits_are_counted_apart_from_retries() -> None:
                                retries=0, cache=False)
     s = result.summary()
     assert s.ok == 6 and s.retries == 0 and s.waits == 6 and all(r.waits == 1 for r in result)
-    assert "6 waits for rate limits" in str(s) and "rate-limit waits" in result._repr_html_()
+    assert "6 waits for rate limits" in str(s) and "rate-limit waits" in shown_html(result)
 
 
 # -- cache and resume ------------------------------------------------------------------------------
@@ -348,7 +349,7 @@ def test_the_key_never_leaks(sim: SimServer, key_echoing_server: str, monkeypatc
     places["stop message"] = str(refused.value) + repr(refused.value)
     for name, result in (("good", good), ("bad", bad)):
         places[f"{name} repr"] = repr(result) + repr(result[0]) + repr(result.endpoint) + repr(result.options)
-        places[f"{name} html"] = result._repr_html_()
+        places[f"{name} html"] = shown_html(result)
         places[f"{name} dicts"] = json.dumps(result.to_dicts(), default=str)
         result.to_jsonl(tmp_path / f"{name}.jsonl")
         places[f"{name} jsonl"] = (tmp_path / f"{name}.jsonl").read_text()
@@ -435,7 +436,7 @@ def test_a_key_echoed_in_a_cut_stream_is_not_kept_in_the_partial_text() -> None:
         result = nbtools.batch(["hi"], base_url=url + "/v1", model="m", api_key=key, stream=True, retries=0, cache=False)
     row = result[0]
     assert row.error_kind == "cut" and row.partial == "you sent Bearer ***"
-    assert "canary" not in repr(result.to_dicts()) + result._repr_html_()
+    assert "canary" not in repr(result.to_dicts()) + shown_html(result)
 
 
 # -- escaping --------------------------------------------------------------------------------------
@@ -446,14 +447,14 @@ def test_hostile_replies_are_text_in_every_html(sim: SimServer) -> None:
     result = nbtools.batch([HOSTILE, "fine"], base_url=sim.base_url, model=HOSTILE, cache=False)
     assert result[0].text == HOSTILE
     outputs = {
-        "result": result._repr_html_(),
+        "result": shown_html(result),
         "live": LiveDisplay(result, embed=True)._bundle()["text/html"],
         "live header": LiveDisplay(result, embed=True, title=HOSTILE)._header_html(),
-        "comparison": Comparison(result, result)._repr_html_(),
-        "sweep": SweepResult([SweepPoint(1, 1.0, 1.0, 0, 0)], [result])._repr_html_(),
-        "dry run": nbtools.dry_run([HOSTILE], base_url=sim.base_url, model=HOSTILE, cache=False)._repr_html_(),
-        "jobs": RecordedRuns([RecordedRun(HOSTILE, HOSTILE, HOSTILE, HOSTILE, (HOSTILE,), HOSTILE, 1, 0, 0,
-                                          time.time())])._repr_html_(),
+        "comparison": shown_html(Comparison(result, result)),
+        "sweep": shown_html(SweepResult([SweepPoint(1, 1.0, 1.0, 0, 0)], [result])),
+        "dry run": shown_html(nbtools.dry_run([HOSTILE], base_url=sim.base_url, model=HOSTILE, cache=False)),
+        "jobs": shown_html(RecordedRuns([RecordedRun(HOSTILE, HOSTILE, HOSTILE, HOSTILE, (HOSTILE,), HOSTILE, 1, 0, 0,
+                                                     time.time())])),
     }
     for name, html in outputs.items():
         for raw in ("<script", "<img", "</table></svg>", "<b>bold"):

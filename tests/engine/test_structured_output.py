@@ -12,9 +12,11 @@ from pydantic import BaseModel, Field
 
 import nbtools
 from nbtools._base.errors import ConfigError
-from nbtools._base.schemas import JSON_OBJECT, JSON_SCHEMA, STRICT, SYSTEM, to_schema
+from nbtools._base.schemas import to_schema
+from nbtools._engine import wire
+from nbtools._engine.wire import JSON_OBJECT, JSON_SCHEMA, STRICT, SYSTEM
 from tests.support.batch_servers import OpenAIBatchServer
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, shown_html
 from tests.support.structured_servers import MISSING_FIELD, StructuredServer
 
 
@@ -63,12 +65,12 @@ def served(monkeypatch):
 
 # -- the option ------------------------------------------------------------------------------------
 def test_a_model_with_an_optional_field_a_literal_and_a_list_is_made_strict() -> None:
-    strict = to_schema(Review).strict()
+    strict = wire.strict(to_schema(Review))
     assert strict["additionalProperties"] is False
     assert strict["required"] == ["sentiment", "score", "reasons", "note"]
     assert {"type": "null"} in strict["properties"]["note"]["anyOf"]
     assert "default" not in json.dumps(strict)
-    nested = to_schema(Visit).strict()["$defs"]["Place"]
+    nested = wire.strict(to_schema(Visit))["$defs"]["Place"]
     assert nested["additionalProperties"] is False and nested["required"] == ["city", "lat"]
 
 
@@ -299,7 +301,7 @@ def test_magic_schema_names_a_variable_or_is_the_short_form_and_over_takes_a_col
 def test_the_table_shows_a_column_per_field_and_escapes_their_values(served) -> None:
     server, options = served("openai", "openai")
     result = nbtools.batch(["<img src=x onerror=alert(1)>", f"y {MISSING_FIELD}"], schema=Review, **options)
-    html = result._repr_html_()
+    html = shown_html(result)
     assert "<th>sentiment</th><th>score</th><th>reasons</th><th>note</th>" in html and "<th>response</th>" not in html
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "schema Review (4 fields) asked as json_schema strict" in html
@@ -402,5 +404,7 @@ def test_the_live_table_shows_fields_while_rows_arrive(make_sim) -> None:
 
 def test_the_responses_api_form_carries_the_same_strict_schema() -> None:
     schema = to_schema(Review)
-    chat = schema.response_format(STRICT)["json_schema"]
-    assert schema.text_format() == {"type": "json_schema", "name": chat["name"], "strict": True, "schema": chat["schema"]}
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+            "response_format": wire.response_format(schema, STRICT)}
+    sent = wire.responses_body(chat)["text"]["format"]
+    assert sent == {"type": "json_schema", "name": schema.name, "strict": True, "schema": wire.strict(schema)}

@@ -61,7 +61,7 @@ def test_flex_is_sent_priced_at_batch_rates_labelled_and_waits_longer(serve) -> 
     assert (result.price.input, result.price.output) == (batch_rates.input, batch_rates.output)
     assert "flex tier: Batch API rates" in result.price_note
     summary = result.summary()
-    assert "service tier flex" in str(summary) and "service tier flex" in summary_html(result)
+    assert "service tier flex" in str(summary) and "service tier flex" in summary_html(result, result.summary())
     assert summary.cost == pytest.approx(10 * batch_rates.cost(5, 5))
 
 
@@ -116,7 +116,7 @@ def test_reasoning_tokens_are_recorded_totalled_and_priced(thinking_server: str,
     assert summary.reasoning_tokens == 6 * REASONING
     assert summary.reasoning_cost == pytest.approx(6 * REASONING * 4.0 / 1e6)
     assert f"{6 * REASONING} reasoning tokens" in str(summary)
-    assert "reasoning tokens" in summary_html(result)
+    assert "reasoning tokens" in summary_html(result, result.summary())
     text, html = table_text(result), table_html(result)
     each = usd(REASONING * 4.0 / 1e6)
     assert "ttft (incl. thinking)" in text and "| reasoning |" in text and f"| {REASONING} ({each}) |" in text

@@ -10,6 +10,7 @@ from IPython.core.error import UsageError
 from nbtools._jobs import RecordedRuns
 from nbtools._notebook import magics
 from nbtools._notebook.magics import run_cell
+from tests.support.helpers import shown_html
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_llm_jobs_lists_and_forgets(ip, batch_sim, capsys) -> None:
     assert isinstance(listing, RecordedRuns) and len(listing) == 1
     text = repr(listing)
     assert "completed" in text and "1/1" in text and "sim-small" in text
-    assert "<table>" in listing._repr_html_()
+    assert "<table>" in shown_html(listing)
     ip.run_line_magic("llm_jobs", f"forget {listing[0].id}")
     assert len(ip.run_line_magic("llm_jobs", "")) == 0
     with pytest.raises(UsageError, match="takes nothing, 'cancel ID' or 'forget ID'"):

@@ -9,6 +9,7 @@ from nbtools._compare import Comparison
 from nbtools._notebook.magics import transform_cell
 from nbtools._result import BatchResult
 from nbtools.sim import SimServer
+from tests.support.helpers import shown_html
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_stream_and_compare(ip, cell) -> None:
     assert isinstance(comparison, Comparison)
     assert comparison.serial.summary().max_concurrency == 1 and comparison.concurrent.summary().max_concurrency == 6
     assert comparison.speedup > 2
-    assert "faster" in comparison._repr_html_() and "<svg" in comparison._repr_html_()
+    assert "faster" in shown_html(comparison) and "<svg" in shown_html(comparison)
 
 
 @pytest.mark.parametrize(

@@ -38,3 +38,11 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str 
         if loop.time() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout:g} s")
         await asyncio.sleep(0.01)
+
+
+def shown_html(shown: object) -> str:
+    """What a notebook shows for ``shown``: the HTML of the bundle IPython's display formatter makes of it."""
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(shown)
+    return str(data["text/html"])

@@ -1,54 +1,66 @@
-"""What the views show, from real batches against the simulator: timelines, table limits, streaming rows."""
+"""One endpoint's batch as it is shown, on fixed states: the table, bounded; rows streaming in; the figures line;
+and the whole view that a result displays (text and HTML from one bundle)."""
 
 from __future__ import annotations
 
-import asyncio
-import re
-
-import nbtools
-from nbtools._views import report as render
-from nbtools._views.timeline import timeline_svg
-from nbtools.sim import SimServer
+from nbtools._engine.figures import Figures
+from nbtools._engine.rows import ERROR, OK, RUNNING
+from nbtools._views import report
+from tests.support.states import batch, figures, row
 
 
-def test_a_small_batch_gets_one_bar_per_request(sim: SimServer) -> None:
-    result = nbtools.batch([f"p{i}" for i in range(10)], base_url=sim.base_url, model="m", concurrency=3)
-    svg = timeline_svg(result)
-    assert svg.count("<title>") == 10 and "one bar per request" in svg
-    waits = [float(w) for w in re.findall(r"waited (\d+\.\d+) s", svg)]
-    assert sum(w > 0.02 for w in waits) >= 6  # past the first 3, requests waited for a slot: the limit shows
-
-
-def test_a_large_batch_shows_the_true_peak_in_flight_under_the_limit(make_sim) -> None:
-    server = make_sim(latency=0.02)
-    result = nbtools.batch([f"p{i}" for i in range(600)], base_url=server.base_url, model="m", concurrency=50)
-    svg = timeline_svg(result)
-    peak = int(re.search(r"peak (\d+) in flight", svg).group(1))
-    assert "limit 50" in svg and svg.count("<rect") == 0  # an area chart, not 600 bars
-    assert peak == result.summary().max_concurrency == server.stats()["peak_in_flight"] == 50
-    assert len(svg) < 10_000
-
-
-def test_the_table_is_bounded_and_says_how_many_rows_are_left_out(sim: SimServer) -> None:
-    result = nbtools.batch([f"p{i}" for i in range(30)], base_url=sim.base_url, model="m", concurrency=30)
-    text, html = render.table_text(result, 8), render.table_html(result, 8)
+def test_the_table_is_bounded_and_says_how_many_rows_are_left_out() -> None:
+    state = batch([row(i) for i in range(30)])
+    text, html = report.table_text(state, 8), report.table_html(state, 8)
     assert text.count("\n") == 1 + 8 and text.endswith("… 22 more rows in the result")
     assert html.count("<tr>") == 1 + 8 and "22 more rows in the result" in html
 
 
-def test_streamed_text_of_running_rows_grows_in_the_table(make_sim) -> None:
-    server = make_sim(latency=0.6, reply="one two three four five six seven eight nine ten eleven twelve")
+def test_a_running_batch_shows_rows_in_flight_first_then_the_latest_finished() -> None:
+    rows = [row(i) for i in range(10)] + [row(10, RUNNING), row(11, RUNNING)]
+    shown = [r.index for r in report.table_rows(batch(rows, done=False), 4)]
+    assert shown == [8, 9, 10, 11]
 
-    async def main() -> list[str]:
-        result = nbtools.start(["hi"], base_url=server.base_url, model="m", stream=True)
-        seen = []
-        while not result.done:
-            rows = [line for line in render.table_text(result).splitlines()[1:] if line[0].isdigit()]
-            if rows:  # once the request has started
-                seen.append(rows[0].split(" | ")[2])  # row 0's response cell
-            await asyncio.sleep(0.05)
-        return seen
 
-    seen = asyncio.run(main())
-    lengths = [len(s) for s in seen]
-    assert lengths == sorted(lengths) and len(set(lengths)) >= 4, seen  # grew step by step while running
+def test_streamed_text_of_a_running_row_grows_in_its_cell() -> None:
+    streaming = row(0, RUNNING)
+    state = batch([streaming], done=False)
+    cells = []
+    streaming.begin_stream()
+    for word in ("one ", "two ", "three"):
+        state.row_streamed(streaming, word)
+        cells.append(report.table_text(state).splitlines()[1].split(" | ")[2])
+    assert cells == ["one", "one two", "one two three"]
+
+
+def test_errors_and_notable_finishes_are_shown_and_counted() -> None:
+    rows = [row(0, ERROR, error_kind="server"), row(1, finish_reason="length"), row(2)]
+    state = batch(rows)
+    s = figures(state)
+    text = report.table_text(state)
+    assert "error: server" in text and "ok, cut by max_tokens" in text
+    line = report.summary_line(s)
+    assert "1 cut off by max_tokens (finish_reason 'length')" in line and "errors by kind: server 1" in line
+    assert "<td class='err'>HTTP 500: boom</td>" in report.table_html(state)
+
+
+def test_the_server_limit_is_said_once_it_set_the_pace() -> None:
+    s = Figures.of(batch([row(0)]))
+    assert report.server_limit(s) is None
+    assert "about 4 requests at a time" in str(report.server_limit(_with(s, server_capacity=4)))
+    assert "turned requests away (429/503) at about 7 in flight" in str(report.server_limit(_with(s, refused_at=7)))
+
+
+def test_the_view_of_a_result_gives_text_and_html_from_the_same_figures() -> None:
+    state = batch([row(0, text="<b>bold</b>"), row(1, OK)])
+    view = report.BatchView(state, figures(state))
+    assert view.text().startswith("BatchResult: m @ 127.0.0.1:9 · concurrency 16 · 2 requests")
+    html = view.html()
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold</b>" not in html
+    assert "<svg" in html and "<th>state</th>" in html
+
+
+def _with(s: Figures, **changes: object) -> Figures:
+    from dataclasses import replace
+
+    return replace(s, **changes)  # type: ignore[arg-type]

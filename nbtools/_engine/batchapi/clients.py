@@ -33,11 +33,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from nbtools._base.errors import EndpointError, NbtoolsError
-from nbtools._engine import failures, responses
+from nbtools._engine import failures, replies
 from nbtools._engine.batchapi.outcome import Outcome
 from nbtools._engine.batchapi.requests import ANTHROPIC, OPENAI, BatchFormat, Part, row_index
-from nbtools._engine.completion import Completion, cached_tokens_of, reasoning_tokens_of
 from nbtools._engine.endpoints import PROFILES, Endpoint
+from nbtools._engine.replies import Completion
 from nbtools._engine.retry import backoff_delay, parse_retry_after
 from nbtools._engine.sse import error_message
 
@@ -248,12 +248,12 @@ class OpenAIBatches(BatchClient):
         code = response.get("status_code")
         if code == 200 and isinstance(response.get("body"), dict):
             if response["body"].get("object") == "response":  # a /v1/responses line
-                failed = responses.failure_of(response["body"])
+                failed = replies.failure_of(response["body"])
                 if failed is None:
-                    return Outcome(index, responses.parse_response(response["body"]))
+                    return Outcome(index, replies.parse_response(response["body"]))
                 response = {**response, "body": failed}
             else:
-                return Outcome(index, _chat_completion(response["body"]))
+                return Outcome(index, replies.chat_completion(response["body"]))
         if isinstance(error, dict) and error.get("code") in ("batch_expired", "batch_cancelled"):
             return Outcome(index, error=f"{error.get('code')}: {error.get('message')}", not_sent=True)
         raw_body = response.get("body")
@@ -334,18 +334,6 @@ class AnthropicBatches(BatchClient):
 
 def _lines(content: bytes) -> Iterator[bytes]:
     return (line for line in io.BytesIO(content) if line.strip())
-
-
-def _chat_completion(body: dict[str, Any]) -> Completion:
-    choice = (body.get("choices") or [{}])[0]
-    content = (choice.get("message") or {}).get("content")
-    if isinstance(content, list):
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    usage = body.get("usage") or {}
-    refusal = (choice.get("message") or {}).get("refusal")
-    return Completion(content or "", body.get("model"), usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                      choice.get("finish_reason"), cached_tokens_of(usage), reasoning_tokens=reasoning_tokens_of(usage),
-                      refusal=refusal if isinstance(refusal, str) and refusal else None)
 
 
 def _anthropic_prompt_tokens(usage: dict[str, Any]) -> tuple[int | None, int | None]:

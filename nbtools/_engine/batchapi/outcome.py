@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nbtools._engine.completion import Completion
+from nbtools._engine.replies import Completion
 
 
 @dataclass(slots=True)

@@ -1,11 +1,9 @@
 """The request file of a batch job: one line per row, split into parts the provider accepts.
 
-OpenAI / xAI input lines (https://platform.openai.com/docs/api-reference/batch/request-input):
-``{"custom_id": ..., "method": "POST", "url": "/v1/chat/completions", "body": {...}}``; one file holds at
-most 50,000 requests and 200 MB (https://platform.openai.com/docs/api-reference/batch/create).
-Anthropic Message Batches (https://docs.claude.com/en/api/creating-message-batches): ``{"custom_id": ...,
-"params": {...}}`` per request, at most 100,000 requests and 256 MB per batch; ``params`` are the native
-Messages API fields (``system`` apart from ``messages``, ``max_tokens`` required).
+The lines are written by nbtools._engine.wire (the same bodies as an online run, from the same plan); here they
+are cut where a part would pass the provider's limits: OpenAI and xAI take at most 50,000 requests and 200 MB
+per file (https://platform.openai.com/docs/api-reference/batch/create), Anthropic's Message Batches 100,000
+requests and 256 MB per batch (https://docs.claude.com/en/api/creating-message-batches).
 """
 
 from __future__ import annotations
@@ -17,12 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbtools._base.options import BatchOptions
-from nbtools._engine.responses import to_responses
+from nbtools._engine import wire
+from nbtools._engine.plan import plan
 from nbtools._engine.rows import RequestResult
-
-CHAT_URL = "/v1/chat/completions"
-RESPONSES_URL = "/v1/responses"  # lines in the Responses API's format (platform.openai.com/docs/api-reference/batch)
-ANTHROPIC_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when none is given
+from nbtools._engine.wire import BATCH_CHAT_URL, BATCH_RESPONSES_URL, Dialect
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,7 @@ class Part:
     count: int
     lines: list[bytes] = field(repr=False)
     digest: str  # sha256 of the lines: what this part asks
-    url: str = CHAT_URL  # the one endpoint every line of the job goes to
+    url: str = BATCH_CHAT_URL  # the one endpoint every line of the job goes to
 
     @property
     def size(self) -> int:
@@ -64,50 +60,27 @@ def row_index(cid: str) -> int | None:
     return None
 
 
-def anthropic_params(body: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI chat body as native Messages API params: system messages move to ``system``."""
-    params = {k: v for k, v in body.items() if k not in ("messages",)}
-    system = [str(m["content"]) for m in body["messages"] if m.get("role") == "system"]
-    params["messages"] = [dict(m) for m in body["messages"] if m.get("role") != "system"]
-    if system:
-        params["system"] = "\n\n".join(system)
-    params.setdefault("max_tokens", ANTHROPIC_MAX_TOKENS)
-    return params
-
-
-def request_line(batch_format: BatchFormat, cid: str, body: dict[str, Any], url: str = CHAT_URL) -> bytes:
-    if batch_format.name == "anthropic":
-        record: dict[str, Any] = {"custom_id": cid, "params": anthropic_params(body)}
-    else:
-        record = {"custom_id": cid, "method": "POST", "url": url, "body": body}
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-
-
-def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat,
-           tokens_field: str, url: str, form: str | None) -> Iterator[bytes]:
-    # Rows of one prompt (repeat=n) share a body: build it once per prompt, not once per row.
-    last_prompt: object = None
-    body: dict[str, Any] = {}
-    for row in rows:
-        if row.prompt is not last_prompt:
-            last_prompt = row.prompt
-            body = options.request_body(options.messages(row.prompt), model, form)
-            if tokens_field != "max_tokens" and "max_tokens" in body and tokens_field not in body:
-                body[tokens_field] = body.pop("max_tokens")  # as the online path sends it to this provider
-            if url == RESPONSES_URL:
-                body = to_responses(body)
-        yield request_line(batch_format, custom_id(row.index), body, url)
+def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat, dialect: Dialect,
+           url: str, form: str | None) -> Iterator[bytes]:
+    on_responses = url == BATCH_RESPONSES_URL
+    last: object = None
+    sent: dict[str, Any] = {}
+    for row, body, _, _ in plan(rows, options, model, form):
+        if body is not last:  # the rows of one prompt share a body: encode it once
+            last, sent = body, dialect.encode(body, on_responses)
+        yield wire.batch_line(batch_format.name, custom_id(row.index), sent, url)
 
 
 def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat,
-                max_requests: int | None = None, max_bytes: int | None = None,
-                tokens_field: str = "max_tokens", on_responses: bool = False, form: str | None = None) -> list[Part]:
-    """The rows as request lines, cut wherever a part would pass the provider's limits; ``max_tokens`` is sent
-    as ``tokens_field`` (OpenAI's own API: max_completion_tokens); ``on_responses``: in the Responses API's format;
-    ``form``: how a schema is asked for (nbtools._base.schemas.FORMS)."""
+                dialect: Dialect, *, max_requests: int | None = None, max_bytes: int | None = None,
+                form: str | None = None) -> list[Part]:
+    """The rows as request lines, as ``dialect`` takes them (the reply bound under its name there; the Responses
+    API's format for a model that answers only there), cut wherever a part would pass the provider's limits;
+    ``form``: how a schema is asked for (wire.schema_form)."""
     limit_n = min(max_requests or batch_format.max_requests, batch_format.max_requests)
     limit_b = min(max_bytes or batch_format.max_bytes, batch_format.max_bytes)
-    url = RESPONSES_URL if on_responses and batch_format.name != "anthropic" else CHAT_URL
+    responses = batch_format.name != "anthropic" and dialect.on_responses(model)
+    url = BATCH_RESPONSES_URL if responses else BATCH_CHAT_URL
     parts: list[Part] = []
     lines: list[bytes] = []
     size, first = 0, 0
@@ -116,7 +89,7 @@ def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, ba
     def close() -> None:
         parts.append(Part(first, len(lines), lines, digest.hexdigest(), url))
 
-    for i, line in enumerate(_lines(rows, options, model, batch_format, tokens_field, url, form)):
+    for i, line in enumerate(_lines(rows, options, model, batch_format, dialect, url, form)):
         if lines and (len(lines) >= limit_n or size + len(line) > limit_b):
             close()
             lines, size, first, digest = [], 0, i, hashlib.sha256()
@@ -130,5 +103,5 @@ def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, ba
 
 def run_key(batch_format: BatchFormat, base_url: str, model: str, parts: list[Part]) -> str:
     """What was asked: the endpoint, the model and every request line. The API key is never part of it."""
-    blob = json.dumps([batch_format.name, base_url, CHAT_URL, model, [p.digest for p in parts]])
+    blob = json.dumps([batch_format.name, base_url, BATCH_CHAT_URL, model, [p.digest for p in parts]])
     return hashlib.sha256(blob.encode()).hexdigest()

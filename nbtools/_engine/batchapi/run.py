@@ -14,17 +14,17 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Generic
+from typing import Any
 
 from nbtools._base.errors import ConfigError
 from nbtools._engine.batchapi.clients import BatchAPIError, BatchClient, JobState, client_for
 from nbtools._engine.batchapi.outcome import Outcome
 from nbtools._engine.batchapi.requests import Part, build_parts, run_key
 from nbtools._engine.batchapi.store import JobRecord, JobStore
-from nbtools._engine.responses import wants_responses
+from nbtools._engine.lifecycle import Run
 from nbtools._engine.rows import ERROR, NOT_SENT, RequestResult, fill_reply
 from nbtools._engine.state import State
-from nbtools._engine.structured import form_for
+from nbtools._engine.wire import Dialect, schema_form
 
 OnResult = Callable[[RequestResult], Any]
 SIM_POLL = 0.25  # seconds: the simulator finishes a batch in about a second
@@ -47,19 +47,20 @@ def poll_schedule(first: float) -> Callable[[], float]:
     return next_interval
 
 
-class BatchAPIRun(Generic[State]):
-    """One ``via="batch"`` run: its jobs, one per part; the result's ``Control``, as OnlineRun is for an online run."""
+class BatchAPIRun(Run[State]):
+    """One ``via="batch"`` run: its jobs, one per part."""
+
+    _owns_cancel = False  # cancel() cancels the provider's jobs, not our task: a CancelledError is an interrupt
 
     def __init__(self, result: State, on_result: OnResult | None) -> None:
         if result.model is None:
             raise ConfigError("via='batch' needs a model name (a job cannot ask the server which): pass model= "
                               "(magic: -m MODEL)")
-        self.result = result
+        super().__init__(result)
         self.options = result.options
         self.on_result = on_result
         self._active = 0  # rows in jobs that have not ended
         self._peak = 0
-        self.main_task: asyncio.Task[State] | None = None
         self.store = JobStore()
         self.key: str | None = None
         self.jobs: dict[int, JobState] = {}  # part -> its job as last seen
@@ -68,12 +69,10 @@ class BatchAPIRun(Generic[State]):
         self.submitted_jobs = 0
         self.timings = {"build": 0.0, "submit": 0.0, "results": 0.0}  # client-side seconds, summed over parts
         self.submitted = asyncio.Event()  # every part submitted or reattached (or the run ended)
-        self._cancel_requested = False
         self._wake = asyncio.Event()
         self._n_parts = 0
         self._ready_parts: set[int] = set()
         self._reading = asyncio.Lock()
-        result.attach(self)
         result.batch_run = self  # views.report reads it for the jobs' line
 
     # -- Control: no concurrency limit applies to a job; "in flight" is the rows in jobs not ended -----
@@ -97,17 +96,7 @@ class BatchAPIRun(Generic[State]):
         self._cancel_requested = True
         self._wake.set()
         if self.main_task is not None and self.main_task.done():
-            self._close(cancelled=True)
-
-    async def wait_closed(self) -> None:
-        if self.main_task is not None and not self.main_task.done():
-            await asyncio.wait([self.main_task])
-        self._close(cancelled=True)
-
-    def on_main_done(self, task: asyncio.Task[State]) -> None:
-        self._close(cancelled=True)
-        if not task.cancelled():
-            task.exception()
+            self.close(cancelled=True)
 
     def describe(self) -> str:
         """One line for the live view: the jobs' states and counts."""
@@ -122,36 +111,28 @@ class BatchAPIRun(Generic[State]):
                 f"{'/'.join(states)} · {done} done, {failed} failed of {len(self.result.rows)}")
 
     # -- the run ---------------------------------------------------------------------------------------
-    async def main(self) -> State:
-        result = self.result
-        result.start_clock()
-        try:
-            async with client_for(result.endpoint, self.options.timeout) as client:
-                await self._run(client)
-        except asyncio.CancelledError:  # an interrupt: detach; the jobs stay recorded and keep running
-            self.status = "detached (the job keeps running: run the same cell again to reattach)"
-            self._close(cancelled=True)
-            raise
-        except BaseException as exc:
-            result.failure = exc
-            self.status = "failed"
-            self._close(cancelled=False)
-            raise
-        finally:
-            self.submitted.set()
-        self._close(cancelled=self._cancel_requested)
-        return result
+    async def go(self) -> None:
+        async with client_for(self.result.endpoint, self.options.timeout) as client:
+            await self._run(client)
+
+    def _ended(self) -> None:
+        self.close(cancelled=self._cancel_requested)
+
+    def _cancelled(self) -> None:  # an interrupt: detach; the jobs stay recorded and keep running
+        self.status = "detached (the job keeps running: run the same cell again to reattach)"
+
+    def _fail(self, error: BaseException, *, not_sent: bool = False) -> None:
+        self.status = "failed"
+        super()._fail(error, not_sent=not_sent)
 
     async def _run(self, client: BatchClient) -> None:
         result, options = self.result, self.options
         assert result.model is not None
         self.status = "building requests"
         t = time.perf_counter()
-        form = result.schema_form = form_for(result.endpoint, batch_api=True) if options.schema is not None else None
-        parts = build_parts(result.rows, options, result.model, client.batch_format, max_requests=options.job_size,
-                            tokens_field=result.endpoint.tokens_field,
-                            on_responses=wants_responses(options.api, result.endpoint.base_url, result.model),
-                            form=form)
+        form = result.schema_form = schema_form(result.endpoint, batch_api=True) if options.schema is not None else None
+        parts = build_parts(result.rows, options, result.model, client.batch_format, Dialect(result.endpoint, options.api),
+                            max_requests=options.job_size, form=form)
         self.timings["build"] = time.perf_counter() - t
         self.key = key = run_key(client.batch_format, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)
@@ -208,7 +189,7 @@ class BatchAPIRun(Generic[State]):
             state = await self._poll(client, i, job_id, first_poll, state)
             self.status = "reading results"
             if state.status == "failed":  # refused as a whole, nothing ran: a re-run may submit it again
-                self._fail(rows, f"the provider failed the job {state.id}: {state.errors or 'no reason given'}")
+                self._fail_rows(rows, f"the provider failed the job {state.id}: {state.errors or 'no reason given'}")
                 self.store.forget_part(key, i)
                 return
             if state.ended:
@@ -286,7 +267,7 @@ class BatchAPIRun(Generic[State]):
                 row.error, row.status = s.error, ERROR
             self._done(row)
 
-    def _fail(self, rows: list[RequestResult], message: str) -> None:
+    def _fail_rows(self, rows: list[RequestResult], message: str) -> None:
         self._fill(rows, [Outcome(r.index, None, message, False) for r in rows], cached=False)
 
     def _not_sent(self, rows: list[RequestResult], message: str) -> None:
@@ -300,9 +281,8 @@ class BatchAPIRun(Generic[State]):
             except Exception as exc:  # a broken callback must not lose the job: say so and go on
                 print(f"nbtools: on_result failed ({type(exc).__name__}: {exc}); rows are still filled", file=sys.stderr)
 
-    def _close(self, *, cancelled: bool) -> None:
-        if not self.result.done:
-            if self.status not in ("failed",) and not self.status.startswith("detached"):
-                self.status = "cancelled" if cancelled else "ended"
-            self.result.close(cancelled=cancelled)
+    def close(self, *, cancelled: bool, not_sent: bool = False) -> None:
+        if not self.result.done and self.status != "failed" and not self.status.startswith("detached"):
+            self.status = "cancelled" if cancelled else "ended"
+        super().close(cancelled=cancelled, not_sent=not_sent)
         self.submitted.set()

@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbtools._base.errors import ConfigError
 from nbtools._engine.batchapi.outcome import Outcome
 from nbtools._engine.cache import default_path, in_own_folder
-from nbtools._engine.completion import Completion
 from nbtools._engine.endpoints import _without_credentials
 from nbtools._engine.private import private_database
+from nbtools._engine.replies import Completion
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS jobs (key TEXT, part INTEGER, parts INTEGER, provider TEXT, base_url TEXT, "
@@ -63,6 +64,32 @@ class JobRecord:
     stored: bool  # are its rows' results in the store?
 
 
+@dataclass(frozen=True)
+class RecordedRun:
+    """One recorded Batch API run (all its jobs): ``id`` is what cancel_job / forget_job take."""
+
+    id: str
+    provider: str
+    host: str
+    model: str
+    job_ids: tuple[str, ...]
+    status: str
+    total: int
+    done: int
+    failed: int
+    created: float
+
+
+def _recorded_run(key: str, parts: list[JobRecord]) -> RecordedRun:
+    statuses = sorted({p.status for p in parts})
+    missing = parts[0].parts - len(parts)
+    status = "/".join(statuses) + (f" ({missing} part(s) not submitted)" if missing else "")
+    host = parts[0].base_url.split("://", 1)[-1].split("/", 1)[0]
+    return RecordedRun(key[:12], parts[0].provider, host, parts[0].model, tuple(p.job_id for p in parts), status,
+                       sum(p.total for p in parts), sum(p.done for p in parts), sum(p.failed for p in parts),
+                       min(p.created for p in parts))
+
+
 def _record(row: tuple[object, ...]) -> JobRecord:
     values = list(row)
     values[16] = bool(values[16])
@@ -98,6 +125,25 @@ class JobStore:
         with self._db() as db:
             rows = db.execute("SELECT * FROM jobs ORDER BY created, key, part").fetchall()
         return [_record(row) for row in rows]
+
+    def by_run(self) -> dict[str, list[JobRecord]]:
+        """Every recorded job, grouped by the run (one via="batch" call) it belongs to, oldest first."""
+        groups: dict[str, list[JobRecord]] = {}
+        for record in self.all():
+            groups.setdefault(record.key, []).append(record)
+        return groups
+
+    def runs(self) -> list[RecordedRun]:
+        """Every recorded run with its jobs, oldest first, as last seen."""
+        return [_recorded_run(key, parts) for key, parts in self.by_run().items()]
+
+    def find_run(self, ref: str) -> list[JobRecord]:
+        """The jobs of the run ``ref`` names: the run's id as runs() shows it, or one of its provider job ids."""
+        ref = ref.strip()
+        for key, parts in self.by_run().items():
+            if key.startswith(ref) and len(ref) >= 6 or any(p.job_id == ref for p in parts):
+                return parts
+        raise ConfigError(f"no recorded Batch API job {ref!r}: nbtools.jobs() (magic: %llm_jobs) lists them")
 
     def add(self, key: str, part: int, parts: int, provider: str, base_url: str, model: str, job_id: str,
             file_id: str | None, first: int, count: int) -> None:

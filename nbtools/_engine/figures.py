@@ -1,0 +1,157 @@
+"""A batch's figures, computed once from its rows: ``Figures.of(state)`` for one endpoint, ``Figures.combine``
+for several side by side. nbtools.Summary is these figures as users get them (they print themselves)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from nbtools._engine.failures import INVALID_OUTPUT, NOTABLE_FINISH
+from nbtools._engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RequestResult
+from nbtools._engine.serial import estimate_serial
+from nbtools._engine.state import BatchState
+
+F = TypeVar("F", bound="Figures")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Figures for a whole batch.
+
+    ``serial`` is the serial-equivalent time: the sum of the time each request spent being served,
+    estimated once the batch is done with the time it waited in the server's own queue taken out
+    (nbtools._engine.serial); ``speedup`` = serial / wall. Both are None while the batch runs.
+    ``server_capacity``: how many requests the server appeared to process at once, when fewer than
+    were in flight (it queued the rest). Token figures are None when the server reported no usage.
+    """
+
+    total: int
+    completed: int
+    ok: int
+    errors: int
+    cancelled: int
+    retries: int
+    wall: float
+    sum_latency: float
+    serial: float | None
+    speedup: float | None
+    p50: float | None
+    p95: float | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    tokens_per_s: float | None
+    max_concurrency: int
+    cached: int = 0  # rows answered from the cache: not in the latency figures
+    waits: int = 0  # attempts sent back by a rate limit or overload, to wait and go again (not retries)
+    not_sent: int = 0
+    server_capacity: int | None = None
+    refused_at: int | None = None  # requests in flight when the server first turned one away (429/503)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    finish_reasons: dict[str, int] = field(default_factory=dict)  # the notable ones: length, content_filter
+    cost: float | None = None  # USD spent; None: the price is unknown
+    cost_unknown: int = 0  # replies whose usage (so cost) is unknown
+    max_cost: float | None = None
+    price: str | None = None  # where the price came from, or why it is unknown
+    capped: bool = False  # max_cost held back the rows not sent
+    tier: str | None = None  # the service tier asked for (tier=)
+    reasoning_tokens: int | None = None  # of completion_tokens, those spent thinking (None: none reported)
+    reasoning_cost: float | None = None  # USD of those, at the output rate (part of ``cost``)
+    invalid: int = 0  # with schema=: replies that did not match it (also in error_kinds)
+    schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools._engine.wire.FORMS)
+
+    @classmethod
+    def of(cls: type[F], state: BatchState) -> F:
+        """The figures of one endpoint's batch, live while it runs (the serial estimate only once it is done)."""
+        tally = _Tally(state)
+        wall = state.elapsed()
+        serial = capacity = None
+        if state.done:
+            estimate = estimate_serial(state.rows, state.peak, queue_model=state.refused_at is None)
+            if estimate is not None:
+                serial, capacity = estimate
+                if state.failure is not None or state.refused_at is not None:
+                    capacity = None  # its times are of refusals and waits: it says so itself (server_limit)
+        ok, errors, reported, latencies = tally.counts[OK], tally.counts[ERROR], tally.reported, tally.latencies
+        return cls(
+            total=len(state.rows), completed=ok + errors, ok=ok, errors=errors, cancelled=tally.counts[CANCELLED],
+            retries=tally.retries, wall=wall, sum_latency=sum(latencies), serial=serial,
+            speedup=serial / wall if serial is not None and wall > 0 else None,
+            p50=_quantile(latencies, 0.50), p95=_quantile(latencies, 0.95),
+            prompt_tokens=tally.prompt_tokens if reported else None,
+            completion_tokens=tally.completion_tokens if reported else None,
+            tokens_per_s=tally.completion_tokens / wall if reported and wall > 0 else None,
+            max_concurrency=state.peak, cached=tally.cached, waits=tally.waits, not_sent=tally.counts[NOT_SENT],
+            server_capacity=capacity, refused_at=state.refused_at, error_kinds=dict(tally.kinds.most_common()),
+            finish_reasons=dict(tally.finishes), cost=tally.cost if state.price is not None else None,
+            cost_unknown=tally.cost_unknown, max_cost=state.options.max_cost, price=state.price_note,
+            capped=state.capped, tier=state.options.tier, reasoning_tokens=tally.thinking or None,
+            reasoning_cost=tally.thinking_cost if tally.thinking and state.price is not None else None,
+            invalid=tally.kinds[INVALID_OUTPUT], schema_form=state.schema_form,
+        )
+
+    @classmethod
+    def combine(cls: type[F], whole: F, parts: Mapping[str, Figures]) -> F:
+        """The figures of several endpoints side by side: ``whole`` (the figures over all their rows) with what
+        only adds up per endpoint (serial time, concurrency, cost) from ``parts``, each endpoint's own by label."""
+        serial = None if any(s.serial is None for s in parts.values()) else sum(s.serial or 0.0 for s in parts.values())
+        costs = [s.cost for s in parts.values()]
+        return replace(
+            whole, serial=serial, speedup=serial / whole.wall if serial is not None and whole.wall > 0 else None,
+            max_concurrency=sum(s.max_concurrency for s in parts.values()), server_capacity=None, refused_at=None,
+            cost=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+            cost_unknown=sum(s.cost_unknown for s in parts.values()), capped=any(s.capped for s in parts.values()),
+            price="each model at its own price" if all(c is not None for c in costs)
+            else "unknown for " + ", ".join(label for label, s in parts.items() if s.cost is None),
+        )
+
+
+class _Tally:
+    """One pass over a batch's rows: what every figure above is counted from."""
+
+    def __init__(self, state: BatchState) -> None:
+        self.counts: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()
+        self.finishes: Counter[str] = Counter()
+        self.retries = self.waits = self.prompt_tokens = self.completion_tokens = self.cached = 0
+        self.reported = self.cost_unknown = self.thinking = 0
+        self.cost = self.thinking_cost = 0.0
+        # Rows answered from the cache took no time and made no request: they would skew the figures.
+        self.latencies = sorted(
+            lat for r in state.rows if r.status != CANCELLED and not r.cached and (lat := r.latency) is not None
+        )
+        for row in state.rows:
+            self._row(row, state)
+
+    def _row(self, r: RequestResult, state: BatchState) -> None:
+        self.counts[r.status] += 1
+        if r.cost is not None:  # a reply that did not fit the schema was paid for too
+            self.cost += r.cost
+        elif r.status == OK:
+            self.cost_unknown += 1
+        self.cached += r.cached
+        self.waits += r.waits
+        if r.attempts > 1:
+            self.retries += r.attempts - 1 - r.waits
+        if r.error_kind is not None and r.status == ERROR:  # a row cancelled while rate limited did not fail
+            self.kinds[r.error_kind] += 1
+        if r.finish_reason in NOTABLE_FINISH:
+            self.finishes[r.finish_reason] += 1
+        if r.reasoning_tokens:
+            self.thinking += r.reasoning_tokens
+            if state.price is not None and r.cost:  # what those tokens cost, at the rate the row was billed
+                self.thinking_cost += state.price.cost(0, r.reasoning_tokens)
+        if r.completion_tokens is not None:
+            self.reported += 1
+            self.prompt_tokens += r.prompt_tokens or 0
+            self.completion_tokens += r.completion_tokens
+
+
+def _quantile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    k = (len(sorted_values) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
