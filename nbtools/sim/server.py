@@ -151,58 +151,29 @@ class Simulator:
             schema, _ = schema_of(req.response_format)
         except ValueError as exc:  # BadRequest, or a bad [[sim:...]] directive
             body = error_body(str(exc), "invalid_request_error", param=getattr(exc, "param", None))
-            limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
-            return await self._send(request, record, 400, body, limits)
-        if config.refuse:  # a model that does not take a field every row sends (the refuse knob)
-            sent = json.loads(raw)
-            field = refused_field(config.refuse, req.model, sent)
-            if field is not None:
-                limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
-                return await self._send(request, record, 400, refused_parameter(field, sent[field]), limits)
+            return await self._send(request, record, 400, body, self._limit_headers())
+        refused = _refused_parameter(config, req.model, raw)
+        if refused is not None:
+            return await self._send(request, record, 400, refused, self._limit_headers())
         record["key"] = req.last_user[:60]
         record["stream"] = req.stream
         # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
         z, u = self.rng.gauss(0.0, 1.0), self.rng.random()
 
-        named = LINEUP.get(req.model)  # a model of the lineup has its own replies and speed
         reply, finish, refusal = self.make_reply(req, directives, schema)
         prompt_tokens = sum(count_words(text) for _, text in req.messages)
-
-        headers: dict[str, str] = {}
-        if self.limiter is not None:
-            now = time.monotonic()
-            refused = self.limiter.admit(now, prompt_tokens + len(reply.tokens))
-            headers = self.limiter.headers(now)
-            if refused is not None:
-                kind, wait = refused
-                message = f"Rate limit reached for {kind} per min. Please try again in {wait:.3f}s."
-                return await self._send_429(request, record, headers, message, kind, wait)
-
-        fault = directives.fault or self._draw_fault(u)
-        if fault is None and directives.flaky:
-            self.flaky[req.last_user] += 1
-            if self.flaky[req.last_user] <= directives.flaky:
-                fault = "flaky"
-        if fault is not None:
-            self.stats.faults[fault] += 1
-            if fault in _INSTANT_FAULTS:
-                status, message, kind = _INSTANT_FAULTS[fault]
-                return await self._send(request, record, status, error_body(message, kind), headers)
-            if fault == "429":
-                message = "Rate limit reached (simulated fault). Please try again later."
-                return await self._send_429(request, record, headers, message, "requests", config.retry_after)
-            if fault == "reset":
-                _drop(request, reset=True)
-                return web.Response()  # never sent: the connection is gone
-
-        gate = self.gate
-        if not gate.try_acquire():
-            if config.over_capacity == "503":
-                body = error_body("Server busy: maximum concurrent requests exceeded. (simulated)", "server_error")
-                return await self._send(request, record, 503, body, headers)
-            await gate.acquire()
-        if gate.active > self.stats.peak_processing:
-            self.stats.peak_processing = gate.active
+        headers, over = self._admit(prompt_tokens + len(reply.tokens))
+        if over is not None:
+            kind, wait = over
+            message = f"Rate limit reached for {kind} per min. Please try again in {wait:.3f}s."
+            return await self._send_429(request, record, headers, message, kind, wait)
+        fault = self._fault(req.last_user, directives, u)
+        ended = await self._end_at_once(request, record, fault, headers, config)
+        if ended is not None:
+            return ended
+        busy = await self._take_slot(request, record, headers, config)
+        if busy is not None:
+            return busy
         try:
             if fault == "slow":
                 await asyncio.sleep(config.slow_delay)
@@ -220,16 +191,69 @@ class Simulator:
                 refusal,
                 wire,
             )
-            if named is not None and directives.latency is None:
-                ttft, total = named.timing(z, config.latency_spread, len(reply.tokens))
-            else:
-                ttft, total = self._timing(config, directives, z, len(reply.tokens))
+            ttft, total = self._timing(config, req.model, directives, z, len(reply.tokens))
             if req.stream:
                 return await self._stream(job, ttft, total)
             await asyncio.sleep(total)
             return await self._reply(job)
         finally:
-            gate.release()
+            self.gate.release()
+
+    def _limit_headers(self) -> dict[str, str]:
+        """The x-ratelimit-* headers as they stand, for a reply that takes nothing from the budget."""
+        return {} if self.limiter is None else self.limiter.headers(time.monotonic())
+
+    def _admit(self, tokens: int) -> tuple[dict[str, str], tuple[str, float] | None]:
+        """Take a request of ``tokens`` from the rpm/tpm budget: (the x-ratelimit-* headers, None), or with
+        (limit kind, seconds to wait) in place of None when it does not fit."""
+        if self.limiter is None:
+            return {}, None
+        now = time.monotonic()
+        over = self.limiter.admit(now, tokens)
+        return self.limiter.headers(now), over
+
+    def _fault(self, prompt: str, directives: sim_directives.Directives, u: float) -> str | None:
+        """The fault a request meets, counted: its [[sim:...]] fault, a fail_* draw, or a [[sim:flaky=N]] failure."""
+        fault = directives.fault or self._draw_fault(u)
+        if fault is None and directives.flaky:
+            self.flaky[prompt] += 1
+            if self.flaky[prompt] <= directives.flaky:
+                fault = "flaky"
+        if fault is not None:
+            self.stats.faults[fault] += 1
+        return fault
+
+    async def _end_at_once(
+        self, request: web.Request, record: dict[str, Any], fault: str | None, headers: dict[str, str],
+        config: SimConfig,
+    ) -> web.StreamResponse | None:
+        """The answer to a fault that ends the request before it takes a slot; None for no such fault (none,
+        or one met later: slow, disconnect)."""
+        if fault in _INSTANT_FAULTS:
+            status, message, kind = _INSTANT_FAULTS[fault]
+            return await self._send(request, record, status, error_body(message, kind), headers)
+        if fault == "429":
+            message = "Rate limit reached (simulated fault). Please try again later."
+            return await self._send_429(request, record, headers, message, "requests", config.retry_after)
+        if fault == "reset":
+            _drop(request, reset=True)
+            return web.Response()  # never sent: the connection is gone
+        return None
+
+    async def _take_slot(
+        self, request: web.Request, record: dict[str, Any], headers: dict[str, str], config: SimConfig
+    ) -> web.StreamResponse | None:
+        """Take a capacity slot, waiting in line for it; or, past capacity with over_capacity='503', the 503
+        (no slot taken)."""
+        gate = self.gate
+        if not gate.try_acquire():
+            if config.over_capacity == "503":
+                body = error_body("Server busy: maximum concurrent requests exceeded. (simulated)", "server_error")
+                return await self._send(request, record, 503, body, headers)
+            await gate.acquire()
+        if gate.active > self.stats.peak_processing:
+            self.stats.peak_processing = gate.active
+        return None
 
     def make_reply(self, req: ChatRequest, directives: sim_directives.Directives,
                    schema: dict[str, Any] | None) -> tuple[Reply, str, str | None]:
@@ -260,9 +284,12 @@ class Simulator:
         return None
 
     def _timing(
-        self, config: SimConfig, directives: sim_directives.Directives, z: float, n: int
+        self, config: SimConfig, model: str, directives: sim_directives.Directives, z: float, n: int
     ) -> tuple[float, float]:
         """(seconds to first token, seconds to the end of the reply)."""
+        named = LINEUP.get(model)  # a model of the lineup has its own speed
+        if named is not None and directives.latency is None:
+            return named.timing(z, config.latency_spread, n)
         if directives.latency is not None:
             latency = directives.latency
         else:
@@ -405,6 +432,15 @@ class _Job:
     headers: dict[str, str]
     refusal: str | None = None  # message.refusal instead of content
     wire: str = "chat"  # or "responses": the format of the reply
+
+
+def _refused_parameter(config: SimConfig, model: str, raw: bytes) -> bytes | None:
+    """OpenAI's 400 for a field of the request ``model`` does not take (the refuse knob), or None."""
+    if not config.refuse:
+        return None
+    sent = json.loads(raw)
+    field = refused_field(config.refuse, model, sent)
+    return None if field is None else refused_parameter(field, sent[field])
 
 
 def _limiter(config: SimConfig) -> RateLimiter | None:
