@@ -18,8 +18,9 @@ import struct
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -323,32 +324,20 @@ class Simulator:
         return response
 
     async def _stream(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
-        if job.wire == "responses":
-            return await self._stream_events(job, ttft, total)
+        """A streamed reply: chat chunks, or the Responses API's typed events; one delta per token, paced."""
         response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
         await asyncio.sleep(ttft)
-        chunks = ChunkWriter(f"chatcmpl-sim{next(self._ids)}", int(time.time()), job.model)
+        write_body: Callable[[web.StreamResponse, _Job, float], Awaitable[bool]]
+        if job.wire == "responses":
+            write_body = partial(self._write_events, EventWriter(f"resp_sim{next(self._ids)}", int(time.time()), job.model))
+        else:
+            write_body = partial(self._write_chunks, ChunkWriter(f"chatcmpl-sim{next(self._ids)}", int(time.time()), job.model))
         try:
             await response.prepare(job.request)
             if job.malformed:
                 await response.write(_MALFORMED_SSE)
-            elif job.reply is None:  # [[sim:empty]]
-                await response.write(chunks.no_choices().encode() + DONE)
-            elif job.refusal is not None:
-                await response.write((chunks.refusal(job.refusal) + chunks.finish(job.finish)).encode() + DONE)
-            else:
-                tokens = job.reply.tokens or ("",)
-                end = max(1, len(tokens) // 2) if job.disconnect else len(tokens)
-                step = (total - ttft) / (len(tokens) - 1) if len(tokens) > 1 else 0.0
-                async for due in _due_tokens(end, step):
-                    await response.write("".join(chunks.token(tokens[i], i == 0) for i in due).encode())
-                if job.disconnect:
-                    _drop(job.request, reset=False)
-                    return response
-                tail = chunks.finish(job.finish)
-                if job.include_usage and job.usage is not None:
-                    tail += chunks.usage(job.usage)
-                await response.write(tail.encode() + DONE)
+            elif not await write_body(response, job, total - ttft):
+                return response  # hung up part-way
             await response.write_eof()
         except ConnectionError:  # the client went away
             return response
@@ -357,33 +346,30 @@ class Simulator:
             self._count_tokens(job.usage)
         return response
 
-    async def _stream_events(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
-        """A streamed /v1/responses reply: typed events, one delta per token, paced as the chat stream is."""
-        response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
-        await asyncio.sleep(ttft)
-        events = EventWriter(f"resp_sim{next(self._ids)}", int(time.time()), job.model)
-        try:
-            await response.prepare(job.request)
-            if job.malformed:
-                await response.write(_MALFORMED_SSE)
-            else:
-                await response.write(events.opening().encode())
-                tokens = job.reply.tokens if job.reply is not None else ()
-                end = max(1, len(tokens) // 2) if job.disconnect and tokens else len(tokens)
-                step = (total - ttft) / (len(tokens) - 1) if len(tokens) > 1 else 0.0
-                async for due in _due_tokens(end, step):
-                    await response.write("".join(events.token(tokens[i]) for i in due).encode())
-                if job.disconnect:
-                    _drop(job.request, reset=False)
-                    return response
-                await response.write(events.closing(job.reply, job.finish, job.usage).encode())
-            await response.write_eof()
-        except ConnectionError:
-            return response
-        self.stats.finish(job.record, 200)
-        if job.reply is not None and not job.malformed:
-            self._count_tokens(job.usage)
-        return response
+    async def _write_chunks(self, chunks: ChunkWriter, response: web.StreamResponse, job: _Job, span: float) -> bool:
+        """The chat stream's chunks, the tokens over ``span`` seconds; False if it hung up part-way."""
+        if job.reply is None:  # [[sim:empty]]
+            await response.write(chunks.no_choices().encode() + DONE)
+        elif job.refusal is not None:
+            await response.write((chunks.refusal(job.refusal) + chunks.finish(job.finish)).encode() + DONE)
+        else:
+            tokens = job.reply.tokens or ("",)
+            if not await _write_tokens(response, job, len(tokens), span, lambda i: chunks.token(tokens[i], i == 0)):
+                return False
+            tail = chunks.finish(job.finish)
+            if job.include_usage and job.usage is not None:
+                tail += chunks.usage(job.usage)
+            await response.write(tail.encode() + DONE)
+        return True
+
+    async def _write_events(self, events: EventWriter, response: web.StreamResponse, job: _Job, span: float) -> bool:
+        """The Responses API's events, the tokens over ``span`` seconds; False if it hung up part-way."""
+        await response.write(events.opening().encode())
+        tokens = job.reply.tokens if job.reply is not None else ()
+        if not await _write_tokens(response, job, len(tokens), span, lambda i: events.token(tokens[i])):
+            return False
+        await response.write(events.closing(job.reply, job.finish, job.usage).encode())
+        return True
 
     def _count_tokens(self, use: dict[str, int] | None) -> None:
         if use is not None:
@@ -492,6 +478,21 @@ async def start(config: SimConfig, host: str, port: int) -> tuple[web.AppRunner,
     await site.start()
     bound = runner.addresses[0][1]
     return runner, app[SIMULATOR], bound
+
+
+async def _write_tokens(
+    response: web.StreamResponse, job: _Job, n: int, span: float, delta: Callable[[int], str]
+) -> bool:
+    """The deltas of ``n`` tokens (``delta(i)``: the text for token i), spread evenly over ``span`` seconds; with
+    ``job.disconnect``, half of them, then hang up and return False."""
+    end = max(1, n // 2) if job.disconnect and n else n
+    step = span / (n - 1) if n > 1 else 0.0
+    async for due in _due_tokens(end, step):
+        await response.write("".join(delta(i) for i in due).encode())
+    if job.disconnect:
+        _drop(job.request, reset=False)
+        return False
+    return True
 
 
 async def _due_tokens(end: int, step: float) -> AsyncIterator[range]:
