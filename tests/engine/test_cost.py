@@ -18,7 +18,7 @@ from IPython.core.error import UsageError
 import nbtools
 from nbtools.dryrun import DryRun
 from nbtools.engine.rows import NOT_SENT, OK
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, serve_post
 from tests.support.rate_limits import OK_REPLY, first_attempt_rate_limited
 
 # genai-prices needs Python >= 3.11: without it, only user prices and local servers are priced.
@@ -273,9 +273,7 @@ def test_replies_without_usage_count_their_worst_case_against_the_cap() -> None:
     async def chat(request: web.Request) -> web.Response:
         return web.json_response({**OK_REPLY, "usage": None})
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
+    with serve_post("/v1/chat/completions", chat) as url:
         result = nbtools.batch([f"q{i}" for i in range(60)], base_url=url + "/v1", model="m", cache=False,
                                concurrency=4, price=(1000, 1000), max_tokens=50, max_cost=0.5)
     s = result.summary()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 
 @contextmanager
@@ -28,6 +29,15 @@ def serve_app(app: web.Application) -> Iterator[str]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@contextmanager
+def serve_post(path: str, handler: Handler) -> Iterator[str]:
+    """Serve one ``handler`` for POSTs to ``path`` (as :func:`serve_app` does); yields the base URL."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    with serve_app(app) as url:
+        yield url
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
