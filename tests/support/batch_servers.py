@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from tests.support.helpers import serve_app
 from tests.support.structured_servers import answer
 
 FAIL = "FAIL-THIS-LINE"  # a prompt containing this fails in the provider's result file
@@ -42,6 +45,16 @@ _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 def _answer(messages: list[dict[str, Any]]) -> str:
     return "answer: " + str(messages[-1]["content"])
+
+
+@contextmanager
+def serving_batches(server: OpenAIBatchServer | AnthropicBatchServer, monkeypatch: pytest.MonkeyPatch,
+                    *key_envs: str) -> Iterator[str]:
+    """``server`` on 127.0.0.1 with its key in the environment variables ``key_envs``; yields its base URL (``.../v1``)."""
+    for name in key_envs:
+        monkeypatch.setenv(name, server.key)
+    with serve_app(server.app()) as url:
+        yield url + "/v1"
 
 
 def checked_app(check: Callable[[web.Request], web.Response | None], routes: list[web.RouteDef]) -> web.Application:
