@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
-from IPython.core.error import UsageError
 
 import nbtools
 from nbtools.dryrun import DryRun
 from nbtools.engine.rows import NOT_SENT, OK
-from tests.support.helpers import serve_app, serve_post
+from tests.support.helpers import one_line_usage_error, serve_app, serve_post
 from tests.support.rate_limits import OK_REPLY, first_attempt_rate_limited
 
 # genai-prices needs Python >= 3.11: without it, only user prices and local servers are priced.
@@ -361,9 +360,7 @@ def test_bad_cost_options_are_one_line_errors(sim, options: dict, needle: str) -
     ("--dry-run --background", "--dry-run sends nothing"),
 ])
 def test_bad_cost_options_in_the_magic_are_one_line_usage_errors(ip, line: str, needle: str) -> None:
-    with pytest.raises(UsageError) as info:
-        ip.run_cell_magic("llm_batch", line, "hello")
-    assert needle in str(info.value) and "\n" not in str(info.value)
+    assert needle in one_line_usage_error(ip, "llm_batch", line, "hello")
 
 
 def test_the_magic_prices_dry_runs_and_caps(ip, capsys) -> None:

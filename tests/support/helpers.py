@@ -1,4 +1,5 @@
-"""Helpers shared by tests: a real aiohttp app served on 127.0.0.1 from a background thread."""
+"""Helpers shared by tests: a real aiohttp app served on 127.0.0.1 from a background thread, waiting for a
+condition, and a magic's one-line UsageError."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from IPython.core.error import UsageError
 
 
 @contextmanager
@@ -48,3 +52,16 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str 
         if loop.time() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout:g} s")
         await asyncio.sleep(0.01)
+
+
+def one_line_usage_error(ip: Any, magic: str, line: str, cell: str | None = None) -> str:
+    """The message of the UsageError that ``%magic line`` (with ``cell``: ``%%magic line`` over it) raises in the
+    shell ``ip``, checked to be one line."""
+    with pytest.raises(UsageError) as info:
+        if cell is None:
+            ip.run_line_magic(magic, line)
+        else:
+            ip.run_cell_magic(magic, line, cell)
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
