@@ -194,6 +194,14 @@ def resolve_endpoint(
 
     Nothing given: ``$NBTOOLS_PROVIDER`` if set, else the built-in simulator.
     """
+    key = _given_key(api_key, api_key_env)
+    if base_url is not None:
+        return _url_endpoint(provider, base_url, key)
+    return _provider_endpoint(provider or os.environ.get("NBTOOLS_PROVIDER") or "sim", key)
+
+
+def _given_key(api_key: str | None, api_key_env: str | None) -> Secret | None:
+    """The key the options give, checked: from the variable api_key_env names (it must be set), else api_key."""
     if api_key_env is not None and (
         not isinstance(api_key_env, str) or not api_key_env or not api_key_env.replace("_", "").isalnum()
     ):
@@ -213,26 +221,32 @@ def resolve_endpoint(
                 f"the environment variable {name} is not set: set it before starting Jupyter "
                 "(or with os.environ in a cell that does not show the key)"
             )
-    if base_url is not None:
-        if not isinstance(base_url, str):
-            raise ConfigError(f"base_url must be a string URL, not {type(base_url).__name__}: e.g. base_url='http://localhost:8000/v1'")
-        base_url = base_url.strip()
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"base_url={_without_credentials(base_url)!r} is not an http(s) URL with a host: "
-                "pass e.g. base_url='http://localhost:8000/v1'"
-            )
-        profile = PROFILES.get(provider) if provider else None
-        if provider and profile is None:
-            _unknown(provider)
-        if key is None and profile is not None:
-            key = _env_key(profile.key_env)
-        url = base_url.rstrip("/")
-        return Endpoint(provider or "custom", url, profile.default_model if profile else None, key,
-                        simulated=_is_our_simulator(url))
+    return key
 
-    name = provider or os.environ.get("NBTOOLS_PROVIDER") or "sim"
+
+def _url_endpoint(provider: str | None, base_url: str, key: Secret | None) -> Endpoint:
+    """The server at ``base_url``; a ``provider`` named with it gives its default model and key variable."""
+    if not isinstance(base_url, str):
+        raise ConfigError(f"base_url must be a string URL, not {type(base_url).__name__}: e.g. base_url='http://localhost:8000/v1'")
+    base_url = base_url.strip()
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"base_url={_without_credentials(base_url)!r} is not an http(s) URL with a host: "
+            "pass e.g. base_url='http://localhost:8000/v1'"
+        )
+    profile = PROFILES.get(provider) if provider else None
+    if provider and profile is None:
+        _unknown(provider)
+    if key is None and profile is not None:
+        key = _env_key(profile.key_env)
+    url = base_url.rstrip("/")
+    return Endpoint(provider or "custom", url, profile.default_model if profile else None, key,
+                    simulated=_is_our_simulator(url))
+
+
+def _provider_endpoint(name: str, key: Secret | None) -> Endpoint:
+    """The provider ``name`` at its own URL (the simulator: started now), with its key variable's key if none given."""
     profile = PROFILES.get(name)
     if profile is None:
         _unknown(name)

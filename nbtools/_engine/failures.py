@@ -156,27 +156,42 @@ def classify(status: int | None, body: object | None, text: str = "",
     if body is None and text:
         body = _json(text)
     error = _read(body)
+    named = _named_kind(error, _message(error, body, text, headers))
+    if named is not None:
+        return named
+    status = _status(status, error)
+    if fields and status in _REFUSALS and _named_field(error, fields) is not None:
+        return PARAMETER
+    if status is not None and not 200 <= status < 300:
+        return _BY_STATUS.get(status) or (SERVER if status >= 500 else BAD_REQUEST)
+    generic = next((_GENERIC[code] for code in error.codes if code in _GENERIC), None)
+    return generic or (SERVER if body is not None or text else CONNECTION)
+
+
+def _named_kind(error: _Error, message: str | None) -> str | None:
+    """The kind the error itself names, whatever the status: by Google's quotas, a specific code or type, or
+    a telling phrase in ``message``; None when it names none."""
     if error.quotas:  # Google: the quotas it names decide, whatever its message says
         return QUOTA if any("perday" in q for q in error.quotas) else RATE_LIMIT
     for code in error.codes:
         if code in _BY_CODE:
             return _BY_CODE[code]
-    message = error.message
-    if message is None and body is None and text and not _is_html(text, headers):
-        message = text.lower()  # a plain-text error line
     for phrase, kind in _BY_MESSAGE:
         if message and phrase in message:
             return kind
-    if status is None or 200 <= status < 300:
-        status = error.status
-    if fields and status in _REFUSALS and _named_field(error, fields) is not None:
-        return PARAMETER
-    if status is not None and not 200 <= status < 300:
-        return _BY_STATUS.get(status) or (SERVER if status >= 500 else BAD_REQUEST)
-    for code in error.codes:
-        if code in _GENERIC:
-            return _GENERIC[code]
-    return SERVER if body is not None or text else CONNECTION
+    return None
+
+
+def _message(error: _Error, body: object | None, text: str, headers: Mapping[str, str] | None) -> str | None:
+    """The error's message, lower-cased: the body's, or a plain-text reply's (an HTML page has none)."""
+    if error.message is None and body is None and text and not _is_html(text, headers):
+        return text.lower()  # a plain-text error line
+    return error.message
+
+
+def _status(status: int | None, error: _Error) -> int | None:
+    """The status that counts: the reply's, or the one its body names when it has none or a 2xx."""
+    return error.status if status is None or 200 <= status < 300 else status
 
 
 def refused_field(status: int | None, body: object | None, text: str = "",
@@ -187,9 +202,7 @@ def refused_field(status: int | None, body: object | None, text: str = "",
     if body is None and text:
         body = _json(text)
     error = _read(body)
-    if status is None or 200 <= status < 300:
-        status = error.status
-    return _named_field(error, fields) if status in _REFUSALS else None
+    return _named_field(error, fields) if _status(status, error) in _REFUSALS else None
 
 
 def shared_fields(body: Mapping[str, object]) -> frozenset[str]:

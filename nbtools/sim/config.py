@@ -23,6 +23,11 @@ def _knob(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def _fault(what: str) -> Any:
+    # One of FAULT_KNOBS: off by default, a probability per request.
+    return _knob(0.0, f"probability of {what}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SimConfig:
     """Behaviour of the simulated OpenAI-compatible server."""
@@ -44,12 +49,12 @@ class SimConfig:
         None, "tokens (prompt + completion) per minute before 429s, enforced like rpm (unset: unlimited)"
     )
     rate_burst: float = _knob(1.0, "seconds of rpm/tpm budget the server lets a client spend at once")
-    fail_500: float = _knob(0.0, "probability of a 500 per request")
-    fail_503: float = _knob(0.0, "probability of a 503 per request")
-    fail_429: float = _knob(0.0, "probability of a 429 (with retry-after) per request")
-    fail_reset: float = _knob(0.0, "probability of closing the connection before any response byte")
-    fail_disconnect: float = _knob(0.0, "probability of dropping the connection part-way through the reply")
-    fail_slow: float = _knob(0.0, "probability of delaying the first byte by --slow-delay seconds")
+    fail_500: float = _fault("a 500 per request")
+    fail_503: float = _fault("a 503 per request")
+    fail_429: float = _fault("a 429 (with retry-after) per request")
+    fail_reset: float = _fault("closing the connection before any response byte")
+    fail_disconnect: float = _fault("dropping the connection part-way through the reply")
+    fail_slow: float = _fault("delaying the first byte by --slow-delay seconds")
     slow_delay: float = _knob(30.0, "seconds added before the first byte of a 'slow' request")
     retry_after: float = _knob(1.0, "retry-after seconds sent with injected 429s")
     invalid_output: float = _knob(0.0, "with response_format json_schema: share of replies missing a required field")
@@ -66,6 +71,14 @@ class SimConfig:
         "model) or 'sim-large:temperature' (one model); 'max_tokens' asks for max_completion_tokens")
 
     def __post_init__(self) -> None:
+        self._check_numbers()
+        self._check_modes()
+        self._check_shares()
+        self._normalise_lists()
+        self._check_lists()
+
+    def _check_numbers(self) -> None:
+        """The seed, the times, and the limits that are a number or None."""
         _check_int("seed", self.seed)
         for name in ("latency", "latency_spread", "slow_delay", "retry_after"):
             _check_number(name, getattr(self, name), minimum=0.0)
@@ -76,29 +89,35 @@ class SimConfig:
             _check_int("batch_max_requests", self.batch_max_requests, minimum=1, hint="or None for the providers' limits")
         for name in ("tokens_per_second", "rpm", "tpm", "rate_burst"):
             _check_number(name, getattr(self, name), minimum=0.0, optional=True, exclusive=True)
+
+    def _check_modes(self) -> None:
+        """The kind of reply, and what happens past capacity."""
         if not isinstance(self.reply, str):
             raise ValueError(f"reply={self.reply!r} is not a string; use 'varied', 'echo' or a fixed text")
         if self.capacity is not None:
             _check_int("capacity", self.capacity, minimum=1, hint="or None for unlimited")
         if self.over_capacity not in OVER_CAPACITY_MODES:
             raise ValueError(f"over_capacity={self.over_capacity!r} is not a mode; use 'queue' or '503'")
+
+    def _check_shares(self) -> None:
+        """The fault probabilities (at most 1 in all) and the structured-output shares, each from 0 to 1."""
         for name in FAULT_KNOBS:
-            value = getattr(self, name)
-            _check_number(name, value, minimum=0.0)
-            if value > 1:
-                raise ValueError(f"{name}={value!r} is a probability; use a value between 0 and 1")
+            _check_fraction(name, getattr(self, name), "a probability")
         for name in ("invalid_output", "refusal"):
-            _check_number(name, getattr(self, name), minimum=0.0)
-            if getattr(self, name) > 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} is a share; use a value between 0 and 1")
+            _check_fraction(name, getattr(self, name), "a share")
         total = sum(getattr(self, name) for name in FAULT_KNOBS)
         if total > 1 + 1e-9:
             raise ValueError(f"fault probabilities sum to {total:g}; lower fail_* so they add up to at most 1")
+
+    def _normalise_lists(self) -> None:
         # JSON bodies and argparse hand over lists; normalise so configs compare and hash.
         if isinstance(self.models, list):
             object.__setattr__(self, "models", tuple(self.models))
         if isinstance(self.refuse, (list, str)):
             object.__setattr__(self, "refuse", (self.refuse,) if isinstance(self.refuse, str) else tuple(self.refuse))
+
+    def _check_lists(self) -> None:
+        """The refused fields and the model names."""
         if not all(isinstance(r, str) and r.rpartition(":")[2] for r in self.refuse):
             raise ValueError(f"refuse={self.refuse!r} must name request fields, e.g. ('temperature',) or "
                              "('sim-large:temperature',)")
@@ -140,3 +159,10 @@ def _check_number(
         bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
         fix = " (or None to disable)" if optional else ""
         raise ValueError(f"{name}={value!r} is out of range; use a value {bound}{fix}")
+
+
+def _check_fraction(name: str, value: Any, what: str) -> None:
+    """``value``: a number from 0 to 1 (``what``: "a probability", "a share")."""
+    _check_number(name, value, minimum=0.0)
+    if value > 1:
+        raise ValueError(f"{name}={value!r} is {what}; use a value between 0 and 1")

@@ -18,8 +18,9 @@ import struct
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -151,58 +152,29 @@ class Simulator:
             schema, _ = schema_of(req.response_format)
         except ValueError as exc:  # BadRequest, or a bad [[sim:...]] directive
             body = error_body(str(exc), "invalid_request_error", param=getattr(exc, "param", None))
-            limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
-            return await self._send(request, record, 400, body, limits)
-        if config.refuse:  # a model that does not take a field every row sends (the refuse knob)
-            sent = json.loads(raw)
-            field = refused_field(config.refuse, req.model, sent)
-            if field is not None:
-                limits = {} if self.limiter is None else self.limiter.headers(time.monotonic())
-                return await self._send(request, record, 400, refused_parameter(field, sent[field]), limits)
+            return await self._send(request, record, 400, body, self._limit_headers())
+        refused = _refused_parameter(config, req.model, raw)
+        if refused is not None:
+            return await self._send(request, record, 400, refused, self._limit_headers())
         record["key"] = req.last_user[:60]
         record["stream"] = req.stream
         # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
         z, u = self.rng.gauss(0.0, 1.0), self.rng.random()
 
-        named = LINEUP.get(req.model)  # a model of the lineup has its own replies and speed
         reply, finish, refusal = self.make_reply(req, directives, schema)
         prompt_tokens = sum(count_words(text) for _, text in req.messages)
-
-        headers: dict[str, str] = {}
-        if self.limiter is not None:
-            now = time.monotonic()
-            refused = self.limiter.admit(now, prompt_tokens + len(reply.tokens))
-            headers = self.limiter.headers(now)
-            if refused is not None:
-                kind, wait = refused
-                message = f"Rate limit reached for {kind} per min. Please try again in {wait:.3f}s."
-                return await self._send_429(request, record, headers, message, kind, wait)
-
-        fault = directives.fault or self._draw_fault(u)
-        if fault is None and directives.flaky:
-            self.flaky[req.last_user] += 1
-            if self.flaky[req.last_user] <= directives.flaky:
-                fault = "flaky"
-        if fault is not None:
-            self.stats.faults[fault] += 1
-            if fault in _INSTANT_FAULTS:
-                status, message, kind = _INSTANT_FAULTS[fault]
-                return await self._send(request, record, status, error_body(message, kind), headers)
-            if fault == "429":
-                message = "Rate limit reached (simulated fault). Please try again later."
-                return await self._send_429(request, record, headers, message, "requests", config.retry_after)
-            if fault == "reset":
-                _drop(request, reset=True)
-                return web.Response()  # never sent: the connection is gone
-
-        gate = self.gate
-        if not gate.try_acquire():
-            if config.over_capacity == "503":
-                body = error_body("Server busy: maximum concurrent requests exceeded. (simulated)", "server_error")
-                return await self._send(request, record, 503, body, headers)
-            await gate.acquire()
-        if gate.active > self.stats.peak_processing:
-            self.stats.peak_processing = gate.active
+        headers, over = self._admit(prompt_tokens + len(reply.tokens))
+        if over is not None:
+            kind, wait = over
+            message = f"Rate limit reached for {kind} per min. Please try again in {wait:.3f}s."
+            return await self._send_429(request, record, headers, message, kind, wait)
+        fault = self._fault(req.last_user, directives, u)
+        ended = await self._end_at_once(request, record, fault, headers, config)
+        if ended is not None:
+            return ended
+        busy = await self._take_slot(request, record, headers, config)
+        if busy is not None:
+            return busy
         try:
             if fault == "slow":
                 await asyncio.sleep(config.slow_delay)
@@ -220,16 +192,69 @@ class Simulator:
                 refusal,
                 wire,
             )
-            if named is not None and directives.latency is None:
-                ttft, total = named.timing(z, config.latency_spread, len(reply.tokens))
-            else:
-                ttft, total = self._timing(config, directives, z, len(reply.tokens))
+            ttft, total = self._timing(config, req.model, directives, z, len(reply.tokens))
             if req.stream:
                 return await self._stream(job, ttft, total)
             await asyncio.sleep(total)
             return await self._reply(job)
         finally:
-            gate.release()
+            self.gate.release()
+
+    def _limit_headers(self) -> dict[str, str]:
+        """The x-ratelimit-* headers as they stand, for a reply that takes nothing from the budget."""
+        return {} if self.limiter is None else self.limiter.headers(time.monotonic())
+
+    def _admit(self, tokens: int) -> tuple[dict[str, str], tuple[str, float] | None]:
+        """Take a request of ``tokens`` from the rpm/tpm budget: (the x-ratelimit-* headers, None), or with
+        (limit kind, seconds to wait) in place of None when it does not fit."""
+        if self.limiter is None:
+            return {}, None
+        now = time.monotonic()
+        over = self.limiter.admit(now, tokens)
+        return self.limiter.headers(now), over
+
+    def _fault(self, prompt: str, directives: sim_directives.Directives, u: float) -> str | None:
+        """The fault a request meets, counted: its [[sim:...]] fault, a fail_* draw, or a [[sim:flaky=N]] failure."""
+        fault = directives.fault or self._draw_fault(u)
+        if fault is None and directives.flaky:
+            self.flaky[prompt] += 1
+            if self.flaky[prompt] <= directives.flaky:
+                fault = "flaky"
+        if fault is not None:
+            self.stats.faults[fault] += 1
+        return fault
+
+    async def _end_at_once(
+        self, request: web.Request, record: dict[str, Any], fault: str | None, headers: dict[str, str],
+        config: SimConfig,
+    ) -> web.StreamResponse | None:
+        """The answer to a fault that ends the request before it takes a slot; None for no such fault (none,
+        or one met later: slow, disconnect)."""
+        if fault in _INSTANT_FAULTS:
+            status, message, kind = _INSTANT_FAULTS[fault]
+            return await self._send(request, record, status, error_body(message, kind), headers)
+        if fault == "429":
+            message = "Rate limit reached (simulated fault). Please try again later."
+            return await self._send_429(request, record, headers, message, "requests", config.retry_after)
+        if fault == "reset":
+            _drop(request, reset=True)
+            return web.Response()  # never sent: the connection is gone
+        return None
+
+    async def _take_slot(
+        self, request: web.Request, record: dict[str, Any], headers: dict[str, str], config: SimConfig
+    ) -> web.StreamResponse | None:
+        """Take a capacity slot, waiting in line for it; or, past capacity with over_capacity='503', the 503
+        (no slot taken)."""
+        gate = self.gate
+        if not gate.try_acquire():
+            if config.over_capacity == "503":
+                body = error_body("Server busy: maximum concurrent requests exceeded. (simulated)", "server_error")
+                return await self._send(request, record, 503, body, headers)
+            await gate.acquire()
+        if gate.active > self.stats.peak_processing:
+            self.stats.peak_processing = gate.active
+        return None
 
     def make_reply(self, req: ChatRequest, directives: sim_directives.Directives,
                    schema: dict[str, Any] | None) -> tuple[Reply, str, str | None]:
@@ -260,9 +285,12 @@ class Simulator:
         return None
 
     def _timing(
-        self, config: SimConfig, directives: sim_directives.Directives, z: float, n: int
+        self, config: SimConfig, model: str, directives: sim_directives.Directives, z: float, n: int
     ) -> tuple[float, float]:
         """(seconds to first token, seconds to the end of the reply)."""
+        named = LINEUP.get(model)  # a model of the lineup has its own speed
+        if named is not None and directives.latency is None:
+            return named.timing(z, config.latency_spread, n)
         if directives.latency is not None:
             latency = directives.latency
         else:
@@ -296,32 +324,20 @@ class Simulator:
         return response
 
     async def _stream(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
-        if job.wire == "responses":
-            return await self._stream_events(job, ttft, total)
+        """A streamed reply: chat chunks, or the Responses API's typed events; one delta per token, paced."""
         response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
         await asyncio.sleep(ttft)
-        chunks = ChunkWriter(f"chatcmpl-sim{next(self._ids)}", int(time.time()), job.model)
+        write_body: Callable[[web.StreamResponse, _Job, float], Awaitable[bool]]
+        if job.wire == "responses":
+            write_body = partial(self._write_events, EventWriter(f"resp_sim{next(self._ids)}", int(time.time()), job.model))
+        else:
+            write_body = partial(self._write_chunks, ChunkWriter(f"chatcmpl-sim{next(self._ids)}", int(time.time()), job.model))
         try:
             await response.prepare(job.request)
             if job.malformed:
                 await response.write(_MALFORMED_SSE)
-            elif job.reply is None:  # [[sim:empty]]
-                await response.write(chunks.no_choices().encode() + DONE)
-            elif job.refusal is not None:
-                await response.write((chunks.refusal(job.refusal) + chunks.finish(job.finish)).encode() + DONE)
-            else:
-                tokens = job.reply.tokens or ("",)
-                end = max(1, len(tokens) // 2) if job.disconnect else len(tokens)
-                step = (total - ttft) / (len(tokens) - 1) if len(tokens) > 1 else 0.0
-                async for due in _due_tokens(end, step):
-                    await response.write("".join(chunks.token(tokens[i], i == 0) for i in due).encode())
-                if job.disconnect:
-                    _drop(job.request, reset=False)
-                    return response
-                tail = chunks.finish(job.finish)
-                if job.include_usage and job.usage is not None:
-                    tail += chunks.usage(job.usage)
-                await response.write(tail.encode() + DONE)
+            elif not await write_body(response, job, total - ttft):
+                return response  # hung up part-way
             await response.write_eof()
         except ConnectionError:  # the client went away
             return response
@@ -330,33 +346,30 @@ class Simulator:
             self._count_tokens(job.usage)
         return response
 
-    async def _stream_events(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
-        """A streamed /v1/responses reply: typed events, one delta per token, paced as the chat stream is."""
-        response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
-        await asyncio.sleep(ttft)
-        events = EventWriter(f"resp_sim{next(self._ids)}", int(time.time()), job.model)
-        try:
-            await response.prepare(job.request)
-            if job.malformed:
-                await response.write(_MALFORMED_SSE)
-            else:
-                await response.write(events.opening().encode())
-                tokens = job.reply.tokens if job.reply is not None else ()
-                end = max(1, len(tokens) // 2) if job.disconnect and tokens else len(tokens)
-                step = (total - ttft) / (len(tokens) - 1) if len(tokens) > 1 else 0.0
-                async for due in _due_tokens(end, step):
-                    await response.write("".join(events.token(tokens[i]) for i in due).encode())
-                if job.disconnect:
-                    _drop(job.request, reset=False)
-                    return response
-                await response.write(events.closing(job.reply, job.finish, job.usage).encode())
-            await response.write_eof()
-        except ConnectionError:
-            return response
-        self.stats.finish(job.record, 200)
-        if job.reply is not None and not job.malformed:
-            self._count_tokens(job.usage)
-        return response
+    async def _write_chunks(self, chunks: ChunkWriter, response: web.StreamResponse, job: _Job, span: float) -> bool:
+        """The chat stream's chunks, the tokens over ``span`` seconds; False if it hung up part-way."""
+        if job.reply is None:  # [[sim:empty]]
+            await response.write(chunks.no_choices().encode() + DONE)
+        elif job.refusal is not None:
+            await response.write((chunks.refusal(job.refusal) + chunks.finish(job.finish)).encode() + DONE)
+        else:
+            tokens = job.reply.tokens or ("",)
+            if not await _write_tokens(response, job, len(tokens), span, lambda i: chunks.token(tokens[i], i == 0)):
+                return False
+            tail = chunks.finish(job.finish)
+            if job.include_usage and job.usage is not None:
+                tail += chunks.usage(job.usage)
+            await response.write(tail.encode() + DONE)
+        return True
+
+    async def _write_events(self, events: EventWriter, response: web.StreamResponse, job: _Job, span: float) -> bool:
+        """The Responses API's events, the tokens over ``span`` seconds; False if it hung up part-way."""
+        await response.write(events.opening().encode())
+        tokens = job.reply.tokens if job.reply is not None else ()
+        if not await _write_tokens(response, job, len(tokens), span, lambda i: events.token(tokens[i])):
+            return False
+        await response.write(events.closing(job.reply, job.finish, job.usage).encode())
+        return True
 
     def _count_tokens(self, use: dict[str, int] | None) -> None:
         if use is not None:
@@ -405,6 +418,15 @@ class _Job:
     headers: dict[str, str]
     refusal: str | None = None  # message.refusal instead of content
     wire: str = "chat"  # or "responses": the format of the reply
+
+
+def _refused_parameter(config: SimConfig, model: str, raw: bytes) -> bytes | None:
+    """OpenAI's 400 for a field of the request ``model`` does not take (the refuse knob), or None."""
+    if not config.refuse:
+        return None
+    sent = json.loads(raw)
+    field = refused_field(config.refuse, model, sent)
+    return None if field is None else refused_parameter(field, sent[field])
 
 
 def _limiter(config: SimConfig) -> RateLimiter | None:
@@ -456,6 +478,21 @@ async def start(config: SimConfig, host: str, port: int) -> tuple[web.AppRunner,
     await site.start()
     bound = runner.addresses[0][1]
     return runner, app[SIMULATOR], bound
+
+
+async def _write_tokens(
+    response: web.StreamResponse, job: _Job, n: int, span: float, delta: Callable[[int], str]
+) -> bool:
+    """The deltas of ``n`` tokens (``delta(i)``: the text for token i), spread evenly over ``span`` seconds; with
+    ``job.disconnect``, half of them, then hang up and return False."""
+    end = max(1, n // 2) if job.disconnect and n else n
+    step = span / (n - 1) if n > 1 else 0.0
+    async for due in _due_tokens(end, step):
+        await response.write("".join(delta(i) for i in due).encode())
+    if job.disconnect:
+        _drop(job.request, reset=False)
+        return False
+    return True
 
 
 async def _due_tokens(end: int, step: float) -> AsyncIterator[range]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from nbtools.sim.protocol import BadRequest
@@ -47,30 +48,41 @@ def schema_of(response_format: Any) -> tuple[dict[str, Any] | None, str]:
 
 
 def _strict_problem(node: Any, context: tuple[str, ...]) -> str | None:
+    """The first thing a strict schema breaks (depth first, from ``node`` down), as OpenAI words it; or None."""
     if not isinstance(node, dict):
         return None
-    where = f"In context={context!r}, "
     if node.get("type") == "object" or "properties" in node:
-        if node.get("additionalProperties") is not False:
-            return f"{where}'additionalProperties' is required to be supplied and to be false."
-        properties = node.get("properties", {})
-        missing = [k for k in properties if k not in node.get("required", [])]
-        if missing:
-            return (f"{where}'required' is required to be supplied and to be an array including every key in "
-                    f"properties. Missing '{missing[0]}'.")
-        for key, sub in properties.items():
-            if (problem := _strict_problem(sub, (*context, "properties", key))) is not None:
-                return problem
-    if "items" in node and (problem := _strict_problem(node["items"], (*context, "items"))) is not None:
-        return problem
-    for key in ("anyOf", "allOf"):
-        for i, sub in enumerate(node.get(key, ())):
-            if (problem := _strict_problem(sub, (*context, key, str(i)))) is not None:
-                return problem
-    for name, sub in node.get("$defs", {}).items():
-        if (problem := _strict_problem(sub, (*context, "$defs", name))) is not None:
+        problem = _open_object(node, f"In context={context!r}, ")
+        if problem is not None:
+            return problem
+    for sub, where in _subschemas(node, context):
+        if (problem := _strict_problem(sub, where)) is not None:
             return problem
     return None
+
+
+def _open_object(node: dict[str, Any], where: str) -> str | None:
+    """What an object schema lacks to be closed, or None: additionalProperties false, every property required."""
+    if node.get("additionalProperties") is not False:
+        return f"{where}'additionalProperties' is required to be supplied and to be false."
+    missing = [k for k in node.get("properties", {}) if k not in node.get("required", [])]
+    if missing:
+        return (f"{where}'required' is required to be supplied and to be an array including every key in "
+                f"properties. Missing '{missing[0]}'.")
+    return None
+
+
+def _subschemas(node: dict[str, Any], context: tuple[str, ...]) -> Iterator[tuple[Any, tuple[str, ...]]]:
+    """The schemas just inside ``node``, each with its context, in the order they are checked."""
+    for key, sub in node.get("properties", {}).items():
+        yield sub, (*context, "properties", key)
+    if "items" in node:
+        yield node["items"], (*context, "items")
+    for key in ("anyOf", "allOf"):
+        for i, sub in enumerate(node.get(key, ())):
+            yield sub, (*context, key, str(i))
+    for name, sub in node.get("$defs", {}).items():
+        yield sub, (*context, "$defs", name)
 
 
 def fake_reply(schema: dict[str, Any], prompt: str, seed: bytes, *, invalid: bool) -> str:
@@ -108,6 +120,11 @@ def _value(node: dict[str, Any], defs: dict[str, Any], prompt: str, rng: random.
             return []
         return [_value(node.get("items", {"type": "string"}), defs, prompt, rng, name, depth + 1)
                 for _ in range(rng.randint(1, 3))]
+    return _scalar(kind, prompt, rng, name)
+
+
+def _scalar(kind: Any, prompt: str, rng: random.Random, name: str) -> Any:
+    """A value of a scalar type (``kind``, a JSON Schema type; anything else gives a string) for field ``name``."""
     if kind == "integer":
         if re.search(r"score|rating|stars|level", name):  # follows the prompt's lean, as a rating would
             low, high = {"positive": (4, 5), "negative": (1, 2), "mixed": (2, 4)}.get(_lean(prompt) or "", (1, 5))

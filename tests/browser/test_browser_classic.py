@@ -21,7 +21,17 @@ from typing import Any
 import pytest
 
 from nbtools.sim import SimServer
-from tests.support.browser_lab import ARTIFACTS, VIEWPORT, CellPage, JupyterServer, notebook_json, serving, widget_button
+from tests.support.browser_lab import (
+    ARTIFACTS,
+    VIEWPORT,
+    CellPage,
+    JupyterServer,
+    notebook_json,
+    panel_cells,
+    serving,
+    show_panel,
+    widget_button,
+)
 
 notebook = pytest.importorskip("notebook")
 if int(notebook.__version__.split(".")[0]) >= 7:
@@ -127,20 +137,9 @@ def test_magic_live_view_stop_hint_and_background_in_classic_notebook(browser: A
 
 def test_panel_slider_and_cancel_in_classic_notebook(browser: Any, classic: ClassicServer,
                                                      slow_echo_sim: SimServer) -> None:
-    nb = ClassicPage(browser, classic, "panel", [
-        "%load_ext nbtools",
-        f"%llm_panel -c 2 -n 200 --base-url {slow_echo_sim.base_url} -m m -o panel",
-    ])
+    nb = ClassicPage(browser, classic, "panel", panel_cells(slow_echo_sim))
     try:
-        slow_echo_sim.reset()
-        nb.run(0)
-        nb.run(1)
-        out = nb.output(1)
-        # The concurrency: a number, and a slider of doubling steps beside it (1, 2, 4, 8 ...).
-        control = out.locator(".widget-hbox", has=nb.page.locator("label", has_text="concurrency"))
-        slider, number = control.locator(".widget-slider"), control.locator("input")
-        run, cancel = widget_button(out, "Run"), widget_button(out, "Cancel")
-        expect(number).to_have_value("2")
+        out, slider, number, run, cancel = show_panel(nb, slow_echo_sim)
         nb.screenshot("panel", show=out)
 
         run.click()

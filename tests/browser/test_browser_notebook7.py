@@ -8,7 +8,6 @@ not installed (classic Notebook 6.5 has its own test, in the Colab stack).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 from nbtools._views.grid import PALETTE
 from nbtools.sim import SimServer
 from tests.browser.test_browser_grid import FIGURES_JS, PROMPTS, fill_grid
-from tests.support.browser_lab import LAB_SETTINGS, VENV_JUPYTER, JupyterServer, LabServer, NotebookPage, _shots_dir, serving
+from tests.support.browser_lab import VENV_JUPYTER, JupyterServer, LabServer, NotebookPage, _shots_dir, serving
 
 notebook = pytest.importorskip("notebook")
 if int(notebook.__version__.split(".")[0]) < 7:
@@ -32,13 +31,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 class Notebook7Server(LabServer):
     """``jupyter notebook`` (7) with this venv's kernel, and the same settings as the Lab tests (no windowing)."""
 
+    landing = "/tree"
+
     def __init__(self, home: Path) -> None:
         JupyterServer.__init__(self, home)
-        settings = home / "lab-settings"
-        for name, value in LAB_SETTINGS.items():
-            path = settings / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(value))
+        settings = self._write_settings()
         # notebook installed outside the venv (pip --target): its settings schemas next to JupyterLab's
         # (JupyterLab's server extension, loaded too, answers /lab/api/settings).
         extra: list[str] = []
@@ -54,14 +51,6 @@ class Notebook7Server(LabServer):
              "--ServerApp.open_browser=False", "--KernelSpecManager.ensure_native_kernel=False", *extra],
             "notebook7.log", JUPYTERLAB_SETTINGS_DIR=str(settings),
         )
-
-    def _answers(self) -> bool:
-        import urllib.request
-
-        if self.api("GET", "/api/status") is None:
-            return False
-        with urllib.request.urlopen(f"{self.url}/tree?token={self.token}", timeout=10) as r:
-            return r.status == 200
 
     def notebook_url(self, name: str, workspace: str) -> str:
         return f"{self.url}/notebooks/{name}?token={self.token}"

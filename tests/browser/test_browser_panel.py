@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from nbtools.sim import SimServer
-from tests.support.browser_lab import widget_button
+from tests.support.browser_lab import panel_cells, show_panel
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -14,19 +14,8 @@ HEADER = ".widget-html-content .nbt"
 
 
 def test_panel_run_slider_changes_in_flight_then_cancel_and_run_again(notebook, slow_echo_sim: SimServer) -> None:
-    nb = notebook([
-        "%load_ext nbtools",
-        f"%llm_panel -c 2 -n 200 --base-url {slow_echo_sim.base_url} -m m -o panel",
-    ])
-    slow_echo_sim.reset()
-    nb.run(0)
-    nb.run(1)
-    out = nb.output(1)
-    # The concurrency: a number, and a slider of doubling steps beside it (1, 2, 4, 8 ...).
-    control = out.locator(".widget-hbox", has=nb.page.locator("label", has_text="concurrency"))
-    slider, number = control.locator(".widget-slider"), control.locator("input")
-    run, cancel = widget_button(out, "Run"), widget_button(out, "Cancel")
-    expect(number).to_have_value("2")
+    nb = notebook(panel_cells(slow_echo_sim))
+    out, slider, number, run, cancel = show_panel(nb, slow_echo_sim)
     expect(run).to_be_enabled()
     expect(cancel).to_be_disabled()
     nb.screenshot("panel", show=out)

@@ -16,8 +16,8 @@ from nbtools import ConfigError
 from nbtools._engine.batchapi.run import poll_schedule
 from nbtools._engine.batchapi.store import store_path
 from nbtools._jobs import cancel_job, forget_job, jobs, resend
-from tests.support.batch_servers import FAIL, AnthropicBatchServer, OpenAIBatchServer
-from tests.support.helpers import serve_app, shown_html
+from tests.support.batch_servers import FAIL, AnthropicBatchServer, OpenAIBatchServer, serving_batches
+from tests.support.helpers import shown_html
 
 FAST = {"poll_interval": 0.01}  # the test servers move one state per poll: no need to wait between
 
@@ -25,19 +25,16 @@ FAST = {"poll_interval": 0.01}  # the test servers move one state per poll: no n
 @pytest.fixture
 def openai_server(monkeypatch):
     server = OpenAIBatchServer()
-    monkeypatch.setenv("OPENAI_API_KEY", server.key)
-    monkeypatch.setenv("XAI_API_KEY", server.key)
-    with serve_app(server.app()) as url:
-        server.url = url + "/v1"  # type: ignore[attr-defined]
+    with serving_batches(server, monkeypatch, "OPENAI_API_KEY", "XAI_API_KEY") as url:
+        server.url = url  # type: ignore[attr-defined]
         yield server
 
 
 @pytest.fixture
 def anthropic_server(monkeypatch):
     server = AnthropicBatchServer()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", server.key)
-    with serve_app(server.app()) as url:
-        server.url = url + "/v1"  # type: ignore[attr-defined]
+    with serving_batches(server, monkeypatch, "ANTHROPIC_API_KEY") as url:
+        server.url = url  # type: ignore[attr-defined]
         yield server
 
 

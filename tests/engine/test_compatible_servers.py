@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 import nbtools
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, serve_post
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,9 +45,7 @@ def run(handler: Handler, prompts: list[str], **options) -> tuple[nbtools.BatchR
         seen.append(await request.json())
         return await handler(request)
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
+    with serve_post("/v1/chat/completions", chat) as url:
         options = {"model": "m", "cache": False, **options}
         try:
             return nbtools.batch(prompts, base_url=url + "/v1", **options), seen

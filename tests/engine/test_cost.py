@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
-from IPython.core.error import UsageError
 
 import nbtools
 from nbtools._dry_run import DryRun
 from nbtools._engine.rows import NOT_SENT, OK
-from tests.support.helpers import serve_app, shown_html
+from tests.support.helpers import one_line_usage_error, serve_app, serve_post, shown_html
 from tests.support.rate_limits import OK_REPLY, first_attempt_rate_limited
 
 # genai-prices needs Python >= 3.11: without it, only user prices and local servers are priced.
@@ -273,9 +272,7 @@ def test_replies_without_usage_count_their_worst_case_against_the_cap() -> None:
     async def chat(request: web.Request) -> web.Response:
         return web.json_response({**OK_REPLY, "usage": None})
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
+    with serve_post("/v1/chat/completions", chat) as url:
         result = nbtools.batch([f"q{i}" for i in range(60)], base_url=url + "/v1", model="m", cache=False,
                                concurrency=4, price=(1000, 1000), max_tokens=50, max_cost=0.5)
     s = result.summary()
@@ -363,9 +360,7 @@ def test_bad_cost_options_are_one_line_errors(sim, options: dict, needle: str) -
     ("--dry-run --background", "--dry-run sends nothing"),
 ])
 def test_bad_cost_options_in_the_magic_are_one_line_usage_errors(ip, line: str, needle: str) -> None:
-    with pytest.raises(UsageError) as info:
-        ip.run_cell_magic("llm_batch", line, "hello")
-    assert needle in str(info.value) and "\n" not in str(info.value)
+    assert needle in one_line_usage_error(ip, "llm_batch", line, "hello")
 
 
 def test_the_magic_prices_dry_runs_and_caps(ip, capsys) -> None:

@@ -27,7 +27,7 @@ from nbtools._engine.failures import (
     classify_finish,
 )
 from nbtools._engine.sse import DONE, SSEDecoder
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_post
 from tests.support.provider_errors import (
     ALL,
     FAKE_KEY,
@@ -67,9 +67,7 @@ def test_the_replies_classify_the_same_after_a_trip_over_real_http() -> None:
                     seen[reply.id] = (resp.status, raw, classify(resp.status, body, raw, resp.headers))
         return seen
 
-    app = web.Application()
-    app.router.add_post("/{id}/v1/chat/completions", answer)
-    with serve_app(app) as url:
+    with serve_post("/{id}/v1/chat/completions", answer) as url:
         seen = asyncio.run(fetch_all(url))
     for reply in ALL:
         assert seen[reply.id] == (reply.status, reply.raw().decode(), reply.kind), reply.id

@@ -308,16 +308,14 @@ def test_a_broken_on_result_callback_fails_the_batch_and_says_why(sim: SimServer
 def test_list_shaped_message_content_is_joined(make_sim) -> None:
     from aiohttp import web
 
-    from tests.support.helpers import serve_app
+    from tests.support.helpers import serve_post
 
     async def chat(request: web.Request) -> web.Response:
         parts = [{"type": "text", "text": "Hello "}, {"type": "text", "text": "world"}]
         return web.json_response({"model": "m", "choices": [{"message": {"role": "assistant", "content": parts},
                                                                "finish_reason": "stop"}]})
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
+    with serve_post("/v1/chat/completions", chat) as url:
         result = nbtools.batch(["hi"], base_url=url + "/v1", model="m", cache=False)
     assert result[0].ok and result[0].text == "Hello world"
 
@@ -390,7 +388,7 @@ def test_a_key_echoed_by_the_server_is_redacted_before_it_is_cut_or_kept() -> No
 
     from aiohttp import web
 
-    from tests.support.helpers import serve_app
+    from tests.support.helpers import serve_post
 
     key = "sk-FAKE-canary-1234567890"
 
@@ -403,9 +401,7 @@ def test_a_key_echoed_by_the_server_is_redacted_before_it_is_cut_or_kept() -> No
         echoed = f"{auth} {base64.b64encode(auth.encode()).decode()}"
         return web.json_response({"model": f"m-{key}", "choices": [{"message": {"content": echoed}, "finish_reason": "stop"}]})
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
+    with serve_post("/v1/chat/completions", chat) as url:
         with pytest.raises(nbtools.EndpointError) as refused:  # a 401 stops the batch, its message redacted too
             nbtools.batch(["[[401]]"], base_url=url + "/v1", model="m", api_key=key, cache=False)
         stopped = refused.value.result

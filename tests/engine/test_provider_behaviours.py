@@ -20,7 +20,7 @@ from nbtools._engine.gates.server_budget import ServerBudget
 from tests.support import provider_errors as pe
 from tests.support import provider_more as pm
 from tests.support.error_server import every
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_post
 
 KEY_ENV = "NBTOOLS_E2E_KEY"
 MODEL = "e2e-model"
@@ -142,9 +142,7 @@ def stream_server() -> Iterator[tuple[dict[str, Any], str]]:
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
+    with serve_post("/v1/chat/completions", chat) as url:
         yield state, url + "/v1"
 
 

@@ -21,7 +21,7 @@ from nbtools._jobs import RecordedRuns
 from nbtools._notebook.display import LiveDisplay
 from nbtools._sweep import SweepPoint, SweepResult
 from nbtools.sim import SimServer
-from tests.support.helpers import serve_app, shown_html
+from tests.support.helpers import serve_app, serve_post, shown_html
 from tests.support.rate_limits import first_attempt_rate_limited
 
 FAKE_KEY = "sk-nbtools-FAKE-7f3e9c1d2b4a-not-a-real-key"
@@ -281,9 +281,7 @@ def test_auto_concurrency_holds_starts_when_the_servers_remaining_budget_is_spen
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
         return web.json_response(body, headers=headers)
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
+    with serve_post("/v1/chat/completions", chat) as url:
         state["start"] = time.monotonic()
         t = time.perf_counter()
         result = nbtools.batch([f"p{i}" for i in range(40)], base_url=url + "/v1", model="m",
@@ -330,9 +328,7 @@ def key_echoing_server():
         return web.json_response({"error": {"message": f"Incorrect API key provided: {auth}", "code": "invalid_api_key"}},
                                  status=401)
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
+    with serve_post("/v1/chat/completions", chat) as url:
         yield url + "/v1"
 
 
@@ -430,9 +426,7 @@ def test_a_key_echoed_in_a_cut_stream_is_not_kept_in_the_partial_text() -> None:
         await resp.write(f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode())
         return resp
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
+    with serve_post("/v1/chat/completions", chat) as url:
         result = nbtools.batch(["hi"], base_url=url + "/v1", model="m", api_key=key, stream=True, retries=0, cache=False)
     row = result[0]
     assert row.error_kind == "cut" and row.partial == "you sent Bearer ***"

@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 
 import nbtools
 from nbtools._engine import failures
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, serve_post
 from tests.support.responses_server import FAIL, ONLY_RESPONSES_MODEL, REASONING, ResponsesServer, response_object
 
 KEY = "sk-test-responses-key-0123456789"
@@ -153,9 +153,7 @@ def failing_stream() -> Iterator[tuple[dict[str, int], str]]:
         await response.write_eof()
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/responses", responses)
-    with serve_app(app) as url:
+    with serve_post("/v1/responses", responses) as url:
         yield calls, url + "/v1"
 
 

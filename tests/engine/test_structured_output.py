@@ -4,6 +4,8 @@ provider's structured-output rules (tests/structured_servers.py) and the simulat
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal, Optional
 
 import pandas as pd
@@ -15,7 +17,7 @@ from nbtools._base.errors import ConfigError
 from nbtools._base.schemas import to_schema
 from nbtools._engine import wire
 from nbtools._engine.wire import JSON_OBJECT, JSON_SCHEMA, STRICT, SYSTEM
-from tests.support.batch_servers import OpenAIBatchServer
+from tests.support.batch_servers import AnthropicBatchServer, OpenAIBatchServer, serving_batches
 from tests.support.helpers import serve_app, shown_html
 from tests.support.structured_servers import MISSING_FIELD, StructuredServer
 
@@ -222,15 +224,22 @@ def test_jsonl_keeps_data(served, tmp_path) -> None:
     assert line["data"] == {"label": "spam", "confidence": 0.5}
 
 
-def test_the_batch_api_gives_the_same_columns_as_online(monkeypatch, served) -> None:
-    server, options = served("openai", "openai")
-    prompts = ["one", "two", f"three {MISSING_FIELD}"]
+@contextmanager
+def online_and_via_batch(served, monkeypatch, batch_server: OpenAIBatchServer | AnthropicBatchServer, provider: str,
+                         model: str, prompts: list[str]) -> Iterator[tuple[pd.DataFrame, nbtools.BatchResult]]:
+    """``prompts`` with schema=Review online (OpenAI's rules), then through ``batch_server``, the Batch API of
+    ``provider``: yields the online rows as a frame and the batch's result, while ``batch_server`` serves."""
+    _, options = served("openai", "openai")
     online = nbtools.batch(prompts, schema=Review, **options).to_pandas()
+    with serving_batches(batch_server, monkeypatch, f"{provider.upper()}_API_KEY") as url:
+        yield online, nbtools.batch(prompts, schema=Review, via="batch", provider=provider, base_url=url, model=model,
+                                    poll_interval=0.01)
+
+
+def test_the_batch_api_gives_the_same_columns_as_online(monkeypatch, served) -> None:
     batch_server = OpenAIBatchServer()
-    monkeypatch.setenv("OPENAI_API_KEY", batch_server.key)
-    with serve_app(batch_server.app()) as url:
-        result = nbtools.batch(prompts, schema=Review, via="batch", provider="openai", base_url=url + "/v1",
-                               model="m", poll_interval=0.01)
+    prompts = ["one", "two", f"three {MISSING_FIELD}"]
+    with online_and_via_batch(served, monkeypatch, batch_server, "openai", "m", prompts) as (online, result):
         line = json.loads(batch_server.files[next(iter(batch_server.files))].decode().splitlines()[0])
         assert line["body"]["response_format"]["json_schema"]["strict"] is True
         fields = ["sentiment", "score", "reasons", "note", "error_kind"]
@@ -312,22 +321,15 @@ def test_the_table_shows_a_column_per_field_and_escapes_their_values(served) -> 
 
 
 def test_anthropics_batch_api_is_asked_by_tool_use_and_gives_the_same_columns(monkeypatch, served) -> None:
-    from tests.support.batch_servers import AnthropicBatchServer
-
-    server, options = served("openai", "openai")
-    prompts = ["one", "two"]
-    online = nbtools.batch(prompts, schema=Review, **options).to_pandas()
     batch_server = AnthropicBatchServer()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", batch_server.key)
-    with serve_app(batch_server.app()) as url:
-        result = nbtools.batch(prompts, schema=Review, via="batch", provider="anthropic", base_url=url + "/v1",
-                               model="claude-haiku-4-5", poll_interval=0.01)
-    params = next(iter(batch_server.batches.values()))["_requests"][0]["params"]
-    assert params["tool_choice"] == {"type": "tool", "name": "Review"}
-    assert params["tools"][0]["input_schema"]["properties"]["sentiment"]["enum"] == ["positive", "negative", "mixed"]
-    fields = ["sentiment", "score", "reasons", "note"]
-    pd.testing.assert_frame_equal(result.to_pandas()[fields], online[fields])
-    assert result.schema_form == "tool use"
+    prompts = ["one", "two"]
+    with online_and_via_batch(served, monkeypatch, batch_server, "anthropic", "claude-haiku-4-5", prompts) as (online, result):
+        params = next(iter(batch_server.batches.values()))["_requests"][0]["params"]
+        assert params["tool_choice"] == {"type": "tool", "name": "Review"}
+        assert params["tools"][0]["input_schema"]["properties"]["sentiment"]["enum"] == ["positive", "negative", "mixed"]
+        fields = ["sentiment", "score", "reasons", "note"]
+        pd.testing.assert_frame_equal(result.to_pandas()[fields], online[fields])
+        assert result.schema_form == "tool use"
 
 
 def test_the_simulators_anthropic_batches_answer_a_forced_tool_call(make_sim) -> None:

@@ -9,7 +9,7 @@ from nbtools._compare import Comparison
 from nbtools._notebook.magics import transform_cell
 from nbtools._result import BatchResult
 from nbtools.sim import SimServer
-from tests.support.helpers import shown_html
+from tests.support.helpers import one_line_usage_error, shown_html
 
 
 @pytest.fixture
@@ -124,9 +124,7 @@ def test_stream_and_compare(ip, cell) -> None:
 )
 def test_bad_input_is_a_one_line_usage_error(ip, line: str, body: str, needle: str) -> None:
     ip.user_ns.update(number=5, word="abc")
-    with pytest.raises(UsageError) as info:
-        ip.run_cell_magic("llm_batch", line, body)
-    assert needle in str(info.value) and "\n" not in str(info.value)
+    assert needle in one_line_usage_error(ip, "llm_batch", line, body)
     ip.run_cell("ok_after = 1")
     assert ip.user_ns["ok_after"] == 1
 
@@ -164,9 +162,7 @@ def test_llm_panel_takes_the_same_options_for_its_initial_values(ip, sim: SimSer
     ],
 )
 def test_llm_panel_bad_input_is_a_one_line_usage_error(ip, line: str, needle: str) -> None:
-    with pytest.raises(UsageError) as info:
-        ip.run_line_magic("llm_panel", line)
-    assert needle in str(info.value) and "\n" not in str(info.value)
+    assert needle in one_line_usage_error(ip, "llm_panel", line)
 
 
 def test_the_magic_reads_numbers_as_the_api_does(ip, sim: SimServer) -> None:

@@ -27,11 +27,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
+from tests.support.helpers import serve_app
 from tests.support.structured_servers import answer
 
 FAIL = "FAIL-THIS-LINE"  # a prompt containing this fails in the provider's result file
@@ -40,6 +45,37 @@ _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 def _answer(messages: list[dict[str, Any]]) -> str:
     return "answer: " + str(messages[-1]["content"])
+
+
+@contextmanager
+def serving_batches(server: OpenAIBatchServer | AnthropicBatchServer, monkeypatch: pytest.MonkeyPatch,
+                    *key_envs: str) -> Iterator[str]:
+    """``server`` on 127.0.0.1 with its key in the environment variables ``key_envs``; yields its base URL (``.../v1``)."""
+    for name in key_envs:
+        monkeypatch.setenv(name, server.key)
+    with serve_app(server.app()) as url:
+        yield url + "/v1"
+
+
+def checked_app(check: Callable[[web.Request], web.Response | None], routes: list[web.RouteDef]) -> web.Application:
+    """An app of ``routes`` where a request that ``check`` refuses gets its refusal (a 401) instead of its handler,
+    taking uploads as large as the providers' (300 MB)."""
+
+    @web.middleware
+    async def refuse(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refused = check(request)
+        return refused if refused is not None else await handler(request)
+
+    app = web.Application(client_max_size=300 * 2**20, middlewares=[refuse])
+    app.add_routes(routes)
+    return app
+
+
+def openai_batch_routes(server: Any) -> list[web.RouteDef]:
+    """OpenAI's files and batches routes, served by ``server``'s upload, content, create, list and retrieve."""
+    return [web.post("/v1/files", server.upload), web.get("/v1/files/{id}/content", server.content),
+            web.post("/v1/batches", server.create), web.get("/v1/batches", server.list),
+            web.get("/v1/batches/{id}", server.retrieve)]
 
 
 @dataclass
@@ -59,28 +95,20 @@ class OpenAIBatchServer:
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=300 * 2**20)
-        app.router.add_post("/v1/files", self.upload)
-        app.router.add_get("/v1/files/{id}/content", self.content)
-        app.router.add_post("/v1/batches", self.create)
-        app.router.add_get("/v1/batches", self.list)
-        app.router.add_get("/v1/batches/{id}", self.retrieve)
-        app.router.add_post("/v1/batches/{id}/cancel", self.cancel)
-        app.router.add_post("/v1/chat/completions", self.chat)
-        return app
+        return checked_app(self._check, [*openai_batch_routes(self), web.post("/v1/batches/{id}/cancel", self.cancel),
+                                         web.post("/v1/chat/completions", self.chat)])
 
-    def _authorized(self, request: web.Request) -> bool:
-        ok = request.headers.get("Authorization") == f"Bearer {self.key}"
-        self.auth_failures += not ok
-        return ok
+    def _check(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("Authorization") == f"Bearer {self.key}":
+            return None
+        self.auth_failures += 1
+        return self._error(401, "Incorrect API key provided.")
 
     @staticmethod
     def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
         return web.json_response({"error": {"message": message, "type": kind, "param": None, "code": None}}, status=status)
 
     async def upload(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._error(401, "Incorrect API key provided.")
         form = await request.post()
         file = form.get("file")
         if form.get("purpose") != "batch" or not isinstance(file, web.FileField):
@@ -95,14 +123,10 @@ class OpenAIBatchServer:
                                   "filename": file.filename, "purpose": "batch"})
 
     async def content(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._error(401, "Incorrect API key provided.")
         data = self.files.get(request.match_info["id"])
         return web.Response(body=data) if data is not None else self._error(404, "No such File object")
 
     async def create(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._error(401, "Incorrect API key provided.")
         body = await request.json()
         if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
             return self._error(400, "endpoint and completion_window='24h' are required")
@@ -134,16 +158,12 @@ class OpenAIBatchServer:
 
     async def list(self, request: web.Request) -> web.Response:
         """``GET /v1/batches?limit=N``: a cursor page, newest first."""
-        if not self._authorized(request):
-            return self._error(401, "Incorrect API key provided.")
         limit = int(request.query.get("limit", "20"))
         data = [self._public(b) for b in reversed(list(self.batches.values()))][:limit]
         return web.json_response({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                                   "last_id": data[-1]["id"] if data else None, "has_more": len(self.batches) > limit})
 
     async def retrieve(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._error(401, "Incorrect API key provided.")
         batch = self.batches.get(request.match_info["id"])
         if batch is None:
             return self._error(404, "No batch found")
@@ -151,8 +171,6 @@ class OpenAIBatchServer:
         return web.json_response(self._public(batch))
 
     async def cancel(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._error(401, "Incorrect API key provided.")
         batch = self.batches.get(request.match_info["id"])
         if batch is None:
             return self._error(404, "No batch found")
@@ -204,8 +222,6 @@ class OpenAIBatchServer:
                 batch[f"{kind}_file_id"] = file_id
 
     async def chat(self, request: web.Request) -> web.Response:
-        if not self._authorized(request):
-            return self._error(401, "Incorrect API key provided.")
         return web.json_response(_chat_body(await request.json(), 0, self.usage))
 
 
@@ -234,11 +250,9 @@ class AnthropicBatchServer:
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=300 * 2**20)
-        app.router.add_post("/v1/messages/batches", self.create)
-        app.router.add_get("/v1/messages/batches/{id}", self.retrieve)
-        app.router.add_get("/v1/messages/batches/{id}/results", self.results)
-        return app
+        return checked_app(self._check, [web.post("/v1/messages/batches", self.create),
+                                         web.get("/v1/messages/batches/{id}", self.retrieve),
+                                         web.get("/v1/messages/batches/{id}/results", self.results)])
 
     def _check(self, request: web.Request) -> web.Response | None:
         if request.headers.get("x-api-key") != self.key or not request.headers.get("anthropic-version"):
@@ -251,8 +265,6 @@ class AnthropicBatchServer:
         return web.json_response({"type": "error", "error": {"type": kind, "message": message}}, status=status)
 
     async def create(self, request: web.Request) -> web.Response:
-        if (refused := self._check(request)) is not None:
-            return refused
         requests = (await request.json())["requests"]
         if len(requests) > self.max_requests:
             return self._error(400, "invalid_request_error", f"requests: at most {self.max_requests}")
@@ -285,8 +297,6 @@ class AnthropicBatchServer:
                 "results_url": f"http://{request.host}/v1/messages/batches/{batch_id}/results" if ended else None}
 
     async def retrieve(self, request: web.Request) -> web.Response:
-        if (refused := self._check(request)) is not None:
-            return refused
         batch_id = request.match_info["id"]
         if batch_id not in self.batches:
             return self._error(404, "not_found_error", "batch not found")
@@ -294,8 +304,6 @@ class AnthropicBatchServer:
         return web.json_response(self._view(batch_id, request))
 
     async def results(self, request: web.Request) -> web.Response:
-        if (refused := self._check(request)) is not None:
-            return refused
         batch = self.batches[request.match_info["id"]]
         lines = []
         for r in reversed(batch["_requests"]):

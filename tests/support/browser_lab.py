@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_JUPYTER = Path(sys.prefix) / "share" / "jupyter"
@@ -153,13 +153,11 @@ def serving(server_class: type[ServerT], prefix: str) -> Iterator[ServerT]:
 class LabServer(JupyterServer):
     """``jupyter lab`` with its own settings (no news toast, no windowing: every cell is in the DOM)."""
 
+    landing = "/lab"  # the frontend's page: the server is ready once it answers
+
     def __init__(self, home: Path) -> None:
         super().__init__(home)
-        settings = home / "lab-settings"
-        for name, value in LAB_SETTINGS.items():
-            path = settings / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(value))
+        settings = self._write_settings()
         self._launch(
             ["jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
              f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
@@ -168,11 +166,20 @@ class LabServer(JupyterServer):
             "jupyterlab.log", JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
         )
 
+    def _write_settings(self) -> Path:
+        """LAB_SETTINGS as this server's user settings, in ``home/lab-settings``; returns that folder."""
+        settings = self.home / "lab-settings"
+        for name, value in LAB_SETTINGS.items():
+            path = settings / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(value))
+        return settings
+
     def _answers(self) -> bool:
         if self.api("GET", "/api/status") is None:
             return False
-        # the lab page itself (its HTML is built on the first request)
-        with urllib.request.urlopen(f"{self.url}/lab?token={self.token}", timeout=10) as r:
+        # the frontend's page itself (its HTML is built on the first request)
+        with urllib.request.urlopen(f"{self.url}{self.landing}?token={self.token}", timeout=10) as r:
             return r.status == 200
 
     def api(self, method: str, path: str) -> Any:
@@ -233,6 +240,37 @@ ROWS_JS = """root => {
 def widget_button(root: Any, label: str) -> Any:
     """The ipywidgets Button labelled ``label`` in ``root`` (its icon adds to the accessible name)."""
     return root.locator("button.widget-button").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+
+
+def panel_cells(sim: Any) -> list[str]:
+    """The cells of the panel tests: nbtools loaded, then ``%llm_panel`` at concurrency 2 over 200 requests to ``sim``."""
+    return ["%load_ext nbtools", f"%llm_panel -c 2 -n 200 --base-url {sim.base_url} -m m -o panel"]
+
+
+class Panel(NamedTuple):
+    """The controls of a ``%llm_panel`` shown in a cell's output ``out`` (Playwright locators)."""
+
+    out: Any
+    slider: Any  # the concurrency: a slider of doubling steps (1, 2, 4, 8 ...)
+    number: Any  # and its number, beside it
+    run: Any
+    cancel: Any
+
+
+def show_panel(nb: Any, sim: Any) -> Panel:
+    """Run the cells of :func:`panel_cells` in page ``nb`` (``sim``'s counters zeroed first) and find the
+    panel's controls, its concurrency showing 2."""
+    from playwright.sync_api import expect
+
+    sim.reset()
+    nb.run(0)
+    nb.run(1)
+    out = nb.output(1)
+    control = out.locator(".widget-hbox", has=nb.page.locator("label", has_text="concurrency"))
+    panel = Panel(out, control.locator(".widget-slider"), control.locator("input"), widget_button(out, "Run"),
+                  widget_button(out, "Cancel"))
+    expect(panel.number).to_have_value("2")
+    return panel
 
 
 KERNEL_IDLE = '.jp-StatusBar-TextItem[title^="Change kernel"]:has-text("| Idle")'

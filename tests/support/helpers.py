@@ -1,4 +1,5 @@
-"""Helpers shared by tests: a real aiohttp app served on 127.0.0.1 from a background thread."""
+"""Helpers shared by tests: a real aiohttp app served on 127.0.0.1 from a background thread, waiting for a
+condition, and a magic's one-line UsageError."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import pytest
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from IPython.core.error import UsageError
 
 
 @contextmanager
@@ -30,6 +35,15 @@ def serve_app(app: web.Application) -> Iterator[str]:
         loop.close()
 
 
+@contextmanager
+def serve_post(path: str, handler: Handler) -> Iterator[str]:
+    """Serve one ``handler`` for POSTs to ``path`` (as :func:`serve_app` does); yields the base URL."""
+    app = web.Application()
+    app.router.add_post(path, handler)
+    with serve_app(app) as url:
+        yield url
+
+
 async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str = "the condition") -> None:
     """Wait for ``condition()`` to hold (checked every 10 ms), instead of sleeping a fixed time and hoping."""
     loop = asyncio.get_running_loop()
@@ -38,6 +52,19 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str 
         if loop.time() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout:g} s")
         await asyncio.sleep(0.01)
+
+
+def one_line_usage_error(ip: Any, magic: str, line: str, cell: str | None = None) -> str:
+    """The message of the UsageError that ``%magic line`` (with ``cell``: ``%%magic line`` over it) raises in the
+    shell ``ip``, checked to be one line."""
+    with pytest.raises(UsageError) as info:
+        if cell is None:
+            ip.run_line_magic(magic, line)
+        else:
+            ip.run_cell_magic(magic, line, cell)
+    message = str(info.value)
+    assert "\n" not in message, message
+    return message
 
 
 def shown_html(shown: object) -> str:

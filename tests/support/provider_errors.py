@@ -79,6 +79,19 @@ def _openai(message: str, type_: str | None, code: str | None, param: str | None
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+def _openai_rate_limit(kind: str, model: str, *, limit: int, used: int, requested: int, wait: str, source: str,
+                       more: str = "") -> ErrorReply:
+    """OpenAI's 429 for the per-minute limit of ``kind`` ("requests" or "tokens"): its message (``more`` ends it)
+    and type, and the rate-limit headers of the exhausted window (remaining: the limit less what was used)."""
+    message = (f"Rate limit reached for {model} in organization org-placeholder on {kind} per min "
+               f"({kind[0].upper()}PM): Limit {limit}, Used {used}, Requested {requested}. Please try again in "
+               f"{wait}. Visit https://platform.openai.com/account/rate-limits to learn more.{more}")
+    headers = {**OPENAI_HEADERS, **OPENAI_RATE_HEADERS, f"x-ratelimit-limit-{kind}": str(limit),
+               f"x-ratelimit-remaining-{kind}": str(limit - used), f"x-ratelimit-reset-{kind}": wait}
+    return ErrorReply("openai", f"rate_limit_{kind}", 429, _openai(message, kind, "rate_limit_exceeded"), RATE_LIMIT,
+                      source, headers)
+
+
 OPENAI = [
     ErrorReply(
         "openai", "invalid_api_key", 401,
@@ -93,26 +106,16 @@ OPENAI = [
                 "insufficient_quota", "insufficient_quota"),
         QUOTA, "github.com/OpenHands/OpenHands/issues/998; platform.openai.com/docs/guides/error-codes "
         "(429 'You exceeded your current quota')", OPENAI_HEADERS),
-    ErrorReply(
-        "openai", "rate_limit_requests", 429,
-        _openai("Rate limit reached for gpt-4o-mini in organization org-placeholder on requests per min (RPM): "
-                "Limit 3, Used 3, Requested 1. Please try again in 20s. Visit "
-                "https://platform.openai.com/account/rate-limits to learn more. You can increase your rate "
-                "limit by adding a payment method to your account at https://platform.openai.com/account/billing.",
-                "requests", "rate_limit_exceeded"),
-        RATE_LIMIT, "github.com/feder-cr/invisible_playwright_mcp/issues/249 (full body quoted); headers: "
-        "rate-limits guide, remaining set to 0 for an exhausted window",
-        {**OPENAI_HEADERS, **OPENAI_RATE_HEADERS, "x-ratelimit-limit-requests": "3",
-         "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "20s"}),
-    ErrorReply(
-        "openai", "rate_limit_tokens", 429,
-        _openai("Rate limit reached for gpt-4o in organization org-placeholder on tokens per min (TPM): "
-                "Limit 30000, Used 14567, Requested 24754. Please try again in 18.642s. Visit "
-                "https://platform.openai.com/account/rate-limits to learn more.", "tokens", "rate_limit_exceeded"),
-        RATE_LIMIT, "message: github.com/semanser/codel/issues/72; type 'tokens' with code "
-        "'rate_limit_exceeded': github.com/jorge-menjivar/unsaged/issues/53",
-        {**OPENAI_HEADERS, **OPENAI_RATE_HEADERS, "x-ratelimit-limit-tokens": "30000",
-         "x-ratelimit-remaining-tokens": "15433", "x-ratelimit-reset-tokens": "18.642s"}),
+    _openai_rate_limit(
+        "requests", "gpt-4o-mini", limit=3, used=3, requested=1, wait="20s",
+        more=" You can increase your rate limit by adding a payment method to your account at "
+        "https://platform.openai.com/account/billing.",
+        source="github.com/feder-cr/invisible_playwright_mcp/issues/249 (full body quoted); headers: "
+        "rate-limits guide, remaining set to 0 for an exhausted window"),
+    _openai_rate_limit(
+        "tokens", "gpt-4o", limit=30000, used=14567, requested=24754, wait="18.642s",
+        source="message: github.com/semanser/codel/issues/72; type 'tokens' with code "
+        "'rate_limit_exceeded': github.com/jorge-menjivar/unsaged/issues/53"),
     ErrorReply(
         "openai", "overloaded_429", 429,
         _openai("The server is currently overloaded with other requests. Sorry about that! You can retry your "

@@ -29,6 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.batch_servers import openai_batch_routes
+
 ONLY_RESPONSES_MODEL = "o-pro-test"
 REASONING = 3  # reasoning tokens every reply reports, inside its output tokens
 FAIL = "TOO-LONG"  # a prompt holding this is refused as longer than the context, on either endpoint
@@ -130,13 +132,8 @@ class ResponsesServer:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post("/v1/chat/completions", self.chat)
-        app.router.add_post("/v1/responses", self.responses)
-        app.router.add_post("/v1/files", self.upload)
-        app.router.add_get("/v1/files/{id}/content", self.content)
-        app.router.add_post("/v1/batches", self.create)
-        app.router.add_get("/v1/batches", self.list)
-        app.router.add_get("/v1/batches/{id}", self.retrieve)
+        app.add_routes([web.post("/v1/chat/completions", self.chat), web.post("/v1/responses", self.responses),
+                        *openai_batch_routes(self)])
         return app
 
     # -- the two request formats ---------------------------------------------------------------------
