@@ -1,5 +1,6 @@
 """The static checks, with their settings in pyproject.toml: ruff (pycodestyle errors and line length,
-pyflakes, import order, bugbear) over nbtools, tests, scripts and benchmarks, and mypy --strict over nbtools.
+pyflakes, import order, bugbear) over nbtools, tests, scripts, benchmarks and docs (its conf.py), and mypy --strict
+over nbtools.
 
     python3 scripts/check.py [ruff] [mypy]
 
@@ -16,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 CHECKS = {
-    "ruff": ["ruff", "check", "--output-format", "concise", "nbtools", "tests", "scripts", "benchmarks"],
+    "ruff": ["ruff", "check", "--output-format", "concise", "nbtools", "tests", "scripts", "benchmarks", "docs"],
     "mypy": ["mypy"],  # [tool.mypy]: strict over nbtools/
 }
 

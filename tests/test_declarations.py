@@ -1,7 +1,7 @@
 """Each option is declared once (nbtools/_base/options.py); everything that shows or takes an option agrees with it.
 
 These fail when the magic's flags, the %config traits, the panel's controls, the API docstrings or the
-README's table drift from the declarations, e.g. after an option was added or changed in one place only.
+docs' option table (docs/options.md) drift from the declarations, e.g. after an option was added or changed in one place only.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ def test_the_api_docstrings_list_every_option() -> None:
             assert f"{name} = {default!r}: {spec.help}" in (function.__doc__ or ""), (function.__name__, name)
 
 
-def test_the_readme_table_is_generated_from_the_declarations() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert options_table() in readme
+def test_the_docs_options_table_is_generated_from_the_declarations() -> None:
+    page = (ROOT / "docs" / "options.md").read_text()
+    assert options_table() in page
     check = subprocess.run([sys.executable, str(ROOT / "scripts" / "options_table.py"), "--check"], capture_output=True)
     assert check.returncode == 0, check.stderr
 
