@@ -59,7 +59,7 @@ def test_every_notebook_is_a_page_with_its_saved_outputs(site) -> None:
 
 
 def _documented(page: str) -> list[str]:
-    return re.findall(r"^\.\. auto(?:function|class|exception):: nbtools\.(\w+)\s*$", page, re.MULTILINE)
+    return re.findall(r"^\.\. auto(?:function|class|exception|module):: nbtools\.(\w+)\s*$", page, re.MULTILINE)
 
 
 def test_the_api_page_documents_every_public_name_and_no_other() -> None:
@@ -78,7 +78,7 @@ def test_the_built_api_page_has_an_entry_for_every_public_name(site) -> None:
     build, html = site
     assert build.returncode == 0, build.stderr
     page = (html / "api.html").read_text()
-    missing = [name for name in nbtools.__all__ if f'id="nbtools.{name}"' not in page]
+    missing = [name for name in nbtools.__all__ if f'id="nbtools.{name}"' not in page and f'id="module-nbtools.{name}"' not in page]
     assert missing == []
     assert "<code class=\"docutils literal notranslate\"><span class=\"pre\">concurrency=16</span></code>" in page
 

@@ -2,7 +2,7 @@
 
 A real HTTP server (aiohttp) with realistic latency, SSE streaming, capacity
 limits, rate limits and faults. It is the default backend when no API key is
-set, the target of the tests (which read its counters) and of the benchmarks.
+set, the target of the tests (which read its counters) and of the benchmarks::
 
     from nbtools.sim import serve
     with serve(latency=0.2, rpm=600) as server:
