@@ -383,12 +383,8 @@ def ratio_cell(value: float | None, target: float | None, at_most: bool = True) 
     return f"{value:.2f}x {'ok' if ok else 'MISSED'}"
 
 
-def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: argparse.Namespace,
-           notes: list[str], load_before: tuple[float, ...], started: float) -> None:
-    load_after = os.getloadavg()
-    print(f"\n### Client cost per request ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
-          f"Python {sys.version.split()[0]}, median of {args.repeat} run{'s' * (args.repeat > 1)} per client"
-          f"{', quick' if args.quick else ''})\n")
+def _clients_table(chosen: list[Scenario], results: dict[tuple[str, str], dict]) -> None:
+    """Each client's own figures, scenario by scenario."""
     print("| scenario (ideal wall) | client | wall s [range] | client CPU/req ms | client CPU % of wall "
           "| page faults/req | peak RSS MB | server peak in flight | errors (worst run) | simulator CPU % of wall |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -403,6 +399,10 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
                   f"| {r['faults_per_req']:.2f} | {r['maxrss_mb']:.0f} | {fmt(r['server_peak'], 'd')} | {r['errors']} "
                   f"| {100 * r['sim_cpu'] / r['wall']:.0f} |")
 
+
+
+def _ratios_table(chosen: list[Scenario], results: dict[tuple[str, str], dict]) -> None:
+    """nbtools against the floor, the usual recipe and the pool reference, with the targets."""
     print(f"\n| scenario | nbtools | CPU/req ÷ floor (≤ {TARGET_CPU:g}) | wall ÷ floor (≤ {TARGET_WALL:g}) "
           f"| best wall ÷ best floor | usual CPU/req ÷ nbtools (≥ {TARGET_USUAL:g}) "
           f"| peak RSS ÷ floor (≤ {TARGET_RSS:g}) | peak RSS ÷ pool reference | peak in flight ≤ C |")
@@ -427,9 +427,12 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
                   f"| {ratio_cell(rss, TARGET_RSS) if sc.rss_target else '-'} | {ratio_cell(rss_pool, None)} "
                   f"| {peak_ok} |")
 
+
+def _typed_table(chosen: list[Scenario], results: dict[tuple[str, str], dict]) -> None:
+    """Parsing and validating each reply (schema=) against the plain path, measured in the same run."""
     typed_rows = [(sc, results.get((sc.key, "nbtools-typed")), results.get((sc.key, "nbtools-nocache"))) for sc in chosen]
     typed_rows = [(sc, t, p) for sc, t, p in typed_rows if t is not None and p is not None]
-    if typed_rows:  # parsing and validating each reply (schema=) against the plain path, measured in the same run
+    if typed_rows:
         print("\n| scenario | typed CPU/req ms | plain CPU/req ms (cache=False) | typed ÷ plain CPU/req | typed ÷ plain wall |")
         print("|---|---|---|---|---|")
         for sc, t, p in typed_rows:
@@ -437,6 +440,10 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
                   f"| {ratio_cell(t['cpu_per_req_ms'] / p['cpu_per_req_ms'], None)} "
                   f"| {ratio_cell(t['wall'] / p['wall'], None)} |")
 
+
+def _checks(chosen: list[Scenario], results: dict[tuple[str, str], dict]) -> list[str]:
+    """What the runs themselves say about their figures: too many in flight, errors, server-bound runs, memory."""
+    notes: list[str] = []
     over = [f"{sc.key}/{c} ({r['server_peak']})" for (k, c), r in results.items() for sc in chosen
             if sc.key == k and r["server_peak"] is not None and r["server_peak"] > sc.c]
     if over:
@@ -467,6 +474,19 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
             bases = [f"{c} {r['rss_before_mb']:.0f} MB" for (k, c), r in results.items() if k == sc.key]
             notes.append(f"peak RSS is the whole client process (interpreter + imports + the {sc.n:,} prompts + the "
                          f"run); at N={sc.n:,} the processes held, before the run: " + ", ".join(bases))
+    return notes
+
+
+def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: argparse.Namespace,
+           notes: list[str], load_before: tuple[float, ...], started: float) -> None:
+    load_after = os.getloadavg()
+    print(f"\n### Client cost per request ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+          f"Python {sys.version.split()[0]}, median of {args.repeat} run{'s' * (args.repeat > 1)} per client"
+          f"{', quick' if args.quick else ''})\n")
+    _clients_table(chosen, results)
+    _ratios_table(chosen, results)
+    _typed_table(chosen, results)
+    notes += _checks(chosen, results)
     notes.append("the floor keeps one task per request (gather); the pool reference runs C worker tasks and keeps "
                  "only the reply texts: the least memory a client can use")
     notes.append(f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after: on a shared machine "
@@ -477,7 +497,7 @@ def report(chosen: list[Scenario], results: dict[tuple[str, str], dict], args: a
     print(f"\n(total {time.time() - started:.0f} s)")
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small N: a smoke run in well under a minute")
     p.add_argument("--repeat", type=int, default=1, metavar="K", help="run each client K times, report medians")
@@ -505,26 +525,16 @@ def main() -> None:
     p.add_argument("--url", help=argparse.SUPPRESS)
     p.add_argument("--n", type=int, help=argparse.SUPPRESS)
     p.add_argument("--c", type=int, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.child:
-        child(args)
-        return
-    if args.repeat < 1:
-        p.error("--repeat must be at least 1")
-    if args.clients:
-        unknown = {c.strip() for c in args.clients.split(",")} - set(CLIENTS) - {""}
-        if unknown:
-            p.error(f"unknown client(s) {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
-        if "nbtools-nocache-before" in args.clients and not args.before:
-            p.error("client nbtools-nocache-before needs --before PATH (a checkout of the earlier code)")
+    return p
 
-    chosen = scenarios(args)
+
+def _measure(chosen: list[Scenario], args: argparse.Namespace, started: float
+             ) -> tuple[dict[tuple[str, str], dict], list[dict], list[str]]:
+    """Every client of every scenario, each run in a fresh child process: (median figures, raw runs, notes)."""
     server_cmd = shlex.split(args.server_cmd)
     results: dict[tuple[str, str], dict] = {}
     raw: list[dict] = []
     notes: list[str] = []
-    started = time.time()
-    load_before = os.getloadavg()
     for latency in sorted({s.latency for s in chosen}, reverse=True):
         sim = Simulator(latency, server_cmd)  # one simulator per latency, shared by its scenarios
         try:
@@ -547,6 +557,28 @@ def main() -> None:
                                 "runs": rows})
         finally:
             sim.stop()
+    return results, raw, notes
+
+
+def main() -> None:
+    p = _parser()
+    args = p.parse_args()
+    if args.child:
+        child(args)
+        return
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    if args.clients:
+        unknown = {c.strip() for c in args.clients.split(",")} - set(CLIENTS) - {""}
+        if unknown:
+            p.error(f"unknown client(s) {sorted(unknown)}; choose from {', '.join(CLIENTS)}")
+        if "nbtools-nocache-before" in args.clients and not args.before:
+            p.error("client nbtools-nocache-before needs --before PATH (a checkout of the earlier code)")
+
+    chosen = scenarios(args)
+    started = time.time()
+    load_before = os.getloadavg()
+    results, raw, notes = _measure(chosen, args, started)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=1)

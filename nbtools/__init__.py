@@ -15,7 +15,7 @@ import importlib as _importlib
 import sys as _sys
 from typing import Any as _Any
 
-from nbtools._api import abatch, amodels, batch, models, start
+from nbtools._api import abatch, amodels, batch, models, providers, start
 from nbtools._base.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
 from nbtools._compare import Comparison
 from nbtools._dry_run import DryRun, DryRuns, dry_run
@@ -37,6 +37,7 @@ __all__ = [  # what the docs' API page documents (tests/test_public_api.py, test
     "DryRuns",
     "models",
     "amodels",
+    "providers",
     "sweep",
     "asweep",
     "Panel",

@@ -19,7 +19,7 @@ from nbtools._dry_run import DryRun, DryRuns, dry_run
 from nbtools._engine import launch
 from nbtools._engine.blocking import run_blocking
 from nbtools._engine.client import ChatClient
-from nbtools._engine.endpoints import resolve_endpoint
+from nbtools._engine.endpoints import PROFILES, Profile, resolve_endpoint
 from nbtools._engine.failures import RequestFailed
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.online import OnResult
@@ -117,6 +117,12 @@ async def amodels(provider: str | None = None, base_url: str | None = None, api_
             return await client.list_models()
         except RequestFailed as exc:
             raise EndpointError(str(exc)) from None
+
+
+def providers() -> dict[str, Profile]:
+    """The providers nbtools knows by name (``provider=``), each with its base URL (``base_url_env`` points it
+    elsewhere), the environment variable its key is read from (``key_env``), its default model and service tiers."""
+    return dict(PROFILES)
 
 
 def models(provider: str | None = None, base_url: str | None = None, api_key_env: str | None = None) -> list[str]:

@@ -78,7 +78,8 @@ def test_the_built_api_page_has_an_entry_for_every_public_name(site) -> None:
     build, html = site
     assert build.returncode == 0, build.stderr
     page = (html / "api.html").read_text()
-    missing = [name for name in nbtools.__all__ if f'id="nbtools.{name}"' not in page and f'id="module-nbtools.{name}"' not in page]
+    missing = [name for name in nbtools.__all__
+               if f'id="nbtools.{name}"' not in page and f'id="module-nbtools.{name}"' not in page]
     assert missing == []
     assert "<code class=\"docutils literal notranslate\"><span class=\"pre\">concurrency=16</span></code>" in page
 

@@ -96,7 +96,7 @@ def layer_violations(package: Path = PACKAGE) -> list[str]:
 
 
 def import_cycles(package: Path = PACKAGE) -> list[list[str]]:
-    """Every circle of imports between the package's modules (Tarjan's strongly connected parts)."""
+    """Every circle of imports between the package's modules."""
     names = {name for name, _ in modules(package)}
     graph: dict[str, set[str]] = {name: set() for name in names}
     for name, path in modules(package):
@@ -104,6 +104,11 @@ def import_cycles(package: Path = PACKAGE) -> list[list[str]]:
             own = _own(target)
             if own is not None and own in names and own != name:
                 graph[name].add(own)
+    return [group for group in _strongly_connected(graph) if len(group) > 1]
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The graph's strongly connected parts (Tarjan), each sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -122,8 +127,7 @@ def import_cycles(package: Path = PACKAGE) -> list[list[str]]:
             group = [stack.pop()]
             while group[-1] != node:
                 group.append(stack.pop())
-            if len(group) > 1:
-                cycles.append(sorted(group))
+            cycles.append(sorted(group))
 
     for node in sorted(graph):
         if node not in index:

@@ -197,7 +197,7 @@ class ModelItem:
 class ModelList(Kind):
     """Several endpoints in one batch: ``provider:model`` strings, or dicts of that endpoint's options.
 
-    The shape is checked here; whether a provider exists is the endpoint resolver's to say (nbtools._several).
+    The shape is checked here; whether a provider exists is the endpoint resolver's to say (nbtools._engine.launch).
     """
 
     expects = "comma-separated provider:model names"
@@ -230,26 +230,35 @@ def _model_item(name: str, i: int, item: Any, example: str) -> ModelItem:
     if isinstance(item, ModelItem):  # checked already (options are checked again on their way to the engine)
         return item
     if isinstance(item, str):
-        provider, colon, model = item.strip().partition(":")
-        if not colon:  # a bare model name: on the batch's own endpoint
-            provider, model = "", provider
-        if not model.strip() or (colon and not provider.strip()):
-            raise ConfigError(f"{where}={item!r} must be 'provider:model' or a model name: {example}")
-        settings: dict[str, Any] = {"model": model.strip()}
-        if colon:
-            settings["provider"] = provider.strip()
-        return ModelItem(item.strip(), settings)
+        return _named_item(where, item, example)
     if not isinstance(item, Mapping):
         raise ConfigError(f"{where}={item!r} must be a 'provider:model' string or a dict of options: {example}")
+    return _dict_item(where, item)
+
+
+def _named_item(where: str, item: str, example: str) -> ModelItem:
+    """``"provider:model"``, or a bare model name on the batch's own endpoint."""
+    provider, colon, model = item.strip().partition(":")
+    if not colon:
+        provider, model = "", provider
+    if not model.strip() or (colon and not provider.strip()):
+        raise ConfigError(f"{where}={item!r} must be 'provider:model' or a model name: {example}")
+    settings: dict[str, Any] = {"model": model.strip()}
+    if colon:
+        settings["provider"] = provider.strip()
+    return ModelItem(item.strip(), settings)
+
+
+def _dict_item(where: str, item: Mapping[str, Any]) -> ModelItem:
+    """A dict of the options one endpoint sets, each checked as the option itself is, and its label."""
     unknown = sorted(str(key) for key in item if key not in MODEL_KEYS)
     if unknown:
         raise ConfigError(f"{where} has unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
                           f"an item takes {', '.join(MODEL_KEYS)}")
     settings = {key: value for key, value in item.items() if key != "label"}
-    for key in ("model", "concurrency", "price", "api", "tier"):
-        if key in settings:
-            spec = OPTIONS[key][1]
-            settings[key] = spec.kind.check(f"{where}.{key}", settings[key], spec.example)
+    for key in [key for key in settings if key in OPTIONS]:  # checked as the option itself is
+        spec = OPTIONS[key][1]
+        settings[key] = spec.kind.check(f"{where}.{key}", settings[key], spec.example)
     if not any(key in settings for key in ("model", "provider", "base_url")):
         raise ConfigError(f"{where} names no endpoint: give it 'model', 'provider' or 'base_url', "
                           "e.g. {'provider': 'sim', 'model': 'sim-large'}")

@@ -15,6 +15,8 @@ from nbtools._base.errors import ConfigError
 
 @dataclass(frozen=True)
 class Profile:
+    """A provider nbtools knows by name (``provider=``): where it is, where its key comes from, what it defaults to."""
+
     name: str
     base_url: str
     key_env: str | None  # environment variable holding the key

@@ -265,7 +265,8 @@ class OnlineRun(Run[State]):
         """``passed``: the gates that let this request through (the dispatcher's, then the rest).
 
         Each attempt is sent from here, not from a helper coroutine: a reply resumes every frame it awaits
-        through, and at thousands of replies a second those frames are a measurable share of the CPU."""
+        through, and at thousands of replies a second those frames are a measurable share of the CPU. What
+        needs no waiting is done in the plain methods below."""
         result, client = self.result, self.client
         on_delta = (lambda delta: result.row_streamed(row, delta)) if self.options.stream else None
         completion = None
@@ -273,29 +274,16 @@ class OnlineRun(Run[State]):
         errors = 0  # failed attempts that count against `retries` (a rate limit's waits do not)
         try:
             while True:
-                row.attempts += 1
-                ticket.attempt = row.attempts
-                # Read each time: the first reply may have turned pacing on, a number set by hand the controller off.
-                ticket.tokens = self._estimate(body) if self.pacer.active or self.adaptive is not None else 0
-                gates = self.gates
-                if row.attempts == 1:  # the dispatcher waited on those up to the limiter
-                    gates = gates[gates.index(self.limiter) + 1 :]
-                else:  # a gate taken out of the list since (the controller) is not asked again
-                    passed[:] = [gate for gate in passed if gate in gates]
+                gates = self._next_attempt(row, body, ticket, passed)
                 if gates and not await self._pass(gates, ticket, passed):
                     row.status = CANCELLED  # a gate will never let it through
                     break
-                if on_delta is not None:
-                    row.begin_stream()
-                for gate in passed:
-                    gate.started(ticket)
-                row.sent = result.now()
+                self._sending(row, ticket, passed, on_delta is not None)
                 sent = time.perf_counter()
                 try:
                     completion = await client.complete(body, on_delta)
                 except RequestFailed as exc:
-                    if exc.kind not in WAIT:
-                        errors += 1
+                    errors += exc.kind not in WAIT
                     outcome, delay = self._failed(row, exc, errors, ticket, passed)
                     if outcome.final:  # the row's last attempt
                         replied = outcome
@@ -305,9 +293,7 @@ class OnlineRun(Run[State]):
                 replied = self._replied(completion, sent)
                 break
             if completion is not None:
-                fill_reply(row, completion, result.model, result.price, schema=self.options.schema)
-                if self.options.schema is not None and client.older_schema:
-                    result.schema_form = JSON_OBJECT  # the server took only the older form: say so
+                self._fill(row, completion)
         except asyncio.CancelledError:
             row.status = CANCELLED
             row.error_kind = row.status_code = None  # a wait it was in (a 429) is not how it ended
@@ -317,22 +303,55 @@ class OnlineRun(Run[State]):
             row.error, row.status = f"{type(exc).__name__}: {result.endpoint.redact(str(exc))}", ERROR
             completion = None
         finally:
-            # A failed request is free; a reply without usage costs its worst case.
-            cost = row.cost if row.cost is not None else ticket.worst if row.status == OK else 0.0
-            outcome = replied or AttemptOutcome("cancelled")
-            outcome.cost = cost
-            self._finish(passed, ticket, outcome)
-            result.row_finished(row)
+            self._settle(row, ticket, passed, replied)
         self._done(row)
         if key is not None:
-            if completion is not None and self.cache is not None:
-                try:
-                    self.cache.put(key, completion)
-                except Exception as exc:  # a full disk or a locked file must not cost the batch its rows
-                    print(f"nbtools: the reply cache stopped working ({exc}); going on without it", file=sys.stderr)
-                    self.cache = None
-            for follower in self._followers.pop(key, ()):
-                self._answer(follower, completion, cached=True, failed=row)
+            self._share(key, row, completion)
+
+    def _next_attempt(self, row: RequestResult, body: dict[str, Any], ticket: Ticket, passed: list[Gate]) -> list[Gate]:
+        """Count the attempt; the gates it still has to pass (the dispatcher waited on those up to the limiter)."""
+        row.attempts += 1
+        ticket.attempt = row.attempts
+        # Read each time: the first reply may have turned pacing on, a number set by hand the controller off.
+        ticket.tokens = self._estimate(body) if self.pacer.active or self.adaptive is not None else 0
+        gates = self.gates
+        if row.attempts == 1:
+            return gates[gates.index(self.limiter) + 1 :]
+        passed[:] = [gate for gate in passed if gate in gates]  # a gate taken out since (the controller) is not asked again
+        return gates
+
+    def _sending(self, row: RequestResult, ticket: Ticket, passed: list[Gate], streams: bool) -> None:
+        if streams:
+            row.begin_stream()
+        for gate in passed:
+            gate.started(ticket)
+        row.sent = self.result.now()
+
+    def _fill(self, row: RequestResult, completion: Completion) -> None:
+        result = self.result
+        fill_reply(row, completion, result.model, result.price, schema=self.options.schema)
+        if self.options.schema is not None and self.client.older_schema:
+            result.schema_form = JSON_OBJECT  # the server took only the older form: say so
+
+    def _settle(self, row: RequestResult, ticket: Ticket, passed: list[Gate], replied: AttemptOutcome | None) -> None:
+        """The request is over, however it ended: the gates are told, and the row leaves flight."""
+        # A failed request is free; a reply without usage costs its worst case.
+        cost = row.cost if row.cost is not None else ticket.worst if row.status == OK else 0.0
+        outcome = replied or AttemptOutcome("cancelled")
+        outcome.cost = cost
+        self._finish(passed, ticket, outcome)
+        self.result.row_finished(row)
+
+    def _share(self, key: str, row: RequestResult, completion: Completion | None) -> None:
+        """The reply into the cache, and to the identical requests that waited on this one (with dedupe)."""
+        if completion is not None and self.cache is not None:
+            try:
+                self.cache.put(key, completion)
+            except Exception as exc:  # a full disk or a locked file must not cost the batch its rows
+                print(f"nbtools: the reply cache stopped working ({exc}); going on without it", file=sys.stderr)
+                self.cache = None
+        for follower in self._followers.pop(key, ()):
+            self._answer(follower, completion, cached=True, failed=row)
 
     @staticmethod
     async def _pass(gates: list[Gate], ticket: Ticket, passed: list[Gate]) -> bool:
