@@ -31,4 +31,4 @@ class Comparison(Shown):
         return {label: (part.elapsed(), concurrent.by_model[label].elapsed()) for label, part in serial.by_model.items()}
 
     def _view(self) -> View:
-        return ComparisonView(self)
+        return ComparisonView(self.serial, self.concurrent, self.speedup, self.by_model())

@@ -20,8 +20,8 @@ from nbtools._engine.lifecycle import Run
 from nbtools._engine.rows import ERROR, RequestResult, copy_outcome
 from nbtools._engine.state import BatchState
 from nbtools._summary import Summary
-from nbtools._views.live_view import LiveView
-from nbtools._views.report import BatchLive, BatchView
+from nbtools._views import report
+from nbtools._views.live_view import Live
 from nbtools._views.rich import Shown, View
 
 if TYPE_CHECKING:
@@ -187,8 +187,8 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
 
     # -- display --------------------------------------------------------------------------------
     def _view(self) -> View:
-        return BatchView(self, self.summary())
+        return report.BatchView(self, self.summary())
 
-    def live_view(self) -> LiveView:
+    def live_view(self) -> Live[Any, Any]:
         """How the live display shows this batch while it runs."""
-        return BatchLive(self, self.summary)
+        return report.live(self, self.summary)

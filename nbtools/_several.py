@@ -17,8 +17,8 @@ from nbtools._engine.rows import RequestResult
 from nbtools._engine.state import PartState, SeveralState
 from nbtools._result import BatchResult
 from nbtools._summary import Summary
-from nbtools._views.grid import SeveralLive, SeveralView
-from nbtools._views.live_view import LiveView
+from nbtools._views import grid
+from nbtools._views.live_view import Live
 from nbtools._views.rich import View
 
 if TYPE_CHECKING:
@@ -107,10 +107,10 @@ class MultiModelResult(SeveralState[ModelResult], BatchResult):
 
     # -- display ------------------------------------------------------------------------------------
     def _view(self) -> View:
-        return SeveralView(self, self._by_model_figures())
+        return grid.SeveralView(self, self._by_model_figures())
 
-    def live_view(self) -> LiveView:
-        return SeveralLive(self, self._by_model_figures)
+    def live_view(self) -> Live[Any, Any]:
+        return grid.live(self, self._by_model_figures)
 
 
 def _cells(row: RequestResult, values: str) -> dict[str, Any]:

@@ -12,16 +12,7 @@ from nbtools._base.prompts import Prompt
 from nbtools._engine.blocking import run_blocking
 from nbtools._result import BatchResult
 from nbtools._views.rich import Shown, View
-from nbtools._views.sweep_chart import SweepView, sweep_charts
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    concurrency: int
-    wall: float
-    throughput: float  # finished requests per second
-    errors: int
-    retries: int
+from nbtools._views.sweep_chart import SweepPoint, SweepView, sweep_charts
 
 
 @dataclass(repr=False)

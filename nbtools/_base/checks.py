@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 
@@ -35,6 +36,14 @@ def number(name: str, value: object, example: str = "", *, minimum: float | None
         raise ConfigError(f"{name}={value!r} is out of range: use a value {low}to {maximum:g}{fix}" if maximum is not None
                           else f"{name}={value!r} must be at least {minimum:g}{fix}")
     return result
+
+
+def sendable(label: str, value: object, fix: str) -> None:
+    """``value`` can go in a request body as JSON, else a ConfigError: ``{label} cannot be sent as JSON (why): {fix}``."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{label} cannot be sent as JSON ({exc}): {fix}") from None
 
 
 PRICE_EXAMPLE = "e.g. price=(0.15, 0.60): USD per million input and output tokens (magic: --price 0.15,0.60)"

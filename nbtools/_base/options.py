@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
 
-from nbtools._base.checks import number, parse_price, whole_number
+from nbtools._base.checks import number, parse_price, sendable, whole_number
 from nbtools._base.errors import ConfigError
 from nbtools._base.schemas import EXAMPLE as SCHEMA_EXAMPLE
 from nbtools._base.schemas import Schema, to_schema
@@ -127,10 +127,7 @@ class RequestFields(Kind):
         if clash:
             raise ConfigError(f"{name} sets {', '.join(clash)}, which nbtools sets itself: "
                               "use the options model=, stream=, repeat= instead")
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{name} cannot be sent as JSON ({exc}): use plain numbers, strings, lists and dicts") from None
+        sendable(name, value, "use plain numbers, strings, lists and dicts")
         return dict(value)
 
     def parse(self, name: str, text: str, example: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
+from nbtools._base.checks import sendable
 from nbtools._base.errors import ConfigError
 
 EXAMPLE = ("e.g. schema=Review (a Pydantic model), a JSON Schema dict, or "
@@ -165,10 +166,7 @@ def _from_json_schema(schema: dict[str, Any], name: str, source: str) -> Schema:
     if schema.get("type") != "object" or not isinstance(schema.get("properties"), dict) or not schema["properties"]:
         raise ConfigError(f"{name}= must describe a JSON object with properties (\"type\": \"object\", "
                           "\"properties\": {...}): a reply becomes one row of columns")
-    try:
-        json.dumps(schema)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name}= cannot be sent as JSON ({exc}): use plain strings, numbers, lists and dicts") from None
+    sendable(f"{name}=", schema, "use plain strings, numbers, lists and dicts")
     builder = _ModelBuilder(schema.get("$defs", {}), name)
     title = str(schema.get("title") or "reply")
     return Schema(schema, builder.model(schema, title), _wire_name(title), source)

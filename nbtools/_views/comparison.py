@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from nbtools._engine.state import BatchState
 from nbtools._views.escaping import escape
 from nbtools._views.report import lanes
@@ -11,35 +9,27 @@ from nbtools._views.style import framed
 from nbtools._views.timeline import timeline_svg
 
 
-class Compared(Protocol):
-    """The same prompts run at concurrency 1, then at the chosen concurrency."""
-
-    @property
-    def serial(self) -> BatchState: ...
-    @property
-    def concurrent(self) -> BatchState: ...
-    @property
-    def speedup(self) -> float: ...
-    def by_model(self) -> dict[str, tuple[float, float]]: ...
-
-
 class ComparisonView:
-    def __init__(self, compared: Compared) -> None:
-        self.compared = compared
+    """The same prompts run at concurrency 1, then at the chosen concurrency; ``by_model``: with several models,
+    each one's wall times (serially, concurrently)."""
+
+    def __init__(self, serial: BatchState, concurrent: BatchState, speedup: float,
+                 by_model: dict[str, tuple[float, float]]) -> None:
+        self.serial, self.concurrent, self.speedup, self.by_model = serial, concurrent, speedup, by_model
 
     def text(self) -> str:
-        c = self.compared
+        c = self
         text = (
             f"Comparison: serially {c.serial.elapsed():.2f} s, concurrently {c.concurrent.elapsed():.2f} s "
             f"(concurrency {c.concurrent.current_limit()}): {c.speedup:.1f}x faster (measured)"
         )
-        for label, (serial, concurrent) in c.by_model().items():  # several models: each one's own figures
+        for label, (serial, concurrent) in c.by_model.items():  # several models: each one's own figures
             text += (f"\n  {label}: serially {serial:.2f} s, concurrently {concurrent:.2f} s: "
                      f"{serial / concurrent if concurrent > 0 else 0.0:.1f}x (measured)")
         return text
 
     def html(self) -> str:
-        c = self.compared
+        c = self
         span = max(c.serial.elapsed(), c.concurrent.elapsed())
         cells = []
         for label, batch in (("serial (concurrency 1)", c.serial),

@@ -17,6 +17,7 @@ from nbtools._engine.prices import usd
 from nbtools._engine.rows import ERROR, OK, RUNNING, RequestResult
 from nbtools._engine.state import PartState, SeveralState
 from nbtools._views.escaping import clip, escape
+from nbtools._views.live_view import Live
 from nbtools._views.style import framed
 from nbtools._views.timeline import Lane, timeline_svg
 
@@ -189,22 +190,14 @@ class SeveralView:
         return framed(f"{header_html(self.batch)}{_body_html(self.batch, self.figures, self.limit)}")
 
 
-class SeveralLive:
-    """A running several-model batch in the live display; ``figures()`` gives each model's figures of the moment."""
+def live(batch: Several, figures: Callable[[], ByModel]) -> Live[Several, ByModel]:
+    """A running several-model batch in the live display: each model's figures, the grid and the timeline."""
+    return Live(batch, figures, header_text, header_html, _live_body, _live_end)
 
-    def __init__(self, batch: Several, figures: Callable[[], ByModel]) -> None:
-        self.batch, self.figures = batch, figures
 
-    def header_text(self) -> str:
-        return header_text(self.batch)
+def _live_body(batch: Several, figures: ByModel, limit: int) -> dict[str, str]:
+    return {"text/plain": _body_text(batch, figures, limit), "text/html": framed(_body_html(batch, figures, limit))}
 
-    def header_html(self, title: str | None) -> str:
-        return framed(header_html(self.batch, title), styled=False)
 
-    def body(self, limit: int) -> dict[str, str]:
-        figures = self.figures()
-        return {"text/plain": _body_text(self.batch, figures, limit),
-                "text/html": framed(_body_html(self.batch, figures, limit))}
-
-    def end_text(self, limit: int, shown_header: str) -> str:
-        return _body_text(self.batch, self.figures(), limit)
+def _live_end(batch: Several, figures: ByModel, limit: int, shown_header: str) -> str:
+    return _body_text(batch, figures, limit)

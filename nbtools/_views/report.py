@@ -14,6 +14,7 @@ from nbtools._engine.rows import ERROR, OK, RequestResult
 from nbtools._engine.state import BatchState
 from nbtools._views import fields, labels
 from nbtools._views.escaping import clip, escape
+from nbtools._views.live_view import Live
 from nbtools._views.style import COLORS, framed
 from nbtools._views.timeline import Lane, timeline_svg
 
@@ -336,35 +337,23 @@ class BatchView:
                       f"{timeline_svg(lanes(batch), batch.elapsed())}")
 
 
-class BatchLive:
-    """A running batch in the live display: the header above the progress bar, the body below it, redrawn as it
-    runs with its figures of the moment (``figures()``), and what a terminal is shown at the end."""
+def live(batch: BatchState, figures: Callable[[], Figures]) -> Live[BatchState, Figures]:
+    """A running batch in the live display: the header above the progress bar, and the body below it."""
+    return Live(batch, figures, header_text, header_html, _live_body, _live_end)
 
-    def __init__(self, batch: BatchState, figures: Callable[[], Figures]) -> None:
-        self.batch, self.figures = batch, figures
 
-    def header_text(self) -> str:
-        return header_text(self.batch)
+def _live_body(batch: BatchState, figures: Figures, limit: int) -> dict[str, str]:
+    html = framed(f"{table_html(batch, limit)}{summary_html(batch, figures)}{timeline_svg(lanes(batch), batch.elapsed())}")
+    return {"text/plain": summary_text(batch, figures) + "\n" + table_text(batch, limit), "text/html": html}
 
-    def header_html(self, title: str | None) -> str:
-        """Shown without the style sheet: the body below carries it."""
-        return framed(header_html(self.batch, title), styled=False)
 
-    def body(self, limit: int) -> dict[str, str]:
-        """The body below the progress bar, as a display bundle: text for terminals and static viewers, and HTML."""
-        batch, figures = self.batch, self.figures()
-        html = framed(f"{table_html(batch, limit)}{summary_html(batch, figures)}"
-                      f"{timeline_svg(lanes(batch), batch.elapsed())}")
-        return {"text/plain": summary_text(batch, figures) + "\n" + table_text(batch, limit), "text/html": html}
-
-    def end_text(self, limit: int, shown_header: str) -> str:
-        """What a terminal is shown at the end: the rows too, so errors are seen and not only counted."""
-        batch = self.batch
-        lines = []
-        header = header_text(batch)
-        if header != shown_header:  # e.g. the model the server named once asked
-            lines.append(header.splitlines()[0])
-        lines += [table_text(batch, limit), summary_text(batch, self.figures())]
-        if batch.failure is not None:
-            lines.append(failure_text(batch))
-        return "\n".join(lines)
+def _live_end(batch: BatchState, figures: Figures, limit: int, shown_header: str) -> str:
+    """The rows too, so errors are seen and not only counted."""
+    lines = []
+    header = header_text(batch)
+    if header != shown_header:  # e.g. the model the server named once asked
+        lines.append(header.splitlines()[0])
+    lines += [table_text(batch, limit), summary_text(batch, figures)]
+    if batch.failure is not None:
+        lines.append(failure_text(batch))
+    return "\n".join(lines)

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
 
 from nbtools._views.escaping import escape
 from nbtools._views.style import framed
 
 
-class Point(Protocol):
-    """One concurrency level of a sweep."""
+@dataclass(frozen=True)
+class SweepPoint:
+    """One concurrency level of a sweep, as drawn."""
 
-    @property
-    def concurrency(self) -> int: ...
-    @property
-    def wall(self) -> float: ...
-    @property
-    def throughput(self) -> float: ...
-    @property
-    def errors(self) -> int: ...
-    @property
-    def retries(self) -> int: ...
+    concurrency: int
+    wall: float
+    throughput: float  # finished requests per second
+    errors: int
+    retries: int
 
 _HEAD = ("concurrency", "wall (s)", "requests/s", "errors", "retries")
 
 
 class SweepView:
-    def __init__(self, points: Sequence[Point]) -> None:
+    def __init__(self, points: Sequence[SweepPoint]) -> None:
         self.points = points
 
     def text(self) -> str:
@@ -46,7 +42,7 @@ class SweepView:
         return framed(f"{sweep_charts(self.points)}<table><tr>{head}</tr>{rows}</table>")
 
 
-def sweep_charts(points: Sequence[Point], width: int = 300, height: int = 170) -> str:
+def sweep_charts(points: Sequence[SweepPoint], width: int = 300, height: int = 170) -> str:
     """Two inline SVG line charts: wall time and throughput against concurrency (log2 axis)."""
     walls = [(p.concurrency, p.wall) for p in points]
     rates = [(p.concurrency, p.throughput) for p in points]

@@ -16,18 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbtools._engine.failures import (
-    AUTH,
-    BAD_REQUEST,
-    CONTENT_FILTER,
-    NOT_FOUND,
-    OVERLOADED,
-    PERMISSION,
-    QUOTA,
-    RATE_LIMIT,
-    SERVER,
-    TIMEOUT,
-)
+from nbtools._engine import failures
 
 FAKE_KEY = "sk-nbtools-FAKE-7f3e9c1d2b4a-not-a-real-key"
 # How providers echo a wrong key: OpenAI keeps the first 8 and last 4 characters, xAI the first and last 2
@@ -88,7 +77,7 @@ def _openai_rate_limit(kind: str, model: str, *, limit: int, used: int, requeste
                f"{wait}. Visit https://platform.openai.com/account/rate-limits to learn more.{more}")
     headers = {**OPENAI_HEADERS, **OPENAI_RATE_HEADERS, f"x-ratelimit-limit-{kind}": str(limit),
                f"x-ratelimit-remaining-{kind}": str(limit - used), f"x-ratelimit-reset-{kind}": wait}
-    return ErrorReply("openai", f"rate_limit_{kind}", 429, _openai(message, kind, "rate_limit_exceeded"), RATE_LIMIT,
+    return ErrorReply("openai", f"rate_limit_{kind}", 429, _openai(message, kind, "rate_limit_exceeded"), failures.RATE_LIMIT,
                       source, headers)
 
 
@@ -97,14 +86,14 @@ OPENAI = [
         "openai", "invalid_api_key", 401,
         _openai(f"Incorrect API key provided: {OPENAI_MASKED_KEY}. You can find your API key at "
                 "https://platform.openai.com/account/api-keys.", "invalid_request_error", "invalid_api_key"),
-        AUTH, "github.com/chatanywhere/GPT_API_free/issues/62 (full body quoted)", OPENAI_HEADERS),
+        failures.AUTH, "github.com/chatanywhere/GPT_API_free/issues/62 (full body quoted)", OPENAI_HEADERS),
     ErrorReply(
         "openai", "insufficient_quota", 429,
         _openai("You exceeded your current quota, please check your plan and billing details. For more "
                 "information on this error, read the docs: "
                 "https://platform.openai.com/docs/guides/error-codes/api-errors.",
                 "insufficient_quota", "insufficient_quota"),
-        QUOTA, "github.com/OpenHands/OpenHands/issues/998; platform.openai.com/docs/guides/error-codes "
+        failures.QUOTA, "github.com/OpenHands/OpenHands/issues/998; platform.openai.com/docs/guides/error-codes "
         "(429 'You exceeded your current quota')", OPENAI_HEADERS),
     _openai_rate_limit(
         "requests", "gpt-4o-mini", limit=3, used=3, requested=1, wait="20s",
@@ -121,32 +110,32 @@ OPENAI = [
         _openai("The server is currently overloaded with other requests. Sorry about that! You can retry your "
                 "request, or contact us through our help center at help.openai.com if the error persists.",
                 "server_error", None),
-        OVERLOADED, "message and type: github.com/mckaywrigley/repo-chat/issues/13 (error_type=server_error, "
+        failures.OVERLOADED, "message and type: github.com/mckaywrigley/repo-chat/issues/13 (error_type=server_error, "
         "code None); status 429: the pre-1.0 openai library raised RateLimitError for it "
         "(github.com/acheong08/ChatGPT/issues/607)", OPENAI_HEADERS),
     ErrorReply(
         "openai", "model_not_found", 404,
         _openai("The model `gpt-4o` does not exist or you do not have access to it.", "invalid_request_error",
                 "model_not_found"),
-        NOT_FOUND, "github.com/rd-1-2022/ai-openai-helloworld/issues/9 (full body quoted)", OPENAI_HEADERS),
+        failures.NOT_FOUND, "github.com/rd-1-2022/ai-openai-helloworld/issues/9 (full body quoted)", OPENAI_HEADERS),
     ErrorReply(
         "openai", "context_length_exceeded", 400,
         _openai("This model's maximum context length is 8192 tokens. However, your messages resulted in 8227 "
                 "tokens. Please reduce the length of the messages.", "invalid_request_error",
                 "context_length_exceeded", "messages"),
-        BAD_REQUEST, "github.com/crewAIInc/crewAI-examples/issues/121 (full body quoted)", OPENAI_HEADERS),
+        failures.BAD_REQUEST, "github.com/crewAIInc/crewAI-examples/issues/121 (full body quoted)", OPENAI_HEADERS),
     ErrorReply(
         "openai", "invalid_prompt", 400,
         _openai("Invalid prompt: your prompt was flagged as potentially violating our usage policy. Please try "
                 "again with a different prompt: https://platform.openai.com/docs/guides/reasoning#advice-on-prompting",
                 "invalid_request_error", "invalid_prompt"),
-        CONTENT_FILTER, "github.com/alan-turing-institute/t0-1/issues/69 (full body quoted)", OPENAI_HEADERS),
+        failures.CONTENT_FILTER, "github.com/alan-turing-institute/t0-1/issues/69 (full body quoted)", OPENAI_HEADERS),
     ErrorReply(
         "openai", "content_policy_violation", 400,
         {"error": {"code": "content_policy_violation", "message": "Your request was rejected as a result of our "
                    "safety system. Your prompt may contain text that is not allowed by our safety system.",
                    "param": None, "type": "invalid_request_error"}},
-        CONTENT_FILTER, "github.com/songquanpeng/one-api/issues/737 (images endpoint; full body quoted)",
+        failures.CONTENT_FILTER, "github.com/songquanpeng/one-api/issues/737 (images endpoint; full body quoted)",
         OPENAI_HEADERS),
     ErrorReply(
         "openai", "azure_content_filter", 400,
@@ -160,21 +149,21 @@ OPENAI = [
                        "self_harm": {"filtered": False, "severity": "safe"},
                        "sexual": {"filtered": False, "severity": "safe"},
                        "violence": {"filtered": True, "severity": "medium"}}}}},
-        CONTENT_FILTER, "Azure OpenAI, OpenAI-compatible: github.com/compl-ai/compl-ai/issues/20 and "
+        failures.CONTENT_FILTER, "Azure OpenAI, OpenAI-compatible: github.com/compl-ai/compl-ai/issues/20 and "
         "github.com/openai/openai-python/issues/331 (full body quoted)", JSON),
     ErrorReply(
         "openai", "unsupported_region", 403,
         {"error": {"code": "unsupported_country_region_territory",
                    "message": "Country, region, or territory not supported", "param": None,
                    "type": "request_forbidden"}},
-        PERMISSION, "github.com/home-assistant/core/issues/120072 and continuedev/continue/issues/11449 "
+        failures.PERMISSION, "github.com/home-assistant/core/issues/120072 and continuedev/continue/issues/11449 "
         "(status 403, full body quoted)", OPENAI_HEADERS),
     ErrorReply(
         "openai", "server_error", 500,
         _openai("The server experienced an error while processing your request. Sorry about that! You can retry "
                 "your request, or contact us through our help center at help.openai.com if the error persists.",
                 "server_error", None),
-        SERVER, "github.com/acheong08/ChatGPT/issues/607 (full body quoted)", OPENAI_HEADERS),
+        failures.SERVER, "github.com/acheong08/ChatGPT/issues/607 (full body quoted)", OPENAI_HEADERS),
 ]
 
 # -- xAI ---------------------------------------------------------------------------------------------
@@ -190,19 +179,19 @@ XAI = [
         {"code": "Client specified an invalid argument",
          "error": f"Incorrect API key provided: {XAI_MASKED_KEY}. You can obtain an API key from "
                   "https://console.x.ai."},
-        AUTH, "body: github.com/i-am-bee/beeai-framework/issues/447 (printed by openai-python; the message was "
+        failures.AUTH, "body: github.com/i-am-bee/beeai-framework/issues/447 (printed by openai-python; the message was "
         "then percent-encoded, today plain: continuedev/continue/issues/10778); status: xAI debugging page", JSON),
     ErrorReply(
         "xai", "no_credits_429", 429,
         {"error": f"Your team {TEAM} has either used all available credits or reached its monthly spending "
                   "limit. To continue making API requests, please purchase more credits or raise your spending limit."},
-        QUOTA, "github.com/continuedev/continue/issues/10373 (status 429 and message; the 'code' field is not "
+        failures.QUOTA, "github.com/continuedev/continue/issues/10373 (status 429 and message; the 'code' field is not "
         "shown there, so it is left out)", JSON),
     ErrorReply(
         "xai", "no_credits_403", 403,
         {"error": "You have run out of credits or need a Grok subscription. Add credits at "
                   "https://grok.com/?_s=usage or upgrade at https://grok.com/supergrok."},
-        QUOTA, "github.com/Wei-Shaw/sub2api/issues/4069 (403 body quoted with its 'code' redacted, so left out)",
+        failures.QUOTA, "github.com/Wei-Shaw/sub2api/issues/4069 (403 body quoted with its 'code' redacted, so left out)",
         JSON),
     ErrorReply(
         "xai", "model_not_found", 404,
@@ -210,13 +199,13 @@ XAI = [
          "error": f"The model grok-beta does not exist or your team {TEAM} does not have access to it. Please "
                   "ensure you're using the correct API key. If you believe this is a mistake, please contact "
                   "support and quote your team ID and the model name."},
-        NOT_FOUND, "github.com/yihong0618/bilingual_book_maker/issues/464 (full body quoted)", JSON),
+        failures.NOT_FOUND, "github.com/yihong0618/bilingual_book_maker/issues/464 (full body quoted)", JSON),
     ErrorReply(
-        "xai", "permission_denied", 403, None, PERMISSION,
+        "xai", "permission_denied", 403, None, failures.PERMISSION,
         "status from the xAI debugging page; no documented body found: minimal, no body", JSON,
         documented=False),
     ErrorReply(
-        "xai", "rate_limit", 429, None, RATE_LIMIT,
+        "xai", "rate_limit", 429, None, failures.RATE_LIMIT,
         "status from the xAI debugging page; no documented body or headers found: minimal, no body", JSON,
         documented=False),
 ]
@@ -240,33 +229,33 @@ def _anthropic(type_: str, message: str, **extra: Any) -> dict:
 ANTHROPIC = [
     ErrorReply(
         "anthropic", "authentication_error", 401, _anthropic("authentication_error", "invalid x-api-key"),
-        AUTH, "github.com/Good-player/free-claude-api-and-anthropic/issues/14 (full body with request_id "
+        failures.AUTH, "github.com/Good-player/free-claude-api-and-anthropic/issues/14 (full body with request_id "
         "quoted); also cline/cline/issues/154", ANTHROPIC_HEADERS),
     ErrorReply(
         "anthropic", "invalid_bearer_token", 401, _anthropic("authentication_error", "Invalid bearer token"),
-        AUTH, "status and message: the OpenAI SDK against https://api.anthropic.com/v1 printed "
+        failures.AUTH, "status and message: the OpenAI SDK against https://api.anthropic.com/v1 printed "
         "'401 Invalid bearer token' (anthropics/anthropic-sdk-typescript/issues/620, dnakov/anon-kode/issues/14); "
         "the envelope around it is not shown there and is assumed Anthropic's", ANTHROPIC_HEADERS,
         documented=False),
     ErrorReply(
         "anthropic", "permission_error", 403,
         _anthropic("permission_error", "Your API key does not have permission to use the specified resource."),
-        PERMISSION, "type: errors page; the message is the page's description of the type (no real reply found)",
+        failures.PERMISSION, "type: errors page; the message is the page's description of the type (no real reply found)",
         ANTHROPIC_HEADERS, documented=False),
     ErrorReply(
         "anthropic", "not_found_error", 404, _anthropic("not_found_error", "The requested resource was not found."),
-        NOT_FOUND, "type: errors page; the message is the page's description of the type (no real reply found)",
+        failures.NOT_FOUND, "type: errors page; the message is the page's description of the type (no real reply found)",
         ANTHROPIC_HEADERS, documented=False),
     ErrorReply(
         "anthropic", "credit_balance_too_low", 400,
         _anthropic("invalid_request_error", "Your credit balance is too low to access the Anthropic API. Please "
                    "go to Plans & Billing to upgrade or purchase credits."),
-        QUOTA, "github.com/anthropics/claude-code/issues/66314 (status 400, full body quoted)", ANTHROPIC_HEADERS),
+        failures.QUOTA, "github.com/anthropics/claude-code/issues/66314 (status 400, full body quoted)", ANTHROPIC_HEADERS),
     ErrorReply(
         "anthropic", "workspace_spend_limit", 400,
         _anthropic("invalid_request_error", "You have reached your specified API usage limits. You will regain "
                    "access on 2026-09-01 at 00:00 UTC."),
-        QUOTA, "learn.microsoft.com .../dev-proxy/concepts/anthropic-529-overloaded-error (summarising Anthropic's "
+        failures.QUOTA, "learn.microsoft.com .../dev-proxy/concepts/anthropic-529-overloaded-error (summarising Anthropic's "
         "rate-limits page: the limit you set is a 400 invalid_request_error); wording as quoted by "
         "third-party clients", ANTHROPIC_HEADERS),
     ErrorReply(
@@ -274,7 +263,7 @@ ANTHROPIC = [
         _anthropic("rate_limit_error", "You have reached your API usage limits: your organization has crossed its "
                    "monthly API usage threshold, set based on your organization's API tier. You will regain "
                    "access on 2026-09-01 at 00:00 UTC.", details={"error_code": "enforced_spend_limit_reached"}),
-        QUOTA, "Anthropic rate-limits page as summarised on learn.microsoft.com (429 rate_limit_error, "
+        failures.QUOTA, "Anthropic rate-limits page as summarised on learn.microsoft.com (429 rate_limit_error, "
         "error.details.error_code enforced_spend_limit_reached, no retry-after: do not retry)", ANTHROPIC_HEADERS),
     ErrorReply(
         "anthropic", "rate_limit_error", 429,
@@ -284,7 +273,7 @@ ANTHROPIC = [
                    "You can see the response headers for current usage. Please reduce the prompt length or the "
                    "maximum tokens requested, or try again later. You may also contact sales at "
                    "https://www.anthropic.com/contact-sales to discuss your options for a rate limit increase."),
-        RATE_LIMIT, "message: github.com/stackblitz/bolt.new/issues/8589; headers: rate-limits page",
+        failures.RATE_LIMIT, "message: github.com/stackblitz/bolt.new/issues/8589; headers: rate-limits page",
         {**ANTHROPIC_HEADERS, "retry-after": "13",
          "anthropic-ratelimit-requests-limit": "4000", "anthropic-ratelimit-requests-remaining": "3999",
          "anthropic-ratelimit-requests-reset": "2026-09-01T12:00:01Z",
@@ -298,20 +287,20 @@ ANTHROPIC = [
         "anthropic", "prompt_too_long", 400,
         {"type": "error", "error": {"type": "invalid_request_error",
                                     "message": "prompt is too long: 210266 tokens > 200000 maximum"}},
-        BAD_REQUEST, "github.com/onlook-dev/onlook/issues/1354 (full body quoted)", ANTHROPIC_HEADERS),
+        failures.BAD_REQUEST, "github.com/onlook-dev/onlook/issues/1354 (full body quoted)", ANTHROPIC_HEADERS),
     ErrorReply(
         "anthropic", "request_too_large", 413,
         _anthropic("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-        BAD_REQUEST, "type and status: errors page (sent by Cloudflare before the API); the message is the "
+        failures.BAD_REQUEST, "type and status: errors page (sent by Cloudflare before the API); the message is the "
         "page's description", ANTHROPIC_HEADERS, documented=False),
     ErrorReply(
         "anthropic", "api_error", 500, _anthropic("api_error", "Internal server error"),
-        SERVER, "type and status: errors page; message not found in a real reply", ANTHROPIC_HEADERS,
+        failures.SERVER, "type and status: errors page; message not found in a real reply", ANTHROPIC_HEADERS,
         documented=False),
     ErrorReply(
         "anthropic", "overloaded_error", 529,
         {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
-        OVERLOADED, "github.com/anthropics/anthropic-sdk-typescript/issues/616 (status 529, headers and body "
+        failures.OVERLOADED, "github.com/anthropics/anthropic-sdk-typescript/issues/616 (status 529, headers and body "
         "quoted)", {**ANTHROPIC_HEADERS, "x-should-retry": "true"}),
 ]
 
@@ -324,20 +313,20 @@ ANTHROPIC = [
 _OLLAMA_MISSING = 'model "llama3.2" not found, try pulling it first'
 _OLLAMA_BUSY = "server busy, please try again.  maximum pending requests exceeded"
 OLLAMA = [
-    ErrorReply("ollama", "model_not_found_native", 404, {"error": _OLLAMA_MISSING}, NOT_FOUND,
+    ErrorReply("ollama", "model_not_found_native", 404, {"error": _OLLAMA_MISSING}, failures.NOT_FOUND,
                "server/routes.go handleScheduleError (os.ErrNotExist)", GIN_JSON),
     ErrorReply("ollama", "model_not_found_v1", 404,
                {"error": {"message": _OLLAMA_MISSING, "type": "not_found_error", "param": None, "code": None}},
-               NOT_FOUND, "middleware/openai.go writeError + openai/openai.go NewError(404)", JSON),
-    ErrorReply("ollama", "queue_full_native", 503, {"error": _OLLAMA_BUSY}, OVERLOADED,
+               failures.NOT_FOUND, "middleware/openai.go writeError + openai/openai.go NewError(404)", JSON),
+    ErrorReply("ollama", "queue_full_native", 503, {"error": _OLLAMA_BUSY}, failures.OVERLOADED,
                "server/routes.go handleScheduleError (ErrMaxQueue, text from server/sched.go)", GIN_JSON),
     ErrorReply("ollama", "queue_full_v1", 503,
                {"error": {"message": _OLLAMA_BUSY, "type": "api_error", "param": None, "code": None}},
-               OVERLOADED, "middleware/openai.go writeError + openai/openai.go NewError(503) -> api_error", JSON),
+               failures.OVERLOADED, "middleware/openai.go writeError + openai/openai.go NewError(503) -> api_error", JSON),
     ErrorReply("ollama", "empty_messages_v1", 400,
                {"error": {"message": "[] is too short - 'messages'", "type": "invalid_request_error",
                           "param": None, "code": None}},
-               BAD_REQUEST, "middleware/openai.go ChatMiddleware (len(req.Messages) == 0)", JSON),
+               failures.BAD_REQUEST, "middleware/openai.go ChatMiddleware (len(req.Messages) == 0)", JSON),
 ]
 
 # -- vLLM --------------------------------------------------------------------------------------------
@@ -353,28 +342,28 @@ VLLM = [
     ErrorReply("vllm", "model_not_found", 404,
                {"error": {"message": "The model `gpt-4o` does not exist.", "type": "NotFoundError",
                           "param": "model", "code": 404}},
-               NOT_FOUND, "serving engine _check_model; create_error_response / ErrorResponse", JSON),
+               failures.NOT_FOUND, "serving engine _check_model; create_error_response / ErrorResponse", JSON),
     ErrorReply("vllm", "model_not_found_old", 404,
                {"object": "error", "message": "The model `gpt-4o` does not exist.", "type": "NotFoundError",
                 "param": None, "code": 404},
-               NOT_FOUND, "older entrypoints/openai/serving_engine.py _check_model (top-level fields)", JSON),
+               failures.NOT_FOUND, "older entrypoints/openai/serving_engine.py _check_model (top-level fields)", JSON),
     ErrorReply("vllm", "context_length", 400,
                {"error": {"message": "This model's maximum context length is 32768 tokens. However, your request "
                                      "has 65521 input tokens. Please reduce the length of the input messages.",
                           "type": "BadRequestError", "param": None, "code": 400}},
-               BAD_REQUEST, "message from the serving engine's input-length check; status and type as quoted in "
+               failures.BAD_REQUEST, "message from the serving engine's input-length check; status and type as quoted in "
                "a real reply found via code search (its truncated '(parameter=...' suffix left out)", JSON),
     ErrorReply("vllm", "context_length_old", 400,
                {"object": "error", "message": "This model's maximum context length is 262144 tokens. However, "
                 "your request has 372027 input tokens. Please reduce the length of the input messages. None",
                 "type": "BadRequestError", "code": 400},
-               BAD_REQUEST, "a vLLM reply quoted inside a LiteLLM ContextWindowExceededError (code search)", JSON),
-    ErrorReply("vllm", "unauthorized", 401, {"error": "Unauthorized"}, AUTH,
+               failures.BAD_REQUEST, "a vLLM reply quoted inside a LiteLLM ContextWindowExceededError (code search)", JSON),
+    ErrorReply("vllm", "unauthorized", 401, {"error": "Unauthorized"}, failures.AUTH,
                "vllm/entrypoints/serve/middleware/authenticate.py AuthenticationMiddleware", JSON),
     ErrorReply("vllm", "not_implemented", 501,
                {"error": {"message": "placeholder: the exception's text", "type": "NotImplementedError",
                           "param": None, "code": 501}},
-               BAD_REQUEST, "error_response.py create_error_response (NotImplementedError -> 501); the message "
+               failures.BAD_REQUEST, "error_response.py create_error_response (NotImplementedError -> 501); the message "
                "is a placeholder", JSON, documented=False),
 ]
 
@@ -387,22 +376,22 @@ VLLM = [
 LLAMA_CPP = [
     ErrorReply("llama.cpp", "invalid_api_key", 401,
                {"error": {"code": 401, "message": "Invalid API Key", "type": "authentication_error"}},
-               AUTH, "server.cpp middleware_validate_api_key", LLAMA_JSON),
+               failures.AUTH, "server.cpp middleware_validate_api_key", LLAMA_JSON),
     ErrorReply("llama.cpp", "exceed_context_size", 400,
                {"error": {"code": 400, "message": "request (5000 tokens) exceeds the available context size "
                           "(4096 tokens), try increasing it", "type": "exceed_context_size_error",
                           "n_prompt_tokens": 5000, "n_ctx": 4096}},
-               BAD_REQUEST, "server-context.cpp (send_error ERROR_TYPE_EXCEED_CONTEXT_SIZE) and "
+               failures.BAD_REQUEST, "server-context.cpp (send_error ERROR_TYPE_EXCEED_CONTEXT_SIZE) and "
                "server-task.cpp server_task_result_error::to_json", LLAMA_JSON),
     ErrorReply("llama.cpp", "route_not_found", 404,
                {"error": {"code": 404, "message": "File Not Found", "type": "not_found_error"}},
-               NOT_FOUND, "a real reply logged in github.com/ggml-org/llama.cpp/issues/12137", LLAMA_JSON),
+               failures.NOT_FOUND, "a real reply logged in github.com/ggml-org/llama.cpp/issues/12137", LLAMA_JSON),
     ErrorReply("llama.cpp", "loading_model", 503,
                {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}},
-               OVERLOADED, "server.cpp middleware_server_state (SERVER_STATE_LOADING_MODEL)", LLAMA_JSON),
+               failures.OVERLOADED, "server.cpp middleware_server_state (SERVER_STATE_LOADING_MODEL)", LLAMA_JSON),
     ErrorReply("llama.cpp", "server_error", 500,
                {"error": {"code": 500, "message": "placeholder: the exception's text", "type": "server_error"}},
-               SERVER, "type and status: format_error_response (ERROR_TYPE_SERVER; the exception handler "
+               failures.SERVER, "type and status: format_error_response (ERROR_TYPE_SERVER; the exception handler "
                "puts e.what() in the message)", LLAMA_JSON,
                documented=False),
 ]
@@ -418,11 +407,11 @@ NGINX_404 = ("<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n"
              "<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
 HTML = {"content-type": "text/html"}
 GATEWAY = [
-    ErrorReply("gateway", "nginx_502", 502, None, SERVER, "ngx_http_special_response.c", HTML, NGINX_502),
-    ErrorReply("gateway", "nginx_504", 504, None, TIMEOUT, "ngx_http_special_response.c", HTML, NGINX_504),
-    ErrorReply("gateway", "nginx_404", 404, None, NOT_FOUND, "ngx_http_special_response.c (a wrong base URL)",
+    ErrorReply("gateway", "nginx_502", 502, None, failures.SERVER, "ngx_http_special_response.c", HTML, NGINX_502),
+    ErrorReply("gateway", "nginx_504", 504, None, failures.TIMEOUT, "ngx_http_special_response.c", HTML, NGINX_504),
+    ErrorReply("gateway", "nginx_404", 404, None, failures.NOT_FOUND, "ngx_http_special_response.c (a wrong base URL)",
                HTML, NGINX_404),
-    ErrorReply("gateway", "503_no_body", 503, None, OVERLOADED, "RFC 9110 15.6.4: temporarily unable to handle "
+    ErrorReply("gateway", "503_no_body", 503, None, failures.OVERLOADED, "RFC 9110 15.6.4: temporarily unable to handle "
                "the request; sent with no body by many proxies", {"content-length": "0"}),
 ]
 
@@ -453,15 +442,15 @@ _VLLM_STREAM_ERROR = {"error": {"message": _PLACEHOLDER, "type": "BadRequestErro
 _LLAMA_STREAM_ERROR = {"code": 500, "message": _PLACEHOLDER, "type": "server_error"}
 _ANTHROPIC_STREAM_ERROR = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
 STREAM_ERRORS = [
-    StreamError("vllm", "error_chunk_400", _event(_VLLM_STREAM_ERROR), _VLLM_STREAM_ERROR, BAD_REQUEST,
+    StreamError("vllm", "error_chunk_400", _event(_VLLM_STREAM_ERROR), _VLLM_STREAM_ERROR, failures.BAD_REQUEST,
                 "serving engine create_streaming_error_response: data: {\"error\": ErrorInfo}; the message is "
                 "a placeholder"),
-    StreamError("llama.cpp", "error_line", _event(_LLAMA_STREAM_ERROR, b"error: "), _LLAMA_STREAM_ERROR, SERVER,
+    StreamError("llama.cpp", "error_line", _event(_LLAMA_STREAM_ERROR, b"error: "), _LLAMA_STREAM_ERROR, failures.SERVER,
                 "tools/server/server.cpp handle_completions_impl: server_sent_event(sink, \"error\", error_data) "
                 "writes 'error: <format_error_response json>' (builds before the server-http split); the message "
                 "is a placeholder"),
     StreamError("anthropic", "overloaded_event", b"event: error\n" + _event(_ANTHROPIC_STREAM_ERROR),
-                _ANTHROPIC_STREAM_ERROR, OVERLOADED,
+                _ANTHROPIC_STREAM_ERROR, failures.OVERLOADED,
                 "Anthropic's streaming docs ('Error events'); a mid-stream overloaded_error event after a 200 is the "
                 "subject of github.com/anthropics/anthropic-sdk-python/issues/1258"),
 ]

@@ -93,6 +93,7 @@ class BatchClient:
     """One aiohttp session to one endpoint. ``async with client:`` then the job calls."""
 
     batch_format: BatchFormat = OPENAI
+    jobs_path = "/batches"  # where a job is read (GET {path}/{id}) and cancelled (POST {path}/{id}/cancel)
 
     def __init__(self, endpoint: Endpoint, timeout: float) -> None:
         self.endpoint = endpoint
@@ -168,9 +169,26 @@ class BatchClient:
         raise NotImplementedError
 
     async def retrieve(self, job_id: str) -> JobState:
-        raise NotImplementedError
+        return self._state(await self.call("GET", f"{self.jobs_path}/{job_id}"))
 
     async def cancel(self, job_id: str) -> JobState:
+        return self._state(await self.call("POST", f"{self.jobs_path}/{job_id}/cancel"))
+
+    def _state(self, job: dict[str, Any]) -> JobState:
+        """The provider's job object in the one vocabulary of JobState."""
+        raise NotImplementedError
+
+    def _outcomes(self, contents: list[bytes]) -> Iterator[Outcome]:
+        """The result lines of ``contents``, read one at a time; a line for a row we did not send is left out."""
+        for content in contents:
+            for line in _lines(content):
+                record = json.loads(line)
+                index = row_index(str(record.get("custom_id")))
+                if index is not None:
+                    yield self._outcome(index, record)
+
+    def _outcome(self, index: int, record: dict[str, Any]) -> Outcome:
+        """One result line (row ``index``'s) as an Outcome."""
         raise NotImplementedError
 
     async def results(self, state: JobState) -> Iterator[Outcome]:
@@ -215,12 +233,6 @@ class OpenAIBatches(BatchClient):
                 return str(job["id"])
         return None
 
-    async def retrieve(self, job_id: str) -> JobState:
-        return self._state(await self.call("GET", f"/batches/{job_id}"))
-
-    async def cancel(self, job_id: str) -> JobState:
-        return self._state(await self.call("POST", f"/batches/{job_id}/cancel"))
-
     def _state(self, job: dict[str, Any]) -> JobState:
         counts = job.get("request_counts") or {}
         errors = None
@@ -236,13 +248,9 @@ class OpenAIBatches(BatchClient):
     async def results(self, state: JobState) -> Iterator[Outcome]:
         files = [await self.call("GET", f"/files/{file_id}/content", raw=True)
                  for kind in ("output", "error") if (file_id := state.refs.get(kind))]
-        return (o for content in files for o in map(self._outcome, _lines(content)) if o.index >= 0)
+        return self._outcomes(files)
 
-    def _outcome(self, line: bytes) -> Outcome:
-        record = json.loads(line)
-        index = row_index(str(record.get("custom_id")))
-        if index is None:
-            return Outcome(-1)
+    def _outcome(self, index: int, record: dict[str, Any]) -> Outcome:
         response = record.get("response") or {}
         error = record.get("error")
         code = response.get("status_code")
@@ -271,6 +279,7 @@ class AnthropicBatches(BatchClient):
     """Anthropic Message Batches: the requests go in the create call itself (no file)."""
 
     batch_format = ANTHROPIC
+    jobs_path = "/messages/batches"
 
     def _headers(self) -> dict[str, str]:
         headers = {"anthropic-version": ANTHROPIC_VERSION}
@@ -285,12 +294,6 @@ class AnthropicBatches(BatchClient):
                               data=lambda: aiohttp.BytesPayload(payload, content_type="application/json"))
         return str(job["id"]), None
 
-    async def retrieve(self, job_id: str) -> JobState:
-        return self._state(await self.call("GET", f"/messages/batches/{job_id}"))
-
-    async def cancel(self, job_id: str) -> JobState:
-        return self._state(await self.call("POST", f"/messages/batches/{job_id}/cancel"))
-
     def _state(self, job: dict[str, Any]) -> JobState:
         counts = job.get("request_counts") or {}
         n = {k: int(counts.get(k) or 0) for k in ("processing", "succeeded", "errored", "canceled", "expired")}
@@ -304,14 +307,9 @@ class AnthropicBatches(BatchClient):
         url = state.refs.get("results_url") or ""
         if urlsplit(url).netloc != urlsplit(self.endpoint.base_url).netloc:  # the key goes only to the endpoint's host
             url = f"/messages/batches/{state.id}/results"
-        content = await self.call("GET", url, raw=True)
-        return (o for o in map(self._outcome, _lines(content)) if o.index >= 0)
+        return self._outcomes([await self.call("GET", url, raw=True)])
 
-    def _outcome(self, line: bytes) -> Outcome:
-        record = json.loads(line)
-        index = row_index(str(record.get("custom_id")))
-        if index is None:
-            return Outcome(-1)
+    def _outcome(self, index: int, record: dict[str, Any]) -> Outcome:
         result = record.get("result") or {}
         kind = result.get("type")
         if kind == "succeeded":
