@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from nbtools.sim import SimServer, serve
+from tests.support import provider_errors
+from tests.support.several_servers import KEY_ENV, Serve, endpoints
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,3 +55,12 @@ def make_sim() -> Iterator[Callable[..., SimServer]]:
 def sim(make_sim: Callable[..., SimServer]) -> SimServer:
     """A fast, fixed-latency simulator that echoes each prompt back."""
     return make_sim(latency=0.05, reply="echo")
+
+
+@pytest.fixture
+def serve_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
+    """``serve_endpoint(script=None, latency=0.005)`` serves one more endpoint (tests/support/several_servers.py);
+    its key variable is set to a fake key."""
+    monkeypatch.setenv(KEY_ENV, provider_errors.FAKE_KEY)
+    with endpoints() as start:
+        yield start

@@ -7,7 +7,6 @@ docs' option table (docs/options.md) drift from the declarations, e.g. after an 
 from __future__ import annotations
 
 import ast
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -177,22 +176,3 @@ def test_the_cache_rule_is_written_once() -> None:
         assert not any(".cache" in line and "simulated" in line for line in text.splitlines()), path
 
 
-@pytest.mark.parametrize(("given", "message"), [
-    ({"concurency": 8}, "unknown option 'concurency' (did you mean 'concurrency'?)"),
-    ({"max_token": 8}, "unknown option 'max_token' (did you mean 'max_tokens'?)"),
-    ({"colour": "red"}, "unknown option 'colour': see help(nbtools.batch) for the options"),
-])
-def test_a_mistyped_option_is_named_with_the_option_meant(given: dict, message: str) -> None:
-    for call in (nbtools.batch, nbtools.dry_run):
-        with pytest.raises(nbtools.ConfigError) as info:
-            call(["hi"], **given)
-        assert str(info.value) == message
-    with pytest.raises(nbtools.ConfigError, match=f"^{re.escape(message)}$"):
-        nbtools.batch(["hi"], models=["sim:sim-small", "sim:sim-large"], **given)
-
-
-def test_a_mistyped_flag_is_named_with_the_flag_meant(ip) -> None:
-    from IPython.core.error import UsageError
-
-    with pytest.raises(UsageError, match=r"^unknown option --concurency \(did you mean --concurrency\?\): %%llm_batch\?"):
-        ip.run_cell_magic("llm_batch", "--concurency 8", "hi")

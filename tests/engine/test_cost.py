@@ -165,8 +165,6 @@ def test_an_unknown_price_is_shown_as_unknown_never_guessed() -> None:
 
 
 def test_the_cost_is_live_while_the_batch_runs() -> None:
-    from nbtools._views import report as render
-
     usage, gate = Usage(prompt=1000, completion=500), threading.Event()
 
     async def main() -> None:
@@ -174,7 +172,7 @@ def test_the_cost_is_live_while_the_batch_runs() -> None:
         result = nbtools.start([f"q{i}" for i in range(5)], base_url=url, model="m", price=(1.0, 1.0),
                                concurrency=1, cache=False, on_result=lambda row: first.set())
         await first.wait()
-        live = render.summary_html(result, result.summary())
+        live = result.live_view().body(20)["text/html"]
         assert not result.done and "$0.00150" in live and "cost" in live  # one reply's worth, mid-batch
         gate.set()
         await result

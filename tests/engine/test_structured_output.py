@@ -386,7 +386,6 @@ def test_a_model_that_holds_itself_and_an_aliased_field(make_sim) -> None:
 def test_the_live_table_shows_fields_while_rows_arrive(make_sim) -> None:
     import asyncio
 
-    from nbtools._views.report import table_html
     from tests.support.helpers import until
 
     sim = make_sim(latency=0.01)
@@ -395,7 +394,7 @@ def test_the_live_table_shows_fields_while_rows_arrive(make_sim) -> None:
         prompts = ["great"] + [f"slow one {i} [[sim:latency=5]]" for i in range(3)]
         result = nbtools.start(prompts, schema=Review, base_url=sim.base_url, model="m")
         await until(lambda: result[0].done, what="the fast row")
-        live = table_html(result)
+        live = result.live_view().body(20)["text/html"]
         assert not result.done and "<th>sentiment</th>" in live
         assert f"<td>{result[0].data['sentiment']}</td>" in live  # a finished row's field, while others run
         result.cancel()

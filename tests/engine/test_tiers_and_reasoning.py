@@ -13,11 +13,10 @@ import nbtools
 from nbtools._base.options import FLEX_TIMEOUT
 from nbtools._engine import failures
 from nbtools._engine.prices import price_for, usd
-from nbtools._views.report import summary_html, table_html, table_text
 from tests.support import provider_errors as pe
 from tests.support import provider_more as pm
 from tests.support.error_server import ProviderServer, Script, every
-from tests.support.helpers import serve_app
+from tests.support.helpers import serve_app, shown_html
 from tests.support.responses_server import REASONING, ResponsesServer
 
 KEY_ENV = "NBTOOLS_E2E_KEY"
@@ -61,7 +60,7 @@ def test_flex_is_sent_priced_at_batch_rates_labelled_and_waits_longer(serve) -> 
     assert (result.price.input, result.price.output) == (batch_rates.input, batch_rates.output)
     assert "flex tier: Batch API rates" in result.price_note
     summary = result.summary()
-    assert "service tier flex" in str(summary) and "service tier flex" in summary_html(result, result.summary())
+    assert "service tier flex" in str(summary) and "service tier flex" in shown_html(result)
     assert summary.cost == pytest.approx(10 * batch_rates.cost(5, 5))
 
 
@@ -116,8 +115,8 @@ def test_reasoning_tokens_are_recorded_totalled_and_priced(thinking_server: str,
     assert summary.reasoning_tokens == 6 * REASONING
     assert summary.reasoning_cost == pytest.approx(6 * REASONING * 4.0 / 1e6)
     assert f"{6 * REASONING} reasoning tokens" in str(summary)
-    assert "reasoning tokens" in summary_html(result, result.summary())
-    text, html = table_text(result), table_html(result)
+    assert "reasoning tokens" in shown_html(result)
+    text, html = repr(result), shown_html(result)
     each = usd(REASONING * 4.0 / 1e6)
     assert "ttft (incl. thinking)" in text and "| reasoning |" in text and f"| {REASONING} ({each}) |" in text
     assert "<th>reasoning</th>" in html and "<th>ttft (incl. thinking)</th>" in html
@@ -126,5 +125,5 @@ def test_reasoning_tokens_are_recorded_totalled_and_priced(thinking_server: str,
 
 def test_a_batch_without_reasoning_shows_no_reasoning_column() -> None:
     result = nbtools.batch(["hello"])
-    assert "reasoning" not in table_text(result) and "reasoning" not in table_html(result)
+    assert "reasoning" not in repr(result) and "reasoning" not in shown_html(result)
     assert "reasoning" not in str(result.summary())

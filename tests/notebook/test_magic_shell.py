@@ -8,6 +8,7 @@ from IPython.core.error import UsageError
 from nbtools._compare import Comparison
 from nbtools._notebook.magics import transform_cell
 from nbtools._result import BatchResult
+from nbtools._several import MultiModelResult
 from nbtools.sim import SimServer
 from tests.support.helpers import one_line_usage_error, shown_html
 
@@ -182,3 +183,36 @@ def test_online_only_config_defaults_do_not_block_a_batch_job(ip, make_sim) -> N
     assert ip.user_ns["job"][0].text == "hello"
     with pytest.raises(UsageError, match="stream cannot be used with via='batch'"):  # said on the line: refused
         ip.run_cell_magic("llm_batch", f"--via batch --stream --base-url {server.base_url} -m sim-small", "hello")
+
+
+def test_the_magic_takes_several_models_after_m(ip) -> None:
+    ip.run_cell_magic("llm_batch", "-m sim:sim-small,sim:sim-tiny -o multi --no-display --cache", "one\ntwo")
+    result = ip.user_ns["multi"]
+    assert isinstance(result, MultiModelResult)
+    assert result.labels == ["sim:sim-small", "sim:sim-tiny"] and len(result) == 4
+
+
+def test_the_magic_runs_over_a_list_for_several_models_and_compares_them(ip, sim) -> None:
+    ip.user_ns["topics"] = ["cats", "dogs", "owls"]
+    ip.user_ns["sim_url"] = sim.base_url
+    ip.run_cell_magic("llm_batch", "--base-url {sim_url} -m sim-mini,sim-pro --over topics -o side --no-display",
+                      "Tell me about {item}.")
+    side = ip.user_ns["side"]
+    assert isinstance(side, MultiModelResult) and side.labels == ["sim-mini", "sim-pro"]
+    assert list(side.wide()["prompt"]) == ["Tell me about cats.", "Tell me about dogs.", "Tell me about owls."]
+
+    ip.run_cell_magic("llm_batch", "--base-url {sim_url} -m sim-mini,sim-pro --compare -o both --no-display -c 3",
+                      "one\ntwo\nthree")
+    both = ip.user_ns["both"]
+    assert isinstance(both, Comparison)
+    assert isinstance(both.serial, MultiModelResult) and both.serial.concurrency == 2  # 1 per model
+    assert "measured" in repr(both) and both.speedup > 1
+    assert list(both.by_model()) == ["sim-mini", "sim-pro"]
+    assert "\n  sim-pro: serially " in repr(both)
+
+
+def test_the_magic_shows_each_model_live_in_a_terminal(ip, sim, capsys) -> None:
+    ip.user_ns["sim_url"] = sim.base_url
+    ip.run_cell_magic("llm_batch", "--base-url {sim_url} -m sim-mini,sim-pro -o shown", "hello\nworld")
+    err = capsys.readouterr().err
+    assert "sim-mini: 2/2 done" in err and "sim-pro: 2/2 done" in err and "# | prompt | sim-mini | sim-pro" in err

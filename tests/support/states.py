@@ -72,6 +72,7 @@ def several(parts: dict[str, Sequence[RequestResult]], *, elapsed: float = 1.0, 
     for part in made:
         whole.completed_count += part.completed_count
         whole.active.update({whole.position(part, r): r for r in part.active.values()})
+        whole.recent.extend(part.recent)
     whole._t0, whole._t_end = made[0]._t0, made[0]._t_end
     if done:
         whole._done.set()

@@ -1,4 +1,5 @@
-"""Several models with schema=: a column per field and model in wide(), and how often the models agree per field."""
+"""The result of several models (nbtools/_several.py): rows prompt by prompt with a label, each model's own part,
+``wide()`` with a column per model (per field and model with a schema), and how often the models agree."""
 
 from __future__ import annotations
 
@@ -11,9 +12,52 @@ import pytest
 
 import nbtools
 from nbtools.sim import SimServer
+from tests.support.several_servers import on_sim, three
 
 SCHEMA = "sentiment: positive|negative|mixed, score: int, tags: list[str]"
 PROMPTS = [f"review {i}: the soup was {'great' if i % 2 else 'cold'}" for i in range(24)]
+
+
+def test_rows_come_prompt_by_prompt_with_a_label_and_wide_has_a_column_per_model(serve_endpoint, tmp_path) -> None:
+    servers, items = three(serve_endpoint)
+    prompts = [f"prompt {i}" for i in range(5)]
+
+    result = nbtools.batch(prompts, models=items, retries=0)
+
+    assert len(result) == 5 * 3
+    assert [(row.index, row.label) for row in result[:6]] == [
+        (0, "fast"), (0, "slow"), (0, "refused"), (1, "fast"), (1, "slow"), (1, "refused")]
+    frame = result.to_pandas()
+    assert list(frame["label"][:3]) == ["fast", "slow", "refused"]
+    assert list(frame.columns).index("label") == 0
+    wide = result.wide()
+    assert wide.shape == (5, 4)
+    assert list(wide.columns) == ["prompt", "fast", "slow", "refused"]
+    assert list(wide["fast"]) == prompts and list(wide["slow"]) == prompts
+    assert wide["refused"].isna().all()
+    latencies = result.wide("latency")
+    assert (latencies["slow"] > latencies["fast"]).all()
+    path = tmp_path / "rows.jsonl"
+    assert result.to_jsonl(path) == 15
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["label"] for line in lines[:3]] == ["fast", "slow", "refused"]
+    # Each model's own result: its rows and its own figures.
+    fast = result.by_model["fast"].summary()
+    assert (fast.total, fast.ok) == (5, 5)
+    assert result.summary().total == 15
+
+
+@pytest.mark.parametrize("values", ["latency", "cost", "status"])
+def test_wide_takes_any_row_field(sim, values: str) -> None:
+    result = nbtools.batch(["x", "y"], models=[on_sim(sim, "a"), on_sim(sim, "b")])
+    wide = result.wide(values)
+    assert list(wide.columns) == ["prompt", "a", "b"] and len(wide) == 2
+
+
+def test_wide_refuses_a_field_rows_do_not_have(sim) -> None:
+    result = nbtools.batch(["x"], models=[on_sim(sim, "a"), on_sim(sim, "b")])
+    with pytest.raises(nbtools.ConfigError, match="not a row field"):
+        result.wide("colour")
 
 
 def _two_models(make_sim: Callable[..., SimServer]) -> list[dict[str, Any]]:

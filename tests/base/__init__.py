@@ -1,0 +1,1 @@
+"""Tests of nbtools/_base/: the shared vocabulary (option declarations, schemas, prompts, checks)."""
