@@ -79,11 +79,8 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
             Name three facts about {topic}.
         """
         parsed = self.parse(line, cell)
-        between_cells = _loop_running()  # a kernel's loop runs on after the cell; terminal IPython has none
-        if parsed.background:  # started now, from here: a loop that ends with the cell would end it too
-            self._start_background(parsed, between_cells)
-            return
-        run_blocking(self.dispatch(parsed, between_cells))
+        # Asked before we run a loop of our own: a kernel's loop runs on after the cell, terminal IPython has none.
+        run_blocking(self.dispatch(parsed, between_cells=_loop_running()))
 
     @line_magic
     def llm_panel(self, line: str) -> Any:
