@@ -63,7 +63,7 @@ def _bench_post(result):
 
 # The display's own CPU on the kernel's main thread (thread_time: immune to other processes), and
 # the part of it spent building the table/summary/timeline bundle.
-import nbtools.display as _bench_display
+import nbtools._notebook.display as _bench_display
 
 def _bench_wrap(name, key):
     original = getattr(_bench_display.LiveDisplay, name, None)
