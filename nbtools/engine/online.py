@@ -132,6 +132,7 @@ class OnlineRun(Generic[State]):
     async def main(self) -> State:
         result = self.result
         result.start_clock()
+        result.lateness.start(asyncio.get_running_loop())  # how far its stamps may be off: the serial estimate asks
         try:
             async with self.client:
                 try:
@@ -277,6 +278,7 @@ class OnlineRun(Generic[State]):
 
     def _close(self, *, cancelled: bool, not_sent: bool = False) -> None:
         """Mark the result finished and flush the cache. Idempotent."""
+        self.result.lateness.stop()
         if not self.result.done:
             self.result.close(cancelled=cancelled, not_sent=not_sent)
         if self.cache is not None:

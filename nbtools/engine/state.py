@@ -12,6 +12,7 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from nbtools.engine.lateness import LoopLateness
 from nbtools.engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RUNNING, RequestResult
 from nbtools.options import BatchOptions
 
@@ -61,6 +62,7 @@ class BatchState:
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None
+        self.lateness = LoopLateness()  # how late the loop ran while the batch did (started by the online run)
         # Kept up to date through the methods below, so live views never scan all rows:
         self.completed_count = 0  # rows finished, ok or error
         self.stream_chunks = 0  # streamed pieces of text received so far
