@@ -119,6 +119,7 @@ class MultiModelResult(BatchResult):
         figures = replace(
             combined, serial=serial, speedup=serial / combined.wall if serial is not None and combined.wall > 0 else None,
             max_concurrency=sum(s.max_concurrency for s in parts), server_capacity=None, refused_at=None,
+            client_late=max((s.client_late for s in parts if s.client_late is not None), default=None),
             cost=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
             cost_unknown=sum(s.cost_unknown for s in parts), capped=any(s.capped for s in parts),
             price="each model at its own price" if all(c is not None for c in costs)

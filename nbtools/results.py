@@ -149,11 +149,14 @@ class BatchResult(BatchState, Sequence[RequestResult]):
                 ptok += r.prompt_tokens or 0
                 ctok += r.completion_tokens
         peak = self._control.peak if self._control is not None else self._peak
-        serial = capacity = None
+        serial = capacity = client_late = None
         if self.done:
-            estimate = estimate_serial(self.rows, peak, queue_model=self.refused_at is None)
+            late = self.lateness.worst
+            estimate = estimate_serial(self.rows, peak, queue_model=self.refused_at is None, late=late)
             if estimate is not None:
                 serial, capacity = estimate
+                if serial is None:
+                    client_late = late  # too late to tell the server's queue from its own delays: said, not guessed
                 if self.failure is not None or self.refused_at is not None:
                     capacity = None  # its times are of refusals and waits: it says so itself (server_limit)
         ok, errors = counts[OK], counts[ERROR]
@@ -169,7 +172,7 @@ class BatchResult(BatchState, Sequence[RequestResult]):
             cost=cost if self.price is not None else None, cost_unknown=cost_unknown, max_cost=self.options.max_cost,
             price=self.price_note, capped=self.capped, tier=self.options.tier,
             reasoning_tokens=thinking or None, reasoning_cost=thinking_cost if thinking and price is not None else None,
-            invalid=kinds[INVALID_OUTPUT], schema_form=self.schema_form,
+            invalid=kinds[INVALID_OUTPUT], schema_form=self.schema_form, client_late=client_late,
         )
         if self.done:
             self._figures = summary  # a finished batch does not change: figure it once
