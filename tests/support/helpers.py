@@ -1,8 +1,11 @@
-"""Helpers shared by tests: a real aiohttp app served on 127.0.0.1 from a background thread."""
+"""Helpers shared by tests: a real aiohttp app served on 127.0.0.1 from a background thread; a busy machine."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,3 +41,40 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str 
         if loop.time() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout:g} s")
         await asyncio.sleep(0.01)
+
+
+# A process doing asyncio work flat out: many ready tasks, the loop polling its selector every iteration.
+_SPIN = """
+import asyncio
+async def spin():
+    while True:
+        await asyncio.sleep(0)
+async def main():
+    tasks = [asyncio.ensure_future(spin()) for _ in range(20)]
+    print("spinning", flush=True)
+    await asyncio.gather(*tasks)
+asyncio.run(main())
+"""
+
+
+@contextmanager
+def busy_machine(processes: int | None = None) -> Iterator[int]:
+    """Load beside a test, started by the test: ``processes`` (default: twice the CPUs this process may run on, at
+    most 32) each spinning an asyncio loop; yields how many. Returns once every one has said it is spinning; all
+    are stopped at the end."""
+    if processes is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        processes = min(2 * cpus, 32)
+    spinners = [subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True)
+                for _ in range(processes)]
+    try:
+        for spinner in spinners:
+            assert spinner.stdout is not None and spinner.stdout.readline() == "spinning\n", "a load process did not start"
+        yield processes
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+        for spinner in spinners:
+            spinner.wait()
+            if spinner.stdout is not None:
+                spinner.stdout.close()
