@@ -15,15 +15,16 @@ from aiohttp import web
 
 @contextmanager
 def serve_app(app: web.Application) -> Iterator[str]:
-    """Serve an aiohttp app on 127.0.0.1 from a background thread; yields its base URL."""
+    """Serve an aiohttp app on 127.0.0.1 from a background thread; yields its base URL. Set up on that thread's
+    loop, so it also works where the caller's thread runs a loop of its own (Playwright's sync API does)."""
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
+    asyncio.run_coroutine_threadsafe(runner.setup(), loop).result(10)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    asyncio.run_coroutine_threadsafe(site.start(), loop).result(10)
+    port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
