@@ -81,7 +81,7 @@ def _plausible(spans: Sequence[tuple[float, float]], slots: int, late: float = 0
     if typical <= 0:
         return False
     if late:  # a service may be up to `late` longer than it looks (the stamp it began from was late), and the
-        typical -= late  # yardstick up to `late` shorter (a request stamped sent before it left)
+        typical -= late  # yardstick's true value up to `late` shorter (a request stamped sent before it left)
         if typical <= 0:
             return True  # nothing left to measure against: no number of slots can be ruled out
     collapsed = bisect.bisect_left(waited, share * typical - late)  # how many are below it: waited is sorted
