@@ -22,7 +22,9 @@ class Figures:
 
     ``serial`` is the serial-equivalent time: the sum of the time each request spent being served,
     estimated once the batch is done with the time it waited in the server's own queue taken out
-    (nbtools._engine.serial); ``speedup`` = serial / wall. Both are None while the batch runs.
+    (nbtools._engine.serial); ``speedup`` = serial / wall. Both are None while the batch runs, and when
+    this process ran too late to tell the server's queue from its own delays: then ``client_late`` says
+    how late (seconds), and the text says so.
     ``server_capacity``: how many requests the server appeared to process at once, when fewer than
     were in flight (it queued the rest). Token figures are None when the server reported no usage.
     """
@@ -60,19 +62,14 @@ class Figures:
     reasoning_cost: float | None = None  # USD of those, at the output rate (part of ``cost``)
     invalid: int = 0  # with schema=: replies that did not match it (also in error_kinds)
     schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools._engine.wire.FORMS)
+    client_late: float | None = None  # serial and speedup withheld: this process's loop ran up to this late (s)
 
     @classmethod
     def of(cls: type[F], state: BatchState) -> F:
         """The figures of one endpoint's batch, live while it runs (the serial estimate only once it is done)."""
         tally = _Tally(state)
         wall = state.elapsed()
-        serial = capacity = None
-        if state.done:
-            estimate = estimate_serial(state.rows, state.peak, queue_model=state.refused_at is None)
-            if estimate is not None:
-                serial, capacity = estimate
-                if state.failure is not None or state.refused_at is not None:
-                    capacity = None  # its times are of refusals and waits: it says so itself (server_limit)
+        serial, capacity, late = _serial(state)
         ok, errors, reported, latencies = tally.counts[OK], tally.counts[ERROR], tally.reported, tally.latencies
         return cls(
             total=len(state.rows), completed=ok + errors, ok=ok, errors=errors, cancelled=tally.counts[CANCELLED],
@@ -88,7 +85,7 @@ class Figures:
             cost_unknown=tally.cost_unknown, max_cost=state.options.max_cost, price=state.price_note,
             capped=state.capped, tier=state.options.tier, reasoning_tokens=tally.thinking or None,
             reasoning_cost=tally.thinking_cost if tally.thinking and state.price is not None else None,
-            invalid=tally.kinds[INVALID_OUTPUT], schema_form=state.schema_form,
+            invalid=tally.kinds[INVALID_OUTPUT], schema_form=state.schema_form, client_late=late,
         )
 
     @classmethod
@@ -102,6 +99,7 @@ class Figures:
             max_concurrency=sum(s.max_concurrency for s in parts.values()), server_capacity=None, refused_at=None,
             cost=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
             cost_unknown=sum(s.cost_unknown for s in parts.values()), capped=any(s.capped for s in parts.values()),
+            client_late=max((s.client_late for s in parts.values() if s.client_late is not None), default=None),
             price="each model at its own price" if all(c is not None for c in costs)
             else "unknown for " + ", ".join(label for label, s in parts.items() if s.cost is None),
         )
@@ -146,6 +144,22 @@ class _Tally:
             self.reported += 1
             self.prompt_tokens += r.prompt_tokens or 0
             self.completion_tokens += r.completion_tokens
+
+
+def _serial(state: BatchState) -> tuple[float | None, int | None, float | None]:
+    """(serial-equivalent seconds, the server's apparent capacity, how late this process ran when that withheld the
+    serial time): all None while the batch runs."""
+    if not state.done:
+        return None, None, None
+    late = state.lateness.worst
+    estimate = estimate_serial(state.rows, state.peak, queue_model=state.refused_at is None, late=late)
+    if estimate is None:
+        return None, None, None
+    serial, capacity = estimate
+    if state.failure is not None or state.refused_at is not None:
+        capacity = None  # its times are of refusals and waits: it says so itself (server_limit)
+    # too late to tell the server's queue from its own delays: said, not guessed
+    return serial, capacity, late if serial is None else None
 
 
 def _quantile(sorted_values: list[float], q: float) -> float | None:

@@ -119,6 +119,7 @@ class OnlineRun(Run[State]):
 
     # -- the batch ----------------------------------------------------------------------------------
     async def go(self) -> None:
+        self.result.lateness.start(asyncio.get_running_loop())  # how far its stamps may be off: the serial estimate asks
         async with self.client:
             try:
                 await self._dispatch()
@@ -240,6 +241,7 @@ class OnlineRun(Run[State]):
         await self._cancel_tasks()
 
     def close(self, *, cancelled: bool, not_sent: bool = False) -> None:
+        self.result.lateness.stop()
         super().close(cancelled=cancelled, not_sent=not_sent)
         if self.cache is not None:
             self.cache.close()  # what finished survives an interrupt: a re-run sends only the rest

@@ -10,6 +10,17 @@ slots make service times collapse towards zero (requests "begin" after they have
 or make queued requests look faster than the rest; the smallest ``k`` free of both is the server's
 capacity. When it is the client's own peak concurrency, no queueing was seen and the latencies
 stand as measured.
+
+The times are the client's own stamps, and a busy client stamps late: a reply that came while its loop could not
+run (a slow callback, a busy machine) is stamped when the loop gets to it, a request stamped as sent leaves when
+the loop gets on. Such a stall makes a service look shorter than it was (the one queued behind a reply stamped
+late) or longer (the yardstick below), so the right ``k`` can look wrong, and a larger one, counting queueing as
+service, is chosen: one 0.2 s stall in a batch of 0.15 s requests made a server of 4 slots look like 8 and
+claimed 9x where 4x was measured. So the run measures how late its loop ran (nbtools._engine.lateness), and the
+model is also read allowing each stamp to be off by that much: the fewest slots that reading allows. When the two
+readings' serial times differ by more than ``AGREE``, the client's lateness, not the server, may have shaped the
+times, and no figure is claimed (the summary says why); when they agree, the first stands, but a capacity is named
+only when both readings find the same one.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ COLLAPSED_ONE = 0.1  # ... when only one request began at once (it may have been
 MOST_COLLAPSED = 0.02  # ... and more than this share of them rejects the model
 QUEUED_SHORTER = 0.7  # queued requests served this much faster than unqueued ones: a wrong model
 CLAIM_BELOW = 0.6  # say "the server is the limit" only when it ran well below the client's peak
+AGREE = 1.2  # a busy client: claim only when the readings its lateness allows give serial times within this ratio
 
 
 def service_times(spans: Sequence[tuple[float, float]], slots: int) -> tuple[list[float], list[bool]]:
@@ -39,7 +51,8 @@ def service_times(spans: Sequence[tuple[float, float]], slots: int) -> tuple[lis
     return services, queued
 
 
-def _plausible(spans: Sequence[tuple[float, float]], slots: int) -> bool:
+def _plausible(spans: Sequence[tuple[float, float]], slots: int, late: float = 0.0) -> bool:
+    """Whether ``slots`` explain the times; ``late``: how far each stamp may be off (the client's own lateness)."""
     # service_times, split as it goes (this runs for every candidate: up to ~80 replays of 2,000 rows)
     free = [float("-inf")] * slots
     waited: list[float] = []  # service times of the requests that queued
@@ -61,11 +74,15 @@ def _plausible(spans: Sequence[tuple[float, float]], slots: int) -> bool:
     share = COLLAPSED if len(direct) >= 2 else COLLAPSED_ONE
     if typical <= 0:
         return False
-    collapsed = bisect.bisect_left(waited, share * typical)  # how many are below it: waited is sorted
+    if late:  # a service may be up to `late` longer than it looks (the stamp it began from was late), and the
+        typical -= late  # yardstick's true value up to `late` shorter (a request stamped sent before it left)
+        if typical <= 0:
+            return True  # nothing left to measure against: no number of slots can be ruled out
+    collapsed = bisect.bisect_left(waited, share * typical - late)  # how many are below it: waited is sorted
     if collapsed > MOST_COLLAPSED * len(spans):
         return False
     # Too few slots also shorten every queued request a little: their median against the yardstick.
-    return len(direct) < 2 or waited[len(waited) // 2] >= QUEUED_SHORTER * typical
+    return len(direct) < 2 or waited[len(waited) // 2] + late >= QUEUED_SHORTER * typical
 
 
 def _candidates(peak: int) -> list[int]:
@@ -77,14 +94,30 @@ def _candidates(peak: int) -> list[int]:
     return slots + [peak]
 
 
-def estimate_serial(rows: Iterable[RequestResult], peak: int, *, queue_model: bool = True) -> tuple[float, int | None] | None:
+def _fewest(spans: Sequence[tuple[float, float]], peak: int, late: float = 0.0) -> int:
+    """The fewest slots that explain the times (``peak``: none fewer did)."""
+    return next((k for k in _candidates(peak) if _plausible(spans, k, late)), peak)
+
+
+def _served(spans: Sequence[tuple[float, float]], slots: int, measured: float, count: int) -> tuple[float, bool]:
+    """(serial seconds for ``count`` rows through ``slots``, whether any queued); none queued: ``measured``."""
+    services, queued = service_times(spans, slots)
+    if not any(queued):  # no queueing seen: no capacity to claim (e.g. only the first wave was timed)
+        return measured, False
+    return sum(max(0.0, s) for s in services) / len(spans) * count, True  # the rest at the same mean
+
+
+def estimate_serial(rows: Iterable[RequestResult], peak: int, *, queue_model: bool = True,
+                    late: float = 0.0) -> tuple[float | None, int | None] | None:
     """(serial-equivalent seconds, the server's apparent capacity or None), or None with nothing timed.
 
     Only answered requests count, each from when its last attempt went out (a wait after a 429, or a
     retry's backoff, is not service); a row sent more than once with no record of when is left out and
     counts at the mean of the rest. Rows from the cache, failed or cancelled say nothing of service.
     ``queue_model=False`` (e.g. after 429s, when the client's own waits shaped the times) keeps the
-    latencies as measured.
+    latencies as measured. ``late``: how late the client's loop ran (seconds); when the times read with that
+    much slack give a serial time more than ``AGREE`` below the one read without, the serial time is None:
+    the client's own delays may have shaped the times, and no figure is claimed.
     """
     done = [r for r in rows if r.status == OK and not r.cached and r.started is not None and r.finished is not None]
     if not done:
@@ -98,10 +131,15 @@ def estimate_serial(rows: Iterable[RequestResult], peak: int, *, queue_model: bo
     if peak <= 1 or not queue_model:
         return latencies * scale, None
     model = spans[:MODEL_ROWS]
-    low = next((k for k in _candidates(peak) if _plausible(model, k)), peak)
-    services, queued = service_times(model, low)
-    if low >= peak or not any(queued):  # no queueing seen: no capacity to claim (e.g. only the first wave was timed)
-        return latencies * scale, None
-    served = sum(max(0.0, s) for s in services)
-    serial = (served / len(model)) * len(done)  # the rest at the same mean
-    return serial, (low if low <= CLAIM_BELOW * peak else None)
+    low = _fewest(model, peak)
+    serial, queued = _served(model, low, latencies * scale, len(done)) if low < peak else (latencies * scale, False)
+    capacity = low if queued and low <= CLAIM_BELOW * peak else None
+    if late > 0:
+        fewest = _fewest(model, low, late)  # the client's lateness allows no more slots than the times without it
+        if fewest < low:
+            least, _ = _served(model, fewest, latencies * scale, len(done))
+            if serial > AGREE * least:
+                return None, None  # the client's delays, not the server, may have shaped the times
+            capacity = None  # somewhere between fewest and low: no one number to name
+    return serial, capacity
+

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from nbtools._base.options import BatchOptions
+from nbtools._engine.lateness import LoopLateness
 from nbtools._engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RUNNING, RequestResult
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ class BatchState:
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None
+        self.lateness = LoopLateness()  # how late the loop ran while the batch did (started by the online run)
         # Kept up to date through the methods below, so live views never scan all rows:
         self.completed_count = 0  # rows finished, ok or error
         self.stream_chunks = 0  # streamed pieces of text received so far

@@ -109,6 +109,8 @@ def summary_line(s: Figures) -> str:
     pct = f"p50 {s.p50:.2f} s, p95 {s.p95:.2f} s" if s.p50 is not None else "no latencies yet"
     if s.speedup is not None and s.serial is not None:
         serial = f"serially ~{s.serial:.2f} s (estimated; speedup {s.speedup:.1f}x)"
+    elif s.client_late is not None:
+        serial = withheld_text(s)
     else:
         serial = "speedup when done"
     tokens = "tokens/s unknown (no usage reported)" if s.tokens_per_s is None else f"{s.tokens_per_s:.0f} tokens/s"
@@ -133,6 +135,12 @@ def summary_line(s: Figures) -> str:
     text += f"; {cost_text(s)}"
     limit = server_limit(s)
     return text + (f"\n{limit}" if limit else "")
+
+
+def withheld_text(s: Figures) -> str:
+    """Why a finished batch shows no serial time or speedup: this process ran too late to estimate them."""
+    return (f"speedup not estimated: this process ran up to {s.client_late or 0.0:.2f} s late (a busy machine or a "
+            "slow callback), enough to pass for the server's queue; --compare measures it")
 
 
 def schema_text(s: Figures) -> str:
@@ -173,12 +181,13 @@ def server_limit(s: Figures) -> str | None:
 
 def summary_html(batch: BatchState, s: Figures) -> str:
     state = _state(batch)
+    pending = "when done" if s.client_late is None else "not estimated"
     cells = [
         ("state", state),
         ("done", f"{s.completed}/{s.total}"),
         ("wall time", f"{s.wall:.2f} s"),
-        ("serial-equivalent (estimated)", "when done" if s.serial is None else f"{s.serial:.2f} s"),
-        ("speedup", "when done" if s.speedup is None else f"{s.speedup:.1f}x"),
+        ("serial-equivalent (estimated)", f"{s.serial:.2f} s" if s.serial is not None else pending),
+        ("speedup", f"{s.speedup:.1f}x" if s.speedup is not None else pending),
         ("p50 / p95 latency", f"{_secs(s.p50) or '–'} / {_secs(s.p95) or '–'}"),
         ("tokens/s", "unknown" if s.tokens_per_s is None else f"{s.tokens_per_s:.0f}"),
         *((("reasoning tokens", f"{s.reasoning_tokens}" + (f" ({usd(s.reasoning_cost)})" if s.reasoning_cost is not None
@@ -205,6 +214,8 @@ def summary_html(batch: BatchState, s: Figures) -> str:
         html += f"<div class='muted'>errors by kind: {escape(kinds)}</div>"
     if s.schema_form is not None:
         html += f"<div class='muted'>{escape(schema_text(s))}</div>"
+    if s.client_late is not None and batch.batch_run is None:
+        html += f"<div class='muted'>{escape(withheld_text(s))}</div>"
     limit = server_limit(s)
     if limit:
         html += f"<div class='note'>{escape(limit)}</div>"

@@ -15,6 +15,8 @@ import pytest
 
 from nbtools.sim import SimServer, serve
 from tests.support.browser_lab import CHROMIUM, CHROMIUM_ARGS, LabServer, NotebookPage, open_notebook, serving
+from tests.support.error_server import HeldEcho
+from tests.support.helpers import serve_app
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +75,15 @@ def slow_echo_sim() -> Iterator[SimServer]:
     """A simulator in this process (the kernel reaches it over 127.0.0.1): 0.3 s per reply, echoing the prompt."""
     with serve(latency=0.3, latency_spread=0.0, reply="echo") as server:
         yield server
+
+
+@pytest.fixture
+def held_echo() -> Iterator[HeldEcho]:
+    """An echo endpoint in this process, 0.3 s per reply, holding the replies to "four" until ``release()``."""
+    server = HeldEcho(held="four", latency=0.3)
+    with serve_app(server.app()) as url:
+        server.base_url = url + "/v1"
+        try:
+            yield server
+        finally:
+            server.release()  # no reply left waiting when the server stops

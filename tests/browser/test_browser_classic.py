@@ -32,6 +32,7 @@ from tests.support.browser_lab import (
     show_panel,
     widget_button,
 )
+from tests.support.error_server import HeldEcho
 
 notebook = pytest.importorskip("notebook")
 if int(notebook.__version__.split(".")[0]) >= 7:
@@ -166,25 +167,21 @@ def test_panel_slider_and_cancel_in_classic_notebook(browser: Any, classic: Clas
 
 
 def test_the_several_model_grid_fills_in_classic_notebook(browser: Any, classic: ClassicServer,
-                                                          slow_echo_sim: SimServer) -> None:
-    from .test_browser_grid import FIGURES_JS, GRID_JS
+                                                          held_echo: HeldEcho) -> None:
+    from .test_browser_grid import FIGURES_JS, GRID_JS, PARTIAL_JS, PROMPTS, unanswered
 
-    prompts = ["one", "two", "three", "four"]
+    prompts = PROMPTS  # the replies to "four" wait until the test has seen the grid part-way
     nb = ClassicPage(browser, classic, "grid", [
         "%load_ext nbtools",
-        f"%%llm_batch --base-url {slow_echo_sim.base_url} -m sim-small,sim-large -c 1\n" + "\n".join(prompts),
+        f"%%llm_batch --base-url {held_echo.base_url} -m sim-small,sim-large -c 1\n" + "\n".join(prompts),
     ])
     try:
         nb.run(0)
         nb.run(1, wait=False)
-        partial = nb.page.wait_for_function(f"""cell => {{
-          const rows = ({GRID_JS})(cell);
-          if (!rows || rows.length < 4) return null;
-          const cells = rows.flatMap(r => [[r.prompt, r['sim-small']], [r.prompt, r['sim-large']]]);
-          const answered = cells.filter(([prompt, reply]) => prompt === reply).length;
-          return answered > 0 && answered < cells.length ? rows : null;
-        }}""", arg=nb.cell(1).element_handle(), timeout=30_000).json_value()
+        partial = nb.page.wait_for_function(PARTIAL_JS, arg=nb.cell(1).element_handle(), timeout=30_000).json_value()
         nb.screenshot("grid-filling", show=nb.output(1))
+        assert unanswered(partial, held_echo.held), partial  # its replies are held: not shown before they come
+        held_echo.release()
         final = nb.page.wait_for_function(f"""cell => {{
           const rows = ({GRID_JS})(cell);
           return rows && rows.every(r => r['sim-small'] === r.prompt && r['sim-large'] === r.prompt) ? rows : null;

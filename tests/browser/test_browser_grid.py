@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from nbtools._views.grid import PALETTE
-from nbtools.sim import SimServer
+from tests.support.error_server import HeldEcho
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -24,25 +24,33 @@ FIGURES_JS = """cell => [...cell.querySelectorAll('.nbt table.nbt-models tr')].s
   .map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent.trim()))"""
 
 
-PROMPTS = ["one", "two", "three", "four"]
+PROMPTS = ["one", "two", "three", "four"]  # the replies to "four" wait until the test has seen the grid part-way
+# While it runs: some cells hold a reply, others still wait for theirs.
+PARTIAL_JS = f"""cell => {{
+  const rows = ({GRID_JS})(cell);
+  if (!rows || rows.length < 4) return null;
+  const cells = rows.flatMap(r => [[r.prompt, r['sim-small']], [r.prompt, r['sim-large']]]);
+  const answered = cells.filter(([prompt, reply]) => prompt === reply).length;
+  return answered > 0 && answered < cells.length ? rows : null;
+}}"""
 
 
-def fill_grid(make_page: Any, sim: SimServer) -> tuple[Any, list[dict[str, str]], list[dict[str, str]]]:
+def unanswered(rows: list[dict[str, str]], prompt: str) -> bool:
+    """Whether neither model's cell of ``prompt`` shows its reply."""
+    return all(r["sim-small"] != prompt and r["sim-large"] != prompt for r in rows if r["prompt"] == prompt)
+
+
+def fill_grid(make_page: Any, server: HeldEcho) -> tuple[Any, list[dict[str, str]], list[dict[str, str]]]:
     """Run a two-model batch in a fresh notebook page: (the page, the grid while it ran, the grid at the end).
     Screenshots of both; any frontend whose page has run/wait_js/screenshot/output/wait_executed."""
     nb = make_page(["%load_ext nbtools",
-                    f"%%llm_batch --base-url {sim.base_url} -m sim-small,sim-large -c 1\n" + "\n".join(PROMPTS)])
+                    f"%%llm_batch --base-url {server.base_url} -m sim-small,sim-large -c 1\n" + "\n".join(PROMPTS)])
     nb.run(0)
     nb.run(1, wait=False)
-    # While it runs: some cells hold a reply, others still wait for theirs.
-    partial = nb.wait_js(1, f"""cell => {{
-      const rows = ({GRID_JS})(cell);
-      if (!rows || rows.length < 4) return null;
-      const cells = rows.flatMap(r => [[r.prompt, r['sim-small']], [r.prompt, r['sim-large']]]);
-      const answered = cells.filter(([prompt, reply]) => prompt === reply).length;
-      return answered > 0 && answered < cells.length ? rows : null;
-    }}""", timeout=30)
+    partial = nb.wait_js(1, PARTIAL_JS, timeout=30)
     nb.screenshot("grid-filling", show=nb.output(1))
+    assert unanswered(partial, server.held), partial  # its replies are held: not shown before they come
+    server.release()
     nb.wait_executed(1)
     final = nb.wait_js(1, f"""cell => {{
       const rows = ({GRID_JS})(cell);
@@ -52,9 +60,9 @@ def fill_grid(make_page: Any, sim: SimServer) -> tuple[Any, list[dict[str, str]]
     return nb, partial, final
 
 
-def test_the_grid_fills_as_replies_arrive(notebook, slow_echo_sim: SimServer) -> None:
+def test_the_grid_fills_as_replies_arrive(notebook, held_echo: HeldEcho) -> None:
     prompts = PROMPTS
-    nb, partial, final = fill_grid(notebook, slow_echo_sim)
+    nb, partial, final = fill_grid(notebook, held_echo)
     assert [row["prompt"] for row in final] == prompts
     assert any(row["sim-small"] != row["prompt"] or row["sim-large"] != row["prompt"] for row in partial), partial
     figures = nb.wait_js(1, FIGURES_JS)

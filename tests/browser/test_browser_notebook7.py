@@ -20,6 +20,7 @@ from nbtools._views.grid import PALETTE
 from nbtools.sim import SimServer
 from tests.browser.test_browser_grid import FIGURES_JS, PROMPTS, fill_grid
 from tests.support.browser_lab import VENV_JUPYTER, JupyterServer, LabServer, NotebookPage, _shots_dir, serving
+from tests.support.error_server import HeldEcho
 
 notebook = pytest.importorskip("notebook")
 if int(notebook.__version__.split(".")[0]) < 7:
@@ -101,9 +102,9 @@ def page7(browser: Any, nb7: Notebook7Server, request: pytest.FixtureRequest) ->
         nb7.shutdown_kernels(page.name)
 
 
-def test_the_grid_fills_as_replies_arrive_in_notebook_7(page7, slow_echo_sim: SimServer) -> None:
+def test_the_grid_fills_as_replies_arrive_in_notebook_7(page7, held_echo: HeldEcho) -> None:
     prompts = PROMPTS
-    nb, partial, final = fill_grid(page7, slow_echo_sim)
+    nb, partial, final = fill_grid(page7, held_echo)
     assert [row["prompt"] for row in final] == prompts and len(partial) == 4
     figures = nb.wait_js(1, FIGURES_JS)
     assert [row[0] for row in figures] == ["sim-small", "sim-large"] and all(r[1] == "4/4" for r in figures), figures

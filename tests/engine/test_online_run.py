@@ -247,23 +247,38 @@ def test_public_api_is_listed() -> None:
 
 
 def test_ctrl_c_in_a_script_keeps_the_finished_rows(make_sim) -> None:
+    # Ctrl-C as a terminal gives it: a script started where SIGINT is ignored (e.g. under a background job of a
+    # shell script, as this test may be) inherits that and gets no KeyboardInterrupt at all. It is pressed once 8
+    # rows have finished, not at a set time (a busy machine may start the batch late), from another thread, so it
+    # lands wherever the batch is then.
     server = make_sim(latency=0.3)
     code = f"""
 import os, signal, threading, time, nbtools
-threading.Timer(0.75, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-t = time.perf_counter()
+signal.signal(signal.SIGINT, signal.default_int_handler)
+eight, pressed, finished = threading.Event(), [], []
+def press():
+    eight.wait()
+    pressed.append(time.perf_counter())
+    os.kill(os.getpid(), signal.SIGINT)
+threading.Thread(target=press, daemon=True).start()
+def on_result(row):
+    finished.append(row)
+    if len(finished) == 8:
+        eight.set()
 try:
-    nbtools.batch("x", repeat=40, base_url={server.base_url!r}, model="m", concurrency=4)
+    nbtools.batch("x", repeat=40, base_url={server.base_url!r}, model="m", concurrency=4, on_result=on_result)
 except nbtools.BatchInterrupted as e:
-    print(round(time.perf_counter() - t, 2), e.result.summary().ok, e.result.summary().cancelled)
+    s = e.result.summary()
+    print(round(time.perf_counter() - pressed[0], 2), s.ok, s.cancelled, all(r.text for r in e.result if r.ok))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    took, ok, cancelled = out.stdout.split()
-    assert float(took) < 1.5 and int(ok) == 8 and int(cancelled) == 32
+    took, ok, cancelled, texts = out.stdout.split()
+    # Every row finished before the press is kept with its reply, the rest cancelled, at once.
+    assert float(took) < 1.0 and int(ok) >= 8 and int(ok) + int(cancelled) == 40 and texts == "True"
     sent = server.stats()["requests"]
     time.sleep(0.4)
-    assert server.stats()["requests"] == sent <= 12
+    assert server.stats()["requests"] == sent <= int(ok) + 4  # never more out than the finished ones and 4 in flight
 
 
 def test_cancel_before_the_batch_has_started(sim: SimServer) -> None:

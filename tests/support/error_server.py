@@ -4,11 +4,13 @@ Used by tests/engine/test_provider_error_replies.py and benchmarks/failures.py. 
 body) come from tests/support/provider_errors.py, each with its source; a success is a chat.completion object as
 in OpenAI's API reference (platform.openai.com/docs/api-reference/chat/object), the shape every server
 here (xAI, Anthropic's OpenAI SDK compatibility layer, Ollama's /v1, vLLM, llama.cpp's server) answers with.
+``HeldEcho`` (the browser tests' grid) echoes too, holding some replies until the test releases them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -74,3 +76,23 @@ class ProviderServer:
                          "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10},
         })
+
+
+class HeldEcho(ProviderServer):
+    """Echoes each prompt after ``latency`` seconds, but holds the replies to prompts containing ``held`` until
+    ``release()``: a batch stays part-way done until the test has seen it so, however slow the machine is."""
+
+    def __init__(self, held: str, latency: float) -> None:
+        super().__init__(latency=latency)
+        self.held = held
+        self.base_url = ""
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = await request.json()  # aiohttp keeps the body: the echo reads it again
+        if self.held in str(body["messages"][-1]["content"]):
+            await asyncio.get_running_loop().run_in_executor(None, self._released.wait)
+        return await super()._chat(request)

@@ -1,9 +1,12 @@
 """Helpers shared by tests: a real aiohttp app served on 127.0.0.1 from a background thread, waiting for a
-condition, and a magic's one-line UsageError."""
+condition, a magic's one-line UsageError, what a notebook shows, and a busy machine."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,15 +20,16 @@ from IPython.core.error import UsageError
 
 @contextmanager
 def serve_app(app: web.Application) -> Iterator[str]:
-    """Serve an aiohttp app on 127.0.0.1 from a background thread; yields its base URL."""
+    """Serve an aiohttp app on 127.0.0.1 from a background thread; yields its base URL. Set up on that thread's
+    loop, so it also works where the caller's thread runs a loop of its own (Playwright's sync API does)."""
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
+    asyncio.run_coroutine_threadsafe(runner.setup(), loop).result(10)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    asyncio.run_coroutine_threadsafe(site.start(), loop).result(10)
+    port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -73,3 +77,40 @@ def shown_html(shown: object) -> str:
 
     data, _ = DisplayFormatter().format(shown)
     return str(data["text/html"])
+
+
+# A process doing asyncio work flat out: many ready tasks, the loop polling its selector every iteration.
+_SPIN = """
+import asyncio
+async def spin():
+    while True:
+        await asyncio.sleep(0)
+async def main():
+    tasks = [asyncio.ensure_future(spin()) for _ in range(20)]
+    print("spinning", flush=True)
+    await asyncio.gather(*tasks)
+asyncio.run(main())
+"""
+
+
+@contextmanager
+def busy_machine(processes: int | None = None) -> Iterator[int]:
+    """Load beside a test, started by the test: ``processes`` (default: twice the CPUs this process may run on, at
+    most 32) each spinning an asyncio loop; yields how many. Returns once every one has said it is spinning; all
+    are stopped at the end."""
+    if processes is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        processes = min(2 * cpus, 32)
+    spinners = [subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True)
+                for _ in range(processes)]
+    try:
+        for spinner in spinners:
+            assert spinner.stdout is not None and spinner.stdout.readline() == "spinning\n", "a load process did not start"
+        yield processes
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+        for spinner in spinners:
+            spinner.wait()
+            if spinner.stdout is not None:
+                spinner.stdout.close()

@@ -131,25 +131,51 @@ class Kernel:
         return Execution(self, msg_id, code, time.monotonic())
 
     def wait(self, ex: Execution, timeout: float = 30) -> Execution:
-        """Wait for ``ex``'s execute_reply and for its iopub 'idle' status."""
+        """Wait for ``ex``'s execute_reply and for its iopub 'idle' status; after an error, until the kernel
+        takes requests again (``settle``)."""
         deadline = time.monotonic() + timeout
-        while ex.msg_id not in self._replies:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no execute_reply within {timeout} s for:\n{ex.code}")
-            try:
-                msg = self.kc.get_shell_msg(timeout=min(left, 0.5))
-            except queue.Empty:
-                continue
-            self._replies[msg["parent_header"].get("msg_id", "")] = (time.monotonic(), msg)
-        ex.replied, ex.reply = self._replies[ex.msg_id]
+        ex.replied, ex.reply = self._reply_to(ex.msg_id, deadline, f"no execute_reply within {timeout} s for:\n{ex.code}")
         self.wait_iopub(
             lambda m: m["parent_header"].get("msg_id") == ex.msg_id
             and m["msg_type"] == "status"
             and m["content"]["execution_state"] == "idle",
             timeout=max(1.0, deadline - time.monotonic()),
         )
+        if ex.status == "error":
+            self.settle(max(1.0, deadline - time.monotonic()))
         return ex
+
+    def settle(self, timeout: float = 10) -> int:
+        """After an error, wait until the kernel runs requests again; how many it aborted meanwhile.
+
+        A kernel aborts the execute requests that reach it right after an error (``stop_on_error``, as a
+        frontend sends it) until it has gone through its queue; ipykernel 5 goes on aborting for
+        ``stop_on_error_timeout`` (0.1 s) more, and its 'idle' for the failed cell comes before that. So a
+        cell sent as soon as the error's reply and 'idle' arrive can come back 'aborted', the more so on a
+        busy machine. Here a silent, empty execute request (no history, no execution count) is sent until
+        one is not aborted: the kernel's own answer that it has finished aborting."""
+        deadline = time.monotonic() + timeout
+        aborted = 0
+        while True:
+            probe = self.kc.execute("", silent=True, store_history=False, allow_stdin=False)
+            _, reply = self._reply_to(probe, deadline, f"the kernel still aborted requests {timeout} s after an error")
+            if reply["content"]["status"] != "aborted":
+                return aborted
+            aborted += 1
+
+    def _reply_to(self, msg_id: str, deadline: float, late: str) -> tuple[float, dict[str, Any]]:
+        """(arrival time, message) of the shell reply to ``msg_id``, keeping the others that arrive meanwhile;
+        AssertionError(``late``) past the deadline."""
+        while msg_id not in self._replies:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(late)
+            try:
+                msg = self.kc.get_shell_msg(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            self._replies[msg["parent_header"].get("msg_id", "")] = (time.monotonic(), msg)
+        return self._replies[msg_id]
 
     def run(self, code: str, timeout: float = 30) -> Execution:
         return self.wait(self.send(code), timeout)
