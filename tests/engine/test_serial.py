@@ -1,11 +1,10 @@
-"""Figures that stay true on real servers: cut replies are never "ok", no speedup that did not happen.
+"""The serial-equivalent time (nbtools/_engine/serial.py): no speedup that did not happen.
 
-Against real HTTP: a server that answers with llama.cpp's own stream bytes (tests/support/provider_errors.py), and
-simulators that process 1, 4 or 16 requests at a time and queue the rest. The claimed (estimated) speedup is
+Against simulators that process 1, 4 or 16 requests at a time and queue the rest, the claimed (estimated) speedup is
 checked against the one measured the way ``--compare`` measures it: serial wall time / concurrent wall time, on a
 quiet machine and with load the test starts beside itself (busy processes, a callback that holds the loop): within
-20%, or not claimed and said why. The estimator itself (nbtools._summary) is also checked on synthetic timelines,
-with no server, with and without a client that stamps late.
+20%, or not claimed and said why. The estimator itself is also checked on synthetic timelines, with no server, with
+and without a client that stamps late.
 """
 
 from __future__ import annotations
@@ -13,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 import nbtools
 from nbtools._base.prompts import Prompt
@@ -29,137 +27,8 @@ from nbtools._engine.serial import estimate_serial
 from nbtools._live import run_live
 from nbtools._result import BatchResult
 from nbtools._summary import Summary
-from nbtools._views import report as render
 from nbtools.sim import SimServer
-from tests.support.helpers import busy_machine, serve_app, shown_html
-from tests.support.provider_errors import LLAMA_CPP_COMPLETE_STREAM, LLAMA_CPP_CUT_STREAM
-
-# -- a server that ends streams the way llama.cpp's does ---------------------------------------------
-# The cut stream (role chunk, then [DONE], no finish_reason) and the complete one come from
-# tests/support/provider_errors.py. The same chunks stopped after the content ("Hello", "!") but before the final
-# chunk that carries finish_reason make a cut that did deliver text.
-_EVENTS = LLAMA_CPP_COMPLETE_STREAM.split(b"\n\n")
-CUT_AFTER_TEXT = b"\n\n".join(_EVENTS[:3]) + b"\n\ndata: [DONE]\n\n"
-MODEL = "Llama-3.2-1B-Instruct-Q4_K_M.gguf"
-
-
-def _llama_models() -> dict[str, Any]:
-    # GET /v1/models as llama.cpp's server answers it (ggml-org/llama.cpp tools/server/README.md, "GET /v1/models").
-    return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 1735142223, "owned_by": "llamacpp",
-                                        "meta": {"vocab_type": 2, "n_vocab": 128256, "n_ctx_train": 131072}}]}
-
-
-@pytest.fixture
-def llama() -> Iterator[tuple[str, dict[str, int]]]:
-    """(base_url, arrivals by prompt). Each prompt's first arrival gets the cut stream, later ones the whole
-    reply; a prompt containing "always" is cut every time ("text" in it: cut after the text arrived)."""
-    arrivals: dict[str, int] = {}
-
-    async def models(request: web.Request) -> web.Response:
-        return web.json_response(_llama_models())
-
-    async def chat(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        prompt = body["messages"][-1]["content"]
-        arrivals[prompt] = arrivals.get(prompt, 0) + 1
-        if "always" in prompt:
-            payload = CUT_AFTER_TEXT if "text" in prompt else LLAMA_CPP_CUT_STREAM
-        else:
-            payload = LLAMA_CPP_CUT_STREAM if arrivals[prompt] == 1 else LLAMA_CPP_COMPLETE_STREAM
-        # llama.cpp streams as text/event-stream (tools/server/server.cpp, the chunked content provider).
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        await resp.write(payload)
-        await resp.write_eof()
-        return resp
-
-    app = web.Application()
-    app.router.add_get("/v1/models", models)
-    app.router.add_post("/v1/chat/completions", chat)
-    with serve_app(app) as url:
-        yield url + "/v1", arrivals
-
-
-def _never_ok_and_empty(result: BatchResult) -> None:
-    for row in result:
-        assert not (row.ok and not row.text), row
-
-
-def test_a_cut_stream_is_retried_and_the_retry_is_the_reply(llama: tuple[str, dict[str, int]]) -> None:
-    url, arrivals = llama
-    prompts = [f"question {i}" for i in range(6)]
-    result = nbtools.batch(prompts, base_url=url, stream=True, concurrency=3, retries=2, cache=False)
-    assert [r.status for r in result] == ["ok"] * 6
-    assert [r.attempts for r in result] == [2] * 6 and arrivals == {p: 2 for p in prompts}
-    assert all(r.text == "Hello!" and r.finish_reason == "stop" and r.error_kind is None and r.partial is None
-               for r in result)
-    s = result.summary()
-    assert (s.ok, s.errors, s.retries, s.error_kinds) == (6, 0, 6, {})
-    _never_ok_and_empty(result)
-
-
-def test_a_stream_cut_every_time_is_an_error_of_kind_cut_with_what_arrived_kept(llama: tuple[str, dict[str, int]]) -> None:
-    url, arrivals = llama
-    prompts = ["fine", "always cut", "always cut after text"]
-    result = nbtools.batch(prompts, base_url=url, stream=True, concurrency=3, retries=1, cache=False)
-    fine, bare, texty = result
-    assert fine.ok and fine.text == "Hello!" and fine.attempts == 2
-    for row in (bare, texty):
-        assert row.status == "error" and row.error_kind == "cut" and row.attempts == 2 and row.text is None
-        assert "cut off" in row.error and "after 2 attempts" in row.error
-        assert row.finish_reason is None
-    assert arrivals["always cut"] == 2 and arrivals["always cut after text"] == 2
-    assert bare.partial == "" and texty.partial == "Hello!"  # what arrived stays on the row, for inspection
-    s = result.summary()
-    assert (s.ok, s.errors, s.error_kinds) == (1, 2, {"cut": 2})
-    assert "2 errors" in str(s) and "cut 2" in str(s)
-    table = render.table_text(result)
-    assert table.count("error: cut") == 2 and "| ok" in table
-    assert "error: cut" in shown_html(result)
-    _never_ok_and_empty(result)
-
-
-def test_the_header_names_the_model_the_server_listed(llama: tuple[str, dict[str, int]]) -> None:
-    url, _ = llama
-    seen: list[str] = []
-
-    def watch(row: RequestResult) -> None:  # while the batch runs: the live header
-        seen.append(render.header_text(result) + render.header_html(result))
-
-    async def run() -> BatchResult:
-        nonlocal result
-        result = nbtools.start(["a", "b"], base_url=url, stream=True, on_result=watch, cache=False)
-        return await result
-
-    result: Any = None
-    asyncio.run(run())
-    assert result.model == MODEL and len(seen) == 2
-    assert all(MODEL in shown and "not known" not in shown for shown in seen)
-
-
-@pytest.mark.parametrize("stream", [False, True])
-def test_replies_stopped_by_max_tokens_are_ok_but_marked_and_counted(make_sim: Callable[..., SimServer], stream: bool) -> None:
-    server = make_sim(latency=0.02)
-    result = nbtools.batch(["Tell me a long story."] * 3 + ["Hi [[sim:latency=0.01]]"], base_url=server.base_url,
-                           max_tokens=2, stream=stream, cache=False)
-    assert all(r.ok and r.text and r.finish_reason == "length" for r in result)
-    s = result.summary()
-    assert s.finish_reasons == {"length": 4} and s.errors == 0
-    assert "4 cut off by max_tokens (finish_reason 'length')" in str(s)
-    assert render.table_text(result).count("ok, cut by max_tokens") == 4
-    assert "cut by max_tokens" in render.summary_html(result, result.summary())
-
-
-def test_no_usage_means_unknown_tokens_per_s_and_the_listed_model_is_named(make_sim: Callable[..., SimServer]) -> None:
-    server = make_sim(latency=0.02, models=("local-model",))
-    result = nbtools.batch([f"q{i} [[sim:nousage]]" for i in range(3)], base_url=server.base_url, cache=False)
-    assert all(r.ok and r.completion_tokens is None for r in result)
-    s = result.summary()
-    assert s.tokens_per_s is None and s.completion_tokens is None
-    assert "tokens/s unknown" in str(s) and "0 tokens/s" not in str(s)
-    html = render.summary_html(result, result.summary())
-    assert "<th>tokens/s</th>" in html and "<td class='num'>unknown</td>" in html
-    assert result.model == "local-model" and render.header_text(result).startswith("local-model @")
+from tests.support.helpers import busy_machine, shown_html
 
 
 # -- servers that queue: the claimed speedup against the measured one --------------------------------
@@ -201,7 +70,7 @@ def _withheld(s: Summary, result: BatchResult) -> bool:
     assert s.serial is None and s.client_late == late and late > INTERVAL, (s, late)
     assert f"speedup not estimated: this process ran up to {late:.2f} s late" in str(s)
     assert s.server_capacity is None and "The server is the limit" not in str(s)
-    assert "not estimated" in render.summary_html(result, result.summary())
+    assert "not estimated" in shown_html(result)
     return True
 
 
@@ -220,7 +89,7 @@ def test_one_at_a_time_server_claims_no_speedup_and_says_it_is_the_limit(make_si
             assert s.speedup is not None and s.speedup <= 1.3, (concurrency, s)
             assert s.server_capacity == 1
             assert "The server is the limit: it processed about 1 request at a time" in str(s)
-            assert "The server is the limit" in render.summary_html(comparison.concurrent, comparison.concurrent.summary())
+            assert "The server is the limit" in shown_html(comparison.concurrent)
         serial = comparison.serial.summary()  # one at a time on our side: each request from when it was sent
         sent = sum(r.finished - r.sent for r in comparison.serial if r.finished is not None and r.sent is not None)
         assert serial.server_capacity is None and serial.serial == pytest.approx(sent)
@@ -346,15 +215,6 @@ def test_serial_rows_and_rows_that_made_no_request_are_left_as_they_are() -> Non
     assert estimate_serial([RequestResult(0, "never sent")], peak=4) is None
 
 
-def test_the_summary_of_a_finished_batch_uses_the_estimate(make_sim: Callable[..., SimServer]) -> None:
-    """The text says what each figure is: the serial time is labelled an estimate."""
-    server = _queueing(make_sim, 1)
-    result = nbtools.batch([f"q{i}" for i in range(8)], base_url=server.base_url, concurrency=8)
-    s = result.summary()
-    assert s.serial is not None and s.serial < 0.6 * s.sum_latency  # the queue is not counted as work
-    assert "(estimated; speedup" in str(s) and "serial-equivalent (estimated)" in render.summary_html(result, result.summary())
-
-
 def test_time_spent_waiting_out_429s_is_not_service(make_sim: Callable[..., SimServer]) -> None:
     """A rate limit is the server's limit too, but not a queue: the rows that waited count at the others' mean."""
     server = make_sim(rpm=300, latency=0.2, latency_spread=0.0)
@@ -381,3 +241,12 @@ def test_rows_sent_more_than_once_count_at_the_mean_of_the_rest() -> None:
     for row in rows:  # all of them: nothing else to go by, so they are all used
         row.attempts = 2
     assert estimate_serial(rows, peak=1) == (pytest.approx(0.8 + 4 * 1.2), None)
+
+
+def test_the_summary_of_a_finished_batch_uses_the_estimate(make_sim: Callable[..., SimServer]) -> None:
+    """The text says what each figure is: the serial time is labelled an estimate."""
+    server = _queueing(make_sim, 1)
+    result = nbtools.batch([f"q{i}" for i in range(8)], base_url=server.base_url, concurrency=8)
+    s = result.summary()
+    assert s.serial is not None and s.serial < 0.6 * s.sum_latency  # the queue is not counted as work
+    assert "(estimated; speedup" in str(s) and "serial-equivalent (estimated)" in shown_html(result)
