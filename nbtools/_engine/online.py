@@ -158,6 +158,10 @@ class OnlineRun(Run[State]):
         keys = SampleKeys(result.endpoint.base_url, options.repeat, options.dedupe) if keyed else None
         for row, body, key, hit in plan(result.rows, options, result.model, form, keys=keys, cache=cache):
             self._left -= 1
+            if row.done:  # refused before the batch began (on_bad_input="skip"): its error is its outcome
+                self.result.row_finished(row)
+                self._done(row)
+                continue
             if key is not None and not self._sent_alone(row, key, hit):
                 continue
             # Pacing, then room under the cap, then a slot: a request waiting for a slot to send again

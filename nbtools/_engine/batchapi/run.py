@@ -21,6 +21,7 @@ from nbtools._engine.batchapi.clients import BatchAPIError, BatchClient, JobStat
 from nbtools._engine.batchapi.outcome import Outcome
 from nbtools._engine.batchapi.requests import Part, build_parts, run_key
 from nbtools._engine.batchapi.store import JobRecord, JobStore
+from nbtools._engine.failures import BAD_INPUT
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.rows import ERROR, NOT_SENT, RequestResult, fill_reply
 from nbtools._engine.state import State
@@ -152,7 +153,7 @@ class BatchAPIRun(Run[State]):
                     first_poll: float) -> None:
         key = self.key
         assert key is not None
-        rows = self.result.rows[part.first : part.first + part.count]
+        rows = [r for r in self.result.rows[part.first : part.first + part.count] if r.error_kind != BAD_INPUT]
         if record is not None and record.stored:  # finished before: answer from the store
             self.jobs[i] = JobState(record.job_id, record.status, record.total, record.done, record.failed, {})
             self.reattached += 1
