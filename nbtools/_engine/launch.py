@@ -22,6 +22,7 @@ from nbtools._engine.attach import attach
 from nbtools._engine.batchapi.run import BatchAPIRun
 from nbtools._engine.endpoints import PROFILES, Endpoint, resolve_endpoint
 from nbtools._engine.failures import BAD_INPUT
+from nbtools._engine.image_tokens import rule_for
 from nbtools._engine.gates.spending import SpendingGuard
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.online import OnlineRun, OnResult
@@ -84,7 +85,16 @@ def prepare_one(prompts: Prompt | Iterable[Prompt], make: MakeOne[One], *, api_k
     state = make(rows, opts, endpoint, opts.model or endpoint.default_model)
     if state.model is not None:
         price_batch(state, state.model)  # a cap that cannot work fails before anything is shown
+        if opts.max_cost is not None and opts.images is not None:
+            _images_priced(endpoint, state.model)
     return state
+
+
+def _images_priced(endpoint: Endpoint, model: str) -> None:
+    """max_cost counts image tokens: refused where no rule says how many an image is."""
+    if rule_for("sim" if endpoint.simulated else endpoint.provider, model) is None:
+        raise ConfigError(f"max_cost with images= needs each image's tokens, and no published rule for {model}'s is "
+                          "known here: drop max_cost (see the cost first with dry_run=True)")
 
 
 def per_model(options: dict[str, Any], api_key: str | None) -> list[tuple[ModelItem, dict[str, Any], str | None]]:

@@ -139,7 +139,8 @@ class OnlineRun(Run[State]):
             result.model = await self._discover_model()
             price_batch(result, result.model)
         if self.guard is not None:  # each request's worst case needs its prompt tokens
-            self._prompt_tokens = PromptTokens(result.model)
+            endpoint = result.endpoint
+            self._prompt_tokens = PromptTokens(result.model, "sim" if endpoint.simulated else endpoint.provider)
         loop = asyncio.get_running_loop()
         try:
             await self._dispatch_rows(loop)
