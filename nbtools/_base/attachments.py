@@ -171,11 +171,11 @@ def load(value: Any, kind: str) -> Attachment:
 def _checked(kind: str, data: bytes, path: str | None, name: str, *, held: bool = False) -> Attachment:
     media_type = sniff(data[:16])
     wanted = IMAGE_TYPES if kind == IMAGE else (PDF,)
-    if media_type not in wanted:
-        found = f"a {media_type} file" if media_type else "not an image or a PDF (its first bytes say neither)"
+    if media_type is None or media_type not in wanted:
         what = "a PNG, JPEG, GIF or WEBP image" if kind == IMAGE else "a PDF"
+        found = f"a {media_type} file" if media_type else "neither (its first bytes say so)"
         fix = " (pass PDFs with files=)" if media_type == PDF else ""
-        raise BadInput(f"{kind} {name!r} is {found}, not {what}{fix}")
+        raise BadInput(f"{kind} {name!r} is not {what}: it is {found}{fix}")
     pixels = pixel_size(data, media_type) if kind == IMAGE else None
     return Attachment(kind, name, media_type, hashlib.sha256(data).hexdigest(), len(data), pixels, path=path,
                       _data=data if held else None)
@@ -209,7 +209,7 @@ def attachments_of(prompt: Any) -> list[Attachment]:
     """The attachments a prompt (a message list) carries, in order."""
     if isinstance(prompt, str):
         return []
-    found = []
+    found: list[Attachment] = []
     for message in prompt:
         content = message.get("content")
         if isinstance(content, list):

@@ -79,8 +79,8 @@ def attach(items: list[Prompt], options: BatchOptions, endpoint: Endpoint) -> tu
 
 def _check_takes_files(endpoint: Endpoint, via: str) -> None:
     provider = "sim" if endpoint.simulated else endpoint.provider
-    if provider in FILES_ONLINE or (provider in FILES_VIA_BATCH and via == "batch"):
-        return
+    if provider in (*FILES_ONLINE, "custom") or (provider in FILES_VIA_BATCH and via == "batch"):
+        return  # "custom": a base_url of the user's own, sent chat's file part as OpenAI takes it
     raise ConfigError(f"files= (PDFs) is not taken by {provider!r} here: use provider "
                       f"{', '.join(map(repr, FILES_ONLINE))}, or 'anthropic' with via='batch'; or send pages as images=")
 

@@ -22,8 +22,8 @@ from nbtools._engine.attach import attach
 from nbtools._engine.batchapi.run import BatchAPIRun
 from nbtools._engine.endpoints import PROFILES, Endpoint, resolve_endpoint
 from nbtools._engine.failures import BAD_INPUT
-from nbtools._engine.image_tokens import rule_for
 from nbtools._engine.gates.spending import SpendingGuard
+from nbtools._engine.image_tokens import rule_for
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.online import OnlineRun, OnResult
 from nbtools._engine.plan import CostEstimate, estimate, price_batch
