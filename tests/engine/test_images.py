@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -21,32 +19,9 @@ from nbtools._engine.launch import prepare_one
 from nbtools._engine.state import BatchState
 from nbtools._engine.wire import Dialect
 from tests.support.helpers import serve_post
+from tests.support.images import GIF, jpeg, png, png_header
 
 PDF = b"%PDF-1.4\n1 0 obj <</Type /Page>> endobj\n2 0 obj <</Type /Pages>> endobj\n%%EOF\n"
-
-
-def png(width: int, height: int, rgb: tuple[int, int, int] = (200, 30, 30)) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG's signature and IHDR only: enough for its media type and size, nothing to decode."""
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-
-
-def jpeg(width: int, height: int) -> bytes:
-    """SOI, an APP0 segment, then a baseline frame header: a JPEG's head as cameras write it."""
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\x00"
-    return b"\xff\xd8" + app0 + sof + b"\xff\xd9"
-
-
-GIF = b"GIF89a" + struct.pack("<HH", 7, 5) + b"\x00\x00\x00;"
 
 
 def reply(text: str = "ok") -> dict:
@@ -246,3 +221,9 @@ def test_options_are_checked_as_declared() -> None:
     with pytest.raises(nbtools.ConfigError, match="images='a.png' must be a list"):
         options_from({"images": "a.png"})
     assert resolve_endpoint("sim", None, None, None).simulated
+
+
+def test_several_models_and_a_stream_each_get_the_images() -> None:
+    image = png(5, 4, (250, 0, 0))
+    several = nbtools.batch(["what is it?"], images=[image], models=["sim:sim-small", "sim:sim-large"], stream=True)
+    assert [r.text.split(".")[0] for r in several.rows] == ["I see: image 5x4 px mostly red"] * 2
