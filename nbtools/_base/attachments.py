@@ -173,9 +173,9 @@ def _checked(kind: str, data: bytes, path: str | None, name: str, *, held: bool 
     wanted = IMAGE_TYPES if kind == IMAGE else (PDF,)
     if media_type is None or media_type not in wanted:
         what = "a PNG, JPEG, GIF or WEBP image" if kind == IMAGE else "a PDF"
-        found = f"a {media_type} file" if media_type else "neither (its first bytes say so)"
-        fix = " (pass PDFs with files=)" if media_type == PDF else ""
-        raise BadInput(f"{kind} {name!r} is not {what}: it is {found}{fix}")
+        found = f"its bytes are {media_type}" if media_type else "its first bytes are none of these"
+        fix = ": pass PDFs with files=" if media_type == PDF else ""
+        raise BadInput(f"{kind} {name!r} is not {what} ({found}){fix}")
     pixels = pixel_size(data, media_type) if kind == IMAGE else None
     return Attachment(kind, name, media_type, hashlib.sha256(data).hexdigest(), len(data), pixels, path=path,
                       _data=data if held else None)
