@@ -227,3 +227,17 @@ def test_several_models_and_a_stream_each_get_the_images() -> None:
     image = png(5, 4, (250, 0, 0))
     several = nbtools.batch(["what is it?"], images=[image], models=["sim:sim-small", "sim:sim-large"], stream=True)
     assert [r.text.split(".")[0] for r in several.rows] == ["I see: image 5x4 px mostly red"] * 2
+
+
+def test_anthropics_batch_api_reads_the_image_and_document_blocks_and_refuses_a_bad_one(make_sim) -> None:
+    server = make_sim(batch_delay=0.2, reply="echo")
+    mislabelled = [{"role": "user", "content": [{"type": "image_url", "image_url": {
+        "url": "data:image/png;base64," + base64.b64encode(jpeg(8, 8)).decode()}}]}]
+    result = nbtools.batch(["look", "read", mislabelled], via="batch", provider="anthropic", base_url=server.base_url,
+                           model="sim-small", poll_interval=0.05, images=[png(6, 5, (0, 0, 240)), None, None],
+                           files=[None, PDF, None], retries=0)
+    assert result[0].text.startswith("I see: image 6x5 px mostly blue")
+    assert result[1].text.startswith("I see: PDF of 1 page")
+    assert result[2].status == "error" and ("messages.0.content.0.image.source.base64.data: The image was specified "
+                                            "using the image/png media type, but does not appear to be a valid png "
+                                            "image") in result[2].error
