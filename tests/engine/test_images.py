@@ -241,3 +241,41 @@ def test_anthropics_batch_api_reads_the_image_and_document_blocks_and_refuses_a_
     assert result[2].status == "error" and ("messages.0.content.0.image.source.base64.data: The image was specified "
                                             "using the image/png media type, but does not appear to be a valid png "
                                             "image") in result[2].error
+
+
+def test_the_responses_api_gets_input_image_and_input_file_with_the_same_bytes(tmp_path: Path) -> None:
+    photo = tmp_path / "p.png"
+    photo.write_bytes(png(7, 3))
+    seen: list[dict] = []
+
+    async def responses(request: web.Request) -> web.Response:  # an independent server: decodes what it gets
+        body = await request.json()
+        seen.append(body)
+        for part in body["input"][-1]["content"]:
+            assert part["type"] in ("input_text", "input_image", "input_file"), part
+            assert part["type"] != "input_image" or part["detail"] in ("low", "high", "auto")  # required there
+        return web.json_response({"id": "resp_1", "object": "response", "status": "completed", "model": "m",
+                                  "output": [{"type": "message", "role": "assistant", "content": [
+                                      {"type": "output_text", "text": "ok", "annotations": []}]}],
+                                  "usage": {"input_tokens": 3, "output_tokens": 1}})
+
+    with serve_post("/v1/responses", responses) as url:
+        result = nbtools.batch(["look"], base_url=url + "/v1", model="m", api="responses", cache=False,
+                               images=[[str(photo), "https://example.com/a.png"]], files=[PDF])
+    assert result[0].ok, result[0].error
+    parts = seen[0]["input"][-1]["content"]
+    assert parts[0] == {"type": "input_text", "text": "look"}
+    assert parts[1]["image_url"] == "data:image/png;base64," + base64.b64encode(photo.read_bytes()).decode()
+    assert parts[2] == {"type": "input_image", "image_url": "https://example.com/a.png", "detail": "auto"}
+    assert parts[3]["type"] == "input_file" and parts[3]["filename"].endswith(".pdf")
+    assert base64.b64decode(parts[3]["file_data"].split(",", 1)[1]) == PDF
+
+
+def test_a_skipped_row_through_the_batch_api_keeps_its_error_and_the_rest_come_back_in_order(tmp_path: Path) -> None:
+    images = [png(10 + i, 10) for i in range(5)]
+    images[2] = str(tmp_path / "gone.png")
+    result = nbtools.batch([f"p{i}" for i in range(5)], images=images, via="batch", provider="sim",
+                           on_bad_input="skip", poll_interval=0.05)
+    assert [r.status for r in result] == ["ok", "ok", "error", "ok", "ok"]
+    assert result[2].error_kind == "bad_input" and "does not exist" in result[2].error
+    assert [r.text.split(" px")[0] for r in result if r.ok] == [f"I see: image {10 + i}x10" for i in (0, 1, 3, 4)]
