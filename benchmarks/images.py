@@ -73,8 +73,9 @@ def main() -> None:
 
     rounds: dict[str, list[float]] = {"load": [], "encode": [], "floor": []}
     for _ in range(args.rounds):
-        loaded = []
-        rounds["load"].append(per_image(lambda path: loaded.append(load(path, "image")), paths))
+        start = time.process_time()
+        loaded = [load(path, "image") for path in paths]
+        rounds["load"].append((time.process_time() - start) * 1000 / len(paths))
         bodies = [chat_body(options, with_parts("Describe it.", [a], None), "gpt-4o") for a in loaded]
         rounds["encode"].append(per_image(lambda body: json.dumps(dialect.encode(body)).encode(), bodies))
         rounds["floor"].append(per_image(floor, paths))
