@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,17 @@ def test_header_sizes_and_media_types_are_read_without_decoding() -> None:
     assert pixel_size(GIF, "image/gif") == (7, 5)
     webp = b"RIFF\x00\x00\x00\x00WEBPVP8X" + b"\x00" * 8 + (99).to_bytes(3, "little") + (49).to_bytes(3, "little")
     assert sniff(webp) == "image/webp" and pixel_size(webp, "image/webp") == (100, 50)
+    lossy = b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 4 + b"\x00\x00\x00\x9d\x01\x2a" + struct.pack("<HH", 320, 200)
+    assert pixel_size(lossy, "image/webp") == (320, 200)
+    lossless = b"RIFF\x00\x00\x00\x00WEBPVP8L" + b"\x00" * 4 + b"\x2f" + (((40 - 1) | ((30 - 1) << 14))).to_bytes(4, "little")
+    assert pixel_size(lossless, "image/webp") == (40, 30)
+
+
+def test_a_pil_image_goes_as_the_png_it_saves() -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    picture = image_module.new("RGB", (9, 4), (250, 0, 0))
+    row = nbtools.batch(["what is it?"], images=[picture], provider="sim")[0]
+    assert row.text.startswith("I see: image 9x4 px mostly red")
 
 
 def test_each_api_gets_its_own_parts_and_the_simulator_refuses_the_others_with_the_real_body() -> None:
