@@ -300,7 +300,8 @@ def option(default: Any, help: str, kind: Kind, *, flags: tuple[str, ...] = (), 
     spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only, several)
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"spec": spec})
-    return field(default=default, metadata={"spec": spec})
+    # A column (images=, files=) is data, not a setting: a repr of the options does not print a thousand images.
+    return field(default=default, metadata={"spec": spec}, repr=not isinstance(kind, Column))
 
 
 @dataclass
