@@ -134,7 +134,10 @@ def dominant_colour(png: bytes) -> str | None:
     if depth != 8 or colour_type not in (2, 6) or interlace or width * height > _MAX_DECODED:
         return None
     channels = 3 if colour_type == 2 else 4
-    rows = _unfiltered(_idat(png), width * channels, height, channels)
+    try:
+        rows = _unfiltered(_idat(png), width * channels, height, channels)
+    except (zlib.error, IndexError):  # pixels cut short or missing: its colour is not read
+        return None
     totals = [0, 0, 0]
     for row in rows:
         for c in range(3):

@@ -291,3 +291,11 @@ def test_a_skipped_row_through_the_batch_api_keeps_its_error_and_the_rest_come_b
     assert [r.status for r in result] == ["ok", "ok", "error", "ok", "ok"]
     assert result[2].error_kind == "bad_input" and "does not exist" in result[2].error
     assert [r.text.split(" px")[0] for r in result if r.ok] == [f"I see: image {10 + i}x10" for i in (0, 1, 3, 4)]
+
+
+def test_the_spending_cap_counts_each_requests_image_tokens() -> None:
+    # 1024x1024 on the tile rule: 765 tokens, $0.77 a request at $1,000 per million: one request fits under $1.
+    result = nbtools.batch(["a", "b", "c"], images=[png_header(1024, 1024)] * 3, provider="sim", max_tokens=5,
+                           price=(1000.0, 1000.0), max_cost=1.0)
+    assert [r.status for r in result] == ["ok", "not sent", "not sent"]
+    assert result[0].prompt_tokens > 765  # the simulator priced the image by the same rule
