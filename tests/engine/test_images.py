@@ -286,9 +286,11 @@ def test_the_responses_api_gets_input_image_and_input_file_with_the_same_bytes(t
 def test_a_skipped_row_through_the_batch_api_keeps_its_error_and_the_rest_come_back_in_order(tmp_path: Path) -> None:
     images = [png(10 + i, 10) for i in range(5)]
     images[2] = str(tmp_path / "gone.png")
+    passed_on: list[int] = []
     result = nbtools.batch([f"p{i}" for i in range(5)], images=images, via="batch", provider="sim",
-                           on_bad_input="skip", poll_interval=0.05)
+                           on_bad_input="skip", poll_interval=0.05, on_result=lambda row: passed_on.append(row.index))
     assert [r.status for r in result] == ["ok", "ok", "error", "ok", "ok"]
+    assert sorted(passed_on) == [0, 1, 2, 3, 4] and result.completed_count == 5
     assert result[2].error_kind == "bad_input" and "does not exist" in result[2].error
     assert [r.text.split(" px")[0] for r in result if r.ok] == [f"I see: image {10 + i}x10" for i in (0, 1, 3, 4)]
 

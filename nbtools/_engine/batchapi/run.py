@@ -138,6 +138,9 @@ class BatchAPIRun(Run[State]):
         self.key = key = run_key(client.batch_format, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)
         known = self.store.parts(key)
+        for row in result.rows:
+            if row.error_kind == BAD_INPUT:  # refused before the batch began: counted and passed on, as online
+                self._done(row)
         self.status = "submitting"
         first = options.poll_interval or (SIM_POLL if result.endpoint.simulated else REAL_POLL)
         tasks = [asyncio.ensure_future(self._part(client, i, len(parts), part, known.get(i), first))
