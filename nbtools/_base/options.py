@@ -160,6 +160,17 @@ class Rates(Kind):
         return parse_price(value)
 
 
+class Column(Kind):
+    """One entry per prompt (``images=``, ``files=``): a list, a tuple or a pandas Series, kept as a list; on the
+    magic line, a variable's name or a DataFrame column (``df.photo``), which the magic looks up."""
+
+    def check(self, name: str, value: Any, example: str) -> list[Any]:
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{name}={_shown(value)} must be a list with one entry per prompt: {example}")
+        values = getattr(value, "tolist", None)
+        return list(values() if callable(values) else value)
+
+
 class SchemaKind(Kind):
     """A Pydantic model class, a JSON Schema dict or the short form; on the magic line, a variable's name
     (the magic looks it up) or the short form."""
@@ -289,7 +300,8 @@ def option(default: Any, help: str, kind: Kind, *, flags: tuple[str, ...] = (), 
     spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only, several)
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"spec": spec})
-    return field(default=default, metadata={"spec": spec})
+    # A column (images=, files=) is data, not a setting: a repr of the options does not print a thousand images.
+    return field(default=default, metadata={"spec": spec}, repr=not isinstance(kind, Column))
 
 
 @dataclass
@@ -382,6 +394,21 @@ class BatchOptions:
         None, "the shape of each reply: a Pydantic model, a JSON Schema dict or `field: type, ...`; replies are "
         "validated into `row.data` and `to_pandas()` columns", SchemaKind(),
         flags=("--schema",), example=SCHEMA_EXAMPLE)
+    images: list[Any] | None = option(
+        None, "one image per prompt, or a list of them: a path, an http(s) URL, bytes or a PIL image (a list, a "
+        "Series, or on the magic line a variable or `df.col`); sent as each API's image part", Column(),
+        flags=("--images",), example="e.g. images=df.photo (magic: --images df.photo)", resent=False)
+    files: list[Any] | None = option(
+        None, "one PDF per prompt (a path or bytes), where the provider takes documents", Column(),
+        flags=("--files",), example="e.g. files=['a.pdf', 'b.pdf'] (magic: --files NAME)", resent=False)
+    image_detail: str | None = option(
+        None, "how closely the model looks at each image, where the provider has it: `low` (cheapest), `high` or "
+        "`auto`", Choice("low", "high", "auto"), flags=("--image-detail",), example="e.g. image_detail='low'")
+    on_bad_input: str = option(
+        "error", "an image or file that cannot be sent (missing, not an image, too big, too many): `error` stops "
+        "the batch before any request; `skip` makes it that row's error and sends the rest",
+        Choice("error", "skip"), flags=("--on-bad-input",), example="on_bad_input='error' (default) or 'skip'",
+        resent=False)
     provider: str | None = option(
         None, "openai, xai, anthropic, gemini, openrouter, groq, together, deepseek, mistral, fireworks, cerebras, "
         "ollama, vllm or sim", Text(checked=False),

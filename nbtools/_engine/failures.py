@@ -62,6 +62,8 @@ INVALID_OUTPUT = "invalid_output"  # it does not validate: the validator's messa
 REFUSAL = "refusal"                # the model refused (message.refusal)
 LENGTH = "length"                  # cut by max_tokens (finish_reason 'length') before the value was whole
 OUTPUT = frozenset({INVALID_OUTPUT, REFUSAL, LENGTH})
+# A row never sent because its image or file could not be (on_bad_input="skip"): the row's error says why.
+BAD_INPUT = "bad_input"
 # The finish reasons of a reply that is there but not whole: shown and counted apart.
 NOTABLE_FINISH = ("length", "content_filter")
 

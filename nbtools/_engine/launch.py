@@ -18,9 +18,12 @@ from typing import Any, TypeVar
 from nbtools._base.errors import ConfigError, EndpointError
 from nbtools._base.options import ENDPOINT_KEYS, BatchOptions, ModelItem, options_from
 from nbtools._base.prompts import Prompt, normalize_prompts
+from nbtools._engine.attach import attach
 from nbtools._engine.batchapi.run import BatchAPIRun
 from nbtools._engine.endpoints import PROFILES, Endpoint, resolve_endpoint
+from nbtools._engine.failures import BAD_INPUT
 from nbtools._engine.gates.spending import SpendingGuard
+from nbtools._engine.image_tokens import rule_for
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.online import OnlineRun, OnResult
 from nbtools._engine.plan import CostEstimate, estimate, price_batch
@@ -73,12 +76,25 @@ def prepare_one(prompts: Prompt | Iterable[Prompt], make: MakeOne[One], *, api_k
         offered = f"it offers {', '.join(map(repr, profile.tiers))}" if profile.tiers else "it has no service tiers"
         raise ConfigError(f"tier={opts.tier!r} is not offered by provider {endpoint.provider!r} ({offered}): "
                           "leave tier out (magic: --tier)")
+    items, bad = attach(items, opts, endpoint)
     repeat = opts.repeat
     rows = [RequestResult(i, items[i // repeat]) for i in range(len(items) * repeat)]
+    for row in rows:
+        if row.index // repeat in bad:
+            row.refuse(BAD_INPUT, bad[row.index // repeat])
     state = make(rows, opts, endpoint, opts.model or endpoint.default_model)
     if state.model is not None:
         price_batch(state, state.model)  # a cap that cannot work fails before anything is shown
+        if opts.max_cost is not None and opts.images is not None:
+            _images_priced(endpoint, state.model)
     return state
+
+
+def _images_priced(endpoint: Endpoint, model: str) -> None:
+    """max_cost counts image tokens: refused where no rule says how many an image is."""
+    if rule_for("sim" if endpoint.simulated else endpoint.provider, model) is None:
+        raise ConfigError(f"max_cost with images= needs each image's tokens, and no published rule for {model}'s is "
+                          "known here: drop max_cost (see the cost first with dry_run=True)")
 
 
 def per_model(options: dict[str, Any], api_key: str | None) -> list[tuple[ModelItem, dict[str, Any], str | None]]:

@@ -139,7 +139,8 @@ class OnlineRun(Run[State]):
             result.model = await self._discover_model()
             price_batch(result, result.model)
         if self.guard is not None:  # each request's worst case needs its prompt tokens
-            self._prompt_tokens = PromptTokens(result.model)
+            endpoint = result.endpoint
+            self._prompt_tokens = PromptTokens(result.model, "sim" if endpoint.simulated else endpoint.provider)
         loop = asyncio.get_running_loop()
         try:
             await self._dispatch_rows(loop)
@@ -158,6 +159,10 @@ class OnlineRun(Run[State]):
         keys = SampleKeys(result.endpoint.base_url, options.repeat, options.dedupe) if keyed else None
         for row, body, key, hit in plan(result.rows, options, result.model, form, keys=keys, cache=cache):
             self._left -= 1
+            if row.done:  # refused before the batch began (on_bad_input="skip"): its error is its outcome
+                self.result.row_finished(row)
+                self._done(row)
+                continue
             if key is not None and not self._sent_alone(row, key, hit):
                 continue
             # Pacing, then room under the cap, then a slot: a request waiting for a slot to send again

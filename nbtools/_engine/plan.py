@@ -18,6 +18,7 @@ from nbtools._base.options import BatchOptions
 from nbtools._engine import wire
 from nbtools._engine.cache import ReplyCache, SampleKeys, cache_is_on
 from nbtools._engine.endpoints import Endpoint
+from nbtools._engine.image_tokens import image_tokens, images_in
 from nbtools._engine.prices import Price, price_for
 from nbtools._engine.replies import Completion
 from nbtools._engine.rows import RequestResult
@@ -52,22 +53,34 @@ def plan(rows: Sequence[RequestResult], options: BatchOptions, model: str, form:
 
 
 class PromptTokens:
-    """A planned body's prompt tokens as a provider counts them: its messages, and the schema sent with them.
+    """A planned body's prompt tokens as a provider counts them: its messages, its images (image_tokens.py), and
+    the schema sent with them.
 
     Counted with the model's tokenizer where one is installed, else estimated (``label`` says which)."""
 
-    def __init__(self, model: str | None) -> None:
+    def __init__(self, model: str | None, provider: str = "") -> None:
         self._count = prompt_counter(model)
         self.label = self._count.label
+        self.model, self.provider = model, provider
         self._schema: int | None = None  # every row of a batch sends the same response_format
 
     def __call__(self, body: dict[str, Any]) -> int:
-        tokens = self._count(body["messages"])
+        tokens = self._count(body["messages"]) + (self.images(body) or 0)
         if "response_format" in body:
             if self._schema is None:
                 self._schema = self._count([{"role": "system", "content": json.dumps(body["response_format"])}])
             tokens += self._schema
         return tokens
+
+    def images(self, body: dict[str, Any]) -> int | None:
+        """The body's image tokens: 0 without images, None when one of them has no known count."""
+        total = 0
+        for image, detail in images_in(body["messages"]):
+            tokens = image_tokens(self.provider, self.model, image, detail)
+            if tokens is None:
+                return None
+            total += tokens
+        return total
 
 
 def price_batch(state: BatchState, model: str) -> None:
@@ -101,6 +114,7 @@ class EstimateRow:
     cost_low: float | None  # a reply of no tokens; None: price unknown
     cost_high: float | None  # a reply of max_tokens; None: price unknown or no max_tokens
     cached: bool  # the reply cache holds the answer: no request, no cost
+    image_tokens: int | None = 0  # of prompt_tokens, the images'; None: not known for this model (nor its cost)
 
 
 class CostEstimate:
@@ -121,8 +135,11 @@ class CostEstimate:
         self.cached = len(rows) - len(sent)
         self.prompt_tokens = sum(r.prompt_tokens for r in sent)
         self.max_completion_tokens = None if max_tokens is None else max_tokens * len(sent)
-        self.cost_low = None if price is None else sum(r.cost_low or 0.0 for r in sent)
-        self.cost_high = None if price is None or max_tokens is None else sum(r.cost_high or 0.0 for r in sent)
+        known = [r.image_tokens for r in sent if r.image_tokens is not None]
+        self.image_tokens: int | None = sum(known) if len(known) == len(sent) else None  # None: some unknown
+        priced = price is not None and self.image_tokens is not None
+        self.cost_low = sum(r.cost_low or 0.0 for r in sent) if priced else None
+        self.cost_high = sum(r.cost_high or 0.0 for r in sent) if priced and max_tokens is not None else None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -151,7 +168,7 @@ def estimate(state: BatchState, make: Callable[..., E]) -> E:
     price = state.price
     note = state.price_note or (price.source if price is not None else
                                 "no model given (the server would be asked for one): pass model=")
-    tokens = PromptTokens(model)
+    tokens = PromptTokens(model, "sim" if endpoint.simulated else endpoint.provider)
     bound = opts.reply_bound
     form = wire.schema_form(endpoint) if opts.schema is not None else None
     cached = cache_is_on(opts.cache, endpoint) and model is not None
@@ -160,10 +177,11 @@ def estimate(state: BatchState, make: Callable[..., E]) -> E:
     rows = []
     try:
         for row, body, _, hit in plan(state.rows, opts, model or "", form, keys=keys, cache=cache):
-            count = tokens(body)
-            low = None if price is None else price.cost(count, 0)
-            high = None if price is None or bound is None else price.cost(count, bound)
-            rows.append(EstimateRow(row.index, row.prompt_text, count, bound, low, high, hit is not None))
+            count, images = tokens(body), tokens.images(body)
+            priced = None if images is None else price  # an image of unknown tokens: a cost unknown, not low
+            low = None if priced is None else priced.cost(count, 0)
+            high = None if priced is None or bound is None else priced.cost(count, bound)
+            rows.append(EstimateRow(row.index, row.prompt_text, count, bound, low, high, hit is not None, images))
     finally:
         if cache is not None:
             cache.close()

@@ -5,9 +5,11 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from nbtools._base.attachments import Attachment, attachments_of
 from nbtools._base.prompts import Prompt
 from nbtools._base.schemas import InvalidOutput, Schema
 from nbtools._engine import failures
+from nbtools._engine.replies import text_of
 
 if TYPE_CHECKING:
     from nbtools._engine.prices import Price
@@ -90,6 +92,14 @@ class RequestResult:
             return "".join(self._parts)
         return self.text or ""
 
+    def refuse(self, kind: str, message: str) -> None:
+        """This row cannot be sent (its image is missing, say): its error, before the batch starts."""
+        self.status, self.error_kind, self.error = ERROR, kind, message
+
+    @property
+    def attachments(self) -> list[Attachment]:
+        return attachments_of(self.prompt)
+
     def begin_stream(self) -> None:
         """A new attempt streams: forget what an earlier one sent."""
         self._parts, self.first_token = [], None
@@ -122,16 +132,20 @@ class RequestResult:
 
     @property
     def prompt_text(self) -> str:
-        """The prompt as one line of text (the last user message of a chat prompt)."""
+        """The prompt as one line of text (the last user message of a chat prompt, its text parts)."""
         if isinstance(self.prompt, str):
             return self.prompt
         for message in reversed(self.prompt):
             if message.get("role") == "user":
-                return str(message.get("content"))
-        return str(self.prompt[-1].get("content"))
+                return text_of(message.get("content"))
+        return text_of(self.prompt[-1].get("content"))
 
     def to_dict(self) -> dict[str, Any]:
         values = dict(zip(_EXPORTED, _export(self), strict=True))
+        found = self.attachments
+        if found:  # named (path, URL or hash), never embedded; the prompt as its text
+            values["prompt"] = self.prompt_text
+            values = {**values, "images": [a.name for a in found]}
         if self.label is None:
             return values
         return {"index": values.pop("index"), "label": self.label, **values}  # only in several-model batches

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from nbtools._engine.gates.pacing import estimate_prompt_tokens
+from nbtools._engine.replies import text_of
 
 # Chat framing as OpenAI's cookbook counts it (openai/openai-cookbook,
 # examples/How_to_count_tokens_with_tiktoken.ipynb): 3 per message besides its role and content, 3 to
@@ -36,7 +37,7 @@ class PromptCounter:
         if self._count is None:
             return estimate_prompt_tokens(messages)
         count = self._count
-        return sum(count(str(m.get("role", ""))) + count(str(m.get("content", ""))) + PER_MESSAGE
+        return sum(count(str(m.get("role", ""))) + count(text_of(m.get("content", ""))) + PER_MESSAGE
                    for m in messages) + REPLY_PRIMING
 
 

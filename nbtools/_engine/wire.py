@@ -20,6 +20,13 @@ Every rule about the form of a request lives here, so a server that wants someth
   reply bound (OpenAI's own API wants ``max_completion_tokens``, its reasoning models refuse ``max_tokens``; most
   other servers know only ``max_tokens``), ``stream_options`` (older Azure and strict proxies refuse them), the
   older schema form, and the models that answer only on /v1/responses.
+- **Images and PDFs** (``images=``, ``files=``): a body holds each as a chat content part whose value is the
+  Attachment itself (its hash keys the reply cache); only ``encode`` writes its bytes, as each API takes them:
+  chat ``{"type": "image_url", "image_url": {"url": "data:...", "detail"}}`` and ``{"type": "file", "file":
+  {"filename", "file_data": "data:application/pdf;base64,..."}}`` (platform.openai.com/docs/api-reference/chat/create);
+  the Responses API's ``input_text``, ``input_image`` (``image_url``, ``detail`` required) and ``input_file``
+  (``filename``, ``file_data``); Anthropic's ``{"type": "image" | "document", "source": {"type": "base64",
+  "media_type", "data"}}`` or ``{"type": "url", "url"}`` (docs.claude.com/en/docs/build-with-claude/vision, /pdf-support).
 - **Batch API lines**: OpenAI / xAI ``{"custom_id", "method", "url", "body"}``
   (platform.openai.com/docs/api-reference/batch/request-input); Anthropic ``{"custom_id", "params"}`` with the
   native Messages API fields (``system`` apart from ``messages``, ``max_tokens`` required;
@@ -33,6 +40,7 @@ import functools
 import json
 from typing import TYPE_CHECKING, Any
 
+from nbtools._base.attachments import Attachment
 from nbtools._base.options import BatchOptions
 from nbtools._base.prompts import Message, Prompt
 from nbtools._base.schemas import Schema
@@ -247,11 +255,12 @@ def wants_responses(api: str, base_url: str, model: str) -> bool:
 
 
 def responses_body(body: dict[str, Any]) -> dict[str, Any]:
-    """A chat body as a Responses API body: system messages become ``instructions``."""
+    """A chat body as a Responses API body: system messages become ``instructions``, content parts the Responses
+    API's own."""
     sent = body.get("messages") or []
     system = [text_of(m.get("content")) for m in sent if m.get("role") in ("system", "developer")]
     out: dict[str, Any] = {"model": body.get("model")}
-    out["input"] = [{"role": m.get("role"), "content": m.get("content")} for m in sent
+    out["input"] = [{"role": m.get("role"), "content": _parts(m.get("content"), _responses_part)} for m in sent
                     if m.get("role") not in ("system", "developer")]
     if system:
         out["instructions"] = "\n\n".join(system)
@@ -270,6 +279,63 @@ def _text_format(value: Any) -> Any:
         inner = value.get("json_schema")
         return {"type": "json_schema", **(inner if isinstance(inner, dict) else {})}
     return value
+
+
+# -- content parts: images and PDFs ----------------------------------------------------------------
+def _parts(content: Any, part: Any) -> Any:
+    """A message's content with each part as ``part`` writes it (a string content stays as it is)."""
+    return [part(p) for p in content] if isinstance(content, list) else content
+
+
+def _uri(value: Any) -> str:
+    return value.data_uri() if isinstance(value, Attachment) else str(value)
+
+
+def with_chat_parts(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with each attachment written out as chat takes it (the same body when it has none)."""
+    sent = body.get("messages") or []
+    if not any(isinstance(m.get("content"), list) for m in sent):
+        return body
+    return {**body, "messages": [{**m, "content": _parts(m.get("content"), _chat_part)} for m in sent]}
+
+
+def _chat_part(part: Any) -> Any:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "image_url" and isinstance(part["image_url"].get("url"), Attachment):
+        return {**part, "image_url": {**part["image_url"], "url": _uri(part["image_url"]["url"])}}
+    if kind == "file" and isinstance(part["file"].get("file_data"), Attachment):
+        return {**part, "file": {**part["file"], "file_data": _uri(part["file"]["file_data"])}}
+    return part
+
+
+def _responses_part(part: Any) -> Any:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text":
+        return {"type": "input_text", "text": part.get("text")}
+    if kind == "image_url":
+        image = part["image_url"]
+        return {"type": "input_image", "image_url": _uri(image.get("url")), "detail": image.get("detail") or "auto"}
+    if kind == "file":
+        file = part["file"]
+        return {"type": "input_file", "filename": file.get("filename"), "file_data": _uri(file.get("file_data"))}
+    return part
+
+
+def _anthropic_part(part: Any) -> Any:
+    """A chat part (its attachments already written as data: URIs or URLs) as a native Messages API block."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "image_url":
+        return {"type": "image", "source": _source(_uri(part["image_url"].get("url")))}
+    if kind == "file":
+        return {"type": "document", "source": _source(_uri(part["file"].get("file_data")))}
+    return part
+
+
+def _source(uri: str) -> dict[str, Any]:
+    if not uri.startswith("data:"):
+        return {"type": "url", "url": uri}
+    head, _, data = uri.partition(",")
+    return {"type": "base64", "media_type": head[5:].split(";")[0], "data": data}
 
 
 # -- a server's dialect ----------------------------------------------------------------------------
@@ -298,7 +364,7 @@ class Dialect:
         name = self.tokens_field
         if name != "max_tokens" and "max_tokens" in body and name not in body:
             body = {(name if k == "max_tokens" else k): v for k, v in body.items()}
-        return responses_body(body) if on_responses else body
+        return responses_body(body) if on_responses else with_chat_parts(body)
 
     def learn(self, body: dict[str, Any], sent: dict[str, Any], refusal: RequestFailed, on_responses: bool) -> bool:
         """Did the server refuse something it has another form for? Then switch to it: the request goes again."""
@@ -334,7 +400,8 @@ def anthropic_params(body: dict[str, Any]) -> dict[str, Any]:
     """A chat body as native Messages API params: system messages move to ``system``."""
     params = {k: v for k, v in body.items() if k != "messages"}
     system = [str(m["content"]) for m in body["messages"] if m.get("role") == "system"]
-    params["messages"] = [dict(m) for m in body["messages"] if m.get("role") != "system"]
+    params["messages"] = [{**m, "content": _parts(m.get("content"), _anthropic_part)} for m in body["messages"]
+                          if m.get("role") != "system"]
     if system:
         params["system"] = "\n\n".join(system)
     params.setdefault("max_tokens", ANTHROPIC_MAX_TOKENS)

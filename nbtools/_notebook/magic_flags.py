@@ -25,6 +25,7 @@ from nbtools._base.options import (
     ONLINE_ONLY,
     OPTIONS,
     Choice,
+    Column,
     Concurrency,
     Flag,
     ModelList,
@@ -48,6 +49,7 @@ _TRAITS: dict[type, Callable[[Any, OptionSpec], TraitType[Any, Any]]] = {
     RequestFields: lambda default, spec: Dict(help=spec.help),
     Choice: lambda default, spec: _choice(default, cast(Choice, spec.kind), spec.help),
     SchemaKind: lambda default, spec: TraitAny(None, allow_none=True, help=spec.help),
+    Column: lambda default, spec: TraitAny(None, allow_none=True, help=spec.help),
     ModelList: lambda default, spec: Union([Unicode(), List()], default_value=None, allow_none=True, help=spec.help),
     Rates: lambda default, spec: Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True,
                                        help=spec.help),
@@ -150,16 +152,17 @@ def _unquote(value: str) -> str:
     return value
 
 
-def line_options(args: Any, defaults: Mapping[str, Any], schema_named: Callable[[str], Any]) -> dict[str, Any]:
-    """The engine options: ``defaults`` (the %config traits), overridden by what the line gives; ``--schema NAME``
-    looked up by ``schema_named``. A value an option cannot read is a UsageError that names its flag."""
+def line_options(args: Any, defaults: Mapping[str, Any], named: Callable[[str, str], Any]) -> dict[str, Any]:
+    """The engine options: ``defaults`` (the %config traits), overridden by what the line gives; ``--schema NAME``,
+    ``--images NAME`` and ``--files NAME`` looked up by ``named(option, text)``. A value an option cannot read is a
+    UsageError that names its flag."""
     options = dict(defaults)
     for name, (_, spec) in OPTIONS.items():
         value = getattr(args, name, None)
         if value is None:
             continue
-        if name == "schema" and isinstance(value, str):
-            value = schema_named(value)
+        if isinstance(value, str) and isinstance(spec.kind, (SchemaKind, Column)):
+            value = named(name, value)
         if isinstance(value, str) and spec.several and "," in value:  # -m a,b,c: several models
             options[name] = None
             name, spec = spec.several, OPTIONS[spec.several][1]

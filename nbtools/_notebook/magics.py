@@ -173,10 +173,16 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
-        return line_options(args, {name: getattr(self, name) for name in OPTIONS}, self._schema_named)
+        return line_options(args, {name: getattr(self, name) for name in OPTIONS}, self._named)
 
-    def _schema_named(self, text: str) -> Any:
-        """``--schema NAME`` names a variable (a model class or a dict); anything else is the short form."""
+    def _named(self, option: str, text: str) -> Any:
+        """``--schema NAME`` names a variable (a model class or a dict), anything else is the short form;
+        ``--images NAME`` / ``--files NAME`` a variable or a DataFrame's column (``df.photo``)."""
+        if option != "schema":
+            try:
+                return cells.over_value(text, self._user_ns, flag=f"--{option}")
+            except NbtoolsError as exc:
+                raise UsageError(str(exc)) from None
         if text.isidentifier():
             if text not in self._user_ns:
                 raise UsageError(f"--schema {text}: {text!r} is not defined; define the model (or dict) in a cell "

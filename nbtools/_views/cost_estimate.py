@@ -19,13 +19,15 @@ def dry_run_facts(d: CostEstimate) -> list[tuple[str, str]]:
              if d.max_completion_tokens is not None else "no bound: set max_tokens to know the worst case")
     if d.price is None:
         cost = f"unknown: {d.price_note}"
+    elif d.image_tokens is None:
+        cost = f"unknown: no published image-token rule for {d.model or 'this model'} (image tokens unknown)"
     elif d.cost_high is None:
         cost = f"at least {usd(d.cost_low or 0.0)} (the prompts alone); no upper bound without max_tokens"
     else:
         cost = f"{usd(d.cost_low or 0.0)} to {usd(d.cost_high)}"
     lines = [
         ("requests", f"{d.requests:,}" + (f" ({d.cached:,} more from the reply cache, free)" if d.cached else "")),
-        ("prompt tokens", f"{d.prompt_tokens:,}, {d.tokens_label}"),
+        ("prompt tokens", f"{d.prompt_tokens:,}, {d.tokens_label}" + _images(d)),
         ("reply tokens at most", worst),
         ("cost", cost),
     ]
@@ -35,6 +37,12 @@ def dry_run_facts(d: CostEstimate) -> list[tuple[str, str]]:
         lines.append(("max_cost", f"{usd(d.max_cost)}: {d.fit_in_cap():,} of {d.requests:,} requests "
                                   "fit even if every reply is max_tokens long"))
     return lines
+
+
+def _images(d: CostEstimate) -> str:
+    if d.image_tokens is None:
+        return "; image tokens unknown (not counted)"
+    return f"; {d.image_tokens:,} of them for images" if d.image_tokens else ""
 
 
 def _head(d: CostEstimate) -> str:

@@ -16,6 +16,7 @@ from nbtools._views import fields, labels
 from nbtools._views.escaping import clip, escape
 from nbtools._views.live_view import Live
 from nbtools._views.style import COLORS, framed
+from nbtools._views.thumbs import Thumbs, names_text
 from nbtools._views.timeline import Lane, timeline_svg
 
 DISPLAY_LIMIT = 20
@@ -272,7 +273,7 @@ def _row_cells(r: RequestResult, batch: BatchState, thinking: bool) -> tuple[str
         replies = [clip(c, 60 if r.data is not None else 120) for c in fields.cells(r, schema, partial)]
     reasoning = (_reasoning_cell(r, batch.price),) if thinking else ()
     return (
-        str(r.index), clip(r.prompt_text, 60), *replies, _secs(r.latency), _secs(r.ttft),
+        str(r.index), clip(names_text(r.attachments) + r.prompt_text, 60), *replies, _secs(r.latency), _secs(r.ttft),
         *reasoning, str(r.attempts), _status(r),
     )
 
@@ -306,8 +307,12 @@ def table_html(batch: BatchState, limit: int = DISPLAY_LIMIT) -> str:
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     n = len(columns) - 6 - thinking  # the reply's cells: the response, or the schema's fields
     body = []
+    thumbs = Thumbs()  # one budget for the view's pictures
     for r in rows:
         cells = [escape(c) for c in _row_cells(r, batch, thinking)]
+        found = r.attachments
+        if found:  # the pictures (or names) instead of the names as text
+            cells[1] = thumbs.html(found) + escape(clip(r.prompt_text, 60))
         idx, prompt, replies, (lat, ttft), status = cells[0], cells[1], cells[2:2 + n], cells[2 + n:4 + n], cells[-1]
         middle = "".join(f"<td class='num'>{c}</td>" for c in cells[4 + n:-1])  # reasoning (if any), attempts
         cls = " class='err'" if r.error else (" class='note'" if r.finish_reason in labels.FINISH else "")

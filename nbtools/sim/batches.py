@@ -160,7 +160,8 @@ class BatchSim:
         raw = json.dumps(line.body).encode()
         try:
             parse = parse_responses_request if job.endpoint == _RESPONSES else parse_chat_request
-            req = parse(raw, config.models[0])
+            req = parse(raw, config.models[0]) if job.kind != "anthropic" else parse_chat_request(
+                raw, config.models[0], "anthropic")
             directives = sim_directives.parse(req.last_user)
             fault = directives.fault
             schema, _ = schema_of(req.response_format)
@@ -177,7 +178,7 @@ class BatchSim:
             return False, self._line_error(job, line, status, kind,
                                            f"The server had an error processing this line. (simulated {fault})")
         reply, finish, refusal = self.sim.make_reply(req, directives, schema)
-        prompt_tokens = sum(count_words(text) for _, text in req.messages)
+        prompt_tokens = sum(count_words(text) for _, text in req.messages) + sum(s.tokens for s in req.seen)
         n = next(self._ids)
         if job.kind == "anthropic":
             tool = (req.response_format or {}).get("tool") if isinstance(req.response_format, dict) else None

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from nbtools.sim.media import PartRefused, Seen, read_content
 from nbtools.sim.replies import Reply
 
 DONE = b"data: [DONE]\n\n"
@@ -15,9 +16,9 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 class BadRequest(ValueError):
     """A request the real API would refuse with 400; ``param`` names the culprit field."""
 
-    def __init__(self, message: str, param: str | None = None) -> None:
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
-        self.param = param
+        self.param, self.code = param, code
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class ChatRequest:
     include_usage: bool
     max_tokens: int | None
     response_format: Any = None  # as sent; nbtools.sim.structured reads it
+    seen: tuple[Seen, ...] = ()  # what its images and files show (nbtools.sim.media)
 
 
 def json_object(body: bytes) -> dict[str, Any]:
@@ -42,21 +44,23 @@ def json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def parse_chat_request(body: bytes, default_model: str) -> ChatRequest:
-    return chat_request(json_object(body), default_model)
+def parse_chat_request(body: bytes, default_model: str, api: str = "chat") -> ChatRequest:
+    return chat_request(json_object(body), default_model, api)
 
 
-def chat_request(data: dict[str, Any], default_model: str) -> ChatRequest:
-    """A parsed chat-completions body, checked as the real API checks it."""
+def chat_request(data: dict[str, Any], default_model: str, api: str = "chat") -> ChatRequest:
+    """A parsed chat-completions body (or, ``api="responses"``/``"anthropic"``, one in the chat form whose
+    content parts are that API's), checked as the real API checks it."""
     raw_messages = data.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise BadRequest("'messages' must be a non-empty list of {role, content} objects", "messages")
     messages = []
     last_user = ""
+    seen: list[Seen] = []
     for i, message in enumerate(raw_messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str) or "content" not in message:
             raise BadRequest(f"messages[{i}] must be an object with 'role' and 'content'", f"messages[{i}]")
-        text = _content_text(message["content"])
+        text = _content_text(message["content"], f"messages[{i}].content", api, seen)
         if text is None:
             raise BadRequest(
                 f"messages[{i}].content must be a string or a list of text parts", f"messages[{i}].content"
@@ -75,19 +79,24 @@ def chat_request(data: dict[str, Any], default_model: str) -> ChatRequest:
         raise BadRequest("'max_tokens' must be a positive integer", "max_tokens")
     options = data.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
-    return ChatRequest(messages, last_user, model, stream, include_usage, max_tokens, data.get("response_format"))
+    return ChatRequest(messages, last_user, model, stream, include_usage, max_tokens, data.get("response_format"),
+                       tuple(seen))
 
 
-def _content_text(content: Any) -> str | None:
+def _content_text(content: Any, where: str, api: str, seen: list[Seen]) -> str | None:
+    """The content's text, with what its images and files show in brackets (added to ``seen``)."""
     if isinstance(content, str):
         return content
     if content is None:  # assistant turns that only carried tool calls
         return ""
-    if isinstance(content, list):  # multimodal form: [{"type": "text", "text": ...}, ...]
-        parts = [p.get("text") for p in content if isinstance(p, dict)]
-        if all(isinstance(p, str) or p is None for p in parts):
-            return " ".join(p for p in parts if p)
-    return None
+    if not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
+        return None
+    try:
+        text, found = read_content(content, where, api)
+    except PartRefused as exc:
+        raise BadRequest(str(exc), exc.param, exc.code) from None
+    seen.extend(found)
+    return " ".join([text, *(f"({s.words})" for s in found)]).strip()
 
 
 def error_body(message: str, kind: str, code: str | None = None, param: str | None = None) -> bytes:

@@ -35,7 +35,7 @@ def parse_responses_request(body: bytes, default_model: str) -> ChatRequest:
     if chat["model"] is None:
         del chat["model"]
     try:
-        return chat_request(chat, default_model)
+        return chat_request(chat, default_model, api="responses")
     except BadRequest as exc:  # name the field as this API calls it
         param = "input" if (exc.param or "").startswith("messages") else exc.param
         raise BadRequest(str(exc).replace("'max_tokens'", "'max_output_tokens'").replace("messages", "input"),

@@ -151,7 +151,8 @@ class Simulator:
             directives = sim_directives.parse(req.last_user)
             schema, _ = schema_of(req.response_format)
         except ValueError as exc:  # BadRequest, or a bad [[sim:...]] directive
-            body = error_body(str(exc), "invalid_request_error", param=getattr(exc, "param", None))
+            body = error_body(str(exc), "invalid_request_error", code=getattr(exc, "code", None),
+                              param=getattr(exc, "param", None))
             return await self._send(request, record, 400, body, self._limit_headers())
         refused = _refused_parameter(config, req.model, raw)
         if refused is not None:
@@ -162,7 +163,7 @@ class Simulator:
         z, u = self.rng.gauss(0.0, 1.0), self.rng.random()
 
         reply, finish, refusal = self.make_reply(req, directives, schema)
-        prompt_tokens = sum(count_words(text) for _, text in req.messages)
+        prompt_tokens = sum(count_words(text) for _, text in req.messages) + sum(s.tokens for s in req.seen)
         headers, over = self._admit(prompt_tokens + len(reply.tokens))
         if over is not None:
             kind, wait = over
@@ -263,6 +264,8 @@ class Simulator:
         if schema is None:
             named = LINEUP.get(req.model)  # a model of the lineup has its own replies
             reply = named.reply(req.last_user) if named is not None else self.replies.make(req.messages, req.last_user)
+            if req.seen:  # what it can read of the images and files comes first
+                reply = Reply.of("I see: " + "; ".join(s.words for s in req.seen) + ". " + reply.text)
         else:  # the shares are drawn from the request's hash: the random stream keeps its two draws per request
             seed = hashlib.blake2b(repr((self.config.seed, req.messages)).encode(), digest_size=16).digest()
             u_refuse, u_invalid = seed[0] / 256, seed[1] / 256

@@ -24,6 +24,7 @@ _POSITIVE = re.compile(r"\b(love|great|excellent|perfect|amazing|good|happy|best
 _NEGATIVE = re.compile(r"\b(hate|terrible|awful|broke|broken|bad|worst|slow|refund|late|poor|never)\b", re.IGNORECASE)
 _DIRECTIVE = re.compile(r"\[\[sim:[^\]]*\]\]")
 _WORDS = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
+_SIZE = re.compile(r"\(image (\d+)x(\d+) px")
 
 
 def schema_of(response_format: Any) -> tuple[dict[str, Any] | None, str]:
@@ -126,6 +127,9 @@ def _value(node: dict[str, Any], defs: dict[str, Any], prompt: str, rng: random.
 def _scalar(kind: Any, prompt: str, rng: random.Random, name: str) -> Any:
     """A value of a scalar type (``kind``, a JSON Schema type; anything else gives a string) for field ``name``."""
     if kind == "integer":
+        size = _SIZE.search(prompt)  # an image's size, as the simulator read it
+        if size and name in ("width", "height"):
+            return int(size.group(1 if name == "width" else 2))
         if re.search(r"score|rating|stars|level", name):  # follows the prompt's lean, as a rating would
             low, high = {"positive": (4, 5), "negative": (1, 2), "mixed": (2, 4)}.get(_lean(prompt) or "", (1, 5))
             return rng.randint(low, high)
@@ -149,6 +153,9 @@ def _lean(prompt: str) -> str | None:
 def _choice(values: list[Any], prompt: str, rng: random.Random) -> Any:
     """An enum value; for sentiment-like choices, the one the prompt's words lean to."""
     lowered = [str(v).lower() for v in values]
+    named = [v for v, low in zip(values, lowered, strict=True) if re.search(rf"\b{re.escape(low)}\b", prompt.lower())]
+    if len(named) == 1:  # the prompt (or what the simulator read off its image) names one: that one
+        return named[0]
     lean = _lean(prompt)
     if lean in lowered and rng.random() < 0.9:
         return values[lowered.index(lean)]

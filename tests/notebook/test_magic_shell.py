@@ -216,3 +216,16 @@ def test_the_magic_shows_each_model_live_in_a_terminal(ip, sim, capsys) -> None:
     ip.run_cell_magic("llm_batch", "--base-url {sim_url} -m sim-mini,sim-pro -o shown", "hello\nworld")
     err = capsys.readouterr().err
     assert "sim-mini: 2/2 done" in err and "sim-pro: 2/2 done" in err and "# | prompt | sim-mini | sim-pro" in err
+
+
+def test_images_name_a_column_aligned_with_the_over_items(ip, cell) -> None:
+    import pandas as pd
+
+    from tests.support.images import png
+
+    ip.user_ns["shots"] = pd.DataFrame({"name": ["a", "b"], "photo": [png(2, 2, (250, 0, 0)), png(3, 3, (0, 0, 250))]})
+    result = cell("--over shots.name --images shots.photo --image-detail low", "Colour of {item}?")
+    assert [r.text.split(".")[0] for r in result] == ["I see: image 2x2 px mostly red", "I see: image 3x3 px mostly blue"]
+    assert result.options.image_detail == "low"
+    message = one_line_usage_error(ip, "llm_batch", "--images nope", "x")
+    assert message.startswith("--images nope: 'nope' is not defined")

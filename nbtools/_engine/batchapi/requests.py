@@ -39,7 +39,7 @@ class Part:
     """One job's worth of rows: its index range, its request bytes and its share of the key."""
 
     first: int  # row index of its first line
-    count: int
+    count: int  # rows from first (a row refused before the batch has no line, so there may be fewer lines)
     lines: list[bytes] = field(repr=False)
     digest: str  # sha256 of the lines: what this part asks
     url: str = BATCH_CHAT_URL  # the one endpoint every line of the job goes to
@@ -61,14 +61,17 @@ def row_index(cid: str) -> int | None:
 
 
 def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat, dialect: Dialect,
-           url: str, form: str | None) -> Iterator[bytes]:
+           url: str, form: str | None) -> Iterator[tuple[int, bytes]]:
+    """Each row's position and request line (rows refused before the batch have none)."""
     on_responses = url == BATCH_RESPONSES_URL
     last: object = None
     sent: dict[str, Any] = {}
-    for row, body, _, _ in plan(rows, options, model, form):
+    for i, (row, body, _, _) in enumerate(plan(rows, options, model, form)):
+        if row.done:  # refused before the batch began (on_bad_input="skip"): no line, its error stays
+            continue
         if body is not last:  # the rows of one prompt share a body: encode it once
             last, sent = body, dialect.encode(body, on_responses)
-        yield wire.batch_line(batch_format.name, custom_id(row.index), sent, url)
+        yield i, wire.batch_line(batch_format.name, custom_id(row.index), sent, url)
 
 
 def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat,
@@ -86,16 +89,19 @@ def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, ba
     size, first = 0, 0
     digest = hashlib.sha256()
 
-    def close() -> None:
-        parts.append(Part(first, len(lines), lines, digest.hexdigest(), url))
+    end = 0  # the position after the part's last row
 
-    for i, line in enumerate(_lines(rows, options, model, batch_format, dialect, url, form)):
+    def close() -> None:
+        parts.append(Part(first, end - first, lines, digest.hexdigest(), url))
+
+    for i, line in _lines(rows, options, model, batch_format, dialect, url, form):
         if lines and (len(lines) >= limit_n or size + len(line) > limit_b):
             close()
             lines, size, first, digest = [], 0, i, hashlib.sha256()
         lines.append(line)
         size += len(line)
         digest.update(line)
+        end = i + 1
     if lines:
         close()
     return parts

@@ -21,6 +21,7 @@ from nbtools._engine.batchapi.clients import BatchAPIError, BatchClient, JobStat
 from nbtools._engine.batchapi.outcome import Outcome
 from nbtools._engine.batchapi.requests import Part, build_parts, run_key
 from nbtools._engine.batchapi.store import JobRecord, JobStore
+from nbtools._engine.failures import BAD_INPUT
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.rows import ERROR, NOT_SENT, RequestResult, fill_reply
 from nbtools._engine.state import State
@@ -137,6 +138,9 @@ class BatchAPIRun(Run[State]):
         self.key = key = run_key(client.batch_format, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)
         known = self.store.parts(key)
+        for row in result.rows:
+            if row.error_kind == BAD_INPUT:  # refused before the batch began: counted and passed on, as online
+                self._done(row)
         self.status = "submitting"
         first = options.poll_interval or (SIM_POLL if result.endpoint.simulated else REAL_POLL)
         tasks = [asyncio.ensure_future(self._part(client, i, len(parts), part, known.get(i), first))
@@ -152,7 +156,7 @@ class BatchAPIRun(Run[State]):
                     first_poll: float) -> None:
         key = self.key
         assert key is not None
-        rows = self.result.rows[part.first : part.first + part.count]
+        rows = [r for r in self.result.rows[part.first : part.first + part.count] if r.error_kind != BAD_INPUT]
         if record is not None and record.stored:  # finished before: answer from the store
             self.jobs[i] = JobState(record.job_id, record.status, record.total, record.done, record.failed, {})
             self.reattached += 1

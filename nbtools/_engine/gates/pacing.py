@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from nbtools._engine.gates.gate import AttemptOutcome, Ticket
+from nbtools._engine.replies import text_of
 
 
 def estimate_prompt_tokens(messages: list[Mapping[str, Any]]) -> int:
     """About 4 characters a token, plus a few tokens of framing per message."""
-    return sum(len(str(m.get("content", ""))) // 4 + 4 for m in messages)
+    return sum(len(text_of(m.get("content", ""))) // 4 + 4 for m in messages)
 
 
 class Pacer:
