@@ -48,6 +48,25 @@ def _typed(values: list[Any], column: Column) -> Any:
     return pd.array(values, dtype=column.dtype)
 
 
+def graded_columns(rows: Sequence[RequestResult], expected: bool, checks: Sequence[str], index: Any) -> dict[str, pandas.Series]:
+    """With expected=: ``expected``; with checks=: ``check.NAME`` per check (boolean, or Float64 when a check gave
+    numbers) and ``check_error`` (which checks raised on the row)."""
+    import pandas as pd
+
+    found: dict[str, pd.Series] = {}
+    if expected:
+        found["expected"] = pd.Series([row.expected for row in rows], index=index, name="expected", dtype=object)
+    for name in checks:
+        values = [None if row.checks is None else row.checks.get(name) for row in rows]
+        numeric = any(not isinstance(value, bool) for value in values if value is not None)
+        column = f"check.{name}"
+        found[column] = pd.Series(pd.array(values, dtype="Float64" if numeric else "boolean"), index=index, name=column)
+    if checks:
+        found["check_error"] = pd.Series(pd.array([row.check_error for row in rows], dtype="string"), index=index,
+                                         name="check_error")
+    return found
+
+
 def check_clash(schema: Schema, taken: Sequence[str], where: str) -> None:
     """A field named like a column already there: one line saying which, and the fix."""
     clash = [c.name for c in schema.columns if c.name in set(taken)]

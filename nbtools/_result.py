@@ -126,11 +126,13 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         except ImportError:
             raise NbtoolsError("to_pandas() needs pandas, which is not installed: pip install pandas") from None
         frame = pd.DataFrame.from_records(self.to_dicts()).set_index("index").drop(columns="data")
+        checks = list(self.options.checks or ())
+        graded = columns.graded_columns(self.rows, self.options.expected is not None, checks, frame.index)
         schema = self.options.schema
-        if schema is None:
-            return frame
-        columns.check_clash(schema, list(frame.columns), "to_pandas()")
-        return pd.concat([frame, pd.DataFrame(columns.field_columns(self.rows, schema, frame.index))], axis=1)
+        if schema is not None:
+            columns.check_clash(schema, list(frame.columns) + list(graded), "to_pandas()")
+            graded.update(columns.field_columns(self.rows, schema, frame.index))
+        return pd.concat([frame, pd.DataFrame(graded, index=frame.index)], axis=1) if graded else frame
 
     def join(self, frame: pandas.DataFrame) -> pandas.DataFrame:
         """``frame`` (the DataFrame the batch ran ``--over``) with a column per schema field, on its own index."""
@@ -183,6 +185,7 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         attempts, waits = original.attempts + row.attempts, original.waits + row.waits
         copy_outcome(row, original)  # the retry's times are on its own batch's clock: its last request's latency
         original.attempts, original.waits, original.cost = attempts, waits, cost
+        self.grade(original)
         self.rows_changed()
 
     # -- display --------------------------------------------------------------------------------

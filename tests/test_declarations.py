@@ -38,8 +38,11 @@ def _parser_actions() -> dict[str, list]:
 
 def test_the_magic_takes_every_declared_flag_and_no_other() -> None:
     actions = _parser_actions()
-    assert set(actions) - MAGIC_ONLY == {name for name, (_, spec) in OPTIONS.items() if spec.flags}
+    each = {f"{name}_each" for name, (_, spec) in OPTIONS.items() if spec.each}  # e.g. --check, repeatable
+    assert set(actions) - MAGIC_ONLY - each == {name for name, (_, spec) in OPTIONS.items() if spec.flags}
     for name, (_, spec) in OPTIONS.items():
+        if spec.each:
+            assert [flag for action in actions[f"{name}_each"] for flag in action.option_strings] == [spec.each]
         flags = [flag for action in actions.get(name, []) for flag in action.option_strings]
         expected = list(spec.flags) + ([spec.kind.negative] if isinstance(spec.kind, Flag) and spec.kind.negative else [])
         assert sorted(flags) == sorted(expected), name
@@ -73,7 +76,7 @@ def test_every_declared_option_is_checked_with_a_one_line_error() -> None:
              "timeout": 0, "retries": -1, "max_wait": 0, "rpm": 0, "tpm": -1, "cache": "no", "dedupe": 1,
              "price": "cheap", "max_cost": -1, "dry_run": "no", "tier": "fast", "api": "foo", "via": "bulk",
              "poll_interval": 0, "job_size": 0,
-             "model": "", "system": 5, "schema": 3, "models": "one"}
+             "model": "", "system": 5, "schema": 3, "models": "one", "expected": "4", "checks": {"right": "nummber"}}
     unchecked = {"provider", "base_url", "api_key_env"}  # resolve_endpoint checks these, without echoing them
     assert set(wrong) | unchecked == set(OPTIONS)
     for name, value in wrong.items():
@@ -128,7 +131,7 @@ OTHER = {"model": "gpt-4o-mini", "concurrency": 8, "repeat": 2, "system": "Be br
          "rpm": 60.0, "tpm": 1000.0, "cache": False, "dedupe": True, "price": (0.1, 0.2), "max_cost": 1.0,
          "dry_run": True, "poll_interval": 1.0, "job_size": 10, "provider": "openai",
          "tier": "flex", "api": "chat", "schema": "score: int", "models": ["sim:sim-small", "sim:sim-large"],
-         "base_url": "http://127.0.0.1:9/v1", "api_key_env": "SOME_KEY"}
+         "base_url": "http://127.0.0.1:9/v1", "api_key_env": "SOME_KEY", "expected": [4], "checks": {"right": "number"}}
 
 
 def test_a_batch_api_job_refuses_exactly_the_options_declared_online_only() -> None:

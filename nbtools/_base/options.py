@@ -15,6 +15,8 @@ from typing import Any
 
 from nbtools._base.checks import number, parse_price, sendable, whole_number
 from nbtools._base.errors import ConfigError
+from nbtools._base.grading import EXAMPLE as CHECKS_EXAMPLE
+from nbtools._base.grading import Check, to_checks
 from nbtools._base.schemas import EXAMPLE as SCHEMA_EXAMPLE
 from nbtools._base.schemas import Schema, to_schema
 
@@ -30,6 +32,7 @@ class Kind:
     """Checks a Python value (``check``) and turns magic-line text into one (``parse``)."""
 
     expects = "a value"  # what the text must be, for the error when it cannot be read
+    named = False  # on the magic line the value is a variable's name, which the magic looks up
 
     def check(self, name: str, value: Any, example: str) -> Any:
         return value
@@ -168,6 +171,47 @@ class SchemaKind(Kind):
         return to_schema(value, name)
 
 
+class Expected(Kind):
+    """One reference answer per prompt (or ``--over`` item): a list, tuple or pandas Series; on the magic line, a
+    variable's name (or a column of the ``--over`` frame)."""
+
+    named = True  # the magic looks the name up
+
+    def check(self, name: str, value: Any, example: str) -> tuple[Any, ...]:
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{name} must be a list (or pandas Series) with one reference answer per prompt, "
+                              f"not {type(value).__name__}: {example}")
+        return tuple(None if _missing(item) else item for item in value)
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN or pandas' NA: no reference for that row."""
+    try:
+        return value is None or bool(value != value)
+    except (TypeError, ValueError):  # pandas.NA refuses bool(); arrays compare element-wise
+        return value is not None and type(value).__name__ == "NAType"
+
+
+class CheckMap(Kind):
+    """``{name: check}``: a built-in's name (exact, contains, number, json, regex:PATTERN) or a callable taking the
+    row; on the magic line ``--checks VAR`` (a dict) and ``--check NAME=CHECK`` (repeatable)."""
+
+    named = True
+
+    def check(self, name: str, value: Any, example: str) -> dict[str, Check]:
+        return to_checks(name, value)
+
+    def parse_each(self, name: str, items: list[str]) -> dict[str, str]:
+        """``["right=number", "yes=regex:^yes"]`` as a dict, each item NAME=CHECK."""
+        found: dict[str, str] = {}
+        for item in items:
+            key, equals, check = item.partition("=")
+            if not equals or not key.strip() or not check.strip():
+                raise ConfigError(f"--check {item!r} must be NAME=CHECK: e.g. --check right=number")
+            found[key.strip()] = check.strip()
+        return found
+
+
 # What an item of ``models=[...]`` may set: where its requests go, and how many at once. An option that
 # belongs to one endpoint rather than to the batch (an API flavour such as api=, a service tier=) joins
 # this list; nbtools._several passes every key but label and api_key on as that endpoint's option.
@@ -281,12 +325,14 @@ class OptionSpec:
     online_only: bool = False  # a Batch API job cannot do it (the provider runs the job whole, at its own pace)
     resent: bool = True  # resend() takes it from the batch it completes (False: how that batch ran, not what it asked)
     several: str | None = None  # on the magic line, a comma-separated value goes to this option instead
+    each: str | None = None  # a repeatable magic flag that adds one NAME=VALUE item to this (dict) option
 
 
 def option(default: Any, help: str, kind: Kind, *, flags: tuple[str, ...] = (), example: str = "",
            panel: bool = False, panel_takes: bool = True, online_only: bool = False, resent: bool = True,
-           several: str | None = None) -> Any:
-    spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only, several)
+           several: str | None = None, each: str | None = None) -> Any:
+    spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only, several,
+                      each)
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"spec": spec})
     return field(default=default, metadata={"spec": spec})
@@ -382,6 +428,15 @@ class BatchOptions:
         None, "the shape of each reply: a Pydantic model, a JSON Schema dict or `field: type, ...`; replies are "
         "validated into `row.data` and `to_pandas()` columns", SchemaKind(),
         flags=("--schema",), example=SCHEMA_EXAMPLE)
+    expected: tuple[Any, ...] | None = option(
+        None, "a reference answer per prompt (a list or Series; magic: a variable, or a column of the `--over` frame): "
+        "`row.expected`, and what the checks compare with", Expected(), flags=("--expected",),
+        example="e.g. expected=[4, 9, 16] (magic: --expected answers)",
+        resent=False)  # the rows sent again keep their own
+    checks: dict[str, Check] | None = option(
+        None, "checks of each reply: names -> a built-in (`exact`, `contains`, `number`, `json`, `regex:PATTERN`) or "
+        "a function of the row; `row.checks`, `check.NAME` columns, pass rates in the summary", CheckMap(),
+        flags=("--checks",), each="--check", example=CHECKS_EXAMPLE, resent=False)
     provider: str | None = option(
         None, "openai, xai, anthropic, gemini, openrouter, groq, together, deepseek, mistral, fireworks, cerebras, "
         "ollama, vllm or sim", Text(checked=False),
@@ -461,7 +516,7 @@ def options_table() -> str:
     """The README's option table (Markdown), one row per option; tests check the README holds it."""
     rows = ["| magic | Python API | default | meaning |", "|---|---|---|---|"]
     for name, (default, spec) in OPTIONS.items():
-        flags = list(spec.flags)
+        flags = list(spec.flags) + ([spec.each] if spec.each else [])
         if isinstance(spec.kind, Flag) and spec.kind.negative:
             flags.append(spec.kind.negative)
         shown = "" if default is None or default == {} else f"`{default!r}`"

@@ -75,10 +75,21 @@ def prepare_one(prompts: Prompt | Iterable[Prompt], make: MakeOne[One], *, api_k
                           "leave tier out (magic: --tier)")
     repeat = opts.repeat
     rows = [RequestResult(i, items[i // repeat]) for i in range(len(items) * repeat)]
+    if opts.expected is not None:
+        _give_expected(rows, opts.expected, len(items), repeat)
     state = make(rows, opts, endpoint, opts.model or endpoint.default_model)
     if state.model is not None:
         price_batch(state, state.model)  # a cap that cannot work fails before anything is shown
     return state
+
+
+def _give_expected(rows: list[RequestResult], expected: tuple[Any, ...], prompts: int, repeat: int) -> None:
+    """Each row its prompt's reference answer (every sample of a prompt the same one)."""
+    if len(expected) != prompts:
+        raise ConfigError(f"expected= has {len(expected)} values for {prompts} prompts: give one reference answer "
+                          "per prompt (None where there is none), in the prompts' order")
+    for row in rows:
+        row.expected = expected[row.index // repeat]
 
 
 def per_model(options: dict[str, Any], api_key: str | None) -> list[tuple[ModelItem, dict[str, Any], str | None]]:

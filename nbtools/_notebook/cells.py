@@ -75,24 +75,24 @@ class Record(dict):  # type: ignore[type-arg]
 _COLUMN = re.compile(r"""^([A-Za-z_]\w*)(?:\.([A-Za-z_]\w*)|\[\s*(['"])(.+?)\3\s*\])$""")
 
 
-def over_value(expr: str, namespace: Mapping[str, Any]) -> Any:
-    """What ``--over`` names: a variable, or a column of one (``df.review`` or ``df["review"]``)."""
+def over_value(expr: str, namespace: Mapping[str, Any], flag: str = "--over") -> Any:
+    """What ``--over`` (or ``flag``) names: a variable, or a column of one (``df.review`` or ``df["review"]``)."""
     match = _COLUMN.match(expr.strip())
     name = match.group(1) if match else expr
     if name not in namespace:
-        raise ConfigError(f"--over {expr}: {name!r} is not defined; define it in a cell above")
+        raise ConfigError(f"{flag} {expr}: {name!r} is not defined; define it in a cell above")
     value = namespace[name]
     if match is None or not (match.group(2) or match.group(4)):
         return value
     column = match.group(2) or match.group(4)
     if hasattr(value, "columns"):
         if column not in value.columns:
-            raise ConfigError(f"--over {expr}: {name} has no column {column!r}; its columns: "
+            raise ConfigError(f"{flag} {expr}: {name} has no column {column!r}; its columns: "
                               f"{', '.join(map(str, value.columns))}")
         return value[column]
     if match.group(2) and hasattr(value, column):
         return getattr(value, column)
-    raise ConfigError(f"--over {expr}: {name} is a {type(value).__name__}, not a DataFrame with a column {column!r}")
+    raise ConfigError(f"{flag} {expr}: {name} is a {type(value).__name__}, not a DataFrame with a column {column!r}")
 
 
 def items_of(value: Any, name: str) -> list[Any]:

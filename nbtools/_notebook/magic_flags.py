@@ -24,8 +24,10 @@ from nbtools._base.errors import ConfigError
 from nbtools._base.options import (
     ONLINE_ONLY,
     OPTIONS,
+    CheckMap,
     Choice,
     Concurrency,
+    Expected,
     Flag,
     ModelList,
     Number,
@@ -48,6 +50,8 @@ _TRAITS: dict[type, Callable[[Any, OptionSpec], TraitType[Any, Any]]] = {
     RequestFields: lambda default, spec: Dict(help=spec.help),
     Choice: lambda default, spec: _choice(default, cast(Choice, spec.kind), spec.help),
     SchemaKind: lambda default, spec: TraitAny(None, allow_none=True, help=spec.help),
+    Expected: lambda default, spec: TraitAny(None, allow_none=True, help=spec.help),
+    CheckMap: lambda default, spec: TraitAny(None, allow_none=True, help=spec.help),
     ModelList: lambda default, spec: Union([Unicode(), List()], default_value=None, allow_none=True, help=spec.help),
     Rates: lambda default, spec: Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True,
                                        help=spec.help),
@@ -107,6 +111,9 @@ def with_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
             magic = argument(*spec.flags, dest=name, action="store_true", default=None, help=spec.help)(magic)
         else:
             metavar = "JSON" if isinstance(spec.kind, RequestFields) else name.upper()
+            if spec.each:  # e.g. --check NAME=CHECK, repeatable: one item of the option's dict each
+                magic = argument(spec.each, dest=f"{name}_each", action="append", metavar="NAME=" + name.upper()[:-1],
+                                 help=f"one item of --{name}, repeatable")(magic)
             magic = argument(*spec.flags, dest=name, metavar=metavar, help=spec.help.replace("%", "%%"))(magic)
     for flag in reversed(CELL_FLAGS):
         if flag.metavar is None:
@@ -130,6 +137,21 @@ def parse_line(magic: Callable[..., Any], line: str) -> Any:
     return args
 
 
+def _given(args: Any, name: str, spec: OptionSpec, named: Callable[[str, str], Any]) -> Any:
+    """What the line gives for an option: its flag's value, with a repeatable item flag's items added (--check)."""
+    value = getattr(args, name, None)
+    items = getattr(args, f"{name}_each", None) if spec.each else None
+    if not items:
+        return value
+    kind = cast(CheckMap, spec.kind)
+    try:
+        each = kind.parse_each(name, [_unquote(item) for item in items])
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    whole = named(name, value) if isinstance(value, str) else value
+    return {**(whole or {}), **each}
+
+
 def _mistake(magic: Callable[..., Any], message: str) -> str:
     """argparse's complaint as one line that names the fix."""
     if not message.startswith("unrecognized arguments:"):
@@ -150,16 +172,17 @@ def _unquote(value: str) -> str:
     return value
 
 
-def line_options(args: Any, defaults: Mapping[str, Any], schema_named: Callable[[str], Any]) -> dict[str, Any]:
-    """The engine options: ``defaults`` (the %config traits), overridden by what the line gives; ``--schema NAME``
-    looked up by ``schema_named``. A value an option cannot read is a UsageError that names its flag."""
+def line_options(args: Any, defaults: Mapping[str, Any], named: Callable[[str, str], Any]) -> dict[str, Any]:
+    """The engine options: ``defaults`` (the %config traits), overridden by what the line gives; a variable's name
+    (``--schema NAME``, and every option whose kind is ``named``) looked up by ``named(option, text)``. A value an
+    option cannot read is a UsageError that names its flag."""
     options = dict(defaults)
     for name, (_, spec) in OPTIONS.items():
-        value = getattr(args, name, None)
+        value = _given(args, name, spec, named)
         if value is None:
             continue
-        if name == "schema" and isinstance(value, str):
-            value = schema_named(value)
+        if (name == "schema" or spec.kind.named) and isinstance(value, str):
+            value = named(name, value)
         if isinstance(value, str) and spec.several and "," in value:  # -m a,b,c: several models
             options[name] = None
             name, spec = spec.several, OPTIONS[spec.several][1]

@@ -173,7 +173,26 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
-        return line_options(args, {name: getattr(self, name) for name in OPTIONS}, self._schema_named)
+        return line_options(args, {name: getattr(self, name) for name in OPTIONS}, self._named(args))
+
+    def _named(self, args: Any) -> Callable[[str, str], Any]:
+        """How the line's variable names are looked up: ``--schema``'s its own way, the others (``--expected``,
+        ``--checks``) as a variable, a column of one (``df.answer``), or a column of the ``--over`` frame."""
+
+        def named(option: str, text: str) -> Any:
+            if option == "schema":
+                return self._schema_named(text)
+            flag = "--" + option.replace("_", "-")
+            try:
+                if text.isidentifier() and text not in self._user_ns and args.over is not None:
+                    frame = cells.over_value(args.over, self._user_ns, "--over")
+                    if hasattr(frame, "columns") and text in frame.columns:
+                        return frame[text]
+                return cells.over_value(text, self._user_ns, flag)
+            except NbtoolsError as exc:
+                raise UsageError(str(exc)) from None
+
+        return named
 
     def _schema_named(self, text: str) -> Any:
         """``--schema NAME`` names a variable (a model class or a dict); anything else is the short form."""

@@ -18,6 +18,7 @@ from nbtools._engine.rows import ERROR, OK, RUNNING, RequestResult
 from nbtools._engine.state import PartState, SeveralState
 from nbtools._views.escaping import clip, escape
 from nbtools._views.live_view import Live
+from nbtools._views.report import check_cell, check_value, checks_text
 from nbtools._views.style import framed
 from nbtools._views.timeline import Lane, timeline_svg
 
@@ -87,16 +88,20 @@ def models_text(batch: Several, figures: ByModel) -> str:
     lines = []
     for part in batch.by_model.values():
         label, done, p50, p95, ttft, tps, cost, errors = model_figures(part, figures[part.label])
+        s = figures[part.label]
         lines.append(f"{label}: {done} done; p50 {p50}, p95 {p95}; ttft {ttft}; {tps} tokens/s; cost {cost}; "
-                     f"{errors} errors")
+                     f"{errors} errors" + (f"; {checks_text(s)}" if s.checks else ""))
     return "\n".join(lines)
 
 
 def models_html(batch: Several, figures: ByModel) -> str:
-    head = "".join(f"<th>{escape(name)}</th>" for name in _FIGURES)
+    checks = list(batch.options.checks or ())
+    head = "".join(f"<th>{escape(name)}</th>" for name in (*_FIGURES, *checks))
     body = []
     for part in batch.by_model.values():
-        label, *shown = model_figures(part, figures[part.label])
+        s = figures[part.label]
+        label, *shown = model_figures(part, s)
+        shown += [check_value(figure) for figure in s.checks]
         cells = "".join(f"<td class='num'>{escape(value)}</td>" for value in shown)
         body.append(f"<tr><td><b style='color:{colour(part.slot)}'>{escape(label)}</b></td>{cells}</tr>")
     return f"<table class='nbt-models'><tr>{head}</tr>{''.join(body)}</table>"
@@ -121,7 +126,8 @@ def _shown_prompts(batch: Several, limit: int) -> list[int]:
 def _cell(row: RequestResult, part: PartState) -> tuple[str, str]:
     """(text, css class) of one model's reply to one prompt, or its state."""
     if row.status == OK:
-        return clip(row.text or "", CELL), ""
+        marks = check_cell(row)
+        return clip(row.text or "", CELL) + (f" [{marks}]" if marks else ""), ""
     if row.status == ERROR:
         return clip(f"error: {row.error_kind or row.error or ''}", CELL), "err"
     if row.status == RUNNING:
