@@ -23,6 +23,8 @@ from nbtools._engine.endpoints import PROFILES, Profile, resolve_endpoint
 from nbtools._engine.failures import RequestFailed
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.online import OnResult
+from nbtools._judge import judge_item
+from nbtools._judge import wanted as wants_judge
 from nbtools._result import BatchResult
 from nbtools._several import ModelResult, MultiModelResult
 
@@ -32,6 +34,8 @@ _announced_sim = False
 def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, on_result: OnResult | None = None,
             **options: Any) -> BatchResult:
     """Validate everything and build the (not yet started) result. Raises ConfigError on bad input."""
+    if options.get("judge") is not None:
+        judge_item(options["judge"])  # a judge nobody can reach fails before the batch is sent
     return launch.prepare(prompts, BatchResult, ModelResult, MultiModelResult, api_key=api_key, on_result=on_result,
                           **options)
 
@@ -86,6 +90,8 @@ async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | No
     run = _run(prompts, on_result, options)
     _announce(run.result)
     result: BatchResult = await run.start()  # awaiting the run's own task: cancelling us cancels the batch
+    if wants_judge(result):  # then the judge's batch over its replies
+        await result.ajudge()
     return result
 
 
@@ -106,6 +112,8 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     run = _run(prompts, on_result, options)
     _announce(run.result)
     result: BatchResult = run.block()
+    if wants_judge(result):  # then the judge's batch over its replies
+        result.judge()
     return result
 
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbtools._base.errors import ConfigError
+from nbtools._base.judging import Scale
 from nbtools._base.schemas import Column, Schema
 from nbtools._engine.rows import RequestResult
 
@@ -48,9 +49,11 @@ def _typed(values: list[Any], column: Column) -> Any:
     return pd.array(values, dtype=column.dtype)
 
 
-def graded_columns(rows: Sequence[RequestResult], expected: bool, checks: Sequence[str], index: Any) -> dict[str, pandas.Series]:
+def graded_columns(rows: Sequence[RequestResult], expected: bool, checks: Sequence[str], judge: Scale | None,
+                   index: Any) -> dict[str, pandas.Series]:
     """With expected=: ``expected``; with checks=: ``check.NAME`` per check (boolean, or Float64 when a check gave
-    numbers) and ``check_error`` (which checks raised on the row)."""
+    numbers) and ``check_error`` (which checks raised on the row); with a judge: ``judge.score`` (Float64),
+    ``judge.pass`` (boolean, with pass/fail) and ``judge.reason``."""
     import pandas as pd
 
     found: dict[str, pd.Series] = {}
@@ -64,6 +67,12 @@ def graded_columns(rows: Sequence[RequestResult], expected: bool, checks: Sequen
     if checks:
         found["check_error"] = pd.Series(pd.array([row.check_error for row in rows], dtype="string"), index=index,
                                          name="check_error")
+    if judge is not None:
+        verdicts = [row.judge for row in rows]
+        found["judge.score"] = pd.Series(pd.array([v and v.score for v in verdicts], dtype="Float64"), index=index)
+        if judge.passfail:
+            found["judge.pass"] = pd.Series(pd.array([v and v.passed for v in verdicts], dtype="boolean"), index=index)
+        found["judge.reason"] = pd.Series(pd.array([v and v.reason for v in verdicts], dtype="string"), index=index)
     return found
 
 

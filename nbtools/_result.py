@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, overload
 
 from nbtools import _columns as columns
+from nbtools import _judge
 from nbtools._base.checks import whole_number
 from nbtools._base.errors import ConfigError, NbtoolsError
 from nbtools._engine import resend
@@ -37,6 +39,12 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
     """
 
     _figures: Summary | None = None  # the final summary, computed once
+    judging: _judge.Judging | None = None  # with judge=: the judge's batch over this one's replies
+
+    @property
+    def judged(self) -> BatchResult | None:
+        """With judge=: the judge's own batch (its requests, figures and cost), or None before it ran."""
+        return None if self.judging is None else self.judging.batch  # type: ignore[return-value]
 
     def rows_changed(self) -> None:
         self._figures = None
@@ -110,10 +118,14 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         """The batch's figures, live while it runs; figured once when it is done."""
         if self._figures is not None:
             return self._figures
-        figures = Summary.of(self)
-        if self.done:
+        figures = self._with_judge(Summary.of(self))
+        if self.done and (self.judging is None or self.judging.batch.done):
             self._figures = figures  # a finished batch does not change: figure it once
         return figures
+
+    def _with_judge(self, figures: Summary, rows: Sequence[RequestResult] | None = None) -> Summary:
+        """The figures with the judge's line (over ``rows``: default all), when a judge ran."""
+        return figures if self.judging is None else replace(figures, judge=self.judging.figure(rows))
 
     # -- export ---------------------------------------------------------------------------------
     def to_dicts(self) -> list[dict[str, Any]]:
@@ -127,7 +139,8 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
             raise NbtoolsError("to_pandas() needs pandas, which is not installed: pip install pandas") from None
         frame = pd.DataFrame.from_records(self.to_dicts()).set_index("index").drop(columns="data")
         checks = list(self.options.checks or ())
-        graded = columns.graded_columns(self.rows, self.options.expected is not None, checks, frame.index)
+        scale = None if self.judging is None else self.judging.scale
+        graded = columns.graded_columns(self.rows, self.options.expected is not None, checks, scale, frame.index)
         schema = self.options.schema
         if schema is not None:
             columns.check_clash(schema, list(frame.columns) + list(graded), "to_pandas()")
@@ -161,6 +174,7 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         run = self._retry_run(options)
         if run is not None:
             await run.run()
+            self._refill()
         return self
 
     def retry_invalid(self, **options: Any) -> BatchResult:
@@ -168,11 +182,22 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         run = self._retry_run(options)
         if run is not None:
             run.block()
+            self._refill()
         return self
 
+    def _refill(self) -> None:
+        """The verdicts again, after the judge's invalid replies were asked again."""
+        if self.judging is not None:
+            self.judging.refill()
+            self.rows_changed()
+
     def _retry_run(self, options: dict[str, Any]) -> Run[Any] | None:
+        judged = self.judged
+        if judged is not None and judged.invalid:  # the judge's replies that did not parse, asked again
+            return judged._retry_run(options)
         if self.options.schema is None:
-            raise ConfigError("retry_invalid() is for a batch run with schema=: this one had none")
+            raise ConfigError("retry_invalid() is for a batch run with schema= (or a judge's invalid verdicts): "
+                              "this one had none")
         rows = resend.invalid(self)
         via = options.pop("via", self.options.via)  # the same engine as the batch, unless asked otherwise
         return resend.again(self, rows, [resend.reask(row) for row in rows], self._retried, via=via,
@@ -187,6 +212,37 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         original.attempts, original.waits, original.cost = attempts, waits, cost
         self.grade(original)
         self.rows_changed()
+
+    # -- the judge ------------------------------------------------------------------------------------
+    async def ajudge(self, judge: Any = None, rubric: str | None = None, judge_scale: Any = None,
+                     **options: Any) -> BatchResult:
+        """Judge this batch's replies (judge=, rubric=, judge_scale= default to the batch's own): a batch of the
+        judge's own (``result.judged``), whose verdicts land in ``row.judge``. ``options`` are the judge batch's
+        (e.g. concurrency=4)."""
+        prepared = self._judge_run(judge, rubric, judge_scale, options)
+        if prepared is not None:
+            await prepared.run()
+        return self
+
+    def judge(self, judge: Any = None, rubric: str | None = None, judge_scale: Any = None,
+              **options: Any) -> BatchResult:
+        """Blocking ``ajudge``: works in a script and in a notebook cell."""
+        prepared = self._judge_run(judge, rubric, judge_scale, options)
+        if prepared is not None:
+            prepared.block()
+        return self
+
+    def _judge_run(self, judge: Any, rubric: str | None, scale: Any, options: dict[str, Any]) -> Run[Any] | None:
+        if not self.done:
+            raise ConfigError("this batch is still running: await it (or result.wait()) before judging it")
+        if judge is None and self.options.judge is None:
+            raise ConfigError("judge() needs a judge: e.g. result.judge('sim:sim-judge'), or run with judge=")
+        prepared = _judge.prepare(self, BatchResult, self.summary().cost, judge, rubric, scale, **options)
+        if prepared is None:
+            return None
+        self.judging, run = prepared
+        self.rows_changed()
+        return run
 
     # -- display --------------------------------------------------------------------------------
     def _view(self) -> View:

@@ -40,13 +40,14 @@ class MultiModelResult(SeveralState[ModelResult], BatchResult):
         """Figures over every model; each model's own: ``by_model[label].summary()``."""
         if self._figures is not None:
             return self._figures
-        figures = Summary.combine(Summary.of(self), self._by_model_figures())
-        if self.done:
+        figures = self._with_judge(Summary.combine(Summary.of(self), self._by_model_figures()))
+        if self.done and (self.judging is None or self.judging.batch.done):
             self._figures = figures
         return figures
 
     def _by_model_figures(self) -> dict[str, Summary]:
-        return {label: part.summary() for label, part in self.by_model.items()}
+        """Each model's own figures (with the judge's verdicts on its replies, when a judge ran)."""
+        return {label: self._with_judge(part.summary(), part.rows) for label, part in self.by_model.items()}
 
     def wide(self, values: str = "text") -> pandas.DataFrame:
         """One row per prompt (and sample), a column per model: its ``values`` (a row field: text, latency, cost...).
@@ -107,7 +108,7 @@ class MultiModelResult(SeveralState[ModelResult], BatchResult):
 
     # -- display ------------------------------------------------------------------------------------
     def _view(self) -> View:
-        return grid.SeveralView(self, self._by_model_figures())
+        return grid.SeveralView(self, self._by_model_figures(), judge=self.summary().judge)
 
     def live_view(self) -> Live[Any, Any]:
         return grid.live(self, self._by_model_figures)

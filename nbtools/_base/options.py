@@ -17,6 +17,7 @@ from nbtools._base.checks import number, parse_price, sendable, whole_number
 from nbtools._base.errors import ConfigError
 from nbtools._base.grading import EXAMPLE as CHECKS_EXAMPLE
 from nbtools._base.grading import Check, to_checks
+from nbtools._base.judging import RUBRIC_EXAMPLE, Scale, check_rubric, to_scale
 from nbtools._base.schemas import EXAMPLE as SCHEMA_EXAMPLE
 from nbtools._base.schemas import Schema, to_schema
 
@@ -312,6 +313,30 @@ def _dict_item(where: str, item: Mapping[str, Any]) -> ModelItem:
     return ModelItem(label.strip(), settings)
 
 
+class JudgeModel(Kind):
+    """The judge's model, named as an item of ``models=[...]`` is: ``provider:model``, a model name on the batch's
+    own endpoint, or a dict of that endpoint's options."""
+
+    def check(self, name: str, value: Any, example: str) -> ModelItem:
+        if isinstance(value, ModelItem):
+            return value
+        if isinstance(value, str):
+            return _named_item(name, value, example)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name}={value!r} must be a 'provider:model' string or a dict of options: {example}")
+        return _dict_item(name, value)
+
+
+class Rubric(Kind):
+    def check(self, name: str, value: Any, example: str) -> str:
+        return check_rubric(name, value)
+
+
+class ScaleKind(Kind):
+    def check(self, name: str, value: Any, example: str) -> Scale:
+        return to_scale(name, value)
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """Everything about one option except its name and default (those are the dataclass field's)."""
@@ -437,6 +462,18 @@ class BatchOptions:
         None, "checks of each reply: names -> a built-in (`exact`, `contains`, `number`, `json`, `regex:PATTERN`) or "
         "a function of the row; `row.checks`, `check.NAME` columns, pass rates in the summary", CheckMap(),
         flags=("--checks",), each="--check", example=CHECKS_EXAMPLE, resent=False)
+    judge: ModelItem | None = option(
+        None, "a model that judges each reply (after the batch, as a batch of its own): named as a `models=` item, "
+        "e.g. `sim:sim-judge`, `openai:gpt-4o-mini` or a dict; verdicts in `row.judge`, `judge.score` columns",
+        JudgeModel(), flags=("--judge",),
+        example="e.g. judge='sim:sim-judge' or judge={'provider': 'openai', 'model': 'gpt-4o-mini'}", resent=False)
+    rubric: str | None = option(
+        None, "what the judge is asked: a text over `{prompt}`, `{reply}` and `{expected}` (default: correct and "
+        "helpful, against the reference when there is one)", Rubric(), flags=("--rubric",), example=RUBRIC_EXAMPLE,
+        resent=False)
+    judge_scale: Scale = option(
+        Scale(1, 5), "the judge's verdict: a score `low-high` (default `1-5`) or `pass/fail`", ScaleKind(),
+        flags=("--judge-scale",), example="e.g. judge_scale='1-10' or 'pass/fail'", resent=False)
     provider: str | None = option(
         None, "openai, xai, anthropic, gemini, openrouter, groq, together, deepseek, mistral, fireworks, cerebras, "
         "ollama, vllm or sim", Text(checked=False),

@@ -34,6 +34,22 @@ class CheckFigure:
 
 
 @dataclass(frozen=True)
+class JudgeFigure:
+    """A judge's pass over a batch (nbtools._judge): its verdicts and their mean score (pass/fail: the pass rate),
+    and the judge's own requests, tokens and cost, kept apart from the judged model's."""
+
+    label: str
+    scale: str
+    requests: int
+    verdicts: int
+    mean: float | None
+    invalid: int
+    failed: int  # judge requests without a verdict: invalid, failed, or not sent
+    tokens: int
+    cost: float | None
+
+
+@dataclass(frozen=True)
 class Figures:
     """Figures for a whole batch.
 
@@ -82,6 +98,7 @@ class Figures:
     client_late: float | None = None  # serial and speedup withheld: this process's loop ran up to this late (s)
     checks: tuple[CheckFigure, ...] = ()  # with checks=: each check's pass rate (or mean), live
     check_errors: int = 0  # rows on which a check raised (row.check_error says which, and why)
+    judge: JudgeFigure | None = None  # with judge=: the judge's verdicts and its own cost (never in ``cost``)
 
     @classmethod
     def of(cls: type[F], state: BatchState) -> F:

@@ -97,10 +97,10 @@ def per_model(options: dict[str, Any], api_key: str | None) -> list[tuple[ModelI
     items = options_from(options).models
     assert items is not None
     base = {name: value for name, value in options.items() if name != "models"}
-    return [(item, *_endpoint_options(item, base, api_key)) for item in items]
+    return [(item, *endpoint_options(item, base, api_key)) for item in items]
 
 
-def _endpoint_options(item: ModelItem, base: dict[str, Any], api_key: str | None) -> tuple[dict[str, Any], str | None]:
+def endpoint_options(item: ModelItem, base: dict[str, Any], api_key: str | None) -> tuple[dict[str, Any], str | None]:
     """The batch's options as this item's endpoint sees them, and its key."""
     settings = dict(base)
     if item.new_endpoint:  # another endpoint: the batch's provider, URL and key are not its own

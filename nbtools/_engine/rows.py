@@ -5,6 +5,7 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from nbtools._base.judging import Verdict
 from nbtools._base.prompts import Prompt
 from nbtools._base.schemas import InvalidOutput, Schema
 from nbtools._engine import failures
@@ -25,7 +26,7 @@ FIELDS = (
 )
 DERIVED = ("queue_wait", "ttft", "latency")
 _LABEL = ("label",)  # stored; exported (after the index) only in several-model batches
-_GRADED = ("expected", "checks", "check_error")  # with expected= / checks=: exported as columns of their own
+_GRADED = ("expected", "checks", "check_error", "judge")  # with expected= / checks=: exported as columns of their own
 _INTERNAL = ("sent", "_parts")  # stored, not exported: when the last attempt went out; the stream so far
 _EXPORTED = FIELDS + DERIVED
 _export = attrgetter(*_EXPORTED)  # one call for all: to_pandas() exports 100,000 rows
@@ -73,6 +74,7 @@ class RequestResult:
         self.expected: Any = None  # with expected=: this prompt's reference answer
         self.checks: dict[str, bool | float | None] | None = None  # with checks=: each check's value, once graded
         self.check_error: str | None = None  # which checks raised on this row, and what
+        self.judge: Verdict | None = None  # with judge=: the judge's verdict on this reply
 
     @property
     def ok(self) -> bool:

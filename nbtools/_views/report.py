@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nbtools._engine.figures import CheckFigure, Figures
+from nbtools._base.judging import PASS_FAIL
+from nbtools._engine.figures import CheckFigure, Figures, JudgeFigure
 from nbtools._engine.prices import Price, usd
 from nbtools._engine.rows import ERROR, OK, RequestResult
 from nbtools._engine.state import BatchState
@@ -135,6 +136,8 @@ def summary_line(s: Figures) -> str:
     if s.checks:
         text += f"; {checks_text(s)}"
     text += f"; {cost_text(s)}"
+    if s.judge is not None:
+        text += f"\n{judge_text(s.judge)}"
     limit = server_limit(s)
     return text + (f"\n{limit}" if limit else "")
 
@@ -143,6 +146,23 @@ def withheld_text(s: Figures) -> str:
     """Why a finished batch shows no serial time or speedup: this process ran too late to estimate them."""
     return (f"speedup not estimated: this process ran up to {s.client_late or 0.0:.2f} s late (a busy machine or a "
             "slow callback), enough to pass for the server's queue; --compare measures it")
+
+
+def judge_value(j: JudgeFigure) -> str:
+    """"mean 4.20 of 10" (pass/fail: "80% pass of 10"), "–" before any verdict."""
+    if j.mean is None:
+        return "–"
+    return f"{j.mean:.0%} pass of {j.verdicts}" if j.scale == PASS_FAIL else f"mean {j.mean:.2f} of {j.verdicts}"
+
+
+def judge_text(j: JudgeFigure) -> str:
+    """The judge's own line: its verdicts, what did not parse, and its own tokens and cost (never the batch's)."""
+    missing = j.requests - j.verdicts
+    cost = "cost unknown" if j.cost is None else f"cost {usd(j.cost)}"
+    text = (f"judge {j.label} (scale {j.scale}): {j.verdicts}/{j.requests} verdicts, {judge_value(j)}"
+            + (f"; {missing} without a verdict" if missing else "")
+            + (f" ({j.invalid} invalid: result.retry_invalid() asks those again)" if j.invalid else ""))
+    return text + f"; the judge's own {j.tokens:,} tokens, {cost} (not in the figures above)"
 
 
 def check_value(figure: CheckFigure) -> str:
@@ -244,6 +264,8 @@ def summary_html(batch: BatchState, s: Figures) -> str:
         html += f"<div class='muted'>{escape(schema_text(s))}</div>"
     if s.checks:
         html += f"<div class='muted'>{escape(checks_text(s))}</div>"
+    if s.judge is not None:
+        html += f"<div class='muted'>{escape(judge_text(s.judge))}</div>"
     if s.client_late is not None and batch.batch_run is None:
         html += f"<div class='muted'>{escape(withheld_text(s))}</div>"
     limit = server_limit(s)

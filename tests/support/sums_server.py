@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 SUM = re.compile(r"(\d+)\s*\+\s*(\d+)")
-REPLY = re.compile(r"<reply(?: ([AB]))?>\s*(.*?)\s*</reply>", re.S)
+REPLY = re.compile(r"<reply(?: ([AB]))?>\s*(.*?)\s*</reply(?: [AB])?>", re.S)
 NUMBER = re.compile(r"-?\d+")
 
 
