@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from nbtools import _columns as columns
 from nbtools import _judge
+from nbtools._agreement import Agreement, agreement
 from nbtools._base.checks import whole_number
 from nbtools._base.errors import ConfigError, NbtoolsError
 from nbtools._engine import resend
@@ -243,6 +244,14 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         self.judging, run = prepared
         self.rows_changed()
         return run
+
+    def judge_agreement(self, labels: Any) -> Agreement:
+        """The judge's verdicts against people's ``labels`` (one per row, None where there is none; pass/fail as
+        True/False, a scale as numbers): Cohen's kappa, the confusion matrix and the disagreeing rows."""
+        if self.judging is None:
+            raise ConfigError("judge_agreement() compares the judge's verdicts: run the batch with judge= "
+                              "(or result.judge('sim:sim-judge')) first")
+        return agreement(self.rows, labels, self.judging.scale, self.judging.label)
 
     # -- display --------------------------------------------------------------------------------
     def _view(self) -> View:

@@ -22,8 +22,7 @@ PASS_FAIL = "pass/fail"
 DEFAULT_RUBRIC = "Judge how correct and helpful the reply is as an answer to the question.\n{prompt}\n{reply}"
 DEFAULT_RUBRIC_WITH_REFERENCE = ("Judge whether the reply answers the question correctly, given the reference "
                                  "answer.\n{prompt}\n{reply}\n{expected}")
-PAIRWISE = ("Which reply answers the question better: A or B? Judge what they say, not their order or length."
-            "\n{prompt}\n{reply_a}\n{reply_b}")
+PAIRWISE = "Which reply answers the question better: A or B? Judge what they say, not their order or length."
 _RANGE = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")
 
 
@@ -93,10 +92,9 @@ def rubric_prompt(rubric: str, scale: Scale, prompt: str, reply: str, expected: 
     return f"{filled}\n\n{scale.ask}"
 
 
-def pairwise_prompt(prompt: str, first: str, second: str, expected: Any) -> str:
-    """What the judge is asked about two replies, in this order."""
-    filled = PAIRWISE.format(prompt=_tag("question", prompt), reply_a=_tag("reply A", first),
-                             reply_b=_tag("reply B", second))
+def pairwise_prompt(prompt: str, first: str, second: str, expected: Any, criterion: str | None = None) -> str:
+    """What the judge is asked about two replies, in this order (``criterion``: what "better" means)."""
+    filled = "\n".join([criterion or PAIRWISE, _tag("question", prompt), _tag("reply A", first), _tag("reply B", second)])
     if expected is not None:
         filled += "\n" + _tag("reference", str(expected))
     return filled + '\n\nAnswer with only a JSON object: {"winner": "A" or "B", "reason": "<one short sentence>"}.'
