@@ -15,7 +15,7 @@ from typing import Any
 
 from nbtools._base.errors import ConfigError
 from nbtools._base.judging import DEFAULT_RUBRIC, DEFAULT_RUBRIC_WITH_REFERENCE, Scale, Verdict, rubric_prompt
-from nbtools._base.options import BatchOptions, JudgeModel, ModelItem
+from nbtools._base.options import OPTIONS, BatchOptions, JudgeModel, ModelItem
 from nbtools._base.prompts import Prompt
 from nbtools._engine import launch
 from nbtools._engine.endpoints import PROFILES
@@ -26,7 +26,7 @@ from nbtools._engine.rows import ERROR, OK, RequestResult
 from nbtools._engine.state import BatchState
 
 JUDGE_REPLY_TOKENS = 300  # a verdict is a short JSON object: the bound that prices the judge's worst case
-_CARRIED = ("provider", "base_url", "api_key_env", "retries", "timeout", "max_wait", "cache", "via")  # from the batch
+JUDGED = tuple(name for name, (_, spec) in OPTIONS.items() if spec.judged)  # what the judge takes from the batch
 
 
 def judge_item(value: Any) -> ModelItem:
@@ -42,7 +42,7 @@ def judge_item(value: Any) -> ModelItem:
 def judge_settings(options: BatchOptions, item: ModelItem, schema: str, remaining: float | None,
                    overrides: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The judge batch's options (its endpoint's, the batch's retries and cache, the verdict's schema) and key."""
-    base: dict[str, Any] = {name: getattr(options, name) for name in _CARRIED}
+    base: dict[str, Any] = {name: getattr(options, name) for name in JUDGED}
     base.update(schema=schema, max_tokens=JUDGE_REPLY_TOKENS)
     if remaining is not None and base["via"] == "online":  # one cap over the batch and its judge
         base["max_cost"] = max(remaining, 0.0)

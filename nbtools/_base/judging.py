@@ -23,6 +23,7 @@ DEFAULT_RUBRIC = "Judge how correct and helpful the reply is as an answer to the
 DEFAULT_RUBRIC_WITH_REFERENCE = ("Judge whether the reply answers the question correctly, given the reference "
                                  "answer.\n{prompt}\n{reply}\n{expected}")
 PAIRWISE = "Which reply answers the question better: A or B? Judge what they say, not their order or length."
+NO_REFERENCE = "(none given)"  # what {expected} shows the judge when the row has no reference
 _RANGE = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")
 
 
@@ -86,7 +87,7 @@ def _tag(name: str, text: str) -> str:
 
 def rubric_prompt(rubric: str, scale: Scale, prompt: str, reply: str, expected: Any) -> str:
     """What the judge is asked about one reply."""
-    reference = "(none given)" if expected is None else str(expected)
+    reference = NO_REFERENCE if expected is None else str(expected)
     filled = rubric.format(prompt=_tag("question", prompt), reply=_tag("reply", reply),
                            expected=_tag("reference", reference))
     return f"{filled}\n\n{scale.ask}"

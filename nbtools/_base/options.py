@@ -351,13 +351,14 @@ class OptionSpec:
     resent: bool = True  # resend() takes it from the batch it completes (False: how that batch ran, not what it asked)
     several: str | None = None  # on the magic line, a comma-separated value goes to this option instead
     each: str | None = None  # a repeatable magic flag that adds one NAME=VALUE item to this (dict) option
+    judged: bool = False  # a judge's batch (nbtools._judge) takes it from the batch it judges
 
 
 def option(default: Any, help: str, kind: Kind, *, flags: tuple[str, ...] = (), example: str = "",
            panel: bool = False, panel_takes: bool = True, online_only: bool = False, resent: bool = True,
-           several: str | None = None, each: str | None = None) -> Any:
+           several: str | None = None, each: str | None = None, judged: bool = False) -> Any:
     spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only, several,
-                      each)
+                      each, judged)
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"spec": spec})
     return field(default=default, metadata={"spec": spec})
@@ -400,14 +401,14 @@ class BatchOptions:
     timeout: float = option(
         DEFAULT_TIMEOUT, "seconds per attempt (streaming: the longest silence, so long replies are not cut); "
         f"with tier='flex' {FLEX_TIMEOUT:g} unless set", Number(above=0),
-        flags=("--timeout",), example="e.g. timeout=60 (seconds per request)")
+        flags=("--timeout",), example="e.g. timeout=60 (seconds per request)", judged=True)
     retries: int = option(
         2, "retries for server errors (5xx), timeouts, dropped connections and cut-off streams", WholeNumber(0),
-        flags=("--retries",), example="e.g. retries=2 (0 turns retries off)")
+        flags=("--retries",), example="e.g. retries=2 (0 turns retries off)", judged=True)
     max_wait: float = option(
         300.0, "seconds a batch keeps waiting out rate limits (429) and overload (503/529) with no reply at all "
         "before those rows fail; such waits never use up `retries`", Number(above=0),
-        flags=("--max-wait",), example="e.g. max_wait=600 (seconds)")
+        flags=("--max-wait",), example="e.g. max_wait=600 (seconds)", judged=True)
     rpm: float | None = option(
         None, "client-side budget in requests per minute, spread evenly (no initial burst)", Number(above=0),
         flags=("--rpm",), example="e.g. rpm=600 (per minute), or leave it unset", online_only=True)
@@ -416,7 +417,7 @@ class BatchOptions:
         flags=("--tpm",), example="e.g. tpm=100000 (per minute), or leave it unset", online_only=True)
     cache: bool | None = option(
         None, "answer identical requests from the on-disk cache (default: on, except on the simulator)",
-        Flag(negative="--no-cache"), flags=("--cache",), example="e.g. cache=False to always send")
+        Flag(negative="--no-cache"), flags=("--cache",), example="e.g. cache=False to always send", judged=True)
     dedupe: bool = option(
         False, "send identical requests once and share the reply (e.g. labelling many duplicate rows at "
         "temperature 0); by default each one is a sample of its own", Flag(),
@@ -442,7 +443,7 @@ class BatchOptions:
         "online", "`online` (requests from here, default) or `batch` (the provider's Batch API: about half price, "
         "results within 24 h; re-running the cell reattaches)", Choice("online", "batch"),
         flags=("--via",), example="via='online' (default) or via='batch' (the provider's Batch API)",
-        resent=False)  # resend() takes its own via=
+        resent=False, judged=True)  # resend() takes its own via=
     poll_interval: float | None = option(
         None, "with via='batch': first seconds between polls of the job (it grows; default by endpoint)",
         Number(above=0), flags=("--poll-interval",), example="e.g. poll_interval=5 (seconds)", resent=False)
@@ -477,13 +478,13 @@ class BatchOptions:
     provider: str | None = option(
         None, "openai, xai, anthropic, gemini, openrouter, groq, together, deepseek, mistral, fireworks, cerebras, "
         "ollama, vllm or sim", Text(checked=False),
-        flags=("--provider",), panel=True)
+        flags=("--provider",), panel=True, judged=True)
     base_url: str | None = option(
         None, "any OpenAI-compatible base URL, e.g. http://localhost:8000/v1", Text(checked=False),
-        flags=("--base-url",), panel=True)
+        flags=("--base-url",), panel=True, judged=True)
     api_key_env: str | None = option(
         None, "NAME of the environment variable holding the key (never the key)", Text(checked=False),
-        flags=("--api-key-env",))
+        flags=("--api-key-env",), judged=True)
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -15,6 +15,8 @@ import hashlib
 import json
 import re
 
+from nbtools._base.judging import NO_REFERENCE
+
 NAME = "sim-judge"
 _TAG = re.compile(r"<(question|reference|reply(?: [AB])?)>(.*?)</\1>", re.S)
 _SUM = re.compile(r"(-?\d+)\s*\+\s*(-?\d+)")
@@ -40,6 +42,8 @@ def verdict(prompt: str, bias: float = 0.0) -> str:
     """The judge's reply to one prompt (the whole of what it was asked)."""
     parts = {name: text.strip() for name, text in _TAG.findall(prompt)}
     question, reference = parts.get("question", ""), parts.get("reference")
+    if reference == NO_REFERENCE:
+        reference = None
     if "reply A" in parts:
         draw = hashlib.blake2b(prompt.encode(), digest_size=8).digest()[0] / 256
         if draw < bias:

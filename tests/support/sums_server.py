@@ -7,7 +7,8 @@ chat.completion object as in OpenAI's API reference (platform.openai.com/docs/ap
 Models (the request's ``model``):
 - ``right``: every sum right ("The answer is 7.").
 - ``odd-wrong``: wrong (one more) when the first number is odd.
-- ``judge-right``: a rubric prompt gets ``{"score": 5 or 1, "reason": ...}`` (5 when the reply's number is the sum);
+- ``judge-right``: a rubric prompt gets ``{"score": 5 or 1, "reason": ...}`` (5 when the reply's number is the sum;
+  asked for pass/fail, ``{"pass": ...}``);
   a pairwise prompt gets the reply that holds the right sum (``{"winner": "A" or "B", ...}``).
 - ``judge-first``: every pairwise prompt gets ``A``, whatever the replies say; a rubric prompt gets score 3.
 - ``judge-garbled``: not JSON at all (an invalid output) on its first ``garbled`` requests, then as ``judge-right``.
@@ -53,6 +54,8 @@ def verdict(model: str, prompt: str) -> str:
     if model == "judge-first":
         return json.dumps({"score": 3, "reason": "fine"})
     good = _right(prompt, replies.get("", ""))
+    if '{"pass"' in prompt:  # asked for pass/fail
+        return json.dumps({"pass": good, "reason": "right" if good else "wrong sum"})
     return json.dumps({"score": 5 if good else 1, "reason": "right" if good else "wrong sum"})
 
 
@@ -73,12 +76,12 @@ class SumsServer:
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
         model = str(body["model"])
-        self.calls[model] = self.calls.get(model, 0) + 1
+        self.calls[model] = number = self.calls.get(model, 0) + 1  # its number, decided on arrival
         self.bodies.append(body)
         await asyncio.sleep(self.latency)
         prompt = str(body["messages"][-1]["content"])
         if model.startswith("judge-"):
-            if model == "judge-garbled" and self.calls[model] <= self.garbled:
+            if model == "judge-garbled" and number <= self.garbled:
                 text = "I think it is fine, mostly."
             else:
                 text = verdict(model, " ".join(str(m["content"]) for m in body["messages"] if m["role"] == "user"))
