@@ -56,7 +56,7 @@ class TradeoffView:
 
 def tradeoff_svg(points: Sequence[TradeoffPoint], quality: str, share: bool, width: int = 460, height: int = 260) -> str:
     """Quality (up) against p50 latency (right); each model a dot whose area is its cost per 1,000 prompts."""
-    left, right, bottom, top = 48, 16, 34, 22
+    left, right, bottom, top = 48, 24, 34, 40  # room above for the biggest dot under the title
     plot_w, plot_h = width - left - right, height - bottom - top
     drawn = [p for p in points if p.quality is not None and p.p50 is not None]
     xmax = max((p.p50 or 0.0 for p in drawn), default=1.0) * 1.15 or 1.0
@@ -70,9 +70,12 @@ def tradeoff_svg(points: Sequence[TradeoffPoint], quality: str, share: bool, wid
         r = 5 + 15 * math.sqrt(p.cost_per_1k / biggest) if p.cost_per_1k and biggest else 5
         cost = "cost unknown" if p.cost_per_1k is None else f"{usd(p.cost_per_1k)} per 1,000 prompts"
         tip = escape(f"{p.model}: quality {_cells(p, share)[1]}, p50 {p.p50:.2f} s, {cost}")
+        leftward = x > left + 0.6 * plot_w  # a label on the right half goes left of its dot, so it stays inside
+        label_x, anchor = (x - r - 3, "end") if leftward else (x + r + 3, "start")
         marks.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='{r:.1f}' fill='{colour(p.slot)}' fill-opacity='0.6' "
                      f"stroke='{colour(p.slot)}'><title>{tip}</title></circle>"
-                     f"<text x='{x + r + 3:.1f}' y='{y + 4:.1f}' font-size='11' fill='#333'>{escape(p.model)}</text>")
+                     f"<text x='{label_x:.1f}' y='{y + 4:.1f}' font-size='11' text-anchor='{anchor}' fill='#333'>"
+                     f"{escape(p.model)}</text>")
     top_label = "100%" if share else f"{ymax:.2g}"
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' role='img' "

@@ -4,9 +4,8 @@ It reads the prompt as nbtools writes it: the question in ``<question>``, the re
 ``<reply A>`` and ``<reply B>``), the reference, when known, in ``<reference>``, and the scale it is asked for
 (``from 1 to 5``, or pass/fail). It is right when it can be: a reply to a sum is right when its first number is the
 sum (or the reference). ``bias`` (the simulator's ``judge_bias`` knob) is the share of pairwise verdicts that pick
-the first reply whatever it says, decided per prompt, so the same question always gets the same verdict. Two replies
-that are as right as each other are a toss-up (decided per prompt, in its order): asked again with the order
-swapped, it may pick the other one.
+the first reply whatever it says, decided per prompt, so the same question always gets the same verdict. Between two
+replies that are as right as each other it has a taste of its own (decided by their texts, whatever their order).
 """
 
 from __future__ import annotations
@@ -50,8 +49,10 @@ def verdict(prompt: str, bias: float = 0.0) -> str:
             return json.dumps({"winner": "A", "reason": "The first reply reads better."})
         a = _right(question, parts["reply A"], reference)
         b = _right(question, parts.get("reply B", ""), reference)
-        if a == b:  # both right, both wrong, or no way to tell: a toss-up, as a real judge's would be
-            winner = "A" if hashlib.blake2b(prompt.encode(), digest_size=8).digest()[1] < 128 else "B"
+        if a == b:  # both right, both wrong, or no way to tell: a taste of its own for one of the two texts
+            first, second = parts["reply A"], parts.get("reply B", "")
+            liked = min(first, second, key=lambda text: hashlib.blake2b(text.encode(), digest_size=8).digest())
+            winner = "A" if liked == first else "B"
             return json.dumps({"winner": winner, "reason": "Both are about as good; this one reads slightly better."})
         return json.dumps({"winner": "A" if a else "B", "reason": "It gives the right answer."})
     right = _right(question, parts.get("reply", ""), reference)
