@@ -68,7 +68,7 @@ async def run_live(prompts: Prompt | Iterable[Prompt], options: dict[str, Any], 
                 prepared.start()
                 judged = result.judged
                 assert judged is not None
-                await follow(judged, view_for(judged, f"judge {result.judging.label if result.judging else ''}"))
+                await follow(judged, view_for(judged, f"judge {result._judging.label if result._judging else ''}"))
         return result
 
     if not compare:

@@ -40,12 +40,12 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
     """
 
     _figures: Summary | None = None  # the final summary, computed once
-    judging: _judge.Judging | None = None  # with judge=: the judge's batch over this one's replies
+    _judging: _judge.Judging | None = None  # with judge=: the judge's batch over this one's replies
 
     @property
     def judged(self) -> BatchResult | None:
         """With judge=: the judge's own batch (its requests, figures and cost), or None before it ran."""
-        return None if self.judging is None else self.judging.batch  # type: ignore[return-value]
+        return None if self._judging is None else self._judging.batch  # type: ignore[return-value]
 
     def rows_changed(self) -> None:
         self._figures = None
@@ -120,13 +120,13 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         if self._figures is not None:
             return self._figures
         figures = self._with_judge(Summary.of(self))
-        if self.done and (self.judging is None or self.judging.batch.done):
+        if self.done and (self._judging is None or self._judging.batch.done):
             self._figures = figures  # a finished batch does not change: figure it once
         return figures
 
     def _with_judge(self, figures: Summary, rows: Sequence[RequestResult] | None = None) -> Summary:
         """The figures with the judge's line (over ``rows``: default all), when a judge ran."""
-        return figures if self.judging is None else replace(figures, judge=self.judging.figure(rows))
+        return figures if self._judging is None else replace(figures, judge=self._judging.figure(rows))
 
     # -- export ---------------------------------------------------------------------------------
     def to_dicts(self) -> list[dict[str, Any]]:
@@ -140,7 +140,7 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
             raise NbtoolsError("to_pandas() needs pandas, which is not installed: pip install pandas") from None
         frame = pd.DataFrame.from_records(self.to_dicts()).set_index("index").drop(columns="data")
         checks = list(self.options.checks or ())
-        scale = None if self.judging is None else self.judging.scale
+        scale = None if self._judging is None else self._judging.scale
         graded = columns.graded_columns(self.rows, self.options.expected is not None, checks, scale, frame.index)
         schema = self.options.schema
         if schema is not None:
@@ -188,8 +188,8 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
 
     def _refill(self) -> None:
         """The verdicts again, after the judge's invalid replies were asked again."""
-        if self.judging is not None:
-            self.judging.refill()
+        if self._judging is not None:
+            self._judging.refill()
             self.rows_changed()
 
     def _retry_run(self, options: dict[str, Any]) -> Run[Any] | None:
@@ -241,17 +241,17 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         prepared = _judge.prepare(self, BatchResult, self.summary().cost, judge, rubric, scale, **options)
         if prepared is None:
             return None
-        self.judging, run = prepared
+        self._judging, run = prepared
         self.rows_changed()
         return run
 
     def judge_agreement(self, labels: Any) -> Agreement:
         """The judge's verdicts against people's ``labels`` (one per row, None where there is none; pass/fail as
         True/False, a scale as numbers): Cohen's kappa, the confusion matrix and the disagreeing rows."""
-        if self.judging is None:
+        if self._judging is None:
             raise ConfigError("judge_agreement() compares the judge's verdicts: run the batch with judge= "
                               "(or result.judge('sim:sim-judge')) first")
-        return agreement(self.rows, labels, self.judging.scale, self.judging.label)
+        return agreement(self.rows, labels, self._judging.scale, self._judging.label)
 
     # -- display --------------------------------------------------------------------------------
     def _view(self) -> View:

@@ -44,7 +44,7 @@ class MultiModelResult(SeveralState[ModelResult], BatchResult):
         if self._figures is not None:
             return self._figures
         figures = self._with_judge(Summary.combine(Summary.of(self), self._by_model_figures()))
-        if self.done and (self.judging is None or self.judging.batch.done):
+        if self.done and (self._judging is None or self._judging.batch.done):
             self._figures = figures
         return figures
 

@@ -86,4 +86,4 @@ def for_result(result: Any, quality: str | None) -> Tradeoff:
         raise ConfigError("this batch is still running: await it (or result.wait()) before tradeoff()")
     by_model = result._by_model_figures()
     prompts = len(result.rows) // max(len(by_model), 1)
-    return tradeoff(by_model, prompts, quality, list(result.options.checks or ()), result.judging is not None)
+    return tradeoff(by_model, prompts, quality, list(result.options.checks or ()), result._judging is not None)
