@@ -6,8 +6,11 @@ in turns (a fresh subprocess each, the order rotated every round, the reply cach
 
 - **plain**: no checks;
 - **checks**: ``expected=`` and four checks (``number``, ``contains``, ``regex:answer``, a lambda);
-- **judged** (with ``--judge``): the same batch's judge pass, a second batch through the same engine that asks the
-  simulator's ``sim-judge`` to grade every reply (``judge=``, ``rubric=``); its CPU per request is the judge's own.
+- **schema** (with ``--judge``): the plain batch sent to ``sim-judge`` with ``schema=`` the verdict's shape: any
+  batch with structured output, the yardstick for the judge's pass;
+- **judged** (with ``--judge``): the judge's pass over the plain batch's replies alone (``result.ajudge(...)``: a
+  second batch through the same engine that asks the simulator's ``sim-judge`` to grade every reply, its verdict
+  asked as structured output and validated); its CPU per request is the judge's own.
 
 CPU is the child's user + sys time (``getrusage``) over the run only, divided by the requests sent.
 
@@ -44,16 +47,21 @@ if kind == "checks":
     options.update(expected=[7] * n, checks={"right": "number", "in": "contains", "has": "regex:answer",
                                              "short": lambda row: len(row.text or "") < 40})
 if kind == "judged":
-    options.update(expected=[7] * n, judge={"base_url": url, "model": "sim-judge"},
-                   rubric="Is the reply right? Question: {prompt} Reply: {reply} Reference: {expected}")
+    options.update(expected=[7] * n)
+if kind == "schema":  # any batch asking for the verdict's shape: what the judge pass is compared with
+    options.update(model="sim-judge", schema="pass: bool, reason: str")  # asked no scale, it answers pass/fail
 
 async def main():
     t0 = cpu()
     result = await nbtools.abatch(prompts, **options)
-    spent = cpu() - t0
-    judged = getattr(result, "judged", None)
-    requests = n + (len(judged) if judged is not None else 0)
+    spent, requests = cpu() - t0, n
     assert result.summary().ok == n, result.summary()
+    if kind == "judged":  # the judge's pass alone: a second batch over the replies, timed on its own
+        t0 = cpu()
+        await result.ajudge({"base_url": url, "model": "sim-judge", "concurrency": 200},
+                            rubric="Is the reply right? Question: {prompt} Reply: {reply} Reference: {expected}")
+        spent, requests = cpu() - t0, len(result.judged)
+        assert result.judged.summary().ok == n, result.judged.summary()
     print(json.dumps({"cpu_per_request_us": spent / requests * 1e6, "requests": requests}))
 
 asyncio.run(main())
@@ -92,7 +100,7 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=0.02)
     p.add_argument("--judge", action="store_true", help="also the judge pass")
     args = p.parse_args()
-    kinds = ["plain", "checks"] + (["judged"] if args.judge else [])
+    kinds = ["plain", "checks"] + (["schema", "judged"] if args.judge else [])
     proc, url = start_sim(args.latency)
     runs: dict[str, list[float]] = {kind: [] for kind in kinds}
     try:
@@ -108,6 +116,8 @@ def main() -> None:
     for kind in kinds:
         median = statistics.median(runs[kind])
         print(f"  {kind:7} {median:7.0f} us [{min(runs[kind]):.0f}-{max(runs[kind]):.0f}]  ratio to plain {median / plain:.2f}")
+    if args.judge:
+        print(f"  judged / schema: {statistics.median(runs['judged']) / statistics.median(runs['schema']):.2f}")
 
 
 if __name__ == "__main__":
