@@ -59,7 +59,8 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     """Start a batch on the running event loop and return its live BatchResult at once.
 
     ``await result`` waits for the end (and raises what stopped the batch); ``result.cancel()``
-    stops it. Same options as ``batch``.
+    stops it. Same options as ``batch``; with judge=, the judge runs when you ask:
+    ``await result.ajudge()`` once the batch is done.
     """
     try:
         asyncio.get_running_loop()

@@ -76,6 +76,20 @@ def graded_columns(rows: Sequence[RequestResult], expected: bool, checks: Sequen
     return found
 
 
+def graded_record(row: RequestResult, expected: bool, checks: bool, judged: bool) -> dict[str, Any]:
+    """A row's reference, checks and verdict for a JSONL line (only those the batch had)."""
+    record: dict[str, Any] = {}
+    if expected:
+        record["expected"] = row.expected
+    if checks:
+        record["checks"], record["check_error"] = row.checks, row.check_error
+    if judged:
+        verdict = row.judge
+        record["judge"] = None if verdict is None else {"score": verdict.score, "passed": verdict.passed,
+                                                        "reason": verdict.reason}
+    return record
+
+
 def check_clash(schema: Schema, taken: Sequence[str], where: str) -> None:
     """A field named like a column already there: one line saying which, and the fix."""
     clash = [c.name for c in schema.columns if c.name in set(taken)]

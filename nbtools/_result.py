@@ -156,10 +156,13 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         return columns.join_frame(frame, self.rows, self.options.schema)
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> int:
-        """Write one JSON object per request to ``path``; returns the number of lines written."""
+        """Write one JSON object per request to ``path``; returns the number of lines written. With expected=,
+        checks= or a judge, each line has its reference, its checks and the judge's verdict too."""
+        graded = self.options.expected is not None, self.options.checks is not None, self._judging is not None
         with open(path, "w", encoding="utf-8") as f:
             for r in self.rows:
-                f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+                f.write(json.dumps({**r.to_dict(), **columns.graded_record(r, *graded)}, ensure_ascii=False,
+                                   default=str) + "\n")
         return len(self.rows)
 
     # -- structured output ----------------------------------------------------------------------

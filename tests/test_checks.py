@@ -3,6 +3,7 @@ right or wrong in a known pattern (tests/support/sums_server.py): the pass rates
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pandas as pd
@@ -63,7 +64,7 @@ def test_number_and_a_callable_check_give_the_known_pass_rates_per_model(sums) -
     assert "odd-wrong: 10/10 done" in shown and "checks: right 50% of 10" in shown and "right ✗" in shown
 
 
-def test_a_row_without_a_reference_has_no_check_values(sums) -> None:
+def test_a_row_without_a_reference_has_no_check_values(sums, tmp_path) -> None:
     _, url = sums
     result = nbtools.batch(["What is 1 + 2?", "What is 2 + 2?"], base_url=url, model="right", expected=[3, None],
                            checks={"right": "number", "exact": "exact", "in": "contains"})
@@ -71,6 +72,9 @@ def test_a_row_without_a_reference_has_no_check_values(sums) -> None:
     assert frame["check.right"].isna().tolist() == [False, True] and bool(frame["check.right"].iloc[0])
     assert not frame["check.exact"].iloc[0] and bool(frame["check.in"].iloc[0])
     assert result.summary().checks[0].graded == 1
+    result.to_jsonl(tmp_path / "rows.jsonl")
+    lines = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [(line["expected"], line["checks"]["right"]) for line in lines] == [(3, True), (None, None)]
 
 
 @pytest.mark.parametrize(("options", "needle"), [

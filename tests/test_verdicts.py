@@ -4,6 +4,7 @@ decide in a known way (tests/support/sums_server.py): every figure is checked ag
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 
@@ -32,7 +33,7 @@ def _judge(url: str, model: str = "judge-right", **more: object) -> dict[str, ob
     return {"base_url": url, "model": model, "price": (1.0, 2.0), **more}
 
 
-def test_the_judge_runs_as_a_batch_of_its_own_and_its_verdicts_land_on_the_rows(sums) -> None:
+def test_the_judge_runs_as_a_batch_of_its_own_and_its_verdicts_land_on_the_rows(sums, tmp_path) -> None:
     server, url = sums
     result = nbtools.batch(PROMPTS, models=_models(url), expected=SUMS, judge=_judge(url, concurrency=3),
                            rubric="Is the sum right? {prompt} {reply} {expected}", price=(0.5, 0.5))
@@ -55,6 +56,10 @@ def test_the_judge_runs_as_a_batch_of_its_own_and_its_verdicts_land_on_the_rows(
     assert summary.judge.tokens == 16 * 30 and result.judged.summary().total == 16
     text = result._view().text()
     assert "judge judge-right (scale 1-5): 16/16 verdicts, mean 4.00 of 16" in text
+    lines = tmp_path / "rows.jsonl"
+    result.to_jsonl(lines)
+    first = json.loads(lines.read_text().splitlines()[0])
+    assert (first["expected"], first["judge"]) == (3, {"score": 5.0, "passed": None, "reason": "right"})
     assert "odd-wrong: 8/8 done" in text and "judge mean 3.00 of 8" in text
 
 
