@@ -466,7 +466,7 @@ class BatchOptions:
     judge: ModelItem | None = option(
         None, "a model that judges each reply (after the batch, as a batch of its own): named as a `models=` item, "
         "e.g. `sim:sim-judge`, `openai:gpt-4o-mini` or a dict; verdicts in `row.judge`, `judge.score` columns",
-        JudgeModel(), flags=("--judge",),
+        JudgeModel(), flags=("--judge",), panel=True,
         example="e.g. judge='sim:sim-judge' or judge={'provider': 'openai', 'model': 'gpt-4o-mini'}", resent=False)
     rubric: str | None = option(
         None, "what the judge is asked: a text over `{prompt}`, `{reply}` and `{expected}` (default: correct and "
