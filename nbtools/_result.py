@@ -16,7 +16,7 @@ from nbtools import _columns as columns
 from nbtools import _judge
 from nbtools._agreement import Agreement, agreement
 from nbtools._base.checks import whole_number
-from nbtools._base.errors import ConfigError, NbtoolsError
+from nbtools._base.errors import BatchInterrupted, ConfigError, NbtoolsError
 from nbtools._engine import resend
 from nbtools._engine.blocking import run_blocking
 from nbtools._engine.lifecycle import Run
@@ -233,7 +233,10 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         """Blocking ``ajudge``: works in a script and in a notebook cell."""
         prepared = self._judge_run(judge, rubric, judge_scale, options)
         if prepared is not None:
-            prepared.block()
+            try:
+                prepared.block()
+            except BatchInterrupted:  # the judged batch, with the verdicts that came, is what the caller holds
+                raise BatchInterrupted(self) from None
         return self
 
     def _judge_run(self, judge: Any, rubric: str | None, scale: Any, options: dict[str, Any]) -> Run[Any] | None:

@@ -31,3 +31,21 @@ def test_pairwise_and_agreement_views_escape_labels_prompts_replies_and_reasons(
     assert EVIL not in html and "position bias 50%" in html
     html = AgreementView("judge", 0.5, 0.75, 4, 0, [(EVIL, EVIL, "True", "False", EVIL)]).html()
     assert EVIL not in html and "kappa 0.50, 75% the same, over 4 rows" in html
+
+
+def test_a_running_batch_shows_each_finished_rows_checks_and_the_pass_rate_so_far() -> None:
+    from nbtools._engine.figures import Figures
+    from nbtools._engine.rows import RUNNING
+    from nbtools._views import report
+    from tests.support.states import batch, row
+
+    rows = [row(0), row(1), row(2, RUNNING)]
+    state = batch(rows, done=False, expected=[7, 8, 9], checks={"right": "number"})
+    for finished, text in ((rows[0], "It is 7."), (rows[1], "It is 9.")):
+        finished.text, finished.expected = text, state.options.expected[finished.index]
+        state.grade(finished)  # as row_finished() does when a reply arrives
+    html = report.table_html(state)
+    assert "<th>checks</th>" in html and "right ✓" in html and "right ✗" in html
+    figures = Figures.of(state)
+    assert "checks: right 50% of 2" in report.summary_line(figures)
+    assert "checks: right 50% of 2" in report.summary_html(state, figures)
