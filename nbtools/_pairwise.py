@@ -124,9 +124,10 @@ class Pairwise(Shown):
         return PairwiseView(self.pairs, self.win_rates(), self.position_bias, self.judge, figures)
 
 
-def prepare(result: SeveralState[Any], judge: Any, rubric: str | None,
+def prepare(result: SeveralState[Any], spent: float | None, judge: Any, rubric: str | None,
             options: dict[str, Any]) -> tuple[Pairwise, Run[Any] | None]:
-    """The pairwise verdicts to come (filled as the judge answers) and the judge's run (not yet started)."""
+    """The pairwise verdicts to come (filled as the judge answers) and the judge's run (not yet started); ``spent``:
+    what the batch cost, taken from its ``max_cost``."""
     if not result.done:
         raise ConfigError("this batch is still running: await it (or result.wait()) before pairwise()")
     item = judge_item(judge if judge is not None else result.options.judge)
@@ -145,7 +146,6 @@ def prepare(result: SeveralState[Any], judge: Any, rubric: str | None,
             prompts += [_ask(one, one, two, rubric), _ask(one, two, one, rubric)]
     if not prompts:
         return Pairwise(labels, duels, None, item.label), None
-    spent = result.summary().cost if hasattr(result, "summary") else None
     remaining = None if result.options.max_cost is None else result.options.max_cost - (spent or 0.0)
     settings, key = judge_settings(result.options, item, PAIRWISE_SCHEMA, remaining, options)
     batch = launch.prepare_one(prompts, BatchResult, api_key=key, **settings)

@@ -114,14 +114,14 @@ class MultiModelResult(SeveralState[ModelResult], BatchResult):
         """Which model's reply is better, prompt by prompt and pair by pair, asked twice with the order swapped (a
         disagreement is a tie). ``judge`` defaults to the batch's judge=; ``rubric`` says what "better" means;
         ``options`` are the judge batch's (e.g. concurrency=8)."""
-        outcome, run = _pairwise.prepare(self, judge, rubric, options)
+        outcome, run = _pairwise.prepare(self, self.summary().cost, judge, rubric, options)
         if run is not None:
             await run.run()
         return outcome
 
     def pairwise(self, judge: Any = None, rubric: str | None = None, **options: Any) -> Pairwise:
         """Blocking ``apairwise``: works in a script and in a notebook cell."""
-        outcome, run = _pairwise.prepare(self, judge, rubric, options)
+        outcome, run = _pairwise.prepare(self, self.summary().cost, judge, rubric, options)
         if run is not None:
             run.block()
         return outcome
