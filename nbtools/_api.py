@@ -23,6 +23,8 @@ from nbtools._engine.endpoints import PROFILES, Profile, resolve_endpoint
 from nbtools._engine.failures import RequestFailed
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.online import OnResult
+from nbtools._judge import judge_item
+from nbtools._judge import wanted as wants_judge
 from nbtools._result import BatchResult
 from nbtools._several import ModelResult, MultiModelResult
 
@@ -32,6 +34,8 @@ _announced_sim = False
 def prepare(prompts: Prompt | Iterable[Prompt], *, api_key: str | None = None, on_result: OnResult | None = None,
             **options: Any) -> BatchResult:
     """Validate everything and build the (not yet started) result. Raises ConfigError on bad input."""
+    if options.get("judge") is not None:
+        judge_item(options["judge"])  # a judge nobody can reach fails before the batch is sent
     return launch.prepare(prompts, BatchResult, ModelResult, MultiModelResult, api_key=api_key, on_result=on_result,
                           **options)
 
@@ -55,7 +59,8 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     """Start a batch on the running event loop and return its live BatchResult at once.
 
     ``await result`` waits for the end (and raises what stopped the batch); ``result.cancel()``
-    stops it. Same options as ``batch``.
+    stops it. Same options as ``batch``; with judge=, the judge runs when you ask:
+    ``await result.ajudge()`` once the batch is done.
     """
     try:
         asyncio.get_running_loop()
@@ -86,6 +91,8 @@ async def abatch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | No
     run = _run(prompts, on_result, options)
     _announce(run.result)
     result: BatchResult = await run.start()  # awaiting the run's own task: cancelling us cancels the batch
+    if wants_judge(result):  # then the judge's batch over its replies
+        await result.ajudge()
     return result
 
 
@@ -106,6 +113,8 @@ def batch(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     run = _run(prompts, on_result, options)
     _announce(run.result)
     result: BatchResult = run.block()
+    if wants_judge(result):  # then the judge's batch over its replies
+        result.judge()
     return result
 
 

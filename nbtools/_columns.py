@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nbtools._base.errors import ConfigError
+from nbtools._base.judging import Scale
 from nbtools._base.schemas import Column, Schema
 from nbtools._engine.rows import RequestResult
 
@@ -46,6 +47,47 @@ def _typed(values: list[Any], column: Column) -> Any:
     if column.dtype == "object":
         return pd.array(values, dtype=object)
     return pd.array(values, dtype=column.dtype)
+
+
+def graded_columns(rows: Sequence[RequestResult], expected: bool, checks: Sequence[str], judge: Scale | None,
+                   index: Any) -> dict[str, pandas.Series]:
+    """With expected=: ``expected``; with checks=: ``check.NAME`` per check (boolean, or Float64 when a check gave
+    numbers) and ``check_error`` (which checks raised on the row); with a judge: ``judge.score`` (Float64),
+    ``judge.pass`` (boolean, with pass/fail) and ``judge.reason``."""
+    import pandas as pd
+
+    found: dict[str, pd.Series] = {}
+    if expected:
+        found["expected"] = pd.Series([row.expected for row in rows], index=index, name="expected", dtype=object)
+    for name in checks:
+        values = [None if row.checks is None else row.checks.get(name) for row in rows]
+        numeric = any(not isinstance(value, bool) for value in values if value is not None)
+        column = f"check.{name}"
+        found[column] = pd.Series(pd.array(values, dtype="Float64" if numeric else "boolean"), index=index, name=column)
+    if checks:
+        found["check_error"] = pd.Series(pd.array([row.check_error for row in rows], dtype="string"), index=index,
+                                         name="check_error")
+    if judge is not None:
+        verdicts = [row.judge for row in rows]
+        found["judge.score"] = pd.Series(pd.array([v and v.score for v in verdicts], dtype="Float64"), index=index)
+        if judge.passfail:
+            found["judge.pass"] = pd.Series(pd.array([v and v.passed for v in verdicts], dtype="boolean"), index=index)
+        found["judge.reason"] = pd.Series(pd.array([v and v.reason for v in verdicts], dtype="string"), index=index)
+    return found
+
+
+def graded_record(row: RequestResult, expected: bool, checks: bool, judged: bool) -> dict[str, Any]:
+    """A row's reference, checks and verdict for a JSONL line (only those the batch had)."""
+    record: dict[str, Any] = {}
+    if expected:
+        record["expected"] = row.expected
+    if checks:
+        record["checks"], record["check_error"] = row.checks, row.check_error
+    if judged:
+        verdict = row.judge
+        record["judge"] = None if verdict is None else {"score": verdict.score, "passed": verdict.passed,
+                                                        "reason": verdict.reason}
+    return record
 
 
 def check_clash(schema: Schema, taken: Sequence[str], where: str) -> None:

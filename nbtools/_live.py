@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from nbtools._api import start
 from nbtools._base.prompts import Prompt
 from nbtools._compare import Comparison
+from nbtools._judge import wanted as wants_judge
 from nbtools._result import BatchResult
 
 TICK = 0.1  # seconds between refreshes: at most 10 updates a second
@@ -60,7 +61,15 @@ async def run_live(prompts: Prompt | Iterable[Prompt], options: dict[str, Any], 
         result = start(prompts, **{**options, **overrides})
         if on_start is not None:
             on_start(result)
-        return await follow(result, view_for(result, title))
+        await follow(result, view_for(result, title))
+        if wants_judge(result):  # the judge's batch over its replies, in view too
+            prepared = result._judge_run(None, None, None, {})
+            if prepared is not None:
+                prepared.start()
+                judged = result.judged
+                assert judged is not None
+                await follow(judged, view_for(judged, f"judge {result._judging.label if result._judging else ''}"))
+        return result
 
     if not compare:
         return await one(None)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, overload
 
 from nbtools import _columns as columns
+from nbtools import _judge
+from nbtools._agreement import Agreement, agreement
 from nbtools._base.checks import whole_number
-from nbtools._base.errors import ConfigError, NbtoolsError
+from nbtools._base.errors import BatchInterrupted, ConfigError, NbtoolsError
 from nbtools._engine import resend
 from nbtools._engine.blocking import run_blocking
 from nbtools._engine.lifecycle import Run
@@ -37,6 +40,12 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
     """
 
     _figures: Summary | None = None  # the final summary, computed once
+    _judging: _judge.Judging | None = None  # with judge=: the judge's batch over this one's replies
+
+    @property
+    def judged(self) -> BatchResult | None:
+        """With judge=: the judge's own batch (its requests, figures and cost), or None before it ran."""
+        return None if self._judging is None else self._judging.batch  # type: ignore[return-value]
 
     def rows_changed(self) -> None:
         self._figures = None
@@ -110,10 +119,14 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         """The batch's figures, live while it runs; figured once when it is done."""
         if self._figures is not None:
             return self._figures
-        figures = Summary.of(self)
-        if self.done:
+        figures = self._with_judge(Summary.of(self))
+        if self.done and (self._judging is None or self._judging.batch.done):
             self._figures = figures  # a finished batch does not change: figure it once
         return figures
+
+    def _with_judge(self, figures: Summary, rows: Sequence[RequestResult] | None = None) -> Summary:
+        """The figures with the judge's line (over ``rows``: default all), when a judge ran."""
+        return figures if self._judging is None else replace(figures, judge=self._judging.figure(rows))
 
     # -- export ---------------------------------------------------------------------------------
     def to_dicts(self) -> list[dict[str, Any]]:
@@ -126,11 +139,14 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         except ImportError:
             raise NbtoolsError("to_pandas() needs pandas, which is not installed: pip install pandas") from None
         frame = pd.DataFrame.from_records(self.to_dicts()).set_index("index").drop(columns="data")
+        checks = list(self.options.checks or ())
+        scale = None if self._judging is None else self._judging.scale
+        graded = columns.graded_columns(self.rows, self.options.expected is not None, checks, scale, frame.index)
         schema = self.options.schema
-        if schema is None:
-            return frame
-        columns.check_clash(schema, list(frame.columns), "to_pandas()")
-        return pd.concat([frame, pd.DataFrame(columns.field_columns(self.rows, schema, frame.index))], axis=1)
+        if schema is not None:
+            columns.check_clash(schema, list(frame.columns) + list(graded), "to_pandas()")
+            graded.update(columns.field_columns(self.rows, schema, frame.index))
+        return pd.concat([frame, pd.DataFrame(graded, index=frame.index)], axis=1) if graded else frame
 
     def join(self, frame: pandas.DataFrame) -> pandas.DataFrame:
         """``frame`` (the DataFrame the batch ran ``--over``) with a column per schema field, on its own index."""
@@ -140,10 +156,13 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         return columns.join_frame(frame, self.rows, self.options.schema)
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> int:
-        """Write one JSON object per request to ``path``; returns the number of lines written."""
+        """Write one JSON object per request to ``path``; returns the number of lines written. With expected=,
+        checks= or a judge, each line has its reference, its checks and the judge's verdict too."""
+        graded = self.options.expected is not None, self.options.checks is not None, self._judging is not None
         with open(path, "w", encoding="utf-8") as f:
             for r in self.rows:
-                f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
+                f.write(json.dumps({**r.to_dict(), **columns.graded_record(r, *graded)}, ensure_ascii=False,
+                                   default=str) + "\n")
         return len(self.rows)
 
     # -- structured output ----------------------------------------------------------------------
@@ -159,6 +178,7 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         run = self._retry_run(options)
         if run is not None:
             await run.run()
+            self._refill()
         return self
 
     def retry_invalid(self, **options: Any) -> BatchResult:
@@ -166,11 +186,22 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         run = self._retry_run(options)
         if run is not None:
             run.block()
+            self._refill()
         return self
 
+    def _refill(self) -> None:
+        """The verdicts again, after the judge's invalid replies were asked again."""
+        if self._judging is not None:
+            self._judging.refill()
+            self.rows_changed()
+
     def _retry_run(self, options: dict[str, Any]) -> Run[Any] | None:
+        judged = self.judged
+        if judged is not None and judged.invalid:  # the judge's replies that did not parse, asked again
+            return judged._retry_run(options)
         if self.options.schema is None:
-            raise ConfigError("retry_invalid() is for a batch run with schema=: this one had none")
+            raise ConfigError("retry_invalid() is for a batch run with schema= (or a judge's invalid verdicts): "
+                              "this one had none")
         rows = resend.invalid(self)
         via = options.pop("via", self.options.via)  # the same engine as the batch, unless asked otherwise
         return resend.again(self, rows, [resend.reask(row) for row in rows], self._retried, via=via,
@@ -183,7 +214,50 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         attempts, waits = original.attempts + row.attempts, original.waits + row.waits
         copy_outcome(row, original)  # the retry's times are on its own batch's clock: its last request's latency
         original.attempts, original.waits, original.cost = attempts, waits, cost
+        self.grade(original)
         self.rows_changed()
+
+    # -- the judge ------------------------------------------------------------------------------------
+    async def ajudge(self, judge: Any = None, rubric: str | None = None, judge_scale: Any = None,
+                     **options: Any) -> BatchResult:
+        """Judge this batch's replies (judge=, rubric=, judge_scale= default to the batch's own): a batch of the
+        judge's own (``result.judged``), whose verdicts land in ``row.judge``. ``options`` are the judge batch's
+        (e.g. concurrency=4)."""
+        prepared = self._judge_run(judge, rubric, judge_scale, options)
+        if prepared is not None:
+            await prepared.run()
+        return self
+
+    def judge(self, judge: Any = None, rubric: str | None = None, judge_scale: Any = None,
+              **options: Any) -> BatchResult:
+        """Blocking ``ajudge``: works in a script and in a notebook cell."""
+        prepared = self._judge_run(judge, rubric, judge_scale, options)
+        if prepared is not None:
+            try:
+                prepared.block()
+            except BatchInterrupted:  # the judged batch, with the verdicts that came, is what the caller holds
+                raise BatchInterrupted(self) from None
+        return self
+
+    def _judge_run(self, judge: Any, rubric: str | None, scale: Any, options: dict[str, Any]) -> Run[Any] | None:
+        if not self.done:
+            raise ConfigError("this batch is still running: await it (or result.wait()) before judging it")
+        if judge is None and self.options.judge is None:
+            raise ConfigError("judge() needs a judge: e.g. result.judge('sim:sim-judge'), or run with judge=")
+        prepared = _judge.prepare(self, BatchResult, self.summary().cost, judge, rubric, scale, **options)
+        if prepared is None:
+            return None
+        self._judging, run = prepared
+        self.rows_changed()
+        return run
+
+    def judge_agreement(self, labels: Any) -> Agreement:
+        """The judge's verdicts against people's ``labels`` (one per row, None where there is none; pass/fail as
+        True/False, a scale as numbers): Cohen's kappa, the confusion matrix and the disagreeing rows."""
+        if self._judging is None:
+            raise ConfigError("judge_agreement() compares the judge's verdicts: run the batch with judge= "
+                              "(or result.judge('sim:sim-judge')) first")
+        return agreement(self.rows, labels, self._judging.scale, self._judging.label)
 
     # -- display --------------------------------------------------------------------------------
     def _view(self) -> View:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from nbtools import _pairwise
 from nbtools._base.errors import ConfigError, NbtoolsError
 from nbtools._columns import field_columns
 from nbtools._engine.rows import RequestResult
 from nbtools._engine.state import PartState, SeveralState
+from nbtools._pairwise import Pairwise
 from nbtools._result import BatchResult
 from nbtools._summary import Summary
+from nbtools._tradeoff import Tradeoff, for_result
 from nbtools._views import grid
 from nbtools._views.live_view import Live
 from nbtools._views.rich import View
@@ -40,13 +43,14 @@ class MultiModelResult(SeveralState[ModelResult], BatchResult):
         """Figures over every model; each model's own: ``by_model[label].summary()``."""
         if self._figures is not None:
             return self._figures
-        figures = Summary.combine(Summary.of(self), self._by_model_figures())
-        if self.done:
+        figures = self._with_judge(Summary.combine(Summary.of(self), self._by_model_figures()))
+        if self.done and (self._judging is None or self._judging.batch.done):
             self._figures = figures
         return figures
 
     def _by_model_figures(self) -> dict[str, Summary]:
-        return {label: part.summary() for label, part in self.by_model.items()}
+        """Each model's own figures (with the judge's verdicts on its replies, when a judge ran)."""
+        return {label: self._with_judge(part.summary(), part.rows) for label, part in self.by_model.items()}
 
     def wide(self, values: str = "text") -> pandas.DataFrame:
         """One row per prompt (and sample), a column per model: its ``values`` (a row field: text, latency, cost...).
@@ -105,9 +109,32 @@ class MultiModelResult(SeveralState[ModelResult], BatchResult):
             shares[column.name] = sum(same) / len(same) if same else float("nan")
         return pd.Series(shares, name="agreement", dtype="Float64")
 
+    # -- verdicts ----------------------------------------------------------------------------------------
+    async def apairwise(self, judge: Any = None, rubric: str | None = None, **options: Any) -> Pairwise:
+        """Which model's reply is better, prompt by prompt and pair by pair, asked twice with the order swapped (a
+        disagreement is a tie). ``judge`` defaults to the batch's judge=; ``rubric`` says what "better" means;
+        ``options`` are the judge batch's (e.g. concurrency=8)."""
+        outcome, run = _pairwise.prepare(self, self.summary().cost, judge, rubric, options)
+        if run is not None:
+            await run.run()
+        return outcome
+
+    def pairwise(self, judge: Any = None, rubric: str | None = None, **options: Any) -> Pairwise:
+        """Blocking ``apairwise``: works in a script and in a notebook cell."""
+        outcome, run = _pairwise.prepare(self, self.summary().cost, judge, rubric, options)
+        if run is not None:
+            run.block()
+        return outcome
+
+    def tradeoff(self, quality: str | None = None) -> Tradeoff:
+        """One row per model: quality (``quality``: a check's name, or "judge"; default the judge's mean score, else
+        the first check's pass rate), p50 and p95 latency, cost per 1,000 prompts and errors; a table, a chart of
+        quality against latency (the dot's area: the cost) and ``to_pandas()``."""
+        return for_result(self, quality)
+
     # -- display ------------------------------------------------------------------------------------
     def _view(self) -> View:
-        return grid.SeveralView(self, self._by_model_figures())
+        return grid.SeveralView(self, self._by_model_figures(), judge=self.summary().judge)
 
     def live_view(self) -> Live[Any, Any]:
         return grid.live(self, self._by_model_figures)

@@ -15,6 +15,9 @@ from typing import Any
 
 from nbtools._base.checks import number, parse_price, sendable, whole_number
 from nbtools._base.errors import ConfigError
+from nbtools._base.grading import EXAMPLE as CHECKS_EXAMPLE
+from nbtools._base.grading import Check, to_checks
+from nbtools._base.judging import RUBRIC_EXAMPLE, Scale, check_rubric, to_scale
 from nbtools._base.schemas import EXAMPLE as SCHEMA_EXAMPLE
 from nbtools._base.schemas import Schema, to_schema
 
@@ -30,6 +33,7 @@ class Kind:
     """Checks a Python value (``check``) and turns magic-line text into one (``parse``)."""
 
     expects = "a value"  # what the text must be, for the error when it cannot be read
+    named = False  # on the magic line the value is a variable's name, which the magic looks up
 
     def check(self, name: str, value: Any, example: str) -> Any:
         return value
@@ -164,6 +168,8 @@ class Column(Kind):
     """One entry per prompt (``images=``, ``files=``): a list, a tuple or a pandas Series, kept as a list; on the
     magic line, a variable's name or a DataFrame column (``df.photo``), which the magic looks up."""
 
+    named = True
+
     def check(self, name: str, value: Any, example: str) -> list[Any]:
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
             raise ConfigError(f"{name}={_shown(value)} must be a list with one entry per prompt: {example}")
@@ -177,6 +183,47 @@ class SchemaKind(Kind):
 
     def check(self, name: str, value: Any, example: str) -> Schema:
         return to_schema(value, name)
+
+
+class Expected(Kind):
+    """One reference answer per prompt (or ``--over`` item): a list, tuple or pandas Series; on the magic line, a
+    variable's name (or a column of the ``--over`` frame)."""
+
+    named = True  # the magic looks the name up
+
+    def check(self, name: str, value: Any, example: str) -> tuple[Any, ...]:
+        if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{name} must be a list (or pandas Series) with one reference answer per prompt, "
+                              f"not {type(value).__name__}: {example}")
+        return tuple(None if _missing(item) else item for item in value)
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN or pandas' NA: no reference for that row."""
+    try:
+        return value is None or bool(value != value)
+    except (TypeError, ValueError):  # pandas.NA refuses bool(); arrays compare element-wise
+        return value is not None and type(value).__name__ == "NAType"
+
+
+class CheckMap(Kind):
+    """``{name: check}``: a built-in's name (exact, contains, number, json, regex:PATTERN) or a callable taking the
+    row; on the magic line ``--checks VAR`` (a dict) and ``--check NAME=CHECK`` (repeatable)."""
+
+    named = True
+
+    def check(self, name: str, value: Any, example: str) -> dict[str, Check]:
+        return to_checks(name, value)
+
+    def parse_each(self, name: str, items: list[str]) -> dict[str, str]:
+        """``["right=number", "yes=regex:^yes"]`` as a dict, each item NAME=CHECK."""
+        found: dict[str, str] = {}
+        for item in items:
+            key, equals, check = item.partition("=")
+            if not equals or not key.strip() or not check.strip():
+                raise ConfigError(f"--check {item!r} must be NAME=CHECK: e.g. --check right=number")
+            found[key.strip()] = check.strip()
+        return found
 
 
 # What an item of ``models=[...]`` may set: where its requests go, and how many at once. An option that
@@ -279,6 +326,30 @@ def _dict_item(where: str, item: Mapping[str, Any]) -> ModelItem:
     return ModelItem(label.strip(), settings)
 
 
+class JudgeModel(Kind):
+    """The judge's model, named as an item of ``models=[...]`` is: ``provider:model``, a model name on the batch's
+    own endpoint, or a dict of that endpoint's options."""
+
+    def check(self, name: str, value: Any, example: str) -> ModelItem:
+        if isinstance(value, ModelItem):
+            return value
+        if isinstance(value, str):
+            return _named_item(name, value, example)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name}={value!r} must be a 'provider:model' string or a dict of options: {example}")
+        return _dict_item(name, value)
+
+
+class Rubric(Kind):
+    def check(self, name: str, value: Any, example: str) -> str:
+        return check_rubric(name, value)
+
+
+class ScaleKind(Kind):
+    def check(self, name: str, value: Any, example: str) -> Scale:
+        return to_scale(name, value)
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """Everything about one option except its name and default (those are the dataclass field's)."""
@@ -292,12 +363,15 @@ class OptionSpec:
     online_only: bool = False  # a Batch API job cannot do it (the provider runs the job whole, at its own pace)
     resent: bool = True  # resend() takes it from the batch it completes (False: how that batch ran, not what it asked)
     several: str | None = None  # on the magic line, a comma-separated value goes to this option instead
+    each: str | None = None  # a repeatable magic flag that adds one NAME=VALUE item to this (dict) option
+    judged: bool = False  # a judge's batch (nbtools._judge) takes it from the batch it judges
 
 
 def option(default: Any, help: str, kind: Kind, *, flags: tuple[str, ...] = (), example: str = "",
            panel: bool = False, panel_takes: bool = True, online_only: bool = False, resent: bool = True,
-           several: str | None = None) -> Any:
-    spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only, several)
+           several: str | None = None, each: str | None = None, judged: bool = False) -> Any:
+    spec = OptionSpec(help, kind, flags, example, panel, panel_takes, online_only, resent and not online_only, several,
+                      each, judged)
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"spec": spec})
     # A column (images=, files=) is data, not a setting: a repr of the options does not print a thousand images.
@@ -341,14 +415,14 @@ class BatchOptions:
     timeout: float = option(
         DEFAULT_TIMEOUT, "seconds per attempt (streaming: the longest silence, so long replies are not cut); "
         f"with tier='flex' {FLEX_TIMEOUT:g} unless set", Number(above=0),
-        flags=("--timeout",), example="e.g. timeout=60 (seconds per request)")
+        flags=("--timeout",), example="e.g. timeout=60 (seconds per request)", judged=True)
     retries: int = option(
         2, "retries for server errors (5xx), timeouts, dropped connections and cut-off streams", WholeNumber(0),
-        flags=("--retries",), example="e.g. retries=2 (0 turns retries off)")
+        flags=("--retries",), example="e.g. retries=2 (0 turns retries off)", judged=True)
     max_wait: float = option(
         300.0, "seconds a batch keeps waiting out rate limits (429) and overload (503/529) with no reply at all "
         "before those rows fail; such waits never use up `retries`", Number(above=0),
-        flags=("--max-wait",), example="e.g. max_wait=600 (seconds)")
+        flags=("--max-wait",), example="e.g. max_wait=600 (seconds)", judged=True)
     rpm: float | None = option(
         None, "client-side budget in requests per minute, spread evenly (no initial burst)", Number(above=0),
         flags=("--rpm",), example="e.g. rpm=600 (per minute), or leave it unset", online_only=True)
@@ -357,7 +431,7 @@ class BatchOptions:
         flags=("--tpm",), example="e.g. tpm=100000 (per minute), or leave it unset", online_only=True)
     cache: bool | None = option(
         None, "answer identical requests from the on-disk cache (default: on, except on the simulator)",
-        Flag(negative="--no-cache"), flags=("--cache",), example="e.g. cache=False to always send")
+        Flag(negative="--no-cache"), flags=("--cache",), example="e.g. cache=False to always send", judged=True)
     dedupe: bool = option(
         False, "send identical requests once and share the reply (e.g. labelling many duplicate rows at "
         "temperature 0); by default each one is a sample of its own", Flag(),
@@ -383,7 +457,7 @@ class BatchOptions:
         "online", "`online` (requests from here, default) or `batch` (the provider's Batch API: about half price, "
         "results within 24 h; re-running the cell reattaches)", Choice("online", "batch"),
         flags=("--via",), example="via='online' (default) or via='batch' (the provider's Batch API)",
-        resent=False)  # resend() takes its own via=
+        resent=False, judged=True)  # resend() takes its own via=
     poll_interval: float | None = option(
         None, "with via='batch': first seconds between polls of the job (it grows; default by endpoint)",
         Number(above=0), flags=("--poll-interval",), example="e.g. poll_interval=5 (seconds)", resent=False)
@@ -409,16 +483,37 @@ class BatchOptions:
         "the batch before any request; `skip` makes it that row's error and sends the rest",
         Choice("error", "skip"), flags=("--on-bad-input",), example="on_bad_input='error' (default) or 'skip'",
         resent=False)
+    expected: tuple[Any, ...] | None = option(
+        None, "a reference answer per prompt (a list or Series; magic: a variable, or a column of the `--over` frame): "
+        "`row.expected`, and what the checks compare with", Expected(), flags=("--expected",),
+        example="e.g. expected=[4, 9, 16] (magic: --expected answers)",
+        resent=False)  # the rows sent again keep their own
+    checks: dict[str, Check] | None = option(
+        None, "checks of each reply: names -> a built-in (`exact`, `contains`, `number`, `json`, `regex:PATTERN`) or "
+        "a function of the row; `row.checks`, `check.NAME` columns, pass rates in the summary", CheckMap(),
+        flags=("--checks",), each="--check", example=CHECKS_EXAMPLE, resent=False)
+    judge: ModelItem | None = option(
+        None, "a model that judges each reply (after the batch, as a batch of its own): named as a `models=` item, "
+        "e.g. `sim:sim-judge`, `openai:gpt-4o-mini` or a dict; verdicts in `row.judge`, `judge.score` columns",
+        JudgeModel(), flags=("--judge",), panel=True,
+        example="e.g. judge='sim:sim-judge' or judge={'provider': 'openai', 'model': 'gpt-4o-mini'}", resent=False)
+    rubric: str | None = option(
+        None, "what the judge is asked: a text over `{prompt}`, `{reply}` and `{expected}` (default: correct and "
+        "helpful, against the reference when there is one)", Rubric(), flags=("--rubric",), example=RUBRIC_EXAMPLE,
+        resent=False)
+    judge_scale: Scale = option(
+        Scale(1, 5), "the judge's verdict: a score `low-high` (default `1-5`) or `pass/fail`", ScaleKind(),
+        flags=("--judge-scale",), example="e.g. judge_scale='1-10' or 'pass/fail'", resent=False)
     provider: str | None = option(
         None, "openai, xai, anthropic, gemini, openrouter, groq, together, deepseek, mistral, fireworks, cerebras, "
         "ollama, vllm or sim", Text(checked=False),
-        flags=("--provider",), panel=True)
+        flags=("--provider",), panel=True, judged=True)
     base_url: str | None = option(
         None, "any OpenAI-compatible base URL, e.g. http://localhost:8000/v1", Text(checked=False),
-        flags=("--base-url",), panel=True)
+        flags=("--base-url",), panel=True, judged=True)
     api_key_env: str | None = option(
         None, "NAME of the environment variable holding the key (never the key)", Text(checked=False),
-        flags=("--api-key-env",))
+        flags=("--api-key-env",), judged=True)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -488,7 +583,7 @@ def options_table() -> str:
     """The README's option table (Markdown), one row per option; tests check the README holds it."""
     rows = ["| magic | Python API | default | meaning |", "|---|---|---|---|"]
     for name, (default, spec) in OPTIONS.items():
-        flags = list(spec.flags)
+        flags = list(spec.flags) + ([spec.each] if spec.each else [])
         if isinstance(spec.kind, Flag) and spec.kind.negative:
             flags.append(spec.kind.negative)
         shown = "" if default is None or default == {} else f"`{default!r}`"

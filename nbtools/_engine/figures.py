@@ -17,6 +17,39 @@ F = TypeVar("F", bound="Figures")
 
 
 @dataclass(frozen=True)
+class CheckFigure:
+    """One check over a batch: the share of graded rows that passed (a True/False check), or the mean of its values
+    (a check that gave numbers); None while no row has been graded."""
+
+    name: str
+    value: float | None
+    graded: int  # rows the check gave a value for (None: it did not apply, or raised)
+    numeric: bool
+
+    @classmethod
+    def of(cls, name: str, rows: list[RequestResult]) -> CheckFigure:
+        values = [v for row in rows if row.checks is not None and (v := row.checks.get(name)) is not None]
+        numeric = any(not isinstance(v, bool) for v in values)
+        return cls(name, sum(values) / len(values) if values else None, len(values), numeric)
+
+
+@dataclass(frozen=True)
+class JudgeFigure:
+    """A judge's pass over a batch (nbtools._judge): its verdicts and their mean score (pass/fail: the pass rate),
+    and the judge's own requests, tokens and cost, kept apart from the judged model's."""
+
+    label: str
+    scale: str
+    requests: int
+    verdicts: int
+    mean: float | None
+    invalid: int
+    failed: int  # judge requests without a verdict: invalid, failed, or not sent
+    tokens: int
+    cost: float | None
+
+
+@dataclass(frozen=True)
 class Figures:
     """Figures for a whole batch.
 
@@ -63,6 +96,9 @@ class Figures:
     invalid: int = 0  # with schema=: replies that did not match it (also in error_kinds)
     schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools._engine.wire.FORMS)
     client_late: float | None = None  # serial and speedup withheld: this process's loop ran up to this late (s)
+    checks: tuple[CheckFigure, ...] = ()  # with checks=: each check's pass rate (or mean), live
+    check_errors: int = 0  # rows on which a check raised (row.check_error says which, and why)
+    judge: JudgeFigure | None = None  # with judge=: the judge's verdicts and its own cost (never in ``cost``)
 
     @classmethod
     def of(cls: type[F], state: BatchState) -> F:
@@ -86,6 +122,8 @@ class Figures:
             capped=state.capped, tier=state.options.tier, reasoning_tokens=tally.thinking or None,
             reasoning_cost=tally.thinking_cost if tally.thinking and state.price is not None else None,
             invalid=tally.kinds[INVALID_OUTPUT], schema_form=state.schema_form, client_late=late,
+            checks=tuple(CheckFigure.of(name, state.rows) for name in state.options.checks or ()),
+            check_errors=sum(row.check_error is not None for row in state.rows) if state.options.checks else 0,
         )
 
     @classmethod

@@ -82,6 +82,8 @@ def prepare_one(prompts: Prompt | Iterable[Prompt], make: MakeOne[One], *, api_k
     for row in rows:
         if row.index // repeat in bad:
             row.refuse(BAD_INPUT, bad[row.index // repeat])
+    if opts.expected is not None:
+        _give_expected(rows, opts.expected, len(items), repeat)
     state = make(rows, opts, endpoint, opts.model or endpoint.default_model)
     if state.model is not None:
         price_batch(state, state.model)  # a cap that cannot work fails before anything is shown
@@ -97,15 +99,24 @@ def _images_priced(endpoint: Endpoint, model: str) -> None:
                           "known here: drop max_cost (see the cost first with dry_run=True)")
 
 
+def _give_expected(rows: list[RequestResult], expected: tuple[Any, ...], prompts: int, repeat: int) -> None:
+    """Each row its prompt's reference answer (every sample of a prompt the same one)."""
+    if len(expected) != prompts:
+        raise ConfigError(f"expected= has {len(expected)} values for {prompts} prompts: give one reference answer "
+                          "per prompt (None where there is none), in the prompts' order")
+    for row in rows:
+        row.expected = expected[row.index // repeat]
+
+
 def per_model(options: dict[str, Any], api_key: str | None) -> list[tuple[ModelItem, dict[str, Any], str | None]]:
     """Each item of ``options["models"]`` with the batch's options as its endpoint sees them, and its key."""
     items = options_from(options).models
     assert items is not None
     base = {name: value for name, value in options.items() if name != "models"}
-    return [(item, *_endpoint_options(item, base, api_key)) for item in items]
+    return [(item, *endpoint_options(item, base, api_key)) for item in items]
 
 
-def _endpoint_options(item: ModelItem, base: dict[str, Any], api_key: str | None) -> tuple[dict[str, Any], str | None]:
+def endpoint_options(item: ModelItem, base: dict[str, Any], api_key: str | None) -> tuple[dict[str, Any], str | None]:
     """The batch's options as this item's endpoint sees them, and its key."""
     settings = dict(base)
     if item.new_endpoint:  # another endpoint: the batch's provider, URL and key are not its own

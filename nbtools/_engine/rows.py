@@ -6,6 +6,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from nbtools._base.attachments import Attachment, attachments_of
+from nbtools._base.judging import Verdict
 from nbtools._base.prompts import Prompt
 from nbtools._base.schemas import InvalidOutput, Schema
 from nbtools._engine import failures
@@ -27,6 +28,7 @@ FIELDS = (
 )
 DERIVED = ("queue_wait", "ttft", "latency")
 _LABEL = ("label",)  # stored; exported (after the index) only in several-model batches
+_GRADED = ("expected", "checks", "check_error", "judge")  # with expected= / checks=: exported as columns of their own
 _INTERNAL = ("sent", "_parts")  # stored, not exported: when the last attempt went out; the stream so far
 _EXPORTED = FIELDS + DERIVED
 _export = attrgetter(*_EXPORTED)  # one call for all: to_pandas() exports 100,000 rows
@@ -42,7 +44,7 @@ class RequestResult:
     """
 
     # __slots__: a batch of 100,000 rows must stay small in memory.
-    __slots__ = FIELDS + _INTERNAL + _LABEL
+    __slots__ = FIELDS + _INTERNAL + _LABEL + _GRADED
 
     def __init__(self, index: int, prompt: Prompt, queued: float = 0.0) -> None:
         self.index = index
@@ -71,6 +73,10 @@ class RequestResult:
         self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
         self.data: dict[str, Any] | None = None  # with schema=: the validated reply
         self.label: str | None = None  # in a several-model batch: which model (endpoint) it went to
+        self.expected: Any = None  # with expected=: this prompt's reference answer
+        self.checks: dict[str, bool | float | None] | None = None  # with checks=: each check's value, once graded
+        self.check_error: str | None = None  # which checks raised on this row, and what
+        self.judge: Verdict | None = None  # with judge=: the judge's verdict on this reply
 
     @property
     def ok(self) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from nbtools._base.grading import grade
 from nbtools._base.options import BatchOptions
 from nbtools._engine.lateness import LoopLateness
 from nbtools._engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RUNNING, RequestResult
@@ -105,10 +106,20 @@ class BatchState:
         if row.finished is None:
             row.finished = self.now()
         self.active.pop(row.index, None)
+        self.grade(row)
         if row.status in (OK, ERROR):  # a cancelled one is not "done", and close() settles it
             self.completed_count += 1
             self.recent.append(row)
         self.rows_changed()  # rows can be filled after the end too (nbtools.resend)
+
+    def grade(self, row: RequestResult) -> None:
+        """With checks=: the row's checks, as soon as it has a reply (one that did not fit the schema included)."""
+        checks = self.options.checks
+        if checks is not None:
+            if row.text is None:
+                row.checks, row.check_error = None, None
+            else:
+                grade(row, checks)
 
     def close(self, *, cancelled: bool = False, not_sent: bool = False) -> None:
         """The batch is over: rows still open become cancelled (or not sent, if never started)."""

@@ -24,15 +24,20 @@ from nbtools._base.errors import ConfigError
 from nbtools._base.options import (
     ONLINE_ONLY,
     OPTIONS,
+    CheckMap,
     Choice,
     Column,
     Concurrency,
+    Expected,
     Flag,
+    JudgeModel,
     ModelList,
     Number,
     OptionSpec,
     Rates,
     RequestFields,
+    Rubric,
+    ScaleKind,
     SchemaKind,
     Text,
     WholeNumber,
@@ -50,6 +55,11 @@ _TRAITS: dict[type, Callable[[Any, OptionSpec], TraitType[Any, Any]]] = {
     Choice: lambda default, spec: _choice(default, cast(Choice, spec.kind), spec.help),
     SchemaKind: lambda default, spec: TraitAny(None, allow_none=True, help=spec.help),
     Column: lambda default, spec: TraitAny(None, allow_none=True, help=spec.help),
+    Expected: lambda default, spec: TraitAny(None, allow_none=True, help=spec.help),
+    CheckMap: lambda default, spec: TraitAny(None, allow_none=True, help=spec.help),
+    JudgeModel: lambda default, spec: Union([Unicode(), Dict()], default_value=None, allow_none=True, help=spec.help),
+    Rubric: lambda default, spec: Unicode(None, allow_none=True, help=spec.help),
+    ScaleKind: lambda default, spec: TraitAny(default, help=spec.help),
     ModelList: lambda default, spec: Union([Unicode(), List()], default_value=None, allow_none=True, help=spec.help),
     Rates: lambda default, spec: Union([Unicode(), Tuple(Float(), Float())], default_value=None, allow_none=True,
                                        help=spec.help),
@@ -109,6 +119,9 @@ def with_flags(magic: Callable[..., Any]) -> Callable[..., Any]:
             magic = argument(*spec.flags, dest=name, action="store_true", default=None, help=spec.help)(magic)
         else:
             metavar = "JSON" if isinstance(spec.kind, RequestFields) else name.upper()
+            if spec.each:  # e.g. --check NAME=CHECK, repeatable: one item of the option's dict each
+                magic = argument(spec.each, dest=f"{name}_each", action="append", metavar="NAME=" + name.upper()[:-1],
+                                 help=f"one item of --{name}, repeatable")(magic)
             magic = argument(*spec.flags, dest=name, metavar=metavar, help=spec.help.replace("%", "%%"))(magic)
     for flag in reversed(CELL_FLAGS):
         if flag.metavar is None:
@@ -132,6 +145,21 @@ def parse_line(magic: Callable[..., Any], line: str) -> Any:
     return args
 
 
+def _given(args: Any, name: str, spec: OptionSpec, named: Callable[[str, str], Any]) -> Any:
+    """What the line gives for an option: its flag's value, with a repeatable item flag's items added (--check)."""
+    value = getattr(args, name, None)
+    items = getattr(args, f"{name}_each", None) if spec.each else None
+    if not items:
+        return value
+    kind = cast(CheckMap, spec.kind)
+    try:
+        each = kind.parse_each(name, [_unquote(item) for item in items])
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    whole = named(name, value) if isinstance(value, str) else value
+    return {**(whole or {}), **each}
+
+
 def _mistake(magic: Callable[..., Any], message: str) -> str:
     """argparse's complaint as one line that names the fix."""
     if not message.startswith("unrecognized arguments:"):
@@ -153,15 +181,15 @@ def _unquote(value: str) -> str:
 
 
 def line_options(args: Any, defaults: Mapping[str, Any], named: Callable[[str, str], Any]) -> dict[str, Any]:
-    """The engine options: ``defaults`` (the %config traits), overridden by what the line gives; ``--schema NAME``,
-    ``--images NAME`` and ``--files NAME`` looked up by ``named(option, text)``. A value an option cannot read is a
-    UsageError that names its flag."""
+    """The engine options: ``defaults`` (the %config traits), overridden by what the line gives; a variable's name
+    (``--schema NAME``, and every option whose kind is ``named``) looked up by ``named(option, text)``. A value an
+    option cannot read is a UsageError that names its flag."""
     options = dict(defaults)
     for name, (_, spec) in OPTIONS.items():
-        value = getattr(args, name, None)
+        value = _given(args, name, spec, named)
         if value is None:
             continue
-        if isinstance(value, str) and isinstance(spec.kind, (SchemaKind, Column)):
+        if (name == "schema" or spec.kind.named) and isinstance(value, str):
             value = named(name, value)
         if isinstance(value, str) and spec.several and "," in value:  # -m a,b,c: several models
             options[name] = None

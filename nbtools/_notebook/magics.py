@@ -173,16 +173,30 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
-        return line_options(args, {name: getattr(self, name) for name in OPTIONS}, self._named)
+        return line_options(args, {name: getattr(self, name) for name in OPTIONS}, self._named(args))
 
-    def _named(self, option: str, text: str) -> Any:
-        """``--schema NAME`` names a variable (a model class or a dict), anything else is the short form;
-        ``--images NAME`` / ``--files NAME`` a variable or a DataFrame's column (``df.photo``)."""
-        if option != "schema":
+    def _named(self, args: Any) -> Callable[[str, str], Any]:
+        """How the line's variable names are looked up: ``--schema``'s its own way, the others (``--expected``,
+        ``--checks``, ``--images``, ``--files``) as a variable, a column of one (``df.answer``), or a column of the
+        ``--over`` frame."""
+
+        def named(option: str, text: str) -> Any:
+            if option == "schema":
+                return self._schema_named(text)
+            flag = "--" + option.replace("_", "-")
             try:
-                return cells.over_value(text, self._user_ns, flag=f"--{option}")
+                if text.isidentifier() and text not in self._user_ns and args.over is not None:
+                    frame = cells.over_value(args.over, self._user_ns, "--over")
+                    if hasattr(frame, "columns") and text in frame.columns:
+                        return frame[text]
+                return cells.over_value(text, self._user_ns, flag)
             except NbtoolsError as exc:
                 raise UsageError(str(exc)) from None
+
+        return named
+
+    def _schema_named(self, text: str) -> Any:
+        """``--schema NAME`` names a variable (a model class or a dict); anything else is the short form."""
         if text.isidentifier():
             if text not in self._user_ns:
                 raise UsageError(f"--schema {text}: {text!r} is not defined; define the model (or dict) in a cell "

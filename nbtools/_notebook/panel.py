@@ -32,6 +32,9 @@ STEPS: tuple[int, ...] = tuple(1 << k for k in range(10))  # 1, 2, 4 ... 512: sm
 _CUSTOM = "custom"
 
 
+JUDGE_PICK = "sim:sim-judge"  # offered in the judge picker: it needs no key
+
+
 class Panel:
     """Interactive batch runner. ``Panel(prompts, **options)``; ``panel.result`` holds the last result."""
 
@@ -83,6 +86,10 @@ class Panel:
         self.repeat = widgets.BoundedIntText(opts.repeat, min=1, max=100_000, description="repeat", style=style,
                                              layout=widgets.Layout(width="200px"))
         self.stream = widgets.Checkbox(opts.stream, description="stream", indent=False)
+        # A judge grades each reply after the batch (judge=): a provider:model name, or none.
+        self.judge = widgets.Combobox(value=opts.judge.label if opts.judge is not None else "", options=[JUDGE_PICK],
+                                      description="judge", placeholder="(none)", ensure_option=False, style=style,
+                                      tooltip="a model that grades each reply after the batch, e.g. sim:sim-judge")
         self.max_sweep = widgets.BoundedIntText(64, min=2, max=MAX_CONCURRENCY, description="sweep to", style=style,
                                                 layout=widgets.Layout(width="200px"))
         self.run_button = widgets.Button(description="Run", button_style="primary", icon="play")
@@ -108,6 +115,7 @@ class Panel:
             self.prompts,
             widgets.HBox([self.provider, self.base_url]),
             widgets.HBox([self.model, self.stream]),
+            self.judge,
             self.models,
             widgets.HBox([self.concurrency, self.concurrency_steps]),
             widgets.HBox([self.temperature, self.temperature_set, self.max_tokens, self.repeat]),
@@ -140,6 +148,7 @@ class Panel:
             "max_tokens": self.max_tokens.value or None,
             "repeat": self.repeat.value,
             "stream": self.stream.value,
+            "judge": self.judge.value.strip() or None,
             **self._fixed,
         }
 

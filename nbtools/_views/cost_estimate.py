@@ -13,6 +13,11 @@ from nbtools._views.report import DISPLAY_LIMIT
 from nbtools._views.style import framed
 
 
+def judge_line(judge: CostEstimate, label: str) -> str:
+    """The judge's pass in a dry run: its requests and cost range, each judged reply at its worst case."""
+    return f"{label}: {dry_run_cost_line(judge)} (each judged reply priced at its max_tokens worst case)"
+
+
 def dry_run_facts(d: CostEstimate) -> list[tuple[str, str]]:
     """(label, figure) for the whole batch: requests, tokens, the worst case, cost, price and the cap."""
     worst = (f"{d.max_completion_tokens:,} ({d.max_tokens:,} per reply, from max_tokens)"
@@ -33,6 +38,9 @@ def dry_run_facts(d: CostEstimate) -> list[tuple[str, str]]:
     ]
     if d.price is not None:
         lines.append(("price", str(d.price)))
+    judge = getattr(d, "judge", None)
+    if judge is not None:
+        lines.append(("judge", judge_line(judge, getattr(d, "judge_label", "judge"))))
     if d.max_cost is not None and d.cost_high is not None:
         lines.append(("max_cost", f"{usd(d.max_cost)}: {d.fit_in_cap():,} of {d.requests:,} requests "
                                   "fit even if every reply is max_tokens long"))
@@ -100,8 +108,10 @@ def dry_run_cost_line(d: CostEstimate) -> str:
 class DryRunsView:
     """A dry run per model: one cost line each, in the model's colour."""
 
-    def __init__(self, by_model: Mapping[str, CostEstimate]) -> None:
+    def __init__(self, by_model: Mapping[str, CostEstimate], judge: tuple[str, CostEstimate] | None = None) -> None:
         self.lines = [(label, dry_run_cost_line(estimate)) for label, estimate in by_model.items()]
+        if judge is not None:
+            self.lines.append(("judge", judge_line(judge[1], judge[0])))
 
     def text(self) -> str:
         return "\n".join(["dry run (nothing sent), per model:", *(f"  {label}: {line}" for label, line in self.lines)])

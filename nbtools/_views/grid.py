@@ -12,12 +12,13 @@ import statistics
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from nbtools._engine.figures import Figures
+from nbtools._engine.figures import Figures, JudgeFigure
 from nbtools._engine.prices import usd
 from nbtools._engine.rows import ERROR, OK, RUNNING, RequestResult
 from nbtools._engine.state import PartState, SeveralState
 from nbtools._views.escaping import clip, escape
 from nbtools._views.live_view import Live
+from nbtools._views.report import check_cell, check_value, checks_text, judge_text, judge_value
 from nbtools._views.style import framed
 from nbtools._views.timeline import Lane, timeline_svg
 
@@ -87,16 +88,23 @@ def models_text(batch: Several, figures: ByModel) -> str:
     lines = []
     for part in batch.by_model.values():
         label, done, p50, p95, ttft, tps, cost, errors = model_figures(part, figures[part.label])
+        s = figures[part.label]
         lines.append(f"{label}: {done} done; p50 {p50}, p95 {p95}; ttft {ttft}; {tps} tokens/s; cost {cost}; "
-                     f"{errors} errors")
+                     f"{errors} errors" + (f"; {checks_text(s)}" if s.checks else "")
+                     + (f"; judge {judge_value(s.judge)}" if s.judge is not None else ""))
     return "\n".join(lines)
 
 
 def models_html(batch: Several, figures: ByModel) -> str:
-    head = "".join(f"<th>{escape(name)}</th>" for name in _FIGURES)
+    checks = list(batch.options.checks or ())
+    judged = any(s.judge is not None for s in figures.values())
+    head = "".join(f"<th>{escape(name)}</th>" for name in (*_FIGURES, *checks, *(("judge",) if judged else ())))
     body = []
     for part in batch.by_model.values():
-        label, *shown = model_figures(part, figures[part.label])
+        s = figures[part.label]
+        label, *shown = model_figures(part, s)
+        shown += [check_value(figure) for figure in s.checks]
+        shown += [judge_value(s.judge)] if s.judge is not None else []
         cells = "".join(f"<td class='num'>{escape(value)}</td>" for value in shown)
         body.append(f"<tr><td><b style='color:{colour(part.slot)}'>{escape(label)}</b></td>{cells}</tr>")
     return f"<table class='nbt-models'><tr>{head}</tr>{''.join(body)}</table>"
@@ -121,7 +129,8 @@ def _shown_prompts(batch: Several, limit: int) -> list[int]:
 def _cell(row: RequestResult, part: PartState) -> tuple[str, str]:
     """(text, css class) of one model's reply to one prompt, or its state."""
     if row.status == OK:
-        return clip(row.text or "", CELL), ""
+        marks = check_cell(row)
+        return clip(row.text or "", CELL) + (f" [{marks}]" if marks else ""), ""
     if row.status == ERROR:
         return clip(f"error: {row.error_kind or row.error or ''}", CELL), "err"
     if row.status == RUNNING:
@@ -178,16 +187,18 @@ def _body_text(batch: Several, figures: ByModel, limit: int) -> str:
 class SeveralView:
     """A several-model batch as its result shows it: who ran it, each model's figures, the grid, the timeline."""
 
-    def __init__(self, batch: Several, figures: ByModel, limit: int = GRID_LIMIT) -> None:
-        self.batch, self.figures, self.limit = batch, figures, limit
+    def __init__(self, batch: Several, figures: ByModel, limit: int = GRID_LIMIT, judge: JudgeFigure | None = None) -> None:
+        self.batch, self.figures, self.limit, self.judge = batch, figures, limit, judge
 
     def text(self) -> str:
         batch, state = self.batch, _state(self.batch)
+        judge = [judge_text(self.judge)] if self.judge is not None else []
         return "\n".join(["MultiModelResult: " + header_text(batch), ("" if state == "done" else f"{state}: ")
-                          + models_text(batch, self.figures), grid_text(batch, self.limit)])
+                          + models_text(batch, self.figures), *judge, grid_text(batch, self.limit)])
 
     def html(self) -> str:
-        return framed(f"{header_html(self.batch)}{_body_html(self.batch, self.figures, self.limit)}")
+        judge = f"<div class='muted'>{escape(judge_text(self.judge))}</div>" if self.judge is not None else ""
+        return framed(f"{header_html(self.batch)}{judge}{_body_html(self.batch, self.figures, self.limit)}")
 
 
 def live(batch: Several, figures: Callable[[], ByModel]) -> Live[Several, ByModel]:

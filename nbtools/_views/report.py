@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from nbtools._engine.figures import Figures
+from nbtools._base.judging import PASS_FAIL
+from nbtools._engine.figures import CheckFigure, Figures, JudgeFigure
 from nbtools._engine.prices import Price, usd
 from nbtools._engine.rows import ERROR, OK, RequestResult
 from nbtools._engine.state import BatchState
@@ -133,7 +134,11 @@ def summary_line(s: Figures) -> str:
         text += "; errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
     if s.schema_form is not None:
         text += f"; {schema_text(s)}"
+    if s.checks:
+        text += f"; {checks_text(s)}"
     text += f"; {cost_text(s)}"
+    if s.judge is not None:
+        text += f"\n{judge_text(s.judge)}"
     limit = server_limit(s)
     return text + (f"\n{limit}" if limit else "")
 
@@ -142,6 +147,49 @@ def withheld_text(s: Figures) -> str:
     """Why a finished batch shows no serial time or speedup: this process ran too late to estimate them."""
     return (f"speedup not estimated: this process ran up to {s.client_late or 0.0:.2f} s late (a busy machine or a "
             "slow callback), enough to pass for the server's queue; --compare measures it")
+
+
+def judge_value(j: JudgeFigure) -> str:
+    """"mean 4.20 of 10" (pass/fail: "80% pass of 10"), "–" before any verdict."""
+    if j.mean is None:
+        return "–"
+    return f"{j.mean:.0%} pass of {j.verdicts}" if j.scale == PASS_FAIL else f"mean {j.mean:.2f} of {j.verdicts}"
+
+
+def judge_text(j: JudgeFigure) -> str:
+    """The judge's own line: its verdicts, what did not parse, and its own tokens and cost (never the batch's)."""
+    missing = j.requests - j.verdicts
+    cost = "cost unknown" if j.cost is None else f"cost {usd(j.cost)}"
+    text = (f"judge {j.label} (scale {j.scale}): {j.verdicts}/{j.requests} verdicts, {judge_value(j)}"
+            + (f"; {missing} without a verdict" if missing else "")
+            + (f" ({j.invalid} invalid: result.retry_invalid() asks those again)" if j.invalid else ""))
+    return text + f"; the judge's own {j.tokens:,} tokens, {cost} (not in the figures above)"
+
+
+def check_value(figure: CheckFigure) -> str:
+    """"75% of 8" for a True/False check, "mean 0.80 of 8" for a numeric one, "–" before any row is graded."""
+    if figure.value is None:
+        return "–"
+    return f"mean {figure.value:.2f} of {figure.graded}" if figure.numeric else f"{figure.value:.0%} of {figure.graded}"
+
+
+def checks_text(s: Figures) -> str:
+    """Each check's pass rate (or mean) so far, and the rows on which a check raised."""
+    text = "checks: " + ", ".join(f"{figure.name} {check_value(figure)}" for figure in s.checks)
+    if s.check_errors:
+        text += f" ({s.check_errors} row{'s' if s.check_errors != 1 else ''} where a check raised: row.check_error)"
+    return text
+
+
+def check_cell(r: RequestResult) -> str:
+    """A row's checks in the table: ✓/✗ per True/False check, the value of a numeric one, – where none."""
+    if r.checks is None:
+        return ""
+    shown = []
+    for name, value in r.checks.items():
+        mark = "–" if value is None else ("✓" if value else "✗") if isinstance(value, bool) else f"{value:.2f}"
+        shown.append(f"{name} {mark}")
+    return ", ".join(shown) + (" (check error)" if r.check_error else "")
 
 
 def schema_text(s: Figures) -> str:
@@ -215,6 +263,10 @@ def summary_html(batch: BatchState, s: Figures) -> str:
         html += f"<div class='muted'>errors by kind: {escape(kinds)}</div>"
     if s.schema_form is not None:
         html += f"<div class='muted'>{escape(schema_text(s))}</div>"
+    if s.checks:
+        html += f"<div class='muted'>{escape(checks_text(s))}</div>"
+    if s.judge is not None:
+        html += f"<div class='muted'>{escape(judge_text(s.judge))}</div>"
     if s.client_late is not None and batch.batch_run is None:
         html += f"<div class='muted'>{escape(withheld_text(s))}</div>"
     limit = server_limit(s)
@@ -259,7 +311,7 @@ def _columns(batch: BatchState, thinking: bool) -> tuple[str, ...]:
     schema = batch.options.schema
     replies = ("response",) if schema is None else tuple(fields.headers(schema))
     return ("#", "prompt", *replies, "latency", "ttft (incl. thinking)" if thinking else "ttft",
-            *(("reasoning",) if thinking else ()), "attempts", "status")
+            *(("reasoning",) if thinking else ()), *(("checks",) if batch.options.checks else ()), "attempts", "status")
 
 
 def _row_cells(r: RequestResult, batch: BatchState, thinking: bool) -> tuple[str, ...]:
@@ -272,9 +324,10 @@ def _row_cells(r: RequestResult, batch: BatchState, thinking: bool) -> tuple[str
     else:  # an error (in the first cell) keeps the width a reply has
         replies = [clip(c, 60 if r.data is not None else 120) for c in fields.cells(r, schema, partial)]
     reasoning = (_reasoning_cell(r, batch.price),) if thinking else ()
+    checks = (check_cell(r),) if batch.options.checks else ()
     return (
         str(r.index), clip(names_text(r.attachments) + r.prompt_text, 60), *replies, _secs(r.latency), _secs(r.ttft),
-        *reasoning, str(r.attempts), _status(r),
+        *reasoning, *checks, str(r.attempts), _status(r),
     )
 
 
@@ -305,7 +358,7 @@ def table_html(batch: BatchState, limit: int = DISPLAY_LIMIT) -> str:
     thinking = _thinks(rows)
     columns = _columns(batch, thinking)
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
-    n = len(columns) - 6 - thinking  # the reply's cells: the response, or the schema's fields
+    n = len(columns) - 6 - thinking - bool(batch.options.checks)  # the reply's cells: the response, or the schema's fields
     body = []
     thumbs = Thumbs()  # one budget for the view's pictures
     for r in rows:

@@ -58,14 +58,16 @@ class SimConfig:
     slow_delay: float = _knob(30.0, "seconds added before the first byte of a 'slow' request")
     retry_after: float = _knob(1.0, "retry-after seconds sent with injected 429s")
     invalid_output: float = _knob(0.0, "with response_format json_schema: share of replies missing a required field")
+    judge_bias: float = _knob(0.0, "sim-judge: share of pairwise verdicts that pick the first reply whatever it says")
     refusal: float = _knob(0.0, "with response_format json_schema: share of requests refused (message.refusal)")
     # Batch APIs (sim/batches.py): compressed time, and the providers' limits unless set lower.
     batch_delay: float = _knob(1.0, "seconds from creating a batch job to its completion (validating, in progress, finalizing)")
     batch_expire: float | None = _knob(None, "seconds after creation when an unfinished batch job expires (unset: never)")
     batch_max_requests: int | None = _knob(None, "most requests per batch job (unset: the providers' 50,000 / 100,000)")
     models: tuple[str, ...] = _knob(
-        ("sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro"),
-        "model names listed by GET /v1/models (sim-mini, sim-standard and sim-pro: the lineup, see nbtools/sim/lineup.py)")
+        ("sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro", "sim-judge"),
+        "model names listed by GET /v1/models (sim-mini, sim-standard and sim-pro: the lineup, see nbtools/sim/lineup.py; "
+        "sim-judge: a judge, nbtools/sim/judge.py)")
     refuse: tuple[str, ...] = _knob(
         (), "request fields refused with OpenAI's 400, as reasoning models refuse them: 'temperature' (every "
         "model) or 'sim-large:temperature' (one model); 'max_tokens' asks for max_completion_tokens")
@@ -103,7 +105,7 @@ class SimConfig:
         """The fault probabilities (at most 1 in all) and the structured-output shares, each from 0 to 1."""
         for name in FAULT_KNOBS:
             _check_fraction(name, getattr(self, name), "a probability")
-        for name in ("invalid_output", "refusal"):
+        for name in ("invalid_output", "refusal", "judge_bias"):
             _check_fraction(name, getattr(self, name), "a share")
         total = sum(getattr(self, name) for name in FAULT_KNOBS)
         if total > 1 + 1e-9:

@@ -64,7 +64,10 @@ LINEUP: dict[str, SimModel] = {
 }
 
 
+JUDGE_PRICE = (0.15, 0.60)  # sim-judge (nbtools/sim/judge.py): priced like a small real judge model
+
+
 def list_price(model: str) -> tuple[float, float] | None:
     """The made-up list price of a named simulated model, or None for any other name."""
     found = LINEUP.get(model)
-    return found.price if found is not None else None
+    return found.price if found is not None else JUDGE_PRICE if model == "sim-judge" else None

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from nbtools._engine.gates.limiter import Limiter
 from nbtools.sim import directives as sim_directives
+from nbtools.sim import judge as sim_judge
 from nbtools.sim.batches import BatchSim
 from nbtools.sim.config import FAULT_KNOBS, SimConfig
 from nbtools.sim.limits import RateLimiter, retry_headers
@@ -261,7 +262,10 @@ class Simulator:
                    schema: dict[str, Any] | None) -> tuple[Reply, str, str | None]:
         """(reply, finish_reason, refusal) for a request: text, or JSON that fits its schema (online and batch)."""
         refusal = None
-        if schema is None:
+        if req.model == sim_judge.NAME:  # it answers in the verdict's format, asked for a schema or not
+            whole = "\n".join(text for role, text in req.messages if role == "user")
+            reply = Reply.of(sim_judge.verdict(whole, self.config.judge_bias))
+        elif schema is None:
             named = LINEUP.get(req.model)  # a model of the lineup has its own replies
             reply = named.reply(req.last_user) if named is not None else self.replies.make(req.messages, req.last_user)
             if req.seen:  # what it can read of the images and files comes first

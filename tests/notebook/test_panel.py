@@ -134,3 +134,18 @@ def test_panel_sends_only_what_was_set_and_keeps_multiline_prompts(sim: SimServe
     assert panel.options()["temperature"] == 0.3
     with pytest.raises(nbtools.ConfigError, match="slider"):
         nbtools.Panel("x", concurrency="auto")
+
+
+def test_the_judge_picker_runs_the_judge_after_the_batch(make_sim) -> None:
+    server = make_sim(latency=0.01, latency_spread=0)
+
+    async def main() -> None:
+        panel = nbtools.Panel("What is 2 + 2?\nWhat is 3 + 4?", base_url=server.base_url, model="sim-pro")
+        assert panel.judge.value == "" and panel.options()["judge"] is None
+        panel.judge.value = "sim-judge"  # on the panel's own endpoint
+        panel.run_button.click()
+        await panel.wait()
+        assert panel.result.judged is not None and all(row.judge is not None for row in panel.result)
+        assert len(panel.output.children) == 2  # the batch's live view, then the judge's
+
+    asyncio.run(main())

@@ -138,7 +138,7 @@ def test_stream_without_include_usage_has_no_usage_chunk(fast: SimServer) -> Non
 def test_models_are_listed(fast: SimServer) -> None:
     models = get(fast, "/v1/models")
     assert models["object"] == "list"
-    assert [m["id"] for m in models["data"]] == ["sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro"]
+    assert [m["id"] for m in models["data"]] == ["sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro", "sim-judge"]
 
 
 @pytest.mark.parametrize(
@@ -490,7 +490,7 @@ def test_openai_sdk_can_call_it_plain_and_streaming(fast: SimServer) -> None:
     )
     parts = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
     assert "".join(parts) == reply.choices[0].message.content
-    assert [m.id for m in client.models.list()] == ["sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro"]
+    assert [m.id for m in client.models.list()] == ["sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro", "sim-judge"]
 
 
 def test_shared_server_is_started_once_across_threads() -> None:
