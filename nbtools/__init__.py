@@ -17,6 +17,7 @@ from typing import Any as _Any
 
 from nbtools._api import abatch, amodels, batch, models, providers, start
 from nbtools._base.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from nbtools._base.version import VERSION as __version__  # noqa: F401  (a module attribute, not in __all__)
 from nbtools._compare import Comparison
 from nbtools._dry_run import DryRun, DryRuns, dry_run
 from nbtools._engine import endpoints as _endpoints
@@ -25,8 +26,6 @@ from nbtools._result import BatchResult
 from nbtools._several import ModelResult, MultiModelResult
 from nbtools._summary import Summary
 from nbtools._sweep import SweepResult, asweep, sweep
-
-__version__ = "0.1.0"
 
 __all__ = [  # what the docs' API page documents (tests/test_public_api.py, tests/test_docs.py)
     "abatch",

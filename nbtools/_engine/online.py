@@ -109,6 +109,10 @@ class OnlineRun(Run[State]):
     def peak(self) -> int:
         return self.limiter.peak
 
+    @property
+    def limit_path(self) -> list[int]:
+        return list(self.limiter.path)
+
     def cancel(self) -> None:
         if self.main_task is not None and not self.main_task.done():
             super().cancel()

@@ -19,7 +19,8 @@ DONE_STATUSES = frozenset({OK, ERROR, CANCELLED, NOT_SENT})
 
 # A row's fields, listed once: what it stores (and exports, in this order), then what is derived from them.
 FIELDS = (
-    "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
+    "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "status", "model", "served_model",
+    "system_fingerprint", "request_id", "prompt_tokens",
     "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "finish_reason", "data", "attempts", "waits",
     "cached", "queued", "started", "first_token", "finished",
 )
@@ -51,6 +52,9 @@ class RequestResult:
         self.status_code: int | None = None
         self.partial: str | None = None
         self.model: str | None = None
+        self.served_model: str | None = None  # the model id the reply named (e.g. a dated snapshot behind an alias)
+        self.system_fingerprint: str | None = None  # the backend configuration that answered, where the provider says
+        self.request_id: str | None = None  # the provider's id of the request (its request-id header, or the reply's id)
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.finish_reason: str | None = None
@@ -153,6 +157,8 @@ def fill_reply(row: RequestResult, completion: Completion, model: str | None, pr
     """
     row.text = completion.text
     row.model = model if completion.model in (None, model) else completion.model
+    row.served_model = row.model if completion.model is not None else None
+    row.system_fingerprint, row.request_id = completion.system_fingerprint, completion.request_id
     row.prompt_tokens = completion.prompt_tokens
     row.completion_tokens = completion.completion_tokens
     row.cached_tokens = completion.cached_tokens

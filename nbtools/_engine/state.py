@@ -32,6 +32,8 @@ class Control(Protocol):
     def in_flight(self) -> int: ...
     @property
     def peak(self) -> int: ...
+    @property
+    def limit_path(self) -> list[int]: ...
     def cancel(self) -> None: ...
     async def wait_closed(self) -> None: ...
 
@@ -69,6 +71,7 @@ class BatchState:
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None
+        self._limit_path: list[int] = []
         self.lateness = LoopLateness()  # how late the loop ran while the batch did (started by the online run)
         # Kept up to date through the methods below, so live views never scan all rows:
         self.completed_count = 0  # rows finished, ok or error
@@ -127,6 +130,7 @@ class BatchState:
         if self._control is not None:
             self._peak = self._control.peak
             self._last_limit = self._control.limit
+            self._limit_path = self._control.limit_path
         self._control = None
         self._done.set()
 
@@ -152,6 +156,11 @@ class BatchState:
     def peak(self) -> int:
         """The most requests that were in flight at once."""
         return self._control.peak if self._control is not None else self._peak
+
+    @property
+    def limit_path(self) -> list[int]:
+        """Each concurrency limit in force, in turn (how concurrency="auto" went)."""
+        return self._control.limit_path if self._control is not None else self._limit_path
 
     def elapsed(self) -> float:
         """Seconds since the batch started (the wall time once it is done)."""

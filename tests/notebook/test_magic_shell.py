@@ -216,3 +216,16 @@ def test_the_magic_shows_each_model_live_in_a_terminal(ip, sim, capsys) -> None:
     ip.run_cell_magic("llm_batch", "--base-url {sim_url} -m sim-mini,sim-pro -o shown", "hello\nworld")
     err = capsys.readouterr().err
     assert "sim-mini: 2/2 done" in err and "sim-pro: 2/2 done" in err and "# | prompt | sim-mini | sim-pro" in err
+
+
+def test_a_cell_run_again_with_other_options_says_which_and_the_manifest_hashes_its_template(ip, cell, capsys) -> None:
+    ip.user_ns["topic"] = "otters"
+    body = "Tell me about {topic}, first of its kind."
+    first = cell("-t 0.2", body)
+    assert "options changed" not in capsys.readouterr().out
+    cell("-t 0.2", body)
+    assert "options changed" not in capsys.readouterr().out  # the same options: nothing to say
+    cell("-t 0.7", body)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "options changed" in line]
+    assert lines == ["nbtools: options changed since this cell last ran in this kernel: temperature 0.2 -> 0.7"]
+    assert first.manifest()["hashes"]["template"] is not None

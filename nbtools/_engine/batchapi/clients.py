@@ -258,10 +258,10 @@ class OpenAIBatches(BatchClient):
             if response["body"].get("object") == "response":  # a /v1/responses line
                 failed = replies.failure_of(response["body"])
                 if failed is None:
-                    return Outcome(index, replies.parse_response(response["body"]))
+                    return self._identified(index, replies.parse_response(response["body"]), response)
                 response = {**response, "body": failed}
             else:
-                return Outcome(index, replies.chat_completion(response["body"]))
+                return self._identified(index, replies.chat_completion(response["body"]), response)
         if isinstance(error, dict) and error.get("code") in ("batch_expired", "batch_cancelled"):
             return Outcome(index, error=f"{error.get('code')}: {error.get('message')}", not_sent=True)
         raw_body = response.get("body")
@@ -273,6 +273,15 @@ class OpenAIBatches(BatchClient):
             message, kind = error.get("message"), error.get("code")
         prefix = f"HTTP {code}" if code else "failed"
         return Outcome(index, error=self.endpoint.redact(f"{prefix} {kind or 'error'} (batch): {message or 'no message'}"))
+
+
+    @staticmethod
+    def _identified(index: int, completion: Completion, response: dict[str, Any]) -> Outcome:
+        """The line's ``response.request_id`` (the request-id a direct request would have had in its header)."""
+        request_id = response.get("request_id")
+        if isinstance(request_id, str) and request_id:
+            completion.request_id = request_id
+        return Outcome(index, completion)
 
 
 class AnthropicBatches(BatchClient):
@@ -321,8 +330,10 @@ class AnthropicBatches(BatchClient):
             if tool is not None:
                 text = json.dumps(tool.get("input"), ensure_ascii=False)
             prompt_tokens, cached = _anthropic_prompt_tokens(usage)
+            message_id = message.get("id")
             return Outcome(index, Completion(text, message.get("model"), prompt_tokens, usage.get("output_tokens"),
-                                             message.get("stop_reason"), cached))
+                                             message.get("stop_reason"), cached,
+                                             request_id=message_id if isinstance(message_id, str) else None))
         if kind in ("canceled", "expired"):
             return Outcome(index, error=f"batch_{kind}", not_sent=True)
         inner = (result.get("error") or {}).get("error") or result.get("error") or {}
