@@ -23,7 +23,7 @@ from nbtools._engine.endpoints import PROFILES, Endpoint, resolve_endpoint
 from nbtools._engine.gates.spending import SpendingGuard
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.online import OnlineRun, OnResult
-from nbtools._engine.plan import CostEstimate, estimate, price_batch
+from nbtools._engine.plan import CostEstimate, estimate, measure_prefix, price_batch
 from nbtools._engine.rows import RequestResult
 from nbtools._engine.state import BatchState, PartState, SeveralState
 
@@ -78,6 +78,7 @@ def prepare_one(prompts: Prompt | Iterable[Prompt], make: MakeOne[One], *, api_k
     state = make(rows, opts, endpoint, opts.model or endpoint.default_model)
     if state.model is not None:
         price_batch(state, state.model)  # a cap that cannot work fails before anything is shown
+        measure_prefix(state, state.model)
     return state
 
 

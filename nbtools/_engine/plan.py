@@ -15,10 +15,11 @@ from typing import Any, TypeVar
 
 from nbtools._base.errors import ConfigError
 from nbtools._base.options import BatchOptions
-from nbtools._engine import wire
+from nbtools._engine import prompt_cache, wire
 from nbtools._engine.cache import ReplyCache, SampleKeys, cache_is_on
 from nbtools._engine.endpoints import Endpoint
-from nbtools._engine.prices import Price, price_for
+from nbtools._engine.gates.adaptive import AUTO_START
+from nbtools._engine.prices import MTOK, Price, price_for
 from nbtools._engine.replies import Completion
 from nbtools._engine.rows import RequestResult
 from nbtools._engine.state import BatchState
@@ -30,9 +31,12 @@ Planned = tuple[RequestResult, dict[str, Any], "str | None", "Completion | None"
 
 
 def plan(rows: Sequence[RequestResult], options: BatchOptions, model: str, form: str | None, *,
-         keys: SampleKeys | None = None, cache: ReplyCache | None = None) -> Iterator[Planned]:
+         keys: SampleKeys | None = None, cache: ReplyCache | None = None,
+         fields: dict[str, Any] | None = None) -> Iterator[Planned]:
     """Each row with the chat body it sends (``form``: how a schema is asked, see wire.schema_form); with ``keys``,
-    its cache key; with ``cache`` too, the reply the cache holds for it (else None)."""
+    its cache key; with ``cache`` too, the reply the cache holds for it (else None). ``fields``: request fields
+    every body adds (the prompt cache's, from ``cache_fields``), unless ``params`` sets them."""
+    extra = {k: v for k, v in (fields or {}).items() if k not in options.params}
     last: object = None
     body: dict[str, Any] = {}
     for first in range(0, len(rows), CHUNK):
@@ -42,6 +46,8 @@ def plan(rows: Sequence[RequestResult], options: BatchOptions, model: str, form:
             if row.prompt is not last:  # the rows of one prompt share its body
                 last = row.prompt
                 body = wire.chat_body(options, row.prompt, model, form)
+                if extra:
+                    body.update(extra)
             bodies.append(body)
         if keys is None:
             yield from ((row, body, None, None) for row, body in zip(chunk, bodies, strict=True))
@@ -82,6 +88,8 @@ def price_batch(state: BatchState, model: str) -> None:
                             "pass price=(input, output) in USD per million tokens (magic: --price 0.15,0.60)")
     else:
         state.price_note = price.source
+    if state.endpoint.provider == "anthropic" and options.via != "batch":
+        state.price_note += f"; {prompt_cache.ANTHROPIC_NOTE}"
     if options.max_cost is None:
         return
     if price is None:
@@ -89,6 +97,40 @@ def price_batch(state: BatchState, model: str) -> None:
     if not price.free and options.reply_bound is None:
         raise ConfigError(f"max_cost={options.max_cost:g} needs max_tokens= (the longest reply, so the worst "
                           "case of each request is known): e.g. max_tokens=512 (magic: --max-tokens 512)")
+
+
+def measure_prefix(state: BatchState, model: str) -> None:
+    """What the rows share at their start, counted as ``model`` counts it, and the fewest tokens its provider
+    caches: once the model is known, before anything is sent."""
+    conversations = []
+    last: object = None
+    for row in state.rows:
+        if row.prompt is not last:  # the rows of one prompt share it
+            last = row.prompt
+            conversations.append(wire.messages(state.options, row.prompt))
+    state.shared_prefix = prompt_cache.measure(conversations, prompt_counter(model))
+    state.cache_minimum = prompt_cache.minimum_tokens(state.endpoint, model,
+                                                      batch_api=state.options.via == "batch")
+
+
+def warms_up(state: BatchState) -> bool:
+    """Does one row go first, for the provider's prompt cache? As asked (prompt_cache_warmup=), else where the
+    provider caches a prefix as long as the one the rows share (not on the simulator, whose lessons time the
+    plain fan-out)."""
+    if len(state.rows) < 2 or state.options.via == "batch":
+        return False
+    asked = state.options.prompt_cache_warmup
+    if asked is not None:
+        return asked
+    prefix, minimum = state.shared_prefix, state.cache_minimum
+    return not state.endpoint.simulated and minimum is not None and prefix is not None and prefix.tokens >= minimum
+
+
+def cache_fields(state: BatchState) -> dict[str, Any]:
+    """The request fields for the provider's prompt cache: OpenAI's key of the shared prefix and the retention asked."""
+    openai = state.endpoint.provider == "openai"
+    return prompt_cache.openai_fields(state.shared_prefix if openai else None, state.cache_minimum,
+                                      state.options.prompt_cache_retention)
 
 
 # -- the dry run -----------------------------------------------------------------------------------
@@ -107,7 +149,8 @@ class CostEstimate:
     """What a batch would send and cost, row by row and in total; nothing is sent to know it."""
 
     def __init__(self, rows: list[EstimateRow], model: str | None, endpoint: Endpoint, price: Price | None,
-                 price_note: str, tokens_label: str, max_tokens: int | None, max_cost: float | None = None) -> None:
+                 price_note: str, tokens_label: str, max_tokens: int | None, max_cost: float | None = None,
+                 cache: PromptCacheEstimate | None = None) -> None:
         self.rows = rows
         self.model = model
         self.endpoint = endpoint
@@ -123,6 +166,7 @@ class CostEstimate:
         self.max_completion_tokens = None if max_tokens is None else max_tokens * len(sent)
         self.cost_low = None if price is None else sum(r.cost_low or 0.0 for r in sent)
         self.cost_high = None if price is None or max_tokens is None else sum(r.cost_high or 0.0 for r in sent)
+        self.cache = cache  # what the provider's prompt cache would do (None: not estimated)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -140,6 +184,41 @@ class CostEstimate:
                 spent += r.cost_high
                 fit += 1
         return fit
+
+
+@dataclass(frozen=True)
+class PromptCacheEstimate:
+    """What the provider's prompt cache would do for a batch: the prefix its rows share, the requests expected to
+    read it, and what that saves against no caching (None: no cached-input price known)."""
+
+    prefix: prompt_cache.SharedPrefix
+    minimum: int | None  # the fewest tokens the provider caches; None: it does not cache here
+    warm_up: bool
+    readers: int
+    saving: float | None
+
+    @property
+    def note(self) -> str | None:
+        """The layout note: a long static part after the varying one."""
+        return self.prefix.layout_note(self.minimum)
+
+
+def _cache_estimate(state: BatchState, requests: int) -> PromptCacheEstimate | None:
+    """Requests that would read the cached prefix: all but the first with the warm-up, else those sent after the
+    first wave (a cold fan-out: the first ``concurrency`` all miss); and the saving, at the cached-input price."""
+    prefix, minimum, price = state.shared_prefix, state.cache_minimum, state.price
+    if prefix is None:
+        return None
+    warm = warms_up(state)
+    cached = minimum is not None and prefix.tokens >= minimum and requests > 1
+    wave = state.options.concurrency if isinstance(state.options.concurrency, int) else AUTO_START
+    readers = (requests - 1 if warm else max(0, requests - wave)) if cached else 0
+    saving = None
+    if price is not None and price.cached_input is not None and price._tiered is None:
+        saving = readers * prefix.tokens * (price.input - price.cached_input) / MTOK
+        if state.options.via == "batch" and price.cache_write is not None and cached:  # one write, billed above input
+            saving -= prefix.tokens * (price.cache_write - price.input) / MTOK
+    return PromptCacheEstimate(prefix, minimum, warm, readers, saving)
 
 
 def estimate(state: BatchState, make: Callable[..., E]) -> E:
@@ -167,4 +246,5 @@ def estimate(state: BatchState, make: Callable[..., E]) -> E:
     finally:
         if cache is not None:
             cache.close()
-    return make(rows, model, endpoint, price, note, tokens.label, bound, opts.max_cost)
+    requests = sum(not r.cached for r in rows)
+    return make(rows, model, endpoint, price, note, tokens.label, bound, opts.max_cost, _cache_estimate(state, requests))

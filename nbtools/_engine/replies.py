@@ -37,6 +37,7 @@ class Completion:
     refusal: str | None = None  # message.refusal: the model declined to give the structured value
     system_fingerprint: str | None = None  # the backend configuration that answered (OpenAI's system_fingerprint)
     request_id: str | None = None  # the provider's id of this request: its request-id header, else the reply's id
+    cache_write_tokens: int | None = None  # prompt tokens written to the prompt cache, where billed apart (Anthropic)
 
 
 # The header naming a request, as each provider's support asks for it: OpenAI (and Groq, Mistral, ...)

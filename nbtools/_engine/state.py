@@ -20,6 +20,7 @@ from nbtools._engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RUNNING, Reques
 if TYPE_CHECKING:
     from nbtools._engine.endpoints import Endpoint
     from nbtools._engine.prices import Price
+    from nbtools._engine.prompt_cache import SharedPrefix
 
 
 class Control(Protocol):
@@ -68,6 +69,9 @@ class BatchState:
         self.capped = False  # max_cost stopped new requests
         self.schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools._engine.wire.FORMS)
         self.batch_run: Jobs | None = None  # with via="batch": its jobs, for the job line
+        self.shared_prefix: SharedPrefix | None = None  # what every row sends first, measured once the model is known
+        self.cache_minimum: int | None = None  # the fewest prompt tokens the provider caches; None: it does not here
+        self.warmed_up = False  # one row went first, to fill the provider's prompt cache for the rest
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None

@@ -31,9 +31,31 @@ def dry_run_facts(d: CostEstimate) -> list[tuple[str, str]]:
     ]
     if d.price is not None:
         lines.append(("price", str(d.price)))
+    lines += prompt_cache_facts(d)
     if d.max_cost is not None and d.cost_high is not None:
         lines.append(("max_cost", f"{usd(d.max_cost)}: {d.fit_in_cap():,} of {d.requests:,} requests "
                                   "fit even if every reply is max_tokens long"))
+    return lines
+
+
+def prompt_cache_facts(d: CostEstimate) -> list[tuple[str, str]]:
+    """The prefix the rows share, what the provider's prompt cache would make of it, and the layout note."""
+    c = d.cache
+    if c is None or not (c.prefix.tokens or c.note):
+        return []
+    lines = [("shared prefix", f"{c.prefix.describe()}, {d.tokens_label}")]
+    if c.minimum is None:
+        cache = "not cached: " + ("Anthropic's OpenAI-compatible endpoint does not cache prompts (via='batch' does)"
+                                  if d.endpoint.provider == "anthropic" else "this provider does not cache prompts here")
+    elif c.prefix.tokens < c.minimum:
+        cache = f"not cached: shorter than the {c.minimum:,} tokens the provider caches"
+    else:
+        how = "after one warm-up request" if c.warm_up else "a cold fan-out: the first wave all miss"
+        saving = "" if c.saving is None else f"; saves about {usd(c.saving)} against no caching"
+        cache = f"about {c.readers:,} of {d.requests:,} requests would read it ({how}){saving}"
+    lines.append(("prompt cache", cache))
+    if c.note:
+        lines.append(("layout", c.note))
     return lines
 
 
