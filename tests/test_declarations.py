@@ -72,7 +72,7 @@ def test_every_declared_option_is_checked_with_a_one_line_error() -> None:
     wrong = {"concurrency": 0, "repeat": 0, "temperature": 9, "max_tokens": 0, "params": [1], "stream": "yes",
              "timeout": 0, "retries": -1, "max_wait": 0, "rpm": 0, "tpm": -1, "cache": "no", "dedupe": 1,
              "price": "cheap", "max_cost": -1, "dry_run": "no", "tier": "fast", "api": "foo", "via": "bulk",
-             "poll_interval": 0, "job_size": 0,
+             "poll_interval": 0, "job_size": 0, "prompt_cache_warmup": "yes", "prompt_cache_retention": "1h",
              "model": "", "system": 5, "schema": 3, "models": "one"}
     unchecked = {"provider", "base_url", "api_key_env"}  # resolve_endpoint checks these, without echoing them
     assert set(wrong) | unchecked == set(OPTIONS)
@@ -128,7 +128,8 @@ OTHER = {"model": "gpt-4o-mini", "concurrency": 8, "repeat": 2, "system": "Be br
          "rpm": 60.0, "tpm": 1000.0, "cache": False, "dedupe": True, "price": (0.1, 0.2), "max_cost": 1.0,
          "dry_run": True, "poll_interval": 1.0, "job_size": 10, "provider": "openai",
          "tier": "flex", "api": "chat", "schema": "score: int", "models": ["sim:sim-small", "sim:sim-large"],
-         "base_url": "http://127.0.0.1:9/v1", "api_key_env": "SOME_KEY"}
+         "base_url": "http://127.0.0.1:9/v1", "api_key_env": "SOME_KEY", "prompt_cache_warmup": True,
+         "prompt_cache_retention": "24h"}
 
 
 def test_a_batch_api_job_refuses_exactly_the_options_declared_online_only() -> None:

@@ -50,7 +50,7 @@ def test_the_site_builds_with_no_warning(site) -> None:
 def test_every_notebook_is_a_page_with_its_saved_outputs(site) -> None:
     build, html = site
     assert build.returncode == 0, build.stderr
-    assert len(NOTEBOOKS) == 8
+    assert len(NOTEBOOKS) == 9
     for notebook in NOTEBOOKS:
         page = html_module.unescape(re.sub(r"<[^>]+>", "", (html / "notebooks" / f"{notebook.stem}.html").read_text()))
         printed = [line for cell in json.loads(notebook.read_text())["cells"] for output in cell.get("outputs", [])

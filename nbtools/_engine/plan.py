@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from nbtools._base.errors import ConfigError
@@ -88,8 +88,11 @@ def price_batch(state: BatchState, model: str) -> None:
                             "pass price=(input, output) in USD per million tokens (magic: --price 0.15,0.60)")
     else:
         state.price_note = price.source
-    if state.endpoint.provider == "anthropic" and options.via != "batch":
-        state.price_note += f"; {prompt_cache.ANTHROPIC_NOTE}"
+    if state.endpoint.provider == "anthropic":
+        if options.via != "batch":
+            state.price_note += f"; {prompt_cache.ANTHROPIC_NOTE}"
+        elif price is not None:  # its batch lines cache the shared system text for an hour (wire.anthropic_params)
+            price = state.price = replace(price, hour_writes=True)
     if options.max_cost is None:
         return
     if price is None:
@@ -124,6 +127,14 @@ def warms_up(state: BatchState) -> bool:
         return asked
     prefix, minimum = state.shared_prefix, state.cache_minimum
     return not state.endpoint.simulated and minimum is not None and prefix is not None and prefix.tokens >= minimum
+
+
+def caches_system(state: BatchState) -> bool:
+    """Mark the shared system text for the provider's cache (Anthropic's Batch API)? Where more than one line shares
+    a prefix at least as long as the provider caches (below it, marking costs bytes and caches nothing)."""
+    prefix, minimum = state.shared_prefix, state.cache_minimum
+    return (len(state.rows) > 1 and prefix is not None and minimum is not None and prefix.tokens >= minimum
+            and state.options.system is not None)
 
 
 def cache_fields(state: BatchState) -> dict[str, Any]:

@@ -35,17 +35,21 @@ class Price:
     source: str = "price="
     _tiered: Any = None  # genai-prices' ModelPrice when rates change with prompt size: it does the sum
     cache_write: float | None = None
+    hour_writes: bool = False  # writes are kept an hour: billed at twice ``input`` (Anthropic's 1-hour cache)
 
     def cost(self, prompt_tokens: int | None, completion_tokens: int | None, cached_tokens: int | None = None,
              written_tokens: int | None = None) -> float:
         """USD for one reply's usage (missing counts count as 0); ``prompt_tokens`` holds the cached and written ones."""
         prompt, completion, cached, written = prompt_tokens or 0, completion_tokens or 0, cached_tokens or 0, written_tokens or 0
+        listed_write = self.input if self.cache_write is None else self.cache_write
+        # genai-prices lists the 5-minute write rate; an hour costs twice the input rate (docs.claude.com/en/docs/
+        # build-with-claude/prompt-caching, "Pricing"): the difference, at the base tier's rates
+        extra = written * (2 * self.input - listed_write) / MTOK if self.hour_writes else 0.0
         if self._tiered is not None:
-            return _library_cost(self._tiered, prompt, completion, cached, written)
+            return _library_cost(self._tiered, prompt, completion, cached, written) + extra
         read_rate = self.input if self.cached_input is None else self.cached_input
-        write_rate = self.input if self.cache_write is None else self.cache_write
-        return ((prompt - cached - written) * self.input + cached * read_rate + written * write_rate
-                + completion * self.output) / MTOK
+        return extra + ((prompt - cached - written) * self.input + cached * read_rate + written * listed_write
+                        + completion * self.output) / MTOK
 
     @property
     def free(self) -> bool:

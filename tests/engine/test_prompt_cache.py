@@ -122,11 +122,20 @@ def test_anthropics_compatible_endpoint_says_it_does_not_cache(server) -> None:
 
 def test_anthropic_batch_lines_cache_the_system_text_for_an_hour(anthropic_server) -> None:  # noqa: F811
     result = nbtools.batch(["a", "b", "c"], via="batch", provider="anthropic", base_url=anthropic_server.url,
-                           model="claude-haiku-4-5", system="Follow the house style.", **FAST)
+                           model="claude-sonnet-4-5", system=SYSTEM, **FAST)
     params = [request["params"] for request in anthropic_server.batches["msgbatch_0001"]["_requests"]]
-    assert all(p["system"] == [{"type": "text", "text": "Follow the house style.",
-                                "cache_control": {"type": "ephemeral", "ttl": "1h"}}] for p in params)
-    assert sorted(r.cached_tokens or 0 for r in result) == [0, 4, 4]  # one line writes, the others read
-    assert sorted(r.cache_write_tokens or 0 for r in result) == [0, 0, 4]
-    assert result.summary().cache_write_tokens == 4 and "written" in str(result.summary())
-    assert json.loads(result.to_pandas().to_json())["cache_write_tokens"]
+    assert all(p["system"] == [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+               for p in params)
+    assert sorted(r.cached_tokens or 0 for r in result) == [0, 2000, 2000]  # one line writes, the others read
+    assert sorted(r.cache_write_tokens or 0 for r in result) == [0, 0, 2000]
+    s = result.summary()
+    assert s.cache_write_tokens == 2000 and "2,000 written" in str(s) and s.cache_hits == 2
+    assert s.cache_saved is not None and s.cache_saved > 0  # two reads at 0.1x outweigh one write at 2x
+    assert sorted(json.loads(result.to_pandas().to_json())["cache_write_tokens"].values(), key=str)[-1] == 2000
+
+
+def test_a_short_system_text_is_not_marked_for_the_cache(anthropic_server) -> None:  # noqa: F811
+    nbtools.batch(["a", "b"], via="batch", provider="anthropic", base_url=anthropic_server.url,
+                  model="claude-sonnet-4-5", system="Be brief.", **FAST)
+    params = [request["params"] for request in anthropic_server.batches["msgbatch_0001"]["_requests"]]
+    assert [p["system"] for p in params] == ["Be brief.", "Be brief."]

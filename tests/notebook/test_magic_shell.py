@@ -229,3 +229,13 @@ def test_a_cell_run_again_with_other_options_says_which_and_the_manifest_hashes_
     lines = [line for line in capsys.readouterr().out.splitlines() if "options changed" in line]
     assert lines == ["nbtools: options changed since this cell last ran in this kernel: temperature 0.2 -> 0.7"]
     assert first.manifest()["hashes"]["template"] is not None
+
+
+def test_the_prompt_cache_flags(ip, cell) -> None:
+    warmed = cell("--prompt-cache-warmup --prompt-cache-retention 24h", "a\nb\nc")
+    assert warmed.options.prompt_cache_warmup is True and warmed.warmed_up
+    assert warmed.options.prompt_cache_retention == "24h"
+    cold = cell("--no-prompt-cache-warmup", "a\nb\nc")
+    assert cold.options.prompt_cache_warmup is False and not cold.warmed_up
+    message = one_line_usage_error(ip, "llm_batch", "--prompt-cache-retention 1h", "a")
+    assert "prompt_cache_retention" in message and "24h" in message
