@@ -66,6 +66,7 @@ def build(state: BatchState, template: str | None = None) -> dict[str, Any]:
     options, rows, price = state.options, state.rows, state.price
     ok = [r for r in rows if r.status == OK]
     ended = state.started_at + timedelta(seconds=state.elapsed()) if state.done else None
+    several = getattr(state, "by_model", None)  # a several-model batch: each endpoint's own record too
     return {
         "nbtools": VERSION,
         "python": platform.python_version(),
@@ -99,6 +100,7 @@ def build(state: BatchState, template: str | None = None) -> dict[str, Any]:
             "cached_tokens": sum(r.cached_tokens or 0 for r in ok),
             "cost": sum(r.cost or 0.0 for r in rows),
         },
+        **({"by_model": {label: build(part) for label, part in several.items()}} if several else {}),
     }
 
 
@@ -120,10 +122,24 @@ class Manifest(dict[str, Any]):
         0.7), ...}``, this run's value first. Times, totals and request ids differ between any two runs: left out."""
         theirs = other if isinstance(other, dict) else Manifest.load(other)
         found: dict[str, tuple[Any, Any]] = {}
-        for key in dict.fromkeys([*self, *theirs]):
-            if key not in UNCOMPARED:
-                _compare(key, self.get(key), theirs.get(key), found)
+        _compare_runs("", self, theirs, found)
         return found
+
+
+def _compare_runs(where: str, ours: dict[str, Any], theirs: dict[str, Any], found: dict[str, tuple[Any, Any]]) -> None:
+    """Two manifests (or two endpoints' records in them), key by key, but what differs between any two runs."""
+    for key in dict.fromkeys([*ours, *theirs]):
+        mine, other = ours.get(key), theirs.get(key)
+        if key in UNCOMPARED:
+            continue
+        if key == "by_model" and isinstance(mine, dict) and isinstance(other, dict):
+            for label in dict.fromkeys([*mine, *other]):
+                if isinstance(mine.get(label), dict) and isinstance(other.get(label), dict):
+                    _compare_runs(f"{where}by_model.{label}.", mine[label], other[label], found)
+                else:
+                    found[f"{where}by_model.{label}"] = (mine.get(label) is not None, other.get(label) is not None)
+        else:
+            _compare(f"{where}{key}", mine, other, found)
 
 
 def _compare(where: str, ours: Any, theirs: Any, found: dict[str, tuple[Any, Any]]) -> None:

@@ -129,3 +129,15 @@ def test_anthropic_batch_rows_keep_the_message_id(anthropic_server) -> None:  # 
                            model="claude-haiku-4-5", **FAST)
     assert [r.request_id for r in result] == ["msg_test", "msg_test"]
     assert result.manifest()["served_models"] == ["claude-haiku-4-5"]
+
+
+def test_a_several_model_manifest_has_each_endpoints_record_and_no_key_given_in_an_item() -> None:
+    secret = "sk-item-secret-0123456789"
+    items = ["sim:sim-mini", {"provider": "sim", "model": "sim-pro", "api_key": secret, "label": "pro"}]
+    result = nbtools.batch(["a", "b"], models=items)
+    manifest = result.manifest()
+    assert set(manifest["by_model"]) == {"sim:sim-mini", "pro"} and secret not in json.dumps(manifest)
+    assert manifest["by_model"]["pro"]["served_models"] == ["sim-pro"]
+    other = nbtools.batch(["a", "b"], models=["sim:sim-mini", "sim:sim-standard"])
+    changed = manifest.diff(other.manifest())
+    assert changed["by_model.pro"] == (True, False) and "by_model.sim:sim-mini.request_ids" not in changed
