@@ -105,13 +105,17 @@ def price_batch(state: BatchState, model: str) -> None:
 def measure_prefix(state: BatchState, model: str) -> None:
     """What the rows share at their start, counted as ``model`` counts it, and the fewest tokens its provider
     caches: once the model is known, before anything is sent."""
-    conversations = []
+    prompts = []
     last: object = None
     for row in state.rows:
         if row.prompt is not last:  # the rows of one prompt share it
             last = row.prompt
-            conversations.append(wire.messages(state.options, row.prompt))
-    state.shared_prefix = prompt_cache.measure(conversations, prompt_counter(model))
+            prompts.append(row.prompt)
+    count = prompt_counter(model)
+    if all(isinstance(prompt, str) for prompt in prompts):
+        state.shared_prefix = prompt_cache.measure_texts(state.options.system, prompts, count)  # type: ignore[arg-type]
+    else:
+        state.shared_prefix = prompt_cache.measure([wire.messages(state.options, p) for p in prompts], count)
     state.cache_minimum = prompt_cache.minimum_tokens(state.endpoint, model,
                                                       batch_api=state.options.via == "batch")
 

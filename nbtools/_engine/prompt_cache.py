@@ -146,6 +146,30 @@ def measure(conversations: Sequence[Sequence[Message]], count: Callable[[list[Me
         return SharedPrefix(0, 0, (), "")
     same = _identical_lead(conversations)
     first = list(conversations[0])
+    shared = _shared_text(conversations, same) if same < len(first) else None
+    return _assembled(first, same, shared, count)
+
+
+def measure_texts(system: str | None, texts: Sequence[str], count: Callable[[list[Message]], int]) -> SharedPrefix:
+    """``measure`` for prompts that are plain strings after one system message (or none): the strings compared as
+    they are, with no message list built per row (a batch of 100,000 rows measures in milliseconds)."""
+    first: list[Message] = [*([{"role": "system", "content": system}] if system else []),
+                            {"role": "user", "content": texts[0]}]
+    head = tail = texts[0]
+    for text in texts:
+        if not text.startswith(head):
+            head = _head(head, text)
+        if not text.endswith(tail):
+            tail = _tail(tail, text)
+    if head == texts[0] and all(len(text) == len(head) for text in texts):  # every prompt the same
+        return _assembled(first, len(first), None, count)
+    return _assembled(first, len(first) - 1, ("user", head, tail), count)
+
+
+def _assembled(first: list[Message], same: int, shared: tuple[str, str, str] | None,
+               count: Callable[[list[Message]], int]) -> SharedPrefix:
+    """The SharedPrefix of conversations like ``first`` whose first ``same`` messages are identical, then share the
+    start and end ``shared`` gives (role, head, tail) of the next one."""
     lead: list[Message] = first[:same]
     parts = []
     if lead and lead[0].get("role") == "system":
@@ -153,7 +177,6 @@ def measure(conversations: Sequence[Sequence[Message]], count: Callable[[list[Me
     if len(lead) - len(parts) > 0:
         parts.append(f"{len(lead) - len(parts)} identical leading message{'s' if len(lead) - len(parts) > 1 else ''}")
     after = 0
-    shared = _shared_text(conversations, same) if same < len(first) else None
     if shared is not None:
         role, head, tail = shared
         if head.strip():

@@ -139,3 +139,15 @@ def test_a_short_system_text_is_not_marked_for_the_cache(anthropic_server) -> No
                   model="claude-sonnet-4-5", system="Be brief.", **FAST)
     params = [request["params"] for request in anthropic_server.batches["msgbatch_0001"]["_requests"]]
     assert [p["system"] for p in params] == ["Be brief.", "Be brief."]
+
+
+@pytest.mark.parametrize("prompts", [["x"], ["same", "same"], ["a b", "a c"], ["1 tail end", "22 tail end"],
+                                     [SYSTEM + " 1", SYSTEM + " 2"]])
+def test_plain_prompts_are_measured_as_their_message_lists_are(prompts) -> None:
+    from nbtools._engine import prompt_cache
+    from nbtools._engine.tokens import prompt_counter
+
+    count = prompt_counter(None)
+    fast = prompt_cache.measure_texts("Be brief.", prompts, count)
+    conversations = [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": p}] for p in prompts]
+    assert fast == prompt_cache.measure(conversations, count)
