@@ -23,7 +23,9 @@ from nbtools._engine.prices import MTOK, Price, price_for
 from nbtools._engine.replies import Completion
 from nbtools._engine.rows import RequestResult
 from nbtools._engine.state import BatchState
-from nbtools._engine.tokens import prompt_counter
+from nbtools._engine.tokens import PromptCounter, prompt_counter
+
+ESTIMATE = PromptCounter(None, None)  # about 4 characters a token: no tokenizer to load
 
 CHUNK = 500  # rows planned (bodies, cache keys, one cache query) at a time
 E = TypeVar("E", bound="CostEstimate")
@@ -63,7 +65,7 @@ class PromptTokens:
     Counted with the model's tokenizer where one is installed, else estimated (``label`` says which)."""
 
     def __init__(self, model: str | None) -> None:
-        self._count = prompt_counter(model)
+        self._count = self.counter = prompt_counter(model)
         self.label = self._count.label
         self._schema: int | None = None  # every row of a batch sends the same response_format
 
@@ -102,16 +104,16 @@ def price_batch(state: BatchState, model: str) -> None:
                           "case of each request is known): e.g. max_tokens=512 (magic: --max-tokens 512)")
 
 
-def measure_prefix(state: BatchState, model: str) -> None:
-    """What the rows share at their start, counted as ``model`` counts it, and the fewest tokens its provider
-    caches: once the model is known, before anything is sent."""
+def measure_prefix(state: BatchState, model: str, count: PromptCounter = ESTIMATE) -> None:
+    """What the rows share at their start, and the fewest tokens ``model``'s provider caches: once the model is
+    known, before anything is sent. Counted with ``count``: by default estimated, as a run needs no more to decide
+    (loading a tokenizer costs a quarter of a second of CPU); the dry run counts with the model's tokenizer."""
     prompts = []
     last: object = None
     for row in state.rows:
         if row.prompt is not last:  # the rows of one prompt share it
             last = row.prompt
             prompts.append(row.prompt)
-    count = prompt_counter(model)
     if all(isinstance(prompt, str) for prompt in prompts):
         state.shared_prefix = prompt_cache.measure_texts(state.options.system, prompts, count)  # type: ignore[arg-type]
     else:
@@ -246,6 +248,8 @@ def estimate(state: BatchState, make: Callable[..., E]) -> E:
     note = state.price_note or (price.source if price is not None else
                                 "no model given (the server would be asked for one): pass model=")
     tokens = PromptTokens(model)
+    if model is not None:  # the shared prefix, counted as the rows are
+        measure_prefix(state, model, tokens.counter)
     bound = opts.reply_bound
     form = wire.schema_form(endpoint) if opts.schema is not None else None
     cached = cache_is_on(opts.cache, endpoint) and model is not None

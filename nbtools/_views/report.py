@@ -147,7 +147,8 @@ def prompt_cache_text(s: Figures) -> str:
     """What the provider's prompt cache did: the shared prefix, the requests that read it, what that saved."""
     parts = []
     if s.shared_prefix:
-        parts.append(f"shared prefix {s.shared_prefix:,} tokens" + (", sent once first (warm-up)" if s.warmed_up else ""))
+        parts.append(f"shared prefix about {s.shared_prefix:,} tokens"
+                     + (", sent once first (warm-up)" if s.warmed_up else ""))
     if s.cache_requests and (s.cached_tokens or s.cache_write_tokens):
         rate = s.cache_hits / s.cache_requests
         parts.append(f"prompt cache read by {s.cache_hits}/{s.cache_requests} requests ({rate:.0%}), "
