@@ -4,7 +4,8 @@ As OpenAI's automatic prompt caching does (platform.openai.com/docs/guides/promp
 ``minimum`` tokens has its prefix cached once it has been processed, in steps of 128 tokens past the minimum; a
 later request whose prompt starts with a cached prefix reports those tokens as
 ``usage.prompt_tokens_details.cached_tokens``; an entry lasts ``ttl`` seconds from its last use. Exact prefixes only:
-a single differing word early in the prompt leaves nothing to read. Tokens are the simulator's words.
+a single differing word early in the prompt leaves nothing to read. Each model has its own cache. Tokens are the
+simulator's words.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Sequence
 STEP = 128  # past the minimum, a cached prefix grows in steps of this many tokens (OpenAI's increments)
 
 
-def _prefix_digests(messages: Sequence[tuple[str, str]], minimum: int) -> list[tuple[int, str]]:
-    """(length, digest) of each prefix of the prompt that could be cached: ``minimum`` tokens, then every STEP."""
+def _prefix_digests(model: str, messages: Sequence[tuple[str, str]], minimum: int) -> list[tuple[int, str]]:
+    """(length, digest) of each prefix of the prompt that could be cached: ``minimum`` tokens, then every STEP.
+    Each model has a cache of its own."""
     digests: list[tuple[int, str]] = []
-    running = hashlib.blake2b(digest_size=16)
+    running = hashlib.blake2b(model.encode(), digest_size=16)
     count, next_cut = 0, minimum
     for role, text in messages:
         running.update(f"\x1e{role}\x1e".encode())  # a role boundary is part of the prefix, not a token
@@ -37,12 +39,12 @@ class PrefixCache:
     def __init__(self) -> None:
         self._until: dict[str, float] = {}
 
-    def read(self, messages: Sequence[tuple[str, str]], minimum: int, ttl: float,
+    def read(self, model: str, messages: Sequence[tuple[str, str]], minimum: int, ttl: float,
              now: float) -> tuple[int, list[tuple[int, str]]]:
-        """(the tokens this prompt reads from the cache, its prefixes to store once it is answered)."""
+        """(the tokens this prompt to ``model`` reads from the cache, its prefixes to store once it is answered)."""
         if minimum <= 0:
             return 0, []
-        prefixes = _prefix_digests(messages, minimum)
+        prefixes = _prefix_digests(model, messages, minimum)
         cached = 0
         for length, digest in prefixes:
             until = self._until.get(digest)

@@ -178,8 +178,8 @@ class Simulator:
         if busy is not None:
             return busy
         # What the prompt cache holds when the request is processed; its own prefixes are kept once it is answered.
-        cached, prefixes = self.prompt_cache.read(req.messages, config.prompt_cache_min, config.prompt_cache_ttl,
-                                                  time.monotonic())
+        cached, prefixes = self.prompt_cache.read(req.model, req.messages, config.prompt_cache_min,
+                                                  config.prompt_cache_ttl, time.monotonic())
         try:
             if fault == "slow":
                 await asyncio.sleep(config.slow_delay)

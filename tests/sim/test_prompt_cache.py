@@ -27,6 +27,7 @@ def test_a_prefix_is_read_back_once_answered_until_its_ttl_runs_out(make_sim) ->
     assert sim.stats()["prompt_cache_hits"] == 2 and sim.stats()["cached_tokens"] == 512
     responses = run(sim, ["d"], api="responses")  # input_tokens_details.cached_tokens
     assert responses[0].cached_tokens == 256
+    assert run(sim, ["d"], model="sim-large")[0].cached_tokens == 0  # each model has a cache of its own
     time.sleep(0.6)
     assert run(sim, ["e"])[0].cached_tokens == 0  # expired
 
@@ -51,3 +52,14 @@ def test_the_lineup_has_cached_input_prices_and_the_knobs_are_checked() -> None:
     assert all(model.price[2] == pytest.approx(model.price[0] / 10) for model in LINEUP.values())
     with pytest.raises(ValueError, match="prompt_cache_min"):
         SimConfig(prompt_cache_min=-1)
+
+
+def test_several_models_warm_up_one_row_each(make_sim) -> None:
+    sim = make_sim(latency=0.1, prompt_cache_min=256)
+    result = nbtools.batch([f"q{i}" for i in range(6)], system=SYSTEM, prompt_cache_warmup=True, concurrency=6,
+                           models=[{"base_url": sim.base_url, "model": "sim-small", "label": "small"},
+                                   {"base_url": sim.base_url, "model": "sim-large", "label": "large"}])
+    for label, part in result.by_model.items():
+        assert part.warmed_up, label
+    # each model's first row missed, every other row read the prefix its own warm-up left
+    assert sorted(bool(r.cached_tokens) for r in result) == [False] * 2 + [True] * 10
