@@ -107,8 +107,11 @@ def _range(r: EstimateRow) -> str:
 
 
 def dry_run_cost_line(d: CostEstimate) -> str:
-    """One model's line of a several-model dry run: requests, prompt tokens and the cost range."""
-    return f"{d.requests:,} requests, {d.prompt_tokens:,} prompt tokens; cost {dict(dry_run_facts(d))['cost']}"
+    """One model's line of a several-model dry run: requests, prompt tokens, the cost range and what its prompt cache
+    would save."""
+    saving = d.cache.saving if d.cache is not None and d.cache.readers else None
+    return (f"{d.requests:,} requests, {d.prompt_tokens:,} prompt tokens; cost {dict(dry_run_facts(d))['cost']}"
+            + (f"; its prompt cache saves about {usd(saving)}" if saving else ""))
 
 
 class DryRunsView:

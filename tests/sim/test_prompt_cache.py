@@ -63,3 +63,10 @@ def test_several_models_warm_up_one_row_each(make_sim) -> None:
         assert part.warmed_up, label
     # each model's first row missed, every other row read the prefix its own warm-up left
     assert sorted(bool(r.cached_tokens) for r in result) == [False] * 2 + [True] * 10
+
+
+def test_a_several_model_dry_run_estimates_each_models_saving() -> None:
+    long_system = " ".join(f"w{i}" for i in range(2000))
+    estimate = nbtools.dry_run([f"q{i}" for i in range(10)], models=["sim:sim-mini", "sim:sim-pro"],
+                               system=long_system, prompt_cache_warmup=True)
+    assert str(estimate).count("its prompt cache saves about $") == 2
