@@ -17,16 +17,16 @@ from typing import Any as _Any
 
 from nbtools._api import abatch, amodels, batch, models, providers, start
 from nbtools._base.errors import BatchInterrupted, ConfigError, EndpointError, NbtoolsError
+from nbtools._base.version import VERSION as __version__  # noqa: F401  (a module attribute, not in __all__)
 from nbtools._compare import Comparison
 from nbtools._dry_run import DryRun, DryRuns, dry_run
 from nbtools._engine import endpoints as _endpoints
 from nbtools._engine.rows import RequestResult
+from nbtools._manifest import Manifest
 from nbtools._result import BatchResult
 from nbtools._several import ModelResult, MultiModelResult
 from nbtools._summary import Summary
 from nbtools._sweep import SweepResult, asweep, sweep
-
-__version__ = "0.1.0"
 
 __all__ = [  # what the docs' API page documents (tests/test_public_api.py, tests/test_docs.py)
     "abatch",
@@ -47,6 +47,7 @@ __all__ = [  # what the docs' API page documents (tests/test_public_api.py, test
     "ModelResult",
     "Summary",
     "Comparison",
+    "Manifest",
     "SweepResult",
     "NbtoolsError",
     "ConfigError",
@@ -73,9 +74,9 @@ def _runs_simulator(url: str) -> bool:
     return sim is not None and sim.is_simulator(url)
 
 
-def _sim_price(model: str) -> tuple[float, float] | None:
+def _sim_price(model: str) -> tuple[float, float, float] | None:
     lineup = _sys.modules.get("nbtools.sim.lineup")  # loaded with the simulator; never imported for this
-    price: tuple[float, float] | None = lineup.list_price(model) if lineup is not None else None
+    price: tuple[float, float, float] | None = lineup.list_price(model) if lineup is not None else None
     return price
 
 

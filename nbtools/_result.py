@@ -10,10 +10,12 @@ import json
 import os
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from nbtools import _columns as columns
 from nbtools import _judge
+from nbtools import _manifest as manifest
 from nbtools._agreement import Agreement, agreement
 from nbtools._base.checks import whole_number
 from nbtools._base.errors import BatchInterrupted, ConfigError, NbtoolsError
@@ -22,6 +24,7 @@ from nbtools._engine.blocking import run_blocking
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.rows import ERROR, RequestResult, copy_outcome
 from nbtools._engine.state import BatchState
+from nbtools._manifest import Manifest
 from nbtools._summary import Summary
 from nbtools._views import report
 from nbtools._views.live_view import Live
@@ -40,6 +43,7 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
     """
 
     _figures: Summary | None = None  # the final summary, computed once
+    template: str | None = None  # the magic cell's text the prompts were filled from, for the manifest's hash
     _judging: _judge.Judging | None = None  # with judge=: the judge's batch over this one's replies
 
     @property
@@ -154,6 +158,17 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
             raise ConfigError("join() adds the schema's fields as columns: run the batch with schema= "
                               "(magic: --schema NAME)")
         return columns.join_frame(frame, self.rows, self.options.schema)
+
+    def manifest(self) -> Manifest:
+        """What this run was: nbtools, Python and price-data versions, endpoint (never a key), the model asked
+        for and the models, fingerprints and request ids that answered, prompt hashes, every option, the
+        concurrency used, times and totals. ``manifest().diff(other)`` lists what differs from another run."""
+        return Manifest(manifest.build(self, self.template))
+
+    def save_manifest(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``manifest()`` as JSON to ``path`` (readable by its owner only); ``Manifest.load`` reads it back,
+        and ``result.manifest().diff(path)`` compares this run with the saved one."""
+        return self.manifest().save(path)
 
     def to_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Write one JSON object per request to ``path``; returns the number of lines written. With expected=,

@@ -432,6 +432,16 @@ class BatchOptions:
     cache: bool | None = option(
         None, "answer identical requests from the on-disk cache (default: on, except on the simulator)",
         Flag(negative="--no-cache"), flags=("--cache",), example="e.g. cache=False to always send", judged=True)
+    prompt_cache_warmup: bool | None = option(
+        None, "send one row first and the rest once its reply has begun, so they read the prefix it left in the "
+        "provider's prompt cache instead of all missing at once (default: on where the provider caches a prefix "
+        "the rows share, off on the simulator)", Flag(negative="--no-prompt-cache-warmup"),
+        flags=("--prompt-cache-warmup",), example="e.g. prompt_cache_warmup=False to send every row at once",
+        online_only=True)
+    prompt_cache_retention: str | None = option(
+        None, "OpenAI: how long a cached prompt prefix is kept, `in_memory` or `24h` (sent as "
+        "`prompt_cache_retention`)", Choice("in_memory", "24h"), flags=("--prompt-cache-retention",),
+        example="prompt_cache_retention='24h' (or 'in_memory')")
     dedupe: bool = option(
         False, "send identical requests once and share the reply (e.g. labelling many duplicate rows at "
         "temperature 0); by default each one is a sample of its own", Flag(),

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from nbtools._engine.endpoints import Endpoint
 
 _IGNORED = ("stream", "stream_options")  # how a reply travels, not what it says
+_ADDED_COLUMNS = (("cached_tokens", "INTEGER"), ("system_fingerprint", "TEXT"), ("request_id", "TEXT"))  # since v1
+_COLUMNS = "key, model, text, prompt_tokens, completion_tokens, finish_reason, created, cached_tokens, " \
+           "system_fingerprint, request_id"
 COMMIT_EVERY = 0.5  # seconds: finished rows reach the disk soon enough to survive a crash
 
 
@@ -94,10 +97,13 @@ class ReplyCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT, text TEXT, "
-            "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, created REAL, cached_tokens INTEGER)"
+            "prompt_tokens INTEGER, completion_tokens INTEGER, finish_reason TEXT, created REAL, cached_tokens INTEGER, "
+            "system_fingerprint TEXT, request_id TEXT)"
         )
-        if "cached_tokens" not in {row[1] for row in self._db.execute("PRAGMA table_info(replies)")}:
-            self._db.execute("ALTER TABLE replies ADD COLUMN cached_tokens INTEGER")  # a cache from before
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(replies)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in have:  # a cache from before
+                self._db.execute(f"ALTER TABLE replies ADD COLUMN {name} {kind}")
         self._pending: list[tuple[Any, ...]] = []
         self._last_commit = time.monotonic()
 
@@ -107,25 +113,28 @@ class ReplyCache:
         for i in range(0, len(unique), 500):  # SQLite caps the number of bound parameters
             chunk = unique[i : i + 500]
             rows = self._db.execute(
-                "SELECT key, text, model, prompt_tokens, completion_tokens, finish_reason, cached_tokens FROM replies "
+                "SELECT key, text, model, prompt_tokens, completion_tokens, finish_reason, cached_tokens, "
+                "system_fingerprint, request_id FROM replies "
                 f"WHERE key IN ({','.join('?' * len(chunk))})",
                 chunk,
             )
-            for key, text, model, ptok, ctok, finish, cached in rows:
-                found[key] = Completion(text, model, ptok, ctok, finish, cached)
+            for key, text, model, ptok, ctok, finish, cached, fingerprint, request_id in rows:
+                found[key] = Completion(text, model, ptok, ctok, finish, cached, system_fingerprint=fingerprint,
+                                        request_id=request_id)
         return found
 
     def put(self, key: str, completion: Completion) -> None:
         self._pending.append((key, completion.model, completion.text, completion.prompt_tokens,
                               completion.completion_tokens, completion.finish_reason, time.time(),
-                              completion.cached_tokens))
+                              completion.cached_tokens, completion.system_fingerprint, completion.request_id))
         if time.monotonic() - self._last_commit >= COMMIT_EVERY:
             self.flush()
 
     def flush(self) -> None:
         if self._pending:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending)
+            self._db.executemany(f"INSERT OR REPLACE INTO replies ({_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+                                 self._pending)
             self._db.execute("COMMIT")
             self._pending.clear()
         self._last_commit = time.monotonic()

@@ -119,6 +119,7 @@ class ChatClient:
                         if stream and on_delta is not None and completion.text:
                             on_delta(self.endpoint.redact(completion.text) if self._secret else completion.text)
                     completion.headers, completion.headers_at = resp.headers, headers_at
+                    completion.request_id = replies.request_id_of(resp.headers) or completion.request_id
             except RequestFailed as exc:
                 failed = exc
             except asyncio.TimeoutError:

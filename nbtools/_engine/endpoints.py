@@ -161,7 +161,7 @@ class SimulatorHooks:
 
     start: Callable[[], str]  # start it (once) and return its base URL
     owns: Callable[[str], bool]  # is this URL one of the simulators this process runs?
-    list_price: Callable[[str], tuple[float, float] | None] = lambda model: None  # a named simulated model's price
+    list_price: Callable[[str], tuple[float, float, float] | None] = lambda model: None  # a named simulated model's price
 
 
 _simulator: SimulatorHooks | None = None
@@ -172,7 +172,7 @@ def use_simulator(hooks: SimulatorHooks) -> None:
     _simulator = hooks
 
 
-def simulated_price(model: str) -> tuple[float, float] | None:
+def simulated_price(model: str) -> tuple[float, float, float] | None:
     """The made-up list price (USD per million input, output tokens) of a named simulated model, if any."""
     return _simulator.list_price(model) if _simulator is not None else None
 

@@ -99,6 +99,16 @@ class Figures:
     checks: tuple[CheckFigure, ...] = ()  # with checks=: each check's pass rate (or mean), live
     check_errors: int = 0  # rows on which a check raised (row.check_error says which, and why)
     judge: JudgeFigure | None = None  # with judge=: the judge's verdicts and its own cost (never in ``cost``)
+    # The provider's prompt cache: the prefix the rows share (tokens), requests sent and answered with usage, those
+    # that read from the cache, the tokens read and written, and the USD saved against the same usage uncached.
+    shared_prefix: int | None = None
+    layout_note: str | None = None  # a long static part after the varying one: how to fix it
+    warmed_up: bool = False  # one row went first, to fill the prompt cache for the rest
+    cache_requests: int = 0
+    cache_hits: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_saved: float | None = None
 
     @classmethod
     def of(cls: type[F], state: BatchState) -> F:
@@ -124,6 +134,11 @@ class Figures:
             invalid=tally.kinds[INVALID_OUTPUT], schema_form=state.schema_form, client_late=late,
             checks=tuple(CheckFigure.of(name, state.rows) for name in state.options.checks or ()),
             check_errors=sum(row.check_error is not None for row in state.rows) if state.options.checks else 0,
+            shared_prefix=state.shared_prefix.tokens if state.shared_prefix is not None else None,
+            layout_note=state.shared_prefix.layout_note(state.cache_minimum) if state.shared_prefix is not None else None,
+            warmed_up=state.warmed_up, cache_requests=tally.cache_requests, cache_hits=tally.cache_hits,
+            cached_tokens=tally.cached_tokens, cache_write_tokens=tally.written,
+            cache_saved=tally.saved if state.price is not None else None,
         )
 
     @classmethod
@@ -137,6 +152,9 @@ class Figures:
             max_concurrency=sum(s.max_concurrency for s in parts.values()), server_capacity=None, refused_at=None,
             cost=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
             cost_unknown=sum(s.cost_unknown for s in parts.values()), capped=any(s.capped for s in parts.values()),
+            cache_saved=None if any(s.cache_saved is None for s in parts.values())
+            else sum(s.cache_saved or 0.0 for s in parts.values()),
+            shared_prefix=None, layout_note=None, warmed_up=any(s.warmed_up for s in parts.values()),
             client_late=max((s.client_late for s in parts.values() if s.client_late is not None), default=None),
             price="each model at its own price" if all(c is not None for c in costs)
             else "unknown for " + ", ".join(label for label, s in parts.items() if s.cost is None),
@@ -152,7 +170,8 @@ class _Tally:
         self.finishes: Counter[str] = Counter()
         self.retries = self.waits = self.prompt_tokens = self.completion_tokens = self.cached = 0
         self.reported = self.cost_unknown = self.thinking = 0
-        self.cost = self.thinking_cost = 0.0
+        self.cache_requests = self.cache_hits = self.cached_tokens = self.written = 0
+        self.cost = self.thinking_cost = self.saved = 0.0
         # Rows answered from the cache took no time and made no request: they would skew the figures.
         self.latencies = sorted(
             lat for r in state.rows if r.status != CANCELLED and not r.cached and (lat := r.latency) is not None
@@ -182,6 +201,19 @@ class _Tally:
             self.reported += 1
             self.prompt_tokens += r.prompt_tokens or 0
             self.completion_tokens += r.completion_tokens
+            if not r.cached:  # a request was made: it read the provider's prompt cache, or not
+                self._prompt_cache(r, state)
+
+    def _prompt_cache(self, r: RequestResult, state: BatchState) -> None:
+        self.cache_requests += 1
+        read, written = r.cached_tokens or 0, r.cache_write_tokens or 0
+        if read:
+            self.cache_hits += 1
+            self.cached_tokens += read
+        self.written += written
+        if (read or written) and state.price is not None:  # against the same usage billed with no cache at all
+            uncached = state.price.cost(r.prompt_tokens, r.completion_tokens)
+            self.saved += uncached - state.price.cost(r.prompt_tokens, r.completion_tokens, read, written)
 
 
 def _serial(state: BatchState) -> tuple[float | None, int | None, float | None]:

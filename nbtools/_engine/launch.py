@@ -26,7 +26,7 @@ from nbtools._engine.gates.spending import SpendingGuard
 from nbtools._engine.image_tokens import rule_for
 from nbtools._engine.lifecycle import Run
 from nbtools._engine.online import OnlineRun, OnResult
-from nbtools._engine.plan import CostEstimate, estimate, price_batch
+from nbtools._engine.plan import CostEstimate, estimate, measure_prefix, price_batch
 from nbtools._engine.rows import RequestResult
 from nbtools._engine.state import BatchState, PartState, SeveralState
 
@@ -89,6 +89,7 @@ def prepare_one(prompts: Prompt | Iterable[Prompt], make: MakeOne[One], *, api_k
         price_batch(state, state.model)  # a cap that cannot work fails before anything is shown
         if opts.max_cost is not None and opts.images is not None:
             _images_priced(endpoint, state.model)
+        measure_prefix(state, state.model)
     return state
 
 

@@ -70,6 +70,11 @@ class Run(Generic[State]):
     def peak(self) -> int:
         raise NotImplementedError
 
+    @property
+    def limit_path(self) -> list[int]:
+        """Each concurrency limit in force, in turn (one, unless it changed while the batch ran)."""
+        return [self.limit]
+
     def cancel(self) -> None:
         """Stop the run; the rows that finished are kept."""
         self._cancel_requested = True

@@ -29,7 +29,7 @@ from nbtools._engine.gates.limiter import Limiter
 from nbtools._engine.gates.pacing import Pacer, estimate_prompt_tokens
 from nbtools._engine.gates.spending import SpendingGuard
 from nbtools._engine.lifecycle import Run
-from nbtools._engine.plan import PromptTokens, plan, price_batch
+from nbtools._engine.plan import PromptTokens, cache_fields, measure_prefix, plan, price_batch, warms_up
 from nbtools._engine.prices import usd
 from nbtools._engine.replies import Completion
 from nbtools._engine.retry import FAIL, RETRY, STOP, WAIT_AGAIN, RetryPolicy
@@ -66,6 +66,8 @@ class OnlineRun(Run[State]):
         self._followers: dict[str, list[RequestResult]] = {}  # with dedupe: identical requests wait on the first
         self._typical_completion = options.max_tokens or 256  # token estimate until usage is seen
         self._answered = False  # has the endpoint answered anything yet?
+        # With the prompt-cache warm-up: the row sent first, and what the dispatcher waits on until its reply begins.
+        self._warming: tuple[RequestResult, asyncio.Future[None]] | None = None
         self.guard = SpendingGuard(options.max_cost) if options.max_cost is not None else None
         self._prompt_tokens: PromptTokens | None = None  # with max_cost: each request's worst case needs them
         # In the order a start passes them. The dispatcher waits on those up to the limiter, in row order
@@ -109,6 +111,10 @@ class OnlineRun(Run[State]):
     def peak(self) -> int:
         return self.limiter.peak
 
+    @property
+    def limit_path(self) -> list[int]:
+        return list(self.limiter.path)
+
     def cancel(self) -> None:
         if self.main_task is not None and not self.main_task.done():
             super().cancel()
@@ -138,6 +144,7 @@ class OnlineRun(Run[State]):
         if result.model is None:  # the batch is priced once its model is known: now
             result.model = await self._discover_model()
             price_batch(result, result.model)
+            measure_prefix(result, result.model)
         if self.guard is not None:  # each request's worst case needs its prompt tokens
             endpoint = result.endpoint
             self._prompt_tokens = PromptTokens(result.model, "sim" if endpoint.simulated else endpoint.provider)
@@ -157,7 +164,9 @@ class OnlineRun(Run[State]):
         form = result.schema_form = schema_form(result.endpoint) if options.schema is not None else None
         keyed = cache is not None or options.dedupe
         keys = SampleKeys(result.endpoint.base_url, options.repeat, options.dedupe) if keyed else None
-        for row, body, key, hit in plan(result.rows, options, result.model, form, keys=keys, cache=cache):
+        warm = warms_up(result)
+        for row, body, key, hit in plan(result.rows, options, result.model, form, keys=keys, cache=cache,
+                                        fields=cache_fields(result)):
             self._left -= 1
             if row.done:  # refused before the batch began (on_bad_input="skip"): its error is its outcome
                 self.result.row_finished(row)
@@ -174,7 +183,19 @@ class OnlineRun(Run[State]):
                 result.capped = True
                 return  # the cap is reached: what is left is "not sent"
             result.row_started(row)
+            if warm:  # the first request sent goes alone: the rest wait until its reply has begun
+                warm, result.warmed_up = False, True
+                self._warming = (row, loop.create_future())
             self._hand_over((row, body, key, ticket, passed), loop)
+            if self._warming is not None:
+                await self._warming[1]
+                self._warming = None
+
+    def _begun(self, row: RequestResult) -> None:
+        """The warm-up row's reply has begun (its first token) or ended: the provider has read its prompt."""
+        warming = self._warming
+        if warming is not None and warming[0] is row and not warming[1].done():
+            warming[1].set_result(None)
 
     def _sent_alone(self, row: RequestResult, key: str, hit: Completion | None) -> bool:
         """Does this row need a request of its own? Not if the cache answers it, or (with dedupe) an identical
@@ -276,6 +297,8 @@ class OnlineRun(Run[State]):
         needs no waiting is done in the plain methods below."""
         result, client = self.result, self.client
         on_delta = (lambda delta: result.row_streamed(row, delta)) if self.options.stream else None
+        if on_delta is not None and self._warming is not None and self._warming[0] is row:
+            on_delta = self._warming_delta(row)
         completion = None
         replied: AttemptOutcome | None = None  # how the attempt that got a reply went
         errors = 0  # failed attempts that count against `retries` (a rate limit's waits do not)
@@ -315,6 +338,14 @@ class OnlineRun(Run[State]):
         if key is not None:
             self._share(key, row, completion)
 
+    def _warming_delta(self, row: RequestResult) -> Callable[[str], None]:
+        """The warm-up row's stream: its first token lets the other rows go."""
+        def on_delta(delta: str) -> None:
+            self.result.row_streamed(row, delta)
+            self._begun(row)
+
+        return on_delta
+
     def _next_attempt(self, row: RequestResult, body: dict[str, Any], ticket: Ticket, passed: list[Gate]) -> list[Gate]:
         """Count the attempt; the gates it still has to pass (the dispatcher waited on those up to the limiter)."""
         row.attempts += 1
@@ -348,6 +379,8 @@ class OnlineRun(Run[State]):
         outcome.cost = cost
         self._finish(passed, ticket, outcome)
         self.result.row_finished(row)
+        if self._warming is not None:
+            self._begun(row)
 
     def _share(self, key: str, row: RequestResult, completion: Completion | None) -> None:
         """The reply into the cache, and to the identical requests that waited on this one (with dedupe)."""

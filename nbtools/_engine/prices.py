@@ -25,23 +25,31 @@ _LIBRARY_IDS = {"openai": "openai", "xai": "x-ai", "anthropic": "anthropic"}
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million tokens: ``input``, ``output`` and ``cached_input`` (prompt tokens read from the
-    provider's prompt cache; None: billed as ``input``). ``source`` says where the figures came from."""
+    """USD per million tokens: ``input``, ``output``, ``cached_input`` (prompt tokens read from the provider's
+    prompt cache; None: billed as ``input``) and ``cache_write`` (prompt tokens written to it, where the provider
+    charges for that: Anthropic; None: billed as ``input``). ``source`` says where the figures came from."""
 
     input: float
     output: float
     cached_input: float | None = None
     source: str = "price="
     _tiered: Any = None  # genai-prices' ModelPrice when rates change with prompt size: it does the sum
+    cache_write: float | None = None
+    hour_writes: bool = False  # writes are kept an hour: billed at twice ``input`` (Anthropic's 1-hour cache)
 
-    def cost(self, prompt_tokens: int | None, completion_tokens: int | None, cached_tokens: int | None = None) -> float:
-        """USD for one reply's usage (missing counts count as 0)."""
-        prompt, completion, cached = prompt_tokens or 0, completion_tokens or 0, cached_tokens or 0
+    def cost(self, prompt_tokens: int | None, completion_tokens: int | None, cached_tokens: int | None = None,
+             written_tokens: int | None = None) -> float:
+        """USD for one reply's usage (missing counts count as 0); ``prompt_tokens`` holds the cached and written ones."""
+        prompt, completion, cached, written = prompt_tokens or 0, completion_tokens or 0, cached_tokens or 0, written_tokens or 0
+        listed_write = self.input if self.cache_write is None else self.cache_write
+        # genai-prices lists the 5-minute write rate; an hour costs twice the input rate (docs.claude.com/en/docs/
+        # build-with-claude/prompt-caching, "Pricing"): the difference, at the base tier's rates
+        extra = written * (2 * self.input - listed_write) / MTOK if self.hour_writes else 0.0
         if self._tiered is not None:
-            return _library_cost(self._tiered, prompt, completion, cached)
-        if self.cached_input is None or not cached:
-            return (prompt * self.input + completion * self.output) / MTOK
-        return ((prompt - cached) * self.input + cached * self.cached_input + completion * self.output) / MTOK
+            return _library_cost(self._tiered, prompt, completion, cached, written) + extra
+        read_rate = self.input if self.cached_input is None else self.cached_input
+        return extra + ((prompt - cached - written) * self.input + cached * read_rate + written * listed_write
+                        + completion * self.output) / MTOK
 
     @property
     def free(self) -> bool:
@@ -83,7 +91,7 @@ def price_for(endpoint: Endpoint, model: str | None, user_price: tuple[float, fl
         return Price(user_price[0], user_price[1], source="price=")
     listed = simulated_price(model) if endpoint.simulated and model is not None else None
     if listed is not None:  # the simulator's named models, so comparing their costs means something
-        return Price(listed[0], listed[1], source=f"made-up list price of the simulated {model}")
+        return Price(*listed, source=f"made-up list price of the simulated {model}")
     if is_local(endpoint):
         return Price(0.0, 0.0, source="local server: free; price= to set one")
     if model is None:
@@ -114,19 +122,20 @@ def _from_library(endpoint: Endpoint, model: str, batch_api: bool) -> Price | No
         return None
     context = {"processing": "batch"} if batch_api else None
     prices = info.get_prices(datetime.now(timezone.utc), context)
-    rates = [getattr(prices, key, None) for key in ("input_mtok", "output_mtok", "cache_read_mtok")]
+    rates = [getattr(prices, key, None) for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")]
     tiered = any(isinstance(rate, types.TieredPrices) for rate in rates)
     base = [None if r is None else float(r.base if isinstance(r, types.TieredPrices) else r) for r in rates]
     if base[0] is None or base[1] is None:
         return None  # priced by something else (per request, per second): not a token price
     source = f"genai-prices {__version__}: {info.id}" + (", batch API" if batch_api else "")
     if tiered:  # the rates shown are the base tier's; cost() lets the library pick the tier
-        return Price(base[0], base[1], base[2], source + ", tiered by prompt size", _tiered=prices)
-    return Price(base[0], base[1], base[2], source)
+        return Price(base[0], base[1], base[2], source + ", tiered by prompt size", _tiered=prices, cache_write=base[3])
+    return Price(base[0], base[1], base[2], source, cache_write=base[3])
 
 
-def _library_cost(prices: Any, prompt: int, completion: int, cached: int) -> float:
+def _library_cost(prices: Any, prompt: int, completion: int, cached: int, written: int = 0) -> float:
     from genai_prices import Usage
 
-    usage = Usage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=cached or None)
+    usage = Usage(input_tokens=prompt, output_tokens=completion, cache_read_tokens=cached or None,
+                  cache_write_tokens=written or None)
     return float(prices.calc_price(usage)["total_price"])

@@ -33,3 +33,11 @@ def private_database(path: Path, *, own_folder: bool) -> None:
         side = path.with_name(path.name + suffix)
         if side.exists():
             os.chmod(side, FILE_MODE)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` as a file only its owner may read (0600), also when it existed already."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.chmod(path, FILE_MODE)  # an existing file keeps its mode through os.open
+    with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+        f.write(text)

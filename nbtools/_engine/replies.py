@@ -35,6 +35,30 @@ class Completion:
     headers_at: float | None = None  # when they arrived (time.monotonic): a stream ends long after
     reasoning_tokens: int | None = None  # output tokens the model spent thinking (part of completion_tokens)
     refusal: str | None = None  # message.refusal: the model declined to give the structured value
+    system_fingerprint: str | None = None  # the backend configuration that answered (OpenAI's system_fingerprint)
+    request_id: str | None = None  # the provider's id of this request: its request-id header, else the reply's id
+    cache_write_tokens: int | None = None  # prompt tokens written to the prompt cache, where billed apart (Anthropic)
+
+
+# The header naming a request, as each provider's support asks for it: OpenAI (and Groq, Mistral, ...)
+# ``x-request-id`` (platform.openai.com/docs/api-reference/debugging-requests); Anthropic ``request-id``
+# (docs.anthropic.com/en/api/overview, "Response Headers").
+REQUEST_ID_HEADERS = ("x-request-id", "request-id")
+
+
+def request_id_of(headers: Any) -> str | None:
+    """The provider's request id from the response headers, where it sends one."""
+    if headers is None:
+        return None
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return str(value)
+    return None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 class StreamCut(Exception):
@@ -81,7 +105,9 @@ def chat_completion(data: dict[str, Any]) -> Completion:
     reply = choice.get("message") or {}
     return Completion(text_of(reply.get("content")), data.get("model"), usage.get("prompt_tokens"),
                       usage.get("completion_tokens"), choice.get("finish_reason"), cached_tokens_of(usage),
-                      reasoning_tokens=reasoning_tokens_of(usage), refusal=refusal_of(reply))
+                      reasoning_tokens=reasoning_tokens_of(usage), refusal=refusal_of(reply),
+                      system_fingerprint=_text_or_none(data.get("system_fingerprint")),
+                      request_id=_text_or_none(data.get("id")))
 
 
 class ChatStream:
@@ -91,6 +117,8 @@ class ChatStream:
         self.parts: list[str] = []  # the text so far
         self.ended = False
         self._model: str | None = None
+        self._fingerprint: str | None = None
+        self._id: str | None = None
         self._finish: str | None = None
         self._usage: dict[str, Any] = {}
         self._refusals: list[str] = []
@@ -103,6 +131,8 @@ class ChatStream:
         if not isinstance(chunk, dict):
             return ""
         self._model = chunk.get("model") or self._model
+        self._fingerprint = _text_or_none(chunk.get("system_fingerprint")) or self._fingerprint
+        self._id = self._id or _text_or_none(chunk.get("id"))
         if isinstance(chunk.get("usage"), dict):
             self._usage = chunk["usage"]
         added = "".join(self._take_choice(choice) for choice in chunk.get("choices") or () if isinstance(choice, dict))
@@ -128,7 +158,8 @@ class ChatStream:
         usage = self._usage
         return Completion("".join(self.parts), self._model, usage.get("prompt_tokens"), usage.get("completion_tokens"),
                           self._finish, cached_tokens_of(usage), reasoning_tokens=reasoning_tokens_of(usage),
-                          refusal="".join(self._refusals) or None)
+                          refusal="".join(self._refusals) or None, system_fingerprint=self._fingerprint,
+                          request_id=self._id)
 
 
 # -- the Responses API -----------------------------------------------------------------------------
@@ -158,7 +189,8 @@ def parse_response(response: dict[str, Any]) -> Completion:
     refusal = "".join(str(part.get("refusal") or "") for part in _message_parts(response, "refusal")) or None
     return Completion(text, response.get("model"), usage.get("input_tokens"), usage.get("output_tokens"),
                       finish_of(response), cached_tokens_of(usage, "input_tokens_details"),
-                      reasoning_tokens=reasoning_tokens_of(usage, "output_tokens_details"), refusal=refusal)
+                      reasoning_tokens=reasoning_tokens_of(usage, "output_tokens_details"), refusal=refusal,
+                      request_id=_text_or_none(response.get("id")))
 
 
 def failure_of(response: dict[str, Any]) -> dict[str, Any] | None:

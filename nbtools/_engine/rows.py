@@ -22,9 +22,10 @@ DONE_STATUSES = frozenset({OK, ERROR, CANCELLED, NOT_SENT})
 
 # A row's fields, listed once: what it stores (and exports, in this order), then what is derived from them.
 FIELDS = (
-    "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "status", "model", "prompt_tokens",
-    "completion_tokens", "cached_tokens", "reasoning_tokens", "cost", "finish_reason", "data", "attempts", "waits",
-    "cached", "queued", "started", "first_token", "finished",
+    "index", "prompt", "text", "error", "error_kind", "status_code", "partial", "status", "model", "served_model",
+    "system_fingerprint", "request_id", "prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens",
+    "reasoning_tokens", "cost", "finish_reason", "data", "attempts", "waits", "cached", "queued", "started",
+    "first_token", "finished",
 )
 DERIVED = ("queue_wait", "ttft", "latency")
 _LABEL = ("label",)  # stored; exported (after the index) only in several-model batches
@@ -55,6 +56,9 @@ class RequestResult:
         self.status_code: int | None = None
         self.partial: str | None = None
         self.model: str | None = None
+        self.served_model: str | None = None  # the model id the reply named (e.g. a dated snapshot behind an alias)
+        self.system_fingerprint: str | None = None  # the backend configuration that answered, where the provider says
+        self.request_id: str | None = None  # the provider's id of the request (its request-id header, or the reply's id)
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.finish_reason: str | None = None
@@ -69,6 +73,7 @@ class RequestResult:
         self.cached = False  # answered from the cache, or by an identical request in the same batch
         self._parts: list[str] | None = None  # streamed text so far, while running
         self.cached_tokens: int | None = None  # prompt tokens the provider read from its prompt cache
+        self.cache_write_tokens: int | None = None  # prompt tokens it wrote to its prompt cache, where it bills them
         self.reasoning_tokens: int | None = None  # of completion_tokens, those the model spent thinking
         self.cost: float | None = None  # USD; None: price or usage unknown; 0.0 when no request was made
         self.data: dict[str, Any] | None = None  # with schema=: the validated reply
@@ -173,9 +178,12 @@ def fill_reply(row: RequestResult, completion: Completion, model: str | None, pr
     """
     row.text = completion.text
     row.model = model if completion.model in (None, model) else completion.model
+    row.served_model = row.model if completion.model is not None else None
+    row.system_fingerprint, row.request_id = completion.system_fingerprint, completion.request_id
     row.prompt_tokens = completion.prompt_tokens
     row.completion_tokens = completion.completion_tokens
     row.cached_tokens = completion.cached_tokens
+    row.cache_write_tokens = completion.cache_write_tokens
     row.reasoning_tokens = completion.reasoning_tokens
     row.finish_reason = completion.finish_reason
     row.error = row.error_kind = row.status_code = row.partial = None  # an earlier attempt's failure is history
@@ -184,7 +192,8 @@ def fill_reply(row: RequestResult, completion: Completion, model: str | None, pr
         row.cost = 0.0
     elif price is not None:  # cost from the usage the server returned
         if completion.prompt_tokens is not None and completion.completion_tokens is not None:
-            row.cost = price.cost(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens)
+            row.cost = price.cost(completion.prompt_tokens, completion.completion_tokens, completion.cached_tokens,
+                                  completion.cache_write_tokens)
         elif price.free:
             row.cost = 0.0  # no usage, but nothing costs anything here
     if schema is not None:

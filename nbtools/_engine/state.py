@@ -21,6 +21,7 @@ from nbtools._engine.rows import CANCELLED, ERROR, NOT_SENT, OK, RUNNING, Reques
 if TYPE_CHECKING:
     from nbtools._engine.endpoints import Endpoint
     from nbtools._engine.prices import Price
+    from nbtools._engine.prompt_cache import SharedPrefix
 
 
 class Control(Protocol):
@@ -33,6 +34,8 @@ class Control(Protocol):
     def in_flight(self) -> int: ...
     @property
     def peak(self) -> int: ...
+    @property
+    def limit_path(self) -> list[int]: ...
     def cancel(self) -> None: ...
     async def wait_closed(self) -> None: ...
 
@@ -67,9 +70,13 @@ class BatchState:
         self.capped = False  # max_cost stopped new requests
         self.schema_form: str | None = None  # with schema=: how the endpoint was asked (nbtools._engine.wire.FORMS)
         self.batch_run: Jobs | None = None  # with via="batch": its jobs, for the job line
+        self.shared_prefix: SharedPrefix | None = None  # what every row sends first, measured once the model is known
+        self.cache_minimum: int | None = None  # the fewest prompt tokens the provider caches; None: it does not here
+        self.warmed_up = False  # one row went first, to fill the provider's prompt cache for the rest
         self._done = asyncio.Event()  # binds to a loop only when first awaited
         self._peak = 0
         self._last_limit: int | None = None
+        self._limit_path: list[int] = []
         self.lateness = LoopLateness()  # how late the loop ran while the batch did (started by the online run)
         # Kept up to date through the methods below, so live views never scan all rows:
         self.completed_count = 0  # rows finished, ok or error
@@ -138,6 +145,7 @@ class BatchState:
         if self._control is not None:
             self._peak = self._control.peak
             self._last_limit = self._control.limit
+            self._limit_path = self._control.limit_path
         self._control = None
         self._done.set()
 
@@ -163,6 +171,11 @@ class BatchState:
     def peak(self) -> int:
         """The most requests that were in flight at once."""
         return self._control.peak if self._control is not None else self._peak
+
+    @property
+    def limit_path(self) -> list[int]:
+        """Each concurrency limit in force, in turn (how concurrency="auto" went)."""
+        return self._control.limit_path if self._control is not None else self._limit_path
 
     def elapsed(self) -> float:
         """Seconds since the batch started (the wall time once it is done)."""

@@ -78,6 +78,7 @@ RESPONSES_PATH = "/responses"
 BATCH_CHAT_URL = "/v1/chat/completions"
 BATCH_RESPONSES_URL = "/v1/responses"  # lines in the Responses API's format (platform.openai.com/docs/api-reference/batch)
 ANTHROPIC_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when none is given
+ANTHROPIC_CACHE = {"type": "ephemeral", "ttl": "1h"}  # a cache_control breakpoint kept for an hour
 # What OpenAI answers on /v1/chat/completions for a model that speaks only the Responses API (a 404, "param":
 # "model"): github.com/n8n-io/n8n/issues/18352 quotes the body in full.
 ONLY_RESPONSES = "only supported in v1/responses"
@@ -396,22 +397,27 @@ class Dialect:
 
 
 # -- Batch API lines -------------------------------------------------------------------------------
-def anthropic_params(body: dict[str, Any]) -> dict[str, Any]:
-    """A chat body as native Messages API params: system messages move to ``system``."""
+def anthropic_params(body: dict[str, Any], *, cache_system: bool = False) -> dict[str, Any]:
+    """A chat body as native Messages API params: system messages move to ``system``; with ``cache_system``, as a
+    text block whose ``cache_control`` caches it (and all before it) for an hour, the TTL for batches, whose
+    requests may run far apart (docs.claude.com/en/docs/build-with-claude/prompt-caching, "1-hour cache duration";
+    below the model's minimum length Anthropic skips caching silently)."""
     params = {k: v for k, v in body.items() if k != "messages"}
     system = [str(m["content"]) for m in body["messages"] if m.get("role") == "system"]
     params["messages"] = [{**m, "content": _parts(m.get("content"), _anthropic_part)} for m in body["messages"]
                           if m.get("role") != "system"]
     if system:
-        params["system"] = "\n\n".join(system)
+        text = "\n\n".join(system)
+        params["system"] = [{"type": "text", "text": text, "cache_control": ANTHROPIC_CACHE}] if cache_system else text
     params.setdefault("max_tokens", ANTHROPIC_MAX_TOKENS)
     return params
 
 
-def batch_line(provider_format: str, custom_id: str, body: dict[str, Any], url: str = BATCH_CHAT_URL) -> bytes:
+def batch_line(provider_format: str, custom_id: str, body: dict[str, Any], url: str = BATCH_CHAT_URL, *,
+               cache_system: bool = False) -> bytes:
     """One request of a Batch API job, as a JSONL line in the provider's format ("openai" or "anthropic")."""
     if provider_format == "anthropic":
-        record: dict[str, Any] = {"custom_id": custom_id, "params": anthropic_params(body)}
+        record: dict[str, Any] = {"custom_id": custom_id, "params": anthropic_params(body, cache_system=cache_system)}
     else:
         record = {"custom_id": custom_id, "method": "POST", "url": url, "body": body}
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

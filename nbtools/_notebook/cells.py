@@ -123,3 +123,15 @@ def fill_over(template: str, items: Iterable[Any], namespace: Mapping[str, Any])
         scope["item"] = item
         prompts.append(fill(template, scope))
     return prompts
+
+
+def changed_options(before: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """The options that differ, as ``temperature 0.2 -> 0.7, max_tokens None -> 64`` ('' if none)."""
+    changed = [f"{name} {_short(before.get(name))} -> {_short(now.get(name))}"
+               for name in dict.fromkeys([*before, *now]) if before.get(name) != now.get(name)]
+    return ", ".join(changed)
+
+
+def _short(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."

@@ -46,6 +46,7 @@ class ParsedCell:
     compare: bool = False
     display: bool = True
     wait: bool = False  # via="batch": block the cell until the job ends
+    template: str = ""  # the cell's text, before its {names} were filled in
 
     @property
     def batch_api(self) -> bool:
@@ -60,6 +61,7 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
 
     def __init__(self, shell: Any) -> None:
         super().__init__(shell=shell)
+        self._last_options: dict[str, dict[str, Any]] = {}  # by cell text: the options it last ran with
         shell.configurables.append(self)  # so `%config LLMBatch` lists the options
 
     @property
@@ -169,7 +171,8 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
             raise UsageError("--compare times online requests: drop --via batch (or --compare)")
         if args.wait and options["via"] != "batch":
             raise UsageError("--wait is for --via batch (an online cell always waits): drop --wait")
-        return ParsedCell(prompts, options, args.out, args.background, args.compare, not args.no_display, args.wait)
+        return ParsedCell(prompts, options, args.out, args.background, args.compare, not args.no_display, args.wait,
+                          cell.strip())
 
     def _options(self, args: Any) -> dict[str, Any]:
         """The engine options: the %config defaults, overridden by what the line gives."""
@@ -207,6 +210,7 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
     # -- running ----------------------------------------------------------------------------------
     def _bind(self, parsed: ParsedCell, result: BatchResult) -> None:
         """A batch has started: bound to -o VAR at once (an interrupt keeps what finished), and cancellable."""
+        result.template = parsed.template
         if parsed.out:
             self._user_ns[parsed.out] = result
         _running.add(result)
@@ -225,12 +229,22 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
     async def dispatch(self, parsed: ParsedCell, between_cells: bool) -> None:
         """The one way a parsed cell runs: in the background, submitted to a Batch API, or to the end in view.
         ``between_cells``: a loop runs on after the cell (a kernel's), so work may outlive it."""
+        self._say_what_changed(parsed)
         if parsed.background:
             self._start_background(parsed, between_cells)
         elif parsed.batch_api and not parsed.wait and between_cells:  # return once submitted
             await self._submit_batch(parsed)
         else:
             await self.run(parsed)
+
+    def _say_what_changed(self, parsed: ParsedCell) -> None:
+        """A cell run again with other options says which, in one line: its replies are not the last run's."""
+        options = {name: value for name, value in parsed.options.items() if name != "dry_run"}
+        before = self._last_options.get(parsed.template)
+        self._last_options[parsed.template] = options
+        changed = cells.changed_options(before, options) if before is not None else ""
+        if changed:
+            print(f"nbtools: options changed since this cell last ran in this kernel: {changed}")
 
     async def run(self, parsed: ParsedCell) -> None:
         """Run the cell's batch to the end (or the stop button), showing it live."""

@@ -38,6 +38,7 @@ def dry_run_facts(d: CostEstimate) -> list[tuple[str, str]]:
     ]
     if d.price is not None:
         lines.append(("price", str(d.price)))
+    lines += prompt_cache_facts(d)
     judge = getattr(d, "judge", None)
     if judge is not None:
         lines.append(("judge", judge_line(judge, getattr(d, "judge_label", "judge"))))
@@ -51,6 +52,25 @@ def _images(d: CostEstimate) -> str:
     if d.image_tokens is None:
         return "; image tokens unknown (not counted)"
     return f"; {d.image_tokens:,} of them for images" if d.image_tokens else ""
+def prompt_cache_facts(d: CostEstimate) -> list[tuple[str, str]]:
+    """The prefix the rows share, what the provider's prompt cache would make of it, and the layout note."""
+    c = d.cache
+    if c is None or not (c.prefix.tokens or c.note):
+        return []
+    lines = [("shared prefix", f"{c.prefix.describe()}, {d.tokens_label}")]
+    if c.minimum is None:
+        cache = "not cached: " + ("Anthropic's OpenAI-compatible endpoint does not cache prompts (via='batch' does)"
+                                  if d.endpoint.provider == "anthropic" else "this provider does not cache prompts here")
+    elif c.prefix.tokens < c.minimum:
+        cache = f"not cached: shorter than the {c.minimum:,} tokens the provider caches"
+    else:
+        how = "after one warm-up request" if c.warm_up else "a cold fan-out: the first wave all miss"
+        saving = "" if c.saving is None else f"; saves about {usd(c.saving)} against no caching"
+        cache = f"about {c.readers:,} of {d.requests:,} requests would read it ({how}){saving}"
+    lines.append(("prompt cache", cache))
+    if c.note:
+        lines.append(("layout", c.note))
+    return lines
 
 
 def _head(d: CostEstimate) -> str:
@@ -101,8 +121,11 @@ def _range(r: EstimateRow) -> str:
 
 
 def dry_run_cost_line(d: CostEstimate) -> str:
-    """One model's line of a several-model dry run: requests, prompt tokens and the cost range."""
-    return f"{d.requests:,} requests, {d.prompt_tokens:,} prompt tokens; cost {dict(dry_run_facts(d))['cost']}"
+    """One model's line of a several-model dry run: requests, prompt tokens, the cost range and what its prompt cache
+    would save."""
+    saving = d.cache.saving if d.cache is not None and d.cache.readers else None
+    return (f"{d.requests:,} requests, {d.prompt_tokens:,} prompt tokens; cost {dict(dry_run_facts(d))['cost']}"
+            + (f"; its prompt cache saves about {usd(saving)}" if saving else ""))
 
 
 class DryRunsView:

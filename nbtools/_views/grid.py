@@ -78,6 +78,8 @@ def model_figures(part: PartState, s: Figures) -> tuple[str, ...]:
     """A model's figures, measured: done/total, p50 and p95 latency, median time to first token, tokens/s, cost, errors."""
     ttfts = [t for r in part.rows if (t := r.ttft) is not None and not r.cached]
     cost = "unknown" if s.cost is None else usd(s.cost) + ("+?" if s.cost_unknown else "")
+    if s.cache_hits and s.cache_saved is not None:  # what its prompt cache saved: hits, then USD
+        cost += f" (prompt cache: {s.cache_hits}/{s.cache_requests} hits, saved {usd(s.cache_saved)})"
     return (part.label, f"{s.completed}/{s.total}", _secs(s.p50), _secs(s.p95),
             _secs(statistics.median(ttfts) if ttfts else None),
             "–" if s.tokens_per_s is None else f"{s.tokens_per_s:.0f}", cost,

@@ -103,7 +103,8 @@ def _batch_api_text(s: Figures) -> str:
     tokens = "tokens unknown" if s.completion_tokens is None else f"{(s.prompt_tokens or 0) + s.completion_tokens} tokens"
     return (f"{s.completed}/{s.total} done in {s.wall:.2f} s wall via the Batch API; {tokens}; {s.errors} errors"
             + (f", {s.not_sent} not sent" if s.not_sent else "") + (f", {s.cached} from the job store" if s.cached else "")
-            + (f"; {schema_text(s)}" if s.schema_form is not None else "") + f"; {cost_text(s)}")
+            + (f"; {schema_text(s)}" if s.schema_form is not None else "") + f"; {cost_text(s)}"
+            + (f"; {cache}" if (cache := prompt_cache_text(s)) else ""))
 
 
 def summary_line(s: Figures) -> str:
@@ -137,10 +138,31 @@ def summary_line(s: Figures) -> str:
     if s.checks:
         text += f"; {checks_text(s)}"
     text += f"; {cost_text(s)}"
+    cache = prompt_cache_text(s)
+    if cache:
+        text += f"; {cache}"
+    if s.layout_note:
+        text += f"\nLayout: {s.layout_note}"
     if s.judge is not None:
         text += f"\n{judge_text(s.judge)}"
     limit = server_limit(s)
     return text + (f"\n{limit}" if limit else "")
+
+
+def prompt_cache_text(s: Figures) -> str:
+    """What the provider's prompt cache did: the shared prefix, the requests that read it, what that saved."""
+    parts = []
+    if s.shared_prefix:
+        parts.append(f"shared prefix about {s.shared_prefix:,} tokens"
+                     + (", sent once first (warm-up)" if s.warmed_up else ""))
+    if s.cache_requests and (s.cached_tokens or s.cache_write_tokens):
+        rate = s.cache_hits / s.cache_requests
+        parts.append(f"prompt cache read by {s.cache_hits}/{s.cache_requests} requests ({rate:.0%}), "
+                     f"{s.cached_tokens:,} cached input tokens"
+                     + (f", {s.cache_write_tokens:,} written" if s.cache_write_tokens else ""))
+        if s.cache_saved is not None:
+            parts.append(f"caching saved {usd(s.cache_saved)} against no caching")
+    return ", ".join(parts)
 
 
 def withheld_text(s: Figures) -> str:
@@ -267,6 +289,11 @@ def summary_html(batch: BatchState, s: Figures) -> str:
         html += f"<div class='muted'>{escape(checks_text(s))}</div>"
     if s.judge is not None:
         html += f"<div class='muted'>{escape(judge_text(s.judge))}</div>"
+    cache = prompt_cache_text(s)
+    if cache:
+        html += f"<div class='muted'>{escape(cache)}</div>"
+    if s.layout_note:
+        html += f"<div class='note'>Layout: {escape(s.layout_note)}</div>"
     if s.client_late is not None and batch.batch_run is None:
         html += f"<div class='muted'>{escape(withheld_text(s))}</div>"
     limit = server_limit(s)

@@ -79,7 +79,7 @@ class SimServer:
         return self._call(self._sim.batches.snapshot)
 
     def reset(self) -> None:
-        """Zero the counters, restart the random stream, forget flaky counts and rate windows."""
+        """Zero the counters, restart the random stream, forget flaky counts, rate windows and the prompt cache."""
         self._call(self._sim.reset)
 
     def configure(self, /, **knobs: Any) -> SimConfig:

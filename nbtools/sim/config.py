@@ -64,6 +64,9 @@ class SimConfig:
     batch_delay: float = _knob(1.0, "seconds from creating a batch job to its completion (validating, in progress, finalizing)")
     batch_expire: float | None = _knob(None, "seconds after creation when an unfinished batch job expires (unset: never)")
     batch_max_requests: int | None = _knob(None, "most requests per batch job (unset: the providers' 50,000 / 100,000)")
+    prompt_cache_min: int = _knob(
+        1024, "fewest prompt tokens whose prefix the prompt cache keeps (as OpenAI's 1,024); 0 turns it off")
+    prompt_cache_ttl: float = _knob(300.0, "seconds a cached prompt prefix lasts after its last use")
     models: tuple[str, ...] = _knob(
         ("sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro", "sim-judge"),
         "model names listed by GET /v1/models (sim-mini, sim-standard and sim-pro: the lineup, see nbtools/sim/lineup.py; "
@@ -86,6 +89,8 @@ class SimConfig:
             _check_number(name, getattr(self, name), minimum=0.0)
         _check_number("ttft", self.ttft, minimum=0.0, optional=True)
         _check_number("batch_delay", self.batch_delay, minimum=0.0)
+        _check_int("prompt_cache_min", self.prompt_cache_min, minimum=0, hint="or 0 to turn the prompt cache off")
+        _check_number("prompt_cache_ttl", self.prompt_cache_ttl, minimum=0.0)
         _check_number("batch_expire", self.batch_expire, minimum=0.0, optional=True)
         if self.batch_max_requests is not None:
             _check_int("batch_max_requests", self.batch_max_requests, minimum=1, hint="or None for the providers' limits")

@@ -5,7 +5,7 @@ So a comparison of models means something with no key: ask ``sim-mini``, ``sim-s
 cheaper, writes less and gets more sums wrong. Sums ("What is 17 + 25?") are how quality shows:
 each model answers a share of them right (``accuracy``), decided per prompt and model, so the
 same question always gets the same answer. Prices are made up, in the range of real small, mid
-and large models, for the lesson only.
+and large models, for the lesson only; cached input costs a tenth of input, as at OpenAI and Anthropic.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class SimModel:
     tokens_per_second: float
     words: tuple[int, int]  # shortest and longest reply, in words
     accuracy: float  # share of sums answered right
-    price: tuple[float, float]  # made-up USD per million input and output tokens
+    price: tuple[float, float, float]  # made-up USD per million input, output and cached input tokens (0.1x input)
 
     def reply(self, last_user: str) -> Reply:
         rng = random.Random(hashlib.blake2b(f"{self.name}\0{last_user}".encode(), digest_size=16).digest())
@@ -57,17 +57,17 @@ class SimModel:
 LINEUP: dict[str, SimModel] = {
     m.name: m
     for m in (
-        SimModel("sim-mini", ttft=0.08, tokens_per_second=400.0, words=(6, 16), accuracy=0.60, price=(0.10, 0.40)),
-        SimModel("sim-standard", ttft=0.15, tokens_per_second=160.0, words=(15, 35), accuracy=0.85, price=(0.40, 1.60)),
-        SimModel("sim-pro", ttft=0.30, tokens_per_second=80.0, words=(30, 60), accuracy=0.98, price=(2.50, 10.00)),
+        SimModel("sim-mini", ttft=0.08, tokens_per_second=400.0, words=(6, 16), accuracy=0.60, price=(0.10, 0.40, 0.01)),
+        SimModel("sim-standard", ttft=0.15, tokens_per_second=160.0, words=(15, 35), accuracy=0.85, price=(0.40, 1.60, 0.04)),
+        SimModel("sim-pro", ttft=0.30, tokens_per_second=80.0, words=(30, 60), accuracy=0.98, price=(2.50, 10.00, 0.25)),
     )
 }
 
 
-JUDGE_PRICE = (0.15, 0.60)  # sim-judge (nbtools/sim/judge.py): priced like a small real judge model
+JUDGE_PRICE = (0.15, 0.60, 0.015)  # sim-judge (nbtools/sim/judge.py): priced like a small real judge model
 
 
-def list_price(model: str) -> tuple[float, float] | None:
+def list_price(model: str) -> tuple[float, float, float] | None:
     """The made-up list price of a named simulated model, or None for any other name."""
     found = LINEUP.get(model)
     return found.price if found is not None else JUDGE_PRICE if model == "sim-judge" else None

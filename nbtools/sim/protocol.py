@@ -125,16 +125,19 @@ def refused_field(refuse: tuple[str, ...], model: str, body: dict[str, Any]) -> 
     return None
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict[str, Any]:
+    """OpenAI's usage object (openai-python ``types/completion_usage.py``): the prompt tokens read from the prompt
+    cache in ``prompt_tokens_details.cached_tokens``."""
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
 
 
 def completion_body(
-    cid: str, created: int, model: str, reply: Reply | None, finish: str, use: dict[str, int] | None,
+    cid: str, created: int, model: str, reply: Reply | None, finish: str, use: dict[str, Any] | None,
     refusal: str | None = None,
 ) -> bytes:
     """A chat.completion object; ``reply=None`` gives ``choices: []``, ``use=None`` omits usage; a
@@ -173,7 +176,7 @@ class ChunkWriter:
     def finish(self, reason: str) -> str:
         return f'{self._head}"choices":[{{"index":0,"delta":{{}},"finish_reason":"{reason}"}}]}}\n\n'
 
-    def usage(self, use: dict[str, int]) -> str:
+    def usage(self, use: dict[str, Any]) -> str:
         return f'{self._head}"choices":[],"usage":{_dumps(use)}}}\n\n'
 
     def no_choices(self) -> str:

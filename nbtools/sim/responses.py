@@ -42,16 +42,17 @@ def parse_responses_request(body: bytes, default_model: str) -> ChatRequest:
                          "max_output_tokens" if param == "max_tokens" else param) from None
 
 
-def _usage(use: dict[str, int] | None) -> dict[str, Any] | None:
+def _usage(use: dict[str, Any] | None) -> dict[str, Any] | None:
     if use is None:
         return None
-    return {"input_tokens": use["prompt_tokens"], "input_tokens_details": {"cached_tokens": 0},
+    return {"input_tokens": use["prompt_tokens"],
+            "input_tokens_details": {"cached_tokens": use["prompt_tokens_details"]["cached_tokens"]},
             "output_tokens": use["completion_tokens"], "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": use["total_tokens"]}
 
 
 def response_object(rid: str, created: int, model: str, reply: Reply | None, finish: str,
-                    use: dict[str, int] | None, *, done: bool = True, refusal: str | None = None) -> dict[str, Any]:
+                    use: dict[str, Any] | None, *, done: bool = True, refusal: str | None = None) -> dict[str, Any]:
     """A ``response`` object: ``reply=None`` gives no output, ``use=None`` no usage, ``done=False`` in progress."""
     status = ("incomplete" if finish == "length" else "completed") if done else "in_progress"
     output = [] if reply is None or not done else [
@@ -64,7 +65,7 @@ def response_object(rid: str, created: int, model: str, reply: Reply | None, fin
 
 
 def response_body(rid: str, created: int, model: str, reply: Reply | None, finish: str,
-                  use: dict[str, int] | None, refusal: str | None = None) -> bytes:
+                  use: dict[str, Any] | None, refusal: str | None = None) -> bytes:
     return _dumps(response_object(rid, created, model, reply, finish, use, refusal=refusal)).encode()
 
 
@@ -94,7 +95,7 @@ class EventWriter:
         return self._event("response.output_text.delta", item_id=self._item, output_index=0, content_index=0,
                            delta=text)
 
-    def closing(self, reply: Reply | None, finish: str, use: dict[str, int] | None) -> str:
+    def closing(self, reply: Reply | None, finish: str, use: dict[str, Any] | None) -> str:
         final = response_object(self.rid, self.created, self.model, reply, finish, use)
         text = reply.text if reply is not None else ""
         part = {"type": "output_text", "text": text, "annotations": []}

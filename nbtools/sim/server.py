@@ -19,7 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -32,6 +32,7 @@ from nbtools.sim.batches import BatchSim
 from nbtools.sim.config import FAULT_KNOBS, SimConfig
 from nbtools.sim.limits import RateLimiter, retry_headers
 from nbtools.sim.lineup import LINEUP
+from nbtools.sim.prefix_cache import PrefixCache
 from nbtools.sim.protocol import (
     DONE,
     ChatRequest,
@@ -86,8 +87,9 @@ class Simulator:
         return new
 
     def reset(self) -> None:
-        """Zero the counters, restart the random stream, forget flaky counts and rate windows."""
+        """Zero the counters, restart the random stream, forget flaky counts, rate windows and the prompt cache."""
         self.stats.reset(processing=self.gate.active)
+        self.prompt_cache = PrefixCache()
         self.rng = random.Random(self.config.seed)
         self.limiter = _limiter(self.config)
         self.flaky: Counter[str] = Counter()
@@ -177,6 +179,9 @@ class Simulator:
         busy = await self._take_slot(request, record, headers, config)
         if busy is not None:
             return busy
+        # What the prompt cache holds when the request is processed; its own prefixes are kept once it is answered.
+        cached, prefixes = self.prompt_cache.read(req.model, req.messages, config.prompt_cache_min,
+                                                  config.prompt_cache_ttl, time.monotonic())
         try:
             if fault == "slow":
                 await asyncio.sleep(config.slow_delay)
@@ -186,13 +191,14 @@ class Simulator:
                 req.model,
                 None if directives.empty else reply,
                 finish,
-                None if directives.nousage else usage(prompt_tokens, len(reply.tokens)),
+                None if directives.nousage else usage(prompt_tokens, len(reply.tokens), cached),
                 req.include_usage,
                 directives.malformed,
                 fault == "disconnect",
                 headers,
                 refusal,
                 wire,
+                prefixes,
             )
             ttft, total = self._timing(config, req.model, directives, z, len(reply.tokens))
             if req.stream:
@@ -308,7 +314,17 @@ class Simulator:
             return ttft, ttft + n / config.tokens_per_second
         return min(ttft, latency), latency
 
+    def _processed(self, job: _Job) -> None:
+        """The prompt has been read (the reply begins): the prompt cache keeps its prefixes; the hit is counted."""
+        config = self.config
+        self.prompt_cache.write(job.prefixes, config.prompt_cache_ttl, time.monotonic())
+        cached = job.usage["prompt_tokens_details"]["cached_tokens"] if job.usage is not None else 0
+        if cached:
+            self.stats.prompt_cache_hits += 1
+            self.stats.cached_tokens += cached
+
     async def _reply(self, job: _Job) -> web.StreamResponse:
+        self._processed(job)
         encode = response_body if job.wire == "responses" else completion_body
         prefix = "resp_sim" if job.wire == "responses" else "chatcmpl-sim"
         body = encode(f"{prefix}{next(self._ids)}", int(time.time()), job.model, job.reply, job.finish, job.usage,
@@ -334,6 +350,7 @@ class Simulator:
         """A streamed reply: chat chunks, or the Responses API's typed events; one delta per token, paced."""
         response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
         await asyncio.sleep(ttft)
+        self._processed(job)
         write_body: Callable[[web.StreamResponse, _Job, float], Awaitable[bool]]
         if job.wire == "responses":
             write_body = partial(self._write_events, EventWriter(f"resp_sim{next(self._ids)}", int(time.time()), job.model))
@@ -378,7 +395,7 @@ class Simulator:
         await response.write(events.closing(job.reply, job.finish, job.usage).encode())
         return True
 
-    def _count_tokens(self, use: dict[str, int] | None) -> None:
+    def _count_tokens(self, use: dict[str, Any] | None) -> None:
         if use is not None:
             self.stats.prompt_tokens += use["prompt_tokens"]
             self.stats.completion_tokens += use["completion_tokens"]
@@ -418,13 +435,14 @@ class _Job:
     model: str
     reply: Reply | None  # None for [[sim:empty]]
     finish: str
-    usage: dict[str, int] | None  # None for [[sim:nousage]]
+    usage: dict[str, Any] | None  # None for [[sim:nousage]]
     include_usage: bool
     malformed: bool
     disconnect: bool
     headers: dict[str, str]
     refusal: str | None = None  # message.refusal instead of content
     wire: str = "chat"  # or "responses": the format of the reply
+    prefixes: list[tuple[int, str]] = field(default_factory=list)  # what the prompt cache keeps once it is processed
 
 
 def _refused_parameter(config: SimConfig, model: str, raw: bytes) -> bytes | None:

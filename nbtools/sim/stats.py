@@ -25,6 +25,8 @@ class Stats:
         self.rate_limited = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
+        self.prompt_cache_hits = 0  # requests that read part of their prompt from the prompt cache
+        self.cached_tokens = 0  # prompt tokens they read from it
         # Records are {"t", "key", "status", "stream"}; "status" is filled in when the reply ends.
         self.log: deque[dict[str, Any]] = deque(maxlen=LOG_SIZE)
 
@@ -55,5 +57,7 @@ class Stats:
             "rate_limited": self.rate_limited,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "prompt_cache_hits": self.prompt_cache_hits,
+            "cached_tokens": self.cached_tokens,
             "log": [dict(record) for record in self.log],
         }

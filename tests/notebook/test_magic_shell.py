@@ -229,3 +229,26 @@ def test_images_name_a_column_aligned_with_the_over_items(ip, cell) -> None:
     assert result.options.image_detail == "low"
     message = one_line_usage_error(ip, "llm_batch", "--images nope", "x")
     assert message.startswith("--images nope: 'nope' is not defined")
+
+
+def test_a_cell_run_again_with_other_options_says_which_and_the_manifest_hashes_its_template(ip, cell, capsys) -> None:
+    ip.user_ns["topic"] = "otters"
+    body = "Tell me about {topic}, first of its kind."
+    first = cell("-t 0.2", body)
+    assert "options changed" not in capsys.readouterr().out
+    cell("-t 0.2", body)
+    assert "options changed" not in capsys.readouterr().out  # the same options: nothing to say
+    cell("-t 0.7", body)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "options changed" in line]
+    assert lines == ["nbtools: options changed since this cell last ran in this kernel: temperature 0.2 -> 0.7"]
+    assert first.manifest()["hashes"]["template"] is not None
+
+
+def test_the_prompt_cache_flags(ip, cell) -> None:
+    warmed = cell("--prompt-cache-warmup --prompt-cache-retention 24h", "a\nb\nc")
+    assert warmed.options.prompt_cache_warmup is True and warmed.warmed_up
+    assert warmed.options.prompt_cache_retention == "24h"
+    cold = cell("--no-prompt-cache-warmup", "a\nb\nc")
+    assert cold.options.prompt_cache_warmup is False and not cold.warmed_up
+    message = one_line_usage_error(ip, "llm_batch", "--prompt-cache-retention 1h", "a")
+    assert "prompt_cache_retention" in message and "24h" in message

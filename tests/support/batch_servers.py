@@ -225,6 +225,13 @@ class OpenAIBatchServer:
         return web.json_response(_chat_body(await request.json(), 0, self.usage))
 
 
+def _system_text(system: Any) -> str:
+    """The Messages API's ``system``: a string, or a list of text blocks (docs.claude.com/en/api/messages)."""
+    if isinstance(system, list):
+        return "".join(str(block.get("text", "")) for block in system if isinstance(block, dict))
+    return str(system or "")
+
+
 def _chat_body(body: dict[str, Any], i: int, usage: dict[str, Any]) -> dict[str, Any]:
     """A chat.completion; a cached prompt shows in ``usage.prompt_tokens_details.cached_tokens`` (openai-python
     ``src/openai/types/completion_usage.py``), the batch output's ``response.body`` being that same object."""
@@ -303,8 +310,20 @@ class AnthropicBatchServer:
         self.batches[batch_id]["_polls"] += 1
         return web.json_response(self._view(batch_id, request))
 
+    def _usage(self, system: Any, cached: set[str]) -> dict[str, Any]:
+        """``usage``; a system block marked ``cache_control`` is written to the cache by the first line that sends
+        it (``cache_creation_input_tokens``, a word a token) and read by the lines after it (``cache_read_input_tokens``)."""
+        marked = [b["text"] for b in system or () if isinstance(b, dict) and b.get("cache_control")]
+        if not marked or isinstance(system, str):
+            return self.usage
+        words = sum(len(text.split()) for text in marked)
+        key = "cache_read_input_tokens" if marked[0] in cached else "cache_creation_input_tokens"
+        cached.add(marked[0])
+        return {**self.usage, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, key: words}
+
     async def results(self, request: web.Request) -> web.Response:
         batch = self.batches[request.match_info["id"]]
+        cached: set[str] = set()  # the cached system texts: read once written
         lines = []
         for r in reversed(batch["_requests"]):
             params = r["params"]
@@ -319,10 +338,11 @@ class AnthropicBatchServer:
                     "content": [{"type": "tool_use", "id": "toolu_test", "name": tool["name"], "input": value}],
                     "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 11, "output_tokens": 5}}}
             else:
-                text = _answer(params["messages"]) + (f" [system: {params['system']}]" if params.get("system") else "")
+                system = _system_text(params.get("system"))
+                text = _answer(params["messages"]) + (f" [system: {system}]" if system else "")
                 result = {"type": "succeeded", "message": {
                     "id": "msg_test", "type": "message", "role": "assistant", "model": params["model"],
                     "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-                    "usage": self.usage}}
+                    "usage": self._usage(params.get("system"), cached)}}
             lines.append(json.dumps({"custom_id": r["custom_id"], "result": result}) + "\n")
         return web.Response(body="".join(lines).encode(), content_type="application/binary")

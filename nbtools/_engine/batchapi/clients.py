@@ -258,10 +258,10 @@ class OpenAIBatches(BatchClient):
             if response["body"].get("object") == "response":  # a /v1/responses line
                 failed = replies.failure_of(response["body"])
                 if failed is None:
-                    return Outcome(index, replies.parse_response(response["body"]))
+                    return self._identified(index, replies.parse_response(response["body"]), response)
                 response = {**response, "body": failed}
             else:
-                return Outcome(index, replies.chat_completion(response["body"]))
+                return self._identified(index, replies.chat_completion(response["body"]), response)
         if isinstance(error, dict) and error.get("code") in ("batch_expired", "batch_cancelled"):
             return Outcome(index, error=f"{error.get('code')}: {error.get('message')}", not_sent=True)
         raw_body = response.get("body")
@@ -273,6 +273,15 @@ class OpenAIBatches(BatchClient):
             message, kind = error.get("message"), error.get("code")
         prefix = f"HTTP {code}" if code else "failed"
         return Outcome(index, error=self.endpoint.redact(f"{prefix} {kind or 'error'} (batch): {message or 'no message'}"))
+
+
+    @staticmethod
+    def _identified(index: int, completion: Completion, response: dict[str, Any]) -> Outcome:
+        """The line's ``response.request_id`` (the request-id a direct request would have had in its header)."""
+        request_id = response.get("request_id")
+        if isinstance(request_id, str) and request_id:
+            completion.request_id = request_id
+        return Outcome(index, completion)
 
 
 class AnthropicBatches(BatchClient):
@@ -320,9 +329,11 @@ class AnthropicBatches(BatchClient):
             tool = next((b for b in blocks if b.get("type") == "tool_use"), None)  # schema= asked by tool use
             if tool is not None:
                 text = json.dumps(tool.get("input"), ensure_ascii=False)
-            prompt_tokens, cached = _anthropic_prompt_tokens(usage)
+            prompt_tokens, cached, written = _anthropic_prompt_tokens(usage)
+            message_id = message.get("id")
             return Outcome(index, Completion(text, message.get("model"), prompt_tokens, usage.get("output_tokens"),
-                                             message.get("stop_reason"), cached))
+                                             message.get("stop_reason"), cached, cache_write_tokens=written,
+                                             request_id=message_id if isinstance(message_id, str) else None))
         if kind in ("canceled", "expired"):
             return Outcome(index, error=f"batch_{kind}", not_sent=True)
         inner = (result.get("error") or {}).get("error") or result.get("error") or {}
@@ -334,18 +345,18 @@ def _lines(content: bytes) -> Iterator[bytes]:
     return (line for line in io.BytesIO(content) if line.strip())
 
 
-def _anthropic_prompt_tokens(usage: dict[str, Any]) -> tuple[int | None, int | None]:
-    """(all prompt tokens, those read from the prompt cache), counted as OpenAI counts them.
+def _anthropic_prompt_tokens(usage: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    """(all prompt tokens, those read from the prompt cache, those written to it), counted as OpenAI counts them.
 
     Anthropic's ``input_tokens`` leaves out the tokens read from and written to its cache: the whole prompt
     is ``input_tokens + cache_creation_input_tokens + cache_read_input_tokens``
     (https://docs.claude.com/en/docs/build-with-claude/prompt-caching, "Tracking cache performance";
-    anthropic-sdk-python ``types/usage.py``). Cache writes are counted at the input rate.
+    anthropic-sdk-python ``types/usage.py``). Writes are billed at the cache-write rate (Price.cache_write).
     """
     uncached = usage.get("input_tokens")
     if not isinstance(uncached, int):
-        return None, None
+        return None, None, None
     read, written = (usage.get(k) for k in ("cache_read_input_tokens", "cache_creation_input_tokens"))
     read = read if isinstance(read, int) and not isinstance(read, bool) else None
-    written = written if isinstance(written, int) and not isinstance(written, bool) else 0
-    return uncached + (read or 0) + written, read
+    written = written if isinstance(written, int) and not isinstance(written, bool) else None
+    return uncached + (read or 0) + (written or 0), read, written

@@ -61,25 +61,26 @@ def row_index(cid: str) -> int | None:
 
 
 def _lines(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat, dialect: Dialect,
-           url: str, form: str | None) -> Iterator[tuple[int, bytes]]:
+           url: str, form: str | None, fields: dict[str, Any] | None, cache_system: bool) -> Iterator[tuple[int, bytes]]:
     """Each row's position and request line (rows refused before the batch have none)."""
     on_responses = url == BATCH_RESPONSES_URL
     last: object = None
     sent: dict[str, Any] = {}
-    for i, (row, body, _, _) in enumerate(plan(rows, options, model, form)):
+    for i, (row, body, _, _) in enumerate(plan(rows, options, model, form, fields=fields)):
         if row.done:  # refused before the batch began (on_bad_input="skip"): no line, its error stays
             continue
         if body is not last:  # the rows of one prompt share a body: encode it once
             last, sent = body, dialect.encode(body, on_responses)
-        yield i, wire.batch_line(batch_format.name, custom_id(row.index), sent, url)
+        yield i, wire.batch_line(batch_format.name, custom_id(row.index), sent, url, cache_system=cache_system)
 
 
 def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, batch_format: BatchFormat,
                 dialect: Dialect, *, max_requests: int | None = None, max_bytes: int | None = None,
-                form: str | None = None) -> list[Part]:
+                form: str | None = None, fields: dict[str, Any] | None = None, cache_system: bool = False) -> list[Part]:
     """The rows as request lines, as ``dialect`` takes them (the reply bound under its name there; the Responses
     API's format for a model that answers only there), cut wherever a part would pass the provider's limits;
-    ``form``: how a schema is asked for (wire.schema_form)."""
+    ``form``: how a schema is asked for (wire.schema_form); ``fields``: what every line adds (plan.cache_fields);
+    ``cache_system``: mark the system text the lines share for the provider's prompt cache (Anthropic's format)."""
     limit_n = min(max_requests or batch_format.max_requests, batch_format.max_requests)
     limit_b = min(max_bytes or batch_format.max_bytes, batch_format.max_bytes)
     responses = batch_format.name != "anthropic" and dialect.on_responses(model)
@@ -94,7 +95,7 @@ def build_parts(rows: list[RequestResult], options: BatchOptions, model: str, ba
     def close() -> None:
         parts.append(Part(first, end - first, lines, digest.hexdigest(), url))
 
-    for i, line in _lines(rows, options, model, batch_format, dialect, url, form):
+    for i, line in _lines(rows, options, model, batch_format, dialect, url, form, fields, cache_system):
         if lines and (len(lines) >= limit_n or size + len(line) > limit_b):
             close()
             lines, size, first, digest = [], 0, i, hashlib.sha256()

@@ -23,6 +23,7 @@ from nbtools._engine.batchapi.requests import Part, build_parts, run_key
 from nbtools._engine.batchapi.store import JobRecord, JobStore
 from nbtools._engine.failures import BAD_INPUT
 from nbtools._engine.lifecycle import Run
+from nbtools._engine.plan import cache_fields, caches_system
 from nbtools._engine.rows import ERROR, NOT_SENT, RequestResult, fill_reply
 from nbtools._engine.state import State
 from nbtools._engine.wire import Dialect, schema_form
@@ -133,7 +134,8 @@ class BatchAPIRun(Run[State]):
         t = time.perf_counter()
         form = result.schema_form = schema_form(result.endpoint, batch_api=True) if options.schema is not None else None
         parts = build_parts(result.rows, options, result.model, client.batch_format, Dialect(result.endpoint, options.api),
-                            max_requests=options.job_size, form=form)
+                            max_requests=options.job_size, form=form, fields=cache_fields(result),
+                            cache_system=caches_system(result))
         self.timings["build"] = time.perf_counter() - t
         self.key = key = run_key(client.batch_format, result.endpoint.base_url, result.model, parts)
         self._n_parts = len(parts)

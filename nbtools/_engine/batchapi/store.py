@@ -30,8 +30,11 @@ _SCHEMA = (
     "first INTEGER, count INTEGER, created REAL, updated REAL, stored INTEGER DEFAULT 0, PRIMARY KEY (key, part))",
     "CREATE TABLE IF NOT EXISTS results (key TEXT, idx INTEGER, text TEXT, model TEXT, prompt_tokens INTEGER, "
     "completion_tokens INTEGER, finish_reason TEXT, error TEXT, not_sent INTEGER, cached_tokens INTEGER, "
-    "PRIMARY KEY (key, idx))",
+    "system_fingerprint TEXT, request_id TEXT, PRIMARY KEY (key, idx))",
 )
+_ADDED = (("cached_tokens", "INTEGER"), ("system_fingerprint", "TEXT"), ("request_id", "TEXT"))  # a store from before
+_RESULT_COLUMNS = ("key, idx, text, model, prompt_tokens, completion_tokens, finish_reason, error, not_sent, "
+                   "cached_tokens, system_fingerprint, request_id")
 
 
 def store_path() -> Path:
@@ -104,8 +107,9 @@ class JobStore:
             for statement in _SCHEMA:
                 db.execute(statement)
             columns = {row[1] for row in db.execute("PRAGMA table_info(results)")}
-            if "cached_tokens" not in columns:  # a store written before rows kept their cached prompt tokens
-                db.execute("ALTER TABLE results ADD COLUMN cached_tokens INTEGER")
+            for name, kind in _ADDED:
+                if name not in columns:
+                    db.execute(f"ALTER TABLE results ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -161,19 +165,22 @@ class JobStore:
     def save_results(self, key: str, part: int, rows: list[Outcome]) -> None:
         with self._db() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO results ({_RESULT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
                 ((key, r.index, c.text if (c := r.completion) else None, c.model if c else None,
                   c.prompt_tokens if c else None, c.completion_tokens if c else None, c.finish_reason if c else None,
-                  r.error, int(r.not_sent), c.cached_tokens if c else None) for r in rows))
+                  r.error, int(r.not_sent), c.cached_tokens if c else None, c.system_fingerprint if c else None,
+                  c.request_id if c else None) for r in rows))
             db.execute("UPDATE jobs SET stored = 1 WHERE key = ? AND part = ?", (key, part))
 
     def results(self, key: str, first: int, count: int) -> list[Outcome]:
         with self._db() as db:
             rows = db.execute("SELECT idx, text, model, prompt_tokens, completion_tokens, finish_reason, error, not_sent, "
-                              "cached_tokens FROM results WHERE key = ? AND idx >= ? AND idx < ?",
-                              (key, first, first + count)).fetchall()
-        return [Outcome(idx, None if error is not None or not_sent else Completion(text or "", model, ptok, ctok, finish, cached),
-                        error, bool(not_sent)) for idx, text, model, ptok, ctok, finish, error, not_sent, cached in rows]
+                              "cached_tokens, system_fingerprint, request_id FROM results "
+                              "WHERE key = ? AND idx >= ? AND idx < ?", (key, first, first + count)).fetchall()
+        return [Outcome(idx, None if error is not None or not_sent else
+                        Completion(text or "", model, ptok, ctok, finish, cached, system_fingerprint=fingerprint,
+                                   request_id=request_id), error, bool(not_sent))
+                for idx, text, model, ptok, ctok, finish, error, not_sent, cached, fingerprint, request_id in rows]
 
     def forget_part(self, key: str, part: int) -> None:
         with self._db() as db:

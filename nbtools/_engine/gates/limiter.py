@@ -8,6 +8,8 @@ from collections import deque
 from nbtools._base.checks import whole_number
 from nbtools._engine.gates.gate import AttemptOutcome, Ticket
 
+_PATH_KEPT = 1000  # limits kept in ``path``: a long "auto" run changes its limit often; the first ones tell the story
+
 
 class Limiter:
     """Like ``asyncio.Semaphore(limit)``, but ``limit`` can be raised or lowered at any time.
@@ -23,6 +25,7 @@ class Limiter:
         self._active = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self.peak = 0
+        self.path = [self._limit]  # each limit in force, in turn (for the run's manifest: how "auto" went)
 
     @staticmethod
     def _check(limit: int) -> int:
@@ -35,6 +38,8 @@ class Limiter:
     @limit.setter
     def limit(self, value: int) -> None:
         self._limit = self._check(value)
+        if value != self.path[-1] and len(self.path) < _PATH_KEPT:
+            self.path.append(value)
         self._wake()
 
     @property
