@@ -34,6 +34,7 @@ class Kind:
 
     expects = "a value"  # what the text must be, for the error when it cannot be read
     named = False  # on the magic line the value is a variable's name, which the magic looks up
+    per_prompt = False  # data with one entry per prompt (images, reference answers), not a setting
 
     def check(self, name: str, value: Any, example: str) -> Any:
         return value
@@ -169,6 +170,7 @@ class Column(Kind):
     magic line, a variable's name or a DataFrame column (``df.photo``), which the magic looks up."""
 
     named = True
+    per_prompt = True
 
     def check(self, name: str, value: Any, example: str) -> list[Any]:
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
@@ -190,6 +192,7 @@ class Expected(Kind):
     variable's name (or a column of the ``--over`` frame)."""
 
     named = True  # the magic looks the name up
+    per_prompt = True
 
     def check(self, name: str, value: Any, example: str) -> tuple[Any, ...]:
         if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):

@@ -128,8 +128,15 @@ def fill_over(template: str, items: Iterable[Any], namespace: Mapping[str, Any])
 def changed_options(before: Mapping[str, Any], now: Mapping[str, Any]) -> str:
     """The options that differ, as ``temperature 0.2 -> 0.7, max_tokens None -> 64`` ('' if none)."""
     changed = [f"{name} {_short(before.get(name))} -> {_short(now.get(name))}"
-               for name in dict.fromkeys([*before, *now]) if before.get(name) != now.get(name)]
+               for name in dict.fromkeys([*before, *now]) if not _same(before.get(name), now.get(name))]
     return ", ".join(changed)
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # e.g. a dict holding a pandas Series, which compares element by element
+        return a is b
 
 
 def _short(value: Any) -> str:

@@ -239,7 +239,10 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
 
     def _say_what_changed(self, parsed: ParsedCell) -> None:
         """A cell run again with other options says which, in one line: its replies are not the last run's."""
-        options = {name: value for name, value in parsed.options.items() if name != "dry_run"}
+        # Settings only: the data named on the line (images=, expected=) changes with the prompts, as the reply
+        # cache's keys do, and is not kept here.
+        options = {name: value for name, value in parsed.options.items()
+                   if name != "dry_run" and not (name in OPTIONS and OPTIONS[name][1].kind.per_prompt)}
         before = self._last_options.get(parsed.template)
         self._last_options[parsed.template] = options
         changed = cells.changed_options(before, options) if before is not None else ""

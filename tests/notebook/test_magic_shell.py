@@ -244,6 +244,17 @@ def test_a_cell_run_again_with_other_options_says_which_and_the_manifest_hashes_
     assert first.manifest()["hashes"]["template"] is not None
 
 
+def test_a_cell_run_again_with_a_series_of_answers_names_only_the_changed_setting(ip, cell, capsys) -> None:
+    import pandas as pd
+
+    ip.user_ns["answers"] = pd.Series(["4", "9"])
+    cell("-t 0.2 --expected answers --check right=number", "2+2?\n3*3?")
+    ip.user_ns["answers"] = pd.Series(["5", "9"])  # data, not a setting: the reply cache keys on it
+    cell("-t 0.7 --expected answers --check right=number", "2+2?\n3*3?")
+    lines = [line for line in capsys.readouterr().out.splitlines() if "options changed" in line]
+    assert lines == ["nbtools: options changed since this cell last ran in this kernel: temperature 0.2 -> 0.7"]
+
+
 def test_the_prompt_cache_flags(ip, cell) -> None:
     warmed = cell("--prompt-cache-warmup --prompt-cache-retention 24h", "a\nb\nc")
     assert warmed.options.prompt_cache_warmup is True and warmed.warmed_up
