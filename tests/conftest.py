@@ -12,7 +12,9 @@ import pytest
 
 from nbtools.sim import SimServer, serve
 from tests.support import provider_errors
+from tests.support.helpers import serve_app
 from tests.support.several_servers import KEY_ENV, Serve, endpoints
+from tests.support.sums_server import SumsServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -64,3 +66,11 @@ def serve_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[Serve]:
     monkeypatch.setenv(KEY_ENV, provider_errors.FAKE_KEY)
     with endpoints() as start:
         yield start
+
+
+@pytest.fixture
+def sums() -> Iterator[tuple[SumsServer, str]]:
+    """An independent server of sums (tests/support/sums_server.py) and its base URL."""
+    server = SumsServer()
+    with serve_app(server.app()) as url:
+        yield server, url + "/v1"

@@ -4,28 +4,16 @@ right or wrong in a known pattern (tests/support/sums_server.py): the pass rates
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
 
 import nbtools
-from tests.support.helpers import one_line_usage_error, serve_app
-from tests.support.sums_server import SumsServer
+from tests.support.helpers import one_line_usage_error
+from tests.support.sums_server import sum_models
 
 PROMPTS = [f"What is {a} + {a + 3}?" for a in range(10)]  # half of them start with an odd number
 SUMS = [a + a + 3 for a in range(10)]
-
-
-@pytest.fixture
-def sums() -> Iterator[tuple[SumsServer, str]]:
-    server = SumsServer()
-    with serve_app(server.app()) as url:
-        yield server, url + "/v1"
-
-
-def _models(url: str) -> list[dict[str, str]]:
-    return [{"base_url": url, "model": model, "label": model} for model in ("right", "odd-wrong")]
 
 
 def test_number_and_a_callable_check_give_the_known_pass_rates_per_model(sums) -> None:
@@ -39,7 +27,7 @@ def test_number_and_a_callable_check_give_the_known_pass_rates_per_model(sums) -
             raise ValueError("seven")
         return len(row.text or "") / 100
 
-    result = nbtools.batch(PROMPTS, models=_models(url), expected=SUMS,
+    result = nbtools.batch(PROMPTS, models=sum_models(url), expected=SUMS,
                            checks={"right": "number", "says": says_sum, "size": breaks_on_seven, "has": "regex:answer"})
 
     rates = {label: {f.name: f.value for f in part.summary().checks} for label, part in result.by_model.items()}

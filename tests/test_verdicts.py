@@ -6,27 +6,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 
 import pytest
 
 import nbtools
 from tests.support.helpers import serve_app
-from tests.support.sums_server import SumsServer
+from tests.support.sums_server import SumsServer, sum_models
 
 PROMPTS = [f"What is {a} + {a + 3}?" for a in range(8)]  # the first number is odd in half of them
 SUMS = [a + a + 3 for a in range(8)]
-
-
-@pytest.fixture
-def sums() -> Iterator[tuple[SumsServer, str]]:
-    server = SumsServer()
-    with serve_app(server.app()) as url:
-        yield server, url + "/v1"
-
-
-def _models(url: str) -> list[dict[str, str]]:
-    return [{"base_url": url, "model": model, "label": model} for model in ("right", "odd-wrong")]
 
 
 def _judge(url: str, model: str = "judge-right", **more: object) -> dict[str, object]:
@@ -35,7 +23,7 @@ def _judge(url: str, model: str = "judge-right", **more: object) -> dict[str, ob
 
 def test_the_judge_runs_as_a_batch_of_its_own_and_its_verdicts_land_on_the_rows(sums, tmp_path) -> None:
     server, url = sums
-    result = nbtools.batch(PROMPTS, models=_models(url), expected=SUMS, judge=_judge(url, concurrency=3),
+    result = nbtools.batch(PROMPTS, models=sum_models(url), expected=SUMS, judge=_judge(url, concurrency=3),
                            rubric="Is the sum right? {prompt} {reply} {expected}", price=(0.5, 0.5))
 
     assert server.calls == {"right": 8, "odd-wrong": 8, "judge-right": 16}
@@ -100,7 +88,7 @@ def test_the_judges_requests_count_toward_max_cost(sums) -> None:
 
 def test_a_dry_run_sends_nothing_to_either_model_and_prices_the_judge(sums) -> None:
     server, url = sums
-    estimate = nbtools.batch(PROMPTS, models=_models(url), judge=_judge(url), dry_run=True, max_tokens=20,
+    estimate = nbtools.batch(PROMPTS, models=sum_models(url), judge=_judge(url), dry_run=True, max_tokens=20,
                              price=(1.0, 1.0))
     assert server.calls == {}
     assert estimate.judge.requests == 16 and estimate.judge.cost_high > estimate.judge.cost_low > 0
@@ -124,7 +112,7 @@ def test_bad_judge_options_are_one_line_errors_before_any_request(sums, options,
 
 def test_pairwise_with_a_judge_that_always_picks_the_first_reply_is_all_ties(sums) -> None:
     server, url = sums
-    result = nbtools.batch(PROMPTS, models=_models(url))
+    result = nbtools.batch(PROMPTS, models=sum_models(url))
     verdicts = result.pairwise(judge=_judge(url, "judge-first"))
     assert server.calls["judge-first"] == 8 * 2  # each prompt, the one pair, asked twice
     assert verdicts.pairs == [{"model_a": "right", "model_b": "odd-wrong", "a_wins": 0, "ties": 8, "b_wins": 0,
@@ -137,7 +125,7 @@ def test_pairwise_with_a_judge_that_always_picks_the_first_reply_is_all_ties(sum
 
 def test_pairwise_with_a_judge_that_picks_the_right_reply_names_the_winner(sums) -> None:
     server, url = sums
-    result = nbtools.batch(PROMPTS, models=[*_models(url), {"base_url": url, "model": "right", "label": "again"}])
+    result = nbtools.batch(PROMPTS, models=[*sum_models(url), {"base_url": url, "model": "right", "label": "again"}])
     verdicts = result.pairwise(judge=_judge(url))
     frame = verdicts.to_pandas().set_index(["model_a", "model_b"])
     # Where both are right the judge's pick follows the position: a tie. Where one is wrong, the right one wins.
@@ -173,7 +161,7 @@ def test_judge_agreement_gives_sklearns_kappa_and_the_disagreements(sums) -> Non
 
 def test_tradeoff_gives_quality_latency_and_cost_per_model(sums) -> None:
     _, url = sums
-    result = nbtools.batch(PROMPTS, models=_models(url), expected=SUMS, checks={"right": "number"}, price=(1.0, 1.0),
+    result = nbtools.batch(PROMPTS, models=sum_models(url), expected=SUMS, checks={"right": "number"}, price=(1.0, 1.0),
                            judge=_judge(url))
     by_check = result.tradeoff("right").to_pandas()
     assert by_check.loc["right", "quality"] == 1.0 and by_check.loc["odd-wrong", "quality"] == 0.5

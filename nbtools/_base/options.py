@@ -265,7 +265,7 @@ class ModelList(Kind):
             value = self.convert(value)
         if isinstance(value, (str, Mapping)) or not isinstance(value, (list, tuple)) or not value:
             raise ConfigError(f"{name}={_shown(value)} must be a non-empty list: {example}")
-        items = [_model_item(name, i, item, example) for i, item in enumerate(value)]
+        items = [_model_item(f"{name}[{i}]", item, example) for i, item in enumerate(value)]
         seen: set[str] = set()
         for item in items:
             if item.label in seen:
@@ -283,8 +283,7 @@ def _shown(value: Any) -> str:
     return f"a dict with keys {sorted(map(str, value))}" if isinstance(value, Mapping) else repr(value)
 
 
-def _model_item(name: str, i: int, item: Any, example: str) -> ModelItem:
-    where = f"{name}[{i}]"
+def _model_item(where: str, item: Any, example: str) -> ModelItem:
     if isinstance(item, ModelItem):  # checked already (options are checked again on their way to the engine)
         return item
     if isinstance(item, str):
@@ -334,13 +333,7 @@ class JudgeModel(Kind):
     own endpoint, or a dict of that endpoint's options."""
 
     def check(self, name: str, value: Any, example: str) -> ModelItem:
-        if isinstance(value, ModelItem):
-            return value
-        if isinstance(value, str):
-            return _named_item(name, value, example)
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{name}={value!r} must be a 'provider:model' string or a dict of options: {example}")
-        return _dict_item(name, value)
+        return _model_item(name, value, example)
 
 
 class Rubric(Kind):

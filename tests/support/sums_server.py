@@ -93,3 +93,8 @@ class SumsServer:
                                          "logprobs": None, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
         })
+
+
+def sum_models(url: str) -> list[dict[str, str]]:
+    """The server's two answering models as ``models=`` items, each labelled by its name."""
+    return [{"base_url": url, "model": model, "label": model} for model in ("right", "odd-wrong")]
