@@ -25,6 +25,7 @@ from nbtools._base.errors import ConfigError
 from nbtools._base.options import BatchOptions
 from nbtools._base.prompts import Prompt
 from nbtools._engine.endpoints import Endpoint
+from nbtools._engine.fetch_urls import URLS_NOT_FETCHED, fetch_all
 
 MB = 2**20
 
@@ -63,11 +64,12 @@ def attach(items: list[Prompt], options: BatchOptions, endpoint: Endpoint) -> tu
     if files is not None and any(v is not None for v in files):
         _check_takes_files(endpoint, options.via)
     limits = LIMITS.get("sim" if endpoint.simulated else endpoint.provider, Limits())
+    got = _fetched_urls(images, endpoint, options.timeout)
     bad: dict[int, str] = {}
     out: list[Prompt] = []
     for i, prompt in enumerate(items):
         try:
-            found = _row(images[i] if images else None, files[i] if files else None, limits, endpoint)
+            found = _row(images[i] if images else None, files[i] if files else None, limits, endpoint, got)
         except BadInput as exc:
             if options.on_bad_input == "error":
                 raise BadInput(f"prompt {i}: {exc} (on_bad_input='skip' sends the other rows)") from None
@@ -85,8 +87,27 @@ def _check_takes_files(endpoint: Endpoint, via: str) -> None:
                       f"{', '.join(map(repr, FILES_ONLINE))}, or 'anthropic' with via='batch'; or send pages as images=")
 
 
-def _row(images: Any, files: Any, limits: Limits, endpoint: Endpoint) -> list[Attachment]:
-    found = [att.load(v, att.IMAGE) for v in att.entries(images)] + [att.load(v, att.FILE) for v in att.entries(files)]
+def _fetched_urls(images: Any, endpoint: Endpoint, timeout: float) -> dict[str, bytes | str]:
+    """The image URLs' bytes (or why not), where the provider does not fetch URLs itself; else nothing."""
+    if images is None or endpoint.simulated or endpoint.provider not in URLS_NOT_FETCHED:
+        return {}
+    return fetch_all((v for row in images for v in att.entries(row) if att.is_url(v)), timeout)
+
+
+def _from_url(a: Attachment, got: dict[str, bytes | str], provider: str) -> Attachment:
+    data = got.get(a.url or "")
+    if data is None:
+        return a
+    if isinstance(data, str):
+        raise BadInput(f"image {a.url} could not be fetched ({data}): {provider}'s endpoint takes no image URLs, so "
+                       "nbtools fetches it first; check the URL, or pass the image's bytes or path")
+    return att.fetched(a, data)
+
+
+def _row(images: Any, files: Any, limits: Limits, endpoint: Endpoint,
+         got: dict[str, bytes | str]) -> list[Attachment]:
+    found = [_from_url(att.load(v, att.IMAGE), got, endpoint.provider) for v in att.entries(images)]
+    found += [att.load(v, att.FILE) for v in att.entries(files)]
     where = f"{endpoint.provider}'s"
     pictures = [a for a in found if a.kind == att.IMAGE]
     if limits.images is not None and len(pictures) > limits.images:
