@@ -377,3 +377,16 @@ def test_an_image_url_is_fetched_first_where_the_provider_takes_none(tmp_path: P
         row = nbtools.batch(["c"], base_url=url + "/v1", model="m", images=["https://example.com/x.png"],
                             cache=False, retries=0)[0]
     assert row.status_code == 400 and "Invalid or unsupported file uri: https://example.com/x.png" in row.error
+
+
+def test_resend_sends_the_images_of_the_rows_an_expired_batch_job_did_not_run(make_sim) -> None:
+    server = make_sim(batch_delay=1.0, batch_expire=0.5, latency=0.01)
+    images = [png(i + 1, 2, (10, 10, 240)) for i in range(20)]  # each row's own size: its reply names it
+    result = nbtools.batch(["what is it?"] * 20, via="batch", base_url=server.base_url, model="sim-small",
+                           poll_interval=0.05, images=images)
+    missing = [r.index for r in result if r.status == "not sent"]
+    assert missing and len(missing) < 20, [r.status for r in result]  # the job expired half way
+    server.configure(batch_expire=None)
+    nbtools.resend(result, via="batch", poll_interval=0.05)
+    assert [r.text.split(" px")[0] for r in result] == [f"I see: image {i + 1}x2" for i in range(20)]
+    assert server.batch_stats()["jobs"] == 2
