@@ -25,7 +25,7 @@ from nbtools._base.errors import ConfigError
 from nbtools._base.options import BatchOptions
 from nbtools._base.prompts import Prompt
 from nbtools._engine.endpoints import Endpoint
-from nbtools._engine.fetch_urls import URLS_NOT_FETCHED, fetch_all
+from nbtools._engine.fetch_urls import fetch_all, fetched_here
 
 MB = 2**20
 
@@ -64,7 +64,7 @@ def attach(items: list[Prompt], options: BatchOptions, endpoint: Endpoint) -> tu
     if files is not None and any(v is not None for v in files):
         _check_takes_files(endpoint, options.via)
     limits = LIMITS.get("sim" if endpoint.simulated else endpoint.provider, Limits())
-    got = _fetched_urls(images, endpoint, options.timeout)
+    got = _fetched_urls(images, endpoint, options)
     bad: dict[int, str] = {}
     out: list[Prompt] = []
     for i, prompt in enumerate(items):
@@ -87,11 +87,11 @@ def _check_takes_files(endpoint: Endpoint, via: str) -> None:
                       f"{', '.join(map(repr, FILES_ONLINE))}, or 'anthropic' with via='batch'; or send pages as images=")
 
 
-def _fetched_urls(images: Any, endpoint: Endpoint, timeout: float) -> dict[str, bytes | str]:
+def _fetched_urls(images: Any, endpoint: Endpoint, options: BatchOptions) -> dict[str, bytes | str]:
     """The image URLs' bytes (or why not), where the provider does not fetch URLs itself; else nothing."""
-    if images is None or endpoint.simulated or endpoint.provider not in URLS_NOT_FETCHED:
+    if images is None or endpoint.simulated or not fetched_here(endpoint.provider, options.via):
         return {}
-    return fetch_all((v for row in images for v in att.entries(row) if att.is_url(v)), timeout)
+    return fetch_all((v for row in images for v in att.entries(row) if att.is_url(v)), options.timeout)
 
 
 def _from_url(a: Attachment, got: dict[str, bytes | str], provider: str) -> Attachment:

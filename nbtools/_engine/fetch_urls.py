@@ -4,7 +4,8 @@
   (ai.google.dev/gemini-api/docs/openai, "Image understanding"), and an https image URL is refused with
   ``[{"error": {"code": 400, "message": "Invalid or unsupported file uri: https://...", "status":
   "INVALID_ARGUMENT"}}]`` (github.com/BoundaryML/baml/issues/1548).
-- Anthropic's OpenAI-compatible endpoint takes base64 images (issue 29's survey of the APIs).
+- Anthropic's OpenAI-compatible endpoint takes base64 images (issue 29's survey of the APIs); its Batch API, the
+  native Messages API, takes URLs.
 
 The bytes then go as a ``data:`` URI and the reply cache keys on their hash, as for a path.
 """
@@ -21,6 +22,12 @@ from nbtools._engine.blocking import run_blocking
 URLS_NOT_FETCHED = ("gemini", "anthropic")  # providers whose chat endpoint takes no http(s) image URL
 
 
+def fetched_here(provider: str, via: str) -> bool:
+    """Are ``provider``'s image URLs fetched here? Not for Anthropic's Batch API: its native Messages API takes an
+    image block with a URL source (docs.claude.com/en/docs/build-with-claude/vision)."""
+    return provider in URLS_NOT_FETCHED and not (provider == "anthropic" and via == "batch")
+
+
 def fetch_all(urls: Iterable[str], timeout: float) -> dict[str, bytes | str]:
     """Each URL's bytes, or why it could not be fetched (one line), all fetched at once."""
     wanted = list(dict.fromkeys(urls))
@@ -30,7 +37,7 @@ def fetch_all(urls: Iterable[str], timeout: float) -> dict[str, bytes | str]:
 async def _fetch_all(urls: list[str], timeout: float) -> dict[str, bytes | str]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         got = await asyncio.gather(*(_fetch(session, url, timeout) for url in urls))
-    return dict(zip(urls, got))
+    return dict(zip(urls, got, strict=True))
 
 
 async def _fetch(session: aiohttp.ClientSession, url: str, timeout: float) -> bytes | str:
