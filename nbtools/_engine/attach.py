@@ -10,7 +10,9 @@ provider documents them:
 - Anthropic: at most 100 images per request, 5 MB each (docs.claude.com/en/docs/build-with-claude/vision);
   PDFs as document blocks, 32 MB and 100 pages (docs.claude.com/en/docs/build-with-claude/pdf-support), taken
   on its native Messages API, so here through its Batch API (``via="batch"``).
-- Gemini's OpenAI-compatible endpoint: 20 MB per request of inline data (ai.google.dev/gemini-api/docs/vision).
+- Gemini's OpenAI-compatible endpoint: 20 MB per request of inline data (ai.google.dev/gemini-api/docs/vision);
+  PNG, JPEG, WEBP, HEIC and HEIF images, no GIF (ai.google.dev/gemini-api/docs/image-understanding, "Supported
+  image formats").
 """
 
 from __future__ import annotations
@@ -38,13 +40,14 @@ class Limits:
     image_bytes: int | None = None  # bytes per image
     request_bytes: int | None = None  # bytes of all attachments of a request
     pdf_pages: int | None = None
+    image_types: tuple[str, ...] | None = None  # the media types its images may have, of those nbtools reads
 
 
 LIMITS: dict[str, Limits] = {
     "openai": Limits(images=500, request_bytes=50 * MB, pdf_pages=100),
     "sim": Limits(images=500, request_bytes=50 * MB, pdf_pages=100),
     "anthropic": Limits(images=100, image_bytes=5 * MB, request_bytes=32 * MB, pdf_pages=100),
-    "gemini": Limits(request_bytes=20 * MB),
+    "gemini": Limits(request_bytes=20 * MB, image_types=("image/png", "image/jpeg", "image/webp")),
 }
 # Who takes PDFs, and how: the chat ``file`` part / the Responses API's input_file; Anthropic's document blocks.
 FILES_ONLINE = ("openai", "sim")
@@ -113,18 +116,27 @@ def _row(images: Any, files: Any, limits: Limits, endpoint: Endpoint,
     if limits.images is not None and len(pictures) > limits.images:
         raise BadInput(f"{len(pictures)} images, more than the {limits.images} {where} API takes in one request")
     for a in found:
-        if limits.image_bytes is not None and a.kind == att.IMAGE and a.size > limits.image_bytes:
-            raise BadInput(f"image {a.name!r} is {a.size / MB:.1f} MB, over the {limits.image_bytes // MB} MB "
-                           f"{where} API takes: make it smaller")
-        if a.kind == att.FILE and limits.pdf_pages is not None:
-            pages = att.pdf_pages(a.data())
-            if pages > limits.pdf_pages:
-                raise BadInput(f"file {a.name!r} has {pages} pages, over the {limits.pdf_pages} {where} API takes")
+        _check(a, limits, where)
     total = sum(a.size for a in found)
     if limits.request_bytes is not None and total > limits.request_bytes:
         raise BadInput(f"{total / MB:.1f} MB of images and files, over the {limits.request_bytes // MB} MB {where} "
                        "API takes in one request: send fewer or smaller")
     return found
+
+
+def _check(a: Attachment, limits: Limits, where: str) -> None:
+    """BadInput if ``a`` is of a kind, a size or a length that the provider does not take."""
+    taken = limits.image_types
+    if taken is not None and a.kind == att.IMAGE and a.url is None and a.media_type not in taken:
+        raise BadInput(f"image {a.name!r} is {a.media_type}, which {where} API does not take: convert it to one of "
+                       f"{', '.join(t.removeprefix('image/').upper() for t in taken)}")
+    if limits.image_bytes is not None and a.kind == att.IMAGE and a.size > limits.image_bytes:
+        raise BadInput(f"image {a.name!r} is {a.size / MB:.1f} MB, over the {limits.image_bytes // MB} MB "
+                       f"{where} API takes: make it smaller")
+    if a.kind == att.FILE and limits.pdf_pages is not None:
+        pages = att.pdf_pages(a.data())
+        if pages > limits.pdf_pages:
+            raise BadInput(f"file {a.name!r} has {pages} pages, over the {limits.pdf_pages} {where} API takes")
 
 
 def with_parts(prompt: Prompt, found: Sequence[Attachment], detail: str | None) -> Prompt:

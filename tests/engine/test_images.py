@@ -345,6 +345,9 @@ def test_geminis_compatible_endpoint_gets_data_uris_and_a_wrong_part_gets_its_er
     assert result[0].ok, result[0].error
     assert received == [photo.read_bytes(), jpeg(8, 6)]
     assert result[1].status_code == 400 and "Request contains an invalid argument." in result[1].error
+    with pytest.raises(nbtools.ConfigError, match="image 'sha256:.*' is image/gif, which gemini's API does not take: "
+                                                  "convert it to one of PNG, JPEG, WEBP"):
+        nbtools.batch(["a"], provider="gemini", api_key="k", images=[GIF], dry_run=True)
 
 
 def test_an_image_url_is_fetched_first_where_the_provider_takes_none(tmp_path: Path,
