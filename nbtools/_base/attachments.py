@@ -145,7 +145,7 @@ def load(value: Any, kind: str) -> Attachment:
     not one."""
     if isinstance(value, Attachment):
         return value
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
+    if is_url(value):
         return Attachment(kind, value, None, None, 0, None, url=value)
     if isinstance(value, (str, os.PathLike)):
         path = os.fspath(value)
@@ -166,6 +166,16 @@ def load(value: Any, kind: str) -> Attachment:
         return _checked(kind, data, None, f"sha256:{hashlib.sha256(data).hexdigest()[:12]}", held=True)
     raise BadInput(f"{kind} {_short(value)} is {type(value).__name__}: give a path, an http(s) URL, bytes or a "
                    "PIL image")
+
+
+def is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("http://", "https://"))
+
+
+def fetched(url: Attachment, data: bytes) -> Attachment:
+    """A URL's attachment made of the bytes fetched from it: sent as a ``data:`` URI, keyed on their hash, still
+    named by the URL."""
+    return _checked(url.kind, data, None, url.name, held=True)
 
 
 def _checked(kind: str, data: bytes, path: str | None, name: str, *, held: bool = False) -> Attachment:

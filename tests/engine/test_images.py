@@ -19,7 +19,7 @@ from nbtools._engine.endpoints import resolve_endpoint
 from nbtools._engine.launch import prepare_one
 from nbtools._engine.state import BatchState
 from nbtools._engine.wire import Dialect
-from tests.support.helpers import serve_post
+from tests.support.helpers import serve_app, serve_post
 from tests.support.images import GIF, jpeg, png, png_header
 
 PDF = b"%PDF-1.4\n1 0 obj <</Type /Page>> endobj\n2 0 obj <</Type /Pages>> endobj\n%%EOF\n"
@@ -301,3 +301,95 @@ def test_the_spending_cap_counts_each_requests_image_tokens() -> None:
                            price=(1000.0, 1000.0), max_cost=1.0)
     assert [r.status for r in result] == ["ok", "not sent", "not sent"]
     assert result[0].prompt_tokens > 765  # the simulator priced the image by the same rule
+
+
+# Gemini's OpenAI-compatible endpoint, as documented (ai.google.dev/gemini-api/docs/openai, "Image understanding"):
+# an image is an image_url part holding a data: URI. Its errors come as a one-element JSON list; the message for an
+# image URL is the one it gave in github.com/BoundaryML/baml/issues/1548; for any other wrong part no message of this
+# endpoint's was found, so Gemini's generic "Request contains an invalid argument." (as in
+# github.com/google-gemini/gemini-cli/issues/14838) in Google's error model (cloud.google.com/apis/design/errors).
+GEMINI_TYPES = ("image/png", "image/jpeg", "image/webp", "image/heic", "image/heif")
+
+
+def gemini_refusal(message: str) -> web.Response:
+    return web.json_response([{"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}], status=400)
+
+
+def gemini_chat(received: list[bytes]):
+    """A chat handler enforcing Gemini's documented part shape; ``received`` gets each image's decoded bytes."""
+    async def chat(request: web.Request) -> web.Response:
+        for part in (await request.json())["messages"][-1]["content"]:
+            url = part.get("image_url", {}).get("url", "") if part.get("type") == "image_url" else None
+            if part.get("type") != "text" and url is None:
+                return gemini_refusal("Request contains an invalid argument.")
+            if url is not None and not url.startswith("data:"):
+                return gemini_refusal(f"Invalid or unsupported file uri: {url}")
+            if url is not None:
+                head, data = url.split(",", 1)
+                if head[5:].removesuffix(";base64") not in GEMINI_TYPES:
+                    return gemini_refusal("Request contains an invalid argument.")
+                received.append(base64.b64decode(data, validate=True))
+        return web.json_response(reply())
+    return chat
+
+
+def test_geminis_compatible_endpoint_gets_data_uris_and_a_wrong_part_gets_its_error_body(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(png(3, 3))
+    received: list[bytes] = []
+    wrong = [{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]}]
+    with serve_post("/v1beta/openai/chat/completions", gemini_chat(received)) as url:
+        result = nbtools.batch(["a", wrong], provider="gemini", base_url=url + "/v1beta/openai", api_key="k",
+                               model="gemini-2.5-flash", images=[[str(photo), jpeg(8, 6)], None], cache=False,
+                               retries=0)
+    assert result[0].ok, result[0].error
+    assert received == [photo.read_bytes(), jpeg(8, 6)]
+    assert result[1].status_code == 400 and "Request contains an invalid argument." in result[1].error
+    with pytest.raises(nbtools.ConfigError, match="image 'sha256:.*' is image/gif, which gemini's API does not take: "
+                                                  "convert it to one of PNG, JPEG, WEBP"):
+        nbtools.batch(["a"], provider="gemini", api_key="k", images=[GIF], dry_run=True)
+
+
+def test_an_image_url_is_fetched_first_where_the_provider_takes_none(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NBTOOLS_CACHE", str(tmp_path / "replies.sqlite"))
+    served = {"cat.png": png(4, 2, (10, 200, 10))}
+    received: list[bytes] = []
+
+    async def image(request: web.Request) -> web.Response:
+        data = served.get(request.match_info["name"])
+        return web.Response(body=data, content_type="image/png") if data else web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_get("/img/{name}", image)
+    app.router.add_post("/v1beta/openai/chat/completions", gemini_chat(received))
+    with serve_app(app) as url:
+        def run() -> nbtools.BatchResult:
+            return nbtools.batch(["a", "b"], provider="gemini", base_url=url + "/v1beta/openai", api_key="k",
+                                 model="gemini-2.5-flash", images=[url + "/img/cat.png", url + "/img/gone.png"],
+                                 on_bad_input="skip", cache=True)
+        first = run()
+        assert first[0].ok and received == [served["cat.png"]], first[0].error
+        assert first[1].error_kind == "bad_input" and "\n" not in first[1].error
+        assert f"image {url}/img/gone.png could not be fetched (HTTP 404 Not Found)" in first[1].error
+        assert run()[0].cached and len(received) == 1  # the same bytes: the same key
+        served["cat.png"] = png(4, 2, (200, 10, 10))
+        assert not run()[0].cached and received[-1] == served["cat.png"]  # new bytes at the same URL: sent again
+    assert first.to_pandas()["images"][0] == [url + "/img/cat.png"]  # named by its URL, not embedded
+    with serve_post("/v1/chat/completions", gemini_chat(received)) as url:  # a provider that fetches: URL as it is
+        row = nbtools.batch(["c"], base_url=url + "/v1", model="m", images=["https://example.com/x.png"],
+                            cache=False, retries=0)[0]
+    assert row.status_code == 400 and "Invalid or unsupported file uri: https://example.com/x.png" in row.error
+
+
+def test_resend_sends_the_images_of_the_rows_an_expired_batch_job_did_not_run(make_sim) -> None:
+    server = make_sim(batch_delay=1.0, batch_expire=0.5, latency=0.01)
+    images = [png(i + 1, 2, (10, 10, 240)) for i in range(20)]  # each row's own size: its reply names it
+    result = nbtools.batch(["what is it?"] * 20, via="batch", base_url=server.base_url, model="sim-small",
+                           poll_interval=0.05, images=images)
+    missing = [r.index for r in result if r.status == "not sent"]
+    assert missing and len(missing) < 20, [r.status for r in result]  # the job expired half way
+    server.configure(batch_expire=None)
+    nbtools.resend(result, via="batch", poll_interval=0.05)
+    assert [r.text.split(" px")[0] for r in result] == [f"I see: image {i + 1}x2" for i in range(20)]
+    assert server.batch_stats()["jobs"] == 2
