@@ -7,7 +7,7 @@ from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import quote, unquote, urlsplit
 
 from nbtools._base.errors import ConfigError
@@ -159,9 +159,10 @@ class Endpoint:
 class SimulatorHooks:
     """The built-in simulator, as this module sees it: plugged in by the package, so no import of it here."""
 
-    start: Callable[[], str]  # start it (once) and return its base URL
+    start: Callable[[bool], str]  # start it (once; in-process, or behind a socket) and return its base URL
     owns: Callable[[str], bool]  # is this URL one of the simulators this process runs?
     list_price: Callable[[str], tuple[float, float] | None] = lambda model: None  # a named simulated model's price
+    local: Callable[[str], Any] = lambda url: None  # the in-process server answering this URL, if one does
 
 
 _simulator: SimulatorHooks | None = None
@@ -175,6 +176,11 @@ def use_simulator(hooks: SimulatorHooks) -> None:
 def simulated_price(model: str) -> tuple[float, float] | None:
     """The made-up list price (USD per million input, output tokens) of a named simulated model, if any."""
     return _simulator.list_price(model) if _simulator is not None else None
+
+
+def local_server(base_url: str) -> Any:
+    """The in-process server (a transport.local.LocalServer) that answers ``base_url``, or None."""
+    return _simulator.local(base_url) if _simulator is not None else None
 
 
 def _b64(text: str) -> str:
@@ -191,15 +197,23 @@ def resolve_endpoint(
     base_url: str | None = None,
     api_key: str | None = None,
     api_key_env: str | None = None,
+    transport: str = "auto",
 ) -> Endpoint:
     """Turn the user's endpoint options into an Endpoint, or raise ConfigError saying how to fix them.
 
-    Nothing given: ``$NBTOOLS_PROVIDER`` if set, else the built-in simulator.
+    Nothing given: ``$NBTOOLS_PROVIDER`` if set, else the built-in simulator (in-process with
+    ``transport='in-process'``, and always in a browser, where a page can open no socket).
     """
     key = _given_key(api_key, api_key_env)
     if base_url is not None:
-        return _url_endpoint(provider, base_url, key)
-    return _provider_endpoint(provider or os.environ.get("NBTOOLS_PROVIDER") or "sim", key)
+        endpoint = _url_endpoint(provider, base_url, key)
+    else:
+        endpoint = _provider_endpoint(provider or os.environ.get("NBTOOLS_PROVIDER") or "sim", key,
+                                      transport == "in-process")
+    if transport == "in-process" and local_server(endpoint.base_url) is None:
+        raise ConfigError(f"transport='in-process' answers from the built-in simulator only, not {endpoint.host}: "
+                          "drop base_url= and provider= (or use transport='auto')")
+    return endpoint
 
 
 def _given_key(api_key: str | None, api_key_env: str | None) -> Secret | None:
@@ -247,7 +261,7 @@ def _url_endpoint(provider: str | None, base_url: str, key: Secret | None) -> En
                     simulated=_is_our_simulator(url))
 
 
-def _provider_endpoint(name: str, key: Secret | None) -> Endpoint:
+def _provider_endpoint(name: str, key: Secret | None, in_process: bool = False) -> Endpoint:
     """The provider ``name`` at its own URL (the simulator: started now), with its key variable's key if none given."""
     profile = PROFILES.get(name)
     if profile is None:
@@ -255,7 +269,7 @@ def _provider_endpoint(name: str, key: Secret | None) -> Endpoint:
     if profile.name == "sim":
         if _simulator is None:
             raise ConfigError("provider 'sim' is not available here: import nbtools (the package) to plug it in")
-        return Endpoint("sim", _simulator.start(), profile.default_model, None, simulated=True)
+        return Endpoint("sim", _simulator.start(in_process), profile.default_model, None, simulated=True)
     if key is None:
         key = _env_key(profile.key_env)
     if key is None and profile.key_required:

@@ -67,7 +67,7 @@ def prepare_one(prompts: Prompt | Iterable[Prompt], make: MakeOne[One], *, api_k
     """One endpoint's batch, checked and built by ``make``; priced now if its model is known."""
     opts = options_from(options)
     items = normalize_prompts(prompts)
-    endpoint = resolve_endpoint(opts.provider, opts.base_url, api_key, opts.api_key_env)
+    endpoint = resolve_endpoint(opts.provider, opts.base_url, api_key, opts.api_key_env, opts.transport)
     profile = PROFILES.get(endpoint.provider)
     if opts.tier is not None and profile is not None and not endpoint.simulated and opts.tier not in profile.tiers:
         offered = f"it offers {', '.join(map(repr, profile.tiers))}" if profile.tiers else "it has no service tiers"

@@ -1,0 +1,74 @@
+"""The simulator in this process, answered by direct calls: no socket, no thread.
+
+The only kind a browser can run (a page can open no listening socket, and Pyodide starts no thread), and on
+CPython the one to pick for a simulator that costs no connection (``transport='in-process'``). The engine reaches
+it through its in-process transport, which finds it by its base URL.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from nbtools._engine.transport.local import Exchange
+from nbtools.sim.config import SimConfig
+from nbtools.sim.simulator import Simulator
+
+_numbers = itertools.count(1)
+_by_url: dict[str, LocalSim] = {}  # the in-process simulators running, by base URL
+
+
+class LocalSim:
+    """A simulator answering in this process until ``stop()``; its ``base_url`` names it, no socket behind it."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self._sim = Simulator(config or SimConfig())
+        number = next(_numbers)
+        self.url = f"http://in-process{'' if number == 1 else f'-{number}'}"
+        self.base_url = f"{self.url}/v1"
+        _by_url[self.base_url] = self
+
+    async def answer(self, method: str, path: str, exchange: Exchange) -> None:
+        await self._sim.answer(method, path, exchange)
+
+    @property
+    def running(self) -> bool:
+        return _by_url.get(self.base_url) is self
+
+    @property
+    def config(self) -> SimConfig:
+        return self._sim.config
+
+    def stats(self) -> dict[str, Any]:
+        """The counters an HTTP simulator serves at GET /sim/stats."""
+        return self._sim.stats.snapshot()
+
+    def reset(self) -> None:
+        """Zero the counters, restart the random stream, forget flaky counts and rate windows."""
+        self._sim.reset()
+
+    def configure(self, /, **knobs: Any) -> SimConfig:
+        """Change knobs live (validated; ValueError leaves the config untouched)."""
+        return self._sim.configure(**knobs)
+
+    def stop(self) -> None:
+        _by_url.pop(self.base_url, None)
+
+    def __enter__(self) -> LocalSim:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<LocalSim {self.base_url} {'running' if self.running else 'stopped'}>"
+
+
+def serve_in_process(config: SimConfig | None = None, **knobs: Any) -> LocalSim:
+    """A simulator in this process (no socket, no thread); ``knobs`` override fields of ``config``."""
+    return LocalSim((config or SimConfig()).replace(**knobs))
+
+
+def local_server(base_url: str) -> LocalSim | None:
+    """The in-process simulator answering ``base_url``, if one is running."""
+    return _by_url.get(base_url.rstrip("/"))
