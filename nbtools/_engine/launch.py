@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 from nbtools._base.errors import ConfigError, EndpointError
 from nbtools._base.options import ENDPOINT_KEYS, BatchOptions, ModelItem, options_from
 from nbtools._base.prompts import Prompt, normalize_prompts
-from nbtools._engine.batchapi.run import BatchAPIRun
 from nbtools._engine.endpoints import PROFILES, Endpoint, resolve_endpoint
 from nbtools._engine.gates.spending import SpendingGuard
 from nbtools._engine.lifecycle import Run
@@ -115,6 +114,8 @@ def run_for(state: BatchState, on_result: OnResult | None) -> Run[Any]:
     if isinstance(state, SeveralState):
         return MultiRun(state, [run_for(part, on_result) for part in state.by_model.values()])
     if state.options.via == "batch":
+        from nbtools._engine.batchapi.run import BatchAPIRun  # on aiohttp: not imported where it cannot run
+
         return BatchAPIRun(state, on_result)
     return OnlineRun(state, on_result)
 
