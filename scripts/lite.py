@@ -35,7 +35,8 @@ BUILD_TOOLS = ["jupyterlite-core==0.8.6", "jupyterlite-pyodide-kernel==0.8.6", "
 # environment markers leave out what needs sockets or threads). The kernel's own stand-ins (ipykernel,
 # widgetsnbextension) come with jupyterlite-pyodide-kernel.
 BROWSER_WHEELS = ["micropip", "ipython", "jedi", "ipywidgets", "platformdirs", "pydantic", "tqdm", "traitlets",
-                  "genai-prices"]
+                  "genai-prices",
+                  "httpx2-jsfetch"]  # httpx2 (genai-prices') needs it in a browser: pip, resolving for Linux, skips it
 NOTEBOOKS = ["01_serial_vs_concurrent.ipynb", "02_concurrency_limit.ipynb", "05_widget_panel.ipynb"]  # no pandas
 
 
@@ -82,13 +83,13 @@ def lock_closure(lock: dict[str, Any], names: list[str]) -> set[str]:
 
 def browser_wheels(lock: dict[str, Any]) -> list[Path]:
     """The wheels from PyPI for Pyodide's Python and platform, with their dependencies (downloaded once)."""
-    wheels = CACHE / "wheels"
-    if not (wheels / ".done").exists():
+    wheels, wanted = CACHE / "wheels", sorted(set(BROWSER_WHEELS) | lock_closure(lock, BROWSER_WHEELS))
+    done = wheels / ".done"  # what was downloaded: a new list downloads again
+    if not done.exists() or done.read_text() != "\n".join(wanted):
         wheels.mkdir(parents=True, exist_ok=True)
-        wanted = sorted(set(BROWSER_WHEELS) | lock_closure(lock, BROWSER_WHEELS))
         run(sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", PYTHON,
             "--platform", PLATFORM, "--platform", "any", "-d", wheels, *wanted)
-        (wheels / ".done").touch()
+        done.write_text("\n".join(wanted))
     # pip resolved markers for this machine (Linux): the Linux-only extras (pexpect and co.) are never asked for.
     return sorted(wheels.glob("*.whl"))
 
@@ -125,11 +126,11 @@ def write_config(site: Path) -> None:
     config_path = site / "jupyter-lite.json"
     config = json.loads(config_path.read_text())
     settings = config["jupyter-config-data"].setdefault("litePluginSettings", {})
-    settings["@jupyterlite/pyodide-kernel-extension:kernel"] = {
+    settings.setdefault("@jupyterlite/pyodide-kernel-extension:kernel", {}).update({  # the build's pipliteUrls kept
         "pyodideUrl": "../static/pyodide/pyodide.mjs",  # every app (lab/, repl/, notebooks/) is one level down
         "loadPyodideOptions": {"indexURL": "./static/pyodide/", "lockFileURL": "./static/pyodide/pyodide-lock.json"},
         "disablePyPIFallback": True,
-    }
+    })
     config_path.write_text(json.dumps(config, indent=2))
 
 
