@@ -82,6 +82,9 @@ def test_the_fetch_transport_streams_times_out_cancels_and_names_cors(browser: A
         'print("SILENCE", json.dumps([r[0].status, r[0].error_kind, r[0].error]))',
         "b = nbtools.start(['x stall=3'] * 4, **kw)\nawait asyncio.sleep(0.3)\nt = time.monotonic()\nb.cancel()\n"
         'await b\nprint("CANCEL", json.dumps([time.monotonic() - t, [row.status for row in b]]))',
+        "first = await nbtools.abatch(['kept'], base_url=kw['base_url'], model='m')\n"
+        "again = await nbtools.abatch(['kept'], base_url=kw['base_url'], model='m')\nimport os\n"
+        'print("CACHE", json.dumps([again[0].cached, os.path.exists("/drive/.nbtools/replies.sqlite")]))',
         f"try:\n    await nbtools.abatch(['x'], base_url={no_cors!r}, model='m', cache=False, retries=0)\n"
         'except nbtools.EndpointError as exc:\n    print("CORS", json.dumps(str(exc)))',
     ])
@@ -92,6 +95,7 @@ def test_the_fetch_transport_streams_times_out_cancels_and_names_cors(browser: A
     assert (status, kind) == ("error", "timeout") and "nothing arrived for 0.5 s" in error
     took, statuses = printed(ran, "CANCEL")
     assert took < 1.0 and "ok" not in statuses, (took, statuses)
+    assert printed(ran, "CACHE") == [True, True]  # the reply cache lives under /drive, which a reload keeps
     cors = printed(ran, "CORS")
     assert "CORS" in cors and "Failed to fetch" in cors and "server kernel" in cors, cors
     assert not ran.elsewhere, ran.elsewhere
