@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -188,8 +189,27 @@ def _b64(text: str) -> str:
 
 
 def _env_key(name: str | None) -> Secret | None:
+    """The key in the environment variable ``name``; on Colab, else its Secrets entry of that name, if granted."""
     value = os.environ.get(name, "") if name else ""
+    if not value and name and "google.colab" in sys.modules:
+        value = _colab_secret(name)
     return Secret(value) if value else None
+
+
+def _colab_secret(name: str) -> str:
+    """Colab's Secrets (the key icon) hold keys where a browser has no environment: "" if absent or not granted."""
+    try:
+        from google.colab import userdata  # type: ignore[import-not-found]
+
+        return str(userdata.get(name) or "")
+    except Exception:  # not granted to this notebook, not there, or Secrets unavailable: as if unset
+        return ""
+
+
+# Where no environment can be set before the kernel starts (a browser), a key typed into a password prompt and
+# kept in this kernel's memory only.
+_SET_IN_MEMORY = ("import os, getpass; os.environ[{name!r}] = getpass.getpass('{name}: ') "
+                  "(typed into a password field, kept in memory until the kernel restarts, never saved)")
 
 
 def resolve_endpoint(
@@ -275,11 +295,16 @@ def _provider_endpoint(name: str, key: Secret | None, in_process: bool = False) 
     if key is None and profile.key_required:
         raise ConfigError(
             f"provider {name!r} needs an API key in the environment variable {profile.key_env}, which is "
-            f"not set: set {profile.key_env} before starting Jupyter (never type the key into a cell), "
-            "or use provider='sim' for the built-in simulator"
+            f"not set: {_how_to_set(profile.key_env)}, or use provider='sim' for the built-in simulator"
         )
     url = os.environ.get(profile.base_url_env or "", "") or profile.base_url
     return Endpoint(profile.name, url.rstrip("/"), profile.default_model, key)
+
+
+def _how_to_set(name: str | None) -> str:
+    if sys.platform == "emscripten":  # a browser kernel: no environment before it starts
+        return "run " + _SET_IN_MEMORY.format(name=name)
+    return f"set {name} before starting Jupyter (never type the key into a cell; on Colab: its Secrets)"
 
 
 def _without_credentials(url: str) -> str:
