@@ -52,7 +52,7 @@ answers any request with a temperature other than 1 with OpenAI's 400 ``unsuppor
 
 from nbtools.sim.background import SimServer, is_simulator, serve, shared_server
 from nbtools.sim.config import SimConfig
-from nbtools.sim.local import LocalSim, local_server, serve_in_process
+from nbtools.sim.local import LocalSim, httpx_transport, local_server, serve_in_process
 
-__all__ = ["LocalSim", "SimConfig", "SimServer", "is_simulator", "local_server", "serve", "serve_in_process",
-           "shared_server"]
+__all__ = ["LocalSim", "SimConfig", "SimServer", "httpx_transport", "is_simulator", "local_server", "serve",
+           "serve_in_process", "shared_server"]

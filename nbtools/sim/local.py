@@ -8,9 +8,12 @@ it through its in-process transport, which finds it by its base URL.
 from __future__ import annotations
 
 import itertools
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from typing import Any
 
-from nbtools._engine.transport.local import Exchange
+from nbtools._engine.transport.base import TransportError
+from nbtools._engine.transport.local import Exchange, LocalReply, LocalTransport
 from nbtools.sim.config import SimConfig
 from nbtools.sim.simulator import Simulator
 
@@ -72,3 +75,46 @@ def serve_in_process(config: SimConfig | None = None, **knobs: Any) -> LocalSim:
 def local_server(base_url: str) -> LocalSim | None:
     """The in-process simulator answering ``base_url``, if one is running."""
     return _by_url.get(base_url.rstrip("/"))
+
+
+def httpx_transport(sim: LocalSim | None = None) -> Any:
+    """An httpx transport answered by ``sim`` in-process (default: the shared in-process simulator), for clients
+    built on httpx, such as the openai SDK, where no socket can open (a browser)::
+
+        client = AsyncOpenAI(base_url=sim.base_url, api_key="sim",
+                             http_client=httpx.AsyncClient(transport=nbtools.sim.httpx_transport(sim)))
+    """
+    import httpx  # the openai SDK's; not a dependency of nbtools
+
+    from nbtools.sim.background import shared_server
+
+    server = sim if sim is not None else shared_server(in_process=True)
+    assert isinstance(server, LocalSim)
+    local = LocalTransport(server, timeout=600.0)  # httpx applies the client's own timeouts
+
+    class _Body(httpx.AsyncByteStream):
+        def __init__(self, reply: LocalReply, stack: AsyncExitStack) -> None:
+            self._reply, self._stack = reply, stack
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            try:
+                async for chunk in self._reply.iter_any():
+                    yield chunk
+            except TransportError as exc:
+                raise httpx.RemoteProtocolError(f"the simulator hung up mid-reply: {exc}") from None
+
+        async def aclose(self) -> None:
+            await self._stack.aclose()
+
+    class _Transport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            stack = AsyncExitStack()
+            try:
+                reply = await stack.enter_async_context(
+                    local.send(request.method, str(request.url), await request.aread(), True))
+            except TransportError as exc:
+                await stack.aclose()
+                raise httpx.ConnectError(f"the simulator hung up: {exc}", request=request) from None
+            return httpx.Response(reply.status, headers=dict(reply.headers), stream=_Body(reply, stack))
+
+    return _Transport()

@@ -44,3 +44,32 @@ def test_transport_in_process_refuses_another_server_before_sending(sim) -> None
 def test_transport_fetch_is_refused_outside_a_browser() -> None:
     with pytest.raises(ConfigError, match="transport='fetch' cannot work here"):
         nbtools.batch(["a"], transport="fetch")
+
+
+def test_the_seed_recipe_runs_on_the_in_process_simulator_through_httpx() -> None:
+    """Notebook 1's recipe (AsyncOpenAI + Semaphore + gather) with the in-process simulator as its httpx transport."""
+    import asyncio
+
+    import httpx
+    from openai import AsyncOpenAI
+
+    from nbtools.sim import httpx_transport
+
+    with serve_in_process(latency=0.2, latency_spread=0.0, reply="echo") as sim:
+        client = AsyncOpenAI(base_url=sim.base_url, api_key="sim",
+                             http_client=httpx.AsyncClient(transport=httpx_transport(sim)))
+
+        async def recipe() -> list[str]:
+            limit = asyncio.Semaphore(5)
+
+            async def ask(prompt: str) -> str:
+                async with limit:
+                    reply = await client.chat.completions.create(
+                        model="sim-small", messages=[{"role": "user", "content": prompt}])
+                    return reply.choices[0].message.content or ""
+
+            return await asyncio.gather(*(ask(f"prompt {i}") for i in range(10)))
+
+        replies = asyncio.run(asyncio.wait_for(recipe(), 10))
+        assert replies == [f"prompt {i}" for i in range(10)]
+        assert sim.stats()["peak_in_flight"] == 5 and sim.stats()["requests"] == 10

@@ -135,13 +135,14 @@ class LocalTransport:
         self._server, self._timeout = server, timeout
 
     def post(self, url: str, data: bytes, stream: bool) -> Any:
-        return self._exchange("POST", url, data, stream)
+        return self.send("POST", url, data, stream)
 
     def get(self, url: str) -> Any:
-        return self._exchange("GET", url, b"", False)
+        return self.send("GET", url, b"", False)
 
     @asynccontextmanager
-    async def _exchange(self, method: str, url: str, data: bytes, stream: bool) -> AsyncIterator[LocalReply]:
+    async def send(self, method: str, url: str, data: bytes, stream: bool) -> AsyncIterator[LocalReply]:
+        """One request: its reply, read within the timeout (a stream's: the longest silence)."""
         pipe = _Pipe(data)
         loop = asyncio.get_running_loop()
         handler = loop.create_task(self._server.answer(method, urlsplit(url).path, _ServerEnd(pipe)))
