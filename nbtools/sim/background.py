@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from nbtools._engine.transport.base import IN_BROWSER
 from nbtools.sim.config import SimConfig
-from nbtools.sim.local import LocalSim, local_server
+from nbtools.sim.local import LocalSim, local_server, shared_local
 from nbtools.sim.simulator import Simulator
 
 T = TypeVar("T")
@@ -131,7 +131,6 @@ def is_simulator(base_url: str) -> bool:
 
 
 _shared: SimServer | None = None
-_shared_local: LocalSim | None = None
 _shared_lock = threading.Lock()
 
 
@@ -141,12 +140,10 @@ def shared_server(in_process: bool = False) -> SimServer | LocalSim:
 
     Restarted if someone stopped it (e.g. by using it as a context manager).
     """
-    global _shared, _shared_local
+    global _shared
+    if in_process or IN_BROWSER:
+        return shared_local()
     with _shared_lock:
-        if in_process or IN_BROWSER:
-            if _shared_local is None or not _shared_local.running:
-                _shared_local = LocalSim()
-            return _shared_local
         if _shared is None or not _shared.running:
             _shared = SimServer()
             atexit.register(_shared.stop)

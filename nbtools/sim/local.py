@@ -72,6 +72,17 @@ def serve_in_process(config: SimConfig | None = None, **knobs: Any) -> LocalSim:
     return LocalSim((config or SimConfig()).replace(**knobs))
 
 
+_shared: LocalSim | None = None
+
+
+def shared_local() -> LocalSim:
+    """The process-wide in-process simulator with default knobs, started on first use (again if stopped)."""
+    global _shared
+    if _shared is None or not _shared.running:
+        _shared = LocalSim()
+    return _shared
+
+
 def local_server(base_url: str) -> LocalSim | None:
     """The in-process simulator answering ``base_url``, if one is running."""
     return _by_url.get(base_url.rstrip("/"))
@@ -86,11 +97,7 @@ def httpx_transport(sim: LocalSim | None = None) -> Any:
     """
     import httpx  # the openai SDK's; not a dependency of nbtools
 
-    from nbtools.sim.background import shared_server
-
-    server = sim if sim is not None else shared_server(in_process=True)
-    assert isinstance(server, LocalSim)
-    local = LocalTransport(server, timeout=600.0)  # httpx applies the client's own timeouts
+    local = LocalTransport(sim if sim is not None else shared_local(), timeout=600.0)  # httpx applies the client's own timeouts
 
     class _Body(httpx.AsyncByteStream):
         def __init__(self, reply: LocalReply, stack: AsyncExitStack) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.lite_site import printed, run_cells, serving
+from tests.support.lite_site import AUTHORIZATIONS, printed, run_cells, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,3 +99,20 @@ def test_the_fetch_transport_streams_times_out_cancels_and_names_cors(browser: A
     cors = printed(ran, "CORS")
     assert "CORS" in cors and "Failed to fetch" in cors and "server kernel" in cors, cors
     assert not ran.elsewhere, ran.elsewhere
+
+
+def test_a_key_typed_into_the_password_field_is_used_and_shown_nowhere(browser: Any, lite: str) -> None:
+    key = "sk-typed-in-the-browser-0123456789abcdef"
+    ran = run_cells(browser, lite, [
+        "%pip install nbtools-llm",
+        "import os, getpass\nos.environ['OPENAI_API_KEY'] = getpass.getpass('OPENAI_API_KEY: ')",
+        f"import json, nbtools\nkw = dict(base_url={lite + '/fake/v1'!r}, provider='openai', model='m', retries=0)\n"
+        "ok = await nbtools.abatch(['hello'], **kw)\nfailed = await nbtools.abatch(['x stall=3'], timeout=0.3, **kw)\n"
+        "ok, failed",
+        "key = os.environ['OPENAI_API_KEY']\ncache = open('/drive/.nbtools/replies.sqlite', 'rb').read()\n"
+        'print("KEY", json.dumps([ok[0].status, failed[0].status, key.encode() in cache, key in failed[0].error, '
+        "len(key)]))",
+    ], typed=key)
+    assert printed(ran, "KEY") == ["ok", "error", False, False, len(key)]  # not in the cache, nor the error
+    assert f"Bearer {key}" in AUTHORIZATIONS  # sent where it belongs
+    assert not any(key in text for text in ran.outputs)  # nor in any output, the results' tables included

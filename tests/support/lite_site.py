@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DONE = "ALL" + "CELLS" + "RAN"  # printed by the last cell; the text itself never appears in a cell's source
+AUTHORIZATIONS: list[str] = []  # the Authorization header of every request to the fake endpoint
 
 
 class _SiteHandler(http.server.SimpleHTTPRequestHandler):
@@ -29,6 +30,7 @@ class _SiteHandler(http.server.SimpleHTTPRequestHandler):
         if not self.path.startswith("/fake/v1/chat/completions"):
             self.send_error(404)
             return
+        AUTHORIZATIONS.append(self.headers.get("Authorization", ""))
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = body["messages"][-1]["content"]
         if "stall=" in prompt:
@@ -79,8 +81,9 @@ class Ran:
     seconds: float = 0.0
 
 
-def run_cells(browser: Any, root: str, cells: list[str], timeout: float = 150.0) -> Ran:
-    """Open the REPL app with ``cells`` (run in order as it starts, a last one printing DONE) and wait for DONE."""
+def run_cells(browser: Any, root: str, cells: list[str], timeout: float = 150.0, typed: str | None = None) -> Ran:
+    """Open the REPL app with ``cells`` (run in order as it starts, a last one printing DONE) and wait for DONE;
+    ``typed``: the text typed into the first input prompt (a password field for getpass), then Enter."""
     cells = [*cells, f"print({DONE[:3]!r} + {DONE[3:]!r})"]
     query = "&".join("code=" + urllib.parse.quote(cell) for cell in cells)
     context = browser.new_context()
@@ -92,6 +95,11 @@ def run_cells(browser: Any, root: str, cells: list[str], timeout: float = 150.0)
     started = time.monotonic()
     try:
         page.goto(f"{root}/repl/index.html?kernel=python&{query}")
+        if typed is not None:
+            field = page.locator(".jp-Stdin-input")
+            field.wait_for(timeout=timeout * 1000)
+            field.fill(typed)
+            field.press("Enter")
         page.wait_for_function(f"() => document.body.innerText.includes({DONE!r})", timeout=timeout * 1000)
         outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
     except Exception:
