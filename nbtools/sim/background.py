@@ -114,12 +114,15 @@ class SimServer:
         return f"<SimServer {self.base_url} {'running' if self.running else 'stopped'}>"
 
 
-def serve(config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> SimServer:
-    """Start a simulator on a background thread; returns once it is listening.
+def serve(config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,
+          **knobs: Any) -> SimServer | LocalSim:
+    """Start a simulator on a background thread; returns once it is listening. In a browser, which can open
+    no socket and start no thread, the same simulator in-process (used the same way).
 
     ``knobs`` override fields of ``config`` (e.g. ``serve(latency=0.1, rpm=60)``).
     """
-    return SimServer((config or SimConfig()).replace(**knobs), host=host, port=port)
+    config = (config or SimConfig()).replace(**knobs)
+    return LocalSim(config) if IN_BROWSER else SimServer(config, host=host, port=port)
 
 
 _running_urls: set[str] = set()  # base URLs of the simulators running in this process
