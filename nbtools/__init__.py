@@ -63,10 +63,10 @@ __all__ = [  # what the docs' API page documents (tests/test_public_api.py, test
 
 
 # -- the built-in simulator, plugged into the engine here: the engine never imports it --------------------
-def _start_simulator() -> str:
-    from nbtools.sim import shared_server  # aiohttp's server side, imported on first use only
+def _start_simulator(in_process: bool) -> str:
+    from nbtools.sim import shared_server  # imported on first use only
 
-    return shared_server().base_url
+    return shared_server(in_process).base_url
 
 
 def _runs_simulator(url: str) -> bool:
@@ -80,7 +80,12 @@ def _sim_price(model: str) -> tuple[float, float, float] | None:
     return price
 
 
-_endpoints.use_simulator(_endpoints.SimulatorHooks(_start_simulator, _runs_simulator, _sim_price))
+def _local_simulator(url: str) -> _Any:
+    sim = _sys.modules.get("nbtools.sim")  # only if this process started one
+    return sim.local_server(url) if sim is not None else None
+
+
+_endpoints.use_simulator(_endpoints.SimulatorHooks(_start_simulator, _runs_simulator, _sim_price, _local_simulator))
 
 # -- the public names -------------------------------------------------------------------------------------
 # Imported when first asked for: the panel needs ipywidgets, the job store SQLite, the simulator aiohttp's server.

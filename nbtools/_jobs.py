@@ -10,7 +10,6 @@ from typing import Any
 
 from nbtools._base.errors import BatchInterrupted
 from nbtools._engine import resend as resending
-from nbtools._engine.batchapi.clients import client_for
 from nbtools._engine.batchapi.store import JobStore, RecordedRun
 from nbtools._engine.blocking import run_blocking
 from nbtools._engine.endpoints import PROFILES, resolve_endpoint
@@ -49,6 +48,8 @@ def cancel_job(job: str) -> list[str]:
 
     async def cancel_all() -> list[str]:
         states = []
+        from nbtools._engine.batchapi.clients import client_for  # on aiohttp: imported where it can run
+
         async with client_for(endpoint, 60.0) as client:
             for p in parts:
                 state = await client.cancel(p.job_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
 from typing import Any
@@ -459,6 +460,11 @@ class BatchOptions:
         "auto", "wire format: `chat` (/v1/chat/completions), `responses` (/v1/responses) or `auto` (chat, and "
         "responses for a model that answers only there, remembered for that model)", Choice("chat", "responses", "auto"),
         flags=("--api",), example="api='auto' (default), 'chat' or 'responses'")
+    transport: str = option(
+        "auto", "how requests travel: `auto` (aiohttp; in a browser, its fetch; the built-in simulator started in "
+        "a browser answers in-process), `aiohttp`, `fetch` (browser only), or `in-process`: the built-in simulator "
+        "answered by direct calls, no socket, no thread", Choice("auto", "aiohttp", "fetch", "in-process"),
+        flags=("--transport",), example="transport='auto' (default), or 'in-process' for the simulator with no socket")
     via: str = option(
         "online", "`online` (requests from here, default) or `batch` (the provider's Batch API: about half price, "
         "results within 24 h; re-running the cell reattaches)", Choice("online", "batch"),
@@ -528,6 +534,12 @@ class BatchOptions:
                 continue  # unset: the provider's or server's default
             spec = spec_of(f)
             setattr(self, f.name, spec.kind.check(f.name, value, spec.example))
+        if self.transport == ("fetch" if sys.platform != "emscripten" else "aiohttp"):
+            raise ConfigError(f"transport={self.transport!r} cannot work here (fetch is a browser's; a browser has no "
+                              "sockets for aiohttp): use transport='auto'")
+        if self.via == "batch" and sys.platform == "emscripten":
+            raise ConfigError("via='batch' needs a Python server kernel (its Batch API client has no browser "
+                              "transport yet): use via='online' here")
         if self.tier == "flex" and self.timeout == DEFAULT_TIMEOUT:  # flex requests are slower: wait longer
             self.timeout = FLEX_TIMEOUT
         if self.schema is not None and "response_format" in self.params:

@@ -2,7 +2,8 @@
 
 In a plain script there is no loop: we make one. In a notebook cell the kernel's loop is running:
 we re-enter it with nest_asyncio2 (the original nest_asyncio loses kernel messages on ipykernel 7;
-on ipykernel 6 a loop it already patched is used as it is).
+on ipykernel 6 a loop it already patched is used as it is). In a browser (Pyodide) the loop blocks through
+WebAssembly stack switching (JSPI) with no patch, where the browser has it (``can_block``).
 Ctrl-C / the stop button cancels the work and waits for it to wind down before re-raising.
 """
 
@@ -17,6 +18,7 @@ from importlib import metadata
 from typing import Any, TypeVar
 
 from nbtools._base.errors import NbtoolsError
+from nbtools._engine.transport.base import IN_BROWSER
 
 T = TypeVar("T")
 
@@ -27,11 +29,14 @@ def run_blocking(coro: Coroutine[Any, Any, T], cleanup: Callable[[], Awaitable[N
         loop = asyncio.get_running_loop()
     except RuntimeError:
         loop = None
-    own = loop is None
+    own, queued = loop is None, 0
+    if not own and not can_block():
+        coro.close()
+        raise NbtoolsError("this browser cannot make a cell wait (it lacks WebAssembly stack switching, JSPI): "
+                           "use `await nbtools.abatch(...)`, or Chrome/Edge")
     if loop is None:
         loop = asyncio.new_event_loop()
-        queued = 0
-    else:
+    elif not IN_BROWSER:  # Pyodide's loop blocks through JSPI as it is
         make_reentrant(loop)
         queued = len(loop._ready)  # type: ignore[attr-defined]
     task = loop.create_task(coro)
@@ -49,8 +54,18 @@ def run_blocking(coro: Coroutine[Any, Any, T], cleanup: Callable[[], Awaitable[N
         if own:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
-        else:
+        elif not IN_BROWSER:
             _refill(loop, queued)
+
+
+def can_block() -> bool:
+    """Can a cell wait here for a batch to end? Everywhere but a browser without JSPI (Safari; Firefox unless
+    flagged), whose loop cannot block (``WebAssembly stack switching not supported``)."""
+    if not IN_BROWSER:
+        return True
+    from pyodide.ffi import can_run_sync
+
+    return bool(can_run_sync())
 
 
 def _refill(loop: asyncio.AbstractEventLoop, queued: int) -> None:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtools._engine.private import private_database
+from nbtools._engine.private import connect, nbtools_folder, private_database
 from nbtools._engine.replies import Completion
 
 if TYPE_CHECKING:
@@ -51,9 +50,7 @@ def default_path() -> Path:
     override = os.environ.get("NBTOOLS_CACHE", "")
     if override.lower() not in _OFF + _ON:
         return Path(override)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("nbtools")) / "replies.sqlite"
+    return nbtools_folder() / "replies.sqlite"
 
 
 def request_digest(base_url: str, body: dict[str, Any]) -> str:
@@ -92,7 +89,7 @@ class ReplyCache:
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_path()
         private_database(self.path, own_folder=path is None and in_own_folder())
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(

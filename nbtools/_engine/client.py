@@ -1,47 +1,31 @@
-"""The HTTP layer: one aiohttp session speaking the OpenAI chat-completions protocol (and the Responses API).
+"""The HTTP layer: speaking the OpenAI chat-completions protocol (and the Responses API) over a transport.
 
-A bare aiohttp client costs a fraction of the CPU of the openai SDK per request (see
-benchmarks/README.md), and its connection pool is unbounded here: requests wait on our Limiter,
-never inside the pool, so a pool timeout can never start counting while a request is queued.
-What a request looks like is nbtools._engine.wire's; how a reply is read, nbtools._engine.replies'.
+No SDK: a bare aiohttp client costs a fraction of the CPU of the openai SDK per request (see
+benchmarks/README.md). How the bytes travel (aiohttp, the browser's fetch, or in-process) is the transport's
+(nbtools._engine.transport); what a request looks like is nbtools._engine.wire's; how a reply is read,
+nbtools._engine.replies'.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-import aiohttp
-
 from nbtools._engine import failures, replies
-from nbtools._engine.endpoints import Endpoint
+from nbtools._engine.endpoints import Endpoint, local_server
 from nbtools._engine.failures import RequestFailed
 from nbtools._engine.replies import ChatStream, Completion, ResponsesStream, StreamCut
 from nbtools._engine.retry import parse_retry_after, retry_delay_in_body
 from nbtools._engine.sse import SSEDecoder, StreamError, error_message
+from nbtools._engine.transport import open_transport
+from nbtools._engine.transport.base import BLOCKED, CONNECT, DISCONNECTED, OS, PAYLOAD, Reply, Transport
 from nbtools._engine.wire import CHAT_PATH, RESPONSES_PATH, Dialect
 
 _NOT_OPENAI = "is base_url an OpenAI-compatible endpoint? (it usually ends in /v1)"
-KEEPALIVE = 4.0  # seconds: below the 5 s idle timeout of common servers (uvicorn), so we never reuse a closing socket
-_LARGE_BLOCK = 1 << 20  # bytes: well above asyncio's 256 KiB read buffer
 Stream = ChatStream | ResponsesStream
-
-
-@functools.cache  # once per process
-def _keep_read_buffers_on_heap() -> None:
-    """Let glibc's malloc serve asyncio's read buffers from its heap.
-
-    asyncio reads each reply into a fresh 256 KiB bytes object and shrinks it to what arrived. glibc maps
-    blocks that large with mmap, until the process frees one mapped block larger than its threshold (then it
-    raises the threshold: most processes soon have). Before that, each reply costs an mmap, an mremap, a munmap
-    and a page fault: 45,000 page faults for 20,000 replies measured here, and a tenth more CPU per reply.
-    Freeing one large block makes glibc raise the threshold as it would anyway. Elsewhere it is a no-op.
-    """
-    bytes(_LARGE_BLOCK)  # freed at once; calloc'd, so no page of it is touched
 
 
 class ChatClient:
@@ -52,36 +36,34 @@ class ChatClient:
         self.dialect = Dialect(endpoint, api)  # how this server takes a request, learnt from its refusals
         self._url = endpoint.base_url + CHAT_PATH
         self._responses_url = endpoint.base_url + RESPONSES_PATH
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        # A stream may take long in all, so its timeout is the longest silence, not the total.
-        self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
-        self._session: aiohttp.ClientSession | None = None
+        self._seconds = timeout  # a stream's: the longest silence, not the total
+        self._transport: Transport | None = None
         self._secret = bool(endpoint.api_key) or "@" in endpoint.base_url
 
     async def __aenter__(self) -> ChatClient:
-        _keep_read_buffers_on_heap()
         headers = {"Content-Type": "application/json", **self.endpoint.headers()}
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=KEEPALIVE)
-        self._session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=self._timeout)
+        self._transport = open_transport(local_server(self.endpoint.base_url), headers,
+                                         self._seconds, self.endpoint.provider)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._transport is not None:
+            await self._transport.close()
 
     async def list_models(self) -> list[str]:
-        assert self._session is not None
+        transport = self._transport
+        assert transport is not None
         try:
-            async with self._session.get(self.endpoint.base_url + "/models") as resp:
+            async with transport.get(self.endpoint.base_url + "/models") as resp:
                 if resp.status != 200:
                     raise await self._http_error(resp)
                 data = json.loads(await resp.read())
             return [self.endpoint.redact(str(m["id"])) for m in data["data"]]
         except asyncio.TimeoutError:
-            raise RequestFailed(f"{self.endpoint.host}/models did not answer within {self._timeout.total:g} s",
+            raise RequestFailed(f"{self.endpoint.host}/models did not answer within {self._seconds:g} s",
                                 failures.TIMEOUT) from None
-        except aiohttp.ClientError as exc:
-            raise self._connection_error(exc) from None
+        except transport.errors as exc:
+            raise self._connection_error(*transport.describe(exc)) from None
         except (ValueError, LookupError, TypeError):
             raise RequestFailed(
                 f"{self.endpoint.host}/models did not answer with an OpenAI model list: is this an "
@@ -93,18 +75,17 @@ class ChatClient:
 
         The request is sent here, not in a helper coroutine: every reply resumes each frame it awaits through,
         and at thousands of replies a second the frames are a measurable share of the client's CPU."""
-        session = self._session
-        assert session is not None
+        transport = self._transport
+        assert transport is not None
         model = str(body.get("model"))
         dialect = self.dialect
         while True:  # sent again only after a refusal that says how to ask instead (each switch once per batch)
             on_responses = dialect.on_responses(model)
             wire = dialect.encode(body, on_responses)
             stream = bool(wire.get("stream"))
-            timeout = self._stream_timeout if stream else self._timeout
             try:
-                async with session.post(self._responses_url if on_responses else self._url, data=json.dumps(wire).encode(),
-                                        timeout=timeout) as resp:
+                async with transport.post(self._responses_url if on_responses else self._url,
+                                          json.dumps(wire).encode(), stream) as resp:
                     if resp.status != 200:
                         raise await self._http_error(resp, failures.shared_fields(wire))
                     headers_at = time.monotonic()
@@ -123,10 +104,10 @@ class ChatClient:
             except RequestFailed as exc:
                 failed = exc
             except asyncio.TimeoutError:
-                what = f"nothing arrived for {timeout.sock_read:g} s" if stream else f"after {timeout.total:g} s"
-                failed = RequestFailed(f"timed out: {what}" if stream else f"timed out {what}", failures.TIMEOUT)
-            except aiohttp.ClientError as exc:
-                failed = self._connection_error(exc)
+                failed = RequestFailed(f"timed out: nothing arrived for {self._seconds:g} s" if stream
+                                       else f"timed out after {self._seconds:g} s", failures.TIMEOUT)
+            except transport.errors as exc:
+                failed = self._connection_error(*transport.describe(exc))
             else:
                 if self._secret:  # a server that echoes the key back must not get it into results or the cache
                     completion.text = self.endpoint.redact(completion.text)
@@ -149,21 +130,20 @@ class ChatClient:
         """Server text for an error message: one line, the key redacted, then cut (a cut key would not match)."""
         return self.endpoint.redact(" ".join(text.split()))[:200]
 
-    def _connection_error(self, exc: aiohttp.ClientError) -> RequestFailed:
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            message = f"cannot connect to {self.endpoint.host}: is the server running? ({exc.strerror or 'refused'})"
+    def _connection_error(self, kind: str, detail: str) -> RequestFailed:
+        """The one line for a connection failure of ``kind`` (a transport's CONNECT, DISCONNECTED, ...)."""
+        host = self.endpoint.host
+        if kind in (CONNECT, BLOCKED):
+            message = (f"cannot connect to {host}: is the server running? ({detail})" if kind == CONNECT else
+                       f"the browser could not reach {host} ({detail or 'Failed to fetch'}): it is down, or it refuses "
+                       "calls from a web page (CORS); use a server kernel, or the provider's proxy")
             return RequestFailed(self.endpoint.redact(message), failures.CONNECTION, unreachable=True)
-        elif isinstance(exc, aiohttp.ServerDisconnectedError):
-            message = f"{self.endpoint.host} closed the connection before answering"
-        elif isinstance(exc, aiohttp.ClientPayloadError):
-            message = f"{self.endpoint.host} dropped the connection mid-response"
-        elif isinstance(exc, aiohttp.ClientOSError):
-            message = f"connection to {self.endpoint.host} failed: {exc.strerror or exc}"
-        else:
-            message = f"connection error: {type(exc).__name__}: {exc}"
+        message = {DISCONNECTED: f"{host} closed the connection before answering",
+                   PAYLOAD: f"{host} dropped the connection mid-response",
+                   OS: f"connection to {host} failed: {detail}"}.get(kind, f"connection error: {detail}")
         return RequestFailed(self.endpoint.redact(message), failures.CONNECTION)
 
-    async def _http_error(self, resp: aiohttp.ClientResponse, fields: Collection[str] = ()) -> RequestFailed:
+    async def _http_error(self, resp: Reply, fields: Collection[str] = ()) -> RequestFailed:
         raw = await resp.read()
         detail = raw[:65536].decode("utf-8", "replace")
         body: Any = None
@@ -213,10 +193,11 @@ class ChatClient:
         kind = failures.classify(None, data, message, {})
         return RequestFailed(f"the server answered 200 with an error: {message}", kind)
 
-    async def _read_stream(self, resp: aiohttp.ClientResponse, reader: Stream,
+    async def _read_stream(self, resp: Reply, reader: Stream,
                            on_delta: Callable[[str], None] | None) -> Completion:
         """A streamed reply, read as it arrives (not line by line: a line can be longer than any buffer)."""
         decoder = SSEDecoder()
+        assert self._transport is not None
         try:
             async for data in resp.content.iter_any():
                 if self._take(reader, decoder.feed(data), on_delta):
@@ -230,7 +211,7 @@ class ChatClient:
             kind = failures.SERVER if kind == failures.CONNECTION else kind  # it did answer: an error chunk
             raise RequestFailed(f"the server reported an error mid-stream: {message}", kind, status=exc.status,
                                 partial=self._kept(reader.parts)) from None
-        except aiohttp.ClientPayloadError:  # the connection dropped part-way through the reply
+        except self._transport.cut:  # the connection dropped part-way through the reply
             raise RequestFailed(f"{self.endpoint.host} dropped the connection mid-reply (cut off)", failures.CUT,
                                 partial=self._kept(reader.parts)) from None
         except StreamCut as exc:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import quote, unquote, urlsplit
 
 from nbtools._base.errors import ConfigError
@@ -159,9 +160,10 @@ class Endpoint:
 class SimulatorHooks:
     """The built-in simulator, as this module sees it: plugged in by the package, so no import of it here."""
 
-    start: Callable[[], str]  # start it (once) and return its base URL
+    start: Callable[[bool], str]  # start it (once; in-process, or behind a socket) and return its base URL
     owns: Callable[[str], bool]  # is this URL one of the simulators this process runs?
     list_price: Callable[[str], tuple[float, float, float] | None] = lambda model: None  # a named simulated model's price
+    local: Callable[[str], Any] = lambda url: None  # the in-process server answering this URL, if one does
 
 
 _simulator: SimulatorHooks | None = None
@@ -177,13 +179,37 @@ def simulated_price(model: str) -> tuple[float, float, float] | None:
     return _simulator.list_price(model) if _simulator is not None else None
 
 
+def local_server(base_url: str) -> Any:
+    """The in-process server (a transport.local.LocalServer) that answers ``base_url``, or None."""
+    return _simulator.local(base_url) if _simulator is not None else None
+
+
 def _b64(text: str) -> str:
     return b64encode(text.encode()).decode().rstrip("=")
 
 
 def _env_key(name: str | None) -> Secret | None:
+    """The key in the environment variable ``name``; on Colab, else its Secrets entry of that name, if granted."""
     value = os.environ.get(name, "") if name else ""
+    if not value and name and "google.colab" in sys.modules:
+        value = _colab_secret(name)
     return Secret(value) if value else None
+
+
+def _colab_secret(name: str) -> str:
+    """Colab's Secrets (the key icon) hold keys where a browser has no environment: "" if absent or not granted."""
+    try:
+        from google.colab import userdata  # type: ignore[import-not-found]
+
+        return str(userdata.get(name) or "")
+    except Exception:  # not granted to this notebook, not there, or Secrets unavailable: as if unset
+        return ""
+
+
+# Where no environment can be set before the kernel starts (a browser), a key typed into a password prompt and
+# kept in this kernel's memory only.
+_SET_IN_MEMORY = ("import os, getpass; os.environ[{name!r}] = getpass.getpass('{name}: ') "
+                  "(typed into a password field, kept in memory until the kernel restarts, never saved)")
 
 
 def resolve_endpoint(
@@ -191,15 +217,23 @@ def resolve_endpoint(
     base_url: str | None = None,
     api_key: str | None = None,
     api_key_env: str | None = None,
+    transport: str = "auto",
 ) -> Endpoint:
     """Turn the user's endpoint options into an Endpoint, or raise ConfigError saying how to fix them.
 
-    Nothing given: ``$NBTOOLS_PROVIDER`` if set, else the built-in simulator.
+    Nothing given: ``$NBTOOLS_PROVIDER`` if set, else the built-in simulator (in-process with
+    ``transport='in-process'``, and always in a browser, where a page can open no socket).
     """
     key = _given_key(api_key, api_key_env)
     if base_url is not None:
-        return _url_endpoint(provider, base_url, key)
-    return _provider_endpoint(provider or os.environ.get("NBTOOLS_PROVIDER") or "sim", key)
+        endpoint = _url_endpoint(provider, base_url, key)
+    else:
+        endpoint = _provider_endpoint(provider or os.environ.get("NBTOOLS_PROVIDER") or "sim", key,
+                                      transport == "in-process")
+    if transport == "in-process" and local_server(endpoint.base_url) is None:
+        raise ConfigError(f"transport='in-process' answers from the built-in simulator only, not {endpoint.host}: "
+                          "drop base_url= and provider= (or use transport='auto')")
+    return endpoint
 
 
 def _given_key(api_key: str | None, api_key_env: str | None) -> Secret | None:
@@ -247,7 +281,7 @@ def _url_endpoint(provider: str | None, base_url: str, key: Secret | None) -> En
                     simulated=_is_our_simulator(url))
 
 
-def _provider_endpoint(name: str, key: Secret | None) -> Endpoint:
+def _provider_endpoint(name: str, key: Secret | None, in_process: bool = False) -> Endpoint:
     """The provider ``name`` at its own URL (the simulator: started now), with its key variable's key if none given."""
     profile = PROFILES.get(name)
     if profile is None:
@@ -255,17 +289,22 @@ def _provider_endpoint(name: str, key: Secret | None) -> Endpoint:
     if profile.name == "sim":
         if _simulator is None:
             raise ConfigError("provider 'sim' is not available here: import nbtools (the package) to plug it in")
-        return Endpoint("sim", _simulator.start(), profile.default_model, None, simulated=True)
+        return Endpoint("sim", _simulator.start(in_process), profile.default_model, None, simulated=True)
     if key is None:
         key = _env_key(profile.key_env)
     if key is None and profile.key_required:
         raise ConfigError(
             f"provider {name!r} needs an API key in the environment variable {profile.key_env}, which is "
-            f"not set: set {profile.key_env} before starting Jupyter (never type the key into a cell), "
-            "or use provider='sim' for the built-in simulator"
+            f"not set: {_how_to_set(profile.key_env)}, or use provider='sim' for the built-in simulator"
         )
     url = os.environ.get(profile.base_url_env or "", "") or profile.base_url
     return Endpoint(profile.name, url.rstrip("/"), profile.default_model, key)
+
+
+def _how_to_set(name: str | None) -> str:
+    if sys.platform == "emscripten":  # a browser kernel: no environment before it starts
+        return "run " + _SET_IN_MEMORY.format(name=name)
+    return f"set {name} before starting Jupyter (never type the key into a cell; on Colab: its Secrets)"
 
 
 def _without_credentials(url: str) -> str:

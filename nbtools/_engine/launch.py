@@ -19,7 +19,6 @@ from nbtools._base.errors import ConfigError, EndpointError
 from nbtools._base.options import ENDPOINT_KEYS, BatchOptions, ModelItem, options_from
 from nbtools._base.prompts import Prompt, normalize_prompts
 from nbtools._engine.attach import attach
-from nbtools._engine.batchapi.run import BatchAPIRun
 from nbtools._engine.endpoints import PROFILES, Endpoint, resolve_endpoint
 from nbtools._engine.failures import BAD_INPUT
 from nbtools._engine.gates.spending import SpendingGuard
@@ -70,7 +69,7 @@ def prepare_one(prompts: Prompt | Iterable[Prompt], make: MakeOne[One], *, api_k
     """One endpoint's batch, checked and built by ``make``; priced now if its model is known."""
     opts = options_from(options)
     items = normalize_prompts(prompts)
-    endpoint = resolve_endpoint(opts.provider, opts.base_url, api_key, opts.api_key_env)
+    endpoint = resolve_endpoint(opts.provider, opts.base_url, api_key, opts.api_key_env, opts.transport)
     profile = PROFILES.get(endpoint.provider)
     if opts.tier is not None and profile is not None and not endpoint.simulated and opts.tier not in profile.tiers:
         offered = f"it offers {', '.join(map(repr, profile.tiers))}" if profile.tiers else "it has no service tiers"
@@ -143,6 +142,8 @@ def run_for(state: BatchState, on_result: OnResult | None) -> Run[Any]:
     if isinstance(state, SeveralState):
         return MultiRun(state, [run_for(part, on_result) for part in state.by_model.values()])
     if state.options.via == "batch":
+        from nbtools._engine.batchapi.run import BatchAPIRun  # on aiohttp: not imported where it cannot run
+
         return BatchAPIRun(state, on_result)
     return OnlineRun(state, on_result)
 

@@ -12,11 +12,33 @@ folder); a folder the user chose through ``$NBTOOLS_CACHE`` keeps the permission
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
+from typing import Any
+
+from nbtools._engine.transport.base import IN_BROWSER
 
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def nbtools_folder() -> Path:
+    """nbtools' folder in the user's cache folder; in JupyterLite, under /drive, the one folder a reload keeps."""
+    if IN_BROWSER:
+        return Path("/drive/.nbtools")
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("nbtools"))
+
+
+def connect(path: Path, **options: Any) -> sqlite3.Connection:
+    """SQLite on ``path``. JupyterLite's /drive cannot share locks (every query fails with "disk I/O error"):
+    there one kernel holds the database alone."""
+    db: sqlite3.Connection = sqlite3.connect(path, **options)
+    if IN_BROWSER:
+        db.execute("PRAGMA locking_mode=EXCLUSIVE")
+    return db
 
 
 def private_database(path: Path, *, own_folder: bool) -> None:

@@ -51,7 +51,7 @@ def cell_parent() -> Any:
     kernel = running_kernel()
     if kernel is None or version is None or version >= (7,):
         return None  # ipykernel 7 keeps the parent in a context variable, which tasks inherit
-    publisher = getattr(kernel.shell, "display_pub", None)
+    publisher = getattr(getattr(kernel, "shell", None), "display_pub", None)  # a browser's kernel has no shell
     header = getattr(publisher, "parent_header", None)
     return (publisher, dict(header)) if publisher is not None and header else None
 

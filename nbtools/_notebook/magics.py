@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 from IPython.core.error import UsageError
@@ -22,7 +22,7 @@ from traitlets import Int, TraitError
 from nbtools._api import start
 from nbtools._base.errors import BatchInterrupted, NbtoolsError
 from nbtools._base.options import OPTIONS, options_from
-from nbtools._engine.blocking import run_blocking
+from nbtools._engine.blocking import can_block, run_blocking
 from nbtools._live import follow, run_live
 from nbtools._notebook import cells
 from nbtools._notebook.display import LiveDisplay
@@ -81,6 +81,9 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
             Name three facts about {topic}.
         """
         parsed = self.parse(line, cell)
+        if not can_block() and not parsed.background:  # a browser without JSPI: no cell can wait for the batch
+            print("nbtools: this browser cannot make a cell wait (no WebAssembly stack switching): running as --background")
+            parsed = replace(parsed, background=True)
         # Asked before we run a loop of our own: a kernel's loop runs on after the cell, terminal IPython has none.
         run_blocking(self.dispatch(parsed, between_cells=_loop_running()))
 

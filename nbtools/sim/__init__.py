@@ -1,7 +1,8 @@
 """A built-in OpenAI-compatible chat-completions simulator.
 
 A real HTTP server (aiohttp) with realistic latency, SSE streaming, capacity
-limits, rate limits and faults. It is the default backend when no API key is
+limits, rate limits and faults; or the same simulator in-process (``serve_in_process``: no socket, no thread;
+the Batch APIs excepted), which is what a browser kernel runs. It is the default backend when no API key is
 set, the target of the tests (which read its counters) and of the benchmarks::
 
     from nbtools.sim import serve
@@ -51,5 +52,7 @@ answers any request with a temperature other than 1 with OpenAI's 400 ``unsuppor
 
 from nbtools.sim.background import SimServer, is_simulator, serve, shared_server
 from nbtools.sim.config import SimConfig
+from nbtools.sim.local import LocalSim, httpx_transport, local_server, serve_in_process
 
-__all__ = ["SimConfig", "SimServer", "is_simulator", "serve", "shared_server"]
+__all__ = ["LocalSim", "SimConfig", "SimServer", "httpx_transport", "is_simulator", "local_server", "serve",
+           "serve_in_process", "shared_server"]

@@ -1,7 +1,8 @@
-"""Running the simulator in-process, on a daemon thread with its own event loop.
+"""Running the simulator behind a socket, on a daemon thread with its own event loop; the shared one.
 
 A separate loop keeps the server responsive whatever the caller's loop is doing
-(a notebook cell blocked in ``asyncio.run``, a synchronous test, ...).
+(a notebook cell blocked in ``asyncio.run``, a synchronous test, ...). Where no thread can start (a browser),
+the shared simulator answers in-process instead (local.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from nbtools._engine.transport.base import IN_BROWSER
 from nbtools.sim.config import SimConfig
-from nbtools.sim.server import Simulator, start
+from nbtools.sim.local import LocalSim, local_server, shared_local
+from nbtools.sim.simulator import Simulator
 
 T = TypeVar("T")
 
@@ -41,6 +44,8 @@ class SimServer:
         _running_urls.add(self.base_url)
 
     def _run(self, config: SimConfig, host: str, port: int) -> None:
+        from nbtools.sim.server import start  # aiohttp's server side: never imported where no socket can open
+
         loop = self._loop
         asyncio.set_event_loop(loop)
         try:
@@ -109,12 +114,15 @@ class SimServer:
         return f"<SimServer {self.base_url} {'running' if self.running else 'stopped'}>"
 
 
-def serve(config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> SimServer:
-    """Start a simulator on a background thread; returns once it is listening.
+def serve(config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,
+          **knobs: Any) -> SimServer | LocalSim:
+    """Start a simulator on a background thread; returns once it is listening. In a browser, which can open
+    no socket and start no thread, the same simulator in-process (used the same way).
 
     ``knobs`` override fields of ``config`` (e.g. ``serve(latency=0.1, rpm=60)``).
     """
-    return SimServer((config or SimConfig()).replace(**knobs), host=host, port=port)
+    config = (config or SimConfig()).replace(**knobs)
+    return LocalSim(config) if IN_BROWSER else SimServer(config, host=host, port=port)
 
 
 _running_urls: set[str] = set()  # base URLs of the simulators running in this process
@@ -122,19 +130,22 @@ _running_urls: set[str] = set()  # base URLs of the simulators running in this p
 
 def is_simulator(base_url: str) -> bool:
     """True if ``base_url`` is a simulator this process started (its replies are not worth caching)."""
-    return base_url.rstrip("/") in _running_urls
+    return base_url.rstrip("/") in _running_urls or local_server(base_url) is not None
 
 
 _shared: SimServer | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_server() -> SimServer:
-    """The process-wide simulator with default knobs, started on first use.
+def shared_server(in_process: bool = False) -> SimServer | LocalSim:
+    """The process-wide simulator with default knobs, started on first use: behind a socket on a thread, or
+    ``in_process`` (always in a browser, which has neither) answered by direct calls.
 
     Restarted if someone stopped it (e.g. by using it as a context manager).
     """
     global _shared
+    if in_process or IN_BROWSER:
+        return shared_local()
     with _shared_lock:
         if _shared is None or not _shared.running:
             _shared = SimServer()

@@ -1,477 +1,76 @@
-"""The aiohttp application: routes, and the life of one chat-completion request.
+"""The simulator's HTTP front end (aiohttp): each request handed to the Simulator as an Exchange.
 
-A request goes: parse (400) -> rate limits (429) -> instant faults (500/503/429/reset)
--> capacity gate (queue or 503) -> latency -> reply (plain JSON or SSE stream).
-Everything runs on one event loop, so the state needs no locks.
+The behaviour is simulator.py's; this module only carries it over sockets (and mounts the Batch APIs).
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import itertools
-import json
-import math
-import random
 import socket
 import struct
-import sys
-import time
-from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from functools import partial
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from nbtools._engine.gates.limiter import Limiter
-from nbtools.sim import directives as sim_directives
-from nbtools.sim import judge as sim_judge
+from nbtools._engine.transport.local import JSON
 from nbtools.sim.batches import BatchSim
-from nbtools.sim.config import FAULT_KNOBS, SimConfig
-from nbtools.sim.limits import RateLimiter, retry_headers
-from nbtools.sim.lineup import LINEUP
-from nbtools.sim.prefix_cache import PrefixCache
-from nbtools.sim.protocol import (
-    DONE,
-    ChatRequest,
-    ChunkWriter,
-    completion_body,
-    error_body,
-    models_body,
-    parse_chat_request,
-    refused_field,
-    refused_parameter,
-    usage,
-)
-from nbtools.sim.replies import Reply, ReplyMaker, count_words
-from nbtools.sim.responses import EventWriter, parse_responses_request, response_body
-from nbtools.sim.stats import Stats
-from nbtools.sim.structured import REFUSAL, fake_reply, schema_of
+from nbtools.sim.config import SimConfig
+from nbtools.sim.simulator import Simulator
 
-_JSON = "application/json"
-_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-_MALFORMED_SSE = b'data: {"id":"chatcmpl-broken","choices":[{"delta":\n\n' + DONE
-_INSTANT_FAULTS = {  # fault -> (status, message, type)
-    "500": (500, "The server had an error while processing your request. (simulated)", "server_error"),
-    "503": (503, "The server is overloaded or not ready yet. (simulated)", "server_error"),
-    "flaky": (503, "The server is overloaded or not ready yet. (simulated flaky)", "server_error"),
-}
 _SHUTDOWN_TIMEOUT = 0.25  # seconds; sleeping replies are simulated, no need to let them finish
 
-UNLIMITED = sys.maxsize  # no capacity knob: the gate never makes anyone wait
 
+class _WebExchange:
+    """One aiohttp request as the Simulator answers it; ``response`` is what the route hands back."""
 
-class Simulator:
-    """All mutable server state; lives on the server's event loop."""
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response: web.StreamResponse = web.Response()  # never sent if the simulator hangs up first
 
-    batches: BatchSim  # the Batch APIs, mounted by make_app
+    async def read(self) -> bytes:
+        return await self.request.read()
 
-    def __init__(self, config: SimConfig) -> None:
-        self.t0 = time.monotonic()
-        self.stats = Stats()
-        self.gate = Limiter(UNLIMITED)  # the capacity gate: FIFO, slots handed over in order
-        self._ids = itertools.count(1)
-        self._apply(config)
-        self.reset()
-
-    def configure(self, /, **knobs: Any) -> SimConfig:
-        """Validate and apply knob changes live; ValueError leaves the config untouched."""
-        old, new = self.config, self.config.replace(**knobs)
-        self._apply(new)
-        if new.seed != old.seed:
-            self.rng = random.Random(new.seed)
-        if (new.rpm, new.tpm, new.rate_burst) != (old.rpm, old.tpm, old.rate_burst):
-            self.limiter = _limiter(new)
-        return new
-
-    def reset(self) -> None:
-        """Zero the counters, restart the random stream, forget flaky counts, rate windows and the prompt cache."""
-        self.stats.reset(processing=self.gate.active)
-        self.prompt_cache = PrefixCache()
-        self.rng = random.Random(self.config.seed)
-        self.limiter = _limiter(self.config)
-        self.flaky: Counter[str] = Counter()
-
-    def _apply(self, config: SimConfig) -> None:
-        # Precompute everything a request would otherwise derive from the config.
-        self.config = config
-        self.replies = ReplyMaker(config.seed, config.reply)
-        self.gate.limit = config.capacity or UNLIMITED
-        self._models = models_body(config.models, int(time.time()))
-        bound, self._fault_bounds = 0.0, []
-        for knob in FAULT_KNOBS:
-            if getattr(config, knob) > 0:
-                bound += getattr(config, knob)
-                self._fault_bounds.append((bound, knob.removeprefix("fail_")))
-
-    # -- routes -------------------------------------------------------------------------
-
-    async def chat(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, "chat")
-
-    async def responses(self, request: web.Request) -> web.StreamResponse:
-        """POST /v1/responses: the same model, limits and faults, in the Responses API's format."""
-        return await self._answer(request, "responses")
-
-    async def _answer(self, request: web.Request, wire: str) -> web.StreamResponse:
-        record: dict[str, Any] = {"t": time.monotonic() - self.t0, "key": "", "status": None, "stream": False}
-        self.stats.arrive(record)
+    async def send(self, status: int, body: bytes, headers: Mapping[str, str], content_type: str = JSON) -> bool:
+        """Send a whole response now; False if the client went away first."""
+        response = self.response = web.Response(status=status, body=body, content_type=content_type,
+                                                headers=dict(headers))
         try:
-            return await self._chat(request, record, wire)
-        finally:
-            self.stats.in_flight -= 1
-
-    async def models(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._models, content_type=_JSON)
-
-    async def get_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats.snapshot())
-
-    async def post_reset(self, request: web.Request) -> web.Response:
-        self.reset()
-        return web.json_response({"reset": True})
-
-    async def post_config(self, request: web.Request) -> web.Response:
-        try:
-            knobs = json.loads(await request.read() or b"{}")
-            if not isinstance(knobs, dict):
-                raise ValueError("the body must be a JSON object of knob changes, e.g. {\"latency\": 0.1}")
-            config = self.configure(**knobs)
-        except ValueError as exc:
-            return web.Response(status=400, body=error_body(str(exc), "invalid_request_error"), content_type=_JSON)
-        return web.json_response(config.to_dict())
-
-    # -- one chat completion ------------------------------------------------------------
-
-    async def _chat(self, request: web.Request, record: dict[str, Any], wire: str = "chat") -> web.StreamResponse:
-        config = self.config
-        parse = parse_responses_request if wire == "responses" else parse_chat_request
-        raw = await request.read()
-        try:
-            req = parse(raw, config.models[0])
-            directives = sim_directives.parse(req.last_user)
-            schema, _ = schema_of(req.response_format)
-        except ValueError as exc:  # BadRequest, or a bad [[sim:...]] directive
-            body = error_body(str(exc), "invalid_request_error", code=getattr(exc, "code", None),
-                              param=getattr(exc, "param", None))
-            return await self._send(request, record, 400, body, self._limit_headers())
-        refused = _refused_parameter(config, req.model, raw)
-        if refused is not None:
-            return await self._send(request, record, 400, refused, self._limit_headers())
-        record["key"] = req.last_user[:60]
-        record["stream"] = req.stream
-        # Exactly two draws per valid request keep a serial run reproducible whatever the knobs.
-        z, u = self.rng.gauss(0.0, 1.0), self.rng.random()
-
-        reply, finish, refusal = self.make_reply(req, directives, schema)
-        prompt_tokens = sum(count_words(text) for _, text in req.messages) + sum(s.tokens for s in req.seen)
-        headers, over = self._admit(prompt_tokens + len(reply.tokens))
-        if over is not None:
-            kind, wait = over
-            message = f"Rate limit reached for {kind} per min. Please try again in {wait:.3f}s."
-            return await self._send_429(request, record, headers, message, kind, wait)
-        fault = self._fault(req.last_user, directives, u)
-        ended = await self._end_at_once(request, record, fault, headers, config)
-        if ended is not None:
-            return ended
-        busy = await self._take_slot(request, record, headers, config)
-        if busy is not None:
-            return busy
-        # What the prompt cache holds when the request is processed; its own prefixes are kept once it is answered.
-        cached, prefixes = self.prompt_cache.read(req.model, req.messages, config.prompt_cache_min,
-                                                  config.prompt_cache_ttl, time.monotonic())
-        try:
-            if fault == "slow":
-                await asyncio.sleep(config.slow_delay)
-            job = _Job(
-                request,
-                record,
-                req.model,
-                None if directives.empty else reply,
-                finish,
-                None if directives.nousage else usage(prompt_tokens, len(reply.tokens), cached),
-                req.include_usage,
-                directives.malformed,
-                fault == "disconnect",
-                headers,
-                refusal,
-                wire,
-                prefixes,
-            )
-            ttft, total = self._timing(config, req.model, directives, z, len(reply.tokens))
-            if req.stream:
-                return await self._stream(job, ttft, total)
-            await asyncio.sleep(total)
-            return await self._reply(job)
-        finally:
-            self.gate.release()
-
-    def _limit_headers(self) -> dict[str, str]:
-        """The x-ratelimit-* headers as they stand, for a reply that takes nothing from the budget."""
-        return {} if self.limiter is None else self.limiter.headers(time.monotonic())
-
-    def _admit(self, tokens: int) -> tuple[dict[str, str], tuple[str, float] | None]:
-        """Take a request of ``tokens`` from the rpm/tpm budget: (the x-ratelimit-* headers, None), or with
-        (limit kind, seconds to wait) in place of None when it does not fit."""
-        if self.limiter is None:
-            return {}, None
-        now = time.monotonic()
-        over = self.limiter.admit(now, tokens)
-        return self.limiter.headers(now), over
-
-    def _fault(self, prompt: str, directives: sim_directives.Directives, u: float) -> str | None:
-        """The fault a request meets, counted: its [[sim:...]] fault, a fail_* draw, or a [[sim:flaky=N]] failure."""
-        fault = directives.fault or self._draw_fault(u)
-        if fault is None and directives.flaky:
-            self.flaky[prompt] += 1
-            if self.flaky[prompt] <= directives.flaky:
-                fault = "flaky"
-        if fault is not None:
-            self.stats.faults[fault] += 1
-        return fault
-
-    async def _end_at_once(
-        self, request: web.Request, record: dict[str, Any], fault: str | None, headers: dict[str, str],
-        config: SimConfig,
-    ) -> web.StreamResponse | None:
-        """The answer to a fault that ends the request before it takes a slot; None for no such fault (none,
-        or one met later: slow, disconnect)."""
-        if fault in _INSTANT_FAULTS:
-            status, message, kind = _INSTANT_FAULTS[fault]
-            return await self._send(request, record, status, error_body(message, kind), headers)
-        if fault == "429":
-            message = "Rate limit reached (simulated fault). Please try again later."
-            return await self._send_429(request, record, headers, message, "requests", config.retry_after)
-        if fault == "reset":
-            _drop(request, reset=True)
-            return web.Response()  # never sent: the connection is gone
-        return None
-
-    async def _take_slot(
-        self, request: web.Request, record: dict[str, Any], headers: dict[str, str], config: SimConfig
-    ) -> web.StreamResponse | None:
-        """Take a capacity slot, waiting in line for it; or, past capacity with over_capacity='503', the 503
-        (no slot taken)."""
-        gate = self.gate
-        if not gate.try_acquire():
-            if config.over_capacity == "503":
-                body = error_body("Server busy: maximum concurrent requests exceeded. (simulated)", "server_error")
-                return await self._send(request, record, 503, body, headers)
-            await gate.acquire()
-        if gate.active > self.stats.peak_processing:
-            self.stats.peak_processing = gate.active
-        return None
-
-    def make_reply(self, req: ChatRequest, directives: sim_directives.Directives,
-                   schema: dict[str, Any] | None) -> tuple[Reply, str, str | None]:
-        """(reply, finish_reason, refusal) for a request: text, or JSON that fits its schema (online and batch)."""
-        refusal = None
-        if req.model == sim_judge.NAME:  # it answers in the verdict's format, asked for a schema or not
-            whole = "\n".join(text for role, text in req.messages if role == "user")
-            reply = Reply.of(sim_judge.verdict(whole, self.config.judge_bias))
-        elif schema is None:
-            named = LINEUP.get(req.model)  # a model of the lineup has its own replies
-            reply = named.reply(req.last_user) if named is not None else self.replies.make(req.messages, req.last_user)
-            if req.seen:  # what it can read of the images and files comes first
-                reply = Reply.of("I see: " + "; ".join(s.words for s in req.seen) + ". " + reply.text)
-        else:  # the shares are drawn from the request's hash: the random stream keeps its two draws per request
-            seed = hashlib.blake2b(repr((self.config.seed, req.messages)).encode(), digest_size=16).digest()
-            u_refuse, u_invalid = seed[0] / 256, seed[1] / 256
-            if directives.refuse or u_refuse < self.config.refusal:
-                refusal = REFUSAL
-                reply = Reply.of(REFUSAL)
-            else:
-                invalid = directives.invalid or u_invalid < self.config.invalid_output
-                first_user = next((text for role, text in req.messages if role == "user"), req.last_user)
-                reply = Reply.of(fake_reply(schema, first_user, seed, invalid=invalid))  # a retry: the same item
-        finish = "stop"
-        if req.max_tokens is not None and req.max_tokens < len(reply.tokens) and refusal is None:
-            reply, finish = reply.truncated(req.max_tokens), "length"
-        return reply, finish, refusal
-
-    def _draw_fault(self, u: float) -> str | None:
-        for bound, kind in self._fault_bounds:
-            if u < bound:
-                return kind
-        return None
-
-    def _timing(
-        self, config: SimConfig, model: str, directives: sim_directives.Directives, z: float, n: int
-    ) -> tuple[float, float]:
-        """(seconds to first token, seconds to the end of the reply)."""
-        named = LINEUP.get(model)  # a model of the lineup has its own speed
-        if named is not None and directives.latency is None:
-            return named.timing(z, config.latency_spread, n)
-        if directives.latency is not None:
-            latency = directives.latency
-        else:
-            sigma = config.latency_spread  # the -sigma²/2 shift keeps the mean at `latency`
-            latency = config.latency * math.exp(sigma * z - sigma * sigma / 2)
-        ttft = 0.3 * latency if config.ttft is None else config.ttft
-        if config.tokens_per_second is not None and directives.latency is None:
-            return ttft, ttft + n / config.tokens_per_second
-        return min(ttft, latency), latency
-
-    def _processed(self, job: _Job) -> None:
-        """The prompt has been read (the reply begins): the prompt cache keeps its prefixes; the hit is counted."""
-        config = self.config
-        self.prompt_cache.write(job.prefixes, config.prompt_cache_ttl, time.monotonic())
-        cached = job.usage["prompt_tokens_details"]["cached_tokens"] if job.usage is not None else 0
-        if cached:
-            self.stats.prompt_cache_hits += 1
-            self.stats.cached_tokens += cached
-
-    async def _reply(self, job: _Job) -> web.StreamResponse:
-        self._processed(job)
-        encode = response_body if job.wire == "responses" else completion_body
-        prefix = "resp_sim" if job.wire == "responses" else "chatcmpl-sim"
-        body = encode(f"{prefix}{next(self._ids)}", int(time.time()), job.model, job.reply, job.finish, job.usage,
-                      job.refusal)
-        if job.malformed:
-            return await self._send(job.request, job.record, 200, body[: len(body) // 2], job.headers)
-        if job.disconnect:  # announce the whole body, send half, hang up
-            response = web.StreamResponse(headers=job.headers)
-            response.content_type, response.content_length = _JSON, len(body)
-            try:
-                await response.prepare(job.request)
-                await response.write(body[: len(body) // 2])
-            except ConnectionError:
-                pass
-            _drop(job.request, reset=False)
-            return response
-        response = await self._send(job.request, job.record, 200, body, job.headers)
-        if job.record["status"] == 200 and job.reply is not None:
-            self._count_tokens(job.usage)
-        return response
-
-    async def _stream(self, job: _Job, ttft: float, total: float) -> web.StreamResponse:
-        """A streamed reply: chat chunks, or the Responses API's typed events; one delta per token, paced."""
-        response = web.StreamResponse(headers={**job.headers, **_SSE_HEADERS})
-        await asyncio.sleep(ttft)
-        self._processed(job)
-        write_body: Callable[[web.StreamResponse, _Job, float], Awaitable[bool]]
-        if job.wire == "responses":
-            write_body = partial(self._write_events, EventWriter(f"resp_sim{next(self._ids)}", int(time.time()), job.model))
-        else:
-            write_body = partial(self._write_chunks, ChunkWriter(f"chatcmpl-sim{next(self._ids)}", int(time.time()), job.model))
-        try:
-            await response.prepare(job.request)
-            if job.malformed:
-                await response.write(_MALFORMED_SSE)
-            elif not await write_body(response, job, total - ttft):
-                return response  # hung up part-way
-            await response.write_eof()
-        except ConnectionError:  # the client went away
-            return response
-        self.stats.finish(job.record, 200)
-        if job.reply is not None and not job.malformed:
-            self._count_tokens(job.usage)
-        return response
-
-    async def _write_chunks(self, chunks: ChunkWriter, response: web.StreamResponse, job: _Job, span: float) -> bool:
-        """The chat stream's chunks, the tokens over ``span`` seconds; False if it hung up part-way."""
-        if job.reply is None:  # [[sim:empty]]
-            await response.write(chunks.no_choices().encode() + DONE)
-        elif job.refusal is not None:
-            await response.write((chunks.refusal(job.refusal) + chunks.finish(job.finish)).encode() + DONE)
-        else:
-            tokens = job.reply.tokens or ("",)
-            if not await _write_tokens(response, job, len(tokens), span, lambda i: chunks.token(tokens[i], i == 0)):
-                return False
-            tail = chunks.finish(job.finish)
-            if job.include_usage and job.usage is not None:
-                tail += chunks.usage(job.usage)
-            await response.write(tail.encode() + DONE)
-        return True
-
-    async def _write_events(self, events: EventWriter, response: web.StreamResponse, job: _Job, span: float) -> bool:
-        """The Responses API's events, the tokens over ``span`` seconds; False if it hung up part-way."""
-        await response.write(events.opening().encode())
-        tokens = job.reply.tokens if job.reply is not None else ()
-        if not await _write_tokens(response, job, len(tokens), span, lambda i: events.token(tokens[i])):
-            return False
-        await response.write(events.closing(job.reply, job.finish, job.usage).encode())
-        return True
-
-    def _count_tokens(self, use: dict[str, Any] | None) -> None:
-        if use is not None:
-            self.stats.prompt_tokens += use["prompt_tokens"]
-            self.stats.completion_tokens += use["completion_tokens"]
-
-    async def _send_429(
-        self,
-        request: web.Request,
-        record: dict[str, Any],
-        headers: dict[str, str],
-        message: str,
-        kind: str,
-        wait: float,
-    ) -> web.StreamResponse:
-        body = error_body(message, kind, code="rate_limit_exceeded")
-        return await self._send(request, record, 429, body, {**headers, **retry_headers(wait)})
-
-    async def _send(
-        self, request: web.Request, record: dict[str, Any], status: int, body: bytes, headers: dict[str, str]
-    ) -> web.StreamResponse:
-        """Send a whole response now, so the counters know it was fully sent."""
-        response = web.Response(status=status, body=body, content_type=_JSON, headers=headers)
-        try:
-            await response.prepare(request)
+            await response.prepare(self.request)
             await response.write_eof()
         except ConnectionError:
-            return response
-        self.stats.finish(record, status)
-        return response
+            return False
+        return True
+
+    async def open(self, headers: Mapping[str, str]) -> None:
+        response = self.response = web.StreamResponse(headers=dict(headers))
+        await response.prepare(self.request)
+
+    async def write(self, data: bytes) -> None:
+        await self.response.write(data)
+
+    async def end(self) -> None:
+        await self.response.write_eof()
+
+    def drop(self, reset: bool) -> None:
+        """Hang up: ``reset`` sends a TCP RST at once, otherwise flush what was written and close."""
+        transport = self.request.transport
+        if transport is None:
+            return
+        if reset:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        else:
+            transport.close()
 
 
-@dataclass(slots=True)
-class _Job:
-    """What the reply phase of one request needs."""
+def _route(answer: Callable[[_WebExchange], Awaitable[None]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        exchange = _WebExchange(request)
+        await answer(exchange)
+        return exchange.response
 
-    request: web.Request
-    record: dict[str, Any]
-    model: str
-    reply: Reply | None  # None for [[sim:empty]]
-    finish: str
-    usage: dict[str, Any] | None  # None for [[sim:nousage]]
-    include_usage: bool
-    malformed: bool
-    disconnect: bool
-    headers: dict[str, str]
-    refusal: str | None = None  # message.refusal instead of content
-    wire: str = "chat"  # or "responses": the format of the reply
-    prefixes: list[tuple[int, str]] = field(default_factory=list)  # what the prompt cache keeps once it is processed
-
-
-def _refused_parameter(config: SimConfig, model: str, raw: bytes) -> bytes | None:
-    """OpenAI's 400 for a field of the request ``model`` does not take (the refuse knob), or None."""
-    if not config.refuse:
-        return None
-    sent = json.loads(raw)
-    field = refused_field(config.refuse, model, sent)
-    return None if field is None else refused_parameter(field, sent[field])
-
-
-def _limiter(config: SimConfig) -> RateLimiter | None:
-    if config.rpm is None and config.tpm is None:
-        return None
-    return RateLimiter(config.rpm, config.tpm, config.rate_burst)
-
-
-def _drop(request: web.Request, *, reset: bool) -> None:
-    """Hang up: ``reset`` sends a TCP RST at once, otherwise flush what was written and close."""
-    transport = request.transport
-    if transport is None:
-        return
-    if reset:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
-    else:
-        transport.close()
+    return handle
 
 
 SIMULATOR = web.AppKey("simulator", Simulator)
@@ -481,12 +80,8 @@ def make_app(config: SimConfig) -> web.Application:
     sim = Simulator(config)
     app = web.Application(client_max_size=16 * 2**20)
     app[SIMULATOR] = sim
-    app.router.add_post("/v1/chat/completions", sim.chat)
-    app.router.add_post("/v1/responses", sim.responses)
-    app.router.add_get("/v1/models", sim.models)
-    app.router.add_get("/sim/stats", sim.get_stats)
-    app.router.add_post("/sim/reset", sim.post_reset)
-    app.router.add_post("/sim/config", sim.post_config)
+    for (method, path), answer in sim.routes.items():
+        app.router.add_route(method, path, _route(answer))
     sim.batches = BatchSim(sim)  # the Batch APIs, on the same server
     sim.batches.mount(app)
     return app
@@ -503,37 +98,3 @@ async def start(config: SimConfig, host: str, port: int) -> tuple[web.AppRunner,
     await site.start()
     bound = runner.addresses[0][1]
     return runner, app[SIMULATOR], bound
-
-
-async def _write_tokens(
-    response: web.StreamResponse, job: _Job, n: int, span: float, delta: Callable[[int], str]
-) -> bool:
-    """The deltas of ``n`` tokens (``delta(i)``: the text for token i), spread evenly over ``span`` seconds; with
-    ``job.disconnect``, half of them, then hang up and return False."""
-    end = max(1, n // 2) if job.disconnect and n else n
-    step = span / (n - 1) if n > 1 else 0.0
-    async for due in _due_tokens(end, step):
-        await response.write("".join(delta(i) for i in due).encode())
-    if job.disconnect:
-        _drop(job.request, reset=False)
-        return False
-    return True
-
-
-async def _due_tokens(end: int, step: float) -> AsyncIterator[range]:
-    """The indices of tokens ``0..end`` (one due every ``step`` seconds) in groups: sleep until the next one is
-    due, then give every token due by now, to be sent in one write."""
-    loop = asyncio.get_running_loop()
-    first = loop.time()
-    i = 0
-    while i < end:
-        wait = i * step - (loop.time() - first)
-        if wait > 0:
-            await asyncio.sleep(wait)
-        elapsed = loop.time() - first
-        j = i
-        while j < end and j * step <= elapsed:
-            j += 1
-        if j > i:
-            yield range(i, j)
-        i = j

@@ -127,8 +127,8 @@ print(asyncio.run(cell()))
     assert out.stdout.strip() == "['a', 'b', 'c']"
 
 
-def test_streaming_gives_a_first_token_before_the_end(make_sim) -> None:
-    server = make_sim(latency=0.4)
+def test_streaming_gives_a_first_token_before_the_end(make_any_sim) -> None:
+    server = make_any_sim(latency=0.4)
     plain = nbtools.batch(["tell me a story"], base_url=server.base_url, model="m", cache=False)
     streamed = nbtools.batch(["tell me a story"], base_url=server.base_url, model="m", stream=True, cache=False)
     row = streamed[0]

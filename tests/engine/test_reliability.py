@@ -32,26 +32,27 @@ FAKE_KEY = "sk-nbtools-FAKE-7f3e9c1d2b4a-not-a-real-key"
     ("directive", "stream", "cause"),
     [
         ("[[sim:500]]", False, "HTTP 500"),
-        ("[[sim:reset]]", False, "127.0.0.1"),
-        ("[[sim:disconnect]]", False, "127.0.0.1"),
-        ("[[sim:disconnect]]", True, "127.0.0.1"),
+        ("[[sim:reset]]", False, "{host}"),
+        ("[[sim:disconnect]]", False, "{host}"),
+        ("[[sim:disconnect]]", True, "{host}"),
         ("[[sim:slow]]", False, "timed out after 0.5 s"),
         ("[[sim:malformed]]", False, "not JSON"),
         ("[[sim:empty]]", False, "no choices"),
     ],
 )
-def test_each_fault_is_recorded_with_its_cause(make_sim, directive: str, stream: bool, cause: str) -> None:
-    server = make_sim(latency=0.02, slow_delay=3, retry_after=0.05)
+def test_each_fault_is_recorded_with_its_cause(make_any_sim, directive: str, stream: bool, cause: str) -> None:
+    server = make_any_sim(latency=0.02, slow_delay=3, retry_after=0.05)
     result = nbtools.batch([f"bad {directive}", "good"], base_url=server.base_url, model="m", retries=1,
                            timeout=0.5, stream=stream, cache=False)
     bad, good = result
+    cause = cause.format(host=server.base_url.split("//")[1].split("/")[0])
     assert bad.status == "error" and cause in bad.error and bad.attempts == 2, bad.error
     assert good.ok
 
 
 @pytest.mark.parametrize(("directive", "kind"), [("[[sim:429]]", "rate_limit"), ("[[sim:503]]", "overloaded")])
-def test_rate_limits_wait_without_spending_retries_until_max_wait(make_sim, directive: str, kind: str) -> None:
-    server = make_sim(latency=0.02, retry_after=0.05)
+def test_rate_limits_wait_without_spending_retries_until_max_wait(make_any_sim, directive: str, kind: str) -> None:
+    server = make_any_sim(latency=0.02, retry_after=0.05)
     result = nbtools.batch([f"bad {directive}", "good"], base_url=server.base_url, model="m", retries=0,
                            max_wait=0.6, cache=False)
     bad, good = result
@@ -60,7 +61,8 @@ def test_rate_limits_wait_without_spending_retries_until_max_wait(make_sim, dire
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_transient_faults_are_retried_to_success(sim: SimServer, stream: bool) -> None:
+def test_transient_faults_are_retried_to_success(make_any_sim, stream: bool) -> None:
+    sim = make_any_sim(latency=0.05, reply="echo")
     result = nbtools.batch(["ok [[sim:flaky=2]]"], base_url=sim.base_url, model="m", retries=2, stream=stream, cache=False)
     assert result[0].ok and result[0].attempts == 3 and result[0].text == "ok [[sim:flaky=2]]"
 
@@ -97,8 +99,8 @@ def test_ten_thousand_requests_with_ten_percent_faults_lose_nothing(tmp_path) ->
     assert 700 <= s.retries + s.waits <= 1300  # about 10% of attempts were faults (429/503: waits)
 
 
-def test_a_stream_dropped_mid_reply_is_cut_and_keeps_what_arrived(make_sim) -> None:
-    server = make_sim(latency=0.05)
+def test_a_stream_dropped_mid_reply_is_cut_and_keeps_what_arrived(make_any_sim) -> None:
+    server = make_any_sim(latency=0.05)
     result = nbtools.batch(["x [[sim:disconnect]]"], base_url=server.base_url, model="m", stream=True, retries=0,
                            cache=False)
     row = result[0]
@@ -215,8 +217,8 @@ def test_the_environment_can_turn_the_cache_off(sim: SimServer, monkeypatch) -> 
 
 
 # -- budgets and adaptive concurrency ---------------------------------------------------------------
-def test_rpm_budget_spaces_requests_without_an_initial_burst(make_sim) -> None:
-    server = make_sim(latency=0.01)
+def test_rpm_budget_spaces_requests_without_an_initial_burst(make_any_sim) -> None:
+    server = make_any_sim(latency=0.01)
     nbtools.batch([f"p{i}" for i in range(12)], base_url=server.base_url, model="m", concurrency=12, rpm=600, cache=False)
     arrivals = [rec["t"] for rec in server.stats()["log"]]
     since_first = [t - arrivals[0] for t in arrivals]
@@ -236,8 +238,8 @@ def test_tpm_budget_paces_by_tokens(make_sim) -> None:
     assert took >= 5 * per_request * 60 / 3000 * 0.8  # six requests' tokens at 50 tokens/s
 
 
-def test_auto_concurrency_finds_a_servers_capacity_without_failures(make_sim) -> None:
-    server = make_sim(latency=0.05, capacity=8, over_capacity="503")
+def test_auto_concurrency_finds_a_servers_capacity_without_failures(make_any_sim) -> None:
+    server = make_any_sim(latency=0.05, capacity=8, over_capacity="503")
     result = nbtools.batch([f"p{i}" for i in range(300)], base_url=server.base_url, model="m",
                            concurrency="auto", cache=False)
     s = result.summary()

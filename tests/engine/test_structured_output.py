@@ -172,8 +172,8 @@ def test_rows_missing_a_required_field_are_invalid_and_retry_invalid_sends_exact
     assert result.summary().cost > cost_before  # the cost includes the retries
 
 
-def test_retry_invalid_fills_rows_in_place_once_they_validate(make_sim) -> None:
-    sim = make_sim(latency=0.01)
+def test_retry_invalid_fills_rows_in_place_once_they_validate(make_any_sim) -> None:
+    sim = make_any_sim(latency=0.01)
     result = nbtools.batch(["great product", "awful [[sim:invalid]]"], schema=Review, base_url=sim.base_url, model="m")
     assert result[1].error_kind == "invalid_output"
     asyncio_result = result.retry_invalid()
@@ -181,8 +181,8 @@ def test_retry_invalid_fills_rows_in_place_once_they_validate(make_sim) -> None:
     assert set(result[1].data) == {"sentiment", "score", "reasons", "note"}
 
 
-def test_refusals_and_cut_replies_are_kinds_of_their_own(make_sim) -> None:
-    sim = make_sim(latency=0.01)
+def test_refusals_and_cut_replies_are_kinds_of_their_own(make_any_sim) -> None:
+    sim = make_any_sim(latency=0.01)
     result = nbtools.batch(["no [[sim:refuse]]", "fine"], schema=Review, base_url=sim.base_url, model="m")
     assert result[0].error_kind == "refusal" and result[0].text and result[1].ok
     cut = nbtools.batch(["fine"], schema=Review, base_url=sim.base_url, model="m", max_tokens=2)

@@ -21,7 +21,7 @@ from nbtools._base.errors import ConfigError
 from nbtools._engine.batchapi.outcome import Outcome
 from nbtools._engine.cache import default_path, in_own_folder
 from nbtools._engine.endpoints import _without_credentials
-from nbtools._engine.private import private_database
+from nbtools._engine.private import connect, nbtools_folder, private_database
 from nbtools._engine.replies import Completion
 
 _SCHEMA = (
@@ -40,9 +40,7 @@ _RESULT_COLUMNS = ("key, idx, text, model, prompt_tokens, completion_tokens, fin
 def store_path() -> Path:
     """jobs.sqlite in the reply cache's folder (that folder even when the cache itself is off)."""
     if in_own_folder():
-        from platformdirs import user_cache_dir
-
-        return Path(user_cache_dir("nbtools")) / "jobs.sqlite"
+        return nbtools_folder() / "jobs.sqlite"
     return default_path().parent / "jobs.sqlite"
 
 
@@ -113,7 +111,7 @@ class JobStore:
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
+        db = connect(self.path, timeout=30)
         try:
             with db:  # one transaction
                 yield db
