@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-import aiohttp
-
 from nbtools._engine.blocking import run_blocking
+from nbtools._engine.transport import open_transport
+from nbtools._engine.transport.base import Transport
 
 URLS_NOT_FETCHED = ("gemini", "anthropic")  # providers whose chat endpoint takes no http(s) image URL
 
@@ -29,24 +29,28 @@ def fetched_here(provider: str, via: str) -> bool:
 
 
 def fetch_all(urls: Iterable[str], timeout: float) -> dict[str, bytes | str]:
-    """Each URL's bytes, or why it could not be fetched (one line), all fetched at once."""
+    """Each URL's bytes, or why it could not be fetched (one line), all fetched at once, through the transport
+    requests take (aiohttp, or the browser's fetch)."""
     wanted = list(dict.fromkeys(urls))
     return run_blocking(_fetch_all(wanted, timeout)) if wanted else {}
 
 
 async def _fetch_all(urls: list[str], timeout: float) -> dict[str, bytes | str]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-        got = await asyncio.gather(*(_fetch(session, url, timeout) for url in urls))
+    transport = open_transport(None, {}, timeout, "")
+    try:
+        got = await asyncio.gather(*(_fetch(transport, url, timeout) for url in urls))
+    finally:
+        await transport.close()
     return dict(zip(urls, got, strict=True))
 
 
-async def _fetch(session: aiohttp.ClientSession, url: str, timeout: float) -> bytes | str:
+async def _fetch(transport: Transport, url: str, timeout: float) -> bytes | str:
     try:
-        async with session.get(url) as resp:
-            if resp.status != 200:
-                return f"HTTP {resp.status} {resp.reason or ''}".rstrip()
-            return await resp.read()
+        async with transport.get(url) as reply:
+            if reply.status != 200:
+                return f"HTTP {reply.status} {reply.reason or ''}".rstrip()
+            return await reply.read()
     except asyncio.TimeoutError:
         return f"no answer within {timeout:g} s"
-    except aiohttp.ClientError as exc:
-        return str(exc) or type(exc).__name__
+    except transport.errors as exc:
+        return transport.describe(exc)[1] or type(exc).__name__
