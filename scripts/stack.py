@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from _bootstrap import ROOT
 
@@ -54,7 +55,7 @@ def find_python(version: str | None) -> str:
     return sys.executable
 
 
-def stack_venv(stack: Path) -> Path:
+def stack_venv(stack: Path, out: IO[str] | None = None) -> Path:
     """The stack's venv python, built (again only when the stack file or pyproject.toml changes)."""
     venv = ROOT / ".venv-stacks" / stack.stem
     python = venv / "bin" / "python"
@@ -65,29 +66,30 @@ def stack_venv(stack: Path) -> Path:
     t0 = time.perf_counter()
     shutil.rmtree(venv, ignore_errors=True)
     base = find_python(stack_python_version(stack))
-    print(f"building {venv} from {stack} ...", flush=True)
-    subprocess.run([base, "-m", "venv", venv], check=True)
+    print(f"building {venv} from {stack} ...", file=out, flush=True)
+    subprocess.run([base, "-m", "venv", venv], check=True, stdout=out, stderr=out)
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-r", stack], check=True)  # the host as it comes
-    subprocess.run([*pip, "-c", stack, "-e", f"{ROOT}[stack-test]"], check=True)  # nbtools fitted into it
+    subprocess.run([*pip, "--upgrade", "pip"], check=True, stdout=out, stderr=out)
+    subprocess.run([*pip, "-r", stack], check=True, stdout=out, stderr=out)  # the host as it comes
+    subprocess.run([*pip, "-c", stack, "-e", f"{ROOT}[stack-test]"], check=True, stdout=out, stderr=out)  # nbtools fitted in
     stamp.write_text(digest)
-    print(f"built {venv.name} in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"built {venv.name} in {time.perf_counter() - t0:.0f} s", file=out, flush=True)
     return python
 
 
-def run(stack: Path, args: list[str]) -> int:
-    python = stack_venv(stack)
+def run(stack: Path, args: list[str], out: IO[str] | None = None) -> int:
+    """The stack's tests (or ``args``) in its venv; their output to ``out`` (default: this process's)."""
+    python = stack_venv(stack, out)
     venv = python.parent.parent
     subprocess.run([python, "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"], check=True,
                    stdout=subprocess.DEVNULL)
     env = {**os.environ, "JUPYTER_PATH": str(venv / "share" / "jupyter"), "NBTOOLS_TEST_STACK": str(stack),
            "PYTHONWARNINGS": "ignore::DeprecationWarning"}  # old Jupyter packages on new Python: noise only
     command = [str(python), "-m", "pytest", *(args or stack_tests(stack)), "-p", "no:cacheprovider"]
-    print(" ".join(command), flush=True)
+    print(" ".join(command), file=out, flush=True)
     t0 = time.perf_counter()
-    code = subprocess.call(command, cwd=ROOT, env=env)
-    print(f"{stack.stem} stack: tests took {time.perf_counter() - t0:.0f} s", flush=True)
+    code = subprocess.call(command, cwd=ROOT, env=env, stdout=out, stderr=out)
+    print(f"{stack.stem} stack: tests took {time.perf_counter() - t0:.0f} s", file=out, flush=True)
     return code
 
 

@@ -75,7 +75,7 @@ def test_every_declared_option_is_checked_with_a_one_line_error() -> None:
     wrong = {"concurrency": 0, "repeat": 0, "temperature": 9, "max_tokens": 0, "params": [1], "stream": "yes",
              "timeout": 0, "retries": -1, "max_wait": 0, "rpm": 0, "tpm": -1, "cache": "no", "dedupe": 1,
              "price": "cheap", "max_cost": -1, "dry_run": "no", "tier": "fast", "api": "foo", "via": "bulk",
-             "poll_interval": 0, "job_size": 0, "prompt_cache_warmup": "yes", "prompt_cache_retention": "1h",
+             "poll_interval": 0, "job_size": 0, "prompt_cache_warmup": "yes", "prompt_cache_retention": "1h", "transport": "pigeon",
              "model": "", "system": 5, "schema": 3, "models": "one", "images": "a.png", "files": 5,
              "image_detail": "tiny", "on_bad_input": "ignore", "expected": "4", "checks": {"right": "nummber"},
              "judge": 3, "rubric": "{answer}", "judge_scale": "big"}
@@ -140,7 +140,8 @@ OTHER = {"model": "gpt-4o-mini", "concurrency": 8, "repeat": 2, "system": "Be br
          "base_url": "http://127.0.0.1:9/v1", "api_key_env": "SOME_KEY", "images": ["a.png"], "files": ["a.pdf"],
          "image_detail": "low", "on_bad_input": "skip", "expected": [4], "checks": {"right": "number"},
          "judge": "sim:sim-judge", "rubric": "Right? {reply}", "judge_scale": "pass/fail",
-         "prompt_cache_warmup": True, "prompt_cache_retention": "24h"}
+         "prompt_cache_warmup": True, "prompt_cache_retention": "24h",
+         "transport": "aiohttp"}
 
 
 def test_a_batch_api_job_refuses_exactly_the_options_declared_online_only() -> None:
