@@ -41,7 +41,7 @@ def run_blocking(coro: Coroutine[Any, Any, T], cleanup: Callable[[], Awaitable[N
         queued = len(loop._ready)  # type: ignore[attr-defined]
     task = loop.create_task(coro)
     try:
-        return loop.run_until_complete(task)
+        return _until_done(loop, task)
     except KeyboardInterrupt:
         task.cancel()
         loop.run_until_complete(asyncio.wait([task]))
@@ -56,6 +56,19 @@ def run_blocking(coro: Coroutine[Any, Any, T], cleanup: Callable[[], Awaitable[N
             loop.close()
         elif not IN_BROWSER:
             _refill(loop, queued)
+
+
+def _until_done(loop: asyncio.AbstractEventLoop, task: asyncio.Task[T]) -> T:
+    """``task``'s result, the loop run until it ends.
+
+    In a browser the loop blocks by resolving a JavaScript promise with the result, and JavaScript takes an
+    awaitable result (a BatchResult, which awaits to itself) for a promise to follow: it awaits it again, forever.
+    So there we wait for the end alone and read the result from the task.
+    """
+    if not IN_BROWSER:
+        return loop.run_until_complete(task)
+    loop.run_until_complete(asyncio.wait([task]))
+    return task.result()
 
 
 def can_block() -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import importlib.util
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +53,8 @@ def test_the_lesson_runs_in_the_browser_on_the_in_process_simulator(browser: Any
         'import json\nprint("ROWS", json.dumps([row.status for row in r]))\nprint("HOST", json.dumps(r.endpoint.host))',
         "import nbtools\nres = await nbtools.abatch([f'prompt {i}' for i in range(8)], concurrency=4)\n"
         'print("ABATCH", json.dumps([row.status for row in res]))',
+        "blocked = nbtools.batch([f'prompt {i}' for i in range(8)], concurrency=4)\n"  # the cell waits (JSPI)
+        'print("BATCH", json.dumps([row.status for row in blocked]))',
         "%%llm_batch --compare -n 10 -c 10 -o cmp\nHello, how are you?",
         'print("SPEEDUP", json.dumps(cmp.speedup))',
         "typed = await nbtools.abatch(['Review: great phone'], schema='sentiment: positive|negative, score: int')\n"
@@ -63,6 +66,7 @@ def test_the_lesson_runs_in_the_browser_on_the_in_process_simulator(browser: Any
     assert printed(ran, "ROWS") == ["ok"] * 10
     assert printed(ran, "HOST").startswith("in-process")  # no socket: the simulator answers in the page
     assert printed(ran, "ABATCH") == ["ok"] * 8
+    assert printed(ran, "BATCH") == ["ok"] * 8  # its BatchResult, which awaits to itself, came back to the cell
     assert printed(ran, "SPEEDUP") >= 4
     assert printed(ran, "TYPED") == ["ok", ["score", "sentiment"]]  # pydantic's browser wheel validated it
     assert "cancelled" in printed(ran, "BACKGROUND")  # stopped part-way from the next cell
@@ -116,3 +120,14 @@ def test_a_key_typed_into_the_password_field_is_used_and_shown_nowhere(browser: 
     assert printed(ran, "KEY") == ["ok", "error", False, False, len(key)]  # not in the cache, nor the error
     assert f"Bearer {key}" in AUTHORIZATIONS  # sent where it belongs
     assert not any(key in text for text in ran.outputs)  # nor in any output, the results' tables included
+
+
+def test_notebook_2_runs_top_to_bottom_in_the_browser(browser: Any, lite: str) -> None:
+    notebook = json.loads((ROOT / "notebooks" / "02_concurrency_limit.ipynb").read_text())
+    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    ran = run_cells(browser, lite, ["%pip install nbtools-llm", *cells])
+    text = "\n".join(ran.outputs)
+    assert "Traceback" not in text, text  # every cell ran without an error, its nbtools.batch() calls included
+    assert "every row answered: True | some had to wait: True" in text, text
+    assert "speedup at most 1.3x, or not claimed: True" in text, text
+    assert not ran.elsewhere, ran.elsewhere
