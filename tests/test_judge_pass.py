@@ -107,3 +107,22 @@ def test_a_batch_api_cell_without_wait_judges_once_the_job_is_back(ip, make_sim,
     assert submitted_before_end and "the judge runs once the job is back" in capsys.readouterr().out
     assert result.judged is not None and result.judged.options.via == "batch"
     assert all(row.judge is not None for row in result)
+
+
+def test_a_batch_api_cell_run_again_reattaches_and_judges(ip, make_sim) -> None:
+    server = make_sim(batch_delay=0.2)
+    line = (f"--via batch --poll-interval 0.05 --base-url {server.base_url} -m sim-small --judge sim-judge "
+            "--judge-scale pass/fail --no-display -o job")
+
+    async def submit() -> None:  # the loop ends with the job still running: a kernel restarted
+        await run_cell(line, "one\ntwo\n")
+
+    async def again() -> BatchResult:
+        await run_cell(line, "one\ntwo\n")
+        return await ip.user_ns["job"]
+
+    asyncio.run(submit())
+    assert ip.user_ns["job"].judged is None  # detached before its job was back: nothing judged yet
+    result = asyncio.run(again())
+    assert server.batch_stats()["jobs"] == 2  # the batch's job, reattached, and the judge's
+    assert all(row.judge is not None for row in result)
