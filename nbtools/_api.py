@@ -72,7 +72,7 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     run.start()
     result: BatchResult = run.result
     if result.options.judge is not None:
-        result.judge_after()
+        result._judge_after()
     return result
 
 

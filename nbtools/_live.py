@@ -55,7 +55,7 @@ async def follow_judged(result: BatchResult, view_for: ViewFor, title: str | Non
     """``follow`` the batch in its view, then its judge's pass (``start(judge=...)``) in a view of its own; returns
     once both are done, raising what stopped either."""
     await follow(result, view_for(result, title))
-    judged = await result.judge_begun()
+    judged = await result._judge_pass_batch()
     if judged is not None:
         label = result._judging.label if result._judging is not None else ""
         await follow(judged, view_for(judged, f"judge {label}"))

@@ -261,7 +261,7 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
             await prepared.run()
         return self
 
-    def judge_after(self) -> None:
+    def _judge_after(self) -> None:
         """Judge this batch's replies once it ends, in a task of the running loop (``start(judge=...)``): ``await
         result`` waits for the verdicts too, ``cancel()`` stops the judge's pass as well."""
         self._judge_begun = asyncio.Event()
@@ -277,7 +277,7 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         if run is not None:
             await run.run()
 
-    async def judge_begun(self) -> BatchResult | None:
+    async def _judge_pass_batch(self) -> BatchResult | None:
         """Once the batch is done: the judge's batch its pass runs (``start(judge=...)``), or None when none runs."""
         if self._judge_begun is None:
             return None
