@@ -59,8 +59,8 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     """Start a batch on the running event loop and return its live BatchResult at once.
 
     ``await result`` waits for the end (and raises what stopped the batch); ``result.cancel()``
-    stops it. Same options as ``batch``; with judge=, the judge runs when you ask:
-    ``await result.ajudge()`` once the batch is done.
+    stops it. Same options as ``batch``; with judge=, the judge's pass runs once the batch ends,
+    ``await result`` waits for it too and ``result.cancel()`` stops it too.
     """
     try:
         asyncio.get_running_loop()
@@ -71,6 +71,8 @@ def start(prompts: Prompt | Iterable[Prompt], *, on_result: OnResult | None = No
     run = _run(prompts, on_result, options)
     run.start()
     result: BatchResult = run.result
+    if result.options.judge is not None:
+        result._judge_after()
     return result
 
 

@@ -13,7 +13,6 @@ from typing import Any, Protocol
 from nbtools._api import start
 from nbtools._base.prompts import Prompt
 from nbtools._compare import Comparison
-from nbtools._judge import wanted as wants_judge
 from nbtools._result import BatchResult
 
 TICK = 0.1  # seconds between refreshes: at most 10 updates a second
@@ -47,6 +46,19 @@ async def follow(result: BatchResult, view: View | None) -> BatchResult:
     finally:
         if view is not None:
             view.finish()
+    if result.failure is not None:
+        raise result.failure
+    return result
+
+
+async def follow_judged(result: BatchResult, view_for: ViewFor, title: str | None) -> BatchResult:
+    """``follow`` the batch in its view, then its judge's pass (``start(judge=...)``) in a view of its own; returns
+    once both are done, raising what stopped either."""
+    await follow(result, view_for(result, title))
+    judged = await result._judge_pass_batch()
+    if judged is not None:
+        label = result._judging.label if result._judging is not None else ""
+        await follow(judged, view_for(judged, f"judge {label}"))
     return await result
 
 
@@ -61,15 +73,7 @@ async def run_live(prompts: Prompt | Iterable[Prompt], options: dict[str, Any], 
         result = start(prompts, **{**options, **overrides})
         if on_start is not None:
             on_start(result)
-        await follow(result, view_for(result, title))
-        if wants_judge(result):  # the judge's batch over its replies, in view too
-            prepared = result._judge_run(None, None, None, {})
-            if prepared is not None:
-                prepared.start()
-                judged = result.judged
-                assert judged is not None
-                await follow(judged, view_for(judged, f"judge {result._judging.label if result._judging else ''}"))
-        return result
+        return await follow_judged(result, view_for, title)
 
     if not compare:
         return await one(None)

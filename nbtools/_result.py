@@ -6,6 +6,7 @@ batch started in the background can be awaited in a later cell.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Generator, Iterator, Sequence
@@ -45,6 +46,9 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
     _figures: Summary | None = None  # the final summary, computed once
     template: str | None = None  # the magic cell's text the prompts were filled from, for the manifest's hash
     _judging: _judge.Judging | None = None  # with judge=: the judge's batch over this one's replies
+    _judge_pass: asyncio.Task[None] | None = None  # start(judge=...): the judge's pass, run once the batch ends
+    _judge_begun: asyncio.Event | None = None  # set once that pass has its batch (or will have none)
+    _judge_stopped = False  # cancelled: no judge pass starts after this
 
     @property
     def judged(self) -> BatchResult | None:
@@ -68,22 +72,36 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
             self._control.set_limit(value)
         self.options.concurrency = value
 
+    @property
+    def busy(self) -> bool:
+        """The batch, or the judge's pass over it, is still running."""
+        return not self.done or (self._judge_pass is not None and not self._judge_pass.done())
+
     def cancel(self) -> None:
-        """Stop the batch: in-flight and pending requests are cancelled, finished rows stay."""
+        """Stop the batch and its judge's pass: in-flight and pending requests are cancelled, finished rows (and
+        the verdicts back) stay."""
+        self._judge_stopped = True
         if self._control is not None and not self.done:
             self._control.cancel()
+        if self.judged is not None:
+            self.judged.cancel()
 
     async def aclose(self) -> None:
-        """Cancel (if still running) and wait until nothing of the batch is left running."""
+        """Cancel (if still running) and wait until nothing of the batch, or of its judge's pass, is left running."""
+        self._judge_stopped = True
         if self._control is not None and not self.done:
             self._control.cancel()
             await self._control.wait_closed()
+        if self.judged is not None:
+            await self.judged.aclose()
 
     def __await__(self) -> Generator[Any, None, BatchResult]:
         if not self.done:
             yield from self._done.wait().__await__()
         if self.failure is not None:
             raise self.failure
+        if self._judge_pass is not None:  # shielded: who stops waiting does not stop the judge (cancel() does)
+            yield from asyncio.shield(self._judge_pass).__await__()
         return self
 
     def wait(self) -> BatchResult:
@@ -242,6 +260,29 @@ class BatchResult(Shown, BatchState, Sequence[RequestResult]):
         if prepared is not None:
             await prepared.run()
         return self
+
+    def _judge_after(self) -> None:
+        """Judge this batch's replies once it ends, in a task of the running loop (``start(judge=...)``): ``await
+        result`` waits for the verdicts too, ``cancel()`` stops the judge's pass as well."""
+        self._judge_begun = asyncio.Event()
+        self._judge_pass = asyncio.get_running_loop().create_task(self._judge_when_done(self._judge_begun))
+        self._judge_pass.add_done_callback(lambda task: task.cancelled() or task.exception())  # kept; not logged
+
+    async def _judge_when_done(self, begun: asyncio.Event) -> None:
+        try:
+            await self._done.wait()
+            run = self._judge_run(None, None, None, {}) if _judge.wanted(self) and not self._judge_stopped else None
+        finally:
+            begun.set()
+        if run is not None:
+            await run.run()
+
+    async def _judge_pass_batch(self) -> BatchResult | None:
+        """Once the batch is done: the judge's batch its pass runs (``start(judge=...)``), or None when none runs."""
+        if self._judge_begun is None:
+            return None
+        await self._judge_begun.wait()
+        return self.judged
 
     def judge(self, judge: Any = None, rubric: str | None = None, judge_scale: Any = None,
               **options: Any) -> BatchResult:

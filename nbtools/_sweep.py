@@ -45,7 +45,8 @@ async def asweep(prompts: Prompt | Iterable[Prompt], *, max_concurrency: int = 6
     whole_number("max_concurrency", max_concurrency, 1, "e.g. max_concurrency=64")
     sweep_result = SweepResult()
     for c in levels(max_concurrency):
-        result = start(prompts, **{**options, "concurrency": c, "cache": False})  # timing is the point
+        # Timing is the point: no reply cache, and no judge's pass after each level.
+        result = start(prompts, **{**options, "concurrency": c, "cache": False, "judge": None})
         if on_start is not None:
             on_start(result)
         await result  # raises what stopped the batch

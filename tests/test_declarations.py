@@ -75,8 +75,8 @@ def test_every_declared_option_is_checked_with_a_one_line_error() -> None:
     wrong = {"concurrency": 0, "repeat": 0, "temperature": 9, "max_tokens": 0, "params": [1], "stream": "yes",
              "timeout": 0, "retries": -1, "max_wait": 0, "rpm": 0, "tpm": -1, "cache": "no", "dedupe": 1,
              "price": "cheap", "max_cost": -1, "dry_run": "no", "tier": "fast", "api": "foo", "via": "bulk",
-             "poll_interval": 0, "job_size": 0, "prompt_cache_warmup": "yes", "prompt_cache_retention": "1h", "transport": "pigeon",
-             "model": "", "system": 5, "schema": 3, "models": "one", "images": "a.png", "files": 5,
+             "poll_interval": 0, "job_size": 0, "prompt_cache_warmup": "yes", "prompt_cache_retention": "1h",
+             "transport": "pigeon", "model": "", "system": 5, "schema": 3, "models": "one", "images": "a.png", "files": 5,
              "image_detail": "tiny", "on_bad_input": "ignore", "expected": "4", "checks": {"right": "nummber"},
              "judge": 3, "rubric": "{answer}", "judge_scale": "big"}
     unchecked = {"provider", "base_url", "api_key_env"}  # resolve_endpoint checks these, without echoing them

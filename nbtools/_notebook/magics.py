@@ -23,7 +23,7 @@ from nbtools._api import start
 from nbtools._base.errors import BatchInterrupted, NbtoolsError
 from nbtools._base.options import OPTIONS, options_from
 from nbtools._engine.blocking import can_block, run_blocking
-from nbtools._live import follow, run_live
+from nbtools._live import follow_judged, run_live
 from nbtools._notebook import cells
 from nbtools._notebook.display import LiveDisplay
 from nbtools._notebook.magic_flags import CELL_FLAGS, OptionTraits, line_options, parse_line, with_flags
@@ -118,9 +118,9 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
             target = self._user_ns.get(name)
             if not isinstance(target, BatchResult):
                 raise UsageError(f"%llm_cancel {name}: {name} is not a batch result; use the variable given to -o")
-            targets = [target] if not target.done else []
+            targets = [target] if target.busy else []
         else:
-            targets = [r for r in _running if not r.done]
+            targets = [r for r in _running if r.busy]
         for result in targets:
             result.cancel()
         print(f"cancelled {len(targets)} running batch{'es' if len(targets) != 1 else ''}")
@@ -312,11 +312,14 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
             name = parsed.out or "the result (-o VAR)"
             print(f"submitted; the view above updates in the background. `await {name}` or {name}.wait() blocks "
                   "until the job ends; running this cell again reattaches to the job; %llm_jobs lists jobs")
+            if result.options.judge is not None:
+                print("the judge runs once the job is back, while this kernel runs (or when this cell, run again, "
+                      "reattaches): `await` the result for its verdicts")
 
     def _follow_in_background(self, parsed: ParsedCell, result: BatchResult, title: str) -> None:
         """Bind ``result`` and keep its view current from a task of the kernel's loop, after the cell ends."""
         self._bind(parsed, result)
-        task = asyncio.get_running_loop().create_task(follow(result, self._view(parsed)(result, title)))
+        task = asyncio.get_running_loop().create_task(follow_judged(result, self._view(parsed), title))
         _background.add(task)
         task.add_done_callback(_background.discard)
         task.add_done_callback(lambda _: _running.discard(result))

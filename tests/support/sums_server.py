@@ -62,8 +62,9 @@ def verdict(model: str, prompt: str) -> str:
 class SumsServer:
     """Counts what each model was sent; answers after ``latency`` seconds."""
 
-    def __init__(self, latency: float = 0.005, garbled: int = 0) -> None:
+    def __init__(self, latency: float = 0.005, garbled: int = 0, stagger: float = 0.0) -> None:
         self.latency = latency
+        self.stagger = stagger  # a judge's n-th request answers n x stagger seconds later still: one verdict at a time
         self.garbled = garbled  # judge-garbled's first replies that are not JSON
         self.calls: dict[str, int] = {}
         self.bodies: list[dict[str, Any]] = []
@@ -78,7 +79,7 @@ class SumsServer:
         model = str(body["model"])
         self.calls[model] = number = self.calls.get(model, 0) + 1  # its number, decided on arrival
         self.bodies.append(body)
-        await asyncio.sleep(self.latency)
+        await asyncio.sleep(self.latency + (number * self.stagger if model.startswith("judge-") else 0.0))
         prompt = str(body["messages"][-1]["content"])
         if model.startswith("judge-"):
             if model == "judge-garbled" and number <= self.garbled:
