@@ -101,7 +101,7 @@ class Figures:
     judge: JudgeFigure | None = None  # with judge=: the judge's verdicts and its own cost (never in ``cost``)
     # The provider's prompt cache: the prefix the rows share (tokens), requests sent and answered with usage, those
     # that read from the cache, the tokens read and written, and the USD saved against the same usage uncached.
-    shared_prefix: int | None = None
+    shared_prefix: int | None = None  # only where it reaches the provider's caching minimum (else it is noise)
     layout_note: str | None = None  # a long static part after the varying one: how to fix it
     warmed_up: bool = False  # one row went first, to fill the prompt cache for the rest
     cache_requests: int = 0
@@ -134,7 +134,7 @@ class Figures:
             invalid=tally.kinds[INVALID_OUTPUT], schema_form=state.schema_form, client_late=late,
             checks=tuple(CheckFigure.of(name, state.rows) for name in state.options.checks or ()),
             check_errors=sum(row.check_error is not None for row in state.rows) if state.options.checks else 0,
-            shared_prefix=state.shared_prefix.tokens if state.shared_prefix is not None else None,
+            shared_prefix=_cacheable(state),
             layout_note=state.shared_prefix.layout_note(state.cache_minimum) if state.shared_prefix is not None else None,
             warmed_up=state.warmed_up, cache_requests=tally.cache_requests, cache_hits=tally.cache_hits,
             cached_tokens=tally.cached_tokens, cache_write_tokens=tally.written,
@@ -239,3 +239,11 @@ def _quantile(sorted_values: list[float], q: float) -> float | None:
     lo = int(k)
     hi = min(lo + 1, len(sorted_values) - 1)
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+def _cacheable(state: BatchState) -> int | None:
+    """The shared prefix's tokens where the provider would cache it (at least its minimum), else None."""
+    prefix, minimum = state.shared_prefix, state.cache_minimum
+    if prefix is None or minimum is None or prefix.tokens < minimum:
+        return None
+    return prefix.tokens
