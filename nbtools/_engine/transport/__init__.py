@@ -12,6 +12,9 @@ from typing import Any
 
 from nbtools._engine.transport.base import IN_BROWSER, Transport
 
+if not IN_BROWSER:  # on CPython aiohttp comes with `import nbtools`, not inside a user's first batch
+    from nbtools._engine.transport.aio import AiohttpTransport
+
 # Anthropic answers a page's request only with this header (its CORS rule); sent from a browser only.
 _BROWSER_HEADERS = {"anthropic": {"anthropic-dangerous-direct-browser-access": "true"}}
 
@@ -27,6 +30,4 @@ def open_transport(local: Any, headers: Mapping[str, str], timeout: float, provi
         from nbtools._engine.transport.fetch import FetchTransport
 
         return FetchTransport({**headers, **_BROWSER_HEADERS.get(provider, {})}, timeout)
-    from nbtools._engine.transport.aio import AiohttpTransport
-
     return AiohttpTransport(headers, timeout)
