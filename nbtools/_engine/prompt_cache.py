@@ -74,30 +74,27 @@ class SharedPrefix:
 
 def _head(a: str, b: str) -> str:
     """The longest start ``a`` and ``b`` share (startswith is C-fast; a binary search only when it fails)."""
-    if b.startswith(a):
-        return a
-    low, high = 0, min(len(a), len(b))
-    while low < high:
-        mid = (low + high + 1) // 2
-        if b.startswith(a[:mid]):
-            low = mid
-        else:
-            high = mid - 1
-    return a[:low]
+    return a[:_longest(a, b, lambda n: b.startswith(a[:n]))]
 
 
 def _tail(a: str, b: str) -> str:
     """The longest end ``a`` and ``b`` share."""
-    if b.endswith(a):
-        return a
+    n = _longest(a, b, lambda n: b.endswith(a[len(a) - n:]))
+    return a[len(a) - n:] if n else ""
+
+
+def _longest(a: str, b: str, shares: Callable[[int], bool]) -> int:
+    """The largest n <= len(a), len(b) for which ``shares(n)`` holds (it holds for every smaller n too)."""
     low, high = 0, min(len(a), len(b))
+    if high == len(a) and shares(high):  # the usual case, one C-fast call
+        return high
     while low < high:
         mid = (low + high + 1) // 2
-        if b.endswith(a[len(a) - mid:]):
+        if shares(mid):
             low = mid
         else:
             high = mid - 1
-    return a[len(a) - low:] if low else ""
+    return low
 
 
 def _text(message: Message) -> str | None:
