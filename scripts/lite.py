@@ -36,8 +36,11 @@ BUILD_TOOLS = ["jupyterlite-core==0.8.6", "jupyterlite-pyodide-kernel==0.8.6", "
 # widgetsnbextension) come with jupyterlite-pyodide-kernel.
 BROWSER_WHEELS = ["micropip", "ipython", "jedi", "ipywidgets", "platformdirs", "pydantic", "tqdm", "traitlets",
                   "genai-prices",
-                  "httpx2-jsfetch"]  # httpx2 (genai-prices') needs it in a browser: pip, resolving for Linux, skips it
-NOTEBOOKS = ["01_serial_vs_concurrent.ipynb", "02_concurrency_limit.ipynb", "05_widget_panel.ipynb"]  # no pandas
+                  "httpx2-jsfetch",  # httpx2 (genai-prices') needs it in a browser: pip, resolving for Linux, skips it
+                  "openai"]  # notebook 1's seed recipe; its jiter has browser wheels on PyPI from 0.16
+# The lessons that need no pandas, and what each installs first: a browser tab's Python starts with neither.
+NOTEBOOKS = {"01_serial_vs_concurrent.ipynb": "nbtools-llm openai", "02_concurrency_limit.ipynb": "nbtools-llm",
+             "05_widget_panel.ipynb": "nbtools-llm"}
 
 
 def run(*cmd: str | Path, cwd: Path | None = None) -> None:
@@ -121,6 +124,16 @@ def place_wheels(core: Path, static: Path, wheels: list[Path]) -> list[Path]:
     return others
 
 
+def for_the_browser(notebook: Path, install: str) -> str:
+    """The notebook as the site serves it: a first code cell installs what it needs into the tab's Python."""
+    cells = json.loads(notebook.read_text())
+    cell = {"cell_type": "code", "execution_count": None, "id": "install-in-the-browser", "metadata": {},
+            "outputs": [], "source": ["# JupyterLite: installed from this site into this browser tab\n", f"%pip install -q {install}"]}
+    title = 1 if cells["cells"] and cells["cells"][0]["cell_type"] == "markdown" else 0
+    cells["cells"].insert(title, cell)
+    return json.dumps(cells, indent=1, ensure_ascii=False) + "\n"
+
+
 def write_config(site: Path) -> None:
     """Pyodide from the site itself, and no fallback to PyPI: nothing is fetched from anywhere else."""
     config_path = site / "jupyter-lite.json"
@@ -143,8 +156,8 @@ def build() -> Path:
     contents = LITE / "contents"
     shutil.rmtree(contents, ignore_errors=True)
     contents.mkdir(parents=True)
-    for name in NOTEBOOKS:
-        shutil.copy2(ROOT / "notebooks" / name, contents / name)
+    for name, install in NOTEBOOKS.items():
+        (contents / name).write_text(for_the_browser(ROOT / "notebooks" / name, install))
     shutil.rmtree(SITE, ignore_errors=True)
     work = LITE / "work"
     shutil.rmtree(work, ignore_errors=True)

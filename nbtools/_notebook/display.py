@@ -15,6 +15,7 @@ from typing import Any
 
 from IPython.display import display, update_display
 
+from nbtools._engine.transport.base import IN_BROWSER
 from nbtools._live import TICK
 from nbtools._notebook import kernel as _compat
 from nbtools._result import BatchResult
@@ -79,11 +80,13 @@ class LiveDisplay:
         import ipywidgets as widgets
         from tqdm.notebook import tqdm
 
+        if IN_BROWSER:
+            tqdm.monitor_interval = 0  # its monitor is a thread, and a browser tab starts none (it would warn)
         self._header = widgets.HTML(self._header_html())
         self._bar = tqdm(total=len(self.result), desc=self.title or "requests", display=False)
         controls = [self._bar.container]
         if cancel_button and self._stop_hint:
-            controls.append(widgets.HTML(stop_hint_html(_compat.STOP_HINT, _compat.STOP_TOOLTIP)))
+            controls.append(widgets.HTML(stop_hint_html(*_compat.stop_hint())))
         elif cancel_button:
             self._button = widgets.Button(description="Cancel", icon="stop", tooltip="Stop the batch; finished rows are kept")
             self._button.on_click(lambda _: self.result.cancel())

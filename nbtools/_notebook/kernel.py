@@ -24,11 +24,23 @@ from contextlib import contextmanager
 from typing import Any
 
 from nbtools._engine.blocking import kernel_version, running_kernel
+from nbtools._engine.transport.base import IN_BROWSER
 
 STOP_HINT = "to stop: interrupt the kernel (\u25a0)"
 STOP_TOOLTIP = ("This kernel (ipykernel < 7.4, or a cell magic around this one) holds button clicks until the "
                 "cell ends. The kernel's stop (interrupt) button stops the batch at once and keeps finished rows; "
                 "--background keeps a live Cancel.")
+# JupyterLite: clicks wait for the cell too, and a static site's kernel cannot be interrupted (that needs a
+# cross-origin isolated page; measured: neither Ctrl-C nor a click stopped a waiting cell).
+BROWSER_STOP_HINT = "no stop while this cell waits: --background keeps a live Cancel"
+BROWSER_STOP_TOOLTIP = ("A browser tab's kernel handles a click only after the running cell ends, and cannot "
+                        "interrupt it. Run the cell with --background (or call nbtools.start()) to keep a live Cancel "
+                        "and %llm_cancel; finished rows are kept either way.")
+
+
+def stop_hint() -> tuple[str, str]:
+    """How a cell that waits for its batch can be stopped here: the line shown, and its tooltip."""
+    return (BROWSER_STOP_HINT, BROWSER_STOP_TOOLTIP) if IN_BROWSER else (STOP_HINT, STOP_TOOLTIP)
 
 
 def widgets_live_during_cell() -> bool:

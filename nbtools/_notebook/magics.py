@@ -81,9 +81,16 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
             Name three facts about {topic}.
         """
         parsed = self.parse(line, cell)
-        if not can_block() and not parsed.background:  # a browser without JSPI: no cell can wait for the batch
-            print("nbtools: this browser cannot make a cell wait (no WebAssembly stack switching): running as --background")
-            parsed = replace(parsed, background=True)
+        if not can_block():  # a browser without JSPI, the magic called from code: no cell can wait for the batch
+            if parsed.compare:
+                raise UsageError("--compare needs a cell that waits, which this browser cannot make from code: "
+                                 "run it as a %%llm_batch cell of its own")
+            if not parsed.background:
+                print("nbtools: this browser cannot make this cell wait (no WebAssembly stack switching): "
+                      "running as --background")
+            self._say_what_changed(parsed)
+            self._start_background(replace(parsed, background=True), between_cells=True)  # starting needs no wait
+            return
         # Asked before we run a loop of our own: a kernel's loop runs on after the cell, terminal IPython has none.
         run_blocking(self.dispatch(parsed, between_cells=_loop_running()))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser_lab import widget_button
 from tests.support.lite_site import AUTHORIZATIONS, printed, run_cells, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
@@ -64,12 +65,34 @@ def test_the_lesson_runs_in_the_browser_on_the_in_process_simulator(browser: Any
         'await bg\nprint("BACKGROUND", json.dumps(sorted({row.status for row in bg})))',
     ])
     assert printed(ran, "ROWS") == ["ok"] * 10
+    assert "no stop while this cell waits: --background keeps a live Cancel" in "\n".join(ran.outputs)  # no interrupt
     assert printed(ran, "HOST").startswith("in-process")  # no socket: the simulator answers in the page
     assert printed(ran, "ABATCH") == ["ok"] * 8
     assert printed(ran, "BATCH") == ["ok"] * 8  # its BatchResult, which awaits to itself, came back to the cell
     assert printed(ran, "SPEEDUP") >= 4
     assert printed(ran, "TYPED") == ["ok", ["score", "sentiment"]]  # pydantic's browser wheel validated it
     assert "cancelled" in printed(ran, "BACKGROUND")  # stopped part-way from the next cell
+    assert not ran.elsewhere, ran.elsewhere
+
+
+def test_without_stack_switching_the_magic_still_runs_and_a_blocking_call_says_what_to_do(browser: Any, lite: str) -> None:
+    ran = run_cells(browser, lite, [
+        "%pip install nbtools-llm",
+        "import json, nbtools\nfrom pyodide.ffi import can_run_sync\nprint('JSPI', json.dumps(can_run_sync()))",
+        "%load_ext nbtools",
+        "%%llm_batch -n 6 -c 6 -o cell\nHello, how are you?",  # the kernel awaits a %%llm_batch cell: no JSPI needed
+        'print("CELL", json.dumps([row.status for row in cell]))',
+        "get_ipython().run_cell_magic('llm_batch', '-n 6 -c 6 -o called', 'Hello, how are you?')",
+        'await called\nprint("CALLED", json.dumps([row.status for row in called]))',
+        "try:\n    nbtools.batch(['a'])\nexcept nbtools.NbtoolsError as exc:\n    print('BLOCKING', json.dumps(str(exc)))",
+        "res = await nbtools.abatch(['a', 'b'])\nprint('AWAITED', json.dumps([row.status for row in res]))",
+    ], jspi=False)
+    assert printed(ran, "JSPI") is False  # the browser has no stack switching, as Safari
+    assert printed(ran, "CELL") == ["ok"] * 6
+    assert "running as --background" in "\n".join(ran.outputs)  # said in one line, and the batch ran on
+    assert printed(ran, "CALLED") == ["ok"] * 6
+    assert "await nbtools.abatch" in printed(ran, "BLOCKING")
+    assert printed(ran, "AWAITED") == ["ok", "ok"]
     assert not ran.elsewhere, ran.elsewhere
 
 
@@ -122,12 +145,71 @@ def test_a_key_typed_into_the_password_field_is_used_and_shown_nowhere(browser: 
     assert not any(key in text for text in ran.outputs)  # nor in any output, the results' tables included
 
 
+def site_notebook(name: str) -> list[str]:
+    """The code cells of a lesson as the site serves it (its first cell installs what it needs)."""
+    notebook = json.loads((ROOT / ".lite" / "site" / "files" / name).read_text())
+    return ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
+
+
+def test_notebook_1_runs_top_to_bottom_in_the_browser_the_openai_sdk_included(browser: Any, lite: str) -> None:
+    ran = run_cells(browser, lite, [*site_notebook("01_serial_vs_concurrent.ipynb"),
+                                    'import json\nprint("LESSON", json.dumps([serial_time, concurrent_time]))'])
+    text = "\n".join(ran.outputs)
+    assert "Traceback" not in text and "Warning" not in text, text  # the seed recipe (AsyncOpenAI + Semaphore + gather) ran in the page
+    assert "same answers either way: True" in text, text
+    serial, concurrent = printed(ran, "LESSON")
+    assert serial / concurrent >= 4, (serial, concurrent)
+    assert "in-process" in text  # %%llm_batch --compare, on the same simulator, inside the page
+    assert not ran.elsewhere, ran.elsewhere
+
+
 def test_notebook_2_runs_top_to_bottom_in_the_browser(browser: Any, lite: str) -> None:
-    notebook = json.loads((ROOT / "notebooks" / "02_concurrency_limit.ipynb").read_text())
-    cells = ["".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code"]
-    ran = run_cells(browser, lite, ["%pip install nbtools-llm", *cells])
+    ran = run_cells(browser, lite, site_notebook("02_concurrency_limit.ipynb"))
     text = "\n".join(ran.outputs)
     assert "Traceback" not in text, text  # every cell ran without an error, its nbtools.batch() calls included
     assert "every row answered: True | some had to wait: True" in text, text
     assert "speedup at most 1.3x, or not claimed: True" in text, text
+    assert not ran.elsewhere, ran.elsewhere
+
+
+def test_notebook_5_runs_then_its_panel_runs_moves_and_cancels_by_hand(browser: Any, lite: str) -> None:
+    def by_hand(page: Any) -> None:
+        """The panel of the notebook's first cell, as a user drives it: 200 requests at concurrency 1, the slider's
+        handle two steps right while they run (1 -> 2 -> 4 in flight), then Cancel."""
+        from playwright.sync_api import expect
+
+        out = page.locator(".jp-OutputArea-output", has=page.locator(".widget-slider")).first
+        control = out.locator(".widget-hbox", has=page.locator("label", has_text="concurrency")).first
+        slider, number = control.locator(".widget-slider"), control.locator("input")
+        run, cancel = widget_button(out, "Run"), widget_button(out, "Cancel")
+        repeat = out.locator(".widget-text", has=page.locator("label", has_text="repeat")).locator("input")
+        repeat.fill("200")
+        repeat.press("Enter")
+        handle = slider.locator(".noUi-handle")
+        handle.focus()
+        for _ in range(3):  # the notebook left it at 8
+            page.keyboard.press("ArrowLeft")
+        expect(number).to_have_value("1")
+        run.click()
+        header = out.locator(".widget-html-content .nbt").first
+        expect(header.locator(".inflight")).to_have_text("1 in flight")
+        expect(cancel).to_be_enabled()
+        handle.focus()
+        for _ in range(2):
+            page.keyboard.press("ArrowRight")
+        expect(number).to_have_value("4")
+        expect(header.locator(".inflight")).to_have_text("4 in flight")
+        expect(header).to_contain_text("concurrency 4 · 4 in flight · 200 requests")
+        cancel.click()
+        expect(run).to_be_enabled(timeout=10_000)  # the run ended at once
+        expect(header).not_to_contain_text("in flight")
+        status = out.locator(".widget-html-content", has_text="/200 done").first
+        expect(status).to_be_visible()
+        done = int(status.inner_text().split("/200 done")[0].split()[-1])
+        assert 0 < done < 200, done
+
+    ran = run_cells(browser, lite, site_notebook("05_widget_panel.ipynb"), then=by_hand)
+    text = "\n".join(ran.outputs)
+    assert "Traceback" not in text, text
+    assert "sweep levels: [1, 2, 4, 8]" in text and "errors: 0" in text, text
     assert not ran.elsewhere, ran.elsewhere

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,18 +81,31 @@ class Ran:
     seconds: float = 0.0
 
 
-def run_cells(browser: Any, root: str, cells: list[str], timeout: float = 150.0, typed: str | None = None) -> Ran:
+def _without_jspi(route: Any) -> None:
+    """Pyodide's loader as a browser without WebAssembly stack switching (Safari; Firefox unflagged) runs it: the
+    kernel's worker sees no ``WebAssembly.Suspending`` (Chromium has no switch that turns JSPI off)."""
+    response = route.fetch()
+    route.fulfill(response=response, body="delete WebAssembly.Suspending; delete WebAssembly.promising;\n" + response.text())
+
+
+def run_cells(browser: Any, root: str, cells: list[str], timeout: float = 150.0, typed: str | None = None,
+              then: Callable[[Any], None] | None = None, jspi: bool = True) -> Ran:
     """Open the REPL app with ``cells`` (run in order as it starts, a last one printing DONE) and wait for DONE;
-    ``typed``: the text typed into the first input prompt (a password field for getpass), then Enter."""
+    ``typed``: the text typed into the first input prompt (a password field for getpass), then Enter;
+    ``then(page)``: what a user does next on the page, once every cell ran (its outputs are collected after);
+    ``jspi=False``: the kernel runs as in a browser without WebAssembly stack switching."""
     cells = [*cells, f"print({DONE[:3]!r} + {DONE[3:]!r})"]
     query = "&".join("code=" + urllib.parse.quote(cell) for cell in cells)
     context = browser.new_context()
+    if not jspi:
+        context.route("**/static/pyodide/pyodide.mjs", _without_jspi)
     elsewhere: list[str] = []
     context.on("request", lambda request: elsewhere.append(request.url)
                if urllib.parse.urlsplit(request.url).scheme in ("http", "https", "ws", "wss")
                and urllib.parse.urlsplit(request.url).hostname != "127.0.0.1" else None)
     page = context.new_page()
     started = time.monotonic()
+    texts = "els => els.map(e => e.innerText)"
     try:
         page.goto(f"{root}/repl/index.html?kernel=python&{query}")
         if typed is not None:
@@ -100,11 +113,14 @@ def run_cells(browser: Any, root: str, cells: list[str], timeout: float = 150.0,
             field.wait_for(timeout=timeout * 1000)
             field.fill(typed)
             field.press("Enter")
-        page.wait_for_function(f"() => document.body.innerText.includes({DONE!r})", timeout=timeout * 1000)
-        outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
-    except Exception:
-        outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
-        raise AssertionError("the cells did not all run; outputs:\n" + "\n---\n".join(outputs)) from None
+        try:
+            page.wait_for_function(f"() => document.body.innerText.includes({DONE!r})", timeout=timeout * 1000)
+        except Exception:
+            outputs = page.eval_on_selector_all(".jp-OutputArea-output", texts)
+            raise AssertionError("the cells did not all run; outputs:\n" + "\n---\n".join(outputs)) from None
+        if then is not None:
+            then(page)
+        outputs = page.eval_on_selector_all(".jp-OutputArea-output", texts)
     finally:
         seconds = time.monotonic() - started
         context.close()
