@@ -35,6 +35,15 @@ def test_transport_in_process_answers_from_the_simulator_with_no_socket_and_no_t
     assert shared_server(in_process=True).stats()["requests"] >= 2
 
 
+def test_a_batch_api_job_runs_on_the_in_process_simulator_with_no_socket_and_no_thread() -> None:
+    threads = threading.active_count()
+    result = nbtools.batch(["a", "b [[sim:503]]"], via="batch", transport="in-process", poll_interval=0.05)
+    assert [row.status for row in result.rows] == ["ok", "error"] and "HTTP 503" in result.rows[1].error
+    assert result.endpoint.host.startswith("in-process") and result.batch_run.jobs[0].status == "completed"
+    assert threading.active_count() == threads
+    assert shared_server(in_process=True).batch_stats()["uploads"] >= 1
+
+
 def test_transport_in_process_refuses_another_server_before_sending(sim) -> None:
     with pytest.raises(ConfigError, match="transport='in-process' answers from the built-in simulator only"):
         nbtools.batch(["a"], base_url=sim.base_url, model="m", transport="in-process")
