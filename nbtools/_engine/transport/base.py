@@ -50,10 +50,10 @@ class Reply(Protocol):
 
 
 class Transport(Protocol):
-    """Sends requests to one server (``async with transport.post(...) as reply``; ``post`` carries the JSON its
-    headers name, ``request`` whatever it is told). ``errors``: what its calls
-    raise when the connection fails (``describe`` turns one into a kind and a detail); ``cut``: what reading a
-    body raises when it is cut off part-way.
+    """Sends requests to one server (``async with transport.post(...) as reply``): ``post`` and ``get`` are the
+    online path's (its JSON typed by the headers the transport was opened with), ``request`` sends any method and
+    body type. ``errors``: what its calls raise when the connection fails (``describe`` turns one into a kind and a
+    detail); ``cut``: what reading a body raises when it is cut off part-way.
     Timeouts raise asyncio.TimeoutError: for a stream, the longest silence; otherwise the whole exchange."""
 
     errors: tuple[type[BaseException], ...]

@@ -69,7 +69,7 @@ class FetchTransport:
         return self._exchange("GET", url, None, False)
 
     def request(self, method: str, url: str, data: bytes | None, content_type: str) -> Any:
-        return self._exchange(method, url, data, False, content_type)
+        return self._exchange(method, url, data, False, None if data is None else content_type)
 
     @asynccontextmanager
     async def _exchange(self, method: str, url: str, data: bytes | None, stream: bool,
