@@ -336,6 +336,15 @@ def test_a_create_whose_answer_is_lost_is_found_not_paid_twice(openai_server) ->
     assert openai_batch(openai_server, ["x", "y"]).texts == result.texts and openai_server.creates == 1  # recorded
 
 
+def test_a_dropped_connection_is_retried_but_never_on_the_call_that_creates_the_job(openai_server) -> None:
+    openai_server.hang_ups = {"retrieve": 2}
+    assert openai_batch(openai_server, ["x"]).texts == ["answer: x"] and openai_server.hang_ups == {"retrieve": 0}
+    openai_server.hang_ups = {"create": 1}  # it may have made the job: looked for, not sent again
+    with pytest.raises(nbtools.NbtoolsError, match="closed the connection before answering"):
+        openai_batch(openai_server, ["y"])
+    assert openai_server.creates == 1
+
+
 def test_an_expired_openai_job_from_the_reference_server_keeps_what_ran(openai_server) -> None:
     openai_server.expire = True
     result = openai_batch(openai_server, [f"x{i}" for i in range(10)])
