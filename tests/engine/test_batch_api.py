@@ -202,12 +202,13 @@ def test_an_expired_job_keeps_what_finished_and_the_rest_is_sent_again_with_one_
     assert server.batch_stats()["jobs"] == 3 and missing > 0
 
 
-def test_cancel_stops_the_providers_job_and_keeps_what_finished(make_any_sim) -> None:
+@pytest.mark.parametrize("provider", [None, "anthropic"])
+def test_cancel_stops_the_providers_job_and_keeps_what_finished(make_any_sim, provider) -> None:
     server = make_any_sim(batch_delay=30.0, reply="echo")
 
     async def main() -> nbtools.BatchResult:
-        result = nbtools.start([f"c{i}" for i in range(10)], via="batch", base_url=server.base_url, model="sim-small",
-                               poll_interval=0.05)
+        result = nbtools.start([f"c{i}" for i in range(10)], via="batch", provider=provider, base_url=server.base_url,
+                               model="sim-small", poll_interval=0.05)
         await result.batch_run.submitted.wait()
         result.cancel()
         return await result
