@@ -428,7 +428,8 @@ def _from_anthropic(params: dict[str, Any]) -> dict[str, Any]:
 
 def _form(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
     """A multipart/form-data body's fields: name -> (file name or None, value); {} if it is not one."""
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
     if not message.is_multipart():
         return {}
     return {str(part.get_param("name", header="content-disposition")):
