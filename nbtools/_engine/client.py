@@ -132,16 +132,8 @@ class ChatClient:
 
     def _connection_error(self, kind: str, detail: str) -> RequestFailed:
         """The one line for a connection failure of ``kind`` (a transport's CONNECT, DISCONNECTED, ...)."""
-        host = self.endpoint.host
-        if kind in (CONNECT, BLOCKED):
-            message = (f"cannot connect to {host}: is the server running? ({detail})" if kind == CONNECT else
-                       f"the browser could not reach {host} ({detail or 'Failed to fetch'}): it is down, or it refuses "
-                       "calls from a web page (CORS); use a server kernel, or the provider's proxy")
-            return RequestFailed(self.endpoint.redact(message), failures.CONNECTION, unreachable=True)
-        message = {DISCONNECTED: f"{host} closed the connection before answering",
-                   PAYLOAD: f"{host} dropped the connection mid-response",
-                   OS: f"connection to {host} failed: {detail}"}.get(kind, f"connection error: {detail}")
-        return RequestFailed(self.endpoint.redact(message), failures.CONNECTION)
+        message = self.endpoint.redact(connection_message(self.endpoint.host, kind, detail))
+        return RequestFailed(message, failures.CONNECTION, unreachable=kind in (CONNECT, BLOCKED))
 
     async def _http_error(self, resp: Reply, fields: Collection[str] = ()) -> RequestFailed:
         raw = await resp.read()
@@ -236,3 +228,15 @@ class ChatClient:
             if reader.ended:
                 return True
         return False
+
+
+def connection_message(host: str, kind: str, detail: str) -> str:
+    """The one line for a connection failure of ``kind`` (a transport's CONNECT, DISCONNECTED, ...), not redacted."""
+    if kind == CONNECT:
+        return f"cannot connect to {host}: is the server running? ({detail})"
+    if kind == BLOCKED:
+        return (f"the browser could not reach {host} ({detail or 'Failed to fetch'}): it is down, or it refuses "
+                "calls from a web page (CORS); use a server kernel, or the provider's proxy")
+    return {DISCONNECTED: f"{host} closed the connection before answering",
+            PAYLOAD: f"{host} dropped the connection mid-response",
+            OS: f"connection to {host} failed: {detail}"}.get(kind, f"connection error: {detail}")

@@ -1,8 +1,8 @@
 """A built-in OpenAI-compatible chat-completions simulator.
 
 A real HTTP server (aiohttp) with realistic latency, SSE streaming, capacity
-limits, rate limits and faults; or the same simulator in-process (``serve_in_process``: no socket, no thread;
-the Batch APIs excepted), which is what a browser kernel runs. It is the default backend when no API key is
+limits, rate limits and faults; or the same simulator in-process (``serve_in_process``: no socket, no thread),
+which is what a browser kernel runs. It is the default backend when no API key is
 set, the target of the tests (which read its counters) and of the benchmarks::
 
     from nbtools.sim import serve

@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any, Protocol, cast
 
-from aiohttp import web
-
+from nbtools._engine.transport.local import Exchange
 from nbtools.sim import directives as sim_directives
 from nbtools.sim.config import SimConfig
 from nbtools.sim.lineup import LINEUP
@@ -38,6 +41,10 @@ class Simulator(Protocol):
 
     def make_reply(self, req: ChatRequest, directives: sim_directives.Directives,
                    schema: dict[str, Any] | None) -> tuple[Reply, str, str | None]: ...
+
+
+Answer = tuple[int, bytes, str]  # status, body, content type
+Route = Callable[[Exchange, str], Awaitable[None]]  # answers a request; the str is the path's {id} ("" if none)
 
 _JSON = "application/json"
 _RESPONSES = "/v1/responses"
@@ -84,26 +91,35 @@ class BatchSim:
         self.jobs: dict[str, _Job] = {}
         self.counts = {"uploads": 0, "jobs": 0, "lines": 0, "cancels": 0}
         self._ids = itertools.count(1)
+        # (method, path) -> handler; ``{id}`` stands for one path segment, handed to the handler.
+        table: dict[tuple[str, str], Callable[[Exchange, str], Awaitable[Answer]]] = {
+            ("POST", "/v1/files"): self.upload,
+            ("GET", "/v1/files/{id}/content"): self.file_content,
+            ("POST", "/v1/batches"): self.create_openai,
+            ("GET", "/v1/batches"): self.list_openai,
+            ("GET", "/v1/batches/{id}"): self.get_openai,
+            ("POST", "/v1/batches/{id}/cancel"): self.cancel_openai,
+            ("POST", "/v1/messages/batches"): self.create_anthropic,
+            ("GET", "/v1/messages/batches/{id}"): self.get_anthropic,
+            ("POST", "/v1/messages/batches/{id}/cancel"): self.cancel_anthropic,
+            ("GET", "/v1/messages/batches/{id}/results"): self.results_anthropic,
+            ("GET", "/sim/batches"): self.stats,
+        }
+        self.routes: dict[tuple[str, str], Route] = {key: _sent(handler) for key, handler in table.items()}
 
-    def mount(self, app: web.Application) -> None:
-        r = app.router
-        r.add_post("/v1/files", self.upload)
-        r.add_get("/v1/files/{id}/content", self.file_content)
-        r.add_post("/v1/batches", self.create_openai)
-        r.add_get("/v1/batches", self.list_openai)
-        r.add_get("/v1/batches/{id}", self.get_openai)
-        r.add_post("/v1/batches/{id}/cancel", self.cancel_openai)
-        r.add_post("/v1/messages/batches", self.create_anthropic)
-        r.add_get("/v1/messages/batches/{id}", self.get_anthropic)
-        r.add_post("/v1/messages/batches/{id}/cancel", self.cancel_anthropic)
-        r.add_get("/v1/messages/batches/{id}/results", self.results_anthropic)
-        r.add_get("/sim/batches", self.stats)
+    def match(self, method: str, path: str) -> tuple[Route, str] | None:
+        """The route answering ``path`` and the {id} it names, as an HTTP server's router finds them."""
+        for (route_method, template), route in self.routes.items():
+            found = route_method == method and re.fullmatch(template.replace("{id}", "([^/]+)"), path)
+            if found:
+                return route, found[1] if found.re.groups else ""
+        return None
 
     def snapshot(self) -> dict[str, int]:
         return dict(self.counts)
 
-    async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.snapshot())
+    async def stats(self, exchange: Exchange, _: str) -> Answer:
+        return _json(self.snapshot())
 
     # -- time ------------------------------------------------------------------------------------------
     def _progress(self, job: _Job, now: float) -> tuple[str, int]:
@@ -226,12 +242,11 @@ class BatchSim:
         return json.dumps(record).encode() + b"\n"
 
     # -- OpenAI: files ---------------------------------------------------------------------------------
-    async def upload(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        upload, purpose = form.get("file"), form.get("purpose")
-        if purpose != "batch" or not hasattr(upload, "file"):
+    async def upload(self, exchange: Exchange, _: str) -> Answer:
+        form = _form(exchange.headers.get("Content-Type", ""), await exchange.read())
+        purpose, (filename, content) = form.get("purpose", (None, b""))[1], form.get("file", (None, b""))
+        if purpose != b"batch" or filename is None:
             return _error(400, "invalid_request_error", "expected multipart fields 'file' and purpose='batch' (simulated)")
-        content = upload.file.read()  # type: ignore[union-attr]
         limit = OPENAI_MAX_BYTES
         if len(content) > limit:
             return _error(400, "invalid_request_error",
@@ -239,19 +254,19 @@ class BatchSim:
         file_id = f"file-sim{next(self._ids)}"
         self.files[file_id] = content
         self.counts["uploads"] += 1
-        return web.json_response({"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
-                                  "filename": getattr(upload, "filename", "input.jsonl"), "purpose": "batch"})
+        return _json({"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                      "filename": filename, "purpose": "batch"})
 
-    async def file_content(self, request: web.Request) -> web.Response:
-        content = self.files.get(request.match_info["id"])
+    async def file_content(self, exchange: Exchange, file_id: str) -> Answer:
+        content = self.files.get(file_id)
         if content is None:
             return _error(404, "invalid_request_error", "No such File object (simulated)")
-        return web.Response(body=content, content_type="application/octet-stream")
+        return 200, content, "application/octet-stream"
 
     # -- OpenAI: batches -------------------------------------------------------------------------------
-    async def create_openai(self, request: web.Request) -> web.Response:
+    async def create_openai(self, exchange: Exchange, _: str) -> Answer:
         try:
-            ask = json.loads(await request.read())
+            ask = json.loads(await exchange.read())
         except ValueError:
             return _error(400, "invalid_request_error", "the body is not JSON (simulated)")
         content = self.files.get(ask.get("input_file_id"))
@@ -281,20 +296,20 @@ class BatchSim:
             seen.add(line.custom_id)
         job = self._new("openai", lines, ask.get("metadata") or {})
         job.input_file_id, job.errors, job.endpoint = ask["input_file_id"], errors, ask["endpoint"]
-        return web.json_response(self._openai_view(job))
+        return _json(self._openai_view(job))
 
-    async def get_openai(self, request: web.Request) -> web.Response:
-        job = self.jobs.get(request.match_info["id"])
+    async def get_openai(self, exchange: Exchange, job_id: str) -> Answer:
+        job = self.jobs.get(job_id)
         if job is None or job.kind != "openai":
             return _error(404, "invalid_request_error", "No such Batch object (simulated)")
-        return web.json_response(self._openai_view(job))
+        return _json(self._openai_view(job))
 
-    async def list_openai(self, request: web.Request) -> web.Response:
+    async def list_openai(self, exchange: Exchange, _: str) -> Answer:
         data = [self._openai_view(j) for j in self.jobs.values() if j.kind == "openai"]
-        return web.json_response({"object": "list", "data": data, "has_more": False})
+        return _json({"object": "list", "data": data, "has_more": False})
 
-    async def cancel_openai(self, request: web.Request) -> web.Response:
-        job = self.jobs.get(request.match_info["id"])
+    async def cancel_openai(self, exchange: Exchange, job_id: str) -> Answer:
+        job = self.jobs.get(job_id)
         if job is None or job.kind != "openai":
             return _error(404, "invalid_request_error", "No such Batch object (simulated)")
         view = self._openai_view(job)
@@ -302,7 +317,7 @@ class BatchSim:
             job.cancel_at = time.time()
             self.counts["cancels"] += 1
             view["status"] = "cancelling"  # the next retrieve says cancelled
-        return web.json_response(view)
+        return _json(view)
 
     def _openai_view(self, job: _Job) -> dict[str, Any]:
         now = time.time()
@@ -323,8 +338,8 @@ class BatchSim:
         }
 
     # -- Anthropic message batches ---------------------------------------------------------------------
-    async def create_anthropic(self, request: web.Request) -> web.Response:
-        raw = await request.read()
+    async def create_anthropic(self, exchange: Exchange, _: str) -> Answer:
+        raw = await exchange.read()
         try:
             requests = json.loads(raw)["requests"]
             lines = [_Line(str(r["custom_id"]), _from_anthropic(r["params"])) for r in requests]
@@ -338,36 +353,36 @@ class BatchSim:
         if len(set(ids)) != len(ids):
             return _anthropic_error(400, "invalid_request_error", "requests: custom_id values must be unique (simulated)")
         job = self._new("anthropic", lines, {})
-        return web.json_response(self._anthropic_view(job, request))
+        return _json(self._anthropic_view(job, exchange))
 
-    async def get_anthropic(self, request: web.Request) -> web.Response:
-        job = self.jobs.get(request.match_info["id"])
+    async def get_anthropic(self, exchange: Exchange, job_id: str) -> Answer:
+        job = self.jobs.get(job_id)
         if job is None or job.kind != "anthropic":
             return _anthropic_error(404, "not_found_error", "message batch not found (simulated)")
-        return web.json_response(self._anthropic_view(job, request))
+        return _json(self._anthropic_view(job, exchange))
 
-    async def cancel_anthropic(self, request: web.Request) -> web.Response:
-        job = self.jobs.get(request.match_info["id"])
+    async def cancel_anthropic(self, exchange: Exchange, job_id: str) -> Answer:
+        job = self.jobs.get(job_id)
         if job is None or job.kind != "anthropic":
             return _anthropic_error(404, "not_found_error", "message batch not found (simulated)")
         if job.end_status is None and job.cancel_at is None:
             job.cancel_at = time.time()
             self.counts["cancels"] += 1
-            view = self._anthropic_view(job, request)
+            view = self._anthropic_view(job, exchange)
             view["processing_status"] = "canceling"
-            return web.json_response(view)
-        return web.json_response(self._anthropic_view(job, request))
+            return _json(view)
+        return _json(self._anthropic_view(job, exchange))
 
-    async def results_anthropic(self, request: web.Request) -> web.Response:
-        job = self.jobs.get(request.match_info["id"])
+    async def results_anthropic(self, exchange: Exchange, job_id: str) -> Answer:
+        job = self.jobs.get(job_id)
         if job is None or job.kind != "anthropic":
             return _anthropic_error(404, "not_found_error", "message batch not found (simulated)")
         self._progress(job, time.time())
         if job.end_status is None:
             return _anthropic_error(400, "invalid_request_error", "the batch is still processing (simulated)")
-        return web.Response(body=job.output.get("results", b""), content_type="application/binary")
+        return 200, job.output.get("results", b""), "application/binary"
 
-    def _anthropic_view(self, job: _Job, request: web.Request) -> dict[str, Any]:
+    def _anthropic_view(self, job: _Job, exchange: Exchange) -> dict[str, Any]:
         status, finished = self._progress(job, time.time())
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         if job.end_status is None:
@@ -377,7 +392,7 @@ class BatchSim:
                 kind = json.loads(line)["result"]["type"]
                 counts[kind] += 1
         ended = job.end_status is not None
-        base = f"{request.scheme}://{request.host}"
+        base = f"http://{exchange.headers.get('Host', '')}"  # the simulator speaks plain HTTP only
         return {
             "id": job.id, "type": "message_batch", "processing_status": "ended" if ended else "in_progress",
             "request_counts": counts, "ended_at": _iso(job.ended_at) if ended and job.ended_at else None,
@@ -411,10 +426,32 @@ def _from_anthropic(params: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _error(status: int, kind: str, message: str) -> web.Response:
-    return web.Response(status=status, body=error_body(message, kind), content_type=_JSON)
+def _form(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """A multipart/form-data body's fields: name -> (file name or None, value); {} if it is not one."""
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        return {}
+    return {str(part.get_param("name", header="content-disposition")):
+            (part.get_filename(), cast(bytes, part.get_payload(decode=True))) for part in message.iter_parts()}
 
 
-def _anthropic_error(status: int, kind: str, message: str) -> web.Response:
+def _sent(handler: Callable[[Exchange, str], Awaitable[Answer]]) -> Route:
+    async def answer(exchange: Exchange, named: str) -> None:
+        status, body, content_type = await handler(exchange, named)
+        await exchange.send(status, body, {}, content_type)
+
+    return answer
+
+
+def _json(payload: dict[str, Any], status: int = 200) -> Answer:
+    return status, json.dumps(payload).encode(), _JSON
+
+
+def _error(status: int, kind: str, message: str) -> Answer:
+    return status, error_body(message, kind), _JSON
+
+
+def _anthropic_error(status: int, kind: str, message: str) -> Answer:
     # https://docs.claude.com/en/api/errors: {"type": "error", "error": {"type", "message"}}
-    return web.json_response({"type": "error", "error": {"type": kind, "message": message}}, status=status)
+    return _json({"type": "error", "error": {"type": kind, "message": message}}, status)

@@ -46,6 +46,10 @@ class LocalSim:
         """The counters an HTTP simulator serves at GET /sim/stats."""
         return self._sim.stats.snapshot()
 
+    def batch_stats(self) -> dict[str, int]:
+        """Batch API counters (as GET /sim/batches): uploads, jobs created, lines run, cancels."""
+        return self._sim.batches.snapshot()
+
     def reset(self) -> None:
         """Zero the counters, restart the random stream, forget flaky counts and rate windows."""
         self._sim.reset()
@@ -118,7 +122,8 @@ def httpx_transport(sim: LocalSim | None = None) -> Any:
             stack = AsyncExitStack()
             try:
                 reply = await stack.enter_async_context(
-                    local.send(request.method, str(request.url), await request.aread(), True))
+                    local.send(request.method, str(request.url), await request.aread(), True,
+                               request.headers.get("Content-Type", "")))
             except TransportError as exc:
                 await stack.aclose()
                 raise httpx.ConnectError(f"the simulator hung up: {exc}", request=request) from None

@@ -1,6 +1,6 @@
 """The simulator's HTTP front end (aiohttp): each request handed to the Simulator as an Exchange.
 
-The behaviour is simulator.py's; this module only carries it over sockets (and mounts the Batch APIs).
+The behaviour is simulator.py's (the Batch APIs' batches.py's); this module only carries it over sockets.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiohttp import web
 
 from nbtools._engine.transport.local import JSON
-from nbtools.sim.batches import BatchSim
+from nbtools.sim.batches import Route
 from nbtools.sim.config import SimConfig
 from nbtools.sim.simulator import Simulator
 
@@ -25,6 +25,10 @@ class _WebExchange:
     def __init__(self, request: web.Request) -> None:
         self.request = request
         self.response: web.StreamResponse = web.Response()  # never sent if the simulator hangs up first
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.request.headers
 
     async def read(self) -> bytes:
         return await self.request.read()
@@ -73,6 +77,11 @@ def _route(answer: Callable[[_WebExchange], Awaitable[None]]) -> Callable[[web.R
     return handle
 
 
+def _named(answer: Route) -> Callable[[_WebExchange], Awaitable[None]]:
+    """A Batch API route, handed the {id} its path names ("" if none)."""
+    return lambda exchange: answer(exchange, exchange.request.match_info.get("id", ""))
+
+
 SIMULATOR = web.AppKey("simulator", Simulator)
 
 
@@ -82,8 +91,8 @@ def make_app(config: SimConfig) -> web.Application:
     app[SIMULATOR] = sim
     for (method, path), answer in sim.routes.items():
         app.router.add_route(method, path, _route(answer))
-    sim.batches = BatchSim(sim)  # the Batch APIs, on the same server
-    sim.batches.mount(app)
+    for (method, path), batch_answer in sim.batches.routes.items():
+        app.router.add_route(method, path, _route(_named(batch_answer)))
     return app
 
 

@@ -26,6 +26,7 @@ from nbtools._engine.gates.limiter import Limiter
 from nbtools._engine.transport.local import Exchange
 from nbtools.sim import directives as sim_directives
 from nbtools.sim import judge as sim_judge
+from nbtools.sim.batches import BatchSim
 from nbtools.sim.config import FAULT_KNOBS, SimConfig
 from nbtools.sim.limits import RateLimiter, retry_headers
 from nbtools.sim.lineup import LINEUP
@@ -62,10 +63,9 @@ UNLIMITED = sys.maxsize  # no capacity knob: the gate never makes anyone wait
 class Simulator:
     """All mutable server state; lives on the server's event loop."""
 
-    batches: Any = None  # the Batch APIs (a BatchSim), on the HTTP server only: mounted by server.make_app
-
     def __init__(self, config: SimConfig) -> None:
         self.t0 = time.monotonic()
+        self.batches = BatchSim(self)  # the Batch APIs: their own state and clock, answered through answer() too
         self.stats = Stats()
         self.gate = Limiter(UNLIMITED)  # the capacity gate: FIFO, slots handed over in order
         self._ids = itertools.count(1)
@@ -105,12 +105,17 @@ class Simulator:
     # -- routes -------------------------------------------------------------------------
 
     async def answer(self, method: str, path: str, exchange: Exchange) -> None:
-        """Answer one request, as the HTTP server's routes do (the Batch API's are on the HTTP server only)."""
+        """Answer one request, as the HTTP server's routes do."""
         route = self.routes.get((method, path))
-        if route is None:
+        if route is not None:
+            await route(exchange)
+            return
+        found = self.batches.match(method, path)
+        if found is None:
             await exchange.send(404, error_body(f"Unknown request URL: {method} {path}.", "invalid_request_error"), {})
             return
-        await route(exchange)
+        batch_route, named = found
+        await batch_route(exchange, named)
 
     @property
     def routes(self) -> dict[tuple[str, str], Callable[[Exchange], Awaitable[None]]]:

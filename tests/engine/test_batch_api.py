@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import urllib.request
 
 import pytest
 
@@ -151,8 +152,8 @@ def test_anthropic_message_batches_in_native_shapes(anthropic_server) -> None:
     assert (anthropic_server.creates, anthropic_server.header_failures) == (1, 0)
 
 
-def test_the_simulator_speaks_both_protocols(make_sim) -> None:
-    server = make_sim(batch_delay=0.3, reply="echo")
+def test_the_simulator_speaks_both_protocols(make_any_sim) -> None:
+    server = make_any_sim(batch_delay=0.3, reply="echo")
     prompts = [f"p{i}" for i in range(300)]
     result = nbtools.batch(prompts, via="batch", base_url=server.base_url, model="sim-small", poll_interval=0.05)
     assert result.texts == prompts
@@ -162,10 +163,12 @@ def test_the_simulator_speaks_both_protocols(make_sim) -> None:
                               model="sim-small", poll_interval=0.05)
     assert [r.status for r in anthropic] == ["error", "ok"] and anthropic[1].text == "there"
     assert server.batch_stats()["jobs"] == 2
+    job = anthropic.batch_run.jobs[0]  # type: ignore[attr-defined]
+    assert job.refs["results_url"] == f"{server.base_url}/messages/batches/{job.id}/results"  # its own host, both ways
 
 
-def test_simulator_limits_like_the_providers(make_sim) -> None:
-    server = make_sim(batch_delay=0.2, batch_max_requests=5, reply="echo")
+def test_simulator_limits_like_the_providers(make_any_sim) -> None:
+    server = make_any_sim(batch_delay=0.2, batch_max_requests=5, reply="echo")
     too_many = nbtools.batch([f"p{i}" for i in range(6)], via="batch", base_url=server.base_url, model="sim-small",
                              poll_interval=0.05)
     assert "too_many_requests" in too_many[0].error
@@ -176,8 +179,8 @@ def test_simulator_limits_like_the_providers(make_sim) -> None:
     assert "404" in wrong[0].error and "does not exist" in wrong[0].error
 
 
-def test_an_expired_job_keeps_what_finished_and_the_rest_is_sent_again_with_one_call(make_sim) -> None:
-    server = make_sim(batch_delay=1.0, batch_expire=0.5, latency=0.01, reply="echo")
+def test_an_expired_job_keeps_what_finished_and_the_rest_is_sent_again_with_one_call(make_any_sim) -> None:
+    server = make_any_sim(batch_delay=1.0, batch_expire=0.5, latency=0.01, reply="echo")
     prompts = [f"e{i}" for i in range(40)]
     result = nbtools.batch(prompts, via="batch", base_url=server.base_url, model="sim-small", poll_interval=0.05)
     statuses = [r.status for r in result]
@@ -199,12 +202,13 @@ def test_an_expired_job_keeps_what_finished_and_the_rest_is_sent_again_with_one_
     assert server.batch_stats()["jobs"] == 3 and missing > 0
 
 
-def test_cancel_stops_the_providers_job_and_keeps_what_finished(make_sim) -> None:
-    server = make_sim(batch_delay=30.0, reply="echo")
+@pytest.mark.parametrize("provider", [None, "anthropic"])
+def test_cancel_stops_the_providers_job_and_keeps_what_finished(make_any_sim, provider) -> None:
+    server = make_any_sim(batch_delay=30.0, reply="echo")
 
     async def main() -> nbtools.BatchResult:
-        result = nbtools.start([f"c{i}" for i in range(10)], via="batch", base_url=server.base_url, model="sim-small",
-                               poll_interval=0.05)
+        result = nbtools.start([f"c{i}" for i in range(10)], via="batch", provider=provider, base_url=server.base_url,
+                               model="sim-small", poll_interval=0.05)
         await result.batch_run.submitted.wait()
         result.cancel()
         return await result
@@ -290,6 +294,29 @@ def test_parts_respect_the_byte_limit_and_keep_every_line_in_order() -> None:
     assert [p.first for p in parts] == [sum(q.count for q in parts[:k]) for k in range(len(parts))]
 
 
+def test_the_upload_form_is_the_multipart_body_an_independent_parser_reads() -> None:
+    """upload_form's bytes, read by aiohttp's server (request.post()), give back each field as it was given."""
+    from aiohttp import web
+
+    from nbtools._engine.batchapi.clients import upload_form
+    from tests.support.helpers import serve_post
+
+    jsonl = '{"custom_id": "r0", "body": {"text": "caf\u00e9\\r\\n--x"}}\n'.encode() * 3
+    seen: dict[str, object] = {}
+
+    async def upload(request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form["file"]
+        assert isinstance(upload, web.FileField)
+        seen.update(purpose=form["purpose"], name=upload.filename, type=upload.content_type, content=upload.file.read())
+        return web.Response()
+
+    body, content_type = upload_form(jsonl)
+    with serve_post("/files", upload) as url:
+        urllib.request.urlopen(urllib.request.Request(url + "/files", data=body, headers={"Content-Type": content_type}))
+    assert seen == {"purpose": "batch", "name": "nbtools-batch.jsonl", "type": "application/jsonl", "content": jsonl}
+
+
 def test_a_wrong_key_and_a_missing_server_are_one_line_errors(openai_server, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-123456")
     with pytest.raises(nbtools.NbtoolsError) as error:
@@ -308,6 +335,15 @@ def test_a_create_whose_answer_is_lost_is_found_not_paid_twice(openai_server) ->
     assert result.texts == ["answer: x", "answer: y"] and openai_server.creates == 1
     openai_server.lose_create_answers = False
     assert openai_batch(openai_server, ["x", "y"]).texts == result.texts and openai_server.creates == 1  # recorded
+
+
+def test_a_dropped_connection_is_retried_but_never_on_the_call_that_creates_the_job(openai_server) -> None:
+    openai_server.hang_ups = {"retrieve": 2}
+    assert openai_batch(openai_server, ["x"]).texts == ["answer: x"] and openai_server.hang_ups == {"retrieve": 0}
+    openai_server.hang_ups = {"create": 1}  # it may have made the job: looked for, not sent again
+    with pytest.raises(nbtools.NbtoolsError, match="closed the connection before answering"):
+        openai_batch(openai_server, ["y"])
+    assert openai_server.creates == 1
 
 
 def test_an_expired_openai_job_from_the_reference_server_keeps_what_ran(openai_server) -> None:

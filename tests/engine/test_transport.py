@@ -3,6 +3,10 @@ before anything is sent, and the in-process simulator needs no socket and no thr
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -33,6 +37,27 @@ def test_transport_in_process_answers_from_the_simulator_with_no_socket_and_no_t
     assert result.endpoint.host.startswith("in-process") and result.endpoint.simulated
     assert threading.active_count() == threads  # no server thread started for it
     assert shared_server(in_process=True).stats()["requests"] >= 2
+
+
+def test_a_batch_api_job_runs_in_process_with_no_aiohttp_no_socket_and_no_thread(tmp_path) -> None:
+    """As in a browser, where aiohttp is not installed: nbtools loaded with the browser's transports."""
+    script = textwrap.dedent("""
+        import asyncio, sys, threading
+        sys.modules["aiohttp"] = None  # not installed
+        real, sys.platform = sys.platform, "emscripten"
+        import nbtools, nbtools.sim
+        sys.platform = real
+        nbtools.sim.shared_server(in_process=True).configure(batch_delay=0.05)
+        threads = threading.active_count()
+        result = asyncio.run(nbtools.abatch(["a", "b [[sim:503]]"], via="batch", transport="in-process",
+                                            poll_interval=0.02))
+        print([row.status for row in result], "HTTP 503" in result[1].error, result.endpoint.host,
+              threading.active_count() - threads, nbtools.sim.shared_server(in_process=True).batch_stats()["uploads"])
+    """)
+    env = {**os.environ, "NBTOOLS_CACHE": str(tmp_path / "replies.sqlite")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["['ok',", "'error']", "True", "in-process", "0", "1"]
 
 
 def test_transport_in_process_refuses_another_server_before_sending(sim) -> None:

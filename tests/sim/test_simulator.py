@@ -493,6 +493,36 @@ def test_openai_sdk_can_call_it_plain_and_streaming(fast: SimServer) -> None:
     assert [m.id for m in client.models.list()] == ["sim-small", "sim-large", "sim-mini", "sim-standard", "sim-pro", "sim-judge"]
 
 
+@pytest.mark.parametrize("in_process", [False, True])
+def test_the_openai_sdk_uploads_a_batch_file_and_reads_its_results(in_process: bool) -> None:
+    """The SDK's own multipart upload (httpx's encoder) read by the simulator, over HTTP and in-process."""
+    import httpx
+
+    from nbtools.sim import LocalSim, httpx_transport, serve_in_process
+
+    jsonl = b"".join(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+                                 "body": body_for(f"caf\u00e9 {i}")}).encode() + b"\n" for i in range(3))
+
+    async def run(sim: SimServer | LocalSim) -> tuple[str, list[str]]:
+        http_client = httpx.AsyncClient(transport=httpx_transport(sim)) if isinstance(sim, LocalSim) else None
+        client = openai.AsyncOpenAI(base_url=sim.base_url, api_key="sk-test", max_retries=0, http_client=http_client)
+        uploaded = await client.files.create(file=("lines.jsonl", jsonl), purpose="batch")
+        assert (await client.files.content(uploaded.id)).read() == jsonl
+        job = await client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                          completion_window="24h")
+        while job.status != "completed":
+            await asyncio.sleep(0.02)
+            job = await client.batches.retrieve(job.id)
+        assert job.output_file_id is not None
+        lines = (await client.files.content(job.output_file_id)).text.splitlines()
+        return uploaded.filename, [json.loads(line)["response"]["body"]["choices"][0]["message"]["content"]
+                                   for line in lines]
+
+    with (serve_in_process if in_process else serve)(batch_delay=0.1, reply="echo", **FAST) as sim:
+        filename, texts = asyncio.run(run(sim))
+    assert filename == "lines.jsonl" and texts == [f"caf\u00e9 {i}" for i in range(3)]
+
+
 def test_shared_server_is_started_once_across_threads() -> None:
     seen: list[SimServer] = []
     threads = [threading.Thread(target=lambda: seen.append(shared_server())) for _ in range(4)]

@@ -86,6 +86,7 @@ class OpenAIBatchServer:
     max_requests: int = 50_000
     expire: bool = False
     lose_create_answers: bool = False  # create the job, then answer 500 (an answer lost on the way)
+    hang_ups: dict[str, int] = field(default_factory=dict)  # "create"/"retrieve" -> requests to hang up on first
     usage: dict[str, Any] = field(default_factory=lambda: {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10})
     uploads: int = 0
     creates: int = 0
@@ -126,7 +127,17 @@ class OpenAIBatchServer:
         data = self.files.get(request.match_info["id"])
         return web.Response(body=data) if data is not None else self._error(404, "No such File object")
 
+    def _hangs_up(self, request: web.Request, route: str) -> bool:
+        """Close the connection without an answer (before acting), if ``hang_ups`` says so for ``route``."""
+        if self.hang_ups.get(route, 0) <= 0 or request.transport is None:
+            return False
+        self.hang_ups[route] -= 1
+        request.transport.close()
+        return True
+
     async def create(self, request: web.Request) -> web.Response:
+        if self._hangs_up(request, "create"):
+            return web.Response()  # never sent: the connection is closed
         body = await request.json()
         if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
             return self._error(400, "endpoint and completion_window='24h' are required")
@@ -164,6 +175,8 @@ class OpenAIBatchServer:
                                   "last_id": data[-1]["id"] if data else None, "has_more": len(self.batches) > limit})
 
     async def retrieve(self, request: web.Request) -> web.Response:
+        if self._hangs_up(request, "retrieve"):
+            return web.Response()  # never sent: the connection is closed
         batch = self.batches.get(request.match_info["id"])
         if batch is None:
             return self._error(404, "No batch found")

@@ -1,4 +1,4 @@
-"""HTTP clients for the providers' Batch APIs, on aiohttp (no SDK), one per request format.
+"""HTTP clients for the providers' Batch APIs, on the transport seam (no SDK), one per request format.
 
 Both turn the provider's job object into one ``JobState`` and its result lines into ``Outcome``s, so
 the runner never looks at provider shapes. Sources of the shapes:
@@ -25,23 +25,26 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from nbtools._base.errors import EndpointError, NbtoolsError
 from nbtools._engine import failures, replies
 from nbtools._engine.batchapi.outcome import Outcome
 from nbtools._engine.batchapi.requests import ANTHROPIC, OPENAI, BatchFormat, Part, row_index
-from nbtools._engine.endpoints import PROFILES, Endpoint
+from nbtools._engine.client import connection_message
+from nbtools._engine.endpoints import PROFILES, Endpoint, local_server
 from nbtools._engine.replies import Completion
 from nbtools._engine.retry import backoff_delay, parse_retry_after
 from nbtools._engine.sse import error_message
+from nbtools._engine.transport import open_transport
+from nbtools._engine.transport.base import BLOCKED, CONNECT, Transport
 
 ANTHROPIC_VERSION = "2023-06-01"
+JSON = "application/json"
 ENDED = ("completed", "failed", "expired", "cancelled")
 CONTROL_RETRIES = 4  # a create / poll / download that meets a 429, 5xx or a dropped connection
 
@@ -90,43 +93,46 @@ def client_for(endpoint: Endpoint, timeout: float) -> BatchClient:
 
 
 class BatchClient:
-    """One aiohttp session to one endpoint. ``async with client:`` then the job calls."""
+    """One transport to one endpoint (the online path's choice of it). ``async with client:`` then the job calls."""
 
     batch_format: BatchFormat = OPENAI
     jobs_path = "/batches"  # where a job is read (GET {path}/{id}) and cancelled (POST {path}/{id}/cancel)
 
     def __init__(self, endpoint: Endpoint, timeout: float) -> None:
         self.endpoint = endpoint
-        self._timeout = aiohttp.ClientTimeout(total=max(timeout, 300.0))  # uploads and downloads are big
-        self._session: aiohttp.ClientSession | None = None
+        self._seconds = max(timeout, 300.0)  # uploads and downloads are big
+        self._transport: Transport | None = None
         self._answered = False  # has the endpoint answered anything yet?
 
     def _headers(self) -> dict[str, str]:
         return self.endpoint.headers()
 
     async def __aenter__(self) -> BatchClient:
-        self._session = aiohttp.ClientSession(headers=self._headers(), timeout=self._timeout)
+        self._transport = open_transport(local_server(self.endpoint.base_url), self._headers(), self._seconds,
+                                         self.endpoint.provider)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._transport is not None:
+            await self._transport.close()
 
-    async def call(self, method: str, url: str, *, json_body: Any = None, data: Any = None, raw: bool = False,
-                   creates_job: bool = False) -> Any:
+    async def call(self, method: str, url: str, *, json_body: Any = None, data: bytes | None = None,
+                   content_type: str = JSON, raw: bool = False, creates_job: bool = False) -> Any:
         """One control call with retries for 429/5xx/dropped connections; JSON (or bytes with ``raw``).
 
         A call that ``creates_job`` is retried only when the server cannot have acted on it (429, or no
         connection at all): a job created whose answer was lost would be paid for twice.
         """
-        assert self._session is not None
+        transport = self._transport
+        assert transport is not None
         if not url.startswith("http"):
             url = self.endpoint.base_url + url
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
         for attempt in range(1, CONTROL_RETRIES + 2):
             retry_after = None
             try:
-                body = data() if callable(data) else data  # a payload is built afresh for each attempt
-                async with self._session.request(method, url, json=json_body, data=body) as resp:
+                async with transport.request(method, url, data, content_type) as resp:
                     content = await resp.read()
                     self._answered = True
                     if resp.status < 300:
@@ -138,19 +144,30 @@ class BatchClient:
                     if not retryable or attempt > CONTROL_RETRIES:
                         raise error
                     retry_after = parse_retry_after(resp.headers)
-            except aiohttp.ClientConnectorError as exc:
-                if attempt > CONTROL_RETRIES or not self._answered:  # nothing there at all: say so now
-                    raise EndpointError(self.endpoint.redact(
-                        f"cannot connect to {self.endpoint.host} ({exc.strerror or 'refused'}): check base_url / "
-                        "the provider, then run again (a job already submitted is kept)")) from None
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except asyncio.TimeoutError:
                 if attempt > CONTROL_RETRIES or creates_job:
-                    raise BatchAPIError(self.endpoint.redact(f"{self.endpoint.host}: {type(exc).__name__} {exc}")) from None
+                    raise BatchAPIError(self.endpoint.redact(
+                        f"{self.endpoint.host} did not answer within {self._seconds:g} s")) from None
+            except transport.errors as exc:
+                self._raise_unless_retried(*transport.describe(exc), last=attempt > CONTROL_RETRIES,
+                                           creates_job=creates_job)
             except ValueError:
                 raise BatchAPIError(f"{self.endpoint.host} answered {method} {url.rsplit('/v1', 1)[-1]} "
                                     "with a body that is not JSON: does this endpoint have a Batch API?") from None
             await asyncio.sleep(backoff_delay(attempt, retry_after))
         raise AssertionError("unreachable")
+
+    def _raise_unless_retried(self, kind: str, detail: str, *, last: bool, creates_job: bool) -> None:
+        """A connection failure of ``kind`` (the transport's words) as its one-line error, unless it is retried:
+        an endpoint not reached at all says so at once, before it ever answered."""
+        host = self.endpoint.host
+        if kind in (CONNECT, BLOCKED):
+            if last or not self._answered:
+                cause = (f"cannot connect to {host} ({detail or 'refused'}): check base_url / the provider"
+                         if kind == CONNECT else connection_message(host, kind, detail))
+                raise EndpointError(self.endpoint.redact(f"{cause}, then run again (a job already submitted is kept)")) from None
+        elif last or creates_job:  # a job may have been made: never sent twice
+            raise BatchAPIError(self.endpoint.redact(connection_message(host, kind, detail))) from None
 
     def _http_error(self, status: int, content: bytes) -> BatchAPIError:
         detail = content[:2000].decode("utf-8", "replace")
@@ -202,14 +219,8 @@ class OpenAIBatches(BatchClient):
     batch_format = OPENAI
 
     async def submit(self, part: Part, metadata: dict[str, str]) -> tuple[str, str | None]:
-        def form() -> aiohttp.FormData:
-            data = aiohttp.FormData()
-            data.add_field("purpose", "batch")
-            data.add_field("file", b"".join(part.lines), filename="nbtools-batch.jsonl",
-                           content_type="application/jsonl")
-            return data
-
-        uploaded = await self.call("POST", "/files", data=form)
+        form, content_type = upload_form(b"".join(part.lines))
+        uploaded = await self.call("POST", "/files", data=form, content_type=content_type)
         try:
             job = await self.call("POST", "/batches", creates_job=True, json_body={
                 "input_file_id": uploaded["id"], "endpoint": part.url, "completion_window": "24h", "metadata": metadata})
@@ -299,8 +310,7 @@ class AnthropicBatches(BatchClient):
     async def submit(self, part: Part, metadata: dict[str, str]) -> tuple[str, str | None]:
         # The lines already are request objects: join them into the JSON array without re-encoding.
         payload = b'{"requests":[' + b",".join(line.rstrip(b"\n") for line in part.lines) + b"]}"
-        job = await self.call("POST", "/messages/batches", creates_job=True,
-                              data=lambda: aiohttp.BytesPayload(payload, content_type="application/json"))
+        job = await self.call("POST", "/messages/batches", creates_job=True, data=payload)
         return str(job["id"]), None
 
     def _state(self, job: dict[str, Any]) -> JobState:
@@ -339,6 +349,18 @@ class AnthropicBatches(BatchClient):
         inner = (result.get("error") or {}).get("error") or result.get("error") or {}
         return Outcome(index, error=self.endpoint.redact(
             f"{inner.get('type') or 'error'} (batch): {inner.get('message') or 'no message'}"))
+
+
+def upload_form(jsonl: bytes) -> tuple[bytes, str]:
+    """The multipart/form-data body of a batch file upload (``purpose=batch`` and the file), and its Content-Type.
+
+    Encoded here, as bytes, so every transport sends it alike. The boundary is random (128 bits, as aiohttp's
+    own): no JSONL line will contain it."""
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="nbtools-batch.jsonl"\r\n'
+            "Content-Type: application/jsonl\r\n\r\n")
+    return head.encode() + jsonl + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 def _lines(content: bytes) -> Iterator[bytes]:

@@ -50,6 +50,10 @@ class AiohttpTransport:
     def get(self, url: str) -> AbstractAsyncContextManager[Any]:
         return self._session.get(url)
 
+    def request(self, method: str, url: str, data: bytes | None, content_type: str) -> AbstractAsyncContextManager[Any]:
+        return self._session.request(method, url, data=data,
+                                     headers=None if data is None else {"Content-Type": content_type})
+
     @staticmethod
     def describe(exc: BaseException) -> tuple[str, str]:
         if isinstance(exc, aiohttp.ClientConnectorError):

@@ -50,9 +50,10 @@ class Reply(Protocol):
 
 
 class Transport(Protocol):
-    """Sends requests to one server (``async with transport.post(...) as reply``). ``errors``: what its calls
-    raise when the connection fails (``describe`` turns one into a kind and a detail); ``cut``: what reading a
-    body raises when it is cut off part-way.
+    """Sends requests to one server (``async with transport.post(...) as reply``): ``post`` and ``get`` are the
+    online path's (its JSON typed by the headers the transport was opened with), ``request`` sends any method and
+    body type. ``errors``: what its calls raise when the connection fails (``describe`` turns one into a kind and a
+    detail); ``cut``: what reading a body raises when it is cut off part-way.
     Timeouts raise asyncio.TimeoutError: for a stream, the longest silence; otherwise the whole exchange."""
 
     errors: tuple[type[BaseException], ...]
@@ -61,6 +62,10 @@ class Transport(Protocol):
     def post(self, url: str, data: bytes, stream: bool) -> AbstractAsyncContextManager[Reply]:
         ...
     def get(self, url: str) -> AbstractAsyncContextManager[Reply]: ...
+    def request(self, method: str, url: str, data: bytes | None,
+                content_type: str) -> AbstractAsyncContextManager[Reply]:
+        """Any method, with a body (if any) of its own ``content_type``: the Batch API's calls."""
+        ...
     def describe(self, exc: BaseException) -> tuple[str, str]: ...
     async def close(self) -> None: ...
 

@@ -68,15 +68,20 @@ class FetchTransport:
     def get(self, url: str) -> Any:
         return self._exchange("GET", url, None, False)
 
+    def request(self, method: str, url: str, data: bytes | None, content_type: str) -> Any:
+        return self._exchange(method, url, data, False, None if data is None else content_type)
+
     @asynccontextmanager
-    async def _exchange(self, method: str, url: str, data: bytes | None, stream: bool) -> AsyncIterator[FetchReply]:
+    async def _exchange(self, method: str, url: str, data: bytes | None, stream: bool,
+                        content_type: str | None = None) -> AsyncIterator[FetchReply]:
         from js import AbortController
         from pyodide.http import pyfetch
 
         abort = AbortController.new()
         loop = asyncio.get_running_loop()
         deadline = None if stream else loop.time() + self._timeout
-        sent = pyfetch(url, method=method, headers=self._headers, signal=abort.signal,
+        headers = self._headers if content_type is None else {**self._headers, "Content-Type": content_type}
+        sent = pyfetch(url, method=method, headers=headers, signal=abort.signal,
                        **({} if data is None else {"body": data.decode()}))
         try:
             try:

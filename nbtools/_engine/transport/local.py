@@ -22,6 +22,8 @@ _END = b""  # queued after the last chunk
 class Exchange(Protocol):
     """One request as a server answers it, whatever carries it."""
 
+    @property
+    def headers(self) -> Mapping[str, str]: ...  # the request's (names in any case): Host, Content-Type
     async def read(self) -> bytes: ...
     async def send(self, status: int, body: bytes, headers: Mapping[str, str], content_type: str = JSON) -> bool: ...
     async def open(self, headers: Mapping[str, str]) -> None: ...  # a 200 whose body follows in writes
@@ -37,8 +39,8 @@ class LocalServer(Protocol):
 class _Pipe:
     """Both ends of one in-process exchange: the server writes into it, the client reads from it."""
 
-    def __init__(self, body: bytes) -> None:
-        self.body = body
+    def __init__(self, body: bytes, host: str, content_type: str) -> None:
+        self.body, self.host, self.content_type = body, host, content_type
         self.started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.chunks: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
         self.status, self.reason, self.headers = 0, None, Headers()
@@ -62,6 +64,12 @@ class _ServerEnd:
 
     def __init__(self, pipe: _Pipe) -> None:
         self._pipe = pipe
+
+    @property
+    def headers(self) -> Headers:
+        """What an HTTP request would carry: the Host its URL names, and its body's Content-Type (if any)."""
+        pipe = self._pipe
+        return Headers({"Host": pipe.host, **({"Content-Type": pipe.content_type} if pipe.content_type else {})})
 
     async def read(self) -> bytes:
         return self._pipe.body
@@ -138,14 +146,19 @@ class LocalTransport:
         return self.send("POST", url, data, stream)
 
     def get(self, url: str) -> Any:
-        return self.send("GET", url, b"", False)
+        return self.send("GET", url, b"", False, "")
+
+    def request(self, method: str, url: str, data: bytes | None, content_type: str) -> Any:
+        return self.send(method, url, data or b"", False, content_type if data is not None else "")
 
     @asynccontextmanager
-    async def send(self, method: str, url: str, data: bytes, stream: bool) -> AsyncIterator[LocalReply]:
+    async def send(self, method: str, url: str, data: bytes, stream: bool,
+                   content_type: str = JSON) -> AsyncIterator[LocalReply]:
         """One request: its reply, read within the timeout (a stream's: the longest silence)."""
-        pipe = _Pipe(data)
+        parts = urlsplit(url)
+        pipe = _Pipe(data, parts.netloc, content_type)
         loop = asyncio.get_running_loop()
-        handler = loop.create_task(self._server.answer(method, urlsplit(url).path, _ServerEnd(pipe)))
+        handler = loop.create_task(self._server.answer(method, parts.path, _ServerEnd(pipe)))
         handler.add_done_callback(lambda task: _ended(task, pipe))
         deadline = None if stream else loop.time() + self._timeout
         try:
