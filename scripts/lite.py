@@ -128,7 +128,8 @@ def for_the_browser(notebook: Path, install: str) -> str:
     """The notebook as the site serves it: a first code cell installs what it needs into the tab's Python."""
     cells = json.loads(notebook.read_text())
     cell = {"cell_type": "code", "execution_count": None, "id": "install-in-the-browser", "metadata": {},
-            "outputs": [], "source": ["# JupyterLite: installed from this site into this browser tab\n", f"%pip install -q {install}"]}
+            "outputs": [], "source": ["# JupyterLite: installed from this site into this browser tab\n",
+                                            f"%pip install -q {install}"]}
     title = 1 if cells["cells"] and cells["cells"][0]["cell_type"] == "markdown" else 0
     cells["cells"].insert(title, cell)
     return json.dumps(cells, indent=1, ensure_ascii=False) + "\n"

@@ -537,9 +537,6 @@ class BatchOptions:
         if self.transport == ("fetch" if sys.platform != "emscripten" else "aiohttp"):
             raise ConfigError(f"transport={self.transport!r} cannot work here (fetch is a browser's; a browser has no "
                               "sockets for aiohttp): use transport='auto'")
-        if self.via == "batch" and sys.platform == "emscripten":
-            raise ConfigError("via='batch' needs a Python server kernel (its Batch API client has no browser "
-                              "transport yet): use via='online' here")
         if self.tier == "flex" and self.timeout == DEFAULT_TIMEOUT:  # flex requests are slower: wait longer
             self.timeout = FLEX_TIMEOUT
         if self.schema is not None and "response_format" in self.params:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.browser_lab import widget_button
-from tests.support.lite_site import AUTHORIZATIONS, printed, run_cells, serving
+from tests.support.lite_site import AUTHORIZATIONS, printed, run_cells, run_notebook, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +60,8 @@ def test_the_lesson_runs_in_the_browser_on_the_in_process_simulator(browser: Any
         'print("SPEEDUP", json.dumps(cmp.speedup))',
         "typed = await nbtools.abatch(['Review: great phone'], schema='sentiment: positive|negative, score: int')\n"
         'print("TYPED", json.dumps([typed[0].status, sorted(typed[0].data)]))',
+        "import os\njobs = await nbtools.abatch(['one', 'two [[sim:500]]', 'three'], via='batch')\n"
+        'print("BATCHAPI", json.dumps([[row.status for row in jobs], os.path.exists("/drive/.nbtools/jobs.sqlite")]))',
         "%%llm_batch --background -n 40 -c 2 -o bg\nHello, how are you?",
         "%llm_cancel bg",
         'await bg\nprint("BACKGROUND", json.dumps(sorted({row.status for row in bg})))',
@@ -71,11 +73,12 @@ def test_the_lesson_runs_in_the_browser_on_the_in_process_simulator(browser: Any
     assert printed(ran, "BATCH") == ["ok"] * 8  # its BatchResult, which awaits to itself, came back to the cell
     assert printed(ran, "SPEEDUP") >= 4
     assert printed(ran, "TYPED") == ["ok", ["score", "sentiment"]]  # pydantic's browser wheel validated it
+    assert printed(ran, "BATCHAPI") == [["ok", "error", "ok"], True]  # a Batch API job in the page, its store in /drive
     assert "cancelled" in printed(ran, "BACKGROUND")  # stopped part-way from the next cell
     assert not ran.elsewhere, ran.elsewhere
 
 
-def test_without_stack_switching_the_magic_still_runs_and_a_blocking_call_says_what_to_do(browser: Any, lite: str) -> None:
+def test_without_stack_switching_the_magic_runs_and_a_blocking_call_says_what_to_do(browser: Any, lite: str) -> None:
     ran = run_cells(browser, lite, [
         "%pip install nbtools-llm",
         "import json, nbtools\nfrom pyodide.ffi import can_run_sync\nprint('JSPI', json.dumps(can_run_sync()))",
@@ -128,9 +131,9 @@ def test_the_fetch_transport_streams_times_out_cancels_and_names_cors(browser: A
     assert not ran.elsewhere, ran.elsewhere
 
 
-def test_a_key_typed_into_the_password_field_is_used_and_shown_nowhere(browser: Any, lite: str) -> None:
+def test_a_key_typed_into_the_password_field_is_used_and_saved_nowhere(browser: Any, lite: str) -> None:
     key = "sk-typed-in-the-browser-0123456789abcdef"
-    ran = run_cells(browser, lite, [
+    ran, saved = run_notebook(browser, lite, [
         "%pip install nbtools-llm",
         "import os, getpass\nos.environ['OPENAI_API_KEY'] = getpass.getpass('OPENAI_API_KEY: ')",
         f"import json, nbtools\nkw = dict(base_url={lite + '/fake/v1'!r}, provider='openai', model='m', retries=0)\n"
@@ -143,6 +146,8 @@ def test_a_key_typed_into_the_password_field_is_used_and_shown_nowhere(browser: 
     assert printed(ran, "KEY") == ["ok", "error", False, False, len(key)]  # not in the cache, nor the error
     assert f"Bearer {key}" in AUTHORIZATIONS  # sent where it belongs
     assert not any(key in text for text in ran.outputs)  # nor in any output, the results' tables included
+    assert "OPENAI_API_KEY" in saved and "KEY [" in saved  # the saved notebook holds the cells and outputs...
+    assert key not in saved  # ...and not the key
 
 
 def site_notebook(name: str) -> list[str]:
@@ -155,7 +160,7 @@ def test_notebook_1_runs_top_to_bottom_in_the_browser_the_openai_sdk_included(br
     ran = run_cells(browser, lite, [*site_notebook("01_serial_vs_concurrent.ipynb"),
                                     'import json\nprint("LESSON", json.dumps([serial_time, concurrent_time]))'])
     text = "\n".join(ran.outputs)
-    assert "Traceback" not in text and "Warning" not in text, text  # the seed recipe (AsyncOpenAI + Semaphore + gather) ran in the page
+    assert "Traceback" not in text and "Warning" not in text, text  # the seed recipe ran in the page
     assert "same answers either way: True" in text, text
     serial, concurrent = printed(ran, "LESSON")
     assert serial / concurrent >= 4, (serial, concurrent)
@@ -200,6 +205,7 @@ def test_notebook_5_runs_then_its_panel_runs_moves_and_cancels_by_hand(browser: 
         expect(number).to_have_value("4")
         expect(header.locator(".inflight")).to_have_text("4 in flight")
         expect(header).to_contain_text("concurrency 4 · 4 in flight · 200 requests")
+        page.wait_for_timeout(2000)  # a few requests end (about 0.6 s each, 4 at a time)
         cancel.click()
         expect(run).to_be_enabled(timeout=10_000)  # the run ended at once
         expect(header).not_to_contain_text("in flight")

@@ -26,6 +26,20 @@ class _SiteHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
+    def do_GET(self) -> None:
+        if self.path.split("?")[0] != "/jupyter-lite.json":
+            super().do_GET()
+            return
+        # The tests drive the app through window.jupyterapp, which JupyterLab exposes for automation on request.
+        config = json.loads((Path(self.directory) / "jupyter-lite.json").read_text())
+        config["jupyter-config-data"]["exposeAppInBrowser"] = True
+        data = json.dumps(config).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_POST(self) -> None:
         if not self.path.startswith("/fake/v1/chat/completions"):
             self.send_error(404)
@@ -88,10 +102,9 @@ def _without_jspi(route: Any) -> None:
     route.fulfill(response=response, body="delete WebAssembly.Suspending; delete WebAssembly.promising;\n" + response.text())
 
 
-def run_cells(browser: Any, root: str, cells: list[str], timeout: float = 150.0, typed: str | None = None,
+def run_cells(browser: Any, root: str, cells: list[str], timeout: float = 150.0,
               then: Callable[[Any], None] | None = None, jspi: bool = True) -> Ran:
     """Open the REPL app with ``cells`` (run in order as it starts, a last one printing DONE) and wait for DONE;
-    ``typed``: the text typed into the first input prompt (a password field for getpass), then Enter;
     ``then(page)``: what a user does next on the page, once every cell ran (its outputs are collected after);
     ``jspi=False``: the kernel runs as in a browser without WebAssembly stack switching."""
     cells = [*cells, f"print({DONE[:3]!r} + {DONE[3:]!r})"]
@@ -108,11 +121,6 @@ def run_cells(browser: Any, root: str, cells: list[str], timeout: float = 150.0,
     texts = "els => els.map(e => e.innerText)"
     try:
         page.goto(f"{root}/repl/index.html?kernel=python&{query}")
-        if typed is not None:
-            field = page.locator(".jp-Stdin-input")
-            field.wait_for(timeout=timeout * 1000)
-            field.fill(typed)
-            field.press("Enter")
         try:
             page.wait_for_function(f"() => document.body.innerText.includes({DONE!r})", timeout=timeout * 1000)
         except Exception:
@@ -133,3 +141,53 @@ def printed(ran: Ran, label: str) -> Any:
         if line.startswith(label + " "):
             return json.loads(line[len(label) + 1:])
     raise AssertionError(f"no output starts with {label!r}:\n" + "\n---\n".join(ran.outputs))
+
+
+_NEW_NOTEBOOK = """async ([cells]) => {
+    const app = window.jupyterapp;
+    await app.restored;
+    const made = await app.serviceManager.contents.newUntitled({type: 'notebook', path: ''});
+    const panel = await app.commands.execute('docmanager:open', {path: made.path, factory: 'Notebook',
+                                                                 kernel: {name: 'python'}});
+    await panel.context.ready;
+    await panel.sessionContext.ready;
+    panel.content.model.sharedModel.insertCells(0, cells.map(source => ({cell_type: 'code', source})));
+    window.nbtoolsPanel = panel;
+    return made.path;
+}"""
+_RUN_CELL = """([index]) => {
+    window.nbtoolsPanel.content.activeCellIndex = index;
+    window.nbtoolsRun = window.jupyterapp.commands.execute('notebook:run-cell');
+}"""
+_SAVE_AND_READ = """async ([path]) => {
+    const app = window.jupyterapp;
+    await app.commands.execute('docmanager:save');
+    const saved = await app.serviceManager.contents.get(path, {content: true});
+    return JSON.stringify(saved.content);
+}"""
+
+
+def run_notebook(browser: Any, root: str, cells: list[str], typed: str, timeout: float = 150.0) -> tuple[Ran, str]:
+    """A new notebook in the lab app with ``cells``, run one by one (``typed`` into the cell's password prompt
+    where one asks), saved, and read back from the site's storage: what ran, and the saved notebook's text."""
+    context = browser.new_context()
+    page = context.new_page()
+    started = time.monotonic()
+    try:
+        page.goto(f"{root}/lab/index.html")
+        page.wait_for_function("() => window.jupyterapp", timeout=timeout * 1000)
+        path = page.evaluate(_NEW_NOTEBOOK, [cells])
+        for index, cell in enumerate(cells):
+            page.evaluate(_RUN_CELL, [index])
+            if "getpass" in cell:
+                field = page.locator(".jp-Stdin-input")
+                field.wait_for(timeout=timeout * 1000)
+                field.fill(typed)
+                field.press("Enter")
+            page.evaluate("() => window.nbtoolsRun")
+        outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
+        saved = page.evaluate(_SAVE_AND_READ, [path])
+    finally:
+        seconds = time.monotonic() - started
+        context.close()
+    return Ran(outputs, [], seconds), saved
