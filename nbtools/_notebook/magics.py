@@ -88,8 +88,7 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
             if not parsed.background:
                 print("nbtools: this browser cannot make this cell wait (no WebAssembly stack switching): "
                       "running as --background")
-            self._say_what_changed(parsed)
-            self._start_background(replace(parsed, background=True), between_cells=True)  # starting needs no wait
+            self._begin(replace(parsed, background=True), between_cells=True)  # starting it needs no wait
             return
         # Asked before we run a loop of our own: a kernel's loop runs on after the cell, terminal IPython has none.
         run_blocking(self.dispatch(parsed, between_cells=_loop_running()))
@@ -239,13 +238,19 @@ class LLMBatch(OptionTraits):  # type: ignore[misc]
     async def dispatch(self, parsed: ParsedCell, between_cells: bool) -> None:
         """The one way a parsed cell runs: in the background, submitted to a Batch API, or to the end in view.
         ``between_cells``: a loop runs on after the cell (a kernel's), so work may outlive it."""
-        self._say_what_changed(parsed)
-        if parsed.background:
-            self._start_background(parsed, between_cells)
-        elif parsed.batch_api and not parsed.wait and between_cells:  # return once submitted
+        if self._begin(parsed, between_cells):
+            return
+        if parsed.batch_api and not parsed.wait and between_cells:  # return once submitted
             await self._submit_batch(parsed)
         else:
             await self.run(parsed)
+
+    def _begin(self, parsed: ParsedCell, between_cells: bool) -> bool:
+        """What every run does first, with no wait: say what changed, and start a --background run (True: all done)."""
+        self._say_what_changed(parsed)
+        if parsed.background:
+            self._start_background(parsed, between_cells)
+        return parsed.background
 
     def _say_what_changed(self, parsed: ParsedCell) -> None:
         """A cell run again with other options says which, in one line: its replies are not the last run's."""

@@ -131,22 +131,28 @@ def summary_line(s: Figures) -> str:
     notable = "; ".join(f"{n} {labels.FINISH[r].long if r in labels.FINISH else r}" for r, n in s.finish_reasons.items())
     if notable:
         text += f"; {notable}"
-    if s.error_kinds:
-        text += "; errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
-    if s.schema_form is not None:
-        text += f"; {schema_text(s)}"
-    if s.checks:
-        text += f"; {checks_text(s)}"
-    text += f"; {cost_text(s)}"
-    cache = prompt_cache_text(s)
-    if cache:
-        text += f"; {cache}"
+    text += "".join(f"; {line}" for line in [cost_text(s), *_details(s)])
     if s.layout_note:
         text += f"\nLayout: {s.layout_note}"
     if s.judge is not None:
         text += f"\n{judge_text(s.judge)}"
     limit = server_limit(s)
     return text + (f"\n{limit}" if limit else "")
+
+
+def _details(s: Figures) -> list[str]:
+    """What the summary says after its figures and cost, in one order for the text and the HTML."""
+    lines = []
+    if s.error_kinds:
+        lines.append("errors by kind: " + ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items()))
+    if s.schema_form is not None:
+        lines.append(schema_text(s))
+    if s.checks:
+        lines.append(checks_text(s))
+    cache = prompt_cache_text(s)
+    if cache:
+        lines.append(cache)
+    return lines
 
 
 def prompt_cache_text(s: Figures) -> str:
@@ -280,20 +286,11 @@ def summary_html(batch: BatchState, s: Figures) -> str:
     body = "".join(f"<td class='num'>{escape(v)}</td>" for _, v in cells)
     html = f"<table><tr>{head}</tr><tr>{body}</tr></table>"
     html += f"<div class='{'note' if s.capped and s.not_sent else 'muted'}'>{escape(cost_text(s))}</div>"
-    if s.error_kinds:
-        kinds = ", ".join(f"{kind} {n}" for kind, n in s.error_kinds.items())
-        html += f"<div class='muted'>errors by kind: {escape(kinds)}</div>"
-    if s.schema_form is not None:
-        html += f"<div class='muted'>{escape(schema_text(s))}</div>"
-    if s.checks:
-        html += f"<div class='muted'>{escape(checks_text(s))}</div>"
-    if s.judge is not None:
-        html += f"<div class='muted'>{escape(judge_text(s.judge))}</div>"
-    cache = prompt_cache_text(s)
-    if cache:
-        html += f"<div class='muted'>{escape(cache)}</div>"
+    html += "".join(f"<div class='muted'>{escape(line)}</div>" for line in _details(s))
     if s.layout_note:
         html += f"<div class='note'>Layout: {escape(s.layout_note)}</div>"
+    if s.judge is not None:
+        html += f"<div class='muted'>{escape(judge_text(s.judge))}</div>"
     if s.client_late is not None and batch.batch_run is None:
         html += f"<div class='muted'>{escape(withheld_text(s))}</div>"
     limit = server_limit(s)

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 
 from nbtools._engine.transport.base import IN_BROWSER
 from nbtools.sim.config import SimConfig
-from nbtools.sim.local import LocalSim, local_server, shared_local
+from nbtools.sim.local import LocalSim, Running, local_server, shared_local
 from nbtools.sim.simulator import Simulator
 
 T = TypeVar("T")
 
 
-class SimServer:
+class SimServer(Running):
     """A simulator listening on ``host:port`` (0 = any free port) until ``stop()``."""
 
     def __init__(self, config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -104,14 +104,6 @@ class SimServer:
 
         return asyncio.run_coroutine_threadsafe(call(), self._loop).result()
 
-    def __enter__(self) -> SimServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<SimServer {self.base_url} {'running' if self.running else 'stopped'}>"
 
 
 def serve(config: SimConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,

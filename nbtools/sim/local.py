@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, TypeVar
 
 from nbtools._engine.transport.base import TransportError
 from nbtools._engine.transport.local import Exchange, LocalReply, LocalTransport
@@ -21,7 +21,32 @@ _numbers = itertools.count(1)
 _by_url: dict[str, LocalSim] = {}  # the in-process simulators running, by base URL
 
 
-class LocalSim:
+S = TypeVar("S", bound="Running")
+
+
+class Running:
+    """A simulator's life as a context manager: ``with`` stops it at the end; its repr names its URL and state."""
+
+    base_url: str
+
+    @property
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.base_url} {'running' if self.running else 'stopped'}>"
+
+
+class LocalSim(Running):
     """A simulator answering in this process until ``stop()``; its ``base_url`` names it, no socket behind it."""
 
     def __init__(self, config: SimConfig | None = None) -> None:
@@ -60,15 +85,6 @@ class LocalSim:
 
     def stop(self) -> None:
         _by_url.pop(self.base_url, None)
-
-    def __enter__(self) -> LocalSim:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<LocalSim {self.base_url} {'running' if self.running else 'stopped'}>"
 
 
 def serve_in_process(config: SimConfig | None = None, **knobs: Any) -> LocalSim:
